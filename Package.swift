@@ -1,0 +1,63 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "orchestrator",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "orchestrator", targets: ["orchestrator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Linux calls that Glibc does not export to Swift (GNU extensions, raw syscalls).
+        .target(name: "CLinuxShims"),
+        // Pure logic: no I/O, no clock of its own. Most unit tests live here.
+        .target(name: "OrchestratorCore", swiftSettings: strict),
+        // TOML file -> validated Config, every problem with file:line.
+        .target(
+            name: "OrchestratorConfig",
+            dependencies: ["OrchestratorCore", .product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strict),
+        // The durable ledger: jobs, attempts, transitions (GRDB over system SQLite).
+        .target(
+            name: "OrchestratorStore",
+            dependencies: ["OrchestratorCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
+        // Linux effects: inotify, posix_spawn + pidfd, renames, locks, sd_notify.
+        .target(
+            name: "OrchestratorPlatform",
+            dependencies: ["CLinuxShims", "OrchestratorCore"],
+            swiftSettings: strict),
+        // The daemon and the commands, composed from the modules above.
+        .target(
+            name: "OrchestratorDaemon",
+            dependencies: [
+                "OrchestratorCore", "OrchestratorConfig", "OrchestratorStore", "OrchestratorPlatform",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        // Thin command-line shell.
+        .executableTarget(
+            name: "orchestrator",
+            dependencies: [
+                "OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .testTarget(name: "OrchestratorCoreTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
+        .testTarget(
+            name: "OrchestratorConfigTests", dependencies: ["OrchestratorConfig", "OrchestratorCore"],
+            swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)
