@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // Linux calls that Glibc does not export to Swift (GNU extensions, raw syscalls).
@@ -43,6 +44,7 @@ let package = Package(
             dependencies: [
                 "OrchestratorCore", "OrchestratorConfig", "OrchestratorStore", "OrchestratorPlatform",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict),
         // Thin command-line shell.
@@ -57,6 +59,8 @@ let package = Package(
         .testTarget(
             name: "OrchestratorConfigTests", dependencies: ["OrchestratorConfig", "OrchestratorCore"],
             swiftSettings: strict),
+        .testTarget(
+            name: "OrchestratorPlatformTests", dependencies: ["OrchestratorPlatform"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

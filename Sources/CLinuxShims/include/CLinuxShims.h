@@ -1,0 +1,59 @@
+// Linux calls that Swift's Glibc module does not export (GNU extensions, raw syscalls,
+// function-like macros). Every function returns 0 or a value >= 0 on success; on failure
+// it returns -1 with errno set, unless its comment says otherwise.
+#ifndef ORCH_CLINUXSHIMS_H
+#define ORCH_CLINUXSHIMS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Starts `path` in a new session (pid == pgid == sid) with an empty signal mask, every
+/// catchable signal at its default action, fds 0/1/2 taken from the three fds (stdin_fd < 0
+/// means /dev/null; stdout_fd or stderr_fd < 0 keeps the caller's), working directory `cwd`
+/// (NULL or "" keeps the caller's; a relative `path` is resolved after the chdir), and every
+/// other fd closed. `search_path` != 0 uses posix_spawnp (PATH of the calling process).
+/// Returns 0, or an errno value (posix_spawn style: glibc reports exec failures such as
+/// ENOENT, EACCES or a failed chdir this way). errno is not used.
+int orch_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+               const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd, int search_path);
+
+/// Whether a chdir to `path` would succeed, without changing directory: 0, or the errno value
+/// chdir would give (ENOENT, ENOTDIR, EACCES...). Used to explain a failed orch_spawn.
+int orch_check_enterable_dir(const char *path);
+
+/// pidfd_open(2), flags 0. The fd is close-on-exec.
+int orch_pidfd_open(pid_t pid);
+
+/// renameat2(2) with RENAME_NOREPLACE: fails with EEXIST instead of replacing `newpath`.
+int orch_renameat2_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+
+/// pipe2(O_CLOEXEC); only the read end fds[0] is made O_NONBLOCK.
+int orch_pipe_cloexec_nonblock(int fds[2]);
+
+/// waitid(P_PID, pid, WEXITED | WNOWAIT | WNOHANG): 1 if the child has terminated (it stays
+/// a zombie, so its pid and process group cannot be reused), 0 if it is still running.
+int orch_child_has_exited(pid_t pid);
+
+typedef struct {
+    int32_t signaled;      ///< 1: killed by `code` (a signal number); 0: exited with status `code`
+    int32_t code;
+    int64_t user_usec;
+    int64_t system_usec;
+    int64_t maxrss_kib;
+} orch_reaped;
+
+/// wait4(pid, ..., 0, &rusage), retried on EINTR: reaps the child and decodes its status.
+int orch_reap(pid_t pid, orch_reaped *out);
+
+/// prctl(PR_SET_CHILD_SUBREAPER, on).
+int orch_set_child_subreaper(int on);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

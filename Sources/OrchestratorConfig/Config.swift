@@ -1,0 +1,163 @@
+import OrchestratorCore
+
+/// A loaded and validated `orchestrator.toml`.
+///
+/// Every value is checked and every relative path resolved at load, so the rest of the daemon
+/// never sees a malformed setting or depends on the current directory.
+public struct Config: Sendable {
+    /// Absolute path of the config file.
+    public var file: String
+    /// The config file's directory; relative paths in the file resolve against it, never the cwd.
+    public var baseDirectory: String
+    public var paths: Paths
+    public var inbox: InboxSettings
+    public var limits: Limits
+    /// In file order; the first one that matches a file takes it.
+    public var handlers: [Handler]
+    /// In file order.
+    public var tasks: [TaskDefinition]
+    public var sweeps: Sweeps
+    private var sourceMap: SourceMap?
+
+    public init(file: String, baseDirectory: String, paths: Paths, inbox: InboxSettings = .defaults,
+                limits: Limits = .defaults, handlers: [Handler] = [], tasks: [TaskDefinition] = [],
+                sweeps: Sweeps = .defaults) {
+        self.file = file
+        self.baseDirectory = baseDirectory
+        self.paths = paths
+        self.inbox = inbox
+        self.limits = limits
+        self.handlers = handlers
+        self.tasks = tasks
+        self.sweeps = sweeps
+    }
+
+    /// Reads and validates `file` (relative to the current directory if not absolute).
+    ///
+    /// Throws every problem found, each with its line, not just the first: a user fixing a
+    /// config should not have to run the check once per typo.
+    public static func load(file: String) throws(ConfigErrors) -> Config {
+        let bytes: [UInt8]
+        switch FileSystem.readFile(file) {
+        case .success(let contents):
+            bytes = contents
+        case .failure(let reason):
+            throw ConfigErrors(problems: [ConfigProblem(file: file, line: 0,
+                                                        message: "cannot read config file: \(reason)")])
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigErrors(problems: [ConfigProblem(file: file, line: firstInvalidUTF8Line(bytes),
+                                                        message: "the file is not valid UTF-8")])
+        }
+        return try parse(text: text, file: file)
+    }
+
+    /// Validates `text` as if it were the contents of `file`.
+    ///
+    /// `file` names the file in messages and its directory is the base for relative paths; the
+    /// file itself is not read.
+    public static func parse(text: String, file: String) throws(ConfigErrors) -> Config {
+        let absoluteFile = FileSystem.absolute(file, relativeTo: FileSystem.currentDirectory())
+        let baseDirectory = FileSystem.directory(of: absoluteFile)
+        let root: [String: TOMLNode]
+        switch TOMLNode.parse(text) {
+        case .success(let table):
+            root = table
+        case .failure(let error):
+            // After a syntax error the tree is unknown, so nothing else can be checked reliably.
+            let column = error.column > 0 ? " (column \(error.column))" : ""
+            throw ConfigErrors(problems: [ConfigProblem(file: file, line: error.line,
+                                                        message: "TOML syntax error: \(error.message)\(column)")])
+        }
+        let sourceMap = SourceMap(scanning: text)
+        var validator = ConfigValidator(file: file, baseDirectory: baseDirectory, sourceMap: sourceMap)
+        guard var config = validator.validate(root, absoluteFile: absoluteFile) else {
+            throw ConfigErrors(problems: validator.sortedProblems)
+        }
+        config.sourceMap = sourceMap
+        return config
+    }
+
+    /// The first handler whose `match` takes `path`, or nil: the file fails with "no handler".
+    public func handler(for path: RelativePath) -> Handler? {
+        handlers.first { $0.matches(path) }
+    }
+
+    /// Whether the inbox file at `path` (relative to Inbox) is input at all.
+    ///
+    /// Exclude wins over include. An exclude pattern without `/` also rejects a path when it
+    /// matches any one component, so the default `.*` and `*.tmp` keep hidden folders and
+    /// partial files out of subfolders too when `recursive = true`. Paths inside the processing,
+    /// Done, Failed or state directories are never input, should those lie inside Inbox.
+    public func accepts(_ path: RelativePath) -> Bool {
+        guard !path.bytes.isEmpty, !isInsideManagedDirectory(path) else { return false }
+        let components = path.components.map { RelativePath(Array($0)) }
+        for glob in inbox.exclude {
+            if glob.matches(path) { return false }
+            if !glob.pattern.contains("/") && components.count > 1 && components.contains(where: glob.matches) {
+                return false
+            }
+        }
+        return inbox.include.contains { $0.matches(path) }
+    }
+
+    /// The line of a key in the file, by the path a message would use: `paths.processing`,
+    /// `handler[0].command`, `task[2]` (its header). Falls back to the enclosing table; 0 when
+    /// neither is written in the file (the value is a default).
+    ///
+    /// For checks that only the daemon can make at start (e.g. that the processing area is on
+    /// Inbox's filesystem) but must still be reported as `FILE:LINE`.
+    public func line(ofKey keyPath: String) -> Int {
+        guard let sourceMap else { return 0 }
+        return sourceMap.line(of: KeyPathSyntax.parse(keyPath))
+    }
+
+    private func isInsideManagedDirectory(_ path: RelativePath) -> Bool {
+        let inboxPrefix = Array((paths.inbox == "/" ? "/" : paths.inbox + "/").utf8)
+        for directory in [paths.processing, paths.done, paths.failed, paths.state] {
+            let absolute = Array(directory.utf8)
+            guard absolute.starts(with: inboxPrefix) else { continue }
+            let relative = Array(absolute[inboxPrefix.count...])
+            if path.bytes == relative || path.bytes.starts(with: relative + [UInt8(ascii: "/")]) { return true }
+        }
+        return false
+    }
+
+    private static func firstInvalidUTF8Line(_ bytes: [UInt8]) -> Int {
+        for (index, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
+        where String(validating: line, as: UTF8.self) == nil {
+            return index + 1
+        }
+        return 0
+    }
+}
+
+/// Reads the `handler[0].breaker.cooldown` spelling back into a path.
+enum KeyPathSyntax {
+    static func parse(_ text: String) -> TOMLPath {
+        var path = TOMLPath.root
+        var name = ""
+        var characters = text[...]
+        while let character = characters.popFirst() {
+            switch character {
+            case ".":
+                if !name.isEmpty { path = path.key(name) }
+                name = ""
+            case "[":
+                if !name.isEmpty { path = path.key(name) }
+                name = ""
+                let digits = characters.prefix { $0 != "]" }
+                characters = characters.dropFirst(digits.count + 1)
+                if let index = Int(digits) { path = path.index(index) }
+            case "\"":
+                let quoted = characters.prefix { $0 != "\"" }
+                characters = characters.dropFirst(quoted.count + 1)
+                name += quoted
+            default:
+                name.append(character)
+            }
+        }
+        if !name.isEmpty { path = path.key(name) }
+        return path
+    }
+}

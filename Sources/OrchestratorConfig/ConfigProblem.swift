@@ -1,0 +1,35 @@
+/// One thing wrong with a config file, located at a line.
+public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
+    /// The config file as the caller named it.
+    public var file: String
+    /// 1-based; 0 when the problem has no line (the file could not be read, or a default value is at fault).
+    public var line: Int
+    /// What is wrong, without location.
+    public var message: String
+
+    public init(file: String, line: Int, message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+
+    /// `FILE:LINE: error: MESSAGE`, the form editors and CI logs recognise (`FILE: error: ...` without a line).
+    public var description: String {
+        line > 0 ? "\(file):\(line): error: \(message)" : "\(file): error: \(message)"
+    }
+}
+
+/// Every problem found in a config file; loading throws this instead of stopping at the first.
+public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
+    /// In line order.
+    public var problems: [ConfigProblem]
+
+    public init(problems: [ConfigProblem]) {
+        self.problems = problems
+    }
+
+    /// One line per problem.
+    public var description: String {
+        problems.map(\.description).joined(separator: "\n")
+    }
+}

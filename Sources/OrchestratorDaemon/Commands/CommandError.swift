@@ -1,0 +1,38 @@
+import OrchestratorConfig
+
+/// Exit statuses of the command-line interface (SPEC section 3).
+public enum ExitStatus: Int32, Sendable {
+    case ok = 0
+    case failure = 1
+    case usage = 64
+    case badInput = 65
+    case unavailable = 69
+    case config = 78
+}
+
+/// An error that ends a command: printed as lines on stderr, never as a stack trace.
+public struct CommandError: Error, Sendable, CustomStringConvertible {
+    public let status: ExitStatus
+    public let lines: [String]
+
+    public init(_ status: ExitStatus, _ message: String) {
+        self.status = status
+        self.lines = [message]
+    }
+
+    public init(configErrors: ConfigErrors) {
+        self.status = .config
+        self.lines = configErrors.problems.map(\.description)
+    }
+
+    public var description: String { lines.joined(separator: "\n") }
+}
+
+/// Loads the config for a command; every problem becomes a `FILE:LINE: error:` line and exit 78.
+public func loadConfig(_ path: String) throws(CommandError) -> Config {
+    do {
+        return try Config.load(file: path)
+    } catch {
+        throw CommandError(configErrors: error)
+    }
+}

@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorPlatform
+import OrchestratorStore
+
+/// `orchestrator watch`: prepares folders, takes the instance lock, opens the store and runs the
+/// dispatcher until SIGTERM/SIGINT.
+public enum Daemon {
+    public static func run(config: Config, logFormat: LogFormat, dryRun: Bool) throws(CommandError) -> ExitStatus {
+        let logger = makeLogger(format: logFormat)
+        try prepareFolders(config)
+        if dryRun { return DryRun.watch(config: config, logger: logger) }
+
+        let lock: InstanceLock
+        do {
+            switch try InstanceLock.acquire(config.paths.state + "/daemon.lock") {
+            case .acquired(let acquired): lock = acquired
+            case .heldBy(let pid):
+                throw CommandError(
+                    .unavailable,
+                    "error: another orchestrator\(pid.map { " (pid \($0))" } ?? "") is already watching with state \(config.paths.state)")
+            }
+        } catch let error as CommandError {
+            throw error
+        } catch {
+            throw CommandError(.unavailable, "error: \(error)")
+        }
+
+        let store: Store
+        do {
+            store = try Store(directory: config.paths.state)
+        } catch {
+            throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
+        }
+
+        let finished = DispatchSemaphore(value: 0)
+        let exitCode = LockedBox<Int32>(0)
+        let dispatcher = Dispatcher(
+            config: config, store: store, logger: logger,
+            notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+        ) { code in
+            exitCode.value = code
+            finished.signal()
+        }
+        let startError = LockedBox<String?>(nil)
+        dispatcher.queue.async {
+            do {
+                try dispatcher.start()
+            } catch {
+                startError.value = "\(error)"
+                dispatcher.stop(exitCode: 1)
+            }
+        }
+        finished.wait()
+        withExtendedLifetime(lock) {}
+        if let message = startError.value { throw CommandError(.failure, "error: \(message)") }
+        return exitCode.value == 0 ? .ok : .failure
+    }
+
+    static func makeLogger(format: LogFormat) -> Logger {
+        var logger = Logger(label: "orchestrator") { label in LineLogHandler(label: label, format: format) }
+        if let level = ProcessInfo.processInfo.environment["ORCH_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) {
+            logger.logLevel = level
+        }
+        return logger
+    }
+
+    /// Creates missing folders and refuses a processing area on another filesystem than Inbox, where
+    /// the claiming rename would not be atomic.
+    static func prepareFolders(_ config: Config) throws(CommandError) {
+        for path in [config.paths.inbox, config.paths.done, config.paths.failed, config.paths.state,
+                     config.paths.processing, config.paths.state + "/logs"]
+        {
+            do {
+                try FileSystem.createDirectories(PathBytes(path))
+            } catch {
+                throw CommandError(.config, "\(config.file): error: cannot create \(path): \(error)")
+            }
+        }
+        let inbox = FileSystem.status(PathBytes(config.paths.inbox))
+        let processing = FileSystem.status(PathBytes(config.paths.processing))
+        if let inbox, let processing, inbox.device != processing.device {
+            throw CommandError(
+                .config,
+                "\(config.file): error: processing area \(config.paths.processing) is not on the same filesystem as Inbox \(config.paths.inbox)")
+        }
+    }
+}
+
+/// A value shared between the dispatcher queue and the main thread.
+final class LockedBox<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}

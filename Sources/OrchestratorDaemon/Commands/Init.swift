@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import OrchestratorConfig
+import OrchestratorPlatform
+
+/// `orchestrator init [DIR]`: a ready-to-run instance. Never overwrites anything that exists.
+public enum Init {
+    public static func run(directory: String) throws(CommandError) -> [String] {
+        let root = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
+        var lines: [String] = []
+        for folder in ["Inbox", "Done", "Failed", "config", "workers", ".orchestrator"] {
+            let path = PathBytes(root + "/" + folder)
+            if FileSystem.exists(path) {
+                lines.append("kept    \(path)/")
+                continue
+            }
+            do {
+                try FileSystem.createDirectories(path)
+            } catch {
+                throw CommandError(.badInput, "error: cannot create \(path): \(error)")
+            }
+            lines.append("created \(path)/")
+        }
+        for (relative, contents, mode) in [
+            ("config/orchestrator.toml", Templates.config, 0o644), ("workers/process.sh", Templates.worker, 0o755),
+        ] {
+            let path = PathBytes(root + "/" + relative)
+            if FileSystem.exists(path) {
+                lines.append("kept    \(path)")
+                continue
+            }
+            do {
+                try FileSystem.writeFile(path, Array(contents.utf8), mode: mode_t(mode))
+            } catch {
+                throw CommandError(.badInput, "error: cannot write \(path): \(error)")
+            }
+            lines.append("created \(path)")
+        }
+        return lines
+    }
+}
+
+/// The files `init` writes; the repository's own config/orchestrator.toml and workers/process.sh are
+/// these same texts (a test keeps them identical).
+public enum Templates {
+    public static let config = #"""
+# orchestrator configuration. Relative paths resolve against this file's folder.
+# Every key below is optional except a handler's name and command; unknown keys are errors.
+
+[paths]
+inbox  = "../Inbox"              # drop files here
+done   = "../Done"               # files whose worker exited 0
+failed = "../Failed"             # files whose last attempt failed for good
+state  = "../.orchestrator"      # SQLite database, lock, per-attempt logs
+processing = "../Inbox/.processing"   # claimed files wait here; same filesystem as inbox
+
+[inbox]
+include   = ["*"]
+exclude   = [".*", "*.tmp", "*.part", "*.crdownload", "~*"]
+recursive = false                # watch subfolders too; keep relative paths in Done/Failed
+settle    = "500ms"              # a file written in place counts as arrived after this long unchanged
+
+[limits]
+max_concurrent   = 2             # workers running at once
+shutdown_grace   = "30s"         # on SIGTERM/SIGINT, how long running workers may finish
+
+# Handlers: first match wins. {file} is the claimed file's absolute path, {name} its path relative
+# to Inbox; also {stem} {ext} {job} {attempt}. Workers run with this folder as working directory.
+[[handler]]
+name         = "default"
+match        = ["*"]
+command      = ["../workers/process.sh", "{file}"]   # records name, size, lines, sha256; fails on empty files
+priority     = 5
+timeout      = "10m"             # then SIGTERM to the worker's process group, SIGKILL 5s later
+max_attempts = 3
+backoff      = "30s"             # exponential with jitter: 30s, 60s, 120s ...
+
+[sweeps]
+ingest = "5m"                    # rescan Inbox for files no event announced
+
+"""#
+
+    public static let worker = #"""
+#!/bin/sh
+# Sample worker: records each file's name, size, line count and sha256 in reports/inventory.tsv
+# beside the config folder, and refuses empty files (so a failure is easy to try out).
+# The orchestrator runs it with the config folder as working directory and the file as "$1".
+set -eu
+file="$1"
+name="${ORCH_NAME:-$(basename -- "$file")}"
+if [ ! -s "$file" ]; then
+    echo "refusing empty file: $name" >&2
+    exit 1
+fi
+size=$(wc -c < "$file")
+lines=$(wc -l < "$file")
+sum=$(sha256sum < "$file" | cut -d' ' -f1)
+# Tabs and newlines in a name would break the table's rows.
+clean=$(printf '%s' "$name" | tr '\t\n' '  ')
+mkdir -p ../reports
+printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$sum" "$size" "$lines" "$clean" >> ../reports/inventory.tsv
+echo "recorded $clean: $size bytes, $lines lines, sha256 $sum"
+
+"""#
+}

@@ -1,0 +1,68 @@
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorPlatform
+
+/// `orchestrator replay`: moves files from Failed/ back into Inbox/, where they arrive as new jobs with a
+/// fresh retry budget. Works with or without a running daemon: the rename into Inbox is what a daemon
+/// sees, and what the next start finds otherwise.
+public enum Replay {
+    public struct Outcome: Sendable {
+        public var lines: [String] = []
+        public var problems: [String] = []
+    }
+
+    public static func run(config: Config, paths: [String], all: Bool, dryRun: Bool, workingDirectory: String) throws(CommandError) -> Outcome {
+        let failedRoot = PathBytes(config.paths.failed)
+        guard let failedReal = FileSystem.realPath(failedRoot) else {
+            throw CommandError(.badInput, "error: Failed folder \(failedRoot) does not exist")
+        }
+        var names: [RelativePath] = []
+        if all {
+            let cursor = DirectoryCursor(root: failedRoot, recursive: true) { _ in false }
+            while case let slice = cursor.next(limit: 1024), !slice.isEmpty { names += slice.map(\.path) }
+        } else {
+            for argument in paths {
+                names.append(try resolve(argument, failedReal: failedReal, failedRoot: failedRoot, workingDirectory: workingDirectory))
+            }
+        }
+        var outcome = Outcome()
+        let inbox = PathBytes(config.paths.inbox)
+        for name in names {
+            if dryRun {
+                outcome.lines.append("would replay \(name)")
+                continue
+            }
+            do {
+                if let finalName = try FileSystem.moveAvoidingCollisions(
+                    failedRoot.appending(name), into: inbox, as: name, tag: "replay")
+                {
+                    outcome.lines.append("replayed \(name) -> Inbox/\(finalName)")
+                } else {
+                    outcome.problems.append("error: \(name) is no longer in Failed/")
+                }
+            } catch {
+                outcome.problems.append("error: cannot replay \(name): \(error)")
+            }
+        }
+        FileSystem.syncDirectory(inbox)
+        return outcome
+    }
+
+    /// Accepts a path to a file inside Failed/ (absolute, relative to the current directory, or relative to
+    /// Failed/). Anything that resolves elsewhere, through `..` or a symlink, is refused with exit 65.
+    static func resolve(_ argument: String, failedReal: PathBytes, failedRoot: PathBytes, workingDirectory: String) throws(CommandError) -> RelativePath {
+        let given = argument.hasPrefix("/") ? PathBytes(argument) : PathBytes(workingDirectory + "/" + argument)
+        let prefix = failedReal.bytes + [UInt8(ascii: "/")]
+        let resolved = [given, failedRoot.appending(RelativePath(argument))].compactMap(FileSystem.realPath)
+        if let inside = resolved.first(where: { $0.bytes.starts(with: prefix) }) {
+            guard FileSystem.status(inside)?.isRegular == true else {
+                throw CommandError(.badInput, "error: \(argument) is not a file")
+            }
+            return RelativePath(Array(inside.bytes.dropFirst(prefix.count)))
+        }
+        if !resolved.isEmpty || argument.split(separator: "/").contains("..") {
+            throw CommandError(.badInput, "error: \(argument) is not inside the Failed folder \(failedRoot); refusing to move it")
+        }
+        throw CommandError(.badInput, "error: \(argument) does not exist in the Failed folder \(failedRoot)")
+    }
+}

@@ -1,0 +1,279 @@
+import Foundation
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorPlatform
+import OrchestratorStore
+
+/// `status`, `history` and `show`: read-only views of the store, safe while the daemon runs.
+public enum Reports {
+    // MARK: status
+
+    public static func status(config: Config, json: Bool) throws(CommandError) -> String {
+        let daemonPID = InstanceLock.holder(config.paths.state + "/daemon.lock")
+        var waiting = 0
+        let cursor = DirectoryCursor(root: PathBytes(config.paths.inbox), recursive: config.inbox.recursive) { name in
+            name.components.contains { $0.first == UInt8(ascii: ".") }
+        }
+        while case let slice = cursor.next(limit: 4096), !slice.isEmpty { waiting += slice.count }
+
+        let storeFile = config.paths.state + "/orchestrator.sqlite"
+        var counts = QueueCounts(byState: [:])
+        var runningJobs: [(JobRecord, AttemptRecord)] = []
+        if FileManager.default.fileExists(atPath: storeFile) {
+            let store = try openStore(config)
+            do {
+                try store.read { reader in
+                    counts = try reader.counts()
+                    for attempt in try reader.runningAttempts() {
+                        if let job = try reader.job(id: attempt.jobID) { runningJobs.append((job, attempt)) }
+                    }
+                }
+            } catch {
+                throw CommandError(.failure, "error: cannot read the state database: \(error)")
+            }
+        }
+        let now = Date().timeIntervalSince1970
+        if json {
+            var object: [String: Any] = [
+                "daemon": ["running": daemonPID != nil, "pid": daemonPID.map { Int($0) } as Any? ?? NSNull()],
+                "inbox_waiting": waiting,
+                "jobs": Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, counts.count($0)) }),
+                "running": runningJobs.map { job, attempt -> [String: Any] in
+                    var fields = nameFields(job.name)
+                    fields["job"] = job.id
+                    fields["attempt"] = attempt.number
+                    fields["pid"] = attempt.pid.map { Int($0) } as Any? ?? NSNull()
+                    fields["running_seconds"] = max(0, now - attempt.startedAt)
+                    return fields
+                },
+            ]
+            object["healthy"] = daemonPID != nil
+            return try render(object)
+        }
+        var lines: [String] = []
+        lines.append("daemon:   " + (daemonPID.map { "running (pid \($0))" } ?? "not running"))
+        lines.append("inbox:    \(waiting) waiting")
+        lines.append(
+            "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "
+                + "\(counts.count(.retryWait)) waiting to retry")
+        lines.append("finished: \(counts.count(.done)) done, \(counts.count(.failed)) failed")
+        for (job, attempt) in runningJobs {
+            lines.append(
+                "  running job \(job.id) attempt \(attempt.number) pid \(attempt.pid.map(String.init) ?? "?") "
+                    + "for \(formatSeconds(now - attempt.startedAt)): \(printable(job.name))")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    // MARK: history
+
+    public static func history(config: Config, limit: Int, failedOnly: Bool, json: Bool) throws(CommandError) -> String {
+        let rows: [HistoryRow]
+        do {
+            rows = try openStoreIfPresent(config)?.read { try $0.history(limit: limit, failedOnly: failedOnly) } ?? []
+        } catch let error as CommandError {
+            throw error
+        } catch {
+            throw CommandError(.failure, "error: cannot read the state database: \(error)")
+        }
+        if json {
+            return try render(rows.map { row in
+                nameFields(row.job.name).merging(attemptFields(row.attempt)) { $1 }.merging([
+                    "job": row.job.id, "handler": row.job.handler as Any? ?? NSNull(),
+                    "job_state": row.job.state.rawValue,
+                ]) { $1 }
+            })
+        }
+        if rows.isEmpty { return "no runs recorded yet" }
+        var lines = ["WHEN                  JOB    ATTEMPT  RESULT      DURATION  FILE / REASON"]
+        for row in rows {
+            let attempt = row.attempt
+            let when = formatTime(attempt.endedAt ?? attempt.startedAt)
+            let duration = attempt.endedAt.map { formatSeconds($0 - attempt.startedAt) } ?? "-"
+            let result = attempt.exitCode.map { "exit \($0)" } ?? attempt.signal.map { "signal \($0)" } ?? attempt.outcome.rawValue
+            var line = "\(pad(when, 21)) \(pad(String(row.job.id), 6)) \(pad(String(attempt.number), 8)) "
+                + "\(pad(result, 11)) \(pad(duration, 9)) \(printable(row.job.name))"
+            if attempt.outcome != .succeeded, let reason = attempt.reason { line += " (\(reason))" }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    // MARK: show
+
+    public static func show(config: Config, target: String, json: Bool, workingDirectory: String) throws(CommandError) -> String {
+        guard let store = try openStoreIfPresent(config) else {
+            throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet")
+        }
+        let found: (JobRecord, [AttemptRecord], [(at: UnixTime, from: String?, to: String, detail: String?)])?
+        do {
+            found = try store.read { reader in
+                guard let job = try findJob(reader, config: config, target: target, workingDirectory: workingDirectory)
+                else { return nil }
+                return (job, try reader.attempts(jobID: job.id), try reader.transitions(jobID: job.id))
+            }
+        } catch {
+            throw CommandError(.failure, "error: cannot read the state database: \(error)")
+        }
+        guard let (job, attempts, transitions) = found else {
+            throw CommandError(.badInput, "error: no job matches \(target)")
+        }
+        let location = job.finalPath.flatMap { path -> String? in
+            guard !path.bytes.isEmpty else { return nil }
+            let root = job.state == .done ? config.paths.done : config.paths.failed
+            return PathBytes(root).appending(path).description
+        }
+        if json {
+            var object = nameFields(job.name)
+            object["job"] = job.id
+            object["kind"] = job.kind.rawValue
+            object["handler"] = job.handler as Any? ?? NSNull()
+            object["state"] = job.state.rawValue
+            object["priority"] = job.priority
+            object["attempts_used"] = job.attempts
+            object["max_attempts"] = job.maxAttempts
+            object["reason"] = job.reason as Any? ?? NSNull()
+            object["location"] = location as Any? ?? NSNull()
+            object["created_at"] = iso(job.createdAt)
+            object["finished_at"] = job.finishedAt.map(iso) as Any? ?? NSNull()
+            object["attempts"] = attempts.map(attemptFields)
+            object["transitions"] = transitions.map { transition in
+                [
+                    "at": iso(transition.at), "from": transition.from as Any? ?? NSNull(), "to": transition.to,
+                    "detail": transition.detail as Any? ?? NSNull(),
+                ] as [String: Any]
+            }
+            return try render(object)
+        }
+        var lines = [
+            "job \(job.id): \(printable(job.name))",
+            "  state:     \(job.state.rawValue)" + (job.reason.map { " (\($0))" } ?? ""),
+            "  handler:   \(job.handler ?? "none")  priority \(job.priority)",
+            "  attempts:  \(job.attempts) of \(job.maxAttempts)",
+        ]
+        if let location { lines.append("  file:      \(location)") }
+        for attempt in attempts {
+            var line = "  attempt \(attempt.number): \(attempt.outcome.rawValue)"
+            if let code = attempt.exitCode { line += ", exit \(code)" }
+            if let signal = attempt.signal { line += ", signal \(signal)" }
+            if attempt.timedOut { line += ", timed out" }
+            if let ended = attempt.endedAt { line += ", \(formatSeconds(ended - attempt.startedAt))" }
+            lines.append(line)
+            lines.append("    started \(formatTime(attempt.startedAt))" + (attempt.pid.map { ", pid \($0)" } ?? ""))
+            if let user = attempt.userCPU, let system = attempt.systemCPU {
+                lines.append(String(format: "    cpu %.3fs user, %.3fs system", user, system)
+                    + (attempt.maxRSSKiB.map { ", max rss \($0) KiB" } ?? ""))
+            }
+            if let reason = attempt.reason, attempt.outcome != .succeeded { lines.append("    reason: \(reason)") }
+            if let log = attempt.logPath { lines.append("    log: \(String(decoding: log, as: UTF8.self))") }
+            if !attempt.stderrTail.isEmpty {
+                lines.append("    stderr tail:")
+                for tailLine in String(decoding: attempt.stderrTail, as: UTF8.self).split(separator: "\n").suffix(10) {
+                    lines.append("      \(tailLine)")
+                }
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// A job id, or a path in Inbox/Done/Failed (or the name relative to them).
+    static func findJob(_ reader: StoreReader, config: Config, target: String, workingDirectory: String) throws -> JobRecord? {
+        if let id = Int64(target) {
+            if let job = try reader.job(id: id) { return job }
+        }
+        let roots = [config.paths.done, config.paths.failed, config.paths.inbox, config.paths.processing]
+        let absolute = target.hasPrefix("/") ? target : workingDirectory + "/" + target
+        var candidates: [RelativePath] = []
+        let resolved = FileSystem.realPath(PathBytes(absolute)) ?? PathBytes(absolute)
+        for root in roots {
+            let rootReal = FileSystem.realPath(PathBytes(root)) ?? PathBytes(root)
+            let prefix = rootReal.bytes + [UInt8(ascii: "/")]
+            if resolved.bytes.starts(with: prefix) { candidates.append(RelativePath(Array(resolved.bytes.dropFirst(prefix.count)))) }
+        }
+        candidates.append(RelativePath(target))
+        for name in candidates {
+            if let job = try reader.latestJob(finalPath: name) { return job }
+            if let job = try reader.latestJob(kind: .file, name: name) { return job }
+        }
+        return nil
+    }
+
+    // MARK: helpers
+
+    static func openStore(_ config: Config) throws(CommandError) -> Store {
+        do {
+            return try Store(directory: config.paths.state)
+        } catch {
+            throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
+        }
+    }
+
+    static func openStoreIfPresent(_ config: Config) throws(CommandError) -> Store? {
+        guard FileManager.default.fileExists(atPath: config.paths.state + "/orchestrator.sqlite") else { return nil }
+        return try openStore(config)
+    }
+
+    /// `name`, plus `name_b64` with the exact bytes when they are not valid UTF-8.
+    static func nameFields(_ name: RelativePath) -> [String: Any] {
+        var fields: [String: Any] = ["name": name.description]
+        if !name.isValidUTF8 { fields["name_b64"] = Data(name.bytes).base64EncodedString() }
+        return fields
+    }
+
+    static func attemptFields(_ attempt: AttemptRecord) -> [String: Any] {
+        [
+            "attempt": attempt.number,
+            "outcome": attempt.outcome.rawValue,
+            "started_at": iso(attempt.startedAt),
+            "ended_at": attempt.endedAt.map(iso) as Any? ?? NSNull(),
+            "duration_seconds": attempt.endedAt.map { $0 - attempt.startedAt } as Any? ?? NSNull(),
+            "exit_code": attempt.exitCode.map { Int($0) } as Any? ?? NSNull(),
+            "signal": attempt.signal.map { Int($0) } as Any? ?? NSNull(),
+            "timed_out": attempt.timedOut,
+            "pid": attempt.pid.map { Int($0) } as Any? ?? NSNull(),
+            "user_cpu_seconds": attempt.userCPU as Any? ?? NSNull(),
+            "system_cpu_seconds": attempt.systemCPU as Any? ?? NSNull(),
+            "max_rss_kib": attempt.maxRSSKiB as Any? ?? NSNull(),
+            "log_path": attempt.logPath.map { String(decoding: $0, as: UTF8.self) } as Any? ?? NSNull(),
+            "stderr_tail": String(decoding: attempt.stderrTail, as: UTF8.self),
+            "reason": attempt.reason as Any? ?? NSNull(),
+        ]
+    }
+
+    static func render(_ object: Any) throws(CommandError) -> String {
+        do {
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+            return String(decoding: data, as: UTF8.self)
+        } catch {
+            throw CommandError(.failure, "error: cannot render JSON: \(error)")
+        }
+    }
+
+    /// Names can hold newlines and control bytes; one record stays on one line.
+    static func printable(_ name: RelativePath) -> String {
+        LineLogHandler.quoteIfNeeded(name.description)
+    }
+
+    static func iso(_ time: UnixTime) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: time))
+    }
+
+    static func formatTime(_ time: UnixTime) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return formatter.string(from: Date(timeIntervalSince1970: time))
+    }
+
+    static func formatSeconds(_ seconds: Double) -> String {
+        if seconds < 1 { return String(format: "%.0fms", seconds * 1000) }
+        if seconds < 60 { return String(format: "%.1fs", seconds) }
+        if seconds < 3600 { return String(format: "%dm%02ds", Int(seconds) / 60, Int(seconds) % 60) }
+        return String(format: "%dh%02dm", Int(seconds) / 3600, Int(seconds) % 3600 / 60)
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+}

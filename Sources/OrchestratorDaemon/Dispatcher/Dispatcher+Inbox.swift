@@ -1,0 +1,320 @@
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorPlatform
+import OrchestratorStore
+
+/// Watching, settling, scanning and claiming files.
+extension Dispatcher {
+    /// How many claimed-but-waiting jobs a scan keeps ahead of the workers. The rest of a backlog stays in
+    /// Inbox, visible and removable, and memory stays flat.
+    var scanHighWater: Int { max(64, config.limits.maxConcurrent * 16) }
+
+    func handleWatchEvents(_ events: [WatchEvent]) {
+        for event in events {
+            switch event {
+            case .renamedIn(let name):
+                guard wants(name) else { continue }
+                claim(name)
+            case .closedAfterWrite(let name), .modified(let name):
+                guard wants(name) else { continue }
+                noteActivity(name)
+            case .directoryAppeared(let name):
+                guard config.inbox.recursive, !isHiddenOrInternal(name) else { continue }
+                do {
+                    try watcher?.addWatch(name)
+                } catch {
+                    logger.warning("\(error.description); the periodic scan covers this folder")
+                }
+                // Files may have landed before the watch existed.
+                startScan(reason: "new folder")
+            case .overflow:
+                logger.warning("inotify queue overflowed; rescanning Inbox (raise fs.inotify.max_queued_events)")
+                startScan(reason: "overflow")
+            case .rootGone:
+                logger.critical("Inbox \(layout.inbox) was removed or moved away; recreating it and rescanning")
+                recreateInboxWatch()
+            }
+        }
+    }
+
+    /// Hidden names, the processing area and anything include/exclude rules out are never input.
+    func wants(_ name: RelativePath) -> Bool {
+        !isHiddenOrInternal(name) && config.accepts(name)
+    }
+
+    func isHiddenOrInternal(_ name: RelativePath) -> Bool {
+        if let internalArea = layout.processingRelative,
+            name == internalArea || name.bytes.starts(with: internalArea.bytes + [UInt8(ascii: "/")])
+        {
+            return true
+        }
+        return name.components.contains { $0.first == UInt8(ascii: ".") }
+    }
+
+    // MARK: Settling
+
+    /// A file written in place counts as arrived once `settle` has passed with its size and mtime unchanged.
+    func noteActivity(_ name: RelativePath) {
+        guard !shuttingDown else { return }
+        guard let status = FileSystem.status(layout.inbox.appending(name)), status.isRegular else { return }
+        if var entry = settling[name] {
+            entry.status = status
+            entry.lastActivity = now
+            settling[name] = entry
+        } else {
+            let timer = schedule(.settle(name), after: ticks(config.inbox.settle))
+            settling[name] = SettlingFile(status: status, lastActivity: now, timer: timer)
+        }
+    }
+
+    func settleTimerFired(_ name: RelativePath) {
+        guard var entry = settling[name] else { return }
+        entry.timer = nil
+        guard let status = FileSystem.status(layout.inbox.appending(name)) else {
+            settling[name] = nil
+            return
+        }
+        let settle = ticks(config.inbox.settle)
+        if status != entry.status {
+            entry.status = status
+            entry.lastActivity = now
+        }
+        if now - entry.lastActivity >= settle {
+            settling[name] = nil
+            claim(name)
+        } else {
+            entry.timer = schedule(.settle(name), after: entry.lastActivity + settle - now)
+            settling[name] = entry
+        }
+    }
+
+    // MARK: Scanning
+
+    /// Starts a walk of Inbox; the directory listing is the truth that events only hint at.
+    func startScan(reason: String) {
+        guard !shuttingDown else { return }
+        if scan != nil {
+            // A walk in progress may already be past the new files: walk again once it ends.
+            rescanRequested = true
+            return
+        }
+        logger.debug("scanning Inbox", metadata: ["reason": "\(reason)"])
+        scan = DirectoryCursor(root: layout.inbox, recursive: config.inbox.recursive) { [unowned self] directory in
+            isHiddenOrInternal(directory)
+        }
+    }
+
+    /// Pulls the next slice of an Inbox walk while the queue has room for it.
+    func continueScan() {
+        guard let cursor = scan, !shuttingDown else { return }
+        guard readyCount + newClaims.count < scanHighWater else { return }
+        let settle = config.inbox.settle.wholeMilliseconds * 1_000_000
+        let wallNanos = Int64(Self.wallClock() * 1e9)
+        for file in cursor.next(limit: 256) where wants(file.path) {
+            if settling[file.path] != nil || jobsByName[file.path] != nil { continue }
+            if wallNanos - file.status.modified >= settle {
+                claim(file.path)
+            } else {
+                noteActivity(file.path)
+            }
+        }
+        if cursor.isFinished {
+            scan = nil
+            if rescanRequested {
+                rescanRequested = false
+                startScan(reason: "requested during a scan")
+            }
+        }
+        // More to read and room for it: come back after the events that queued up meanwhile.
+        if scan != nil, readyCount + newClaims.count < scanHighWater { scheduleCycle() }
+    }
+
+    func ingestSweepDue() {
+        startScan(reason: "periodic")
+        _ = schedule(.ingestSweep, after: ticks(config.sweeps.ingest))
+    }
+
+    private func recreateInboxWatch() {
+        watcher?.cancel()
+        watcher = nil
+        do {
+            try FileSystem.createDirectories(layout.inbox)
+            try FileSystem.createDirectories(layout.processing)
+            startWatching()
+        } catch {
+            logger.critical("cannot recreate Inbox: \(error)")
+        }
+        startScan(reason: "Inbox recreated")
+    }
+
+    func startWatching() {
+        do {
+            let watcher = try InotifyWatcher(root: layout.inbox, queue: queue) { [unowned self] events in
+                post(.watch(events))
+            }
+            self.watcher = watcher
+            if config.inbox.recursive { watchSubfolders(of: watcher) }
+        } catch {
+            logger.warning(
+                "\(error.description); falling back to the ingest sweep's periodic scan every \(config.sweeps.ingest)")
+        }
+    }
+
+    private func watchSubfolders(of watcher: InotifyWatcher) {
+        var pending: [RelativePath] = [RelativePath([])]
+        while let directory = pending.popLast() {
+            let cursor = DirectoryListing.subdirectories(of: layout.inbox.appending(directory))
+            for child in cursor {
+                let relative = directory.appending(child)
+                if isHiddenOrInternal(relative) { continue }
+                do {
+                    try watcher.addWatch(relative)
+                    pending.append(relative)
+                } catch {
+                    logger.warning("\(error.description); the periodic scan covers this folder")
+                }
+            }
+        }
+    }
+
+    // MARK: Claiming
+
+    /// Takes a file out of Inbox by renaming it into the processing area. The rename is the claim:
+    /// only one rename of a name can succeed, so a file is never run twice concurrently.
+    func claim(_ name: RelativePath) {
+        guard !shuttingDown else { return }
+        if let timer = settling.removeValue(forKey: name)?.timer { wheel.cancel(timer) }
+        if jobsByName[name] != nil {
+            waitingForName.insert(name)
+            return
+        }
+        let target = layout.processing.appending(name)
+        do {
+            if !name.parent.isEmpty { try FileSystem.createDirectories(target.parent) }
+            switch try FileSystem.renameNoReplace(layout.inbox.appending(name), target) {
+            case .moved:
+                newClaims.append(name)
+                jobsByName[name] = -1  // placeholder until the job row exists this cycle
+            case .sourceMissing:
+                break  // removed or already claimed by a one-shot sweep
+            case .destinationExists:
+                logger.warning("a file named \(name) is already in the processing area; leaving the new one in Inbox")
+                waitingForName.insert(name)
+            }
+        } catch {
+            logger.error("cannot claim \(name): \(error)")
+        }
+    }
+
+    /// Creates the job rows for this cycle's claims, in one transaction, so their ids exist before workers start.
+    func commitClaims() {
+        guard !newClaims.isEmpty else { return }
+        let claims = newClaims
+        newClaims.removeAll(keepingCapacity: true)
+        let wallNow = Self.wallClock()
+        var created: [(RelativePath, Int64, Int?)] = []
+        do {
+            try store.write { transaction in
+                for name in claims {
+                    let handlerIndex = config.handlers.firstIndex { handler in handler.match.contains { $0.matches(name) } }
+                    if let handlerIndex {
+                        let handler = config.handlers[handlerIndex]
+                        let id = try transaction.insertJob(
+                            kind: .file, name: name, handler: handler.name, state: .queued, priority: handler.priority,
+                            maxAttempts: handler.maxAttempts, detail: "claimed", at: wallNow)
+                        created.append((name, id, handlerIndex))
+                    } else {
+                        let id = try transaction.insertJob(
+                            kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
+                            reason: "no handler", detail: "no handler matches", at: wallNow)
+                        created.append((name, id, nil))
+                    }
+                }
+            }
+        } catch {
+            logger.critical("cannot record claimed files; stopping", metadata: ["error": "\(error)"])
+            stop(exitCode: 1)
+            return
+        }
+        for (name, id, handlerIndex) in created {
+            if let handlerIndex {
+                let handler = config.handlers[handlerIndex]
+                let job = LiveJob(
+                    id: id, name: name, handlerIndex: handlerIndex, state: .queued, priority: handler.priority,
+                    attempts: 0, maxAttempts: handler.maxAttempts)
+                jobs[id] = job
+                jobsByName[name] = id
+                enqueue(job)
+                logger.info("claimed", metadata: ["file": "\(name)", "job": "\(id)", "handler": "\(handler.name)"])
+            } else {
+                jobsByName[name] = nil
+                logger.warning("no handler matches; failing", metadata: ["file": "\(name)", "job": "\(id)"])
+                finishedJobs.append(FinishedJob(jobID: id, name: name, succeeded: false))
+            }
+        }
+    }
+
+    func enqueue(_ job: LiveJob) {
+        ready[min(10, max(0, job.priority))].append(job.id)
+        readyCount += 1
+    }
+
+    /// The oldest job of the highest priority.
+    func dequeue() -> Int64? {
+        guard readyCount > 0 else { return nil }
+        for priority in stride(from: 10, through: 0, by: -1) where !ready[priority].isEmpty {
+            readyCount -= 1
+            return ready[priority].removeFirst()
+        }
+        return nil
+    }
+
+    // MARK: Moving out
+
+    /// Moves the files of jobs that ended this cycle; their end state is committed before, so a crash
+    /// between the two only leaves a move for the next start to finish.
+    func moveFinishedFiles() {
+        guard !finishedJobs.isEmpty else { return }
+        flushWrites()
+        let finished = finishedJobs
+        finishedJobs.removeAll(keepingCapacity: true)
+        var touched: Set<PathBytes> = []
+        for job in finished {
+            let root = job.succeeded ? layout.done : layout.failed
+            let finalName = moveOut(job.name, jobID: job.jobID, into: root)
+            touched.insert(root.appending(RelativePath((finalName ?? job.name).parent)))
+            let jobID = job.jobID
+            record { try $0.setFinalPath(jobID: jobID, finalName ?? RelativePath([])) }
+            if waitingForName.remove(job.name) != nil {
+                noteActivity(job.name)
+            }
+        }
+        for directory in touched { FileSystem.syncDirectory(directory) }
+    }
+
+    /// Moves one file from the processing area into Done/ or Failed/, never overwriting. nil when the
+    /// file is no longer there (its worker moved or deleted it).
+    func moveOut(_ name: RelativePath, jobID: Int64, into root: PathBytes) -> RelativePath? {
+        let source = layout.processing.appending(name)
+        do {
+            let finalName = try FileSystem.moveAvoidingCollisions(source, into: root, as: name, tag: "\(jobID)")
+            if finalName == nil {
+                logger.warning("the worker removed its input; nothing to move", metadata: ["file": "\(name)", "job": "\(jobID)"])
+            }
+            if !name.parent.isEmpty { removeEmptyParents(of: name) }
+            return finalName
+        } catch {
+            logger.error("cannot move \(name) out of the processing area: \(error)")
+            return nil
+        }
+    }
+
+    /// Subfolders created in the processing area for nested names are removed once empty.
+    private func removeEmptyParents(of name: RelativePath) {
+        var parent = RelativePath(name.parent)
+        while !parent.bytes.isEmpty {
+            FileSystem.removeEmptyDirectory(layout.processing.appending(parent))
+            parent = RelativePath(parent.parent)
+        }
+    }
+}

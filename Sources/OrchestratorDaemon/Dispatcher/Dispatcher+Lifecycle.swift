@@ -1,0 +1,205 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@preconcurrency import Dispatch
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorPlatform
+import OrchestratorStore
+
+/// Start-up recovery and shutdown.
+extension Dispatcher {
+    /// Brings memory, the store and the folders back into agreement after any kind of stop, then starts
+    /// watching. Runs on `queue` before the first event.
+    func start() throws {
+        dispatchPrecondition(condition: .onQueue(queue))
+        installSignalHandlers()
+        installTimer()
+        endOrphanedWorkers()
+        try recoverJobs()
+        adoptUnrecordedClaims()
+        startWatching()
+        startScan(reason: "start")
+        _ = schedule(.ingestSweep, after: ticks(config.sweeps.ingest))
+        startWatchdogPings()
+        notifier.notify("READY=1\nSTATUS=watching \(layout.inbox)")
+        logger.info(
+            "watching", metadata: [
+                "inbox": "\(layout.inbox)", "handlers": "\(config.handlers.count)",
+                "max_concurrent": "\(config.limits.maxConcurrent)",
+            ])
+        scheduleCycle()
+    }
+
+    /// Worker groups a killed daemon left behind are ended before their files run again, so a file never
+    /// has two workers at once. Workers carry ORCH_STATE_DIR, which finds them even if the daemon died
+    /// before it could record their pids.
+    private func endOrphanedWorkers() {
+        var victims: [WorkerHandle] = []
+        if let attempts = try? store.read({ try $0.runningAttempts() }) {
+            for attempt in attempts {
+                guard let pid = attempt.pid, let startTime = attempt.startTime else { continue }
+                victims.append(WorkerHandle(pid: pid, startTime: startTime))
+            }
+        }
+        victims += OrphanFinder.workers(stateDirectory: config.paths.state)
+        var seen: Set<Int32> = []
+        for victim in victims where seen.insert(victim.pid).inserted && ProcessSupervisor.isAlive(victim) {
+            logger.warning("ending a worker group left by a previous daemon", metadata: ["pid": "\(victim.pid)"])
+            ProcessSupervisor.killGroup(victim)
+        }
+    }
+
+    private func recoverJobs() throws {
+        let wallNow = Self.wallClock()
+        let (live, unmoved) = try store.write { transaction -> ([JobRecord], [JobRecord]) in
+            for attempt in try transaction.reader.runningAttempts() {
+                try transaction.finishAttempt(
+                    attemptID: attempt.id,
+                    AttemptResult(outcome: .interrupted, reason: "the daemon stopped while it ran"), at: wallNow)
+            }
+            for job in try transaction.reader.jobs(inStates: [.running]) {
+                try transaction.setState(
+                    jobID: job.id, from: .running, to: .queued, detail: "recovered after the daemon stopped", at: wallNow)
+            }
+            let live = try transaction.reader.jobs(inStates: [.queued, .retryWait, .breakerWait])
+                .filter { $0.kind == .file }
+            return (live, try transaction.reader.unmovedFinishedJobs())
+        }
+
+        // Jobs whose end was recorded but whose file did not move yet: finish the move, never rerun.
+        for job in unmoved {
+            let root = job.state == .done ? layout.done : layout.failed
+            let finalName: RelativePath? =
+                FileSystem.exists(layout.processing.appending(job.name))
+                ? moveOut(job.name, jobID: job.id, into: root) : nil
+            let jobID = job.id
+            record { try $0.setFinalPath(jobID: jobID, finalName ?? RelativePath([])) }
+        }
+
+        for record in live {
+            guard let handlerIndex = config.handlers.firstIndex(where: { $0.name == record.handler })
+                ?? config.handlers.firstIndex(where: { handler in handler.match.contains { $0.matches(record.name) } })
+            else {
+                failRecovered(record, reason: "no handler (handler \(record.handler ?? "?") is no longer configured)")
+                continue
+            }
+            if !FileSystem.exists(layout.processing.appending(record.name)) {
+                // A claim whose rename did not survive (power cut): the file is back in Inbox.
+                if FileSystem.exists(layout.inbox.appending(record.name)),
+                    (try? FileSystem.renameNoReplace(
+                        layout.inbox.appending(record.name), layout.processing.appending(record.name))) == .moved
+                {
+                    logger.info("re-claimed a file found back in Inbox", metadata: ["file": "\(record.name)"])
+                } else {
+                    failRecovered(record, reason: "its file disappeared while the daemon was down")
+                    continue
+                }
+            }
+            let handler = config.handlers[handlerIndex]
+            var job = LiveJob(
+                id: record.id, name: record.name, handlerIndex: handlerIndex, state: record.state,
+                priority: handler.priority, attempts: record.attempts, maxAttempts: record.maxAttempts)
+            jobsByName[record.name] = record.id
+            if record.state == .retryWait, let notBefore = record.notBefore, notBefore > wallNow {
+                job.retryTimer = schedule(.retry(jobID: record.id), after: UInt64((notBefore - wallNow) * 1000))
+                jobs[record.id] = job
+            } else {
+                if record.state != .queued {
+                    let jobID = record.id
+                    let from = record.state
+                    self.record { try $0.setState(jobID: jobID, from: from, to: .queued, detail: "recovered", at: wallNow) }
+                }
+                job.state = .queued
+                jobs[record.id] = job
+                enqueue(job)
+            }
+        }
+        if !live.isEmpty || !unmoved.isEmpty {
+            logger.info("recovered jobs from the store", metadata: ["live": "\(live.count)", "moved": "\(unmoved.count)"])
+        }
+        flushWrites()
+    }
+
+    private func failRecovered(_ record: JobRecord, reason: String) {
+        let wallNow = Self.wallClock()
+        let jobID = record.id
+        let from = record.state
+        logger.error("failing a recovered job", metadata: ["file": "\(record.name)", "job": "\(jobID)", "reason": "\(reason)"])
+        self.record { try $0.setState(jobID: jobID, from: from, to: .failed, reason: reason, at: wallNow) }
+        if FileSystem.exists(layout.processing.appending(record.name)) {
+            finishedJobs.append(FinishedJob(jobID: jobID, name: record.name, succeeded: false))
+        } else {
+            self.record { try $0.setFinalPath(jobID: jobID, RelativePath([])) }
+        }
+    }
+
+    /// Files in the processing area with no live job (the daemon died between rename and commit) become
+    /// jobs again: claimed, never run, so nothing runs twice.
+    private func adoptUnrecordedClaims() {
+        let cursor = DirectoryCursor(root: layout.processing, recursive: true) { _ in false }
+        while true {
+            let slice = cursor.next(limit: 512)
+            if slice.isEmpty { break }
+            for file in slice where jobsByName[file.path] == nil {
+                newClaims.append(file.path)
+                jobsByName[file.path] = -1
+            }
+            commitClaims()
+        }
+    }
+
+    // MARK: Signals and shutdown
+
+    private func installSignalHandlers() {
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { [unowned self] in post(.signal(number)) }
+            source.resume()
+            signalSources.append(source)
+        }
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// SIGTERM/SIGINT: start nothing new, give running workers `shutdown_grace`, then end their groups.
+    /// A second signal ends them at once.
+    func beginShutdown(signal number: Int32) {
+        if shuttingDown {
+            logger.warning("second stop signal; ending running workers now")
+            shutdownDeadlineReached()
+            return
+        }
+        shuttingDown = true
+        scan = nil
+        for (_, entry) in settling { if let timer = entry.timer { wheel.cancel(timer) } }
+        settling.removeAll()
+        watcher?.cancel()
+        watcher = nil
+        notifier.notify("STOPPING=1\nSTATUS=draining \(running.count) workers")
+        logger.info(
+            "stopping", metadata: [
+                "signal": "\(Self.signalName(number))", "running": "\(running.count)",
+                "grace": "\(config.limits.shutdownGrace)",
+            ])
+        if !running.isEmpty {
+            _ = schedule(.shutdownDeadline, after: ticks(config.limits.shutdownGrace))
+        }
+    }
+
+    func shutdownDeadlineReached() {
+        for (jobID, var attempt) in running where !attempt.interrupted {
+            attempt.interrupted = true
+            running[jobID] = attempt
+            logger.warning("grace period over; ending worker group", metadata: ["job": "\(jobID)", "pid": "\(attempt.worker.pid)"])
+            supervisor.signal(attempt.worker, SIGKILL)
+        }
+    }
+
+    func finishShutdownIfDrained() {
+        guard shuttingDown, running.isEmpty, !stopped else { return }
+        flushWrites()
+        logger.info("stopped", metadata: ["processed": "\(processedCount)"])
+        stop(exitCode: 0)
+    }
+}

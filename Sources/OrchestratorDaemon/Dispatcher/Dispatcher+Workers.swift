@@ -1,0 +1,216 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorPlatform
+import OrchestratorStore
+
+/// Starting workers, reaping them, timeouts and retries.
+extension Dispatcher {
+    /// After SIGTERM at a timeout, how long the group has before SIGKILL.
+    static let killGrace: UInt64 = 5_000
+    /// Per-attempt log size cap; output beyond it is counted and dropped.
+    static let logCap = 10 << 20
+
+    func startWorkers() {
+        guard !shuttingDown else { return }
+        while running.count < config.limits.maxConcurrent, let jobID = dequeue() {
+            guard let job = jobs[jobID], job.state == .queued else { continue }
+            start(job)
+        }
+    }
+
+    private func start(_ job: LiveJob) {
+        let handler = config.handlers[job.handlerIndex]
+        let number = job.attempts + 1
+        let file = layout.processing.appending(job.name)
+        let values = PlaceholderValues(file: file.bytes, name: job.name, job: job.id, attempt: number)
+        let logPath = nextLogPath(jobID: job.id, attempt: number)
+        var environment = workerEnvironment
+        environment.append(Array("ORCH_FILE=".utf8) + file.bytes)
+        environment.append(Array("ORCH_NAME=".utf8) + job.name.bytes)
+        environment.append(Array("ORCH_JOB_ID=\(job.id)".utf8))
+        environment.append(Array("ORCH_ATTEMPT=\(number)".utf8))
+        environment.append(Array("ORCH_HANDLER=\(handler.name)".utf8))
+        let request = SpawnRequest(
+            arguments: handler.command.expand(values), environment: environment,
+            workingDirectory: Array(config.baseDirectory.utf8), logPath: logPath.bytes, logCap: Self.logCap)
+        let jobID = job.id
+        let wallNow = Self.wallClock()
+        jobs[jobID]?.state = .running
+        do {
+            let worker = try supervisor.spawn(request) { [unowned self] exit in
+                post(.workerExited(jobID: jobID, exit))
+            }
+            var attempt = RunningAttempt(jobID: jobID, number: number, worker: worker, startedAt: now)
+            attempt.timeoutTimer = schedule(.timeout(jobID: jobID), after: ticks(handler.timeout))
+            running[jobID] = attempt
+            logger.info(
+                "started", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)", "pid": "\(worker.pid)"])
+            record { [unowned self] transaction in
+                let attemptID = try transaction.startAttempt(jobID: jobID, number: number, logPath: logPath.bytes, at: wallNow)
+                try transaction.setAttemptProcess(attemptID: attemptID, pid: worker.pid, startTime: worker.startTime)
+                try transaction.setState(jobID: jobID, from: .queued, to: .running, detail: "attempt \(number)", at: wallNow)
+                running[jobID]?.attemptID = attemptID
+            }
+        } catch {
+            // The command could not start at all (missing, not executable): a failed attempt like any other.
+            let reason = error.description
+            logger.error("cannot start worker", metadata: ["file": "\(job.name)", "job": "\(jobID)", "error": "\(reason)"])
+            record { transaction in
+                let attemptID = try transaction.startAttempt(jobID: jobID, number: number, logPath: logPath.bytes, at: wallNow)
+                try transaction.finishAttempt(
+                    attemptID: attemptID, AttemptResult(outcome: .failed, exitCode: 127, reason: reason), at: wallNow)
+            }
+            attemptFailed(jobID: jobID, reason: reason, previous: .queued)
+        }
+    }
+
+    private func nextLogPath(jobID: Int64, attempt: Int) -> PathBytes {
+        let base = "job-\(jobID)-attempt-\(attempt)"
+        var candidate = layout.logs.appending(RelativePath(base + ".log"))
+        var rerun = 2
+        while FileSystem.exists(candidate) {
+            candidate = layout.logs.appending(RelativePath("\(base)-run-\(rerun).log"))
+            rerun += 1
+        }
+        return candidate
+    }
+
+    func handleExit(jobID: Int64, _ exit: WorkerExit) {
+        guard let attempt = running.removeValue(forKey: jobID), let job = jobs[jobID] else { return }
+        if let timer = attempt.timeoutTimer { wheel.cancel(timer) }
+        if let timer = attempt.killTimer { wheel.cancel(timer) }
+        let wallNow = Self.wallClock()
+        let result = Self.describe(exit, attempt: attempt, timeout: config.handlers[job.handlerIndex].timeout)
+        let number = attempt.number
+        record { [attemptID = attempt.attemptID] transaction in
+            if let attemptID { try transaction.finishAttempt(attemptID: attemptID, result, at: wallNow) }
+        }
+        switch result.outcome {
+        case .interrupted:
+            // Cut short by shutdown: the attempt does not count and the file stays claimed for the next start.
+            jobs[jobID]?.state = .queued
+            record { try $0.setState(jobID: jobID, from: .running, to: .queued, detail: "interrupted by shutdown", at: wallNow) }
+            logger.info("interrupted; will run again at next start", metadata: ["file": "\(job.name)", "job": "\(jobID)"])
+        case .succeeded:
+            jobs[jobID] = nil
+            jobsByName[job.name] = nil
+            processedCount += 1
+            record { try $0.setState(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow) }
+            finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: true))
+            logger.info("done", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)"])
+        case .failed, .running:
+            attemptFailed(jobID: jobID, reason: result.reason ?? "failed", previous: .running)
+        }
+    }
+
+    /// Retries after backoff while attempts remain, else the file goes to Failed/.
+    func attemptFailed(jobID: Int64, reason: String, previous: JobState) {
+        guard var job = jobs[jobID] else { return }
+        job.attempts += 1
+        let wallNow = Self.wallClock()
+        let attempts = job.attempts
+        if job.attempts < job.maxAttempts {
+            let handler = config.handlers[job.handlerIndex]
+            var generator = SystemRandomNumberGenerator()
+            let delay = BackoffPolicy(base: handler.backoff).delay(afterFailedAttempt: job.attempts, using: &generator)
+            job.state = .retryWait
+            job.retryTimer = schedule(.retry(jobID: jobID), after: ticks(delay))
+            jobs[jobID] = job
+            let notBefore = wallNow + Double(delay.wholeMilliseconds) / 1000
+            record {
+                try $0.setState(
+                    jobID: jobID, from: previous, to: .retryWait, attempts: attempts, notBefore: notBefore, reason: reason,
+                    at: wallNow)
+            }
+            logger.warning(
+                "attempt failed; retrying", metadata: [
+                    "file": "\(job.name)", "job": "\(jobID)", "attempt": "\(attempts)", "reason": "\(reason)",
+                    "retry_in": "\(delay)",
+                ])
+        } else {
+            jobs[jobID] = nil
+            jobsByName[job.name] = nil
+            processedCount += 1
+            record { try $0.setState(jobID: jobID, from: previous, to: .failed, attempts: attempts, reason: reason, at: wallNow) }
+            finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: false))
+            logger.error(
+                "failed for good", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempts": "\(attempts)", "reason": "\(reason)"])
+        }
+    }
+
+    func retryDue(_ jobID: Int64) {
+        guard var job = jobs[jobID], job.state == .retryWait else { return }
+        job.state = .queued
+        job.retryTimer = nil
+        jobs[jobID] = job
+        enqueue(job)
+        let wallNow = Self.wallClock()
+        record { try $0.setState(jobID: jobID, from: .retryWait, to: .queued, detail: "backoff elapsed", at: wallNow) }
+    }
+
+    func timeoutReached(_ jobID: Int64) {
+        guard var attempt = running[jobID] else { return }
+        attempt.timeoutTimer = nil
+        attempt.timedOut = true
+        attempt.killTimer = schedule(.killAfterGrace(jobID: jobID), after: Self.killGrace)
+        running[jobID] = attempt
+        logger.warning("timed out; sending SIGTERM to its process group", metadata: ["job": "\(jobID)", "pid": "\(attempt.worker.pid)"])
+        supervisor.signal(attempt.worker, SIGTERM)
+    }
+
+    func killAfterGrace(_ jobID: Int64) {
+        guard var attempt = running[jobID] else { return }
+        attempt.killTimer = nil
+        running[jobID] = attempt
+        logger.warning("still running after SIGTERM; sending SIGKILL", metadata: ["job": "\(jobID)", "pid": "\(attempt.worker.pid)"])
+        supervisor.signal(attempt.worker, SIGKILL)
+    }
+
+    static func describe(_ exit: WorkerExit, attempt: RunningAttempt, timeout: Duration) -> AttemptResult {
+        let userCPU = Double(exit.userCPU.wholeMilliseconds) / 1000
+        let systemCPU = Double(exit.systemCPU.wholeMilliseconds) / 1000
+        var result = AttemptResult(
+            outcome: .failed, timedOut: attempt.timedOut, userCPU: userCPU, systemCPU: systemCPU,
+            maxRSSKiB: exit.maxRSSKiB, stderrTail: exit.stderrTail)
+        switch exit.termination {
+        case .exited(let code):
+            result.exitCode = code
+            result.reason = "exit status \(code)"
+            if code == 0 { result.outcome = .succeeded }
+        case .signaled(let number):
+            result.signal = number
+            result.reason = "killed by signal \(number) (\(signalName(number)))"
+        }
+        if attempt.interrupted {
+            result.outcome = .interrupted
+            result.reason = "interrupted by shutdown"
+        } else if attempt.timedOut {
+            result.outcome = .failed
+            result.reason = "timed out after \(timeout); " + (result.reason ?? "")
+        }
+        return result
+    }
+
+    static func signalName(_ number: Int32) -> String {
+        switch number {
+        case SIGHUP: "SIGHUP"
+        case SIGINT: "SIGINT"
+        case SIGQUIT: "SIGQUIT"
+        case SIGILL: "SIGILL"
+        case SIGABRT: "SIGABRT"
+        case SIGBUS: "SIGBUS"
+        case SIGFPE: "SIGFPE"
+        case SIGKILL: "SIGKILL"
+        case SIGSEGV: "SIGSEGV"
+        case SIGPIPE: "SIGPIPE"
+        case SIGALRM: "SIGALRM"
+        case SIGTERM: "SIGTERM"
+        case SIGXCPU: "SIGXCPU"
+        case SIGXFSZ: "SIGXFSZ"
+        default: "signal \(number)"
+        }
+    }
+}

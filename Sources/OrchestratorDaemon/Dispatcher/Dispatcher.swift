@@ -1,0 +1,297 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@preconcurrency import Dispatch
+import DequeModule
+import Logging
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorPlatform
+import OrchestratorStore
+
+/// Everything that can happen to the daemon, as one event type on one queue.
+enum DispatcherEvent {
+    case watch([WatchEvent])
+    case workerExited(jobID: Int64, WorkerExit)
+    case timerFired
+    case signal(Int32)
+}
+
+/// What a timer on the wheel is for.
+enum TimerPurpose: Sendable {
+    case settle(RelativePath)
+    case retry(jobID: Int64)
+    case timeout(jobID: Int64)
+    case killAfterGrace(jobID: Int64)
+    case ingestSweep
+    case shutdownDeadline
+    case watchdogPing
+}
+
+/// A job that is not finished, as the dispatcher tracks it in memory.
+struct LiveJob {
+    let id: Int64
+    let name: RelativePath
+    let handlerIndex: Int
+    var state: JobState
+    var priority: Int
+    var attempts: Int
+    let maxAttempts: Int
+    var retryTimer: TimerHandle?
+}
+
+struct RunningAttempt {
+    let jobID: Int64
+    let number: Int
+    let worker: WorkerHandle
+    var attemptID: Int64?
+    var timeoutTimer: TimerHandle?
+    var killTimer: TimerHandle?
+    var timedOut = false
+    var interrupted = false
+    let startedAt: UInt64
+}
+
+/// A file on its way to be claimed once its writer has stopped.
+struct SettlingFile {
+    var status: FileStatus
+    var lastActivity: UInt64
+    var timer: TimerHandle?
+}
+
+/// The single state machine of the daemon.
+///
+/// Every source (inotify, worker exits, the timer wheel, signals) posts an event onto one serial
+/// queue. Events are handled in cycles: all events that arrived are applied to memory, then the
+/// store is written once for the whole cycle (group commit), then files are moved and workers
+/// started. One transaction per cycle instead of per transition is what keeps durable bookkeeping
+/// cheap under bursts, while an idle daemon has no cycles at all.
+final class Dispatcher: @unchecked Sendable {  // confined to `queue`
+    let config: Config
+    let store: Store
+    let logger: Logger
+    let queue = DispatchQueue(label: "orchestrator.dispatcher")
+    let supervisor: ProcessSupervisor
+    let notifier: SystemdNotifier
+    let layout: Layout
+    let workerEnvironment: [[UInt8]]
+
+    var watcher: InotifyWatcher?
+    var wheel: TimerWheel<TimerPurpose>
+    var osTimer: (any DispatchSourceTimer)?
+    var armedWakeup: UInt64?
+    var signalSources: [any DispatchSourceSignal] = []
+
+    var jobs: [Int64: LiveJob] = [:]
+    var jobsByName: [RelativePath: Int64] = [:]
+    var ready: [Deque<Int64>] = Array(repeating: Deque(), count: 11)
+    var readyCount = 0
+    var running: [Int64: RunningAttempt] = [:]
+    var settling: [RelativePath: SettlingFile] = [:]
+    /// Names that arrived while a job of the same name was live; looked at again when it ends.
+    var waitingForName: Set<RelativePath> = []
+    var scan: DirectoryCursor?
+    var rescanRequested = false
+
+    // The current cycle.
+    var pendingEvents: [DispatcherEvent] = []
+    var cycleScheduled = false
+    var newClaims: [RelativePath] = []
+    var finishedJobs: [FinishedJob] = []
+    var writes: [(StoreTransaction) throws -> Void] = []
+
+    var shuttingDown = false
+    var stopped = false
+    var processedCount = 0
+    var lastStatusNotice: UInt64 = 0
+    let onStop: @Sendable (Int32) -> Void
+
+    struct FinishedJob {
+        let jobID: Int64
+        let name: RelativePath
+        let succeeded: Bool
+    }
+
+    struct Layout {
+        let inbox: PathBytes
+        let processing: PathBytes
+        let processingRelative: RelativePath?
+        let done: PathBytes
+        let failed: PathBytes
+        let state: PathBytes
+        let logs: PathBytes
+    }
+
+    init(
+        config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, onStop: @escaping @Sendable (Int32) -> Void
+    ) {
+        self.config = config
+        self.store = store
+        self.logger = logger
+        self.notifier = notifier
+        self.onStop = onStop
+        supervisor = ProcessSupervisor(queue: queue)
+        let inbox = PathBytes(config.paths.inbox)
+        let processingRelative: RelativePath? =
+            config.paths.processing.hasPrefix(config.paths.inbox + "/")
+            ? RelativePath(String(config.paths.processing.dropFirst(config.paths.inbox.count + 1))) : nil
+        layout = Layout(
+            inbox: inbox, processing: PathBytes(config.paths.processing), processingRelative: processingRelative,
+            done: PathBytes(config.paths.done), failed: PathBytes(config.paths.failed),
+            state: PathBytes(config.paths.state), logs: PathBytes(config.paths.state + "/logs"))
+        workerEnvironment = WorkerEnvironment.inherited(stateDirectory: config.paths.state)
+        wheel = TimerWheel(now: Self.monotonicMilliseconds())
+    }
+
+    // MARK: Clocks
+
+    static func monotonicMilliseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds / 1_000_000 }
+
+    var now: UInt64 { Self.monotonicMilliseconds() }
+
+    static func wallClock() -> UnixTime {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+
+    func ticks(_ duration: Duration) -> UInt64 { UInt64(max(0, duration.wholeMilliseconds)) }
+
+    // MARK: Event intake
+
+    /// Called on `queue` by every source. Events arriving together are handled in one cycle.
+    func post(_ event: DispatcherEvent) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        pendingEvents.append(event)
+        scheduleCycle()
+    }
+
+    func scheduleCycle() {
+        guard !cycleScheduled, !stopped else { return }
+        cycleScheduled = true
+        queue.async { [self] in runCycle() }
+    }
+
+    func runCycle() {
+        cycleScheduled = false
+        guard !stopped else { return }
+        let events = pendingEvents
+        pendingEvents.removeAll(keepingCapacity: true)
+        for event in events { handle(event) }
+        continueScan()
+        commitClaims()
+        moveFinishedFiles()
+        startWorkers()
+        flushWrites()
+        armTimer()
+        reportStatus()
+        finishShutdownIfDrained()
+    }
+
+    private func handle(_ event: DispatcherEvent) {
+        switch event {
+        case .watch(let events): handleWatchEvents(events)
+        case .workerExited(let jobID, let exit): handleExit(jobID: jobID, exit)
+        case .timerFired: fireTimers()
+        case .signal(let number): beginShutdown(signal: number)
+        }
+    }
+
+    // MARK: Timers
+
+    func schedule(_ purpose: TimerPurpose, after delay: UInt64) -> TimerHandle {
+        wheel.schedule(at: now + delay, purpose)
+    }
+
+    private func fireTimers() {
+        for (_, purpose) in wheel.advance(to: now) {
+            switch purpose {
+            case .settle(let name): settleTimerFired(name)
+            case .retry(let jobID): retryDue(jobID)
+            case .timeout(let jobID): timeoutReached(jobID)
+            case .killAfterGrace(let jobID): killAfterGrace(jobID)
+            case .ingestSweep: ingestSweepDue()
+            case .shutdownDeadline: shutdownDeadlineReached()
+            case .watchdogPing: watchdogPing()
+            }
+        }
+    }
+
+    /// One OS timer, armed for the wheel's next wake-up; none at all when the wheel is empty.
+    func armTimer() {
+        let next = wheel.nextWakeup()
+        guard next != armedWakeup else { return }
+        armedWakeup = next
+        guard let timer = osTimer else { return }
+        if let next {
+            let delay = next > now ? next - now : 0
+            timer.schedule(deadline: .now() + .milliseconds(Int(delay)), leeway: .milliseconds(1))
+        } else {
+            timer.schedule(deadline: .distantFuture)
+        }
+    }
+
+    func installTimer() {
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.setEventHandler { [unowned self] in
+            armedWakeup = nil
+            post(.timerFired)
+        }
+        timer.schedule(deadline: .distantFuture)
+        timer.resume()
+        osTimer = timer
+    }
+
+    // MARK: Store writes
+
+    /// Queues a write for this cycle's transaction.
+    func record(_ write: @escaping (StoreTransaction) throws -> Void) {
+        writes.append(write)
+    }
+
+    func flushWrites() {
+        guard !writes.isEmpty else { return }
+        let batch = writes
+        writes.removeAll(keepingCapacity: true)
+        do {
+            try store.write { transaction in
+                for write in batch { try write(transaction) }
+            }
+        } catch {
+            // The store is the ledger: continuing without it would break every guarantee.
+            logger.critical("cannot write the state database; stopping", metadata: ["error": "\(error)"])
+            stop(exitCode: 1)
+        }
+    }
+
+    // MARK: sd_notify
+
+    private func reportStatus() {
+        guard notifier.isActive, now - lastStatusNotice >= 1000 else { return }
+        lastStatusNotice = now
+        notifier.notify("STATUS=\(processedCount) files processed, \(readyCount) queued, \(running.count) running")
+    }
+
+    private func watchdogPing() {
+        notifier.notify("WATCHDOG=1")
+        if let interval = notifier.watchdogInterval {
+            _ = schedule(.watchdogPing, after: ticks(interval))
+        }
+    }
+
+    func startWatchdogPings() {
+        if notifier.watchdogInterval != nil { watchdogPing() }
+    }
+
+    // MARK: Stopping
+
+    func stop(exitCode: Int32) {
+        guard !stopped else { return }
+        stopped = true
+        watcher?.cancel()
+        osTimer?.cancel()
+        for source in signalSources { source.cancel() }
+        notifier.notify("STOPPING=1")
+        onStop(exitCode)
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Logging
+
+public enum LogFormat: String, Sendable, CaseIterable {
+    case human
+    case json
+}
+
+/// Writes one line per record to stderr: readable text, or JSON lines for log shippers.
+/// Under systemd (`$JOURNAL_STREAM` set) human lines carry a `<N>` priority prefix so journald keeps
+/// the level.
+public struct LineLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    private let format: LogFormat
+    private let label: String
+    private let journald: Bool
+
+    public init(label: String, format: LogFormat, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.label = label
+        self.format = format
+        self.journald = environment["JOURNAL_STREAM"] != nil
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        let line: String
+        switch format {
+        case .human:
+            let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.quoteIfNeeded("\($0.value)"))" }
+            let prefix = journald ? "<\(Self.syslogPriority(event.level))>" : Self.timestamp() + " "
+            line = prefix + "\(event.level.rawValue.uppercased()) \(event.message)"
+                + (fields.isEmpty ? "" : " " + fields.joined(separator: " "))
+        case .json:
+            var object: [String: Any] = [
+                "time": Self.timestamp(), "level": event.level.rawValue, "message": "\(event.message)",
+            ]
+            for (key, value) in merged { object[key] = "\(value)" }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            line = String(decoding: data, as: UTF8.self)
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Values with spaces, quotes or control characters (file names can hold any of them) are quoted and
+    /// escaped so one record stays one line.
+    static func quoteIfNeeded(_ value: String) -> String {
+        let needsQuoting = value.isEmpty || value.unicodeScalars.contains {
+            $0 == " " || $0 == "\"" || $0 == "=" || $0.value < 0x20 || $0.value == 0x7f
+        }
+        guard needsQuoting else { return value }
+        var escaped = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            case "\t": escaped += "\\t"
+            case "\r": escaped += "\\r"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7f {
+                    escaped += String(format: "\\x%02x", scalar.value)
+                } else {
+                    escaped.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return escaped + "\""
+    }
+
+    static func syslogPriority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: 7
+        case .info: 6
+        case .notice: 5
+        case .warning: 4
+        case .error: 3
+        case .critical: 2
+        }
+    }
+
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+            parts.tm_hour, parts.tm_min, parts.tm_sec, now.tv_nsec / 1_000_000)
+    }
+}

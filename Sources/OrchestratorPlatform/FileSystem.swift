@@ -1,0 +1,193 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinuxShims
+import OrchestratorCore
+
+/// An absolute path as bytes. File names are bytes on Linux; keeping them as bytes end to end is what
+/// lets a name with invalid UTF-8 be claimed, run and moved intact.
+public struct PathBytes: Hashable, Sendable, CustomStringConvertible {
+    public let bytes: [UInt8]
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public init(_ string: String) { self.bytes = Array(string.utf8) }
+
+    public func appending(_ relative: RelativePath) -> PathBytes {
+        relative.bytes.isEmpty ? self : PathBytes(bytes + [UInt8(ascii: "/")] + relative.bytes)
+    }
+
+    public var parent: PathBytes {
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return PathBytes(".") }
+        return slash == 0 ? PathBytes("/") : PathBytes(Array(bytes[..<slash]))
+    }
+
+    public var description: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// Calls `body` with a NUL-terminated copy of the path.
+    public func withCString<T>(_ body: (UnsafePointer<CChar>) throws -> T) rethrows -> T {
+        var terminated = bytes
+        terminated.append(0)
+        return try terminated.withUnsafeBufferPointer { buffer in
+            try buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) { try body($0) }
+        }
+    }
+}
+
+/// A failed system call, with the path it concerned; renders as one line.
+public struct SystemError: Error, Sendable, CustomStringConvertible {
+    public let operation: String
+    public let path: String
+    public let code: Int32
+    public init(_ operation: String, _ path: String, _ code: Int32 = errno) {
+        self.operation = operation
+        self.path = path
+        self.code = code
+    }
+    public var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
+}
+
+public struct FileStatus: Sendable, Equatable {
+    public var size: Int64
+    public var modified: Int64  // nanoseconds since the epoch
+    public var device: UInt64
+    public var inode: UInt64
+    public var isRegular: Bool
+    public var isDirectory: Bool
+}
+
+public enum FileSystem {
+    public static func status(_ path: PathBytes) -> FileStatus? {
+        var info = stat()
+        let result = path.withCString { lstat($0, &info) }
+        guard result == 0 else { return nil }
+        return FileStatus(
+            size: Int64(info.st_size),
+            modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
+            device: UInt64(info.st_dev),
+            inode: UInt64(info.st_ino),
+            isRegular: (info.st_mode & S_IFMT) == S_IFREG,
+            isDirectory: (info.st_mode & S_IFMT) == S_IFDIR)
+    }
+
+    public static func exists(_ path: PathBytes) -> Bool { status(path) != nil }
+
+    /// `mkdir -p`.
+    public static func createDirectories(_ path: PathBytes) throws(SystemError) {
+        if let existing = status(path) {
+            if existing.isDirectory { return }
+            throw SystemError("mkdir", path.description, EEXIST)
+        }
+        let parent = path.parent
+        if parent != path && parent.bytes != [UInt8(ascii: "/")] {
+            try createDirectories(parent)
+        }
+        let result = path.withCString { mkdir($0, 0o755) }
+        if result != 0 && errno != EEXIST { throw SystemError("mkdir", path.description) }
+    }
+
+    public enum RenameResult: Equatable, Sendable {
+        case moved
+        case destinationExists
+        case sourceMissing
+    }
+
+    /// Renames without ever replacing an existing destination (renameat2 RENAME_NOREPLACE).
+    public static func renameNoReplace(_ source: PathBytes, _ destination: PathBytes) throws(SystemError) -> RenameResult {
+        let result = source.withCString { from in
+            destination.withCString { to in orch_renameat2_noreplace(AT_FDCWD, from, AT_FDCWD, to) }
+        }
+        if result == 0 { return .moved }
+        switch errno {
+        case EEXIST: return .destinationExists
+        case ENOENT where exists(destination.parent): return .sourceMissing
+        default: throw SystemError("rename to \(destination)", source.description)
+        }
+    }
+
+    /// Moves `source` to `root/relative`, creating subfolders; when the name is taken, tries
+    /// `stem~TAG.ext`, then `stem~TAG-2.ext` ... so nothing is ever overwritten. Returns the name used.
+    public static func moveAvoidingCollisions(
+        _ source: PathBytes, into root: PathBytes, as relative: RelativePath, tag: String
+    ) throws(SystemError) -> RelativePath? {
+        let destinationDirectory = root.appending(RelativePath(relative.parent))
+        try createDirectories(destinationDirectory)
+        var candidate = relative
+        var attempt = 1
+        while true {
+            switch try renameNoReplace(source, root.appending(candidate)) {
+            case .moved: return candidate
+            case .sourceMissing: return nil
+            case .destinationExists:
+                let (stem, ext) = relative.stemAndExtension
+                var base = stem + Array("~\(tag)".utf8)
+                if attempt > 1 { base += Array("-\(attempt)".utf8) }
+                if !ext.isEmpty { base += [UInt8(ascii: ".")] + ext }
+                let parent = relative.parent
+                candidate = parent.isEmpty ? RelativePath(base) : RelativePath(parent).appending(base)
+                attempt += 1
+            }
+        }
+    }
+
+    /// Makes the entries of a directory durable (after renames into it).
+    public static func syncDirectory(_ path: PathBytes) {
+        let fd = path.withCString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        close(fd)
+    }
+
+    /// Resolves symlinks and `..`; nil if the path does not exist.
+    public static func realPath(_ path: PathBytes) -> PathBytes? {
+        guard let resolved = path.withCString({ realpath($0, nil) }) else { return nil }
+        defer { free(resolved) }
+        return PathBytes(Array(UnsafeBufferPointer(start: resolved, count: strlen(resolved))).map { UInt8(bitPattern: $0) })
+    }
+
+    /// Removes an empty directory; silently keeps one that is not empty.
+    public static func removeEmptyDirectory(_ path: PathBytes) {
+        _ = path.withCString { rmdir($0) }
+    }
+
+    public static func writeFile(_ path: PathBytes, _ contents: [UInt8], mode: mode_t = 0o644, exclusive: Bool = true) throws(SystemError) {
+        let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC)
+        let fd = path.withCString { open($0, flags, mode) }
+        guard fd >= 0 else { throw SystemError("create", path.description) }
+        defer { close(fd) }
+        var offset = 0
+        while offset < contents.count {
+            let written = contents[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("write", path.description)
+            }
+            offset += written
+        }
+    }
+
+    public static func readFile(_ path: PathBytes, limit: Int = 1 << 20) -> [UInt8]? {
+        let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while result.count < limit {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            result.append(contentsOf: buffer[..<count])
+        }
+        return result
+    }
+
+    /// The last `count` bytes of a file.
+    public static func readTail(_ path: PathBytes, count: Int) -> [UInt8] {
+        guard let size = status(path)?.size else { return [] }
+        let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        let start = max(0, size - Int64(count))
+        var buffer = [UInt8](repeating: 0, count: Int(size - start))
+        let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(start)) }
+        return got > 0 ? Array(buffer[..<got]) : []
+    }
+}

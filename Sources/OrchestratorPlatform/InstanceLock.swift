@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An exclusive lock on a file, held for the life of the process (one daemon per state dir, one
+/// running sweep per kind).
+///
+/// POSIX record locks (`F_SETLK`) rather than `flock`: another process can ask who holds one
+/// (`F_GETLK`) without taking it, so `status` never makes a starting daemon fail with "locked".
+/// The kernel drops the lock when the holder dies, however it dies.
+public final class InstanceLock: @unchecked Sendable {  // immutable after init
+    public let path: String
+    private let fd: Int32
+
+    public enum Outcome {
+        case acquired(InstanceLock)
+        case heldBy(pid: Int32?)
+    }
+
+    public static func acquire(_ path: String) throws(SystemError) -> Outcome {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SystemError("open lock", path) }
+        var request = flock()
+        request.l_type = Int16(F_WRLCK)
+        request.l_whence = Int16(SEEK_SET)
+        if fcntl(fd, F_SETLK, &request) != 0 {
+            let code = errno
+            close(fd)
+            if code == EAGAIN || code == EACCES { return .heldBy(pid: holder(path)) }
+            throw SystemError("lock", path, code)
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        return .acquired(InstanceLock(path: path, fd: fd))
+    }
+
+    /// The pid of the live holder, or nil when nobody holds the lock.
+    public static func holder(_ path: String) -> Int32? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var query = flock()
+        query.l_type = Int16(F_WRLCK)
+        query.l_whence = Int16(SEEK_SET)
+        guard fcntl(fd, F_GETLK, &query) == 0, query.l_type != Int16(F_UNLCK) else { return nil }
+        return query.l_pid
+    }
+
+    private init(path: String, fd: Int32) {
+        self.path = path
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+}

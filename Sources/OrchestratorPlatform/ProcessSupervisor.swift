@@ -1,0 +1,315 @@
+import CLinuxShims
+import Dispatch
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts workers with `posix_spawn` in their own sessions and reaps them through pidfds.
+///
+/// Per worker: a log file, two pipes (stdout, stderr) and a pidfd, each pipe and the pidfd
+/// watched by a `DispatchSource` on `queue`; no thread per child. When the pidfd becomes
+/// readable the leader is a zombie (so its pid and process group id cannot be reused): the
+/// rest of the group is SIGKILLed, the leader is reaped with `wait4` (rusage), the pipes are
+/// drained of what is already buffered (never waiting for EOF: an escaped grandchild may hold
+/// them open) and closed, and only after every source's cancel handler has closed its fd is
+/// `onExit` called.
+///
+/// `@unchecked Sendable`: every stored property other than the immutable `queue` is touched
+/// only on `queue` (checked with `dispatchPrecondition` in debug builds). The dispatch sources
+/// it owns are not `Sendable` on Linux and never leave this class.
+public final class ProcessSupervisor: @unchecked Sendable {
+    private let queue: DispatchQueue
+    /// Workers whose leader has not been reaped yet, by pid. The kernel keeps these pids unique.
+    private var running: [Int32: SupervisedWorker] = [:]
+    /// Reaped workers whose sources are still being cancelled; `onExit` not yet called.
+    private var finishing = 0
+    /// One read buffer shared by every pipe (handlers run one at a time on `queue`).
+    let readBuffer: UnsafeMutableRawBufferPointer
+
+    static let readChunk = 64 * 1024
+    static let stderrTailSize = 4 * 1024
+
+    public init(queue: DispatchQueue) {
+        self.queue = queue
+        self.readBuffer = .allocate(byteCount: Self.readChunk, alignment: 16)
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    /// Workers started and not yet reported through `onExit`.
+    public var runningCount: Int {
+        dispatchPrecondition(condition: .onQueue(queue))
+        return running.count + finishing
+    }
+
+    /// Starts the worker in its own session; `onExit` runs on `queue` exactly once, after the leader is reaped,
+    /// the rest of its process group killed, and its output drained.
+    public func spawn(
+        _ request: SpawnRequest, onExit: @escaping (WorkerExit) -> Void
+    ) throws(SpawnError) -> WorkerHandle {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard let program = request.arguments.first, !program.isEmpty else {
+            throw SpawnError(errno: EINVAL, description: "cannot run an empty command")
+        }
+        try Self.checkNoNUL(request)
+
+        let logFD = withCBytes(request.logPath) {
+            open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        }
+        guard logFD >= 0 else {
+            let e = errno
+            throw SpawnError(errno: e, description: "cannot open log \(Self.show(request.logPath)): \(Self.text(e))")
+        }
+        var stdoutPipe: [Int32] = [-1, -1]
+        var stderrPipe: [Int32] = [-1, -1]
+        func closeAll() {
+            for fd in [logFD] + stdoutPipe + stderrPipe where fd >= 0 { close(fd) }
+        }
+        guard orch_pipe_cloexec_nonblock(&stdoutPipe) == 0, orch_pipe_cloexec_nonblock(&stderrPipe) == 0 else {
+            let e = errno
+            closeAll()
+            throw SpawnError(errno: e, description: "cannot create output pipes: \(Self.text(e))")
+        }
+
+        var pid: pid_t = 0
+        let searchPath: Int32 = program.contains(UInt8(ascii: "/")) ? 0 : 1
+        let rc = withCStringArray(request.arguments) { argv in
+            withCStringArray(request.environment) { envp in
+                withCBytes(program) { path in
+                    withCBytes(request.workingDirectory) { cwd in
+                        orch_spawn(&pid, path, argv, envp, cwd, -1, stdoutPipe[1], stderrPipe[1], searchPath)
+                    }
+                }
+            }
+        }
+        close(stdoutPipe[1])
+        close(stderrPipe[1])
+        stdoutPipe[1] = -1
+        stderrPipe[1] = -1
+        guard rc == 0 else {
+            closeAll()
+            throw SpawnError(errno: rc, description: Self.describeSpawnFailure(rc, request))
+        }
+
+        let pidFD = orch_pidfd_open(pid)
+        guard pidFD >= 0 else {
+            // Cannot watch it: end it now rather than leave an unsupervised group.
+            let e = errno
+            kill(-pid, SIGKILL)
+            var reaped = orch_reaped()
+            _ = orch_reap(pid, &reaped)
+            closeAll()
+            throw SpawnError(errno: e, description: "cannot watch \(Self.show(program)) (pidfd_open): \(Self.text(e))")
+        }
+
+        // The leader is at worst a zombie until we reap it, so /proc/PID/stat is readable.
+        let handle = WorkerHandle(pid: pid, startTime: Self.startTime(of: pid) ?? 0)
+        let worker = SupervisedWorker(
+            handle: handle, logFD: logFD, logCap: max(0, request.logCap), onExit: onExit,
+            stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0])
+        running[pid] = worker
+        makeSource(.exit, pidFD, worker) { [self] in self.leaderExited(worker) }
+        makeSource(.stdout, stdoutPipe[0], worker) { [self] in self.readOutput(worker, .stdout) }
+        makeSource(.stderr, stderrPipe[0], worker) { [self] in self.readOutput(worker, .stderr) }
+        return handle
+    }
+
+    /// Sends a signal to the whole process group of a running worker (timeouts: SIGTERM, then SIGKILL after a grace).
+    /// Does nothing once the worker's leader has been reaped.
+    public func signal(_ worker: WorkerHandle, _ signal: Int32) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard let live = running[worker.pid], live.handle == worker else { return }
+        kill(-worker.pid, signal)
+    }
+
+    // MARK: - Exit
+
+    /// A read source whose cancel handler closes `fd` and, for the last source of a reaped
+    /// worker, reports the exit.
+    private func makeSource(
+        _ slot: SupervisedWorker.Slot, _ fd: Int32, _ worker: SupervisedWorker, handler: @escaping () -> Void
+    ) {
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        source.setEventHandler(handler: handler)
+        source.setCancelHandler { [self] in
+            close(fd)
+            worker.sources[slot] = nil  // Breaks the worker <-> handler cycle.
+            if worker.sources.isEmpty, worker.result != nil { self.report(worker) }
+        }
+        worker.sources[slot] = source
+        source.resume()
+    }
+
+    private func leaderExited(_ worker: SupervisedWorker) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard worker.result == nil else { return }
+        let pid = worker.handle.pid
+        let state = orch_child_has_exited(pid)
+        if state == 0 { return }  // Not yet (spurious wake-up); the pidfd stays readable once it has.
+
+        var reaped = orch_reaped()
+        if state == 1 {
+            // The leader is a zombie, so -pid is still this worker's group: end the stragglers.
+            kill(-pid, SIGKILL)
+        }
+        if state != 1 || orch_reap(pid, &reaped) != 0 {
+            // Someone else reaped it (SIGCHLD ignored or a stray waitpid(-1)); the status is lost
+            // and the pid may be reused already, so the group is left alone.
+            reaped = orch_reaped(signaled: 0, code: -1, user_usec: 0, system_usec: 0, maxrss_kib: 0)
+        }
+        running[pid] = nil
+        finishing += 1
+        worker.result = reaped
+
+        drainAndClose(worker, .stdout)
+        drainAndClose(worker, .stderr)
+        worker.sources[.exit]?.cancel()
+        finishLog(worker)
+        // `report` runs from the last cancel handler, once every fd is closed.
+    }
+
+    private func report(_ worker: SupervisedWorker) {
+        guard let reaped = worker.result, let onExit = worker.onExit else { return }
+        worker.onExit = nil
+        finishing -= 1
+        let exit = WorkerExit(
+            termination: reaped.signaled != 0 ? .signaled(reaped.code) : .exited(reaped.code),
+            userCPU: .microseconds(reaped.user_usec),
+            systemCPU: .microseconds(reaped.system_usec),
+            maxRSSKiB: Int(reaped.maxrss_kib),
+            stderrTail: worker.stderrTail,
+            outputBytes: worker.outputBytes,
+            droppedBytes: worker.droppedBytes)
+        onExit(exit)
+    }
+
+    // MARK: - Previous daemons' workers
+
+    /// Process groups left by a previous daemon: true if a process with this pid and start time still exists
+    /// (a zombie counts).
+    public static func isAlive(_ worker: WorkerHandle) -> Bool {
+        guard worker.pid > 0, let started = startTime(of: worker.pid) else { return false }
+        return started == worker.startTime
+    }
+
+    /// SIGKILL to the worker's process group if its leader `isAlive`. A group whose leader has
+    /// already gone cannot be recognised with certainty and is left alone.
+    public static func killGroup(_ worker: WorkerHandle) {
+        if isAlive(worker) { kill(-worker.pid, SIGKILL) }
+    }
+
+    /// Field 22 (starttime) of /proc/PID/stat. The command name (field 2) may hold spaces and
+    /// ')' itself, so fields are counted from the last ')'.
+    public static func startTime(of pid: Int32) -> UInt64? {
+        guard pid > 0 else { return nil }
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var content: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                content += chunk[..<n]
+            } else if n < 0, errno == EINTR {
+                continue
+            } else {
+                break
+            }
+        }
+        guard let paren = content.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        // After ") ": field 3 (state) is index 0, so field 22 is index 19.
+        let fields = content[(paren + 1)...].split(separator: UInt8(ascii: " "))
+        guard fields.count > 19 else { return nil }
+        return UInt64(String(decoding: fields[19], as: UTF8.self))
+    }
+
+    // MARK: - Helpers
+
+    private static func checkNoNUL(_ request: SpawnRequest) throws(SpawnError) {
+        func bad(_ what: String) -> SpawnError {
+            SpawnError(errno: EINVAL, description: "cannot run \(show(request.arguments[0])): \(what) contains a NUL byte")
+        }
+        if request.arguments.contains(where: { $0.contains(0) }) { throw bad("an argument") }
+        if request.environment.contains(where: { $0.contains(0) }) { throw bad("an environment entry") }
+        if request.workingDirectory.contains(0) { throw bad("the working directory") }
+        if request.logPath.contains(0) { throw bad("the log path") }
+    }
+
+    private static func describeSpawnFailure(_ code: Int32, _ request: SpawnRequest) -> String {
+        // posix_spawn reports a failed chdir and a failed exec the same way; tell them apart.
+        if !request.workingDirectory.isEmpty {
+            let problem = withCBytes(request.workingDirectory) { orch_check_enterable_dir($0) }
+            if problem != 0 {
+                return "cannot enter working directory \(show(request.workingDirectory)): \(text(problem))"
+            }
+        }
+        return "cannot run \(show(request.arguments[0])): \(text(code))"
+    }
+
+    static func show(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    static func text(_ code: Int32) -> String { String(cString: strerror(code)) }
+}
+
+/// One started worker; owned by `ProcessSupervisor` and touched only on its queue.
+final class SupervisedWorker {
+    enum Slot { case exit, stdout, stderr }
+
+    let handle: WorkerHandle
+    let logFD: Int32
+    let logCap: Int
+    var onExit: ((WorkerExit) -> Void)?
+    let stdoutFD: Int32
+    let stderrFD: Int32
+    /// Sources whose cancel handler has not run yet (each closes its fd when it does).
+    var sources: [Slot: any DispatchSourceRead] = [:]
+    /// Set once the leader is reaped.
+    var result: orch_reaped?
+
+    var loggedBytes = 0
+    var outputBytes = 0
+    var droppedBytes = 0
+    var logBroken = false
+    var lastLoggedByte: UInt8?
+    var stderrTail: [UInt8] = []
+
+    init(
+        handle: WorkerHandle, logFD: Int32, logCap: Int, onExit: @escaping (WorkerExit) -> Void,
+        stdoutFD: Int32, stderrFD: Int32
+    ) {
+        self.handle = handle
+        self.logFD = logFD
+        self.logCap = logCap
+        self.onExit = onExit
+        self.stdoutFD = stdoutFD
+        self.stderrFD = stderrFD
+    }
+}
+
+/// Calls `body` with `bytes` as a NUL-terminated C string.
+private func withCBytes<R>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> R) -> R {
+    var c = bytes.map { CChar(bitPattern: $0) }
+    c.append(0)
+    return c.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// Calls `body` with a NULL-terminated array of NUL-terminated C strings, freed afterwards.
+private func withCStringArray<R>(
+    _ items: [[UInt8]], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R
+) -> R {
+    let array = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: items.count + 1)
+    for (i, item) in items.enumerated() {
+        let s = UnsafeMutablePointer<CChar>.allocate(capacity: item.count + 1)
+        item.withUnsafeBytes { UnsafeMutableRawBufferPointer(start: s, count: item.count).copyMemory(from: $0) }
+        s[item.count] = 0
+        array[i] = s
+    }
+    array[items.count] = nil
+    defer {
+        for i in 0..<items.count { array[i]?.deallocate() }
+        array.deallocate()
+    }
+    return body(array)
+}

@@ -1,0 +1,122 @@
+import Foundation
+import GRDB
+import OrchestratorCore
+
+/// Wall-clock time as Unix seconds; what the store keeps and what `history` prints.
+public typealias UnixTime = Double
+
+public struct JobRecord: Sendable, Equatable {
+    public var id: Int64
+    public var kind: JobKind
+    public var name: RelativePath
+    public var handler: String?
+    public var state: JobState
+    public var priority: Int
+    public var attempts: Int
+    public var maxAttempts: Int
+    public var notBefore: UnixTime?
+    public var finalPath: RelativePath?
+    public var reason: String?
+    public var createdAt: UnixTime
+    public var updatedAt: UnixTime
+    public var finishedAt: UnixTime?
+
+    /// `prefix` reads the columns of a join that renamed them (`j_id`, `j_name` ...).
+    init(row: Row, prefix: String = "") {
+        id = row[prefix + "id"]
+        kind = JobKind(rawValue: row[prefix + "kind"]) ?? .file
+        name = RelativePath((row[prefix + "name"] as Data?)?.bytes ?? [])
+        handler = row[prefix + "handler"]
+        state = JobState(rawValue: row[prefix + "state"]) ?? .failed
+        priority = row[prefix + "priority"]
+        attempts = row[prefix + "attempts"]
+        maxAttempts = row[prefix + "max_attempts"]
+        notBefore = row[prefix + "not_before"]
+        finalPath = (row[prefix + "final_path"] as Data?).map { RelativePath($0.bytes) }
+        reason = row[prefix + "reason"]
+        createdAt = row[prefix + "created_at"]
+        updatedAt = row[prefix + "updated_at"]
+        finishedAt = row[prefix + "finished_at"]
+    }
+}
+
+public struct AttemptRecord: Sendable, Equatable {
+    public var id: Int64
+    public var jobID: Int64
+    public var number: Int
+    public var outcome: AttemptOutcome
+    public var startedAt: UnixTime
+    public var endedAt: UnixTime?
+    public var pid: Int32?
+    public var startTime: UInt64?
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var timedOut: Bool
+    public var userCPU: Double?
+    public var systemCPU: Double?
+    public var maxRSSKiB: Int?
+    public var logPath: [UInt8]?
+    public var stderrTail: [UInt8]
+    public var reason: String?
+
+    init(row: Row) {
+        id = row["id"]
+        jobID = row["job_id"]
+        number = row["number"]
+        outcome = AttemptOutcome(rawValue: row["outcome"]) ?? .failed
+        startedAt = row["started_at"]
+        endedAt = row["ended_at"]
+        pid = row["pid"]
+        startTime = (row["start_time"] as Int64?).map { UInt64(bitPattern: $0) }
+        exitCode = row["exit_code"]
+        signal = row["signal"]
+        timedOut = row["timed_out"]
+        userCPU = row["user_cpu"]
+        systemCPU = row["system_cpu"]
+        maxRSSKiB = row["max_rss_kib"]
+        logPath = (row["log_path"] as Data?)?.bytes
+        stderrTail = (row["stderr_tail"] as Data?)?.bytes ?? []
+        reason = row["reason"]
+    }
+}
+
+/// The result of one attempt, as the dispatcher learned it from the reaper.
+public struct AttemptResult: Sendable {
+    public var outcome: AttemptOutcome
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var timedOut: Bool
+    public var userCPU: Double?
+    public var systemCPU: Double?
+    public var maxRSSKiB: Int?
+    public var stderrTail: [UInt8]
+    public var reason: String?
+
+    public init(
+        outcome: AttemptOutcome, exitCode: Int32? = nil, signal: Int32? = nil, timedOut: Bool = false,
+        userCPU: Double? = nil, systemCPU: Double? = nil, maxRSSKiB: Int? = nil, stderrTail: [UInt8] = [],
+        reason: String? = nil
+    ) {
+        self.outcome = outcome
+        self.exitCode = exitCode
+        self.signal = signal
+        self.timedOut = timedOut
+        self.userCPU = userCPU
+        self.systemCPU = systemCPU
+        self.maxRSSKiB = maxRSSKiB
+        self.stderrTail = stderrTail
+        self.reason = reason
+    }
+}
+
+/// One row of `history`: an attempt with the job it belongs to.
+public struct HistoryRow: Sendable {
+    public var job: JobRecord
+    public var attempt: AttemptRecord
+}
+
+public struct QueueCounts: Sendable, Equatable {
+    public var byState: [JobState: Int]
+    public init(byState: [JobState: Int] = [:]) { self.byState = byState }
+    public func count(_ state: JobState) -> Int { byState[state] ?? 0 }
+}

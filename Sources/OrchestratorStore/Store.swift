@@ -1,0 +1,104 @@
+import Foundation
+import GRDB
+import OrchestratorCore
+
+/// The durable ledger: one row per job, per attempt and per state transition.
+///
+/// All SQL lives in this module; the rest of the code sees domain methods. The daemon commits the
+/// transitions of a whole dispatch cycle in one transaction (`write`), which is what makes durable
+/// bookkeeping affordable at hundreds of files per second.
+public final class Store: Sendable {
+    private let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating and migrating if needed) `DIRECTORY/orchestrator.sqlite`.
+    public init(directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        path = directory + "/orchestrator.sqlite"
+        var configuration = Configuration()
+        // The daemon and one-shot commands touch the same file; wait for each other instead of failing.
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            // FULL: a commit that returned is on disk even after a power cut, so a file moved to Done
+            // after its commit can never be found with an older state on restart.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
+        try pool.write { db in try body(StoreTransaction(db: db)) }
+    }
+
+    public func read<T>(_ body: (StoreReader) throws -> T) throws -> T {
+        try pool.read { db in try body(StoreReader(db: db)) }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE job (
+                    id INTEGER PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    name BLOB NOT NULL,
+                    handler TEXT,
+                    state TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    max_attempts INTEGER NOT NULL,
+                    not_before REAL,
+                    final_path BLOB,
+                    reason TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    finished_at REAL
+                );
+                -- One live job per name: the same arrival is never queued twice.
+                CREATE UNIQUE INDEX job_live_name ON job(kind, name) WHERE state NOT IN ('done', 'failed');
+                CREATE INDEX job_name ON job(name, id);
+                CREATE INDEX job_state ON job(state);
+                CREATE TABLE attempt (
+                    id INTEGER PRIMARY KEY,
+                    job_id INTEGER NOT NULL REFERENCES job(id),
+                    number INTEGER NOT NULL,
+                    outcome TEXT NOT NULL,
+                    started_at REAL NOT NULL,
+                    ended_at REAL,
+                    pid INTEGER,
+                    start_time INTEGER,
+                    exit_code INTEGER,
+                    signal INTEGER,
+                    timed_out INTEGER NOT NULL DEFAULT 0,
+                    user_cpu REAL,
+                    system_cpu REAL,
+                    max_rss_kib INTEGER,
+                    log_path BLOB,
+                    stderr_tail BLOB,
+                    reason TEXT
+                );
+                CREATE INDEX attempt_job ON attempt(job_id, number);
+                CREATE INDEX attempt_outcome ON attempt(outcome);
+                CREATE TABLE transition (
+                    id INTEGER PRIMARY KEY,
+                    job_id INTEGER NOT NULL REFERENCES job(id),
+                    at REAL NOT NULL,
+                    from_state TEXT,
+                    to_state TEXT NOT NULL,
+                    detail TEXT
+                );
+                CREATE INDEX transition_job ON transition(job_id, id);
+                """)
+        }
+        return migrator
+    }
+}
+
+extension Array where Element == UInt8 {
+    var data: Data { Data(self) }
+}
+
+extension Data {
+    var bytes: [UInt8] { [UInt8](self) }
+}

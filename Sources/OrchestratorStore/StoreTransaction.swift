@@ -1,0 +1,163 @@
+import Foundation
+import GRDB
+import OrchestratorCore
+
+/// Reads, usable inside or outside a write transaction.
+public struct StoreReader {
+    let db: Database
+
+    public func job(id: Int64) throws -> JobRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map { JobRecord(row: $0) }
+    }
+
+    /// The newest job for a name (any state).
+    public func latestJob(kind: JobKind, name: RelativePath) throws -> JobRecord? {
+        try Row.fetchOne(
+            db, sql: "SELECT * FROM job WHERE kind = ? AND name = ? ORDER BY id DESC LIMIT 1",
+            arguments: [kind.rawValue, name.bytes.data]
+        ).map { JobRecord(row: $0) }
+    }
+
+    /// The newest job whose file ended under this path in Done/ or Failed/.
+    public func latestJob(finalPath: RelativePath) throws -> JobRecord? {
+        try Row.fetchOne(
+            db, sql: "SELECT * FROM job WHERE final_path = ? ORDER BY id DESC LIMIT 1",
+            arguments: [finalPath.bytes.data]
+        ).map { JobRecord(row: $0) }
+    }
+
+    public func jobs(inStates states: [JobState]) throws -> [JobRecord] {
+        let marks = states.map { _ in "?" }.joined(separator: ",")
+        return try Row.fetchAll(
+            db, sql: "SELECT * FROM job WHERE state IN (\(marks)) ORDER BY id",
+            arguments: StatementArguments(states.map(\.rawValue))
+        ).map { JobRecord(row: $0) }
+    }
+
+    /// Finished jobs whose file has not been moved out of the processing area yet.
+    public func unmovedFinishedJobs() throws -> [JobRecord] {
+        try Row.fetchAll(
+            db, sql: "SELECT * FROM job WHERE kind = 'file' AND state IN ('done','failed') AND final_path IS NULL"
+        ).map { JobRecord(row: $0) }
+    }
+
+    public func attempts(jobID: Int64) throws -> [AttemptRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM attempt WHERE job_id = ? ORDER BY number, id", arguments: [jobID])
+            .map(AttemptRecord.init(row:))
+    }
+
+    public func runningAttempts() throws -> [AttemptRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM attempt WHERE outcome = 'running' ORDER BY id")
+            .map(AttemptRecord.init(row:))
+    }
+
+    public func transitions(jobID: Int64) throws -> [(at: UnixTime, from: String?, to: String, detail: String?)] {
+        try Row.fetchAll(
+            db, sql: "SELECT at, from_state, to_state, detail FROM transition WHERE job_id = ? ORDER BY id",
+            arguments: [jobID]
+        ).map { ($0["at"], $0["from_state"], $0["to_state"], $0["detail"]) }
+    }
+
+    /// Attempts, newest first; `failedOnly` keeps attempts that failed.
+    public func history(limit: Int, failedOnly: Bool) throws -> [HistoryRow] {
+        let filter = failedOnly ? "WHERE a.outcome = 'failed'" : "WHERE a.outcome != 'running'"
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT a.*, j.id AS j_id, j.kind AS j_kind, j.name AS j_name, j.handler AS j_handler,
+                       j.state AS j_state, j.priority AS j_priority, j.attempts AS j_attempts,
+                       j.max_attempts AS j_max_attempts, j.not_before AS j_not_before,
+                       j.final_path AS j_final_path, j.reason AS j_reason, j.created_at AS j_created_at,
+                       j.updated_at AS j_updated_at, j.finished_at AS j_finished_at
+                FROM attempt a JOIN job j ON j.id = a.job_id
+                \(filter)
+                ORDER BY COALESCE(a.ended_at, a.started_at) DESC, a.id DESC
+                LIMIT ?
+                """,
+            arguments: [limit])
+        return rows.map { row in HistoryRow(job: JobRecord(row: row, prefix: "j_"), attempt: AttemptRecord(row: row)) }
+    }
+
+    public func counts() throws -> QueueCounts {
+        var byState: [JobState: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job GROUP BY state") {
+            if let state = JobState(rawValue: row["state"]) { byState[state] = row["n"] }
+        }
+        return QueueCounts(byState: byState)
+    }
+}
+
+/// Writes, inside one transaction opened by `Store.write`.
+public struct StoreTransaction {
+    let db: Database
+
+    public var reader: StoreReader { StoreReader(db: db) }
+
+    /// Inserts a job and its first transition; returns its id.
+    public func insertJob(
+        kind: JobKind, name: RelativePath, handler: String?, state: JobState, priority: Int, maxAttempts: Int,
+        reason: String? = nil, detail: String? = nil, at now: UnixTime
+    ) throws -> Int64 {
+        try db.execute(
+            sql: """
+                INSERT INTO job (kind, name, handler, state, priority, max_attempts, reason, created_at, updated_at,
+                                 finished_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [kind.rawValue, name.bytes.data, handler, state.rawValue, priority, maxAttempts, reason, now,
+                        now, state.isTerminal ? now : nil])
+        let id = db.lastInsertedRowID
+        try addTransition(jobID: id, from: nil, to: state, detail: detail, at: now)
+        return id
+    }
+
+    /// Moves a job to `state`, recording the transition; `attempts` and `reason` are updated when given.
+    public func setState(
+        jobID: Int64, from: JobState?, to state: JobState, attempts: Int? = nil, notBefore: UnixTime? = nil,
+        reason: String? = nil, detail: String? = nil, at now: UnixTime
+    ) throws {
+        try db.execute(
+            sql: """
+                UPDATE job SET state = ?, attempts = COALESCE(?, attempts), not_before = ?,
+                               reason = COALESCE(?, reason), updated_at = ?,
+                               finished_at = CASE WHEN ? THEN ? ELSE finished_at END
+                WHERE id = ?
+                """,
+            arguments: [state.rawValue, attempts, notBefore, reason, now, state.isTerminal, now, jobID])
+        try addTransition(jobID: jobID, from: from, to: state, detail: detail ?? reason, at: now)
+    }
+
+    public func setFinalPath(jobID: Int64, _ path: RelativePath) throws {
+        try db.execute(sql: "UPDATE job SET final_path = ? WHERE id = ?", arguments: [path.bytes.data, jobID])
+    }
+
+    public func startAttempt(jobID: Int64, number: Int, logPath: [UInt8], at now: UnixTime) throws -> Int64 {
+        try db.execute(
+            sql: "INSERT INTO attempt (job_id, number, outcome, started_at, log_path) VALUES (?, ?, 'running', ?, ?)",
+            arguments: [jobID, number, now, logPath.data])
+        return db.lastInsertedRowID
+    }
+
+    public func setAttemptProcess(attemptID: Int64, pid: Int32, startTime: UInt64) throws {
+        try db.execute(
+            sql: "UPDATE attempt SET pid = ?, start_time = ? WHERE id = ?",
+            arguments: [pid, Int64(bitPattern: startTime), attemptID])
+    }
+
+    public func finishAttempt(attemptID: Int64, _ result: AttemptResult, at now: UnixTime) throws {
+        try db.execute(
+            sql: """
+                UPDATE attempt SET outcome = ?, ended_at = ?, exit_code = ?, signal = ?, timed_out = ?,
+                                   user_cpu = ?, system_cpu = ?, max_rss_kib = ?, stderr_tail = ?, reason = ?
+                WHERE id = ?
+                """,
+            arguments: [result.outcome.rawValue, now, result.exitCode, result.signal, result.timedOut, result.userCPU,
+                        result.systemCPU, result.maxRSSKiB, result.stderrTail.data, result.reason, attemptID])
+    }
+
+    func addTransition(jobID: Int64, from: JobState?, to: JobState, detail: String?, at now: UnixTime) throws {
+        try db.execute(
+            sql: "INSERT INTO transition (job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
+            arguments: [jobID, now, from?.rawValue, to.rawValue, detail])
+    }
+}

@@ -1,0 +1,164 @@
+import ArgumentParser
+import Foundation
+import OrchestratorConfig
+import OrchestratorDaemon
+
+@main
+struct Orchestrator: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "orchestrator",
+        abstract: "Turns a folder into a reliable work queue: each file dropped into Inbox/ runs through a worker.",
+        subcommands: [Init.self, Watch.self, Replay.self, Status.self, History.self, Show.self, ConfigCommand.self])
+}
+
+/// `--config FILE`, else `$ORCHESTRATOR_CONFIG`, else `./config/orchestrator.toml`.
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "Configuration file (default: $ORCHESTRATOR_CONFIG, else ./config/orchestrator.toml).")
+    var config: String?
+
+    var path: String {
+        let chosen = config ?? ProcessInfo.processInfo.environment["ORCHESTRATOR_CONFIG"] ?? "config/orchestrator.toml"
+        return chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
+    }
+
+    func load() throws -> Config { try reportingErrors { () throws(CommandError) in try loadConfig(path) } }
+}
+
+/// Prints a command's error lines on stderr and exits with its status; never a stack trace.
+func reportingErrors<T>(_ body: () throws(CommandError) -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        FileHandle.standardError.write(Data((error.lines.joined(separator: "\n") + "\n").utf8))
+        throw ExitCode(error.status.rawValue)
+    }
+}
+
+func printOut(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+extension Orchestrator {
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create Inbox/ Done/ Failed/ config/orchestrator.toml, a sample worker and the state dir; never overwrites.")
+        @Argument(help: "Directory to set up (default: the current directory).") var directory: String = "."
+
+        func run() throws {
+            let lines = try reportingErrors { () throws(CommandError) in try OrchestratorDaemon.Init.run(directory: directory) }
+            lines.forEach(printOut)
+        }
+    }
+
+    struct Watch: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the daemon: watch Inbox, run workers, until SIGTERM/SIGINT.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Log format on stderr: human or json.") var logFormat: LogFormat = .human
+        @Flag(help: "Decide and log everything; run and move nothing.") var dryRun = false
+
+        func run() throws {
+            let config = try options.load()
+            let status = try reportingErrors { () throws(CommandError) in
+                try Daemon.run(config: config, logFormat: logFormat, dryRun: dryRun)
+            }
+            if status != .ok { throw ExitCode(status.rawValue) }
+        }
+    }
+
+    struct Replay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move files from Failed/ back into Inbox/; each becomes a new job with a fresh retry budget.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "Files in Failed/ (paths, or names relative to Failed/).") var paths: [String] = []
+        @Flag(help: "Replay every file in Failed/.") var all = false
+        @Flag(help: "Say what would be replayed; move nothing.") var dryRun = false
+
+        func validate() throws {
+            if all == !paths.isEmpty { throw ValidationError("give either PATH... or --all") }
+        }
+
+        func run() throws {
+            let config = try options.load()
+            let outcome = try reportingErrors { () throws(CommandError) in
+                try OrchestratorDaemon.Replay.run(
+                    config: config, paths: paths, all: all, dryRun: dryRun,
+                    workingDirectory: FileManager.default.currentDirectoryPath)
+            }
+            outcome.lines.forEach(printOut)
+            if !outcome.problems.isEmpty {
+                FileHandle.standardError.write(Data((outcome.problems.joined(separator: "\n") + "\n").utf8))
+                throw ExitCode(ExitStatus.badInput.rawValue)
+            }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Daemon alive?, queue depth, running jobs. Exits 0 whether or not a daemon runs.")
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "One JSON document on stdout.") var json = false
+
+        func run() throws {
+            let config = try options.load()
+            printOut(try reportingErrors { () throws(CommandError) in try Reports.status(config: config, json: json) })
+        }
+    }
+
+    struct History: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Recent runs, newest first.")
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "Only attempts that failed.") var failed = false
+        @Option(help: "How many rows.") var limit: Int = 20
+        @Flag(help: "One JSON document on stdout.") var json = false
+
+        func validate() throws {
+            if limit < 1 { throw ValidationError("--limit must be at least 1") }
+        }
+
+        func run() throws {
+            let config = try options.load()
+            printOut(try reportingErrors { () throws(CommandError) in
+                try Reports.history(config: config, limit: limit, failedOnly: failed, json: json)
+            })
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One job: every attempt, exit status, signal, duration, CPU, max RSS, log path, stderr tail.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "A job id, or a path in Inbox, Done or Failed (or the name relative to them).") var target: String
+        @Flag(help: "One JSON document on stdout.") var json = false
+
+        func run() throws {
+            let config = try options.load()
+            printOut(try reportingErrors { () throws(CommandError) in
+                try Reports.show(
+                    config: config, target: target, json: json, workingDirectory: FileManager.default.currentDirectoryPath)
+            })
+        }
+    }
+
+    struct ConfigCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "config", abstract: "Configuration tools.", subcommands: [Check.self])
+
+        struct Check: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Validate the config; print every problem as FILE:LINE.")
+            @OptionGroup var options: ConfigOption
+            @Flag(help: "One JSON document on stdout.") var json = false
+
+            func run() throws {
+                let (text, status) = ConfigReport.check(path: options.path, json: json)
+                if !text.isEmpty {
+                    if json || status == .ok { printOut(text) } else {
+                        FileHandle.standardError.write(Data((text + "\n").utf8))
+                    }
+                }
+                if status != .ok { throw ExitCode(status.rawValue) }
+            }
+        }
+    }
+}
+
+extension LogFormat: ExpressibleByArgument {}

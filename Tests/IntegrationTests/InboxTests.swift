@@ -1,0 +1,231 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// End-to-end behaviour of `watch` on real folders, real workers and real signals.
+@Suite(.serialized)
+struct InboxTests {
+    @Test func fiveHundredFilesDroppedAtOnceAllEndInDone() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#, maxConcurrent: 4))
+        try instance.startDaemon()
+        for index in 0..<500 { try instance.drop("file-\(index).txt") }
+        try instance.waitUntil("500 files are in Done", timeout: 120) { instance.count(in: "Done") == 500 }
+        #expect(instance.count(in: "Failed") == 0)
+        #expect(instance.count(in: "Inbox") == 0)
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func filesPresentBeforeStartAreProcessed() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        for index in 0..<20 { try instance.drop("early-\(index).txt") }
+        try instance.startDaemon()
+        try instance.waitUntil("20 files are in Done", timeout: 60) { instance.count(in: "Done") == 20 }
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func failingWorkerEndsInFailedAfterExactlyMaxAttempts() throws {
+        let worker = """
+            #!/bin/sh
+            echo "$ORCH_ATTEMPT" >> ../runs.log
+            echo "cannot parse $ORCH_NAME" >&2
+            exit 3
+            """
+        let instance = try TestInstance(
+            config: testConfig(handler: """
+                command = ["../workers/fail.sh", "{file}"]
+                max_attempts = 3
+                backoff = "50ms"
+                """),
+            workers: ["fail.sh": worker])
+        try instance.startDaemon()
+        try instance.drop("bad.csv")
+        try instance.waitUntil("bad.csv is in Failed", timeout: 60) { instance.names(in: "Failed").contains(Array("bad.csv".utf8)) }
+        #expect(instance.lines(of: "runs.log") == ["1", "2", "3"])
+
+        let show = try #require(try instance.json(["show", "Failed/bad.csv"]) as? [String: Any])
+        #expect(show["state"] as? String == "failed")
+        let attempts = try #require(show["attempts"] as? [[String: Any]])
+        #expect(attempts.count == 3)
+        #expect(attempts.allSatisfy { $0["exit_code"] as? Int == 3 })
+        #expect((show["reason"] as? String)?.contains("exit status 3") == true)
+        #expect((attempts.last?["stderr_tail"] as? String)?.contains("cannot parse bad.csv") == true)
+
+        let history = try #require(try instance.json(["history", "--failed"]) as? [[String: Any]])
+        #expect(history.count == 3)
+        #expect(history.allSatisfy { ($0["reason"] as? String) == "exit status 3" })
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func fileWrittenSlowlyIsDispatchedOnceWhenComplete() throws {
+        let worker = """
+            #!/bin/sh
+            wc -c < "$1" | tr -d ' ' >> ../sizes.log
+            """
+        let instance = try TestInstance(
+            config: testConfig(handler: #"command = ["../workers/size.sh", "{file}"]"#, settle: "500ms"),
+            workers: ["size.sh": worker])
+        try instance.startDaemon()
+        // Written in place over two seconds, reopened for each chunk: every close is an event.
+        let chunk = String(repeating: "x", count: 1000) + "\n"
+        for _ in 0..<10 {
+            let handle = FileHandle(forWritingAtPath: instance.path("Inbox/slow.txt"))
+                ?? { FileManager.default.createFile(atPath: instance.path("Inbox/slow.txt"), contents: nil)
+                    return FileHandle(forWritingAtPath: instance.path("Inbox/slow.txt"))! }()
+            handle.seekToEndOfFile()
+            handle.write(Data(chunk.utf8))
+            try handle.close()
+            usleep(200_000)  // the writer's pace, not a wait for the daemon
+        }
+        try instance.waitUntil("slow.txt is in Done", timeout: 30) { instance.names(in: "Done").contains(Array("slow.txt".utf8)) }
+        #expect(instance.lines(of: "sizes.log") == ["\(chunk.utf8.count * 10)"])
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func hostileNamesArriveIntact() throws {
+        let worker = """
+            #!/bin/sh
+            [ -f "$1" ] || { echo "no such file: $1" >&2; exit 1; }
+            [ "$(basename -- "$1")" = "$(basename -- "$ORCH_FILE")" ] || exit 2
+            """
+        let instance = try TestInstance(
+            config: testConfig(handler: #"command = ["../workers/check.sh", "{file}"]"#),
+            workers: ["check.sh": worker])
+        let names: [[UInt8]] = [
+            Array("with space.txt".utf8), Array("quote\"s'.txt".utf8), Array("new\nline.txt".utf8),
+            Array("-leading-dash.txt".utf8), Array("ünïcødé-文件.txt".utf8), [0x62, 0x61, 0x64, 0xff, 0xfe, 0x2e, 0x74],
+            Array("$(touch pwned)".utf8), Array("*glob?[x]".utf8),
+        ]
+        for name in names { try instance.dropBytes(name) }
+        try instance.startDaemon()
+        try instance.waitUntil("every name is in Done", timeout: 60) { instance.names(in: "Done") == Set(names) }
+        #expect(instance.count(in: "Failed") == 0)
+        #expect(!FileManager.default.fileExists(atPath: instance.path("config/pwned")))
+
+        let history = try #require(try instance.json(["history"]) as? [[String: Any]])
+        let invalid = history.first { $0["name_b64"] != nil }
+        #expect(invalid?["name_b64"] as? String == Data([0x62, 0x61, 0x64, 0xff, 0xfe, 0x2e, 0x74]).base64EncodedString())
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func hungWorkerIsKilledAtTimeoutWithItsGrandchild() throws {
+        let worker = """
+            #!/bin/sh
+            sleep 300 &
+            echo $! > ../grandchild.pid
+            wait
+            """
+        let instance = try TestInstance(
+            config: testConfig(handler: """
+                command = ["../workers/hang.sh"]
+                timeout = "1s"
+                max_attempts = 1
+                """),
+            workers: ["hang.sh": worker])
+        try instance.startDaemon()
+        try instance.drop("stuck.txt")
+        try instance.waitUntil("stuck.txt is in Failed", timeout: 30) { instance.names(in: "Failed").contains(Array("stuck.txt".utf8)) }
+        let pid = try #require(instance.lines(of: "grandchild.pid").first.flatMap { Int32($0) })
+        try waitUntil("the grandchild sleep is gone", timeout: 10) { kill(pid, 0) != 0 && errno == ESRCH }
+        let show = try #require(try instance.json(["show", "stuck.txt"]) as? [String: Any])
+        let attempts = try #require(show["attempts"] as? [[String: Any]])
+        #expect(attempts.first?["timed_out"] as? Bool == true)
+        #expect((show["reason"] as? String)?.contains("timed out") == true)
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func sigkillWhileWorkersRunLosesNothingAndRedoesNothingCompleted() throws {
+        let worker = """
+            #!/bin/sh
+            echo "$ORCH_NAME" >> ../runs.log
+            sleep 0.3
+            """
+        let instance = try TestInstance(
+            config: testConfig(handler: #"command = ["../workers/slow.sh"]"#, maxConcurrent: 4),
+            workers: ["slow.sh": worker])
+        try instance.startDaemon()
+        let total = 40
+        for index in 0..<total { try instance.drop("job-\(index).txt") }
+        try instance.waitUntil("some files are done", timeout: 60) { instance.count(in: "Done") >= 8 }
+        instance.killDaemon()
+        let doneBeforeKill = instance.names(in: "Done")
+        let runsBeforeKill = instance.lines(of: "runs.log")
+
+        try instance.startDaemon()
+        try instance.waitUntil("every file is in Done", timeout: 120) { instance.count(in: "Done") == total }
+        #expect(instance.count(in: "Failed") == 0)
+        #expect(instance.count(in: "Inbox") == 0)
+        #expect(instance.names(in: "Inbox/.processing").isEmpty)
+        let runs = instance.lines(of: "runs.log")
+        for name in doneBeforeKill {
+            let text = String(decoding: name, as: UTF8.self)
+            #expect(runs.filter { $0 == text }.count == 1, "\(text) was completed before the kill and must not run again")
+        }
+        // Only files cut short by the kill may have run twice.
+        let interrupted = Set(runsBeforeKill).subtracting(doneBeforeKill.map { String(decoding: $0, as: UTF8.self) })
+        for name in Set(runs) where runs.filter({ $0 == name }).count > 1 {
+            #expect(interrupted.contains(name), "\(name) ran twice without having been interrupted")
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func secondWatchOnTheSameStateExits69() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        try instance.startDaemon()
+        let second = try instance.run(["watch"])
+        #expect(second.status == 69)
+        #expect(second.stderr.contains("already watching"))
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func replayRerunsAFailedFile() throws {
+        let worker = """
+            #!/bin/sh
+            [ -s "$1" ]
+            """
+        let instance = try TestInstance(
+            config: testConfig(handler: """
+                command = ["../workers/nonempty.sh", "{file}"]
+                max_attempts = 1
+                """),
+            workers: ["nonempty.sh": worker])
+        try instance.startDaemon()
+        try instance.drop("x.txt", "")
+        try instance.waitUntil("x.txt is in Failed", timeout: 30) { instance.names(in: "Failed").contains(Array("x.txt".utf8)) }
+        try "fixed\n".write(toFile: instance.path("Failed/x.txt"), atomically: false, encoding: .utf8)
+        let replay = try instance.run(["replay", "Failed/x.txt"])
+        #expect(replay.status == 0, "\(replay.stderr)")
+        try instance.waitUntil("x.txt is in Done", timeout: 30) { instance.names(in: "Done").contains(Array("x.txt".utf8)) }
+        #expect(instance.count(in: "Failed") == 0)
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func replayRefusesPathsOutsideFailed() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        try "secret".write(toFile: instance.path("outside.txt"), atomically: false, encoding: .utf8)
+        symlink(instance.path("outside.txt"), instance.path("Failed/link.txt"))
+        for target in ["../etc/passwd", "/etc/passwd", "Failed/../outside.txt", "Failed/link.txt"] {
+            let result = try instance.run(["replay", target])
+            #expect(result.status == 65, "replay \(target) exited \(result.status)")
+            #expect(!result.stderr.isEmpty)
+        }
+        #expect(FileManager.default.fileExists(atPath: instance.path("outside.txt")))
+        #expect(instance.count(in: "Inbox") == 0)
+    }
+
+    @Test(arguments: [
+        ("[[handler]]\nname = \"a\"\ncommand = [\"true\"]\nmax_atempts = 3\n", 4, "max_atempts"),
+        ("[inbox]\nsettle = \"5 minutes\"\n\n[[handler]]\nname = \"a\"\ncommand = [\"true\"]\n", 2, "duration"),
+    ])
+    func badConfigExits78NamingTheLine(config: String, line: Int, word: String) throws {
+        let instance = try TestInstance(config: config)
+        let result = try instance.run(["watch"])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("orchestrator.toml:\(line): error:"), "\(result.stderr)")
+        #expect(result.stderr.contains(word))
+        let check = try instance.run(["config", "check"])
+        #expect(check.status == 78)
+        #expect(check.stderr.contains("orchestrator.toml:\(line): error:"))
+    }
+}

@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// A throwaway orchestrator instance in a temp directory, driven through the real binary.
+final class TestInstance: @unchecked Sendable {
+    let root: URL
+    var daemon: Process?
+    var daemonLog: URL { root.appendingPathComponent("daemon.log") }
+
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["ORCHESTRATOR_BIN"] { return path }
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        return packageRoot.appendingPathComponent(".build/debug/orchestrator").path
+    }
+
+    /// `config` is the TOML text; `workers` are scripts written into workers/ (made executable).
+    init(config: String, workers: [String: String] = [:]) throws {
+        root = URL(fileURLWithPath: NSTemporaryDirectory())
+            .appendingPathComponent("orch-it-\(UUID().uuidString.prefix(8))")
+        let fm = FileManager.default
+        for folder in ["Inbox", "Done", "Failed", "config", "workers"] {
+            try fm.createDirectory(at: root.appendingPathComponent(folder), withIntermediateDirectories: true)
+        }
+        try config.write(to: configURL, atomically: true, encoding: .utf8)
+        for (name, body) in workers {
+            let url = root.appendingPathComponent("workers/\(name)")
+            try body.write(to: url, atomically: true, encoding: .utf8)
+            chmod(url.path, 0o755)
+        }
+    }
+
+    deinit {
+        if let daemon, daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    var configURL: URL { root.appendingPathComponent("config/orchestrator.toml") }
+    func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+
+    // MARK: Daemon
+
+    func startDaemon(extraArguments: [String] = []) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["watch", "--config", configURL.path] + extraArguments
+        process.currentDirectoryURL = root
+        if !FileManager.default.fileExists(atPath: daemonLog.path) {
+            FileManager.default.createFile(atPath: daemonLog.path, contents: nil)
+        }
+        let log = try FileHandle(forWritingTo: daemonLog)
+        log.seekToEndOfFile()
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+        daemon = process
+        try waitUntil("daemon reports it is watching", timeout: 60) { self.log.contains("watching") }
+    }
+
+    var log: String { (try? String(contentsOf: daemonLog, encoding: .utf8)) ?? "" }
+
+    func killDaemon() {
+        guard let daemon else { return }
+        kill(daemon.processIdentifier, SIGKILL)
+        daemon.waitUntilExit()
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    @discardableResult
+    func stopDaemon() -> Int32 {
+        guard let daemon else { return -1 }
+        kill(daemon.processIdentifier, SIGTERM)
+        daemon.waitUntilExit()
+        return daemon.terminationStatus
+    }
+
+    // MARK: CLI
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    func run(_ arguments: [String], withConfig: Bool = true) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        var args = arguments
+        if withConfig { args += ["--config", configURL.path] }
+        process.arguments = args
+        process.currentDirectoryURL = root
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    func json(_ arguments: [String]) throws -> Any {
+        let output = try run(arguments + ["--json"])
+        #expect(output.status == 0, "\(arguments) failed: \(output.stderr)")
+        return try JSONSerialization.jsonObject(with: Data(output.stdout.utf8))
+    }
+
+    // MARK: Files
+
+    /// Writes a file into a folder by writing a hidden temp name and renaming it into place.
+    func drop(_ name: String, _ contents: String = "data\n", into folder: String = "Inbox") throws {
+        let temp = root.appendingPathComponent("\(folder)/.tmp-\(UUID().uuidString)")
+        try contents.write(to: temp, atomically: false, encoding: .utf8)
+        let target = root.appendingPathComponent("\(folder)/\(name)")
+        try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+        guard rename(temp.path, target.path) == 0 else { throw POSIXError(.EIO) }
+    }
+
+    /// Creates a file whose name is raw bytes (may be invalid UTF-8).
+    func dropBytes(_ name: [UInt8], contents: String = "data\n", into folder: String = "Inbox") throws {
+        var path = Array(root.appendingPathComponent(folder).path.utf8) + [UInt8(ascii: "/")] + name
+        path.append(0)
+        let fd = path.withUnsafeBufferPointer { buffer in
+            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
+                open($0, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            }
+        }
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        _ = Array(contents.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+
+    /// File names (as bytes) directly inside a folder, hidden ones excluded.
+    func names(in folder: String) -> Set<[UInt8]> {
+        guard let directory = opendir(path(folder)) else { return [] }
+        defer { closedir(directory) }
+        var result: Set<[UInt8]> = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            if name.first == UInt8(ascii: ".") { continue }
+            result.insert(name)
+        }
+        return result
+    }
+
+    func count(in folder: String) -> Int { names(in: folder).count }
+
+    func lines(of relative: String) -> [String] {
+        ((try? String(contentsOfFile: path(relative), encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Polls `condition` until it holds or `timeout` seconds pass. Waiting for a condition with a deadline,
+/// never a fixed sleep, keeps the tests independent of machine speed.
+func waitUntil(_ what: String, timeout: Double, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return }
+        usleep(20_000)
+    }
+    if try condition() { return }
+    throw TimedOut(description: "timed out after \(timeout)s waiting until \(what)")
+}
+
+extension TestInstance {
+    func waitUntil(_ what: String, timeout: Double, _ condition: () throws -> Bool) throws {
+        do {
+            try IntegrationTests.waitUntil(what, timeout: timeout, condition)
+        } catch {
+            Issue.record("daemon log:\n\(log.suffix(4000))")
+            throw error
+        }
+    }
+}
+
+/// A config for tests: fast settle, short backoff, the given handler lines.
+func testConfig(
+    handler: String, maxConcurrent: Int = 2, settle: String = "200ms", extra: String = ""
+) -> String {
+    """
+    [inbox]
+    settle = "\(settle)"
+
+    [limits]
+    max_concurrent = \(maxConcurrent)
+    shutdown_grace = "5s"
+
+    [[handler]]
+    name = "test"
+    \(handler)
+    \(extra)
+    """
+}
