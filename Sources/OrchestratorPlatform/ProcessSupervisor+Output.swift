@@ -1,4 +1,3 @@
-import CLinuxShims
 import Dispatch
 
 #if canImport(Glibc)

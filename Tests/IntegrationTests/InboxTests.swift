@@ -69,17 +69,38 @@ struct InboxTests {
         try instance.startDaemon()
         // Written in place over two seconds, reopened for each chunk: every close is an event.
         let chunk = String(repeating: "x", count: 1000) + "\n"
+        let path = instance.path("Inbox/slow.txt")
         for _ in 0..<10 {
-            let handle = FileHandle(forWritingAtPath: instance.path("Inbox/slow.txt"))
-                ?? { FileManager.default.createFile(atPath: instance.path("Inbox/slow.txt"), contents: nil)
-                    return FileHandle(forWritingAtPath: instance.path("Inbox/slow.txt"))! }()
-            handle.seekToEndOfFile()
-            handle.write(Data(chunk.utf8))
-            try handle.close()
+            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            #expect(fd >= 0)
+            _ = Array(chunk.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
             usleep(200_000)  // the writer's pace, not a wait for the daemon
         }
         try instance.waitUntil("slow.txt is in Done", timeout: 30) { instance.names(in: "Done").contains(Array("slow.txt".utf8)) }
         #expect(instance.lines(of: "sizes.log") == ["\(chunk.utf8.count * 10)"])
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func fileHeldOpenWhileWrittenIsDispatchedOnceWhenClosed() throws {
+        let worker = """
+            #!/bin/sh
+            wc -c < "$1" | tr -d ' ' >> ../sizes.log
+            """
+        let instance = try TestInstance(
+            config: testConfig(handler: #"command = ["../workers/size.sh", "{file}"]"#, settle: "500ms"),
+            workers: ["size.sh": worker])
+        try instance.startDaemon()
+        let chunk = Array(repeating: UInt8(ascii: "y"), count: 4096)
+        let fd = open(instance.path("Inbox/held.bin"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        #expect(fd >= 0)
+        for _ in 0..<10 {
+            _ = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            usleep(200_000)  // the writer's pace
+        }
+        close(fd)
+        try instance.waitUntil("held.bin is in Done", timeout: 30) { instance.names(in: "Done").contains(Array("held.bin".utf8)) }
+        #expect(instance.lines(of: "sizes.log") == ["\(chunk.count * 10)"])
         #expect(instance.stopDaemon() == 0)
     }
 

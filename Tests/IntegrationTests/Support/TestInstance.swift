@@ -49,7 +49,7 @@ final class TestInstance: @unchecked Sendable {
         process.arguments = ["watch", "--config", configURL.path] + extraArguments
         process.currentDirectoryURL = root
         if !FileManager.default.fileExists(atPath: daemonLog.path) {
-            FileManager.default.createFile(atPath: daemonLog.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: daemonLog.path, contents: nil)
         }
         let log = try FileHandle(forWritingTo: daemonLog)
         log.seekToEndOfFile()

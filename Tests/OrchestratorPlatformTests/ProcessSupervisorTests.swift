@@ -1,0 +1,391 @@
+import Dispatch
+import Foundation
+import OrchestratorPlatform
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite(.serialized)
+struct ProcessSupervisorTests {
+    private let harness = Harness()
+
+    // MARK: Termination and accounting
+
+    @Test func exitZero() async throws {
+        let worker = try harness.start(["/bin/true"])
+        let exit = try await worker.exit()
+        #expect(exit.termination == .exited(0))
+        #expect(exit.outputBytes == 0)
+        #expect(exit.droppedBytes == 0)
+        #expect(worker.runningCountInOnExit == 0)
+    }
+
+    @Test func exitThree() async throws {
+        let exit = try await harness.start(["/bin/sh", "-c", "exit 3"]).exit()
+        #expect(exit.termination == .exited(3))
+    }
+
+    @Test func killedBySignal() async throws {
+        let exit = try await harness.start(["/bin/sh", "-c", "kill -KILL $$"]).exit()
+        #expect(exit.termination == .signaled(SIGKILL))
+    }
+
+    @Test func rusageOfCPUBurningChild() async throws {
+        let burn = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"
+        let exit = try await harness.start(["/bin/sh", "-c", burn]).exit()
+        #expect(exit.termination == .exited(0))
+        #expect(exit.userCPU + exit.systemCPU > .zero)
+        #expect(exit.userCPU > .milliseconds(10))
+        #expect(exit.maxRSSKiB > 0)
+    }
+
+    // MARK: Output
+
+    @Test func outputGoesToTheLog() async throws {
+        let worker = try harness.start(["/bin/sh", "-c", "echo hello; echo oops >&2"])
+        let exit = try await worker.exit()
+        let log = try worker.log()
+        #expect(log.contains(Array("hello\n".utf8)))
+        #expect(log.contains(Array("oops\n".utf8)))
+        #expect(log.count == 11)
+        #expect(exit.outputBytes == 11)
+        #expect(exit.stderrTail == Array("oops\n".utf8))
+    }
+
+    @Test func logCapDropsTheRestAndSaysHowMuch() async throws {
+        let worker = try harness.start(["/bin/sh", "-c", "head -c 1048576 /dev/zero"], logCap: 65536)
+        let exit = try await worker.exit()
+        #expect(exit.termination == .exited(0))
+        #expect(exit.outputBytes == 1_048_576)
+        #expect(exit.droppedBytes == 1_048_576 - 65536)
+        let log = try worker.log()
+        #expect(log.prefix(65536).allSatisfy { $0 == 0 })
+        let note = "\n[orchestrator: dropped 983040 bytes of output beyond the log cap of 65536 bytes]\n"
+        #expect(Array(log.dropFirst(65536)) == Array(note.utf8))
+    }
+
+    @Test func stderrTailKeepsTheLast4KiB() async throws {
+        let script = "i=0; while [ $i -lt 1000 ]; do echo \"err line $i\" >&2; i=$((i+1)); done; echo stdout-done"
+        let exit = try await harness.start(["/bin/sh", "-c", script]).exit()
+        let all = (0..<1000).flatMap { Array("err line \($0)\n".utf8) }
+        #expect(exit.stderrTail.count == 4096)
+        #expect(exit.stderrTail == Array(all.suffix(4096)))
+        #expect(exit.outputBytes == all.count + "stdout-done\n".utf8.count)
+    }
+
+    // MARK: What the child gets
+
+    @Test func argumentAndEnvironmentBytesRoundTrip() async throws {
+        // Spaces, newline, tab, quotes, glob and $ characters, and invalid UTF-8.
+        let weird: [UInt8] = Array("a b\n\tc '\"*${x}".utf8) + [0xFF, 0xC3, 0x28, 0x80]
+        let script = "printf '%s' \"$1\" > arg.out; printf '%s' \"$WEIRD\" > env.out"
+        let worker = try harness.start(
+            [Array("/bin/sh".utf8), Array("-c".utf8), Array(script.utf8), Array("sh".utf8), weird],
+            environment: [Array("PATH=/usr/bin:/bin".utf8), Array("WEIRD=".utf8) + weird],
+            cwd: harness.dir)
+        #expect(try await worker.exit().termination == .exited(0))
+        #expect(try harness.read("arg.out") == weird)
+        #expect(try harness.read("env.out") == weird)
+    }
+
+    @Test func environmentIsExactlyTheGivenOne() async throws {
+        let worker = try harness.start(
+            ["/usr/bin/env"], environment: [Array("ONLY=this".utf8), Array("ALSO=that one".utf8)])
+        #expect(try await worker.exit().termination == .exited(0))
+        #expect(try worker.log() == Array("ONLY=this\nALSO=that one\n".utf8))
+    }
+
+    @Test func workingDirectoryAndRelativeProgramPath() async throws {
+        try harness.write("workers/x.sh", "#!/bin/sh\npwd -P > where.txt\n", mode: 0o755)
+        let worker = try harness.start(["./workers/x.sh"], cwd: harness.dir)
+        #expect(try await worker.exit().termination == .exited(0))
+        let real = URL(fileURLWithPath: harness.dir).resolvingSymlinksInPath().path
+        #expect(try harness.read("where.txt") == Array((real + "\n").utf8))
+    }
+
+    @Test func inheritedDescriptorsAreClosedAndStdinIsDevNull() async throws {
+        let opened = open("/etc/hostname", O_RDONLY)  // deliberately without O_CLOEXEC
+        let leaked = fcntl(opened, F_DUPFD, 100)  // above ls's own fd 3; F_DUPFD leaves CLOEXEC off
+        close(opened)
+        #expect(leaked >= 100 && fcntl(leaked, F_GETFD) == 0)
+        defer { close(leaked) }
+        let worker = try harness.start(["ls", "/proc/self/fd"])  // bare name: found through PATH
+        #expect(try await worker.exit().termination == .exited(0))
+        let fds = Set(String(decoding: try worker.log(), as: UTF8.self).split(separator: "\n").map(String.init))
+        #expect(fds.isSubset(of: ["0", "1", "2", "3"]))  // 3 is ls's own directory fd
+        #expect(fds.isSuperset(of: ["0", "1", "2"]))
+
+        let stdin = try harness.start(["/bin/readlink", "/proc/self/fd/0"])
+        #expect(try await stdin.exit().termination == .exited(0))
+        #expect(try stdin.log() == Array("/dev/null\n".utf8))
+    }
+
+    @Test func signalMaskIsEmptyAndDispositionsAreDefault() async throws {
+        // libdispatch worker threads block several signals; the child must not inherit that.
+        let worker = try harness.start(["/bin/grep", "-E", "^(SigBlk|SigIgn):", "/proc/self/status"])
+        #expect(try await worker.exit().termination == .exited(0))
+        let text = String(decoding: try worker.log(), as: UTF8.self)
+        #expect(text == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n")
+    }
+
+    @Test func ownSession() async throws {
+        let worker = try harness.start(["/bin/sh", "-c", "ps -o pid=,pgid=,sid= -p $$ > ids.txt"], cwd: harness.dir)
+        #expect(try await worker.exit().termination == .exited(0))
+        let ids = String(decoding: try harness.read("ids.txt"), as: UTF8.self).split(separator: " ")
+            .compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let pid = worker.handle.pid
+        #expect(ids == [pid, pid, pid])
+    }
+
+    // MARK: Process groups
+
+    @Test func backgroundGrandchildDoesNotDelayTheExitAndIsKilled() async throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let worker = try harness.start(["/bin/sh", "-c", "sleep 300 & echo $! > sleep.pid; exit 0"], cwd: harness.dir)
+        let exit = try await worker.exit()
+        #expect(clock.now - started < .seconds(2))
+        #expect(exit.termination == .exited(0))
+        let sleeper = try #require(Int32(String(decoding: try harness.read("sleep.pid"), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(await eventually { isDead(sleeper) })
+    }
+
+    @Test func escapedWriterDoesNotDelayTheExit() async throws {
+        // `setsid` takes `yes` out of the group, so the group kill misses it and the pipe never
+        // reaches EOF while it lives: onExit must not wait for EOF, and the bounded drain must
+        // not chase a writer that never stops. Closing the pipe then ends `yes` with SIGPIPE.
+        let clock = ContinuousClock()
+        let started = clock.now
+        let worker = try harness.start(
+            ["/bin/sh", "-c", "setsid yes & echo $! > yes.pid; sleep 0.1; exit 0"], cwd: harness.dir, logCap: 4096)
+        let exit = try await worker.exit()
+        #expect(clock.now - started < .seconds(2))
+        #expect(exit.termination == .exited(0))
+        #expect(exit.outputBytes > 4096)
+        #expect(exit.droppedBytes == exit.outputBytes - 4096)
+        let escaped = try #require(Int32(String(decoding: try harness.read("yes.pid"), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let ended = await eventually { isDead(escaped) }
+        #expect(ended)
+        if !ended { kill(escaped, SIGKILL) }
+    }
+
+    @Test func sigtermEndsAHungWorkersGroup() async throws {
+        let worker = try harness.start(["/bin/sh", "-c", "sleep 300 & echo $! > sleep.pid; wait"], cwd: harness.dir)
+        let pidFile = harness.dir + "/sleep.pid"
+        #expect(await eventually { ((try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? "").hasSuffix("\n") })
+        let sleeper = try #require(Int32(String(decoding: try harness.read("sleep.pid"), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(harness.onQueue { $0.runningCount } == 1)
+        harness.onQueue { $0.signal(worker.handle, SIGTERM) }
+        let exit = try await worker.exit()
+        #expect(exit.termination == .signaled(SIGTERM))
+        #expect(await eventually { isDead(sleeper) })
+        #expect(harness.onQueue { $0.runningCount } == 0)
+        harness.onQueue { $0.signal(worker.handle, SIGTERM) }  // after the exit: a no-op
+    }
+
+    // MARK: Spawn failures
+
+    @Test func missingExecutableThrowsAndLeaksNothing() async throws {
+        try harness.write("workers/not-executable.sh", "#!/bin/sh\n", mode: 0o644)
+        let before = openFDs()
+        let cases: [(String, Int32, String)] = [
+            ("./workers/x.sh", ENOENT, "cannot run ./workers/x.sh: No such file or directory"),
+            ("no-such-command-orchestrator", ENOENT,
+             "cannot run no-such-command-orchestrator: No such file or directory"),
+            ("./workers/not-executable.sh", EACCES, "cannot run ./workers/not-executable.sh: Permission denied"),
+        ]
+        for (program, code, text) in cases {
+            let error = #expect(throws: SpawnError.self) { try harness.start([program], cwd: harness.dir) }
+            #expect(error?.errno == code)
+            #expect(error?.description == text)
+        }
+        let noDir = #expect(throws: SpawnError.self) {
+            try harness.start(["/bin/true"], cwd: harness.dir + "/missing")
+        }
+        #expect(noDir?.errno == ENOENT)
+        #expect(noDir?.description == "cannot enter working directory \(harness.dir)/missing: No such file or directory")
+        let empty = #expect(throws: SpawnError.self) { try harness.start([[UInt8]]()) }
+        #expect(empty?.errno == EINVAL)
+        let nul = #expect(throws: SpawnError.self) { try harness.start([Array("/bin/echo".utf8), [0x61, 0, 0x62]]) }
+        #expect(nul?.errno == EINVAL)
+        #expect(openFDs().filter { $0.contains(harness.dir) }.isEmpty)
+        #expect(await eventually { openFDs().count <= before.count })  // other suites may hold fds briefly
+        #expect(harness.onQueue { $0.runningCount } == 0)
+    }
+
+    // MARK: Resources
+
+    @Test func twoHundredWorkersLeaveNoDescriptorsBehind() async throws {
+        let before = openFDs()
+        for _ in 0..<200 {
+            let worker = try harness.start(["/bin/sh", "-c", "echo out; echo err >&2"])
+            #expect(try await worker.exit().termination == .exited(0))
+        }
+        // onExit comes after every fd is closed; other suites may hold fds for a moment.
+        #expect(await eventually { openFDs().count <= before.count })
+        let after = openFDs()
+        #expect(after.filter { $0.contains(harness.dir) }.isEmpty)
+        #expect(after.filter { $0.contains("pidfd") }.count <= before.filter { $0.contains("pidfd") }.count)
+        #expect(after.filter { $0.hasPrefix("pipe:") }.count <= before.filter { $0.hasPrefix("pipe:") }.count)
+    }
+
+    @Test func concurrentWorkers() async throws {
+        let script = "while [ ! -e go ]; do sleep 0.01; done; exit "
+        let workers = try (0..<20).map { i in
+            try harness.start(["/bin/sh", "-c", script + String(i)], cwd: harness.dir)
+        }
+        #expect(harness.onQueue { $0.runningCount } == 20)
+        try harness.write("go", "", mode: 0o644)
+        for (i, worker) in workers.enumerated() {
+            #expect(try await worker.exit().termination == .exited(Int32(i)))
+        }
+        #expect(harness.onQueue { $0.runningCount } == 0)
+    }
+
+    // MARK: Restart helpers
+
+    @Test func startTimeWithAwkwardCommandNameAndKillGroup() async throws {
+        let link = harness.dir + "/a) b (c"
+        #expect(symlink("/bin/sleep", link) == 0)
+        let worker = try harness.start([Array(link.utf8), Array("300".utf8)])
+        let pid = worker.handle.pid
+        #expect(try String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) == "a) b (c\n")
+        let start = try #require(ProcessSupervisor.startTime(of: pid))
+        #expect(start == worker.handle.startTime)
+        let uptime = try String(contentsOfFile: "/proc/uptime", encoding: .utf8).split(separator: " ")[0]
+        let nowTicks = UInt64((Double(uptime) ?? 0) * Double(sysconf(Int32(_SC_CLK_TCK))))
+        #expect(start > 0 && start <= nowTicks + 1)
+        #expect(ProcessSupervisor.isAlive(worker.handle))
+        #expect(!ProcessSupervisor.isAlive(WorkerHandle(pid: pid, startTime: start + 1)))
+        ProcessSupervisor.killGroup(WorkerHandle(pid: pid, startTime: start + 1))  // not ours: ignored
+        #expect(ProcessSupervisor.isAlive(worker.handle))
+
+        ProcessSupervisor.killGroup(worker.handle)
+        #expect(try await worker.exit().termination == .signaled(SIGKILL))
+        #expect(!ProcessSupervisor.isAlive(worker.handle))
+        #expect(ProcessSupervisor.startTime(of: pid) == nil)
+        #expect(ProcessSupervisor.startTime(of: 1) != nil)
+    }
+}
+
+// MARK: - Harness
+
+/// A supervisor on its own queue, a scratch directory, and started workers to wait on.
+private final class Harness: Sendable {
+    let queue = DispatchQueue(label: "ProcessSupervisorTests")
+    let supervisor: ProcessSupervisor
+    let dir: String
+    private let counter = Locked(0)
+
+    init() {
+        supervisor = ProcessSupervisor(queue: queue)
+        var template = Array("/tmp/orch-spawn-test-XXXXXX".utf8CString)
+        dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+
+    func onQueue<T>(_ body: (ProcessSupervisor) -> T) -> T { queue.sync { body(supervisor) } }
+
+    func start(
+        _ arguments: [String], environment: [[UInt8]] = [Array("PATH=/usr/bin:/bin".utf8)],
+        cwd: String? = nil, logCap: Int = 1 << 20
+    ) throws(SpawnError) -> Started {
+        try start(arguments.map { Array($0.utf8) }, environment: environment, cwd: cwd, logCap: logCap)
+    }
+
+    func start(
+        _ arguments: [[UInt8]], environment: [[UInt8]] = [Array("PATH=/usr/bin:/bin".utf8)],
+        cwd: String? = nil, logCap: Int = 1 << 20
+    ) throws(SpawnError) -> Started {
+        let n = counter.update { $0 += 1; return $0 }
+        let logPath = "\(dir)/attempt-\(n).log"
+        let request = SpawnRequest(
+            arguments: arguments, environment: environment, workingDirectory: Array((cwd ?? "").utf8),
+            logPath: Array(logPath.utf8), logCap: logCap)
+        let exit = Locked<(WorkerExit, Int)?>(nil)
+        let supervisor = self.supervisor
+        let result: Result<WorkerHandle, SpawnError> = queue.sync {
+            Result { () throws(SpawnError) in
+                try supervisor.spawn(request) { value in
+                    exit.update { $0 = (value, supervisor.runningCount) }
+                }
+            }
+        }
+        return Started(handle: try result.get(), logPath: logPath, exitBox: exit)
+    }
+
+    func read(_ name: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name)))
+    }
+
+    func write(_ name: String, _ text: String, mode: Int) throws {
+        let path = dir + "/" + name
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+    }
+}
+
+private struct Started: Sendable {
+    let handle: WorkerHandle
+    let logPath: String
+    let exitBox: Locked<(WorkerExit, Int)?>
+
+    struct Timeout: Error {}
+
+    /// Waits (with a deadline) for `onExit`.
+    func exit(within limit: Duration = .seconds(20)) async throws -> WorkerExit {
+        guard await eventually(limit, { exitBox.value != nil }), let (exit, _) = exitBox.value else {
+            Issue.record("no onExit within \(limit) for pid \(handle.pid)")
+            throw Timeout()
+        }
+        return exit
+    }
+
+    /// `runningCount` as seen from inside `onExit`.
+    var runningCountInOnExit: Int? { exitBox.value?.1 }
+
+    func log() throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: logPath))) }
+}
+
+private final class Locked<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value { lock.withLock { stored } }
+    func update<R>(_ body: (inout Value) -> R) -> R { lock.withLock { body(&stored) } }
+}
+
+/// Polls `condition` until it holds or `limit` passes.
+private func eventually(_ limit: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return condition()
+}
+
+/// Gone, or a zombie (this machine's pid 1 does not reap orphans).
+private func isDead(_ pid: Int32) -> Bool {
+    if kill(pid, 0) != 0 && errno == ESRCH { return true }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let paren = stat.lastIndex(of: ")")
+    else { return true }
+    let state = stat[stat.index(after: paren)...].trimmingCharacters(in: .whitespaces).first
+    return state == "Z" || state == "X"
+}
+
+/// What each open fd of this process points to ("pipe:[123]", "anon_inode:[pidfd]", a path).
+private func openFDs() -> [String] {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return [] }
+    return names.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0) }
+        .sorted()
+}
