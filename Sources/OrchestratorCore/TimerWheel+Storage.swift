@@ -1,5 +1,4 @@
-/// Geometry and list ids of `TimerWheel`, kept outside the generic type because generic types cannot hold static
-/// stored properties.
+/// Geometry and list ids of the wheel.
 enum TimerWheelLayout {
     /// 64 slots per level, so one `UInt64` per level can record which slots are occupied.
     static let slotBits = 6
@@ -16,104 +15,139 @@ enum TimerWheelLayout {
     /// Timers beyond the reach of the top level.
     static let overflowList = slotListCount + 1
     static let listCount = slotListCount + 2
-    /// End of a list, and an empty free list.
-    static let noNode: Int32 = -1
-    /// `TimerNode.list` of a slab entry that is on the free list.
+    /// `TimerSlabEntry.list` of an entry that is free.
     static let freeMarker: Int16 = -1
+    /// A detached list buffer up to this many entries is kept for reuse; a larger one (after a burst) is released
+    /// so that a quiet daemon does not hold on to it.
+    static let retainedBufferCapacity = 4096
 }
 
-/// One slab entry. Links are indices rather than class references so that cancel unlinks in O(1) without ARC
-/// traffic and freed entries are recycled instead of reallocated.
-struct TimerNode<Payload> {
-    var next: Int32
-    var prev: Int32
-    /// The list that holds the node, so cancel knows which head and occupancy bit to fix; `freeMarker` once the
-    /// timer fired or was cancelled, which is what makes a stale handle harmless.
-    var list: Int16
-    var deadline: UInt64
+/// The slab entry of a timer: only what cancel needs to find it. Payloads live in a parallel array of the generic
+/// wrapper, so the wheel proper is non-generic (compiled once, fast in any client module), and deadlines live in the
+/// list elements, so cascading never has to read the slab.
+struct TimerSlabEntry: Sendable {
     /// Unique per `schedule` call and never reused: it serves as the generation that tells a handle's timer apart
-    /// from a later timer in the same slab entry, and as the FIFO tie-break between equal deadlines.
+    /// from a later timer in the same entry, and as the FIFO tie-break between equal deadlines.
     var stamp: UInt64
-    /// Optional so a fired or cancelled entry does not keep the caller's value alive while it waits for reuse.
-    var payload: Payload?
+    /// Index of this timer in `lists[list]`, which is what makes removal O(1) without searching.
+    var position: Int32
+    /// The list holding the timer, or `freeMarker` once it fired or was cancelled: that is what makes a stale handle
+    /// harmless.
+    var list: Int16
 }
 
-extension TimerNode: Sendable where Payload: Sendable {}
+/// A timer as filed on a list. Carrying the deadline here lets a cascade decide where each timer goes from the
+/// contiguous list alone; the slab entry is only written to (new list and position), and stores to memory that is
+/// not in cache do not stall the CPU the way dependent loads do.
+struct TimerListElement: Sendable {
+    var deadline: UInt64
+    var index: Int32
+}
 
-/// Slab and intrusive doubly linked lists. Callers keep `count`, `occupancy` and `lowerBounds` for non-empty
-/// lists; these helpers only reset them when a list becomes empty.
-extension TimerWheel {
-    /// Takes an entry off the free list, or grows the slab when none is free.
-    mutating func allocateNode(deadline: UInt64, stamp: UInt64, payload: Payload) -> Int {
-        let node = TimerNode(
-            next: TimerWheelLayout.noNode, prev: TimerWheelLayout.noNode, list: TimerWheelLayout.freeMarker,
-            deadline: deadline, stamp: stamp, payload: payload)
-        if freeHead != TimerWheelLayout.noNode {
-            let index = Int(freeHead)
-            freeHead = nodes[index].next
-            nodes[index] = node
-            return index
+/// A timer returned by `TimerWheelCore.advance`; its entry is already free, so the caller must collect the payload
+/// at `index` before scheduling anything else.
+@usableFromInline typealias FiredTimerEntry = (deadline: UInt64, stamp: UInt64, index: Int32)
+
+/// The wheel without payloads.
+///
+/// Lists are arrays, each slab entry remembering its position, rather than intrusive linked lists: removal is still
+/// O(1) (the last element takes the removed one's place), but a cascade walks contiguous memory. With linked lists
+/// every hop waited for a cache miss on the previous node, which dominated the time of a large cascade.
+@usableFromInline struct TimerWheelCore: Sendable {
+    @usableFromInline private(set) var now: UInt64
+    @usableFromInline private(set) var count = 0
+    var entries: [TimerSlabEntry] = []
+    /// Free slab indices, reused last-in first-out so recently touched memory is reused first.
+    var freeEntries: [Int32] = []
+    /// The timers per list id (see `TimerWheelLayout`), in no particular order: `advance` sorts what it fires.
+    var lists: [[TimerListElement]]
+    /// Per list, a lower bound of its deadlines: exact, except that cancelling the minimum leaves it stale until the
+    /// list empties. It lets `nextWakeup` name the earliest deadline itself rather than the slot's cascade time,
+    /// which spares the owner one wake-up per level on the way down.
+    var lowerBounds: [UInt64]
+    /// Per level, bit s is set iff slot s is non-empty, so finding the next event is a `trailingZeroBitCount` and
+    /// empty spans of any length cost nothing.
+    var occupancy: [UInt64]
+    var nextStamp: UInt64 = 0
+    /// An empty buffer handed to a list when its contents are taken, so steady-state cascades do not allocate.
+    var spareBuffer: [TimerListElement] = []
+
+    @usableFromInline init(now: UInt64) {
+        self.now = now
+        lists = Array(repeating: [], count: TimerWheelLayout.listCount)
+        lowerBounds = Array(repeating: .max, count: TimerWheelLayout.listCount)
+        occupancy = Array(repeating: 0, count: TimerWheelLayout.levelCount)
+    }
+
+    /// Moves `now`; the algorithm decides when that is allowed.
+    mutating func setNow(_ time: UInt64) {
+        now = time
+    }
+
+    /// Claims a slab entry for a new timer, not yet on any list.
+    mutating func allocate() -> (index: Int, stamp: UInt64) {
+        let stamp = nextStamp
+        nextStamp &+= 1
+        let entry = TimerSlabEntry(stamp: stamp, position: 0, list: TimerWheelLayout.freeMarker)
+        count += 1
+        if let index = freeEntries.popLast() {
+            entries[Int(index)] = entry
+            return (Int(index), stamp)
         }
-        precondition(nodes.count < Int(Int32.max), "TimerWheel: more than 2^31 - 1 pending timers")
-        nodes.append(node)
-        return nodes.count - 1
+        precondition(entries.count < Int(Int32.max), "TimerWheel: more than 2^31 - 1 pending timers")
+        entries.append(entry)
+        return (entries.count - 1, stamp)
     }
 
-    /// Returns the payload and recycles the entry; the caller must already have unlinked or detached it.
-    mutating func releaseNode(_ index: Int) -> Payload? {
-        let payload = nodes[index].payload.take()
-        nodes[index].list = TimerWheelLayout.freeMarker
-        nodes[index].prev = TimerWheelLayout.noNode
-        nodes[index].next = freeHead
-        freeHead = Int32(truncatingIfNeeded: index)
-        return payload
+    /// Returns an entry that is on no list to the free list.
+    mutating func release(_ index: Int) {
+        entries[index].list = TimerWheelLayout.freeMarker
+        freeEntries.append(Int32(truncatingIfNeeded: index))
+        count -= 1
     }
 
-    /// Appends at the tail so that a slot keeps roughly the order in which timers arrived.
-    mutating func append(_ index: Int, toList list: Int) {
-        let tail = tails[list]
-        nodes[index].list = Int16(truncatingIfNeeded: list)
-        nodes[index].prev = tail
-        nodes[index].next = TimerWheelLayout.noNode
-        let index32 = Int32(truncatingIfNeeded: index)
-        if tail == TimerWheelLayout.noNode {
-            heads[list] = index32
-        } else {
-            nodes[Int(tail)].next = index32
-        }
-        tails[list] = index32
+    /// Whether `index` still holds the timer that was given `stamp`.
+    func isLive(_ index: Int, stamp: UInt64) -> Bool {
+        index < entries.count && entries[index].list != TimerWheelLayout.freeMarker && entries[index].stamp == stamp
     }
 
-    /// O(1) removal of a linked node from whichever list holds it.
+    mutating func append(_ element: TimerListElement, toList list: Int) {
+        let index = Int(element.index)
+        entries[index].list = Int16(truncatingIfNeeded: list)
+        entries[index].position = Int32(truncatingIfNeeded: lists[list].count)
+        lists[list].append(element)
+    }
+
+    /// O(1) removal from whichever list holds the entry: the list's last element takes its place.
     mutating func unlink(_ index: Int) {
-        let list = Int(nodes[index].list)
-        let prev = nodes[index].prev
-        let next = nodes[index].next
-        if prev == TimerWheelLayout.noNode {
-            heads[list] = next
-        } else {
-            nodes[Int(prev)].next = next
+        let list = Int(entries[index].list)
+        let position = Int(entries[index].position)
+        let last = lists[list].removeLast()
+        if position < lists[list].count {
+            lists[list][position] = last
+            entries[Int(last.index)].position = Int32(truncatingIfNeeded: position)
         }
-        if next == TimerWheelLayout.noNode {
-            tails[list] = prev
-        } else {
-            nodes[Int(next)].prev = prev
-        }
-        if heads[list] == TimerWheelLayout.noNode {
+        if lists[list].isEmpty {
             listBecameEmpty(list)
         }
     }
 
-    /// Empties `list` in O(1) and returns its former head. The nodes stay chained through `next` but no longer
-    /// belong to any list, so the caller must relink or release every one of them before doing anything else.
-    mutating func detachList(_ list: Int) -> Int32 {
-        let head = heads[list]
-        if head != TimerWheelLayout.noNode {
-            heads[list] = TimerWheelLayout.noNode
-            tails[list] = TimerWheelLayout.noNode
-            listBecameEmpty(list)
+    /// Empties `list` and returns what it held. The entries no longer belong to any list, so the caller must append
+    /// or release every one of them, then hand the buffer back through `recycle`.
+    mutating func takeList(_ list: Int) -> [TimerListElement] {
+        var taken: [TimerListElement] = []
+        swap(&taken, &spareBuffer)
+        swap(&taken, &lists[list])
+        listBecameEmpty(list)
+        return taken
+    }
+
+    mutating func recycle(_ buffer: consuming [TimerListElement]) {
+        var buffer = buffer
+        if buffer.capacity <= TimerWheelLayout.retainedBufferCapacity {
+            buffer.removeAll(keepingCapacity: true)
+            spareBuffer = buffer
         }
-        return head
     }
 
     /// Keeps the occupancy bitmaps exact (so `advance` never visits an empty slot) and forgets the list's lower

@@ -20,12 +20,9 @@ extension Dispatcher {
                 noteActivity(name)
             case .directoryAppeared(let name):
                 guard config.inbox.recursive, !isHiddenOrInternal(name) else { continue }
-                do {
-                    try watcher?.addWatch(name)
-                } catch {
-                    logger.warning("\(error.description); the periodic scan covers this folder")
-                }
-                // Files may have landed before the watch existed.
+                // Folders inside it may have been created before its watch existed (`mkdir -p`).
+                if let watcher { watchTree(at: name, with: watcher) }
+                // So may files.
                 startScan(reason: "new folder")
             case .overflow:
                 logger.warning("inotify queue overflowed; rescanning Inbox (raise fs.inotify.max_queued_events)")
@@ -153,18 +150,27 @@ extension Dispatcher {
                 post(.watch(events))
             }
             self.watcher = watcher
-            if config.inbox.recursive { watchSubfolders(of: watcher) }
+            if config.inbox.recursive { watchTree(at: RelativePath([]), with: watcher, includingRoot: false) }
         } catch {
             logger.warning(
                 "\(error.description); falling back to the ingest sweep's periodic scan every \(config.sweeps.ingest)")
         }
     }
 
-    private func watchSubfolders(of watcher: InotifyWatcher) {
-        var pending: [RelativePath] = [RelativePath([])]
+    /// Watches a folder and every folder below it.
+    private func watchTree(at top: RelativePath, with watcher: InotifyWatcher, includingRoot: Bool = true) {
+        var pending: [RelativePath] = []
+        if includingRoot {
+            do {
+                try watcher.addWatch(top)
+            } catch {
+                logger.warning("\(error.description); the periodic scan covers this folder")
+                return
+            }
+        }
+        pending.append(top)
         while let directory = pending.popLast() {
-            let cursor = DirectoryListing.subdirectories(of: layout.inbox.appending(directory))
-            for child in cursor {
+            for child in DirectoryListing.subdirectories(of: layout.inbox.appending(directory)) {
                 let relative = directory.appending(child)
                 if isHiddenOrInternal(relative) { continue }
                 do {

@@ -1,0 +1,199 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// Start-up, shutdown, the other commands and the less common paths of a file.
+@Suite(.serialized)
+struct LifecycleTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    @Test func initCreatesTheBundledInstanceAndNeverOverwrites() throws {
+        let instance = try TestInstance(config: "")
+        let target = instance.path("fresh")
+        let first = try instance.run(["init", target], withConfig: false)
+        #expect(first.status == 0, "\(first.stderr)")
+        for folder in ["Inbox", "Done", "Failed", ".orchestrator"] {
+            #expect(FileManager.default.fileExists(atPath: target + "/" + folder))
+        }
+        let config = try String(contentsOfFile: target + "/config/orchestrator.toml", encoding: .utf8)
+        let bundled = try String(contentsOf: Self.packageRoot.appendingPathComponent("config/orchestrator.toml"), encoding: .utf8)
+        #expect(config == bundled, "init must write the same config the repository ships")
+        let worker = try String(contentsOfFile: target + "/workers/process.sh", encoding: .utf8)
+        let bundledWorker = try String(contentsOf: Self.packageRoot.appendingPathComponent("workers/process.sh"), encoding: .utf8)
+        #expect(worker == bundledWorker)
+        #expect(access(target + "/workers/process.sh", X_OK) == 0)
+
+        try "# mine\n".write(toFile: target + "/config/orchestrator.toml", atomically: false, encoding: .utf8)
+        let second = try instance.run(["init", target], withConfig: false)
+        #expect(second.status == 0)
+        #expect(try String(contentsOfFile: target + "/config/orchestrator.toml", encoding: .utf8) == "# mine\n")
+        let check = try instance.run(["config", "check", "--config", target + "/config/orchestrator.toml"], withConfig: false)
+        #expect(check.status == 0, "a config without handlers is valid (tasks only)")
+    }
+
+    @Test func bundledInstanceProcessesAndFailsAsDocumented() throws {
+        let instance = try TestInstance(config: "")
+        let target = instance.path("demo")
+        _ = try instance.run(["init", target], withConfig: false)
+        // The shipped config retries after 30 s; shorten it for the test only.
+        let configPath = target + "/config/orchestrator.toml"
+        var config = try String(contentsOfFile: configPath, encoding: .utf8)
+        config = config.replacingOccurrences(of: "backoff      = \"30s\"", with: "backoff      = \"20ms\"")
+        try config.write(toFile: configPath, atomically: false, encoding: .utf8)
+        try "one\ntwo\n".write(toFile: target + "/Inbox/notes.txt", atomically: false, encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: target + "/Inbox/empty.txt", contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestInstance.binary)
+        process.arguments = ["watch", "--config", configPath]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        try waitUntil("both files have moved", timeout: 60) {
+            FileManager.default.fileExists(atPath: target + "/Done/notes.txt")
+                && FileManager.default.fileExists(atPath: target + "/Failed/empty.txt")
+        }
+        let report = try String(contentsOfFile: target + "/reports/inventory.tsv", encoding: .utf8)
+        #expect(report.contains("\t8\t2\tnotes.txt"))
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test func sigtermDrainsAndAnInterruptedAttemptDoesNotCount() throws {
+        let worker = """
+            #!/bin/sh
+            echo "$ORCH_ATTEMPT" >> ../attempts.log
+            [ -e ../release ] || sleep 30
+            """
+        let instance = try TestInstance(
+            config: """
+                [limits]
+                shutdown_grace = "300ms"
+
+                [[handler]]
+                name = "slow"
+                command = ["../workers/slow.sh"]
+                max_attempts = 1
+                """,
+            workers: ["slow.sh": worker])
+        try instance.startDaemon()
+        try instance.drop("long.txt")
+        try instance.waitUntil("the worker started", timeout: 30) { instance.lines(of: "attempts.log").count == 1 }
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.log.contains("interrupted"))
+        #expect(FileManager.default.fileExists(atPath: instance.path("Inbox/.processing/long.txt")), "the file stays claimed")
+        #expect(instance.count(in: "Failed") == 0)
+
+        _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
+        try instance.startDaemon()
+        try instance.waitUntil("long.txt is done", timeout: 30) { instance.names(in: "Done").contains(Array("long.txt".utf8)) }
+        #expect(instance.lines(of: "attempts.log") == ["1", "1"], "the cut-short attempt did not use up the only attempt")
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func fileWithoutHandlerGoesToFailedWithReason() throws {
+        let instance = try TestInstance(config: testConfig(handler: """
+            command = ["true"]
+            match = ["*.csv"]
+            """))
+        try instance.startDaemon()
+        try instance.drop("photo.jpg")
+        try instance.drop("table.csv")
+        try instance.waitUntil("both files moved", timeout: 30) {
+            instance.count(in: "Failed") == 1 && instance.count(in: "Done") == 1
+        }
+        #expect(instance.names(in: "Failed") == [Array("photo.jpg".utf8)])
+        let show = try #require(try instance.json(["show", "photo.jpg"]) as? [String: Any])
+        #expect(show["reason"] as? String == "no handler")
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func recursiveModeWatchesNewFoldersAndKeepsSubpaths() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        var config = try String(contentsOf: instance.configURL, encoding: .utf8)
+        config = config.replacingOccurrences(of: "[inbox]\n", with: "[inbox]\nrecursive = true\n")
+        try config.write(to: instance.configURL, atomically: true, encoding: .utf8)
+        try instance.drop("before/early.txt")
+        try instance.startDaemon()
+        try FileManager.default.createDirectory(atPath: instance.path("Inbox/new/deeper"), withIntermediateDirectories: true)
+        try instance.drop("new/deeper/late.txt")
+        try instance.drop("top.txt")
+        try instance.waitUntil("nested files are in Done with their folders", timeout: 30) {
+            FileManager.default.fileExists(atPath: instance.path("Done/before/early.txt"))
+                && FileManager.default.fileExists(atPath: instance.path("Done/new/deeper/late.txt"))
+                && FileManager.default.fileExists(atPath: instance.path("Done/top.txt"))
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func collidingNamesInDoneAreKeptSideBySide() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        try "old".write(toFile: instance.path("Done/same.txt"), atomically: false, encoding: .utf8)
+        try instance.startDaemon()
+        try instance.drop("same.txt", "new")
+        try instance.waitUntil("a second same.txt is in Done", timeout: 30) { instance.count(in: "Done") == 2 }
+        #expect(try String(contentsOfFile: instance.path("Done/same.txt"), encoding: .utf8) == "old")
+        let other = try #require(instance.names(in: "Done").map { String(decoding: $0, as: UTF8.self) }.first { $0 != "same.txt" })
+        #expect(other.hasPrefix("same~") && other.hasSuffix(".txt"))
+        #expect(try String(contentsOfFile: instance.path("Done/" + other), encoding: .utf8) == "new")
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func workerThatDeletesItsInputIsRecordedNotACrash() throws {
+        let instance = try TestInstance(
+            config: testConfig(handler: #"command = ["rm", "{file}"]"#), workers: [:])
+        try instance.startDaemon()
+        try instance.drop("consumed.txt")
+        try instance.drop("after.txt")
+        try instance.waitUntil("both jobs finished", timeout: 30) {
+            let history = try instance.json(["history"]) as? [[String: Any]] ?? []
+            return history.count == 2
+        }
+        #expect(instance.log.contains("removed its input"))
+        #expect(instance.daemon?.isRunning == true)
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func dryRunMovesAndRunsNothing() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["touch", "../ran"]"#))
+        try instance.drop("waiting.txt")
+        try instance.startDaemon(extraArguments: ["--dry-run"])
+        try instance.drop("arriving.txt")
+        try instance.waitUntil("the arrival is reported", timeout: 30) { instance.log.contains("arriving.txt") }
+        #expect(instance.log.contains("would run"))
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.names(in: "Inbox") == [Array("waiting.txt".utf8), Array("arriving.txt".utf8)])
+        #expect(!FileManager.default.fileExists(atPath: instance.path("ran")))
+        #expect(!FileManager.default.fileExists(atPath: instance.path(".orchestrator/orchestrator.sqlite")))
+    }
+
+    @Test func statusReportsDaemonAndQueueInJSON() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["sleep", "30"]"#, maxConcurrent: 1))
+        let idle = try #require(try instance.json(["status"]) as? [String: Any])
+        #expect((idle["daemon"] as? [String: Any])?["running"] as? Bool == false)
+        try instance.startDaemon()
+        try instance.drop("a.txt")
+        try instance.drop("b.txt")
+        try instance.waitUntil("one job runs and one waits", timeout: 30) {
+            let status = try instance.json(["status"]) as? [String: Any] ?? [:]
+            let jobs = status["jobs"] as? [String: Int] ?? [:]
+            return jobs["running"] == 1 && jobs["queued"] == 1
+        }
+        let status = try #require(try instance.json(["status"]) as? [String: Any])
+        #expect((status["daemon"] as? [String: Any])?["running"] as? Bool == true)
+        #expect((status["running"] as? [[String: Any]])?.count == 1)
+        let text = try instance.run(["status"])
+        #expect(text.status == 0 && text.stdout.contains("running (pid"))
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func showOfAnUnknownJobExits65() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        #expect(try instance.run(["show", "nothing.txt"]).status == 65)
+        #expect(try instance.run(["show", "12345"]).status == 65)
+        #expect(try instance.run(["history", "--limit", "0"]).status == 64)
+    }
+}
