@@ -43,8 +43,11 @@ final class TestInstance: @unchecked Sendable {
 
     // MARK: Daemon
 
-    func startDaemon(extraArguments: [String] = []) throws {
+    func startDaemon(extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         let process = Process()
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["watch", "--config", configURL.path] + extraArguments
         process.currentDirectoryURL = root
