@@ -23,6 +23,8 @@ let package = Package(
         .target(name: "CLinuxShims"),
         // Pure logic: no I/O, no clock of its own. Most unit tests live here.
         .target(name: "OrchestratorCore", swiftSettings: strict),
+        // Cron expressions and their fire times in a time zone, daylight-saving rules included (spec/cron.md).
+        .target(name: "OrchestratorCron", swiftSettings: strict),
         // TOML file -> validated Config, every problem with file:line.
         .target(
             name: "OrchestratorConfig",
@@ -51,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "orchestrator",
             dependencies: [
-                "OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore",
+                "OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorCron",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -61,6 +63,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "OrchestratorPlatformTests", dependencies: ["OrchestratorPlatform"], swiftSettings: strict),
+        .testTarget(name: "OrchestratorCronTests", dependencies: ["OrchestratorCron"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
