@@ -155,6 +155,11 @@ public struct StoreTransaction {
                         result.systemCPU, result.maxRSSKiB, result.stderrTail.data, result.reason, attemptID])
     }
 
+    /// Records something that happened to a job without changing its state (shown by `show`).
+    public func addNote(jobID: Int64, state: JobState, detail: String, at now: UnixTime) throws {
+        try addTransition(jobID: jobID, from: state, to: state, detail: detail, at: now)
+    }
+
     func addTransition(jobID: Int64, from: JobState?, to: JobState, detail: String?, at now: UnixTime) throws {
         try db.execute(
             sql: "INSERT INTO transition (job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",

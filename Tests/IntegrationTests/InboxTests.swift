@@ -58,7 +58,8 @@ struct InboxTests {
         #expect(instance.stopDaemon() == 0)
     }
 
-    @Test func fileWrittenSlowlyIsDispatchedOnceWhenComplete() throws {
+    /// A daemon whose worker appends the size of the file it was given to sizes.log.
+    func sizeRecordingInstance() throws -> TestInstance {
         let worker = """
             #!/bin/sh
             wc -c < "$1" | tr -d ' ' >> ../sizes.log
@@ -67,6 +68,11 @@ struct InboxTests {
             config: testConfig(handler: #"command = ["../workers/size.sh", "{file}"]"#, settle: "500ms"),
             workers: ["size.sh": worker])
         try instance.startDaemon()
+        return instance
+    }
+
+    @Test func fileWrittenSlowlyIsDispatchedOnceWhenComplete() throws {
+        let instance = try sizeRecordingInstance()
         // Written in place over two seconds, reopened for each chunk: every close is an event.
         let chunk = String(repeating: "x", count: 1000) + "\n"
         let path = instance.path("Inbox/slow.txt")
@@ -83,14 +89,7 @@ struct InboxTests {
     }
 
     @Test func fileHeldOpenWhileWrittenIsDispatchedOnceWhenClosed() throws {
-        let worker = """
-            #!/bin/sh
-            wc -c < "$1" | tr -d ' ' >> ../sizes.log
-            """
-        let instance = try TestInstance(
-            config: testConfig(handler: #"command = ["../workers/size.sh", "{file}"]"#, settle: "500ms"),
-            workers: ["size.sh": worker])
-        try instance.startDaemon()
+        let instance = try sizeRecordingInstance()
         let chunk = Array(repeating: UInt8(ascii: "y"), count: 4096)
         let fd = open(instance.path("Inbox/held.bin"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         #expect(fd >= 0)

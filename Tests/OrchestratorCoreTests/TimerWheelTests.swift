@@ -3,18 +3,6 @@ import Testing
 
 // MARK: - Helpers
 
-/// Deterministic generator so that a failing randomized run can be replayed from its seed.
-private struct WheelTestRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// The obvious implementation: a sorted array, scanned from the front.
 private struct ReferenceWheel {
     var now: UInt64
@@ -412,7 +400,7 @@ struct TimerWheelTests {
 
     @Test(arguments: 1 ... 8 as ClosedRange<UInt64>)
     func matchesReferenceOnRandomOperations(seed: UInt64) {
-        var random = WheelTestRandom(state: seed)
+        var random = SplitMix64(state: seed)
         let start = seed.isMultiple(of: 2) ? UInt64.random(in: 0 ... 1 << 40, using: &random) : (seed << 36) - 50
         var wheel = TimerWheel<Int>(now: start)
         var reference = ReferenceWheel(now: start)

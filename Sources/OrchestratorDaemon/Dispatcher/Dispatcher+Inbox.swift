@@ -294,7 +294,14 @@ extension Dispatcher {
             let finalName = moveOut(job.name, jobID: job.jobID, into: root)
             touched.insert(root.appending(RelativePath((finalName ?? job.name).parent)))
             let jobID = job.jobID
-            record { try $0.setFinalPath(jobID: jobID, finalName ?? RelativePath([])) }
+            let state: JobState = job.succeeded ? .done : .failed
+            let wallNow = Self.wallClock()
+            record { transaction in
+                try transaction.setFinalPath(jobID: jobID, finalName ?? RelativePath([]))
+                if finalName == nil {
+                    try transaction.addNote(jobID: jobID, state: state, detail: "the worker removed its input; nothing to move", at: wallNow)
+                }
+            }
             if waitingForName.remove(job.name) != nil {
                 noteActivity(job.name)
             }
