@@ -9,16 +9,22 @@ public struct Config: Sendable {
     public var file: String
     /// The config file's directory; relative paths in the file resolve against it, never the cwd.
     public var baseDirectory: String
+    /// `[paths]`, resolved.
     public var paths: Paths
+    /// `[inbox]`: which files are input.
     public var inbox: InboxSettings
+    /// `[limits]`: admission and shutdown.
     public var limits: Limits
     /// In file order; the first one that matches a file takes it.
     public var handlers: [Handler]
     /// In file order.
     public var tasks: [TaskDefinition]
+    /// `[sweeps]`: the built-in sweeps' intervals.
     public var sweeps: Sweeps
+    /// Present when loaded from text; lets the daemon place its own start-up checks on lines.
     private var sourceMap: SourceMap?
 
+    /// A config built in code (tests, tools); it has no source text, so `line(ofKey:)` is 0.
     public init(file: String, baseDirectory: String, paths: Paths, inbox: InboxSettings = .defaults,
                 limits: Limits = .defaults, handlers: [Handler] = [], tasks: [TaskDefinition] = [],
                 sweeps: Sweeps = .defaults) {
@@ -59,6 +65,12 @@ public struct Config: Sendable {
     public static func parse(text: String, file: String) throws(ConfigErrors) -> Config {
         let absoluteFile = FileSystem.absolute(file, relativeTo: FileSystem.currentDirectory())
         let baseDirectory = FileSystem.directory(of: absoluteFile)
+        let sourceMap = SourceMap(scanning: text)
+        // Input that would make toml++ abort instead of failing never reaches it.
+        if let hazard = sourceMap.parserHazard {
+            throw ConfigErrors(problems: [ConfigProblem(
+                file: file, line: hazard.line, message: "TOML syntax error: \(hazard.message) (column \(hazard.column))")])
+        }
         let root: [String: TOMLNode]
         switch TOMLNode.parse(text) {
         case .success(let table):
@@ -66,10 +78,13 @@ public struct Config: Sendable {
         case .failure(let error):
             // After a syntax error the tree is unknown, so nothing else can be checked reliably.
             let column = error.column > 0 ? " (column \(error.column))" : ""
+            // toml++ words its messages "Error while parsing value: ..."; fold that into ours.
+            let detail = error.message.hasPrefix("Error while parsing ")
+                ? " while parsing " + error.message.dropFirst("Error while parsing ".count)
+                : ": " + error.message
             throw ConfigErrors(problems: [ConfigProblem(file: file, line: error.line,
-                                                        message: "TOML syntax error: \(error.message)\(column)")])
+                                                        message: "TOML syntax error\(detail)\(column)")])
         }
-        let sourceMap = SourceMap(scanning: text)
         var validator = ConfigValidator(file: file, baseDirectory: baseDirectory, sourceMap: sourceMap)
         guard var config = validator.validate(root, absoluteFile: absoluteFile) else {
             throw ConfigErrors(problems: validator.sortedProblems)

@@ -7,6 +7,7 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     /// What is wrong, without location.
     public var message: String
 
+    /// A problem as given; the daemon uses it for checks it can only make at start.
     public init(file: String, line: Int, message: String) {
         self.file = file
         self.line = line
@@ -24,6 +25,7 @@ public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
     /// In line order.
     public var problems: [ConfigProblem]
 
+    /// Problems as given, expected in line order.
     public init(problems: [ConfigProblem]) {
         self.problems = problems
     }

@@ -7,6 +7,7 @@ public struct Breaker: Sendable, Hashable {
     /// How long the circuit stays open before one trial attempt.
     public var cooldown: Duration
 
+    /// A breaker as given; no range check (loading does that).
     public init(failures: Int, cooldown: Duration) {
         self.failures = failures
         self.cooldown = cooldown
@@ -40,6 +41,7 @@ public struct Handler: Sendable {
     /// The line of the `[[handler]]` header, for messages about this handler.
     public var line: Int
 
+    /// A handler as given, with the same defaults as an `[[handler]]` that omits the keys.
     public init(name: String, match: [Glob], command: CommandTemplate, priority: Int = 5,
                 timeout: Duration = .seconds(600), maxAttempts: Int = 3, backoff: Duration = .seconds(30),
                 breaker: Breaker? = nil, upload: CommandTemplate? = nil, cpuPercent: Double? = nil,

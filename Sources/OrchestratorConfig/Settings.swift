@@ -13,6 +13,7 @@ public struct Paths: Sendable, Hashable {
     /// Where claimed files wait while they are processed; `<inbox>/.processing` unless set.
     public var processing: String
 
+    /// Paths as given; loading passes them already absolute and normalized.
     public init(inbox: String, done: String, failed: String, state: String, processing: String) {
         self.inbox = inbox
         self.done = done
@@ -33,6 +34,7 @@ public struct InboxSettings: Sendable, Hashable {
     /// How long a file must see no further writes before it counts as arrived.
     public var settle: Duration
 
+    /// Settings as given; see `defaults` for the values of an absent `[inbox]`.
     public init(include: [Glob], exclude: [Glob], recursive: Bool, settle: Duration) {
         self.include = include
         self.exclude = exclude
@@ -71,6 +73,7 @@ public struct Limits: Sendable, Hashable {
     /// On SIGTERM/SIGINT, how long running workers may finish.
     public var shutdownGrace: Duration
 
+    /// Limits as given; see `defaults` for the values of an absent `[limits]`.
     public init(maxConcurrent: Int, maxCPUPercent: Double, maxMemoryPercent: Double,
                 starvationAfter: Duration, shutdownGrace: Duration) {
         self.maxConcurrent = maxConcurrent
@@ -97,6 +100,7 @@ public struct Sweeps: Sendable, Hashable {
     /// Ends runs past their timeout, re-queues orphans, records health.
     public var watchdog: Duration
 
+    /// Intervals as given; see `defaults` for the values of an absent `[sweeps]`.
     public init(retry: Duration, ingest: Duration, upload: Duration, watchdog: Duration) {
         self.retry = retry
         self.ingest = ingest

@@ -1,16 +1,23 @@
 /// The line on which each table, key and array element of a TOML document first appears.
 ///
-/// TOMLKit reports lines only for syntax errors, so after a successful parse this scanner reads
-/// the raw text a second time to place every semantic problem. It trusts that the text is valid
-/// TOML (it only runs after TOMLKit accepted it), which keeps it small; on anything unexpected it
-/// skips ahead rather than failing, because a slightly wrong line beats no report at all.
+/// TOMLKit reports lines only for syntax errors, so this scanner reads the raw text itself to
+/// place every semantic problem. It follows valid TOML exactly (tested against Python's tomllib
+/// on random documents) but does not validate it, which keeps it small: on anything unexpected
+/// it skips ahead rather than failing, since TOMLKit reports the real syntax error. The one
+/// exception is `parserHazard`, input that TOMLKit must not be given at all.
 struct SourceMap: Sendable {
     private var lines: [String: Int] = [:]
 
+    /// The first spot where TOMLKit's toml++ 3.4.0 would trip a debug assertion (abort) or,
+    /// in release builds, undefined behaviour, instead of reporting a syntax error; see
+    /// `SourceScanner.noteHazard`. nil for every valid document.
+    private(set) var parserHazard: (line: Int, column: Int, message: String)?
+
     init(scanning text: String) {
-        var scanner = Scanner(bytes: Array(text.utf8))
+        var scanner = SourceScanner(bytes: Array(text.utf8))
         scanner.run()
         lines = scanner.lines
+        parserHazard = scanner.hazard
     }
 
     /// The line of `path`, else of its nearest enclosing table or array that is written in the
@@ -28,9 +35,12 @@ struct SourceMap: Sendable {
     func exactLine(of path: TOMLPath) -> Int? {
         lines[path.description]
     }
+
+    /// Every recorded path (by its description) and line; for tests that compare against another parser.
+    var allLines: [String: Int] { lines }
 }
 
-private struct Scanner {
+private struct SourceScanner {
     let bytes: [UInt8]
     var position = 0
     var line = 1
@@ -38,6 +48,13 @@ private struct Scanner {
     /// How many `[[name]]` headers have been seen per array path, to number the elements the
     /// way TOMLKit's arrays do and to resolve `[name.sub]` to the last element.
     var arrayTableCounts: [TOMLPath: Int] = [:]
+    var hazard: (line: Int, column: Int, message: String)?
+    /// Where the current line starts, for columns.
+    var lineStart = 0
+    /// Arrays and inline tables currently open; bounded so a hostile file cannot overflow the stack.
+    var depth = 0
+    /// toml++'s own limit (TOML_MAX_NESTED_VALUES); nothing valid for it goes deeper.
+    static let maximumDepth = 256
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -58,8 +75,11 @@ private struct Scanner {
 
     private mutating func advance(_ count: Int = 1) {
         for _ in 0..<count where position < bytes.count {
-            if bytes[position] == UInt8(ascii: "\n") { line += 1 }
             position += 1
+            if bytes[position - 1] == UInt8(ascii: "\n") {
+                line += 1
+                lineStart = position
+            }
         }
     }
 
@@ -74,8 +94,16 @@ private struct Scanner {
     }
 
     mutating func run() {
+        // TOMLKit hands toml++ a C string, which would silently end at a NUL byte.
+        if let nul = bytes.firstIndex(of: 0) {
+            line = 1 + bytes[..<nul].count { $0 == UInt8(ascii: "\n") }
+            lineStart = (bytes[..<nul].lastIndex(of: UInt8(ascii: "\n")) ?? -1) + 1
+            noteHazard("the file contains a NUL byte", at: nul)
+            return
+        }
+        if startsWith("\u{FEFF}") { position = 3 }
         var table = TOMLPath.root
-        while position < bytes.count {
+        while position < bytes.count && hazard == nil {
             let before = position
             skipTrivia(newlines: true)
             guard let byte = current else { break }
@@ -91,10 +119,35 @@ private struct Scanner {
 
     // MARK: - Statements
 
+    /// toml++ 3.4.0 asserts (aborts the process in debug builds, undefined behaviour in
+    /// release) instead of failing cleanly on a few malformed inputs: a header whose key starts
+    /// with anything but a key character (`[#`, `[[[`; fixed upstream in
+    /// marzer/tomlplusplus#301), `}` where an array expects a value (`x = [1, }]`) and some
+    /// malformed dates. No valid document has any of them, and toml++ stops at its first
+    /// error, so it only reaches such a spot after a valid prefix, which this scanner follows
+    /// exactly; flagging them here keeps `config check` from crashing on a typo.
+    private mutating func noteHazard(_ message: String, at start: Int? = nil) {
+        let offset = start ?? position
+        if hazard == nil { hazard = (line, offset - lineStart + 1, message) }
+    }
+
+    private static func describe(_ byte: UInt8) -> String {
+        switch byte {
+        case 0x21...0x7E: "'\(Unicode.Scalar(byte))'"
+        case UInt8(ascii: "\n"), UInt8(ascii: "\r"): "the end of the line"
+        default: "an unexpected character"
+        }
+    }
+
     private mutating func header() -> TOMLPath {
         let headerLine = line
         let isArray = peek(1) == UInt8(ascii: "[")
         advance(isArray ? 2 : 1)
+        while current == UInt8(ascii: " ") || current == UInt8(ascii: "\t") { advance() }
+        if let byte = current, byte != UInt8(ascii: "]"), !Self.isBareKeyByte(byte),
+           byte != UInt8(ascii: "\""), byte != UInt8(ascii: "'") {
+            noteHazard("a table header must start with a key name, saw \(Self.describe(byte))")
+        }
         skipTrivia(newlines: false)
         let names = dottedKey()
         skipTrivia(newlines: false)
@@ -172,6 +225,10 @@ private struct Scanner {
     // MARK: - Values
 
     private mutating func value(at path: TOMLPath) {
+        guard depth < Self.maximumDepth else {
+            noteHazard("arrays and inline tables are nested more than \(Self.maximumDepth) deep")
+            return
+        }
         if startsWith("\"\"\"") {
             skipMultilineString(quote: UInt8(ascii: "\""), escapes: true)
         } else if startsWith("'''") {
@@ -186,8 +243,30 @@ private struct Scanner {
             inlineTable(at: path)
         } else {
             // Numbers, booleans, dates; a date may contain a space, so only delimiters end it.
+            let start = position
             while let byte = current, !Self.endsScalar(byte) { advance() }
+            var token = bytes[start..<position]
+            while let last = token.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { token = token.dropLast() }
+            checkScalar(token, at: start)
         }
+    }
+
+    /// Flags a bare value that is not a TOML 1.0 number, boolean or date/time.
+    ///
+    /// toml++ 3.4.0 asserts on some malformed dates (`1979-05-27 0,` and `1979-05-27Tx07:00:00`)
+    /// rather than failing; checking every bare value against the grammar here covers those and
+    /// any like them. It also gives the likeliest typo, an unquoted `timeout = 10m`, a clearer message.
+    private mutating func checkScalar(_ token: ArraySlice<UInt8>, at start: Int) {
+        guard !token.isEmpty else {
+            noteHazard("expected a value, saw \(current.map(Self.describe) ?? "the end of the file")")
+            return
+        }
+        guard !ScalarSyntax.isValid(token) else { return }
+        let text = String(decoding: token, as: UTF8.self)
+        let shown = text.count > 40 ? text.prefix(40) + "..." : Substring(text)
+        let looksLikeText = !token.contains { $0 <= 0x20 || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "\"") }
+        noteHazard(looksLikeText ? "invalid value \(shown); text must be quoted: \"\(shown)\"" : "invalid value: \(shown)",
+                   at: start)
     }
 
     private static func endsScalar(_ byte: UInt8) -> Bool {
@@ -197,8 +276,10 @@ private struct Scanner {
 
     private mutating func array(at path: TOMLPath) {
         advance()
+        depth += 1
+        defer { depth -= 1 }
         var index = 0
-        while position < bytes.count {
+        while position < bytes.count && hazard == nil {
             let before = position
             skipTrivia(newlines: true)
             if current == UInt8(ascii: "]") { advance(); return }
@@ -214,7 +295,9 @@ private struct Scanner {
 
     private mutating func inlineTable(at path: TOMLPath) {
         advance()
-        while position < bytes.count {
+        depth += 1
+        defer { depth -= 1 }
+        while position < bytes.count && hazard == nil {
             let before = position
             // TOML 1.0 keeps inline tables on one line; newlines are tolerated for TOML 1.1 files.
             skipTrivia(newlines: true)

@@ -30,6 +30,7 @@ public enum Overlap: String, Sendable, CaseIterable {
 public struct TaskDefinition: Sendable {
     /// Unique among tasks; the name `orchestrator task run NAME` and `after` use.
     public var name: String
+    /// `every`, `cron` (+ `tz`) or `on`: exactly one was given.
     public var trigger: Trigger
     /// The argv; argv[0] with a `/` is already absolute.
     public var command: CommandTemplate
@@ -37,6 +38,7 @@ public struct TaskDefinition: Sendable {
     public var after: [String]
     /// 1...10, higher runs first.
     public var priority: Int
+    /// After this, the task's process group gets SIGTERM, then SIGKILL after the grace.
     public var timeout: Duration
     /// Attempts in total, including the first; at least 1.
     public var maxAttempts: Int
@@ -44,8 +46,11 @@ public struct TaskDefinition: Sendable {
     public var backoff: Duration
     /// nil when the task has no circuit breaker.
     public var breaker: Breaker?
+    /// A disabled task is never due; `orchestrator task enable|disable` toggles it.
     public var enabled: Bool
+    /// What happens at start to slots missed while the daemon was down.
     public var catchUp: CatchUp
+    /// What happens when a run is due while the last one still runs.
     public var overlap: Overlap
     /// Admission estimate of the task's CPU use, percent of the machine.
     public var cpuPercent: Double?
@@ -54,6 +59,7 @@ public struct TaskDefinition: Sendable {
     /// The line of the `[[task]]` header, for messages about this task.
     public var line: Int
 
+    /// A task as given, with the same defaults as a `[[task]]` that omits the keys.
     public init(name: String, trigger: Trigger, command: CommandTemplate, after: [String] = [],
                 priority: Int = 5, timeout: Duration = .seconds(600), maxAttempts: Int = 1,
                 backoff: Duration = .seconds(30), breaker: Breaker? = nil, enabled: Bool = true,

@@ -87,7 +87,7 @@ public enum Daemon {
         if let inbox, let processing, inbox.device != processing.device {
             throw CommandError(
                 .config,
-                "\(config.file): error: processing area \(config.paths.processing) is not on the same filesystem as Inbox \(config.paths.inbox)")
+                "\(config.file):\(config.line(ofKey: "paths.processing")): error: processing area \(config.paths.processing) is not on the same filesystem as Inbox \(config.paths.inbox)")
         }
     }
 }

@@ -1,0 +1,420 @@
+import Testing
+@testable import OrchestratorConfig
+
+/// Every problem in a file, as `LINE: MESSAGE`, in report order; empty if the file loads.
+private func problems(_ text: String) -> [String] {
+    do {
+        _ = try Config.parse(text: text, file: configFile)
+        return []
+    } catch {
+        #expect(error.problems.allSatisfy { $0.file == configFile })
+        return error.problems.map { "\($0.line): \($0.message)" }
+    }
+}
+
+@Suite struct ConfigValidationTests {
+    @Test func unknownKeyWithItsLine() {
+        #expect(problems("""
+            [[handler]]
+            name = "default"
+            command = ["x"]
+            max_atempts = 3
+            """) == [#"4: unknown key "max_atempts" in [[handler]] "default""#])
+    }
+
+    @Test func unknownKeysInTwoHandlersAreBothReported() {
+        #expect(problems("""
+            [[handler]]
+            name = "a"
+            command = ["x"]
+            max_atempts = 3
+
+            [[handler]]
+            command = ["y"]
+            name = "b"
+            timout = "1m"
+            """) == [
+                #"4: unknown key "max_atempts" in [[handler]] "a""#,
+                #"9: unknown key "timout" in [[handler]] "b""#,
+            ])
+    }
+
+    @Test func unknownKeysEverywhere() {
+        #expect(problems("""
+            verbose = true
+            [path]
+            inbox = "x"
+            [[handlers]]
+            name = "h"
+            [inbox]
+            exclud = []
+            [sweeps]
+            retyr = "1m"
+            [[task]]
+            name = "t"
+            every = "1m"
+            command = ["x"]
+            breaker = { failures = 2, cooldwn = "1m" }
+            """) == [
+                #"1: unknown key "verbose" at top level"#,
+                "2: unknown table [path]",
+                "4: unknown table [[handlers]]",
+                #"7: unknown key "exclud" in [inbox]"#,
+                #"9: unknown key "retyr" in [sweeps]"#,
+                #"14: unknown key "cooldwn" in breaker of [[task]] "t""#,
+            ])
+    }
+
+    @Test func badDurationAtItsLine() {
+        let found = problems("""
+            [inbox]
+            settle = "500ms"
+
+            [limits]
+            shutdown_grace = "30 parsecs"
+            """)
+        #expect(found.count == 1)
+        #expect(found.first?.hasPrefix("5: shutdown_grace: ") == true)
+    }
+
+    @Test func wrongTypes() {
+        #expect(problems("""
+            [inbox]
+            recursive = "yes"
+            include = "*"
+            [limits]
+            max_concurrent = 2.5
+            [[handler]]
+            name = "h"
+            command = "run.sh {file}"
+            timeout = 5
+            match = ["*", 3]
+            breaker = 5
+            """) == [
+                #"2: recursive: expected true or false, got string"#,
+                #"3: include: expected an array of patterns like ["*.pdf"], got string"#,
+                #"5: max_concurrent: expected an integer, got float"#,
+                #"8: command: expected an array of strings like ["prog", "{file}"], got string"#,
+                #"9: timeout: expected a duration string like "10m", got integer"#,
+                #"10: match[1]: expected a string, got integer"#,
+                #"11: breaker: expected an inline table like { failures = 5, cooldown = "5m" }, got integer"#,
+            ])
+    }
+
+    @Test func sectionsOfTheWrongShape() {
+        #expect(problems("""
+            paths = "x"
+            [handler]
+            name = "h"
+            """) == [
+                "1: paths: expected a table [paths], got string",
+                "2: handler: expected [[handler]] entries (an array of tables), got table",
+            ])
+    }
+
+    @Test func syntaxErrorStopsWithItsLine() throws {
+        let found = problems("""
+            [limits]
+            max_concurrent = 2
+            name = "unterminated
+            bogus_key = 1
+            """)
+        try #require(found.count == 1)
+        #expect(found[0].hasPrefix("3: TOML syntax error while parsing string: "))
+        #expect(found[0].hasSuffix(" (column 21)"))
+    }
+
+    @Test func unquotedTextIsASyntaxErrorWithAHint() {
+        #expect(problems("""
+            [[handler]]
+            name = "h"
+            timeout = 10m
+            command = ["x"]
+            """) == [#"3: TOML syntax error: invalid value 10m; text must be quoted: "10m" (column 11)"#])
+    }
+
+    /// Inputs on which toml++ 3.4.0 asserts (aborting the test process) instead of failing.
+    @Test(arguments: [
+        "[#x]", "[[[a]]]", "[ [a]]", "[[\n", "x = [1, }]", "x = 1979-05-27 0,", "x = [1979-05-27 0 ]",
+        "x = 1979-05-27Tx07:32:00Z", "x = 1979-05-27T-07:32:00Z", "x = {a = [}]}",
+    ])
+    func parserHazardsAreSyntaxErrorsNotCrashes(_ line: String) throws {
+        let found = problems("a = 1\n" + line + "\nb = 2\n")
+        try #require(found.count == 1)
+        #expect(found[0].hasPrefix("2: TOML syntax error: "))
+    }
+
+    @Test func absurdNestingIsRefusedWithoutRecursingForever() {
+        let found = problems("x = " + String(repeating: "[", count: 100_000))
+        #expect(found.count == 1 && found.first?.hasPrefix("1: TOML syntax error") == true)
+    }
+
+    @Test func duplicateKeyIsASyntaxError() {
+        let found = problems("""
+            [[handler]]
+            name = "a"
+            name = "b"
+            """)
+        #expect(found.count == 1 && found.first?.hasPrefix("3: TOML syntax error") == true)
+    }
+
+    @Test func missingRequiredKeysAtTheHeaderLine() {
+        #expect(problems("""
+            [[handler]]
+            name = "a"
+
+            [[handler]]
+            match = ["*"]
+
+            [[task]]
+            name = "t"
+            every = "1m"
+            """) == [
+                #"1: handler "a": missing required key "command""#,
+                #"4: [[handler]] #2: missing required key "name""#,
+                #"4: [[handler]] #2: missing required key "command""#,
+                #"7: task "t": missing required key "command""#,
+            ])
+    }
+
+    @Test func duplicateNames() {
+        #expect(problems("""
+            [[handler]]
+            name = "a"
+            command = ["x"]
+            [[handler]]
+            name = "a"
+            command = ["y"]
+            [[task]]
+            name = "t"
+            on = "e"
+            command = ["x"]
+            [[task]]
+            name = "t"
+            on = "e"
+            command = ["x"]
+            """) == [
+                #"5: duplicate handler name "a" (first defined at line 2)"#,
+                #"12: duplicate task name "t" (first defined at line 8)"#,
+            ])
+    }
+
+    @Test func ranges() {
+        #expect(problems("""
+            [limits]
+            max_concurrent = 0
+            max_cpu_percent = 0
+            max_memory_percent = 100.5
+            [[handler]]
+            name = "h"
+            command = ["x"]
+            priority = 11
+            max_attempts = 0
+            breaker = { failures = 0 }
+            memory_percent = -1
+            """) == [
+                "2: max_concurrent: must be at least 1, got 0",
+                "3: max_cpu_percent: must be greater than 0 and at most 100, got 0",
+                "4: max_memory_percent: must be greater than 0 and at most 100, got 100.5",
+                "8: priority: must be between 1 and 10, got 11",
+                "9: max_attempts: must be at least 1, got 0",
+                "10: breaker.failures: must be at least 1, got 0",
+                "11: memory_percent: must be greater than 0 and at most 100, got -1",
+            ])
+    }
+
+    @Test func afterNamesMustExist() {
+        #expect(problems("""
+            [[task]]
+            name = "a"
+            every = "1m"
+            command = ["x"]
+            after = [
+              "b",
+            ]
+            """) == [#"6: unknown task "b" in after"#])
+    }
+
+    @Test func dependencyCycles() {
+        #expect(problems("""
+            [[task]]
+            name = "a"
+            on = "e"
+            command = ["x"]
+            after = ["b"]
+            [[task]]
+            name = "b"
+            on = "e"
+            command = ["x"]
+            after = ["a"]
+            [[task]]
+            name = "self"
+            on = "e"
+            command = ["x"]
+            after = ["self"]
+            """) == [
+                "5: dependency cycle: a -> b -> a",
+                "15: dependency cycle: self -> self",
+            ])
+    }
+
+    @Test func triggerChoice() {
+        #expect(problems("""
+            [[task]]
+            name = "x"
+            every = "1m"
+            cron = "* * * * *"
+            command = ["x"]
+            [[task]]
+            name = "y"
+            command = ["x"]
+            [[task]]
+            name = "z"
+            every = "1m"
+            tz = "UTC"
+            command = ["x"]
+            [[task]]
+            name = "w"
+            cron = ""
+            on = "e"
+            every = "1m"
+            command = ["x"]
+            """) == [
+                #"4: task "x": has both every and cron; choose one"#,
+                #"6: task "y": has none of every, cron, on"#,
+                #"12: task "z": tz is only allowed with cron"#,
+                #"18: task "w": has every, cron and on; choose one"#,
+            ])
+    }
+
+    @Test func unknownTimeZone() {
+        #expect(problems("""
+            [[task]]
+            name = "a"
+            cron = "0 9 * * 1"
+            tz = "Mars/Olympus_Mons"
+            command = ["x"]
+            [[task]]
+            name = "b"
+            cron = "0 9 * * 1"
+            tz = "../../etc/passwd"
+            command = ["x"]
+            [[task]]
+            name = "c"
+            cron = "0 9 * * 1"
+            tz = "zone.tab"
+            command = ["x"]
+            """) == [
+                #"4: tz: unknown time zone "Mars/Olympus_Mons" (no such zone in /usr/share/zoneinfo)"#,
+                #"9: tz: unknown time zone "../../etc/passwd" (no such zone in /usr/share/zoneinfo)"#,
+                #"14: tz: unknown time zone "zone.tab" (no such zone in /usr/share/zoneinfo)"#,
+            ])
+    }
+
+    @Test func enumValues() {
+        #expect(problems("""
+            [[task]]
+            name = "a"
+            every = "1m"
+            command = ["x"]
+            catch_up = "all"
+            overlap = "parallel"
+            """) == [
+                #"5: catch_up: expected "none" or "once", got "all""#,
+                #"6: overlap: expected "skip" or "queue", got "parallel""#,
+            ])
+    }
+
+    @Test func commandsMustBeUsable() {
+        #expect(problems("""
+            [[handler]]
+            name = "a"
+            command = []
+            [[handler]]
+            name = "b"
+            command = ["", "{file}"]
+            [[task]]
+            name = "t"
+            every = "1m"
+            command = ["x", "{file}", "{job}"]
+            """) == [
+                "3: command: must not be empty; give the program and its arguments",
+                "6: command: the program (first element) must not be empty",
+                "10: command: {file} has no value in a task; use only {job} and {attempt}",
+            ])
+    }
+
+    @Test func badTemplateAndGlobAtTheirElementLines() {
+        let found = problems("""
+            [[handler]]
+            name = "a"
+            match = [
+              "*.pdf",
+              "[oops",
+            ]
+            command = [
+              "x",
+              "{nope}",
+            ]
+            """)
+        #expect(found.count == 2)
+        #expect(found.first?.hasPrefix("5: match: ") == true)
+        #expect(found.last?.hasPrefix("9: command: ") == true)
+    }
+
+    @Test func hashInsideStringsDoesNotMisplaceLines() {
+        #expect(problems("""
+            [[handler]]
+            name = "#1 # not a comment"
+            command = ["x", "a#b"] # comment with "quotes" and = signs
+            upload = ['''y''', "# still a string"]
+            bad = 1
+            """) == [##"5: unknown key "bad" in [[handler]] "#1 # not a comment""##])
+    }
+
+    @Test func multiLineArraysAndStringsKeepLinesRight() {
+        #expect(problems(#"""
+            [inbox]
+            exclude = [
+              ".*",   # hidden files
+              "*.tmp",
+            ]
+            [[handler]]
+            name = "h"
+            command = [
+              "x",
+              """
+            multi
+            line""",
+            ]
+            timeout = 5
+            """#) == [#"14: timeout: expected a duration string like "10m", got integer"#])
+    }
+
+    @Test func pathsMustBeDistinctAndNonEmpty() {
+        #expect(problems("""
+            [paths]
+            inbox = "../Inbox"
+            done = "../Inbox/"
+            failed = ""
+            """) == [
+                "3: paths: inbox and done are the same directory (/srv/orch/Inbox)",
+                "4: failed: must not be empty",
+            ])
+    }
+
+    @Test func everyProblemIsCollectedInLineOrder() {
+        let found = problems("""
+            [[task]]
+            name = "t"
+            every = "soon"
+            command = ["x"]
+            after = ["ghost"]
+            [limits]
+            max_concurrent = -1
+            [[handler]]
+            name = "h"
+            """)
+        #expect(found.map { $0.prefix { $0 != ":" } } == ["3", "5", "7", "8"])
+    }
+}
