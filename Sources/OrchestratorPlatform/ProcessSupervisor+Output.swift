@@ -36,7 +36,7 @@ extension ProcessSupervisor {
                 + "[orchestrator: dropped \(worker.droppedBytes) bytes of output beyond the log cap of \(worker.logCap) bytes]\n"
             _ = writeAll(worker.logFD, Array(note.utf8))
         }
-        close(worker.logFD)
+        if worker.logFD >= 0 { close(worker.logFD) }
     }
 
     private enum ReadOutcome { case data, wouldBlock, end }
@@ -69,6 +69,10 @@ extension ProcessSupervisor {
                 if excess > 0 { worker.stderrTail.removeFirst(excess) }
                 worker.stderrTail.append(contentsOf: bytes)
             }
+        }
+        if worker.logFD < 0, !worker.logBroken, worker.loggedBytes < worker.logCap {
+            worker.logFD = withCBytes(worker.logPath) { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+            if worker.logFD < 0 { worker.logBroken = true }
         }
         let room = worker.logBroken ? 0 : max(0, worker.logCap - worker.loggedBytes)
         let kept = min(room, bytes.count)

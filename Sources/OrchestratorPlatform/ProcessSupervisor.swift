@@ -54,17 +54,10 @@ public final class ProcessSupervisor: @unchecked Sendable {
         }
         try Self.checkNoNUL(request)
 
-        let logFD = withCBytes(request.logPath) {
-            open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        }
-        guard logFD >= 0 else {
-            let e = errno
-            throw SpawnError(errno: e, description: "cannot open log \(Self.show(request.logPath)): \(Self.text(e))")
-        }
         var stdoutPipe: [Int32] = [-1, -1]
         var stderrPipe: [Int32] = [-1, -1]
         func closeAll() {
-            for fd in [logFD] + stdoutPipe + stderrPipe where fd >= 0 { close(fd) }
+            for fd in stdoutPipe + stderrPipe where fd >= 0 { close(fd) }
         }
         guard orch_pipe_cloexec_nonblock(&stdoutPipe) == 0, orch_pipe_cloexec_nonblock(&stderrPipe) == 0 else {
             let e = errno
@@ -106,7 +99,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
         // The leader is at worst a zombie until we reap it, so /proc/PID/stat is readable.
         let handle = WorkerHandle(pid: pid, startTime: Self.startTime(of: pid) ?? 0)
         let worker = SupervisedWorker(
-            handle: handle, logFD: logFD, logCap: max(0, request.logCap), onExit: onExit,
+            handle: handle, logPath: request.logPath, logCap: max(0, request.logCap), onExit: onExit,
             stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0])
         running[pid] = worker
         makeSource(.exit, pidFD, worker) { [self] in self.leaderExited(worker) }
@@ -258,7 +251,10 @@ final class SupervisedWorker {
     enum Slot { case exit, stdout, stderr }
 
     let handle: WorkerHandle
-    let logFD: Int32
+    /// Opened at the first byte of output: a worker that prints nothing leaves no file behind, and
+    /// creating thousands of empty files is the largest kernel cost of a burst of quiet workers.
+    let logPath: [UInt8]
+    var logFD: Int32 = -1
     let logCap: Int
     var onExit: ((WorkerExit) -> Void)?
     let stdoutFD: Int32
@@ -276,11 +272,11 @@ final class SupervisedWorker {
     var stderrTail: [UInt8] = []
 
     init(
-        handle: WorkerHandle, logFD: Int32, logCap: Int, onExit: @escaping (WorkerExit) -> Void,
+        handle: WorkerHandle, logPath: [UInt8], logCap: Int, onExit: @escaping (WorkerExit) -> Void,
         stdoutFD: Int32, stderrFD: Int32
     ) {
         self.handle = handle
-        self.logFD = logFD
+        self.logPath = logPath
         self.logCap = logCap
         self.onExit = onExit
         self.stdoutFD = stdoutFD
@@ -289,7 +285,7 @@ final class SupervisedWorker {
 }
 
 /// Calls `body` with `bytes` as a NUL-terminated C string.
-private func withCBytes<R>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> R) -> R {
+func withCBytes<R>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> R) -> R {
     var c = bytes.map { CChar(bitPattern: $0) }
     c.append(0)
     return c.withUnsafeBufferPointer { body($0.baseAddress!) }

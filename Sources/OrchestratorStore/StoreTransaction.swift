@@ -98,13 +98,11 @@ public struct StoreTransaction {
         kind: JobKind, name: RelativePath, handler: String?, state: JobState, priority: Int, maxAttempts: Int,
         reason: String? = nil, detail: String? = nil, at now: UnixTime
     ) throws -> Int64 {
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO job (kind, name, handler, state, priority, max_attempts, reason, created_at, updated_at,
                                  finished_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [kind.rawValue, name.bytes.data, handler, state.rawValue, priority, maxAttempts, reason, now,
+                """).execute(arguments: [kind.rawValue, name.bytes.data, handler, state.rawValue, priority, maxAttempts, reason, now,
                         now, state.isTerminal ? now : nil])
         let id = db.lastInsertedRowID
         try addTransition(jobID: id, from: nil, to: state, detail: detail, at: now)
@@ -116,42 +114,34 @@ public struct StoreTransaction {
         jobID: Int64, from: JobState?, to state: JobState, attempts: Int? = nil, notBefore: UnixTime? = nil,
         reason: String? = nil, detail: String? = nil, at now: UnixTime
     ) throws {
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 UPDATE job SET state = ?, attempts = COALESCE(?, attempts), not_before = ?,
                                reason = COALESCE(?, reason), updated_at = ?,
                                finished_at = CASE WHEN ? THEN ? ELSE finished_at END
                 WHERE id = ?
-                """,
-            arguments: [state.rawValue, attempts, notBefore, reason, now, state.isTerminal, now, jobID])
+                """).execute(arguments: [state.rawValue, attempts, notBefore, reason, now, state.isTerminal, now, jobID])
         try addTransition(jobID: jobID, from: from, to: state, detail: detail ?? reason, at: now)
     }
 
     public func setFinalPath(jobID: Int64, _ path: RelativePath) throws {
-        try db.execute(sql: "UPDATE job SET final_path = ? WHERE id = ?", arguments: [path.bytes.data, jobID])
+        try db.cachedStatement(sql: "UPDATE job SET final_path = ? WHERE id = ?").execute(arguments: [path.bytes.data, jobID])
     }
 
     public func startAttempt(jobID: Int64, number: Int, logPath: [UInt8], at now: UnixTime) throws -> Int64 {
-        try db.execute(
-            sql: "INSERT INTO attempt (job_id, number, outcome, started_at, log_path) VALUES (?, ?, 'running', ?, ?)",
-            arguments: [jobID, number, now, logPath.data])
+        try db.cachedStatement(sql: "INSERT INTO attempt (job_id, number, outcome, started_at, log_path) VALUES (?, ?, 'running', ?, ?)").execute(arguments: [jobID, number, now, logPath.data])
         return db.lastInsertedRowID
     }
 
     public func setAttemptProcess(attemptID: Int64, pid: Int32, startTime: UInt64) throws {
-        try db.execute(
-            sql: "UPDATE attempt SET pid = ?, start_time = ? WHERE id = ?",
-            arguments: [pid, Int64(bitPattern: startTime), attemptID])
+        try db.cachedStatement(sql: "UPDATE attempt SET pid = ?, start_time = ? WHERE id = ?").execute(arguments: [pid, Int64(bitPattern: startTime), attemptID])
     }
 
     public func finishAttempt(attemptID: Int64, _ result: AttemptResult, at now: UnixTime) throws {
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 UPDATE attempt SET outcome = ?, ended_at = ?, exit_code = ?, signal = ?, timed_out = ?,
                                    user_cpu = ?, system_cpu = ?, max_rss_kib = ?, stderr_tail = ?, reason = ?
                 WHERE id = ?
-                """,
-            arguments: [result.outcome.rawValue, now, result.exitCode, result.signal, result.timedOut, result.userCPU,
+                """).execute(arguments: [result.outcome.rawValue, now, result.exitCode, result.signal, result.timedOut, result.userCPU,
                         result.systemCPU, result.maxRSSKiB, result.stderrTail.data, result.reason, attemptID])
     }
 
@@ -161,8 +151,6 @@ public struct StoreTransaction {
     }
 
     func addTransition(jobID: Int64, from: JobState?, to: JobState, detail: String?, at now: UnixTime) throws {
-        try db.execute(
-            sql: "INSERT INTO transition (job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
-            arguments: [jobID, now, from?.rawValue, to.rawValue, detail])
+        try db.cachedStatement(sql: "INSERT INTO transition (job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)").execute(arguments: [jobID, now, from?.rawValue, to.rawValue, detail])
     }
 }

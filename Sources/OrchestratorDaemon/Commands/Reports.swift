@@ -165,7 +165,10 @@ public enum Reports {
                     + (attempt.maxRSSKiB.map { ", max rss \($0) KiB" } ?? ""))
             }
             if let reason = attempt.reason, attempt.outcome != .succeeded { lines.append("    reason: \(reason)") }
-            if let log = attempt.logPath { lines.append("    log: \(String(decoding: log, as: UTF8.self))") }
+            if let log = attempt.logPath {
+                lines.append(FileSystem.exists(PathBytes(log))
+                    ? "    log: \(String(decoding: log, as: UTF8.self))" : "    log: none (no output)")
+            }
             if !attempt.stderrTail.isEmpty {
                 lines.append("    stderr tail:")
                 for tailLine in String(decoding: attempt.stderrTail, as: UTF8.self).split(separator: "\n").suffix(10) {
@@ -234,7 +237,9 @@ public enum Reports {
             "user_cpu_seconds": attempt.userCPU as Any? ?? NSNull(),
             "system_cpu_seconds": attempt.systemCPU as Any? ?? NSNull(),
             "max_rss_kib": attempt.maxRSSKiB as Any? ?? NSNull(),
-            "log_path": attempt.logPath.map { String(decoding: $0, as: UTF8.self) } as Any? ?? NSNull(),
+            // A worker that printed nothing has no log file.
+            "log_path": attempt.logPath.flatMap { FileSystem.exists(PathBytes($0)) ? String(decoding: $0, as: UTF8.self) : nil }
+                as Any? ?? NSNull(),
             "stderr_tail": String(decoding: attempt.stderrTail, as: UTF8.self),
             "reason": attempt.reason as Any? ?? NSNull(),
         ]
