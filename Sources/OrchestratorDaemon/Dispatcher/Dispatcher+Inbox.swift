@@ -255,7 +255,7 @@ extension Dispatcher {
                 jobs[id] = job
                 jobsByName[name] = id
                 enqueue(job)
-                logger.info("claimed", metadata: ["file": "\(name)", "job": "\(id)", "handler": "\(handler.name)"])
+                logger.debug("claimed", metadata: ["file": "\(name)", "job": "\(id)", "handler": "\(handler.name)"])
             } else {
                 jobsByName[name] = nil
                 logger.warning("no handler matches; failing", metadata: ["file": "\(name)", "job": "\(id)"])

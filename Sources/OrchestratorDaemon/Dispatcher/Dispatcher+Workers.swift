@@ -46,7 +46,7 @@ extension Dispatcher {
             var attempt = RunningAttempt(jobID: jobID, number: number, worker: worker, startedAt: now)
             attempt.timeoutTimer = schedule(.timeout(jobID: jobID), after: ticks(handler.timeout))
             running[jobID] = attempt
-            logger.info(
+            logger.debug(
                 "started", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)", "pid": "\(worker.pid)"])
             record { [unowned self] transaction in
                 let attemptID = try transaction.startAttempt(jobID: jobID, number: number, logPath: logPath.bytes, at: wallNow)
@@ -100,7 +100,12 @@ extension Dispatcher {
             processedCount += 1
             record { try $0.setState(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow) }
             finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: true))
-            logger.info("done", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)"])
+            // One line per file at info level: a burst of thousands stays readable and cheap.
+            logger.info(
+                "done", metadata: [
+                    "file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)",
+                    "ms": "\((now - attempt.startedAt))",
+                ])
         case .failed, .running:
             attemptFailed(jobID: jobID, reason: result.reason ?? "failed", previous: .running)
         }
