@@ -150,6 +150,19 @@ public struct StoreTransaction {
         try addTransition(jobID: jobID, from: state, to: state, detail: detail, at: now)
     }
 
+    /// Ends the attempt of a job that is still marked running.
+    public func finishRunningAttempt(jobID: Int64, _ result: AttemptResult, at now: UnixTime) throws {
+        try db.cachedStatement(
+            sql: """
+                UPDATE attempt SET outcome = ?, ended_at = ?, exit_code = ?, signal = ?, timed_out = ?,
+                                   user_cpu = ?, system_cpu = ?, max_rss_kib = ?, stderr_tail = ?, reason = ?
+                WHERE job_id = ? AND outcome = 'running'
+                """
+        ).execute(
+            arguments: [result.outcome.rawValue, now, result.exitCode, result.signal, result.timedOut, result.userCPU,
+                        result.systemCPU, result.maxRSSKiB, result.stderrTail.data, result.reason, jobID])
+    }
+
     func addTransition(jobID: Int64, from: JobState?, to: JobState, detail: String?, at now: UnixTime) throws {
         try db.cachedStatement(sql: "INSERT INTO transition (job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)").execute(arguments: [jobID, now, from?.rawValue, to.rawValue, detail])
     }

@@ -48,11 +48,10 @@ extension Dispatcher {
             running[jobID] = attempt
             logger.debug(
                 "started", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)", "pid": "\(worker.pid)"])
-            record { [unowned self] transaction in
+            record { transaction in
                 let attemptID = try transaction.startAttempt(jobID: jobID, number: number, logPath: logPath.bytes, at: wallNow)
                 try transaction.setAttemptProcess(attemptID: attemptID, pid: worker.pid, startTime: worker.startTime)
                 try transaction.setState(jobID: jobID, from: .queued, to: .running, detail: "attempt \(number)", at: wallNow)
-                running[jobID]?.attemptID = attemptID
             }
         } catch {
             // The command could not start at all (missing, not executable): a failed attempt like any other.
@@ -85,9 +84,9 @@ extension Dispatcher {
         let wallNow = Self.wallClock()
         let result = Self.describe(exit, attempt: attempt, timeout: config.handlers[job.handlerIndex].timeout)
         let number = attempt.number
-        record { [attemptID = attempt.attemptID] transaction in
-            if let attemptID { try transaction.finishAttempt(attemptID: attemptID, result, at: wallNow) }
-        }
+        // A job has one running attempt at a time, so its row is found by the job: the row's insert may
+        // still be pending in this same batch.
+        record { try $0.finishRunningAttempt(jobID: jobID, result, at: wallNow) }
         switch result.outcome {
         case .interrupted:
             // Cut short by shutdown: the attempt does not count and the file stays claimed for the next start.

@@ -26,6 +26,7 @@ enum TimerPurpose: Sendable {
     case ingestSweep
     case shutdownDeadline
     case watchdogPing
+    case flushWrites
 }
 
 /// A job that is not finished, as the dispatcher tracks it in memory.
@@ -44,7 +45,6 @@ struct RunningAttempt {
     let jobID: Int64
     let number: Int
     let worker: WorkerHandle
-    var attemptID: Int64?
     var timeoutTimer: TimerHandle?
     var killTimer: TimerHandle?
     var timedOut = false
@@ -99,6 +99,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var newClaims: [RelativePath] = []
     var finishedJobs: [FinishedJob] = []
     var writes: [(StoreTransaction) throws -> Void] = []
+    var flushTimer: TimerHandle?
 
     var shuttingDown = false
     var stopped = false
@@ -182,7 +183,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         commitClaims()
         moveFinishedFiles()
         startWorkers()
-        flushWrites()
+        deferWrites()
         armTimer()
         reportStatus()
         finishShutdownIfDrained()
@@ -213,6 +214,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .ingestSweep: ingestSweepDue()
             case .shutdownDeadline: shutdownDeadlineReached()
             case .watchdogPing: watchdogPing()
+            case .flushWrites:
+                flushTimer = nil
+                flushWrites()
             }
         }
     }
@@ -249,7 +253,25 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         writes.append(write)
     }
 
+    /// Writes that need not precede any effect (rows of workers just started, retry bookkeeping) wait
+    /// for the next cycle's commit, or at most `deferredWriteDelay`: under load one commit then serves
+    /// several cycles, and the store is never more than a moment behind.
+    func deferWrites() {
+        guard !writes.isEmpty, flushTimer == nil else { return }
+        if shuttingDown {
+            flushWrites()
+            return
+        }
+        flushTimer = schedule(.flushWrites, after: Self.deferredWriteDelay)
+    }
+
+    static let deferredWriteDelay: UInt64 = 20
+
     func flushWrites() {
+        if let timer = flushTimer {
+            wheel.cancel(timer)
+            flushTimer = nil
+        }
         guard !writes.isEmpty else { return }
         let batch = writes
         writes.removeAll(keepingCapacity: true)
