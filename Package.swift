@@ -28,7 +28,7 @@ let package = Package(
         // TOML file -> validated Config, every problem with file:line.
         .target(
             name: "OrchestratorConfig",
-            dependencies: ["OrchestratorCore", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["OrchestratorCore", "OrchestratorCron", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strict),
         // The durable ledger: jobs, attempts, transitions (GRDB over system SQLite).
         .target(

@@ -1,4 +1,5 @@
 import OrchestratorCore
+import OrchestratorCron
 
 /// Walks the parsed document against SPEC §4's schema, building a `Config` and collecting
 /// every problem on the way instead of stopping at the first.
@@ -280,8 +281,17 @@ struct ConfigValidator {
         case "every":
             return duration(section, "every").map(Trigger.every)
         case "cron":
-            // Only presence here: the cron module owns the expression grammar and reports it.
             guard let expression = nonEmptyString(section, "cron") else { return nil }
+            do {
+                let parsed = try CronExpression(parsing: expression)
+                if !parsed.canEverFire {
+                    report(section.path.key("cron"), "cron: \"\(expression)\" can never fire (it names only dates that do not exist)")
+                    return nil
+                }
+            } catch {
+                report(section.path.key("cron"), "cron: \(error)")
+                return nil
+            }
             let timeZone = string(section, "tz")
             if let timeZone, !FileSystem.isTimeZone(timeZone) {
                 report(tzPath, "tz: unknown time zone \"\(timeZone)\" (no such zone in /usr/share/zoneinfo)")

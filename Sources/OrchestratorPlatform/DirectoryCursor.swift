@@ -3,7 +3,7 @@ import Glibc
 #endif
 import OrchestratorCore
 
-/// A regular file found by a scan, relative to the scanned root.
+/// A file (regular or symlink) found by a scan, relative to the scanned root.
 public struct ScannedFile: Sendable, Equatable {
     public var path: RelativePath
     public var status: FileStatus
@@ -63,7 +63,7 @@ public final class DirectoryCursor {
                     let handle = root.appending(relative).withCString({ opendir($0) })
                 else { continue }
                 stack.append(Level(handle: handle, relative: relative))
-            } else if status.isRegular {
+            } else if status.isProcessable {
                 found.append(ScannedFile(path: relative, status: status))
             }
         }

@@ -52,6 +52,11 @@ public struct FileStatus: Sendable, Equatable {
     public var inode: UInt64
     public var isRegular: Bool
     public var isDirectory: Bool
+    public var isSymlink: Bool
+
+    /// What the inbox treats as a file to process: regular files and symlinks (moved as links, never
+    /// followed); not folders, FIFOs, sockets or devices.
+    public var isProcessable: Bool { isRegular || isSymlink }
 }
 
 public enum FileSystem {
@@ -65,7 +70,8 @@ public enum FileSystem {
             device: UInt64(info.st_dev),
             inode: UInt64(info.st_ino),
             isRegular: (info.st_mode & S_IFMT) == S_IFREG,
-            isDirectory: (info.st_mode & S_IFMT) == S_IFDIR)
+            isDirectory: (info.st_mode & S_IFMT) == S_IFDIR,
+            isSymlink: (info.st_mode & S_IFMT) == S_IFLNK)
     }
 
     public static func exists(_ path: PathBytes) -> Bool { status(path) != nil }

@@ -8,7 +8,9 @@ struct Orchestrator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "orchestrator",
         abstract: "Turns a folder into a reliable work queue: each file dropped into Inbox/ runs through a worker.",
-        subcommands: [Init.self, Watch.self, Replay.self, Status.self, History.self, Show.self, ConfigCommand.self])
+        subcommands: [
+            Init.self, Watch.self, Replay.self, Status.self, History.self, Show.self, ConfigCommand.self, Cron.self,
+        ])
 }
 
 /// `--config FILE`, else `$ORCHESTRATOR_CONFIG`, else `./config/orchestrator.toml`.

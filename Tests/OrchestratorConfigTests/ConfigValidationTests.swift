@@ -418,3 +418,31 @@ private func problems(_ text: String) -> [String] {
         #expect(found.map { $0.prefix { $0 != ":" } } == ["3", "5", "7", "8"])
     }
 }
+
+@Test func cronExpressionsAreCheckedAtTheirLine() {
+    let text = """
+        [[task]]
+        name = "typo"
+        cron = "5-1 * * * *"
+        command = ["true"]
+
+        [[task]]
+        name = "never"
+        cron = "0 0 30 2 *"
+        command = ["true"]
+
+        [[task]]
+        name = "fine"
+        cron = "@reboot"
+        command = ["true"]
+        """
+    do {
+        _ = try Config.parse(text: text, file: "/tmp/cron.toml")
+        Issue.record("expected errors")
+    } catch {
+        let lines = error.problems.map(\.description)
+        #expect(lines.count == 2)
+        #expect(lines.contains { $0.hasPrefix("/tmp/cron.toml:3: error:") && $0.contains("range 5-1 is reversed") })
+        #expect(lines.contains { $0.hasPrefix("/tmp/cron.toml:8: error:") && $0.contains("can never fire") })
+    }
+}

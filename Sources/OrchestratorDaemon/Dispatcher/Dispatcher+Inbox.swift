@@ -53,7 +53,7 @@ extension Dispatcher {
     /// A file written in place counts as arrived once `settle` has passed with its size and mtime unchanged.
     func noteActivity(_ name: RelativePath) {
         guard !shuttingDown else { return }
-        guard let status = FileSystem.status(layout.inbox.appending(name)), status.isRegular else { return }
+        guard let status = FileSystem.status(layout.inbox.appending(name)), status.isProcessable else { return }
         if var entry = settling[name] {
             entry.status = status
             entry.lastActivity = now
