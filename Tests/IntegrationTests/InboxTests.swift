@@ -147,7 +147,7 @@ struct InboxTests {
         try instance.drop("stuck.txt")
         try instance.waitUntil("stuck.txt is in Failed", timeout: 30) { instance.names(in: "Failed").contains(Array("stuck.txt".utf8)) }
         let pid = try #require(instance.lines(of: "grandchild.pid").first.flatMap { Int32($0) })
-        try waitUntil("the grandchild sleep is gone", timeout: 10) { kill(pid, 0) != 0 && errno == ESRCH }
+        try waitUntil("the grandchild sleep is gone", timeout: 10) { isGone(pid) }
         let show = try #require(try instance.json(["show", "stuck.txt"]) as? [String: Any])
         let attempts = try #require(show["attempts"] as? [[String: Any]])
         #expect(attempts.first?["timed_out"] as? Bool == true)
@@ -187,6 +187,33 @@ struct InboxTests {
         for name in Set(runs) where runs.filter({ $0 == name }).count > 1 {
             #expect(interrupted.contains(name), "\(name) ran twice without having been interrupted")
         }
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func restartEndsGrandchildrenLeftByAWorkerOfAKilledDaemon() throws {
+        let worker = """
+            #!/bin/sh
+            sleep 300 &
+            echo $! > ../grandchild.pid
+            echo $$ > ../leader.pid
+            [ -e ../second-run ] && exit 0
+            touch ../second-run
+            sleep 1
+            """
+        let instance = try TestInstance(
+            config: testConfig(handler: #"command = ["../workers/leaky.sh"]"#), workers: ["leaky.sh": worker])
+        try instance.startDaemon()
+        try instance.drop("leak.txt")
+        try instance.waitUntil("the worker started its grandchild", timeout: 30) { instance.lines(of: "leader.pid").count == 1 }
+        let grandchild = try #require(instance.lines(of: "grandchild.pid").first.flatMap { Int32($0) })
+        let leader = try #require(instance.lines(of: "leader.pid").first.flatMap { Int32($0) })
+        instance.killDaemon()
+        // The worker's leader ends on its own; its grandchild keeps running with nobody to end it.
+        try waitUntil("the orphaned leader exits", timeout: 10) { isGone(leader) }
+        #expect(!isGone(grandchild))
+        try instance.startDaemon()
+        try waitUntil("the restarted daemon ended the grandchild", timeout: 10) { isGone(grandchild) }
+        try instance.waitUntil("leak.txt is done", timeout: 30) { instance.names(in: "Done").contains(Array("leak.txt".utf8)) }
         #expect(instance.stopDaemon() == 0)
     }
 

@@ -42,11 +42,18 @@ extension Dispatcher {
                 victims.append(WorkerHandle(pid: pid, startTime: startTime))
             }
         }
-        victims += OrphanFinder.workers(stateDirectory: config.paths.state)
+        let found = OrphanFinder.processes(stateDirectory: config.paths.state)
+        victims += found.workers
         var seen: Set<Int32> = []
         for victim in victims where seen.insert(victim.pid).inserted && ProcessSupervisor.isAlive(victim) {
             logger.warning("ending a worker group left by a previous daemon", metadata: ["pid": "\(victim.pid)"])
             ProcessSupervisor.killGroup(victim)
+        }
+        // Grandchildren whose worker already exited cannot be found through a leader; they still carry
+        // the marker, so they are ours.
+        for pid in found.strays where !seen.contains(getpgid(pid)) {
+            logger.warning("ending a leftover process of a previous daemon's worker", metadata: ["pid": "\(pid)"])
+            kill(pid, SIGKILL)
         }
     }
 

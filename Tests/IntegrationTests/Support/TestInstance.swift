@@ -159,6 +159,14 @@ final class TestInstance: @unchecked Sendable {
     }
 }
 
+/// True when no such process runs (gone, or a zombie nobody reaps: killed is killed).
+func isGone(_ pid: Int32) -> Bool {
+    guard kill(pid, 0) == 0 else { return errno == ESRCH }
+    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+    guard let close = stat.lastIndex(of: ")") else { return true }
+    return stat[stat.index(close, offsetBy: 2)...].first == "Z"
+}
+
 struct TimedOut: Error, CustomStringConvertible {
     let description: String
 }
