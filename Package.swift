@@ -57,13 +57,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "OrchestratorCoreTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
+        // Helpers shared by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "OrchestratorCoreTests", dependencies: ["OrchestratorCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "OrchestratorConfigTests", dependencies: ["OrchestratorConfig", "OrchestratorCore"],
             swiftSettings: strict),
         .testTarget(
             name: "OrchestratorPlatformTests", dependencies: ["OrchestratorPlatform"], swiftSettings: strict),
-        .testTarget(name: "OrchestratorCronTests", dependencies: ["OrchestratorCron"], swiftSettings: strict),
+        .testTarget(name: "OrchestratorCronTests", dependencies: ["OrchestratorCron", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

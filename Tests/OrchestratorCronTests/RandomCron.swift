@@ -1,3 +1,4 @@
+import TestSupport
 /// A random valid cron expression together with what it means, computed independently of the parser:
 /// the test oracle for the property tests.
 struct RandomCron: CustomStringConvertible {
