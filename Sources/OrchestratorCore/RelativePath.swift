@@ -44,3 +44,8 @@ public struct RelativePath: Hashable, Sendable, Comparable, CustomStringConverti
         bytes.isEmpty ? RelativePath(component) : RelativePath(bytes + [UInt8(ascii: "/")] + component)
     }
 }
+
+extension RelativePath {
+    /// A component starts with a dot: hidden files and folders are never input.
+    public var hasHiddenComponent: Bool { components.contains { $0.first == UInt8(ascii: ".") } }
+}

@@ -25,7 +25,7 @@ enum DryRun {
                 source.resume()
                 sources.append(source)
             }
-            let cursor = DirectoryCursor(root: inbox, recursive: config.inbox.recursive) { reporter.isInternal($0) }
+            let cursor = DirectoryCursor(root: inbox, recursive: config.inbox.recursive) { config.skipsFolder($0) }
             while case let slice = cursor.next(limit: 512), !slice.isEmpty {
                 for file in slice { reporter.decide(file.path) }
             }
@@ -57,14 +57,8 @@ struct DecisionReporter: @unchecked Sendable {  // used on one queue
     let config: Config
     let logger: Logger
 
-    func isInternal(_ name: RelativePath) -> Bool {
-        let processing = PathBytes(config.paths.processing)
-        if PathBytes(config.paths.inbox).appending(name) == processing { return true }
-        return name.components.contains { $0.first == UInt8(ascii: ".") }
-    }
-
     func decide(_ name: RelativePath) {
-        guard !isInternal(name), config.accepts(name) else {
+        guard config.isInput(name) else {
             logger.info("would ignore (excluded)", metadata: ["file": "\(name)"])
             return
         }

@@ -11,10 +11,10 @@ public enum Reports {
     public static func status(config: Config, json: Bool) throws(CommandError) -> String {
         let daemonPID = InstanceLock.holder(config.paths.state + "/daemon.lock")
         var waiting = 0
-        let cursor = DirectoryCursor(root: PathBytes(config.paths.inbox), recursive: config.inbox.recursive) { name in
-            name.components.contains { $0.first == UInt8(ascii: ".") }
+        let cursor = DirectoryCursor(root: PathBytes(config.paths.inbox), recursive: config.inbox.recursive) {
+            config.skipsFolder($0)
         }
-        while case let slice = cursor.next(limit: 4096), !slice.isEmpty { waiting += slice.count }
+        while case let slice = cursor.next(limit: 4096), !slice.isEmpty { waiting += slice.count { config.isInput($0.path) } }
 
         let storeFile = config.paths.state + "/orchestrator.sqlite"
         var counts = QueueCounts(byState: [:])

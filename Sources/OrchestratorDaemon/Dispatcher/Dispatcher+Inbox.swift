@@ -19,7 +19,7 @@ extension Dispatcher {
                 guard wants(name) else { continue }
                 noteActivity(name)
             case .directoryAppeared(let name):
-                guard config.inbox.recursive, !isHiddenOrInternal(name) else { continue }
+                guard config.inbox.recursive, !config.skipsFolder(name) else { continue }
                 // Folders inside it may have been created before its watch existed (`mkdir -p`).
                 if let watcher { watchTree(at: name, with: watcher) }
                 // So may files.
@@ -34,19 +34,7 @@ extension Dispatcher {
         }
     }
 
-    /// Hidden names, the processing area and anything include/exclude rules out are never input.
-    func wants(_ name: RelativePath) -> Bool {
-        !isHiddenOrInternal(name) && config.accepts(name)
-    }
-
-    func isHiddenOrInternal(_ name: RelativePath) -> Bool {
-        if let internalArea = layout.processingRelative,
-            name == internalArea || name.bytes.starts(with: internalArea.bytes + [UInt8(ascii: "/")])
-        {
-            return true
-        }
-        return name.components.contains { $0.first == UInt8(ascii: ".") }
-    }
+    func wants(_ name: RelativePath) -> Bool { config.isInput(name) }
 
     // MARK: Settling
 
@@ -96,8 +84,8 @@ extension Dispatcher {
             return
         }
         logger.debug("scanning Inbox", metadata: ["reason": "\(reason)"])
-        scan = DirectoryCursor(root: layout.inbox, recursive: config.inbox.recursive) { [unowned self] directory in
-            isHiddenOrInternal(directory)
+        scan = DirectoryCursor(root: layout.inbox, recursive: config.inbox.recursive) { [config] directory in
+            config.skipsFolder(directory)
         }
     }
 
@@ -172,7 +160,7 @@ extension Dispatcher {
         while let directory = pending.popLast() {
             for child in DirectoryListing.subdirectories(of: layout.inbox.appending(directory)) {
                 let relative = directory.appending(child)
-                if isHiddenOrInternal(relative) { continue }
+                if config.skipsFolder(relative) { continue }
                 do {
                     try watcher.addWatch(relative)
                     pending.append(relative)

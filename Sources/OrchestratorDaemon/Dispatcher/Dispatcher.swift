@@ -116,7 +116,6 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     struct Layout {
         let inbox: PathBytes
         let processing: PathBytes
-        let processingRelative: RelativePath?
         let done: PathBytes
         let failed: PathBytes
         let state: PathBytes
@@ -133,11 +132,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         self.onStop = onStop
         supervisor = ProcessSupervisor(queue: queue)
         let inbox = PathBytes(config.paths.inbox)
-        let processingRelative: RelativePath? =
-            config.paths.processing.hasPrefix(config.paths.inbox + "/")
-            ? RelativePath(String(config.paths.processing.dropFirst(config.paths.inbox.count + 1))) : nil
         layout = Layout(
-            inbox: inbox, processing: PathBytes(config.paths.processing), processingRelative: processingRelative,
+            inbox: inbox, processing: PathBytes(config.paths.processing),
             done: PathBytes(config.paths.done), failed: PathBytes(config.paths.failed),
             state: PathBytes(config.paths.state), logs: PathBytes(config.paths.state + "/logs"))
         workerEnvironment = WorkerEnvironment.inherited(stateDirectory: config.paths.state)
