@@ -111,7 +111,9 @@ struct ScheduleTests {
                 for start in stride(from: Int64(0), to: 4_000_000_000, by: 400_000_000) {
                     let clock = ContinuousClock()
                     let elapsed = clock.measure { _ = schedule.nextFire(after: start) }
-                    #expect(elapsed < .milliseconds(10), "\(text) in \(zoneName) from \(start): \(elapsed)")
+                    // A minute-by-minute search would need millions of steps for these (seconds, even
+                    // optimised); a day-wise one takes microseconds. The bound tolerates a loaded CI machine.
+                    #expect(elapsed < .milliseconds(500), "\(text) in \(zoneName) from \(start): \(elapsed)")
                 }
             }
         }
