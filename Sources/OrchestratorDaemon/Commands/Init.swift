@@ -56,7 +56,7 @@ state  = "../.orchestrator"      # SQLite database, lock, per-attempt logs
 processing = "../Inbox/.processing"   # claimed files wait here; same filesystem as inbox
 
 [inbox]
-include   = ["*"]
+include   = ["**"]                # "**" crosses folders, so nested files count when recursive = true
 exclude   = [".*", "*.tmp", "*.part", "*.crdownload", "~*"]
 recursive = false                # watch subfolders too; keep relative paths in Done/Failed
 settle    = "500ms"              # a file written in place counts as arrived after this long unchanged
