@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -105,6 +106,30 @@ int orch_check_enterable_dir(const char *path) {
 
 int orch_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int orch_epoll_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+
+int orch_epoll_add(int epfd, int fd, uint64_t token) {
+    struct epoll_event event = {.events = EPOLLIN, .data.u64 = token};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int orch_epoll_remove(int epfd, int fd) {
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+int orch_epoll_ready(int epfd, uint64_t *tokens, int max) {
+    struct epoll_event events[64];
+    if (max > 64) max = 64;
+    int n;
+    do {
+        n = epoll_wait(epfd, events, max, 0);
+    } while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;
+    return n;
 }
 
 int orch_renameat2_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {

@@ -15,17 +15,17 @@ extension ProcessSupervisor {
         guard worker.result == nil else { return }
         switch readChunk(worker, stream) {
         case .data, .wouldBlock: break
-        case .end: worker.sources[stream]?.cancel()  // Its cancel handler closes the fd.
+        case .end: stopWatching(worker, stream)
         }
     }
 
     /// After the leader is reaped: take what is already buffered, then close, without waiting for EOF.
     func drainAndClose(_ worker: SupervisedWorker, _ stream: SupervisedWorker.Slot) {
-        guard let source = worker.sources[stream], !source.isCancelled else { return }  // Closed at EOF.
+        guard worker.registrations[stream] != nil else { return }  // Closed at EOF.
         for _ in 0..<Self.maxDrainReads {
             guard case .data = readChunk(worker, stream) else { break }
         }
-        source.cancel()
+        stopWatching(worker, stream)
     }
 
     /// Ends the log: closes it, after a line saying how much was dropped, if anything was.

@@ -7,23 +7,23 @@ import Glibc
 
 /// Starts workers with `posix_spawn` in their own sessions and reaps them through pidfds.
 ///
-/// Per worker: a log file, two pipes (stdout, stderr) and a pidfd, each pipe and the pidfd
-/// watched by a `DispatchSource` on `queue`; no thread per child. When the pidfd becomes
+/// Per worker: a log file, two pipes (stdout, stderr) and a pidfd, all three watched through one
+/// `ReadinessPoller` on `queue`; no thread per child. When the pidfd becomes
 /// readable the leader is a zombie (so its pid and process group id cannot be reused): the
 /// rest of the group is SIGKILLed, the leader is reaped with `wait4` (rusage), the pipes are
 /// drained of what is already buffered (never waiting for EOF: an escaped grandchild may hold
-/// them open) and closed, and only after every source's cancel handler has closed its fd is
-/// `onExit` called.
+/// them open) and closed, and only then is `onExit` called.
 ///
 /// `@unchecked Sendable`: every stored property other than the immutable `queue` is touched
-/// only on `queue` (checked with `dispatchPrecondition` in debug builds). The dispatch sources
-/// it owns are not `Sendable` on Linux and never leave this class.
+/// only on `queue` (checked with `dispatchPrecondition` in debug builds).
 public final class ProcessSupervisor: @unchecked Sendable {
     private let queue: DispatchQueue
     /// Workers whose leader has not been reaped yet, by pid. The kernel keeps these pids unique.
     private var running: [Int32: SupervisedWorker] = [:]
-    /// Reaped workers whose sources are still being cancelled; `onExit` not yet called.
+    /// Reaped workers whose fds are still open; `onExit` not yet called.
     private var finishing = 0
+    /// Created with the first worker.
+    private var poller: ReadinessPoller?
     /// One read buffer shared by every pipe (handlers run one at a time on `queue`).
     let readBuffer: UnsafeMutableRawBufferPointer
 
@@ -101,10 +101,27 @@ public final class ProcessSupervisor: @unchecked Sendable {
         let worker = SupervisedWorker(
             handle: handle, logPath: request.logPath, logCap: max(0, request.logCap), onExit: onExit,
             stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0])
+        do throws(SpawnError) {
+            let poller: ReadinessPoller
+            if let existing = self.poller {
+                poller = existing
+            } else {
+                poller = try ReadinessPoller(queue: queue)
+                self.poller = poller
+            }
+            try watch(.exit, pidFD, worker, with: poller) { [self] in self.leaderExited(worker) }
+            try watch(.stdout, stdoutPipe[0], worker, with: poller) { [self] in self.readOutput(worker, .stdout) }
+            try watch(.stderr, stderrPipe[0], worker, with: poller) { [self] in self.readOutput(worker, .stderr) }
+        } catch {
+            // Cannot supervise it: end it now rather than leave an unsupervised group.
+            kill(-pid, SIGKILL)
+            var reaped = orch_reaped()
+            _ = orch_reap(pid, &reaped)
+            for slot in Array(worker.registrations.keys) { stopWatching(worker, slot) }
+            for fd in [pidFD, stdoutPipe[0], stderrPipe[0]] where !worker.closed.contains(fd) { close(fd) }
+            throw error
+        }
         running[pid] = worker
-        makeSource(.exit, pidFD, worker) { [self] in self.leaderExited(worker) }
-        makeSource(.stdout, stdoutPipe[0], worker) { [self] in self.readOutput(worker, .stdout) }
-        makeSource(.stderr, stderrPipe[0], worker) { [self] in self.readOutput(worker, .stderr) }
         return handle
     }
 
@@ -118,20 +135,20 @@ public final class ProcessSupervisor: @unchecked Sendable {
 
     // MARK: - Exit
 
-    /// A read source whose cancel handler closes `fd` and, for the last source of a reaped
-    /// worker, reports the exit.
-    private func makeSource(
-        _ slot: SupervisedWorker.Slot, _ fd: Int32, _ worker: SupervisedWorker, handler: @escaping () -> Void
-    ) {
-        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        source.setEventHandler(handler: handler)
-        source.setCancelHandler { [self] in
-            close(fd)
-            worker.sources[slot] = nil  // Breaks the worker <-> handler cycle.
-            if worker.sources.isEmpty, worker.result != nil { self.report(worker) }
-        }
-        worker.sources[slot] = source
-        source.resume()
+    private func watch(
+        _ slot: SupervisedWorker.Slot, _ fd: Int32, _ worker: SupervisedWorker, with poller: ReadinessPoller,
+        handler: @escaping () -> Void
+    ) throws(SpawnError) {
+        worker.registrations[slot] = try poller.add(fd, handler: handler)
+    }
+
+    /// Closes one of the worker's fds; once the last is closed of a reaped worker, reports its exit.
+    func stopWatching(_ worker: SupervisedWorker, _ slot: SupervisedWorker.Slot) {
+        guard let registration = worker.registrations.removeValue(forKey: slot) else { return }
+        poller?.remove(registration)
+        close(registration.fd)
+        worker.closed.insert(registration.fd)
+        if worker.registrations.isEmpty, worker.result != nil { report(worker) }
     }
 
     private func leaderExited(_ worker: SupervisedWorker) {
@@ -157,9 +174,8 @@ public final class ProcessSupervisor: @unchecked Sendable {
 
         drainAndClose(worker, .stdout)
         drainAndClose(worker, .stderr)
-        worker.sources[.exit]?.cancel()
         finishLog(worker)
-        // `report` runs from the last cancel handler, once every fd is closed.
+        stopWatching(worker, .exit)  // The last of its fds: reports the exit.
     }
 
     private func report(_ worker: SupervisedWorker) {
@@ -259,8 +275,10 @@ final class SupervisedWorker {
     var onExit: ((WorkerExit) -> Void)?
     let stdoutFD: Int32
     let stderrFD: Int32
-    /// Sources whose cancel handler has not run yet (each closes its fd when it does).
-    var sources: [Slot: any DispatchSourceRead] = [:]
+    /// Fds still open and watched.
+    var registrations: [Slot: ReadinessPoller.Registration] = [:]
+    /// Fds already closed (only consulted when a spawn is undone).
+    var closed: Set<Int32> = []
     /// Set once the leader is reaped.
     var result: orch_reaped?
 
