@@ -245,7 +245,7 @@ extension Dispatcher {
                 enqueue(job)
                 logger.debug("claimed", metadata: ["file": "\(name)", "job": "\(id)", "handler": "\(handler.name)"])
             } else {
-                jobsByName[name] = nil
+                jobsByName[name] = id  // Until its file has moved to Failed/.
                 logger.warning("no handler matches; failing", metadata: ["file": "\(name)", "job": "\(id)"])
                 finishedJobs.append(FinishedJob(jobID: id, name: name, succeeded: false))
             }
@@ -269,24 +269,50 @@ extension Dispatcher {
 
     // MARK: Moving out
 
-    /// Moves the files of jobs that ended this cycle; their end state is committed before, so a crash
-    /// between the two only leaves a move for the next start to finish.
+    /// Moves the files of jobs that ended this cycle; their end state is committed first, so a crash
+    /// between the two only leaves a move for the next start to finish. The moves run on the mover
+    /// queue; until they are back, each name stays taken so that no new file of that name is claimed
+    /// onto the one still leaving.
     func moveFinishedFiles() {
         guard !finishedJobs.isEmpty else { return }
         flushWrites()
+        guard !stopped else { return }
         let finished = finishedJobs
         finishedJobs.removeAll(keepingCapacity: true)
-        var touched: Set<PathBytes> = []
-        for job in finished {
-            let root = job.succeeded ? layout.done : layout.failed
-            let finalName = moveOut(job.name, jobID: job.jobID, into: root)
-            touched.insert(root.appending(RelativePath((finalName ?? job.name).parent)))
-            let jobID = job.jobID
+        movesInFlight += 1
+        let layout = layout
+        moverQueue.async { [self] in
+            var touched: Set<PathBytes> = []
+            let moved = finished.map { job in
+                let root = job.succeeded ? layout.done : layout.failed
+                let result = Self.move(job.name, jobID: job.jobID, from: layout.processing, into: root)
+                if let finalName = result.finalName { touched.insert(root.appending(RelativePath(finalName.parent))) }
+                return MovedFile(job: job, finalName: result.finalName, error: result.error)
+            }
+            for directory in touched { FileSystem.syncDirectory(directory) }
+            queue.async { [self] in post(.filesMoved(moved)) }
+        }
+    }
+
+    func filesMoved(_ moved: [MovedFile]) {
+        movesInFlight -= 1
+        let wallNow = Self.wallClock()
+        for file in moved {
+            let job = file.job
+            if let error = file.error {
+                logger.error("cannot move \(job.name) out of the processing area: \(error)")
+            } else if file.finalName == nil {
+                logger.warning("the worker removed its input; nothing to move", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
+            }
+            if !job.name.parent.isEmpty { removeEmptyParents(of: job.name) }
+            if jobsByName[job.name] == job.jobID { jobsByName[job.name] = nil }
+            let finalName = file.finalName
             let state: JobState = job.succeeded ? .done : .failed
-            let wallNow = Self.wallClock()
+            let jobID = job.jobID
+            let removed = file.error == nil && finalName == nil
             record { transaction in
                 try transaction.setFinalPath(jobID: jobID, finalName ?? RelativePath([]))
-                if finalName == nil {
+                if removed {
                     try transaction.addNote(jobID: jobID, state: state, detail: "the worker removed its input; nothing to move", at: wallNow)
                 }
             }
@@ -294,24 +320,33 @@ extension Dispatcher {
                 noteActivity(job.name)
             }
         }
-        for directory in touched { FileSystem.syncDirectory(directory) }
     }
 
-    /// Moves one file from the processing area into Done/ or Failed/, never overwriting. nil when the
-    /// file is no longer there (its worker moved or deleted it).
-    func moveOut(_ name: RelativePath, jobID: Int64, into root: PathBytes) -> RelativePath? {
-        let source = layout.processing.appending(name)
+    /// Moves one file from the processing area into Done/ or Failed/, never overwriting. `finalName` is
+    /// nil when the file is no longer there (its worker moved or deleted it) or could not be moved.
+    static func move(
+        _ name: RelativePath, jobID: Int64, from processing: PathBytes, into root: PathBytes
+    ) -> (finalName: RelativePath?, error: String?) {
         do {
-            let finalName = try FileSystem.moveAvoidingCollisions(source, into: root, as: name, tag: "\(jobID)")
-            if finalName == nil {
-                logger.warning("the worker removed its input; nothing to move", metadata: ["file": "\(name)", "job": "\(jobID)"])
-            }
-            if !name.parent.isEmpty { removeEmptyParents(of: name) }
-            return finalName
+            let finalName = try FileSystem.moveAvoidingCollisions(
+                processing.appending(name), into: root, as: name, tag: "\(jobID)")
+            return (finalName, nil)
         } catch {
-            logger.error("cannot move \(name) out of the processing area: \(error)")
-            return nil
+            return (nil, "\(error)")
         }
+    }
+
+    /// The same move, on the dispatcher's queue (recovery at start).
+    func moveOut(_ name: RelativePath, jobID: Int64, into root: PathBytes) -> RelativePath? {
+        let result = Self.move(name, jobID: jobID, from: layout.processing, into: root)
+        if let error = result.error {
+            logger.error("cannot move \(name) out of the processing area: \(error)")
+        } else if result.finalName == nil {
+            logger.warning("the worker removed its input; nothing to move", metadata: ["file": "\(name)", "job": "\(jobID)"])
+        }
+        if !name.parent.isEmpty { removeEmptyParents(of: name) }
+        if let finalName = result.finalName { FileSystem.syncDirectory(root.appending(RelativePath(finalName.parent))) }
+        return result.finalName
     }
 
     /// Subfolders created in the processing area for nested names are removed once empty.

@@ -204,7 +204,7 @@ extension Dispatcher {
     }
 
     func finishShutdownIfDrained() {
-        guard shuttingDown, running.isEmpty, !stopped else { return }
+        guard shuttingDown, running.isEmpty, movesInFlight == 0, finishedJobs.isEmpty, !stopped else { return }
         flushWrites()
         logger.info("stopped", metadata: ["processed": "\(processedCount)"])
         stop(exitCode: 0)

@@ -94,8 +94,7 @@ extension Dispatcher {
             record { try $0.setState(jobID: jobID, from: .running, to: .queued, detail: "interrupted by shutdown", at: wallNow) }
             logger.info("interrupted; will run again at next start", metadata: ["file": "\(job.name)", "job": "\(jobID)"])
         case .succeeded:
-            jobs[jobID] = nil
-            jobsByName[job.name] = nil
+            jobs[jobID] = nil  // Its name stays taken in `jobsByName` until its file has moved out.
             processedCount += 1
             record { try $0.setState(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow) }
             finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: true))
@@ -135,8 +134,7 @@ extension Dispatcher {
                     "retry_in": "\(delay)",
                 ])
         } else {
-            jobs[jobID] = nil
-            jobsByName[job.name] = nil
+            jobs[jobID] = nil  // Its name stays taken in `jobsByName` until its file has moved out.
             processedCount += 1
             record { try $0.setState(jobID: jobID, from: previous, to: .failed, attempts: attempts, reason: reason, at: wallNow) }
             finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: false))

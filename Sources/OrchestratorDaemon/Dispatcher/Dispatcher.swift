@@ -13,6 +13,7 @@ import OrchestratorStore
 enum DispatcherEvent {
     case watch([WatchEvent])
     case workerExited(jobID: Int64, WorkerExit)
+    case filesMoved([Dispatcher.MovedFile])
     case timerFired
     case signal(Int32)
 }
@@ -71,6 +72,10 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     let store: Store
     let logger: Logger
     let queue = DispatchQueue(label: "orchestrator.dispatcher")
+    /// Renames into Done/Failed and their directory fsyncs run here, so that the dispatcher keeps
+    /// reaping and starting workers meanwhile. Its results come back as `.filesMoved`.
+    let moverQueue = DispatchQueue(label: "orchestrator.mover")
+    var movesInFlight = 0
     let supervisor: ProcessSupervisor
     let notifier: SystemdNotifier
     let layout: Layout
@@ -107,13 +112,20 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var lastStatusNotice: UInt64 = 0
     let onStop: @Sendable (Int32) -> Void
 
-    struct FinishedJob {
+    struct FinishedJob: Sendable {
         let jobID: Int64
         let name: RelativePath
         let succeeded: Bool
     }
 
-    struct Layout {
+    struct MovedFile: Sendable {
+        let job: FinishedJob
+        /// Where it went under Done/ or Failed/; nil if it was gone (its worker removed it) or could not move.
+        let finalName: RelativePath?
+        let error: String?
+    }
+
+    struct Layout: Sendable {
         let inbox: PathBytes
         let processing: PathBytes
         let done: PathBytes
@@ -175,10 +187,13 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         let events = pendingEvents
         pendingEvents.removeAll(keepingCapacity: true)
         for event in events { handle(event) }
+        // Slots freed by exits are refilled first from jobs already committed: the claim commit and the
+        // moves below wait on fsyncs, and a free slot should not wait with them.
+        startWorkers()
         continueScan()
         commitClaims()
-        moveFinishedFiles()
         startWorkers()
+        moveFinishedFiles()
         deferWrites()
         armTimer()
         reportStatus()
@@ -189,6 +204,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         switch event {
         case .watch(let events): handleWatchEvents(events)
         case .workerExited(let jobID, let exit): handleExit(jobID: jobID, exit)
+        case .filesMoved(let moved): filesMoved(moved)
         case .timerFired: fireTimers()
         case .signal(let number): beginShutdown(signal: number)
         }
