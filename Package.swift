@@ -25,6 +25,10 @@ let package = Package(
         .target(name: "OrchestratorCore", swiftSettings: strict),
         // Cron expressions and their fire times in a time zone, daylight-saving rules included (spec/cron.md).
         .target(name: "OrchestratorCron", swiftSettings: strict),
+        // When tasks are due: interval and cron slots, catch-up, dependency gates. Pure.
+        .target(
+            name: "OrchestratorSchedule", dependencies: ["OrchestratorConfig", "OrchestratorCron"],
+            swiftSettings: strict),
         // TOML file -> validated Config, every problem with file:line.
         .target(
             name: "OrchestratorConfig",
@@ -45,6 +49,7 @@ let package = Package(
             name: "OrchestratorDaemon",
             dependencies: [
                 "OrchestratorCore", "OrchestratorConfig", "OrchestratorStore", "OrchestratorPlatform",
+                "OrchestratorSchedule", "OrchestratorCron",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
@@ -66,6 +71,10 @@ let package = Package(
         .testTarget(
             name: "OrchestratorPlatformTests", dependencies: ["OrchestratorPlatform"], swiftSettings: strict),
         .testTarget(name: "OrchestratorCronTests", dependencies: ["OrchestratorCron", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "OrchestratorScheduleTests",
+            dependencies: ["OrchestratorSchedule", "OrchestratorConfig", "OrchestratorCore", "OrchestratorCron", "TestSupport"],
+            swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
