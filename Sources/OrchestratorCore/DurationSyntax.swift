@@ -41,4 +41,16 @@ extension Duration {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
+
+    /// The duration in the config's own syntax, largest units first: `1h30m`, `500ms`.
+    public var configText: String {
+        var rest = wholeMilliseconds
+        guard rest > 0 else { return "0ms" }
+        var text = ""
+        for (name, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] where rest >= size {
+            text += "\(rest / size)\(name)"
+            rest %= size
+        }
+        return text
+    }
 }

@@ -20,6 +20,10 @@ public struct JobRecord: Sendable, Equatable {
     public var createdAt: UnixTime
     public var updatedAt: UnixTime
     public var finishedAt: UnixTime?
+    /// Tasks: why the run was queued (`TaskCause`), its slot (Unix ms) or its event.
+    public var cause: String?
+    public var slotMs: Int64?
+    public var eventID: Int64?
 
     /// `prefix` reads the columns of a join that renamed them (`j_id`, `j_name` ...).
     init(row: Row, prefix: String = "") {
@@ -37,6 +41,9 @@ public struct JobRecord: Sendable, Equatable {
         createdAt = row[prefix + "created_at"]
         updatedAt = row[prefix + "updated_at"]
         finishedAt = row[prefix + "finished_at"]
+        cause = row[prefix + "cause"]
+        slotMs = row[prefix + "slot_ms"]
+        eventID = row[prefix + "event_id"]
     }
 }
 

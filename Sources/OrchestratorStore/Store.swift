@@ -91,6 +91,39 @@ public final class Store: Sendable {
                 CREATE INDEX transition_job ON transition(job_id, id);
                 """)
         }
+        migrator.registerMigration("v2-tasks") { db in
+            try db.execute(sql: """
+                -- Tasks: what made a run due. slot_ms is the scheduled instant of an interval or cron slot (or
+                -- the daemon's start for @reboot), event_id the event that queued it; each is unique per task,
+                -- so a slot or an event never runs twice, across restarts and processes.
+                ALTER TABLE job ADD COLUMN cause TEXT;
+                ALTER TABLE job ADD COLUMN slot_ms INTEGER;
+                ALTER TABLE job ADD COLUMN event_id INTEGER;
+                CREATE UNIQUE INDEX job_task_slot ON job(name, slot_ms) WHERE kind = 'task' AND slot_ms IS NOT NULL;
+                CREATE UNIQUE INDEX job_task_event ON job(name, event_id) WHERE kind = 'task' AND event_id IS NOT NULL;
+                -- One live job per file name; a task may have a run waiting behind a running one.
+                DROP INDEX job_live_name;
+                CREATE UNIQUE INDEX job_live_file ON job(name) WHERE kind = 'file' AND state NOT IN ('done', 'failed');
+                CREATE INDEX job_task_latest ON job(kind, name, finished_at);
+                CREATE TABLE event (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    handled_at REAL
+                );
+                CREATE INDEX event_pending ON event(id) WHERE handled_at IS NULL;
+                CREATE TABLE task_state (
+                    name TEXT PRIMARY KEY,
+                    -- NULL: as the config says; 0/1: set by `task disable|enable`.
+                    enabled INTEGER,
+                    -- When a daemon first saw the task: slots before it were never missed.
+                    baseline_ms INTEGER,
+                    -- Prerequisites a due run waits for (comma-separated), NULL when it waits for none.
+                    waiting_for TEXT
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -68,7 +68,8 @@ public struct StoreReader {
                        j.state AS j_state, j.priority AS j_priority, j.attempts AS j_attempts,
                        j.max_attempts AS j_max_attempts, j.not_before AS j_not_before,
                        j.final_path AS j_final_path, j.reason AS j_reason, j.created_at AS j_created_at,
-                       j.updated_at AS j_updated_at, j.finished_at AS j_finished_at
+                       j.updated_at AS j_updated_at, j.finished_at AS j_finished_at, j.cause AS j_cause,
+                       j.slot_ms AS j_slot_ms, j.event_id AS j_event_id
                 FROM attempt a JOIN job j ON j.id = a.job_id
                 \(filter)
                 ORDER BY COALESCE(a.ended_at, a.started_at) DESC, a.id DESC

@@ -9,7 +9,8 @@ struct Orchestrator: ParsableCommand {
         commandName: "orchestrator",
         abstract: "Turns a folder into a reliable work queue: each file dropped into Inbox/ runs through a worker.",
         subcommands: [
-            Init.self, Watch.self, Replay.self, Status.self, History.self, Show.self, ConfigCommand.self, Cron.self,
+            Init.self, Watch.self, Replay.self, Status.self, History.self, Show.self, Tasks.self, TaskCommand.self,
+            Trigger.self, ConfigCommand.self, Cron.self,
         ])
 }
 
@@ -159,6 +160,63 @@ extension Orchestrator {
                 }
                 if status != .ok { throw ExitCode(status.rawValue) }
             }
+        }
+    }
+}
+
+extension Orchestrator {
+    struct Tasks: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List tasks with their trigger, next fire time, last result and statistics.")
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "One JSON document on stdout.") var json = false
+
+        func run() throws {
+            let config = try options.load()
+            printOut(try reportingErrors { () throws(CommandError) in try TaskCommands.list(config: config, json: json) })
+        }
+    }
+
+    struct TaskCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "task", abstract: "Enable or disable a task.", subcommands: [Enable.self, Disable.self])
+
+        struct Enable: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Let a task run on its trigger again.")
+            @OptionGroup var options: ConfigOption
+            @Argument(help: "The task's name.") var name: String
+
+            func run() throws {
+                let config = try options.load()
+                printOut(try reportingErrors { () throws(CommandError) in
+                    try TaskCommands.setEnabled(config: config, task: name, enabled: true)
+                })
+            }
+        }
+
+        struct Disable: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Stop a task from running on its trigger.")
+            @OptionGroup var options: ConfigOption
+            @Argument(help: "The task's name.") var name: String
+
+            func run() throws {
+                let config = try options.load()
+                printOut(try reportingErrors { () throws(CommandError) in
+                    try TaskCommands.setEnabled(config: config, task: name, enabled: false)
+                })
+            }
+        }
+    }
+
+    struct Trigger: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fire an event: tasks with on = EVENT are queued. Exits 0 once the event is recorded.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The event's name.") var event: String
+
+        func run() throws {
+            let config = try options.load()
+            printOut(try reportingErrors { () throws(CommandError) in try TaskCommands.trigger(config: config, event: event) })
         }
     }
 }

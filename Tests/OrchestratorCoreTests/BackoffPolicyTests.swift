@@ -40,3 +40,11 @@ struct BackoffPolicyTests {
             == (1...5).map { policy.delay(afterFailedAttempt: $0, using: &second) })
     }
 }
+
+@Suite struct DurationTextTests {
+    @Test func configTextRoundTrips() throws {
+        for text in ["500ms", "30s", "10m", "1h30m", "2d", "1d2h3m4s5ms"] {
+            #expect(try Duration(parsing: text).configText == text)
+        }
+    }
+}

@@ -80,8 +80,8 @@ public enum Reports {
             return try render(rows.map { row in
                 nameFields(row.job.name).merging(attemptFields(row.attempt)) { $1 }.merging([
                     "job": row.job.id, "handler": row.job.handler as Any? ?? NSNull(),
-                    "job_state": row.job.state.rawValue,
-                ]) { $1 }
+                    "job_state": row.job.state.rawValue, "kind": row.job.kind.rawValue,
+                ]) { $1 }.merging(taskFields(row.job)) { $1 }
             })
         }
         if rows.isEmpty { return "no runs recorded yet" }
@@ -136,6 +136,7 @@ public enum Reports {
             object["location"] = location as Any? ?? NSNull()
             object["created_at"] = iso(job.createdAt)
             object["finished_at"] = job.finishedAt.map(iso) as Any? ?? NSNull()
+            object.merge(taskFields(job)) { $1 }
             object["attempts"] = attempts.map(attemptFields)
             object["transitions"] = transitions.map { transition in
                 [
@@ -220,6 +221,18 @@ public enum Reports {
     static func nameFields(_ name: RelativePath) -> [String: Any] {
         var fields: [String: Any] = ["name": name.description]
         if !name.isValidUTF8 { fields["name_b64"] = Data(name.bytes).base64EncodedString() }
+        return fields
+    }
+
+    /// For a task run: what queued it, and its slot or event.
+    static func taskFields(_ job: JobRecord) -> [String: Any] {
+        guard job.kind == .task else { return [:] }
+        var fields: [String: Any] = ["task": job.name.description, "cause": job.cause as Any? ?? NSNull()]
+        if let slot = job.slotMs {
+            fields["slot_ms"] = slot
+            fields["slot"] = iso(Double(slot) / 1000)
+        }
+        if let event = job.eventID { fields["event_id"] = event }
         return fields
     }
 

@@ -238,12 +238,13 @@ extension Dispatcher {
             if let handlerIndex {
                 let handler = config.handlers[handlerIndex]
                 let job = LiveJob(
-                    id: id, name: name, handlerIndex: handlerIndex, state: .queued, priority: handler.priority,
+                    id: id, name: name, owner: .handler(handlerIndex), state: .queued, priority: handler.priority,
                     attempts: 0, maxAttempts: handler.maxAttempts)
                 jobs[id] = job
                 jobsByName[name] = id
                 enqueue(job)
                 logger.debug("claimed", metadata: ["file": "\(name)", "job": "\(id)", "handler": "\(handler.name)"])
+                emit("file.received")
             } else {
                 jobsByName[name] = id  // Until its file has moved to Failed/.
                 logger.warning("no handler matches; failing", metadata: ["file": "\(name)", "job": "\(id)"])
@@ -319,6 +320,7 @@ extension Dispatcher {
             if waitingForName.remove(job.name) != nil {
                 noteActivity(job.name)
             }
+            emit(job.succeeded ? "file.done" : "file.failed")
         }
     }
 

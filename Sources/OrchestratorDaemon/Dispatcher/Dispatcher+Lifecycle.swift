@@ -18,6 +18,7 @@ extension Dispatcher {
         endOrphanedWorkers()
         try recoverJobs()
         adoptUnrecordedClaims()
+        startTasks()
         startWatching()
         startScan(reason: "start")
         _ = schedule(.ingestSweep, after: ticks(config.sweeps.ingest))
@@ -69,9 +70,9 @@ extension Dispatcher {
                 try transaction.setState(
                     jobID: job.id, from: .running, to: .queued, detail: "recovered after the daemon stopped", at: wallNow)
             }
-            let live = try transaction.reader.jobs(inStates: [.queued, .retryWait, .breakerWait])
-                .filter { $0.kind == .file }
-            return (live, try transaction.reader.unmovedFinishedJobs())
+            let all = try transaction.reader.jobs(inStates: [.queued, .retryWait, .breakerWait])
+            recoveredTaskJobs = all.filter { $0.kind == .task }
+            return (all.filter { $0.kind == .file }, try transaction.reader.unmovedFinishedJobs())
         }
 
         // Jobs whose end was recorded but whose file did not move yet: finish the move, never rerun.
@@ -105,7 +106,7 @@ extension Dispatcher {
             }
             let handler = config.handlers[handlerIndex]
             var job = LiveJob(
-                id: record.id, name: record.name, handlerIndex: handlerIndex, state: record.state,
+                id: record.id, name: record.name, owner: .handler(handlerIndex), state: record.state,
                 priority: handler.priority, attempts: record.attempts, maxAttempts: record.maxAttempts)
             jobsByName[record.name] = record.id
             if record.state == .retryWait, let notBefore = record.notBefore, notBefore > wallNow {
@@ -183,6 +184,9 @@ extension Dispatcher {
         settling.removeAll()
         watcher?.cancel()
         watcher = nil
+        wakeWatcher?.cancel()
+        wakeWatcher = nil
+        for runtime in taskRuntimes { if let timer = runtime.timer { wheel.cancel(timer) } }
         notifier.notify("STOPPING=1\nSTATUS=draining \(running.count) workers")
         logger.info(
             "stopping", metadata: [

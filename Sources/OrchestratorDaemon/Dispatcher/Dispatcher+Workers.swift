@@ -21,20 +21,46 @@ extension Dispatcher {
         }
     }
 
+    /// What a job runs, from its handler or task.
+    struct RunSpec {
+        let command: CommandTemplate
+        let timeout: Duration
+        let backoff: Duration
+        let breaker: Breaker?
+    }
+
+    func spec(of owner: JobOwner) -> RunSpec {
+        switch owner {
+        case .handler(let index):
+            let handler = config.handlers[index]
+            return RunSpec(command: handler.command, timeout: handler.timeout, backoff: handler.backoff, breaker: handler.breaker)
+        case .task(let index):
+            let task = config.tasks[index]
+            return RunSpec(command: task.command, timeout: task.timeout, backoff: task.backoff, breaker: task.breaker)
+        }
+    }
+
     private func start(_ job: LiveJob) {
-        let handler = config.handlers[job.handlerIndex]
+        let spec = spec(of: job.owner)
         let number = job.attempts + 1
-        let file = layout.processing.appending(job.name)
-        let values = PlaceholderValues(file: file.bytes, name: job.name, job: job.id, attempt: number)
         let logPath = nextLogPath(jobID: job.id, attempt: number)
         var environment = workerEnvironment
-        environment.append(Array("ORCH_FILE=".utf8) + file.bytes)
-        environment.append(Array("ORCH_NAME=".utf8) + job.name.bytes)
+        let values: PlaceholderValues
+        switch job.owner {
+        case .handler(let index):
+            let file = layout.processing.appending(job.name)
+            values = PlaceholderValues(file: file.bytes, name: job.name, job: job.id, attempt: number)
+            environment.append(Array("ORCH_FILE=".utf8) + file.bytes)
+            environment.append(Array("ORCH_NAME=".utf8) + job.name.bytes)
+            environment.append(Array("ORCH_HANDLER=\(config.handlers[index].name)".utf8))
+        case .task(let index):
+            values = PlaceholderValues(file: [], name: RelativePath([]), job: job.id, attempt: number)
+            environment.append(Array("ORCH_TASK=\(config.tasks[index].name)".utf8))
+        }
         environment.append(Array("ORCH_JOB_ID=\(job.id)".utf8))
         environment.append(Array("ORCH_ATTEMPT=\(number)".utf8))
-        environment.append(Array("ORCH_HANDLER=\(handler.name)".utf8))
         let request = SpawnRequest(
-            arguments: handler.command.expand(values), environment: environment,
+            arguments: spec.command.expand(values), environment: environment,
             workingDirectory: Array(config.baseDirectory.utf8), logPath: logPath.bytes, logCap: Self.logCap)
         let jobID = job.id
         let wallNow = Self.wallClock()
@@ -44,7 +70,8 @@ extension Dispatcher {
                 post(.workerExited(jobID: jobID, exit))
             }
             var attempt = RunningAttempt(jobID: jobID, number: number, worker: worker, startedAt: now)
-            attempt.timeoutTimer = schedule(.timeout(jobID: jobID), after: ticks(handler.timeout))
+            attempt.timeoutTimer = schedule(.timeout(jobID: jobID), after: ticks(spec.timeout))
+            taskStarted(job, at: wallNow)
             running[jobID] = attempt
             logger.debug(
                 "started", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)", "pid": "\(worker.pid)"])
@@ -56,13 +83,14 @@ extension Dispatcher {
         } catch {
             // The command could not start at all (missing, not executable): a failed attempt like any other.
             let reason = error.description
-            logger.error("cannot start worker", metadata: ["file": "\(job.name)", "job": "\(jobID)", "error": "\(reason)"])
+            logger.error("cannot start worker", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "error": "\(reason)"])
+            taskStarted(job, at: wallNow)
             record { transaction in
                 let attemptID = try transaction.startAttempt(jobID: jobID, number: number, logPath: logPath.bytes, at: wallNow)
                 try transaction.finishAttempt(
                     attemptID: attemptID, AttemptResult(outcome: .failed, exitCode: 127, reason: reason), at: wallNow)
             }
-            attemptFailed(jobID: jobID, reason: reason, previous: .queued)
+            attemptFailed(jobID: jobID, reason: reason, previous: .queued, couldNotStart: true)
         }
     }
 
@@ -82,7 +110,7 @@ extension Dispatcher {
         if let timer = attempt.timeoutTimer { wheel.cancel(timer) }
         if let timer = attempt.killTimer { wheel.cancel(timer) }
         let wallNow = Self.wallClock()
-        let result = Self.describe(exit, attempt: attempt, timeout: config.handlers[job.handlerIndex].timeout)
+        let result = Self.describe(exit, attempt: attempt, timeout: spec(of: job.owner).timeout)
         let number = attempt.number
         // A job has one running attempt at a time, so its row is found by the job: the row's insert may
         // still be pending in this same batch.
@@ -92,16 +120,20 @@ extension Dispatcher {
             // Cut short by shutdown: the attempt does not count and the file stays claimed for the next start.
             jobs[jobID]?.state = .queued
             record { try $0.setState(jobID: jobID, from: .running, to: .queued, detail: "interrupted by shutdown", at: wallNow) }
-            logger.info("interrupted; will run again at next start", metadata: ["file": "\(job.name)", "job": "\(jobID)"])
+            logger.info("interrupted; will run again at next start", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)"])
         case .succeeded:
             jobs[jobID] = nil  // Its name stays taken in `jobsByName` until its file has moved out.
-            processedCount += 1
             record { try $0.setState(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow) }
-            finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: true))
+            if case .task = job.owner {
+                taskFinished(job, succeeded: true, couldNotStart: false, reason: nil)
+            } else {
+                processedCount += 1
+                finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: true))
+            }
             // One line per file at info level: a burst of thousands stays readable and cheap.
             logger.info(
                 "done", metadata: [
-                    "file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)",
+                    job.logKey: "\(job.name)", "job": "\(jobID)", "attempt": "\(number)",
                     "ms": "\((now - attempt.startedAt))",
                 ])
         case .failed, .running:
@@ -110,15 +142,14 @@ extension Dispatcher {
     }
 
     /// Retries after backoff while attempts remain, else the file goes to Failed/.
-    func attemptFailed(jobID: Int64, reason: String, previous: JobState) {
+    func attemptFailed(jobID: Int64, reason: String, previous: JobState, couldNotStart: Bool = false) {
         guard var job = jobs[jobID] else { return }
         job.attempts += 1
         let wallNow = Self.wallClock()
         let attempts = job.attempts
         if job.attempts < job.maxAttempts {
-            let handler = config.handlers[job.handlerIndex]
             var generator = SystemRandomNumberGenerator()
-            let delay = BackoffPolicy(base: handler.backoff).delay(afterFailedAttempt: job.attempts, using: &generator)
+            let delay = BackoffPolicy(base: spec(of: job.owner).backoff).delay(afterFailedAttempt: job.attempts, using: &generator)
             job.state = .retryWait
             job.retryTimer = schedule(.retry(jobID: jobID), after: ticks(delay))
             jobs[jobID] = job
@@ -130,16 +161,20 @@ extension Dispatcher {
             }
             logger.warning(
                 "attempt failed; retrying", metadata: [
-                    "file": "\(job.name)", "job": "\(jobID)", "attempt": "\(attempts)", "reason": "\(reason)",
+                    job.logKey: "\(job.name)", "job": "\(jobID)", "attempt": "\(attempts)", "reason": "\(reason)",
                     "retry_in": "\(delay)",
                 ])
         } else {
             jobs[jobID] = nil  // Its name stays taken in `jobsByName` until its file has moved out.
-            processedCount += 1
             record { try $0.setState(jobID: jobID, from: previous, to: .failed, attempts: attempts, reason: reason, at: wallNow) }
-            finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: false))
+            if case .task = job.owner {
+                taskFinished(job, succeeded: false, couldNotStart: couldNotStart, reason: reason)
+            } else {
+                processedCount += 1
+                finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: false))
+            }
             logger.error(
-                "failed for good", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempts": "\(attempts)", "reason": "\(reason)"])
+                "failed for good", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "attempts": "\(attempts)", "reason": "\(reason)"])
         }
     }
 

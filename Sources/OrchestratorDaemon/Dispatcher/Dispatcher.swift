@@ -7,6 +7,7 @@ import Logging
 import OrchestratorConfig
 import OrchestratorCore
 import OrchestratorPlatform
+import OrchestratorSchedule
 import OrchestratorStore
 
 /// Everything that can happen to the daemon, as one event type on one queue.
@@ -16,6 +17,8 @@ enum DispatcherEvent {
     case filesMoved([Dispatcher.MovedFile])
     case timerFired
     case signal(Int32)
+    /// A command recorded something for the daemon (an event, a task toggled) and touched the wake folder.
+    case wake
 }
 
 /// What a timer on the wheel is for.
@@ -28,18 +31,32 @@ enum TimerPurpose: Sendable {
     case shutdownDeadline
     case watchdogPing
     case flushWrites
+    case taskSlot(index: Int)
+}
+
+/// Whose command a job runs: a file's handler or a task.
+enum JobOwner: Hashable {
+    case handler(Int)
+    case task(Int)
 }
 
 /// A job that is not finished, as the dispatcher tracks it in memory.
 struct LiveJob {
     let id: Int64
+    /// The file's path relative to Inbox, or the task's name.
     let name: RelativePath
-    let handlerIndex: Int
+    let owner: JobOwner
     var state: JobState
     var priority: Int
     var attempts: Int
     let maxAttempts: Int
     var retryTimer: TimerHandle?
+
+    /// The log metadata key that names it.
+    var logKey: String {
+        if case .task = owner { return "task" }
+        return "file"
+    }
 }
 
 struct RunningAttempt {
@@ -96,6 +113,14 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// Names that arrived while a job of the same name was live; looked at again when it ends.
     var waitingForName: Set<RelativePath> = []
     var scan: DirectoryCursor?
+
+    // Tasks (see Dispatcher+Tasks).
+    var taskRuntimes: [TaskRuntime] = []
+    var latestTaskRuns: [String: RunSummary] = [:]
+    var eventListeners: [String: [Int]] = [:]
+    var recoveredTaskJobs: [JobRecord] = []
+    var daemonStartMs: Int64 = 0
+    var wakeWatcher: InotifyWatcher?
     var rescanRequested = false
 
     // The current cycle.
@@ -207,6 +232,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         case .filesMoved(let moved): filesMoved(moved)
         case .timerFired: fireTimers()
         case .signal(let number): beginShutdown(signal: number)
+        case .wake: wakeRequested()
         }
     }
 
@@ -226,6 +252,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .ingestSweep: ingestSweepDue()
             case .shutdownDeadline: shutdownDeadlineReached()
             case .watchdogPing: watchdogPing()
+            case .taskSlot(let index): taskSlotDue(index)
             case .flushWrites:
                 flushTimer = nil
                 flushWrites()
@@ -323,6 +350,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         guard !stopped else { return }
         stopped = true
         watcher?.cancel()
+        wakeWatcher?.cancel()
         osTimer?.cancel()
         for source in signalSources { source.cancel() }
         notifier.notify("STOPPING=1")

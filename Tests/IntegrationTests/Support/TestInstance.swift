@@ -60,7 +60,10 @@ final class TestInstance: @unchecked Sendable {
         process.standardOutput = log
         try process.run()
         daemon = process
-        try waitUntil("daemon reports it is watching", timeout: 60) { self.log.contains("watching") }
+        try waitUntil("daemon reports it is watching", timeout: 60) {
+            if !process.isRunning { throw TimedOut(description: "the daemon exited with \(process.terminationStatus) before watching") }
+            return self.log.contains("watching")
+        }
     }
 
     var log: String { (try? String(contentsOf: daemonLog, encoding: .utf8)) ?? "" }

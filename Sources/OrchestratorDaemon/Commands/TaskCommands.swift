@@ -1,0 +1,142 @@
+import Foundation
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorCron
+import OrchestratorPlatform
+import OrchestratorSchedule
+import OrchestratorStore
+
+/// `tasks`, `trigger` and `task enable|disable`: the store is the channel to a running daemon, which a
+/// file dropped into `state/wake/` wakes after the commit.
+public enum TaskCommands {
+    // MARK: trigger
+
+    /// Records the event durably, then wakes a running daemon. Exits 0 whether or not a task listens.
+    public static func trigger(config: Config, event: String) throws(CommandError) -> String {
+        guard isValidEventName(event) else {
+            throw CommandError(
+                .usage, "error: event name \"\(event)\" must be 1-200 characters of letters, digits and . _ - :")
+        }
+        let store = try Reports.openStore(config)
+        let id: Int64
+        do {
+            id = try store.write { try $0.insertEvent(name: event, source: "trigger", at: Date().timeIntervalSince1970) }
+        } catch {
+            throw CommandError(.failure, "error: cannot record the event: \(error)")
+        }
+        wakeDaemon(config, reason: "event-\(id)")
+        let listeners = config.tasks.filter { if case .event(event) = $0.trigger { true } else { false } }.map(\.name)
+        let daemon = InstanceLock.holder(config.paths.state + "/daemon.lock") != nil
+        var line = "event \(event) recorded (id \(id))"
+        if listeners.isEmpty {
+            line += "; no task listens to it"
+        } else {
+            line += "; " + (daemon ? "the daemon queues" : "the next daemon start queues") + ": " + listeners.joined(separator: ", ")
+        }
+        return line
+    }
+
+    static func isValidEventName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 200
+            && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-_:".unicodeScalars.contains($0)) }
+    }
+
+    /// Creates a file in the wake folder; the daemon's inotify watch on it reads the store. Without a daemon
+    /// the file is removed again at the next start.
+    static func wakeDaemon(_ config: Config, reason: String) {
+        let directory = PathBytes(config.paths.state).appending(RelativePath("wake"))
+        try? FileSystem.createDirectories(directory)
+        let name = RelativePath(Array("\(reason)-\(getpid())".utf8))
+        try? FileSystem.writeFile(directory.appending(name), [], exclusive: false)
+    }
+
+    // MARK: enable / disable
+
+    public static func setEnabled(config: Config, task: String, enabled: Bool) throws(CommandError) -> String {
+        guard config.tasks.contains(where: { $0.name == task }) else {
+            throw CommandError(.badInput, "error: no task named \"\(task)\" in \(config.file)")
+        }
+        let store = try Reports.openStore(config)
+        do {
+            try store.write { try $0.setTaskEnabled(task: task, enabled) }
+        } catch {
+            throw CommandError(.failure, "error: cannot record the change: \(error)")
+        }
+        wakeDaemon(config, reason: enabled ? "enable" : "disable")
+        return "task \(task) \(enabled ? "enabled" : "disabled")"
+    }
+
+    // MARK: tasks
+
+    public static func list(config: Config, json: Bool, now: Date = Date()) throws(CommandError) -> String {
+        let store = try Reports.openStoreIfPresent(config)
+        var overrides: [String: Bool] = [:]
+        var latest: [String: TaskRunRecord] = [:]
+        var waits: [String: [String]] = [:]
+        var statistics: [String: RunStatistics] = [:]
+        var lastSlots: [String: Int64] = [:]
+        do {
+            try store?.read { reader in
+                overrides = try reader.taskEnabledOverrides()
+                latest = try reader.latestTaskRuns()
+                waits = try reader.taskWaits()
+                for task in config.tasks {
+                    statistics[task.name] = try reader.statistics(kind: .task, owner: task.name)
+                    lastSlots[task.name] = try reader.lastScheduledSlot(task: task.name)
+                }
+            }
+        } catch {
+            throw CommandError(.failure, "error: cannot read the state database: \(error)")
+        }
+        let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+        let zone = hostZone()
+        var rows: [[String: Any]] = []
+        for task in config.tasks {
+            var row: [String: Any] = [
+                "name": task.name, "trigger": describe(task.trigger), "enabled": overrides[task.name] ?? task.enabled,
+                "priority": task.priority, "after": task.after,
+            ]
+            if let schedule = try? SlotSchedule(trigger: task.trigger, hostZone: zone), !schedule.isReboot,
+                let next = schedule.nextSlot(after: max(nowMs, lastSlots[task.name] ?? nowMs))
+            {
+                row["next_fire"] = CronTimestamp.format(next / 1000, in: zone)
+            }
+            if let run = latest[task.name] {
+                row["last_result"] = run.state == .done ? "succeeded" : "failed"
+                row["last_finished"] = Reports.formatTime(run.finishedAt)
+                if let reason = run.reason, run.state != .done { row["last_reason"] = reason }
+            }
+            if let names = waits[task.name] { row["waiting_for"] = names }
+            let stats = statistics[task.name] ?? RunStatistics(executions: 0, failures: 0)
+            row["executions"] = stats.executions
+            row["failures"] = stats.failures
+            if let average = stats.averageSeconds { row["average_seconds"] = average }
+            if let p95 = stats.p95Seconds { row["p95_seconds"] = p95 }
+            rows.append(row)
+        }
+        if json { return try Reports.render(["tasks": rows]) }
+        if rows.isEmpty { return "no tasks configured" }
+        var lines = ["TASK                 TRIGGER              NEXT                        RUNS  FAILED  AVG     P95     LAST"]
+        for row in rows {
+            let name = row["name"] as? String ?? ""
+            var last = (row["last_result"] as? String).map { "\($0) \(row["last_finished"] as? String ?? "")" } ?? "never ran"
+            if let names = row["waiting_for"] as? [String] { last += "; waiting for " + names.joined(separator: ", ") }
+            if row["enabled"] as? Bool == false { last += " (disabled)" }
+            let average = (row["average_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
+            let p95 = (row["p95_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
+            lines.append(
+                "\(Reports.pad(name, 20)) \(Reports.pad(row["trigger"] as? String ?? "", 20)) "
+                    + "\(Reports.pad(row["next_fire"] as? String ?? "-", 27)) \(Reports.pad(String(row["executions"] as? Int ?? 0), 5)) "
+                    + "\(Reports.pad(String(row["failures"] as? Int ?? 0), 7)) \(Reports.pad(average, 7)) \(Reports.pad(p95, 7)) \(last)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func describe(_ trigger: Trigger) -> String {
+        switch trigger {
+        case .every(let interval): "every \(interval.configText)"
+        case .cron(let expression, let zone): "cron \(expression)" + (zone.map { " \($0)" } ?? "")
+        case .event(let name): "on \(name)"
+        }
+    }
+}

@@ -1,0 +1,324 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorCron
+import OrchestratorPlatform
+import OrchestratorSchedule
+import OrchestratorStore
+
+/// A configured task as the dispatcher tracks it.
+struct TaskRuntime {
+    /// nil for an event task.
+    let schedule: SlotSchedule?
+    var enabled: Bool
+    /// The slot its timer is armed for (Unix ms).
+    var nextSlot: Int64?
+    var timer: TimerHandle?
+    /// Its queued, running and retry-waiting runs: at most one of each kind of wait, see `due`.
+    var liveJobs: Set<Int64> = []
+    /// A due run that waits for prerequisites; a newer due run replaces it.
+    var pending: PendingRun?
+    /// When its latest run started (Unix seconds): prerequisites must have succeeded since.
+    var lastStart: Double?
+}
+
+struct PendingRun {
+    let cause: TaskCause
+    let slot: Int64?
+    let eventID: Int64?
+}
+
+/// Interval, cron and event tasks on the shared queue.
+///
+/// A due run is recorded under its unique (task, slot) or (task, event) key before it is queued; a
+/// key that is already there means another process or an earlier life of this daemon ran it, so it
+/// is not run again.
+extension Dispatcher {
+    static func wallMilliseconds() -> Int64 { Int64((wallClock() * 1000).rounded(.down)) }
+
+    var wakeDirectory: PathBytes { layout.state.appending(RelativePath("wake")) }
+
+    /// Loads what the store knows about the tasks, runs the missed slot of each `catch_up = "once"` task and
+    /// the `@reboot` tasks, arms every schedule, and takes the events recorded while no daemon ran.
+    func startTasks() {
+        let zone = hostZone()
+        let nowMs = Self.wallMilliseconds()
+        daemonStartMs = nowMs
+        let overrides = (try? store.read { try $0.taskEnabledOverrides() }) ?? [:]
+        let latest = (try? store.read { try $0.latestTaskRuns() }) ?? [:]
+        for (name, run) in latest {
+            latestTaskRuns[name] = RunSummary(
+                startedAt: run.startedAt, finishedAt: run.finishedAt,
+                result: run.state == .done ? .succeeded : run.couldNotStart ? .commandMissing : .failed)
+        }
+        taskRuntimes = config.tasks.map { task in
+            var schedule: SlotSchedule?
+            do {
+                schedule = try SlotSchedule(trigger: task.trigger, hostZone: zone)
+            } catch {
+                logger.critical("task \(task.name): \(error); it will not run")
+            }
+            let lastStart = try? store.read { try $0.lastTaskStart(task: task.name) }
+            return TaskRuntime(schedule: schedule, enabled: overrides[task.name] ?? task.enabled, lastStart: lastStart ?? nil)
+        }
+        for (index, task) in config.tasks.enumerated() {
+            if case .event(let name) = task.trigger { eventListeners[name, default: []].append(index) }
+        }
+        for index in taskRuntimes.indices { adoptRecoveredRuns(index) }
+        for (index, task) in config.tasks.enumerated() {
+            guard let schedule = taskRuntimes[index].schedule else { continue }
+            if schedule.isReboot {
+                due(index, cause: .reboot, slot: nowMs)
+                continue
+            }
+            do {
+                let baseline = try store.write { try $0.ensureTaskBaseline(task: task.name, now: nowMs) }
+                let lastSlot = try store.read { try $0.lastScheduledSlot(task: task.name) }
+                if task.catchUp == .once, let missed = schedule.latestSlot(after: lastSlot ?? baseline, atOrBefore: nowMs) {
+                    logger.info("running a slot missed while no daemon ran", metadata: ["task": "\(task.name)", "slot": "\(missed)"])
+                    due(index, cause: .catchUp, slot: missed)
+                }
+                armSlot(index, after: max(nowMs, lastSlot ?? nowMs))
+            } catch {
+                logger.critical("task \(task.name): cannot read its schedule state: \(error)")
+            }
+        }
+        startWakeWatch()
+        takeRecordedEvents()
+    }
+
+    /// Task runs the store holds as live (queued, waiting to retry, or cut short by a stop) run again.
+    private func adoptRecoveredRuns(_ index: Int) {
+        let task = config.tasks[index]
+        for record in recoveredTaskJobs where record.name.bytes == Array(task.name.utf8) {
+            var job = LiveJob(
+                id: record.id, name: record.name, owner: .task(index), state: record.state, priority: task.priority,
+                attempts: record.attempts, maxAttempts: record.maxAttempts)
+            taskRuntimes[index].liveJobs.insert(record.id)
+            let wallNow = Self.wallClock()
+            if record.state == .retryWait, let notBefore = record.notBefore, notBefore > wallNow {
+                job.retryTimer = schedule(.retry(jobID: record.id), after: UInt64((notBefore - wallNow) * 1000))
+                jobs[record.id] = job
+            } else {
+                if record.state != .queued {
+                    let jobID = record.id
+                    let from = record.state
+                    self.record { try $0.setState(jobID: jobID, from: from, to: .queued, detail: "recovered", at: wallNow) }
+                }
+                job.state = .queued
+                jobs[record.id] = job
+                enqueue(job)
+            }
+        }
+    }
+
+    private func armSlot(_ index: Int, after instant: Int64) {
+        guard let slots = taskRuntimes[index].schedule, let next = slots.nextSlot(after: instant) else {
+            taskRuntimes[index].nextSlot = nil
+            return
+        }
+        let delay = max(0, next - Self.wallMilliseconds())
+        taskRuntimes[index].nextSlot = next
+        taskRuntimes[index].timer = schedule(.taskSlot(index: index), after: UInt64(delay))
+    }
+
+    func taskSlotDue(_ index: Int) {
+        taskRuntimes[index].timer = nil
+        guard let slot = taskRuntimes[index].nextSlot else { return }
+        let nowMs = Self.wallMilliseconds()
+        if nowMs < slot {
+            // The wall clock was set back, or the monotonic timer ran ahead of it: wait for the slot itself.
+            taskRuntimes[index].timer = schedule(.taskSlot(index: index), after: UInt64(slot - nowMs))
+            return
+        }
+        due(index, cause: .schedule, slot: slot)
+        // Slots passed while the machine slept are not run one by one: the next is after now.
+        armSlot(index, after: max(slot, nowMs))
+    }
+
+    /// A run of the task is due: checks enabled, overlap and prerequisites, then records and queues it.
+    func due(_ index: Int, cause: TaskCause, slot: Int64? = nil, eventID: Int64? = nil) {
+        guard !shuttingDown else { return }
+        let task = config.tasks[index]
+        var runtime = taskRuntimes[index]
+        if !runtime.enabled, cause != .manual {
+            logger.debug("not run: disabled", metadata: ["task": "\(task.name)"])
+            return
+        }
+        // An event queues one run per event; a schedule does not pile runs up behind a slow task.
+        if cause != .event, cause != .manual, !runtime.liveJobs.isEmpty {
+            let waiting = runtime.liveJobs.contains { jobs[$0]?.state != .running }
+            if task.overlap == .skip || waiting {
+                logger.info("not run: the previous run has not finished", metadata: ["task": "\(task.name)", "overlap": "\(task.overlap.rawValue)"])
+                return
+            }
+        }
+        if !task.after.isEmpty, cause != .manual {
+            switch DependencyGate.decide(after: task.after, ownLastStart: runtime.lastStart, latest: latestTaskRuns) {
+            case .skip(let reason):
+                logger.warning("not run: \(reason)", metadata: ["task": "\(task.name)"])
+                setWaiting(index, nil)
+                return
+            case .waiting(let names):
+                // Waiting for a prerequisite due in the same slot is the normal rhythm; waiting for one that
+                // failed is news.
+                let failed = names.filter { latestTaskRuns[$0].map { $0.result != .succeeded } ?? false }
+                if runtime.pending == nil || !failed.isEmpty {
+                    logger.log(
+                        level: failed.isEmpty ? .debug : .info, "waiting for \(names.joined(separator: ", "))",
+                        metadata: ["task": "\(task.name)"])
+                }
+                runtime.pending = PendingRun(cause: cause, slot: slot, eventID: eventID)
+                taskRuntimes[index] = runtime
+                setWaiting(index, names)
+                return
+            case .run:
+                if runtime.pending != nil {
+                    taskRuntimes[index].pending = nil
+                    setWaiting(index, nil)
+                }
+            }
+        }
+        queueTaskRun(index, cause: cause, slot: slot, eventID: eventID)
+    }
+
+    private func setWaiting(_ index: Int, _ names: [String]?) {
+        let task = config.tasks[index].name
+        record { try $0.setTaskWaiting(task: task, for: names) }
+    }
+
+    private func queueTaskRun(_ index: Int, cause: TaskCause, slot: Int64?, eventID: Int64?) {
+        let task = config.tasks[index]
+        let wallNow = Self.wallClock()
+        let detail = switch cause {
+        case .schedule: "scheduled slot"
+        case .catchUp: "missed slot (catch_up = once)"
+        case .reboot: "daemon start (@reboot)"
+        case .event: "event"
+        case .manual: "task run"
+        }
+        let id: Int64?
+        do {
+            // Its own commit: the key must be taken before the run can start, and due runs are rare.
+            id = try store.write { transaction in
+                for write in writes { try write(transaction) }
+                return try transaction.insertTaskRun(
+                    task: task.name, priority: task.priority, maxAttempts: task.maxAttempts, cause: cause, slot: slot,
+                    eventID: eventID, detail: detail, at: wallNow)
+            }
+            writes.removeAll(keepingCapacity: true)
+        } catch {
+            logger.critical("cannot record a task run; stopping", metadata: ["task": "\(task.name)", "error": "\(error)"])
+            stop(exitCode: 1)
+            return
+        }
+        guard let id else {
+            logger.info("not run: this slot already ran", metadata: ["task": "\(task.name)", "slot": "\(slot.map(String.init) ?? "-")"])
+            return
+        }
+        let job = LiveJob(
+            id: id, name: RelativePath(Array(task.name.utf8)), owner: .task(index), state: .queued, priority: task.priority,
+            attempts: 0, maxAttempts: task.maxAttempts)
+        jobs[id] = job
+        taskRuntimes[index].liveJobs.insert(id)
+        enqueue(job)
+        logger.debug("queued", metadata: ["task": "\(task.name)", "job": "\(id)", "cause": "\(cause.rawValue)"])
+    }
+
+    func taskStarted(_ job: LiveJob, at wallNow: Double) {
+        guard case .task(let index) = job.owner, job.attempts == 0 else { return }
+        taskRuntimes[index].lastStart = wallNow
+    }
+
+    func taskFinished(_ job: LiveJob, succeeded: Bool, couldNotStart: Bool, reason: String?) {
+        guard case .task(let index) = job.owner else { return }
+        let task = config.tasks[index]
+        let wallNow = Self.wallClock()
+        taskRuntimes[index].liveJobs.remove(job.id)
+        latestTaskRuns[task.name] = RunSummary(
+            startedAt: taskRuntimes[index].lastStart ?? wallNow, finishedAt: wallNow,
+            result: succeeded ? .succeeded : couldNotStart ? .commandMissing : .failed)
+        emit(succeeded ? "task.completed" : "task.failed")
+        // Dependents waiting for this task look again.
+        for (other, definition) in config.tasks.enumerated() where definition.after.contains(task.name) {
+            guard let pending = taskRuntimes[other].pending else { continue }
+            due(other, cause: pending.cause, slot: pending.slot, eventID: pending.eventID)
+        }
+    }
+
+    // MARK: Events
+
+    /// A built-in event: recorded and acted on only if some task listens to it, so a burst of files costs
+    /// nothing when no task does.
+    func emit(_ name: String) {
+        guard let listeners = eventListeners[name], !listeners.isEmpty, !shuttingDown else { return }
+        let wallNow = Self.wallClock()
+        do {
+            let id = try store.write { try $0.insertEvent(name: name, source: "daemon", at: wallNow) }
+            dispatchEvent(id: id, name: name, source: "daemon")
+        } catch {
+            logger.error("cannot record event \(name): \(error)")
+        }
+    }
+
+    private func dispatchEvent(id: Int64, name: String, source: String) {
+        let listeners = eventListeners[name] ?? []
+        for index in listeners { due(index, cause: .event, eventID: id) }
+        let wallNow = Self.wallClock()
+        record { try $0.markEventHandled(id: id, at: wallNow) }
+        if source != "daemon" {
+            logger.info("event", metadata: ["event": "\(name)", "tasks": "\(listeners.count)", "from": "\(source)"])
+        }
+    }
+
+    /// Events recorded by `orchestrator trigger` (while this daemon ran, or before it started).
+    func takeRecordedEvents() {
+        guard !shuttingDown else { return }
+        do {
+            for event in try store.read({ try $0.pendingEvents() }) {
+                dispatchEvent(id: event.id, name: event.name, source: event.source)
+            }
+        } catch {
+            logger.error("cannot read recorded events: \(error)")
+        }
+        refreshEnabledOverrides()
+    }
+
+    private func refreshEnabledOverrides() {
+        guard let overrides = try? store.read({ try $0.taskEnabledOverrides() }) else { return }
+        for (index, task) in config.tasks.enumerated() {
+            let enabled = overrides[task.name] ?? task.enabled
+            if enabled != taskRuntimes[index].enabled {
+                logger.info(enabled ? "enabled" : "disabled", metadata: ["task": "\(task.name)"])
+            }
+            taskRuntimes[index].enabled = enabled
+        }
+    }
+
+    /// `trigger` and `task` commands drop a file into `state/wake/` after committing; its inotify event wakes
+    /// the daemon, which reads the store. No polling.
+    private func startWakeWatch() {
+        do {
+            try FileSystem.createDirectories(wakeDirectory)
+            wakeWatcher = try InotifyWatcher(root: wakeDirectory, queue: queue) { [unowned self] _ in
+                post(.wake)
+            }
+        } catch {
+            logger.warning("cannot watch \(wakeDirectory) (\(error)); triggered events are taken at the next ingest sweep")
+        }
+        clearWakeFiles()
+    }
+
+    func wakeRequested() {
+        clearWakeFiles()
+        takeRecordedEvents()
+    }
+
+    private func clearWakeFiles() {
+        for name in DirectoryListing.files(of: wakeDirectory) {
+            _ = wakeDirectory.appending(RelativePath(name)).withCString { unlink($0) }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+import Foundation
+import GRDB
+import OrchestratorCore
+
+/// Why a task run was queued.
+public enum TaskCause: String, Sendable {
+    /// Its interval or cron slot came.
+    case schedule
+    /// One slot missed while no daemon ran (`catch_up = "once"`).
+    case catchUp = "catch_up"
+    /// `@reboot`: the daemon started.
+    case reboot
+    /// An event it listens to (`on`).
+    case event
+    /// `orchestrator task run`.
+    case manual
+}
+
+/// The latest finished run of a task.
+public struct TaskRunRecord: Sendable, Equatable {
+    public var jobID: Int64
+    public var state: JobState
+    public var reason: String?
+    /// When its first attempt started, Unix seconds.
+    public var startedAt: UnixTime
+    public var finishedAt: UnixTime
+    /// Its last attempt never started a process (the command is missing or not executable).
+    public var couldNotStart: Bool
+}
+
+/// Counts and durations of one task's or handler's finished attempts.
+public struct RunStatistics: Sendable, Equatable {
+    public var executions: Int
+    public var failures: Int
+    public var averageSeconds: Double?
+    public var p95Seconds: Double?
+
+    public init(executions: Int, failures: Int, averageSeconds: Double? = nil, p95Seconds: Double? = nil) {
+        self.executions = executions
+        self.failures = failures
+        self.averageSeconds = averageSeconds
+        self.p95Seconds = p95Seconds
+    }
+}
+
+public struct EventRecord: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var source: String
+    public var createdAt: UnixTime
+    public var handledAt: UnixTime?
+}
+
+extension StoreReader {
+    /// The highest slot recorded for a task's schedule (its scheduled and caught-up runs).
+    public func lastScheduledSlot(task: String) throws -> Int64? {
+        try Int64.fetchOne(
+            db,
+            sql: "SELECT MAX(slot_ms) FROM job WHERE kind = 'task' AND name = ? AND cause IN ('schedule', 'catch_up')",
+            arguments: [Array(task.utf8).data])
+    }
+
+    /// The newest finished run of each task that has one.
+    public func latestTaskRuns() throws -> [String: TaskRunRecord] {
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT j.id, j.name, j.state, j.reason, j.finished_at,
+                       (SELECT MIN(a.started_at) FROM attempt a WHERE a.job_id = j.id) AS started_at,
+                       (SELECT a.pid IS NULL FROM attempt a WHERE a.job_id = j.id ORDER BY a.number DESC, a.id DESC LIMIT 1)
+                           AS not_started
+                FROM job j
+                WHERE j.kind = 'task' AND j.state IN ('done', 'failed')
+                  AND j.id = (SELECT k.id FROM job k WHERE k.kind = 'task' AND k.name = j.name
+                              AND k.state IN ('done', 'failed') ORDER BY k.finished_at DESC, k.id DESC LIMIT 1)
+                """)
+        var result: [String: TaskRunRecord] = [:]
+        for row in rows {
+            let name = String(decoding: (row["name"] as Data?)?.bytes ?? [], as: UTF8.self)
+            let finishedAt: Double = row["finished_at"] ?? 0
+            result[name] = TaskRunRecord(
+                jobID: row["id"], state: JobState(rawValue: row["state"]) ?? .failed, reason: row["reason"],
+                startedAt: row["started_at"] ?? finishedAt, finishedAt: finishedAt,
+                couldNotStart: (row["not_started"] as Bool?) ?? false)
+        }
+        return result
+    }
+
+    /// When a task's latest run (finished or not) started, if it ever ran.
+    public func lastTaskStart(task: String) throws -> UnixTime? {
+        try Double.fetchOne(
+            db,
+            sql: """
+                SELECT MAX(a.started_at) FROM attempt a JOIN job j ON j.id = a.job_id
+                WHERE j.kind = 'task' AND j.name = ?
+                """,
+            arguments: [Array(task.utf8).data])
+    }
+
+    /// Finished attempts of a task (kind `.task`) or of a handler's file jobs (kind `.file`).
+    public func statistics(kind: JobKind, owner: String) throws -> RunStatistics {
+        let ownerColumn = kind == .task ? "j.name" : "j.handler"
+        let ownerValue: any DatabaseValueConvertible = kind == .task ? Array(owner.utf8).data : owner
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT a.outcome, a.ended_at - a.started_at AS seconds FROM attempt a JOIN job j ON j.id = a.job_id
+                WHERE j.kind = ? AND \(ownerColumn) = ? AND a.outcome IN ('succeeded', 'failed')
+                """,
+            arguments: [kind.rawValue, ownerValue])
+        let durations = rows.compactMap { $0["seconds"] as Double? }.sorted()
+        let failures = rows.filter { ($0["outcome"] as String?) == "failed" }.count
+        let average = durations.isEmpty ? nil : durations.reduce(0, +) / Double(durations.count)
+        let p95 = durations.isEmpty ? nil : durations[min(durations.count - 1, Int((Double(durations.count) * 0.95).rounded(.up)) - 1)]
+        return RunStatistics(executions: rows.count, failures: failures, averageSeconds: average, p95Seconds: p95)
+    }
+
+    public func pendingEvents() throws -> [EventRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM event WHERE handled_at IS NULL ORDER BY id").map(EventRecord.init(row:))
+    }
+
+    /// Overrides set by `task enable|disable`, by task name.
+    public func taskEnabledOverrides() throws -> [String: Bool] {
+        var result: [String: Bool] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT name, enabled FROM task_state WHERE enabled IS NOT NULL") {
+            result[row["name"]] = row["enabled"]
+        }
+        return result
+    }
+
+    /// What each task's due run waits for, as the daemon last recorded it.
+    public func taskWaits() throws -> [String: [String]] {
+        var result: [String: [String]] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT name, waiting_for FROM task_state WHERE waiting_for IS NOT NULL") {
+            let names: String = row["waiting_for"]
+            result[row["name"]] = names.split(separator: ",").map(String.init)
+        }
+        return result
+    }
+
+    public func taskBaseline(task: String) throws -> Int64? {
+        try Int64.fetchOne(db, sql: "SELECT baseline_ms FROM task_state WHERE name = ?", arguments: [task])
+    }
+}
+
+extension EventRecord {
+    init(row: Row) {
+        id = row["id"]
+        name = row["name"]
+        source = row["source"]
+        createdAt = row["created_at"]
+        handledAt = row["handled_at"]
+    }
+}
+
+extension StoreTransaction {
+    /// Records a task run as queued, unless one with the same slot or event exists already (then nil):
+    /// the unique key is what keeps a restart, a second process or a one-shot sweep from running a slot twice.
+    public func insertTaskRun(
+        task: String, priority: Int, maxAttempts: Int, cause: TaskCause, slot: Int64? = nil, eventID: Int64? = nil,
+        detail: String, at now: UnixTime
+    ) throws -> Int64? {
+        try db.cachedStatement(sql: """
+                INSERT OR IGNORE INTO job (kind, name, state, priority, max_attempts, cause, slot_ms, event_id,
+                                           created_at, updated_at)
+                VALUES ('task', ?, 'queued', ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
+                    Array(task.utf8).data, priority, maxAttempts, cause.rawValue, slot, eventID, now, now,
+                ])
+        guard db.changesCount > 0 else { return nil }
+        let id = db.lastInsertedRowID
+        try addTransition(jobID: id, from: nil, to: .queued, detail: detail, at: now)
+        return id
+    }
+
+    public func insertEvent(name: String, source: String, at now: UnixTime) throws -> Int64 {
+        try db.execute(
+            sql: "INSERT INTO event (name, source, created_at) VALUES (?, ?, ?)", arguments: [name, source, now])
+        return db.lastInsertedRowID
+    }
+
+    public func markEventHandled(id: Int64, at now: UnixTime) throws {
+        try db.execute(sql: "UPDATE event SET handled_at = ? WHERE id = ?", arguments: [now, id])
+    }
+
+    /// Records when a task was first seen, if not yet; returns the baseline in force.
+    public func ensureTaskBaseline(task: String, now milliseconds: Int64) throws -> Int64 {
+        try db.execute(
+            sql: """
+                INSERT INTO task_state (name, baseline_ms) VALUES (?, ?)
+                ON CONFLICT(name) DO UPDATE SET baseline_ms = COALESCE(baseline_ms, excluded.baseline_ms)
+                """,
+            arguments: [task, milliseconds])
+        return try Int64.fetchOne(db, sql: "SELECT baseline_ms FROM task_state WHERE name = ?", arguments: [task]) ?? milliseconds
+    }
+
+    /// Records what a task's due run waits for; nil or empty clears it.
+    public func setTaskWaiting(task: String, for prerequisites: [String]?) throws {
+        let value = prerequisites.flatMap { $0.isEmpty ? nil : $0.joined(separator: ",") }
+        try db.execute(
+            sql: "INSERT INTO task_state (name, waiting_for) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET waiting_for = excluded.waiting_for",
+            arguments: [task, value])
+    }
+
+    public func setTaskEnabled(task: String, _ enabled: Bool) throws {
+        try db.execute(
+            sql: "INSERT INTO task_state (name, enabled) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET enabled = excluded.enabled",
+            arguments: [task, enabled])
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import Testing
+
+/// Interval and event tasks on the real binary. Intervals are a second or two, and every wait is for a
+/// condition with a deadline.
+@Suite(.serialized) struct TaskTests {
+    /// A task line for the config: appends one line to `<log>` in the instance root per run.
+    static func task(_ name: String, _ trigger: String, log: String? = nil, script: String? = nil, extra: String = "") -> String {
+        let body = script ?? "echo \"$ORCH_JOB_ID\" >> ../\(log ?? name).log"
+        return """
+
+            [[task]]
+            name = "\(name)"
+            \(trigger)
+            command = ["/bin/sh", "-c", \(jsonString(body))]
+            \(extra)
+            """
+    }
+
+    static func jsonString(_ text: String) -> String {
+        String(decoding: try! JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed, .withoutEscapingSlashes]), as: UTF8.self)
+    }
+
+    static let handler = "command = [\"/bin/true\"]"
+
+    func taskRows(_ instance: TestInstance) throws -> [String: [String: Any]] {
+        let object = try #require(try instance.json(["tasks"]) as? [String: Any])
+        let rows = try #require(object["tasks"] as? [[String: Any]])
+        return Dictionary(uniqueKeysWithValues: rows.map { ($0["name"] as? String ?? "", $0) })
+    }
+
+    func taskRuns(_ instance: TestInstance, _ task: String) throws -> [[String: Any]] {
+        let rows = try #require(try instance.json(["history", "--limit", "1000"]) as? [[String: Any]])
+        return rows.filter { $0["task"] as? String == task }
+    }
+
+    @Test func dependencyChainWaitsForAFailedMiddleAndRunsAfterItRecovers() throws {
+        let config = testConfig(handler: Self.handler)
+            + Self.task("level1", "every = \"1s\"")
+            + Self.task(
+                "level2", "every = \"1s\"", script: "echo \"$ORCH_JOB_ID\" >> ../level2.log; test ! -e ../level2.fail",
+                extra: "after = [\"level1\"]")
+            + Self.task("level3", "every = \"1s\"", extra: "after = [\"level2\"]")
+        let instance = try TestInstance(config: config)
+        #expect(FileManager.default.createFile(atPath: instance.path("level2.fail"), contents: nil))
+        try instance.startDaemon()
+
+        try instance.waitUntil("level2 has failed twice", timeout: 20) { instance.lines(of: "level2.log").count >= 2 }
+        #expect(instance.lines(of: "level1.log").count >= 2)
+        #expect(instance.lines(of: "level3.log").isEmpty, "level3 ran although level2 failed")
+        let waiting = try taskRows(instance)["level3"]?["waiting_for"] as? [String]
+        #expect(waiting == ["level2"])
+        #expect(try taskRows(instance)["level2"]?["last_result"] as? String == "failed")
+
+        try FileManager.default.removeItem(atPath: instance.path("level2.fail"))
+        try instance.waitUntil("level3 runs after level2 recovered", timeout: 20) { !instance.lines(of: "level3.log").isEmpty }
+        let rows = try taskRows(instance)
+        #expect(rows["level2"]?["last_result"] as? String == "succeeded")
+        #expect(rows["level3"]?["waiting_for"] == nil)
+        // Every level3 run came after a level2 success that finished after level3's previous run.
+        #expect(instance.log.contains("waiting for level2"))
+        instance.stopDaemon()
+    }
+
+    @Test func restartWithinTheScheduleDoesNotRunASlotAgain() throws {
+        let config = testConfig(handler: Self.handler) + Self.task("tick", "every = \"2s\"")
+        let instance = try TestInstance(config: config)
+        try instance.startDaemon()
+        try instance.waitUntil("the first run is recorded as finished", timeout: 20) {
+            try taskRuns(instance, "tick").contains { $0["job_state"] as? String == "done" }
+        }
+        instance.killDaemon()
+        try instance.startDaemon()
+        try instance.waitUntil("three runs", timeout: 30) { instance.lines(of: "tick.log").count >= 3 }
+        try instance.waitUntil("the third run is recorded", timeout: 10) {
+            try taskRuns(instance, "tick").filter { $0["job_state"] as? String == "done" }.count >= 3
+        }
+        instance.stopDaemon()
+
+        let runs = try taskRuns(instance, "tick")
+        let slots = runs.compactMap { $0["slot_ms"] as? Int64 }
+        #expect(slots.count == runs.count)
+        #expect(Set(slots).count == slots.count, "a slot ran twice: \(slots.sorted())")
+        #expect(slots.allSatisfy { $0 % 2000 == 0 }, "slots are aligned to the interval")
+        // Each line of the log is one recorded run, and each recorded run wrote one line.
+        let jobs = Set(runs.compactMap { $0["job"] as? Int })
+        #expect(instance.lines(of: "tick.log").compactMap(Int.init).sorted() == jobs.sorted())
+    }
+
+    @Test func missedSlotRunsOnceAfterDowntimeWithCatchUpOnce() throws {
+        let config = testConfig(handler: Self.handler)
+            + Self.task("eager", "every = \"1s\"")
+            + Self.task("lazy", "every = \"1s\"", extra: "catch_up = \"none\"")
+        let instance = try TestInstance(config: config)
+        try instance.startDaemon()
+        try instance.waitUntil("both ran", timeout: 20) {
+            !instance.lines(of: "eager.log").isEmpty && !instance.lines(of: "lazy.log").isEmpty
+        }
+        #expect(instance.stopDaemon() == 0)
+        let stoppedAt = Date()
+        // Down for more than three slots.
+        try waitUntil("three slots have passed", timeout: 10) { Date().timeIntervalSince(stoppedAt) > 3.5 }
+        try instance.startDaemon()
+        try instance.waitUntil("each ran again after the restart", timeout: 20) {
+            try taskRuns(instance, "eager").contains { $0["cause"] as? String == "schedule" && ($0["slot_ms"] as? Int64 ?? 0) > Int64(stoppedAt.timeIntervalSince1970 * 1000) + 3000 }
+                && taskRuns(instance, "lazy").count >= 2
+        }
+        instance.stopDaemon()
+        #expect(try taskRuns(instance, "eager").filter { $0["cause"] as? String == "catch_up" }.count == 1)
+        #expect(try taskRuns(instance, "lazy").filter { $0["cause"] as? String == "catch_up" }.isEmpty)
+    }
+
+    @Test func eventFromTheCLIRunsItsTaskOncePerEvent() throws {
+        let config = testConfig(handler: Self.handler) + Self.task("deploy", "on = \"deploy.finished\"")
+        let instance = try TestInstance(config: config)
+
+        // Recorded while no daemon runs: the next start picks it up.
+        let early = try instance.run(["trigger", "deploy.finished"])
+        #expect(early.status == 0, "\(early.stderr)")
+        #expect(early.stdout.contains("deploy"))
+        try instance.startDaemon()
+        try instance.waitUntil("the early event ran its task", timeout: 10) { instance.lines(of: "deploy.log").count == 1 }
+
+        // While it runs: woken through the state folder, not by polling.
+        let triggeredAt = Date()
+        #expect(try instance.run(["trigger", "deploy.finished"]).status == 0)
+        try instance.waitUntil("the second event ran its task", timeout: 10) { instance.lines(of: "deploy.log").count == 2 }
+        #expect(Date().timeIntervalSince(triggeredAt) < 1.5, "picked up within a second")
+
+        // A restart does not handle old events again.
+        instance.stopDaemon()
+        try instance.startDaemon()
+        #expect(try instance.run(["trigger", "deploy.finished"]).status == 0)
+        try instance.waitUntil("the third event ran its task", timeout: 10) { instance.lines(of: "deploy.log").count == 3 }
+        instance.stopDaemon()
+        #expect(instance.lines(of: "deploy.log").count == 3)
+        let causes = try taskRuns(instance, "deploy").map { $0["cause"] as? String }
+        #expect(causes == ["event", "event", "event"])
+
+        // An event nobody listens to is still recorded; a bad name is a usage error.
+        let unheard = try instance.run(["trigger", "nobody.listens"])
+        #expect(unheard.status == 0)
+        #expect(unheard.stdout.contains("no task listens"))
+        #expect(try instance.run(["trigger", "bad name"]).status == 64)
+    }
+
+    @Test func builtInEventsAndDisabledTasks() throws {
+        let config = testConfig(handler: Self.handler)
+            + Self.task("after_file", "on = \"file.done\"")
+            + Self.task("muted", "on = \"file.done\"")
+        let instance = try TestInstance(config: config)
+        #expect(try instance.run(["task", "disable", "muted"]).status == 0)
+        #expect(try instance.run(["task", "disable", "no_such_task"]).status == 65)
+        try instance.startDaemon()
+        try instance.drop("a.txt")
+        try instance.waitUntil("file.done ran its task", timeout: 10) { instance.lines(of: "after_file.log").count == 1 }
+        #expect(try taskRows(instance)["muted"]?["enabled"] as? Bool == false)
+        #expect(instance.lines(of: "muted.log").isEmpty)
+
+        #expect(try instance.run(["task", "enable", "muted"]).status == 0)
+        try instance.waitUntil("the daemon saw the change", timeout: 10) { instance.log.contains("enabled task=muted") }
+        try instance.drop("b.txt")
+        try instance.waitUntil("both tasks ran for the second file", timeout: 10) {
+            instance.lines(of: "after_file.log").count == 2 && instance.lines(of: "muted.log").count == 1
+        }
+        instance.stopDaemon()
+    }
+}
