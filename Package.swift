@@ -22,7 +22,9 @@ let package = Package(
         // Linux calls that Glibc does not export to Swift (GNU extensions, raw syscalls).
         .target(name: "CLinuxShims"),
         // Pure logic: no I/O, no clock of its own. Most unit tests live here.
-        .target(name: "OrchestratorCore", swiftSettings: strict),
+        .target(
+            name: "OrchestratorCore", dependencies: [.product(name: "DequeModule", package: "swift-collections")],
+            swiftSettings: strict),
         // Cron expressions and their fire times in a time zone, daylight-saving rules included (spec/cron.md).
         .target(name: "OrchestratorCron", swiftSettings: strict),
         // When tasks are due: interval and cron slots, catch-up, dependency gates. Pure.

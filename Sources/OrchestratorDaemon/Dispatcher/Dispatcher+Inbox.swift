@@ -254,18 +254,12 @@ extension Dispatcher {
     }
 
     func enqueue(_ job: LiveJob) {
-        ready[min(10, max(0, job.priority))].append(job.id)
-        readyCount += 1
+        ready.push(job.id, priority: job.priority, at: now)
     }
 
-    /// The oldest job of the highest priority.
+    /// The job to start next: highest priority after aging, oldest first.
     func dequeue() -> Int64? {
-        guard readyCount > 0 else { return nil }
-        for priority in stride(from: 10, through: 0, by: -1) where !ready[priority].isEmpty {
-            readyCount -= 1
-            return ready[priority].removeFirst()
-        }
-        return nil
+        ready.pop(at: now) { [jobs] id in jobs[id]?.state != .queued }?.id
     }
 
     // MARK: Moving out

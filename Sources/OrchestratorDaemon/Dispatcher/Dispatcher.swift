@@ -47,6 +47,7 @@ struct LiveJob {
     let name: RelativePath
     let owner: JobOwner
     var state: JobState
+    /// Its base priority, 1...10; 11 for a run queued by `task run`.
     var priority: Int
     var attempts: Int
     let maxAttempts: Int
@@ -106,8 +107,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
 
     var jobs: [Int64: LiveJob] = [:]
     var jobsByName: [RelativePath: Int64] = [:]
-    var ready: [Deque<Int64>] = Array(repeating: Deque(), count: 11)
-    var readyCount = 0
+    var ready: ReadyQueue<Int64>
+    var readyCount: Int { ready.count }
     var running: [Int64: RunningAttempt] = [:]
     var settling: [RelativePath: SettlingFile] = [:]
     /// Names that arrived while a job of the same name was live; looked at again when it ends.
@@ -175,6 +176,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             state: PathBytes(config.paths.state), logs: PathBytes(config.paths.state + "/logs"))
         workerEnvironment = WorkerEnvironment.inherited(stateDirectory: config.paths.state)
         wheel = TimerWheel(now: Self.monotonicMilliseconds())
+        ready = ReadyQueue(agingStep: UInt64(max(0, config.limits.starvationAfter.wholeMilliseconds)))
     }
 
     // MARK: Clocks

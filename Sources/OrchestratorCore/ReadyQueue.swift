@@ -1,0 +1,82 @@
+import DequeModule
+
+/// The one queue of jobs ready to start, file jobs and task runs alike: higher priority first, first
+/// in first out within a priority, and a job that waits gains +1 priority per `agingStep`, up to
+/// `maxAgedPriority`, so a steady stream of urgent work cannot starve the rest.
+///
+/// One FIFO per base priority: the oldest job of a priority has waited longest, so only the heads can
+/// be the best choice, and choosing costs one look per priority level. Time is handed in
+/// (milliseconds of any monotonic clock), which keeps the queue pure.
+public struct ReadyQueue<ID: Hashable> {
+    public struct Entry {
+        public let id: ID
+        public let priority: Int
+        public let queuedAt: UInt64
+    }
+
+    /// Base priorities run from 0 to `levels - 1`; anything above `maxAgedPriority` (a run queued by
+    /// hand) is never reached by aging.
+    public static var levels: Int { 12 }
+    public static var maxAgedPriority: Int { 10 }
+
+    private var fifos: [Deque<Entry>] = Array(repeating: Deque(), count: ReadyQueue.levels)
+    public private(set) var count = 0
+    /// 0: no aging.
+    public let agingStep: UInt64
+
+    public init(agingStep: UInt64) {
+        self.agingStep = agingStep
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    public mutating func push(_ id: ID, priority: Int, at now: UInt64) {
+        let level = min(Self.levels - 1, max(0, priority))
+        fifos[level].append(Entry(id: id, priority: level, queuedAt: now))
+        count += 1
+    }
+
+    /// The priority a queued entry competes with at `now`.
+    public func effectivePriority(_ entry: Entry, at now: UInt64) -> Int {
+        guard agingStep > 0, entry.priority < Self.maxAgedPriority, now > entry.queuedAt else { return entry.priority }
+        let gained = (now - entry.queuedAt) / agingStep
+        return Int(min(UInt64(Self.maxAgedPriority), UInt64(entry.priority) + gained))
+    }
+
+    /// The entry that would start next: highest effective priority, and of equals the one queued first.
+    /// Entries for which `isStale` is true (jobs that left the queue meanwhile) are dropped on the way.
+    public mutating func peek(at now: UInt64, isStale: (ID) -> Bool = { _ in false }) -> Entry? {
+        var best: Entry?
+        var bestPriority = Int.min
+        for level in fifos.indices {
+            while let head = fifos[level].first, isStale(head.id) {
+                fifos[level].removeFirst()
+                count -= 1
+            }
+            guard let head = fifos[level].first else { continue }
+            let priority = effectivePriority(head, at: now)
+            if priority > bestPriority || (priority == bestPriority && head.queuedAt < best!.queuedAt) {
+                best = head
+                bestPriority = priority
+            }
+        }
+        return best
+    }
+
+    /// Removes and returns what `peek` would return.
+    public mutating func pop(at now: UInt64, isStale: (ID) -> Bool = { _ in false }) -> Entry? {
+        guard let entry = peek(at: now, isStale: isStale) else { return nil }
+        fifos[entry.priority].removeFirst()
+        count -= 1
+        return entry
+    }
+
+    /// Every queued entry, best first at `now` (for `status`).
+    public func ordered(at now: UInt64) -> [Entry] {
+        fifos.flatMap { $0 }.sorted { a, b in
+            let pa = effectivePriority(a, at: now)
+            let pb = effectivePriority(b, at: now)
+            return pa != pb ? pa > pb : a.queuedAt < b.queuedAt
+        }
+    }
+}

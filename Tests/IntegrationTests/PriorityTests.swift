@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+/// The one queue, held back by `max_concurrent = 1` so that its order is visible.
+@Suite struct PriorityTests {
+    /// `block*` waits for a `release` file; every worker appends its file name to `order.log`.
+    static func config(starvationAfter: String) -> String {
+        let record = "echo \"$ORCH_NAME\" >> ../order.log"
+        return """
+            [inbox]
+            settle = "100ms"
+
+            [limits]
+            max_concurrent = 1
+            starvation_after = "\(starvationAfter)"
+            shutdown_grace = "5s"
+
+            [[handler]]
+            name = "blocker"
+            match = ["block*"]
+            command = ["/bin/sh", "-c", 'while [ ! -e ../release ]; do sleep 0.02; done; \(record)']
+
+            [[handler]]
+            name = "urgent"
+            match = ["high*"]
+            priority = 9
+            command = ["/bin/sh", "-c", '\(record)']
+
+            [[handler]]
+            name = "background"
+            match = ["low*"]
+            priority = 1
+            command = ["/bin/sh", "-c", '\(record)']
+
+            [[handler]]
+            name = "normal"
+            command = ["/bin/sh", "-c", '\(record)']
+            """
+    }
+
+    func holdQueue(_ instance: TestInstance) throws {
+        try instance.startDaemon()
+        try instance.drop("block")
+        try instance.waitUntil("the blocker runs", timeout: 10) {
+            ((try? instance.json(["status"])) as? [String: Any]).flatMap { ($0["running"] as? [Any])?.count } == 1
+        }
+    }
+
+    func queued(_ instance: TestInstance) throws -> Int {
+        let status = try #require(try instance.json(["status"]) as? [String: Any])
+        return (status["jobs"] as? [String: Int])?["queued"] ?? -1
+    }
+
+    @Test func higherPriorityRunsFirstAndEqualsInArrivalOrder() throws {
+        let instance = try TestInstance(config: Self.config(starvationAfter: "30m"))
+        try holdQueue(instance)
+        for name in ["low1", "mid1", "high1", "low2", "high2", "mid2"] {
+            try instance.drop(name)
+            // One at a time, so that arrival order is the order of the drops.
+            let expected = ["low1", "mid1", "high1", "low2", "high2", "mid2"].firstIndex(of: name)! + 1
+            try instance.waitUntil("\(name) is queued", timeout: 10) { try queued(instance) == expected }
+        }
+        #expect(FileManager.default.createFile(atPath: instance.path("release"), contents: nil))
+        try instance.waitUntil("all ran", timeout: 20) { instance.lines(of: "order.log").count == 7 }
+        #expect(instance.lines(of: "order.log") == ["block", "high1", "high2", "mid1", "mid2", "low1", "low2"])
+        instance.stopDaemon()
+    }
+
+    @Test func aJobThatWaitsLongGainsPriority() throws {
+        let instance = try TestInstance(config: Self.config(starvationAfter: "1s"))
+        try holdQueue(instance)
+        try instance.drop("low-old")
+        try instance.waitUntil("low-old is queued", timeout: 10) { try queued(instance) == 1 }
+        let queuedAt = Date()
+        // Priority 1 + 1 per second waited: above 5 once more than 4 s have passed.
+        try waitUntil("low-old has waited 5 s", timeout: 10) { Date().timeIntervalSince(queuedAt) > 5 }
+        try instance.drop("mid-new")
+        try instance.drop("high-new")
+        try instance.waitUntil("both are queued", timeout: 10) { try queued(instance) == 3 }
+        #expect(FileManager.default.createFile(atPath: instance.path("release"), contents: nil))
+        try instance.waitUntil("all ran", timeout: 20) { instance.lines(of: "order.log").count == 4 }
+        // low-old (aged to 6) passes mid-new (5) but not high-new (9).
+        #expect(instance.lines(of: "order.log") == ["block", "high-new", "low-old", "mid-new"])
+        instance.stopDaemon()
+    }
+}

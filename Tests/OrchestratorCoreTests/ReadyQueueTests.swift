@@ -1,0 +1,62 @@
+import TestSupport
+import Testing
+
+@testable import OrchestratorCore
+
+@Suite struct ReadyQueueTests {
+    func drain(_ queue: inout ReadyQueue<String>, at now: UInt64) -> [String] {
+        var order: [String] = []
+        while let entry = queue.pop(at: now) { order.append(entry.id) }
+        return order
+    }
+
+    @Test func higherPriorityFirstAndFIFOWithinAPriority() {
+        var queue = ReadyQueue<String>(agingStep: 0)
+        for (id, priority) in [("low1", 1), ("mid1", 5), ("high1", 9), ("low2", 1), ("high2", 9), ("mid2", 5)] {
+            queue.push(id, priority: priority, at: 0)
+        }
+        #expect(queue.count == 6)
+        #expect(drain(&queue, at: 1_000_000) == ["high1", "high2", "mid1", "mid2", "low1", "low2"])
+        #expect(queue.isEmpty)
+    }
+
+    @Test func waitingJobsAgeOnePriorityPerStepUpToTen() {
+        var queue = ReadyQueue<String>(agingStep: 1000)
+        queue.push("old-low", priority: 1, at: 0)
+        queue.push("new-mid", priority: 5, at: 5_000)
+        // At 5.5 s the low job has gained 5: 1 + 5 = 6 > 5.
+        #expect(queue.peek(at: 5_500)?.id == "old-low")
+        // At 3 s it has only gained 3 (4 < 5).
+        #expect(queue.peek(at: 3_000)?.id == "new-mid")
+        // A tie goes to the job queued first.
+        #expect(queue.peek(at: 4_000)?.id == "old-low")
+        let entry = queue.peek(at: 999_000)!
+        #expect(queue.effectivePriority(entry, at: 999_000) == 10)
+    }
+
+    @Test func aManualRunAboveTenIsAheadOfAgedJobs() {
+        var queue = ReadyQueue<String>(agingStep: 1)
+        queue.push("aged", priority: 1, at: 0)
+        queue.push("manual", priority: 11, at: 1_000_000)
+        #expect(queue.pop(at: 1_000_000)?.id == "manual")
+        #expect(queue.pop(at: 1_000_000)?.id == "aged")
+    }
+
+    @Test func staleEntriesAreDropped() {
+        var queue = ReadyQueue<String>(agingStep: 0)
+        queue.push("gone", priority: 5, at: 0)
+        queue.push("here", priority: 3, at: 0)
+        #expect(queue.pop(at: 0) { $0 == "gone" }?.id == "here")
+        #expect(queue.isEmpty)
+    }
+
+    @Test func orderedListsWhatPopWouldTake() {
+        var queue = ReadyQueue<String>(agingStep: 100)
+        var generator = SplitMix64(state: 3)
+        for index in 0..<200 {
+            queue.push("j\(index)", priority: Int(generator.next() % 11), at: UInt64(index * 7))
+        }
+        let listed = queue.ordered(at: 2_000).map(\.id)
+        #expect(drain(&queue, at: 2_000) == listed)
+    }
+}
