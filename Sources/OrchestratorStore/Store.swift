@@ -122,6 +122,14 @@ public final class Store: Sendable {
                     -- Prerequisites a due run waits for (comma-separated), NULL when it waits for none.
                     waiting_for TEXT
                 );
+                -- Circuit breakers as the daemon last changed them (for `status`).
+                CREATE TABLE breaker (
+                    owner TEXT PRIMARY KEY,
+                    state TEXT NOT NULL,
+                    consecutive_failures INTEGER NOT NULL,
+                    open_until REAL,
+                    updated_at REAL NOT NULL
+                );
                 """)
         }
         return migrator

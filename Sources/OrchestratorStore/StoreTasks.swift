@@ -43,6 +43,16 @@ public struct RunStatistics: Sendable, Equatable {
     }
 }
 
+public struct BreakerRecord: Sendable, Equatable {
+    /// "handler NAME" or "task NAME".
+    public var owner: String
+    /// closed, open or half_open.
+    public var state: String
+    public var consecutiveFailures: Int
+    public var openUntil: UnixTime?
+    public var updatedAt: UnixTime
+}
+
 public struct EventRecord: Sendable, Equatable {
     public var id: Int64
     public var name: String
@@ -138,6 +148,14 @@ extension StoreReader {
         return result
     }
 
+    public func breakers() throws -> [BreakerRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM breaker ORDER BY owner").map { row in
+            BreakerRecord(
+                owner: row["owner"], state: row["state"], consecutiveFailures: row["consecutive_failures"],
+                openUntil: row["open_until"], updatedAt: row["updated_at"])
+        }
+    }
+
     public func taskBaseline(task: String) throws -> Int64? {
         try Int64.fetchOne(db, sql: "SELECT baseline_ms FROM task_state WHERE name = ?", arguments: [task])
     }
@@ -200,6 +218,16 @@ extension StoreTransaction {
         try db.execute(
             sql: "INSERT INTO task_state (name, waiting_for) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET waiting_for = excluded.waiting_for",
             arguments: [task, value])
+    }
+
+    public func setBreaker(owner: String, state: String, consecutiveFailures: Int, openUntil: UnixTime?, at now: UnixTime) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO breaker (owner, state, consecutive_failures, open_until, updated_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(owner) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures,
+                    open_until = excluded.open_until, updated_at = excluded.updated_at
+                """,
+            arguments: [owner, state, consecutiveFailures, openUntil, now])
     }
 
     public func setTaskEnabled(task: String, _ enabled: Bool) throws {

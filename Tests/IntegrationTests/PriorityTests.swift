@@ -84,3 +84,46 @@ import Testing
         instance.stopDaemon()
     }
 }
+
+@Suite struct BreakerTests {
+    @Test func breakerOpensParksJobsWithoutSpendingAttemptsAndClosesAfterAProbe() throws {
+        let config = testConfig(
+            handler: """
+                command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log; test ! -e ../broken']
+                max_attempts = 1
+                breaker = { failures = 2, cooldown = "1s" }
+                """, maxConcurrent: 1)
+        let instance = try TestInstance(config: config)
+        #expect(FileManager.default.createFile(atPath: instance.path("broken"), contents: nil))
+        try instance.startDaemon()
+        try instance.drop("f1")
+        try instance.waitUntil("f1 failed", timeout: 10) { instance.count(in: "Failed") == 1 }
+        try instance.drop("f2")
+        try instance.waitUntil("f2 failed", timeout: 10) { instance.count(in: "Failed") == 2 }
+
+        // Open: f3 waits in breaker_wait and does not run.
+        try instance.drop("f3")
+        try instance.waitUntil("f3 waits for the breaker", timeout: 10) {
+            let status = try #require(try instance.json(["status"]) as? [String: Any])
+            return (status["jobs"] as? [String: Int])?["breaker_wait"] == 1
+        }
+        let status = try #require(try instance.json(["status"]) as? [String: Any])
+        let breakers = try #require(status["breakers"] as? [[String: Any]])
+        #expect(breakers.first?["state"] as? String == "open")
+        #expect(breakers.first?["owner"] as? String == "handler test")
+        #expect(instance.lines(of: "runs.log") == ["f1", "f2"])
+
+        // Repaired: after the cooldown f3 is the probe; it succeeds and the circuit closes.
+        try FileManager.default.removeItem(atPath: instance.path("broken"))
+        try instance.waitUntil("f3 done", timeout: 10) { instance.names(in: "Done").contains(Array("f3".utf8)) }
+        try instance.drop("f4")
+        try instance.waitUntil("f4 done", timeout: 10) { instance.names(in: "Done").contains(Array("f4".utf8)) }
+        let after = try #require(try instance.json(["status"]) as? [String: Any])
+        #expect((after["breakers"] as? [[String: Any]])?.first?["state"] as? String == "closed")
+        let shown = try #require(try instance.json(["show", "f3"]) as? [String: Any])
+        #expect((shown["attempts"] as? [Any])?.count == 1, "waiting for the breaker spent no attempt")
+        let states = (shown["transitions"] as? [[String: Any]])?.compactMap { $0["to"] as? String } ?? []
+        #expect(states.contains("breaker_wait"))
+        instance.stopDaemon()
+    }
+}

@@ -19,11 +19,13 @@ public enum Reports {
         let storeFile = config.paths.state + "/orchestrator.sqlite"
         var counts = QueueCounts(byState: [:])
         var runningJobs: [(JobRecord, AttemptRecord)] = []
+        var breakers: [BreakerRecord] = []
         if FileManager.default.fileExists(atPath: storeFile) {
             let store = try openStore(config)
             do {
                 try store.read { reader in
                     counts = try reader.counts()
+                    breakers = try reader.breakers()
                     for attempt in try reader.runningAttempts() {
                         if let job = try reader.job(id: attempt.jobID) { runningJobs.append((job, attempt)) }
                     }
@@ -33,6 +35,7 @@ public enum Reports {
             }
         }
         let now = Date().timeIntervalSince1970
+        let taskRows = try TaskCommands.rows(config: config, store: FileManager.default.fileExists(atPath: storeFile) ? try openStore(config) : nil)
         if json {
             var object: [String: Any] = [
                 "daemon": ["running": daemonPID != nil, "pid": daemonPID.map { Int($0) } as Any? ?? NSNull()],
@@ -47,6 +50,14 @@ public enum Reports {
                     return fields
                 },
             ]
+            object["breakers"] = breakers.map { breaker -> [String: Any] in
+                var fields: [String: Any] = [
+                    "owner": breaker.owner, "state": breaker.state, "consecutive_failures": breaker.consecutiveFailures,
+                ]
+                if let until = breaker.openUntil, breaker.state == "open" { fields["open_until"] = iso(until) }
+                return fields
+            }
+            object["tasks"] = taskRows
             object["healthy"] = daemonPID != nil
             return try render(object)
         }
@@ -57,6 +68,16 @@ public enum Reports {
             "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "
                 + "\(counts.count(.retryWait)) waiting to retry")
         lines.append("finished: \(counts.count(.done)) done, \(counts.count(.failed)) failed")
+        for breaker in breakers where breaker.state != "closed" {
+            let until = breaker.openUntil.map { " until \(formatTime($0))" } ?? ""
+            lines.append("breaker:  \(breaker.owner) \(breaker.state.replacingOccurrences(of: "_", with: "-"))\(until) after \(breaker.consecutiveFailures) failures")
+        }
+        for row in taskRows {
+            var line = "task:     \(pad(row["name"] as? String ?? "", 20)) next \(row["next_fire"] as? String ?? "-")"
+            if let names = row["waiting_for"] as? [String] { line += ", waiting for " + names.joined(separator: ", ") }
+            if let last = row["last_result"] as? String { line += ", last \(last)" }
+            lines.append(line)
+        }
         for (job, attempt) in runningJobs {
             lines.append(
                 "  running job \(job.id) attempt \(attempt.number) pid \(attempt.pid.map(String.init) ?? "?") "

@@ -69,7 +69,27 @@ public enum TaskCommands {
     // MARK: tasks
 
     public static func list(config: Config, json: Bool, now: Date = Date()) throws(CommandError) -> String {
-        let store = try Reports.openStoreIfPresent(config)
+        let rows = try rows(config: config, store: try Reports.openStoreIfPresent(config), now: now)
+        if json { return try Reports.render(["tasks": rows]) }
+        if rows.isEmpty { return "no tasks configured" }
+        var lines = ["TASK                 TRIGGER              NEXT                        RUNS  FAILED  AVG     P95     LAST"]
+        for row in rows {
+            let name = row["name"] as? String ?? ""
+            var last = (row["last_result"] as? String).map { "\($0) \(row["last_finished"] as? String ?? "")" } ?? "never ran"
+            if let names = row["waiting_for"] as? [String] { last += "; waiting for " + names.joined(separator: ", ") }
+            if row["enabled"] as? Bool == false { last += " (disabled)" }
+            let average = (row["average_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
+            let p95 = (row["p95_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
+            lines.append(
+                "\(Reports.pad(name, 20)) \(Reports.pad(row["trigger"] as? String ?? "", 20)) "
+                    + "\(Reports.pad(row["next_fire"] as? String ?? "-", 27)) \(Reports.pad(String(row["executions"] as? Int ?? 0), 5)) "
+                    + "\(Reports.pad(String(row["failures"] as? Int ?? 0), 7)) \(Reports.pad(average, 7)) \(Reports.pad(p95, 7)) \(last)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// One row per configured task: trigger, next fire, last result, what it waits for, statistics.
+    static func rows(config: Config, store: Store?, now: Date = Date()) throws(CommandError) -> [[String: Any]] {
         var overrides: [String: Bool] = [:]
         var latest: [String: TaskRunRecord] = [:]
         var waits: [String: [String]] = [:]
@@ -114,22 +134,7 @@ public enum TaskCommands {
             if let p95 = stats.p95Seconds { row["p95_seconds"] = p95 }
             rows.append(row)
         }
-        if json { return try Reports.render(["tasks": rows]) }
-        if rows.isEmpty { return "no tasks configured" }
-        var lines = ["TASK                 TRIGGER              NEXT                        RUNS  FAILED  AVG     P95     LAST"]
-        for row in rows {
-            let name = row["name"] as? String ?? ""
-            var last = (row["last_result"] as? String).map { "\($0) \(row["last_finished"] as? String ?? "")" } ?? "never ran"
-            if let names = row["waiting_for"] as? [String] { last += "; waiting for " + names.joined(separator: ", ") }
-            if row["enabled"] as? Bool == false { last += " (disabled)" }
-            let average = (row["average_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
-            let p95 = (row["p95_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
-            lines.append(
-                "\(Reports.pad(name, 20)) \(Reports.pad(row["trigger"] as? String ?? "", 20)) "
-                    + "\(Reports.pad(row["next_fire"] as? String ?? "-", 27)) \(Reports.pad(String(row["executions"] as? Int ?? 0), 5)) "
-                    + "\(Reports.pad(String(row["failures"] as? Int ?? 0), 7)) \(Reports.pad(average, 7)) \(Reports.pad(p95, 7)) \(last)")
-        }
-        return lines.joined(separator: "\n")
+        return rows
     }
 
     static func describe(_ trigger: Trigger) -> String {

@@ -17,6 +17,7 @@ extension Dispatcher {
         guard !shuttingDown else { return }
         while running.count < config.limits.maxConcurrent, let jobID = dequeue() {
             guard let job = jobs[jobID], job.state == .queued else { continue }
+            guard breakerAdmits(job) else { continue }
             start(job)
         }
     }
@@ -119,11 +120,13 @@ extension Dispatcher {
         case .interrupted:
             // Cut short by shutdown: the attempt does not count and the file stays claimed for the next start.
             jobs[jobID]?.state = .queued
+            breakerNoVerdict(job.owner)
             record { try $0.setState(jobID: jobID, from: .running, to: .queued, detail: "interrupted by shutdown", at: wallNow) }
             logger.info("interrupted; will run again at next start", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)"])
         case .succeeded:
             jobs[jobID] = nil  // Its name stays taken in `jobsByName` until its file has moved out.
             record { try $0.setState(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow) }
+            breakerSucceeded(job.owner)
             if case .task = job.owner {
                 taskFinished(job, succeeded: true, couldNotStart: false, reason: nil)
             } else {
@@ -145,6 +148,7 @@ extension Dispatcher {
     func attemptFailed(jobID: Int64, reason: String, previous: JobState, couldNotStart: Bool = false) {
         guard var job = jobs[jobID] else { return }
         job.attempts += 1
+        breakerFailed(job.owner)
         let wallNow = Self.wallClock()
         let attempts = job.attempts
         if job.attempts < job.maxAttempts {

@@ -32,10 +32,11 @@ enum TimerPurpose: Sendable {
     case watchdogPing
     case flushWrites
     case taskSlot(index: Int)
+    case breakerCooldown(JobOwner)
 }
 
 /// Whose command a job runs: a file's handler or a task.
-enum JobOwner: Hashable {
+enum JobOwner: Hashable, Sendable {
     case handler(Int)
     case task(Int)
 }
@@ -122,6 +123,12 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var recoveredTaskJobs: [JobRecord] = []
     var daemonStartMs: Int64 = 0
     var wakeWatcher: InotifyWatcher?
+
+    // Circuit breakers (see Dispatcher+Breakers).
+    var breakers: [JobOwner: CircuitBreaker]
+    var breakerParked: [JobOwner: Deque<Int64>] = [:]
+    var breakerTimers: [JobOwner: TimerHandle] = [:]
+    var breakersWithRecordedFailures: Set<JobOwner> = []
     var rescanRequested = false
 
     // The current cycle.
@@ -176,6 +183,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             state: PathBytes(config.paths.state), logs: PathBytes(config.paths.state + "/logs"))
         workerEnvironment = WorkerEnvironment.inherited(stateDirectory: config.paths.state)
         wheel = TimerWheel(now: Self.monotonicMilliseconds())
+        breakers = Self.makeBreakers(config)
         ready = ReadyQueue(agingStep: UInt64(max(0, config.limits.starvationAfter.wholeMilliseconds)))
     }
 
@@ -255,6 +263,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .shutdownDeadline: shutdownDeadlineReached()
             case .watchdogPing: watchdogPing()
             case .taskSlot(let index): taskSlotDue(index)
+            case .breakerCooldown(let owner): breakerCooldownOver(owner)
             case .flushWrites:
                 flushTimer = nil
                 flushWrites()
