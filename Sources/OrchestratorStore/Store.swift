@@ -122,6 +122,8 @@ public final class Store: Sendable {
                     -- Prerequisites a due run waits for (comma-separated), NULL when it waits for none.
                     waiting_for TEXT
                 );
+                -- What the daemon wants other processes to see (`status`), such as why its queue waits.
+                CREATE TABLE daemon_note (key TEXT PRIMARY KEY, value TEXT, updated_at REAL NOT NULL);
                 -- Circuit breakers as the daemon last changed them (for `status`).
                 CREATE TABLE breaker (
                     owner TEXT PRIMARY KEY,

@@ -148,6 +148,10 @@ extension StoreReader {
         return result
     }
 
+    public func daemonNote(_ key: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM daemon_note WHERE key = ?", arguments: [key])
+    }
+
     public func breakers() throws -> [BreakerRecord] {
         try Row.fetchAll(db, sql: "SELECT * FROM breaker ORDER BY owner").map { row in
             BreakerRecord(
@@ -228,6 +232,16 @@ extension StoreTransaction {
                     open_until = excluded.open_until, updated_at = excluded.updated_at
                 """,
             arguments: [owner, state, consecutiveFailures, openUntil, now])
+    }
+
+    /// Sets or (nil) clears a note.
+    public func setDaemonNote(_ key: String, _ value: String?, at now: UnixTime) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO daemon_note (key, value, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                """,
+            arguments: [key, value, now])
     }
 
     public func setTaskEnabled(task: String, _ enabled: Bool) throws {

@@ -127,3 +127,54 @@ import Testing
         instance.stopDaemon()
     }
 }
+
+@Suite struct QueueAdmissionTests {
+    @Test func estimatesHoldWorkBackAndABigJobStillRunsAlone() throws {
+        let config = """
+            [inbox]
+            settle = "100ms"
+
+            [limits]
+            max_concurrent = 4
+            max_cpu_percent = 80
+            shutdown_grace = "5s"
+
+            [[handler]]
+            name = "big"
+            match = ["big*"]
+            cpu_percent = 90
+            command = ["/bin/sh", "-c", 'while [ ! -e ../release-big ]; do sleep 0.02; done']
+
+            [[handler]]
+            name = "heavy"
+            cpu_percent = 60
+            command = ["/bin/sh", "-c", 'while [ ! -e ../release ]; do sleep 0.02; done']
+            """
+        let instance = try TestInstance(config: config)
+        try instance.startDaemon()
+        func status() throws -> [String: Any] { try #require(try instance.json(["status"]) as? [String: Any]) }
+        func running() throws -> Int { (try status()["running"] as? [Any])?.count ?? -1 }
+
+        // 90% on its own: above max_cpu_percent, but nothing else runs, so it runs.
+        try instance.drop("big1")
+        try instance.waitUntil("big1 runs", timeout: 10) { try running() == 1 }
+        try instance.drop("h1")
+        try instance.waitUntil("h1 waits behind big1", timeout: 10) {
+            (try status()["queue_waits_because"] as? String)?.contains("max_cpu_percent 80") == true
+        }
+        #expect(try running() == 1)
+        #expect(FileManager.default.createFile(atPath: instance.path("release-big"), contents: nil))
+
+        // Two 60% jobs do not fit under 80% together, although max_concurrent is 4.
+        try instance.drop("h2")
+        try instance.waitUntil("h1 runs and h2 waits", timeout: 10) {
+            let current = try status()
+            return (current["running"] as? [Any])?.count == 1 && (current["jobs"] as? [String: Int])?["queued"] == 1
+        }
+        #expect((try status()["queue_waits_because"] as? String) == "estimates: running 60% + next 60% CPU > max_cpu_percent 80")
+        #expect(FileManager.default.createFile(atPath: instance.path("release"), contents: nil))
+        try instance.waitUntil("all done", timeout: 10) { instance.count(in: "Done") == 3 }
+        #expect(try status()["queue_waits_because"] is NSNull)
+        instance.stopDaemon()
+    }
+}

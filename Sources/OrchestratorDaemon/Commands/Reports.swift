@@ -20,12 +20,14 @@ public enum Reports {
         var counts = QueueCounts(byState: [:])
         var runningJobs: [(JobRecord, AttemptRecord)] = []
         var breakers: [BreakerRecord] = []
+        var admissionWait: String?
         if FileManager.default.fileExists(atPath: storeFile) {
             let store = try openStore(config)
             do {
                 try store.read { reader in
                     counts = try reader.counts()
                     breakers = try reader.breakers()
+                    if daemonPID != nil { admissionWait = try reader.daemonNote("admission") }
                     for attempt in try reader.runningAttempts() {
                         if let job = try reader.job(id: attempt.jobID) { runningJobs.append((job, attempt)) }
                     }
@@ -58,6 +60,7 @@ public enum Reports {
                 return fields
             }
             object["tasks"] = taskRows
+            object["queue_waits_because"] = admissionWait as Any? ?? NSNull()
             object["healthy"] = daemonPID != nil
             return try render(object)
         }
@@ -66,7 +69,8 @@ public enum Reports {
         lines.append("inbox:    \(waiting) waiting")
         lines.append(
             "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "
-                + "\(counts.count(.retryWait)) waiting to retry")
+                + "\(counts.count(.retryWait)) waiting to retry, \(counts.count(.breakerWait)) waiting for a breaker")
+        if let admissionWait { lines.append("waiting:  \(admissionWait)") }
         lines.append("finished: \(counts.count(.done)) done, \(counts.count(.failed)) failed")
         for breaker in breakers where breaker.state != "closed" {
             let until = breaker.openUntil.map { " until \(formatTime($0))" } ?? ""

@@ -15,11 +15,48 @@ extension Dispatcher {
 
     func startWorkers() {
         guard !shuttingDown else { return }
-        while running.count < config.limits.maxConcurrent, let jobID = dequeue() {
-            guard let job = jobs[jobID], job.state == .queued else { continue }
+        while running.count < config.limits.maxConcurrent, let entry = ready.peek(at: now, isStale: { jobs[$0]?.state != .queued }) {
+            guard let job = jobs[entry.id] else { break }
+            let candidate = estimate(of: job.owner)
+            // Strict order: when the best job does not fit, nothing passes it (it would starve otherwise).
+            let host = running.isEmpty ? nil : hostMonitor.sample(at: now, workers: running.values.map(\.worker.pid))
+            let decision = admission.decide(
+                candidate: candidate, running: runningEstimate, runningCount: running.count, host: host)
+            if case .wait(let reason, let retryLater) = decision {
+                noteAdmission(waiting: reason)
+                if retryLater, admissionRecheck == nil {
+                    admissionRecheck = schedule(.admissionRecheck, after: Self.admissionRecheckDelay)
+                }
+                return
+            }
+            _ = ready.pop(at: now)
             guard breakerAdmits(job) else { continue }
+            noteAdmission(waiting: nil)
             start(job)
         }
+    }
+
+    /// How soon work held back by the host's load is looked at again.
+    static let admissionRecheckDelay: UInt64 = 500
+
+    func estimate(of owner: JobOwner) -> LoadEstimate {
+        switch owner {
+        case .handler(let index):
+            let handler = config.handlers[index]
+            return LoadEstimate(cpu: handler.cpuPercent ?? 0, memory: handler.memoryPercent ?? 0)
+        case .task(let index):
+            let task = config.tasks[index]
+            return LoadEstimate(cpu: task.cpuPercent ?? 0, memory: task.memoryPercent ?? 0)
+        }
+    }
+
+    /// Records why the queue waits (for `status`) when that changes.
+    private func noteAdmission(waiting reason: String?) {
+        guard reason != admissionWait else { return }
+        admissionWait = reason
+        if let reason { logger.debug("queue waits", metadata: ["reason": "\(reason)"]) }
+        let wallNow = Self.wallClock()
+        record { try $0.setDaemonNote("admission", reason, at: wallNow) }
     }
 
     /// What a job runs, from its handler or task.
@@ -70,7 +107,9 @@ extension Dispatcher {
             let worker = try supervisor.spawn(request) { [unowned self] exit in
                 post(.workerExited(jobID: jobID, exit))
             }
-            var attempt = RunningAttempt(jobID: jobID, number: number, worker: worker, startedAt: now)
+            var attempt = RunningAttempt(
+                jobID: jobID, number: number, worker: worker, estimate: estimate(of: job.owner), startedAt: now)
+            runningEstimate = runningEstimate + attempt.estimate
             attempt.timeoutTimer = schedule(.timeout(jobID: jobID), after: ticks(spec.timeout))
             taskStarted(job, at: wallNow)
             running[jobID] = attempt
@@ -108,6 +147,7 @@ extension Dispatcher {
 
     func handleExit(jobID: Int64, _ exit: WorkerExit) {
         guard let attempt = running.removeValue(forKey: jobID), let job = jobs[jobID] else { return }
+        runningEstimate = running.isEmpty ? .none : runningEstimate - attempt.estimate
         if let timer = attempt.timeoutTimer { wheel.cancel(timer) }
         if let timer = attempt.killTimer { wheel.cancel(timer) }
         let wallNow = Self.wallClock()

@@ -33,6 +33,7 @@ enum TimerPurpose: Sendable {
     case flushWrites
     case taskSlot(index: Int)
     case breakerCooldown(JobOwner)
+    case admissionRecheck
 }
 
 /// Whose command a job runs: a file's handler or a task.
@@ -65,6 +66,7 @@ struct RunningAttempt {
     let jobID: Int64
     let number: Int
     let worker: WorkerHandle
+    let estimate: LoadEstimate
     var timeoutTimer: TimerHandle?
     var killTimer: TimerHandle?
     var timedOut = false
@@ -129,6 +131,13 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var breakerParked: [JobOwner: Deque<Int64>] = [:]
     var breakerTimers: [JobOwner: TimerHandle] = [:]
     var breakersWithRecordedFailures: Set<JobOwner> = []
+
+    // Admission (see Dispatcher+Workers).
+    let admission: AdmissionPolicy
+    var hostMonitor = HostMonitor()
+    var runningEstimate = LoadEstimate.none
+    var admissionWait: String?
+    var admissionRecheck: TimerHandle?
     var rescanRequested = false
 
     // The current cycle.
@@ -184,6 +193,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         workerEnvironment = WorkerEnvironment.inherited(stateDirectory: config.paths.state)
         wheel = TimerWheel(now: Self.monotonicMilliseconds())
         breakers = Self.makeBreakers(config)
+        admission = AdmissionPolicy(
+            maxConcurrent: config.limits.maxConcurrent, maxCPU: config.limits.maxCPUPercent,
+            maxMemory: config.limits.maxMemoryPercent)
         ready = ReadyQueue(agingStep: UInt64(max(0, config.limits.starvationAfter.wholeMilliseconds)))
     }
 
@@ -264,6 +276,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .watchdogPing: watchdogPing()
             case .taskSlot(let index): taskSlotDue(index)
             case .breakerCooldown(let owner): breakerCooldownOver(owner)
+            case .admissionRecheck: admissionRecheck = nil  // The cycle that follows calls startWorkers.
             case .flushWrites:
                 flushTimer = nil
                 flushWrites()

@@ -1,0 +1,63 @@
+import OrchestratorCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Samples /proc for admission: the CPU used by other processes since the previous sample, and memory
+/// in use. Read only while work is waiting to be admitted beside running workers, at most every
+/// `minimumInterval`, so an idle daemon reads nothing.
+public struct HostMonitor {
+    private var machine: (busy: UInt64, total: UInt64)?
+    private var ours: UInt64 = 0
+    private var sampledAt: UInt64?
+    private var latest: HostLoad?
+    public let minimumInterval: UInt64
+    /// A previous sample older than this gives no meaningful average: start over.
+    public let staleAfter: UInt64
+
+    public init(minimumInterval: UInt64 = 250, staleAfter: UInt64 = 5_000) {
+        self.minimumInterval = minimumInterval
+        self.staleAfter = staleAfter
+    }
+
+    /// The host's load at `now` (monotonic ms); `workers` are the pids of our running workers. nil until two
+    /// samples close enough together exist.
+    public mutating func sample(at now: UInt64, workers: [Int32]) -> HostLoad? {
+        if let sampledAt, now - sampledAt < minimumInterval { return latest }
+        guard let statText = Self.contents(of: "/proc/stat"), let machineNow = ProcStat.machineTicks(statText) else { return nil }
+        var oursNow = Self.contents(of: "/proc/self/stat").flatMap(ProcStat.processTicks) ?? 0
+        for pid in workers { oursNow += Self.contents(of: "/proc/\(pid)/stat").flatMap(ProcStat.processTicks) ?? 0 }
+        let memory = Self.contents(of: "/proc/meminfo").flatMap(ProcStat.memoryPercent) ?? 0
+        if let machine, let sampledAt, now - sampledAt <= staleAfter,
+            let other = ProcStat.otherCPUPercent(machineBefore: machine, machineAfter: machineNow, oursBefore: ours, oursAfter: oursNow)
+        {
+            latest = HostLoad(otherCPU: other, memory: memory)
+        } else {
+            latest = nil
+        }
+        machine = machineNow
+        ours = oursNow
+        sampledAt = now
+        return latest
+    }
+
+    static func contents(of path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var content: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                content += chunk[..<n]
+            } else if n < 0, errno == EINTR {
+                continue
+            } else {
+                break
+            }
+        }
+        return String(decoding: content, as: UTF8.self)
+    }
+}
