@@ -122,6 +122,14 @@ public final class Store: Sendable {
                     -- Prerequisites a due run waits for (comma-separated), NULL when it waits for none.
                     waiting_for TEXT
                 );
+                -- What commands ask of a running daemon: kind 'task_run' (target: a task) or 'sweep' (target: a mode).
+                CREATE TABLE request (
+                    id INTEGER PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    handled_at REAL
+                );
                 -- What the daemon wants other processes to see (`status`), such as why its queue waits.
                 CREATE TABLE daemon_note (key TEXT PRIMARY KEY, value TEXT, updated_at REAL NOT NULL);
                 -- Circuit breakers as the daemon last changed them (for `status`).

@@ -125,6 +125,12 @@ extension StoreReader {
         return RunStatistics(executions: rows.count, failures: failures, averageSeconds: average, p95Seconds: p95)
     }
 
+    public func pendingRequests() throws -> [(id: Int64, kind: String, target: String)] {
+        try Row.fetchAll(db, sql: "SELECT id, kind, target FROM request WHERE handled_at IS NULL ORDER BY id").map {
+            (id: $0["id"], kind: $0["kind"], target: $0["target"])
+        }
+    }
+
     public func pendingEvents() throws -> [EventRecord] {
         try Row.fetchAll(db, sql: "SELECT * FROM event WHERE handled_at IS NULL ORDER BY id").map(EventRecord.init(row:))
     }
@@ -199,6 +205,16 @@ extension StoreTransaction {
         try db.execute(
             sql: "INSERT INTO event (name, source, created_at) VALUES (?, ?, ?)", arguments: [name, source, now])
         return db.lastInsertedRowID
+    }
+
+    public func insertRequest(kind: String, target: String, at now: UnixTime) throws -> Int64 {
+        try db.execute(
+            sql: "INSERT INTO request (kind, target, created_at) VALUES (?, ?, ?)", arguments: [kind, target, now])
+        return db.lastInsertedRowID
+    }
+
+    public func markRequestHandled(id: Int64, at now: UnixTime) throws {
+        try db.execute(sql: "UPDATE request SET handled_at = ? WHERE id = ?", arguments: [now, id])
     }
 
     public func markEventHandled(id: Int64, at now: UnixTime) throws {

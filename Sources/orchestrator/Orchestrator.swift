@@ -10,7 +10,7 @@ struct Orchestrator: ParsableCommand {
         abstract: "Turns a folder into a reliable work queue: each file dropped into Inbox/ runs through a worker.",
         subcommands: [
             Init.self, Watch.self, Replay.self, Status.self, History.self, Show.self, Tasks.self, TaskCommand.self,
-            Trigger.self, ConfigCommand.self, Cron.self,
+            Trigger.self, Sweep.self, ConfigCommand.self, Cron.self,
         ])
 }
 
@@ -179,7 +179,24 @@ extension Orchestrator {
 
     struct TaskCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "task", abstract: "Enable or disable a task.", subcommands: [Enable.self, Disable.self])
+            commandName: "task", abstract: "Run, enable or disable a task.", subcommands: [Run.self, Enable.self, Disable.self])
+
+        struct Run: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Run a task now: ahead of everything in a running daemon, else in the foreground (exit 0 if it succeeded, 1 if not).")
+            @OptionGroup var options: ConfigOption
+            @Argument(help: "The task's name.") var name: String
+            @Option(help: "Log format on stderr for a foreground run: human or json.") var logFormat: LogFormat = .human
+
+            func run() throws {
+                let config = try options.load()
+                let (status, lines) = try reportingErrors { () throws(CommandError) in
+                    try Batch.taskRun(config: config, task: name, logFormat: logFormat)
+                }
+                lines.forEach(printOut)
+                if status != .ok { throw ExitCode(status.rawValue) }
+            }
+        }
 
         struct Enable: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Let a task run on its trigger again.")
@@ -208,6 +225,24 @@ extension Orchestrator {
         }
     }
 
+    struct Sweep: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run sweeps once and print what ran, was skipped and failed; exit 1 on failures.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "all, retry, ingest, upload or watchdog.") var mode: Batch.SweepMode
+        @Flag(help: "Say what would run; run and move nothing.") var dryRun = false
+        @Option(help: "Log format on stderr: human or json.") var logFormat: LogFormat = .human
+
+        func run() throws {
+            let config = try options.load()
+            let (status, lines) = try reportingErrors { () throws(CommandError) in
+                try Batch.sweep(config: config, mode: mode, dryRun: dryRun, logFormat: logFormat)
+            }
+            lines.forEach(printOut)
+            if status != .ok { throw ExitCode(status.rawValue) }
+        }
+    }
+
     struct Trigger: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Fire an event: tasks with on = EVENT are queued. Exits 0 once the event is recorded.")
@@ -222,3 +257,4 @@ extension Orchestrator {
 }
 
 extension LogFormat: ExpressibleByArgument {}
+extension Batch.SweepMode: ExpressibleByArgument {}

@@ -15,6 +15,10 @@ extension Dispatcher {
         dispatchPrecondition(condition: .onQueue(queue))
         installSignalHandlers()
         installTimer()
+        if let batch {
+            try startBatch(batch)
+            return
+        }
         endOrphanedWorkers()
         try recoverJobs()
         adoptUnrecordedClaims()
@@ -205,6 +209,37 @@ extension Dispatcher {
             logger.warning("grace period over; ending worker group", metadata: ["job": "\(jobID)", "pid": "\(attempt.worker.pid)"])
             supervisor.signal(attempt.worker, SIGKILL)
         }
+    }
+
+    /// A one-shot run: no watch, no schedules; recovers and runs what its work names, then stops.
+    private func startBatch(_ work: BatchWork) throws {
+        endOrphanedWorkers()
+        if work.ingest || work.retry {
+            try recoverJobs()
+            adoptUnrecordedClaims()
+        }
+        if work.ingest { startScan(reason: "sweep") }
+        if let name = work.taskRun {
+            prepareTaskRuntimes()
+            if let index = config.tasks.firstIndex(where: { $0.name == name }) {
+                due(index, cause: .manual)
+                batchReport.taskJob = taskRuntimes[index].liveJobs.first
+            }
+        }
+        scheduleCycle()
+    }
+
+    /// Done when nothing runs, nothing is queued or being read, and the foreground task run (if any) has
+    /// ended. Retries not yet due are left for the next sweep or daemon.
+    func finishBatchIfDone() {
+        guard batch != nil, !stopped, !shuttingDown else { return }
+        guard scan == nil, running.isEmpty, movesInFlight == 0, finishedJobs.isEmpty, settling.isEmpty, newClaims.isEmpty
+        else { return }
+        if jobs.values.contains(where: { $0.state == .queued }) { return }
+        if let taskJob = batchReport.taskJob, jobs[taskJob] != nil { return }
+        flushWrites()
+        let failed = batchReport.filesFailed + batchReport.retryingLater > 0 || batchReport.taskSucceeded == false
+        stop(exitCode: failed ? 1 : 0)
     }
 
     func finishShutdownIfDrained() {

@@ -43,29 +43,8 @@ extension Dispatcher {
     /// Loads what the store knows about the tasks, runs the missed slot of each `catch_up = "once"` task and
     /// the `@reboot` tasks, arms every schedule, and takes the events recorded while no daemon ran.
     func startTasks() {
-        let zone = hostZone()
-        let nowMs = Self.wallMilliseconds()
-        daemonStartMs = nowMs
-        let overrides = (try? store.read { try $0.taskEnabledOverrides() }) ?? [:]
-        let latest = (try? store.read { try $0.latestTaskRuns() }) ?? [:]
-        for (name, run) in latest {
-            latestTaskRuns[name] = RunSummary(
-                startedAt: run.startedAt, finishedAt: run.finishedAt,
-                result: run.state == .done ? .succeeded : run.couldNotStart ? .commandMissing : .failed)
-        }
-        taskRuntimes = config.tasks.map { task in
-            var schedule: SlotSchedule?
-            do {
-                schedule = try SlotSchedule(trigger: task.trigger, hostZone: zone)
-            } catch {
-                logger.critical("task \(task.name): \(error); it will not run")
-            }
-            let lastStart = try? store.read { try $0.lastTaskStart(task: task.name) }
-            return TaskRuntime(schedule: schedule, enabled: overrides[task.name] ?? task.enabled, lastStart: lastStart ?? nil)
-        }
-        for (index, task) in config.tasks.enumerated() {
-            if case .event(let name) = task.trigger { eventListeners[name, default: []].append(index) }
-        }
+        prepareTaskRuntimes()
+        let nowMs = daemonStartMs
         for index in taskRuntimes.indices { adoptRecoveredRuns(index) }
         for (index, task) in config.tasks.enumerated() {
             guard let schedule = taskRuntimes[index].schedule else { continue }
@@ -87,6 +66,29 @@ extension Dispatcher {
         }
         startWakeWatch()
         takeRecordedEvents()
+    }
+
+    /// What the store knows about each task: enabled overrides, latest runs, last starts.
+    func prepareTaskRuntimes() {
+        let zone = hostZone()
+        daemonStartMs = Self.wallMilliseconds()
+        let overrides = (try? store.read { try $0.taskEnabledOverrides() }) ?? [:]
+        let latest = (try? store.read { try $0.latestTaskRuns() }) ?? [:]
+        for (name, run) in latest {
+            latestTaskRuns[name] = RunSummary(
+                startedAt: run.startedAt, finishedAt: run.finishedAt,
+                result: run.state == .done ? .succeeded : run.couldNotStart ? .commandMissing : .failed)
+        }
+        taskRuntimes = config.tasks.map { task in
+            var schedule: SlotSchedule?
+            do {
+                schedule = try SlotSchedule(trigger: task.trigger, hostZone: zone)
+            } catch {
+                logger.critical("task \(task.name): \(error); it will not run")
+            }
+            let lastStart = try? store.read { try $0.lastTaskStart(task: task.name) }
+            return TaskRuntime(schedule: schedule, enabled: overrides[task.name] ?? task.enabled, lastStart: lastStart ?? nil)
+        }
     }
 
     /// Task runs the store holds as live (queued, waiting to retry, or cut short by a stop) run again.
@@ -192,6 +194,8 @@ extension Dispatcher {
     private func queueTaskRun(_ index: Int, cause: TaskCause, slot: Int64?, eventID: Int64?) {
         let task = config.tasks[index]
         let wallNow = Self.wallClock()
+        // `task run` goes ahead of everything, aged jobs included.
+        let priority = cause == .manual ? ReadyQueue<Int64>.levels - 1 : task.priority
         let detail = switch cause {
         case .schedule: "scheduled slot"
         case .catchUp: "missed slot (catch_up = once)"
@@ -205,7 +209,7 @@ extension Dispatcher {
             id = try store.write { transaction in
                 for write in writes { try write(transaction) }
                 return try transaction.insertTaskRun(
-                    task: task.name, priority: task.priority, maxAttempts: task.maxAttempts, cause: cause, slot: slot,
+                    task: task.name, priority: priority, maxAttempts: task.maxAttempts, cause: cause, slot: slot,
                     eventID: eventID, detail: detail, at: wallNow)
             }
             writes.removeAll(keepingCapacity: true)
@@ -219,7 +223,7 @@ extension Dispatcher {
             return
         }
         let job = LiveJob(
-            id: id, name: RelativePath(Array(task.name.utf8)), owner: .task(index), state: .queued, priority: task.priority,
+            id: id, name: RelativePath(Array(task.name.utf8)), owner: .task(index), state: .queued, priority: priority,
             attempts: 0, maxAttempts: task.maxAttempts)
         jobs[id] = job
         taskRuntimes[index].liveJobs.insert(id)
@@ -256,8 +260,13 @@ extension Dispatcher {
         guard let listeners = eventListeners[name], !listeners.isEmpty, !shuttingDown else { return }
         let wallNow = Self.wallClock()
         do {
-            let id = try store.write { try $0.insertEvent(name: name, source: "daemon", at: wallNow) }
-            dispatchEvent(id: id, name: name, source: "daemon")
+            let id = try store.write { try $0.insertEvent(name: name, source: batch == nil ? "daemon" : "sweep", at: wallNow) }
+            // A one-shot run leaves the event for the daemon, which runs the listening tasks when it starts or wakes.
+            if batch == nil {
+                dispatchEvent(id: id, name: name, source: "daemon")
+            } else {
+                TaskCommands.wakeDaemon(config, reason: "event-\(id)")
+            }
         } catch {
             logger.error("cannot record event \(name): \(error)")
         }
@@ -273,10 +282,16 @@ extension Dispatcher {
         }
     }
 
-    /// Events recorded by `orchestrator trigger` (while this daemon ran, or before it started).
+    /// Events recorded by `orchestrator trigger` and requests of `task run` and `sweep` (while this daemon
+    /// ran, or before it started).
     func takeRecordedEvents() {
         guard !shuttingDown else { return }
         do {
+            for request in try store.read({ try $0.pendingRequests() }) {
+                handle(request: request.kind, target: request.target)
+                let wallNow = Self.wallClock()
+                record { try $0.markRequestHandled(id: request.id, at: wallNow) }
+            }
             for event in try store.read({ try $0.pendingEvents() }) {
                 dispatchEvent(id: event.id, name: event.name, source: event.source)
             }
@@ -284,6 +299,37 @@ extension Dispatcher {
             logger.error("cannot read recorded events: \(error)")
         }
         refreshEnabledOverrides()
+    }
+
+    private func handle(request kind: String, target: String) {
+        switch kind {
+        case "task_run":
+            guard let index = config.tasks.firstIndex(where: { $0.name == target }) else {
+                logger.warning("task run: no task named \(target) in this daemon's config")
+                return
+            }
+            logger.info("task run requested", metadata: ["task": "\(target)"])
+            due(index, cause: .manual)
+        case "sweep":
+            logger.info("sweep requested", metadata: ["mode": "\(target)"])
+            if target == "ingest" || target == "all" { startScan(reason: "sweep requested") }
+            if target == "retry" || target == "all" { retrySweep() }
+        default:
+            logger.warning("unknown request \(kind) \(target)")
+        }
+    }
+
+    /// Retries whose backoff is due run now, also those this daemon has no timer for (left by a one-shot
+    /// sweep that stopped, for instance). Claimed through the store: only a job still in retry_wait there
+    /// moves on, so a one-shot sweep and the daemon never both run it.
+    func retrySweep() {
+        let wallNow = Self.wallClock()
+        for (jobID, job) in jobs where job.state == .retryWait {
+            guard let record = try? store.read({ try $0.job(id: jobID) }), let notBefore = record.notBefore, notBefore <= wallNow
+            else { continue }
+            if let timer = job.retryTimer { wheel.cancel(timer) }
+            retryDue(jobID)
+        }
     }
 
     private func refreshEnabledOverrides() {

@@ -36,6 +36,25 @@ extension Dispatcher {
         }
     }
 
+    /// Counts for a one-shot run's summary.
+    private func noteBatchOutcome(_ job: LiveJob, succeeded: Bool, finished: Bool, reason: String?) {
+        guard batch != nil else { return }
+        if job.id == batchReport.taskJob {
+            if finished {
+                batchReport.taskSucceeded = succeeded
+                batchReport.taskReason = reason
+            }
+        } else if case .handler = job.owner {
+            if succeeded {
+                batchReport.filesDone += 1
+            } else if finished {
+                batchReport.filesFailed += 1
+            } else {
+                batchReport.retryingLater += 1
+            }
+        }
+    }
+
     /// How soon work held back by the host's load is looked at again.
     static let admissionRecheckDelay: UInt64 = 500
 
@@ -167,6 +186,7 @@ extension Dispatcher {
             jobs[jobID] = nil  // Its name stays taken in `jobsByName` until its file has moved out.
             record { try $0.setState(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow) }
             breakerSucceeded(job.owner)
+            noteBatchOutcome(job, succeeded: true, finished: true, reason: nil)
             if case .task = job.owner {
                 taskFinished(job, succeeded: true, couldNotStart: false, reason: nil)
             } else {
@@ -197,6 +217,7 @@ extension Dispatcher {
             job.state = .retryWait
             job.retryTimer = schedule(.retry(jobID: jobID), after: ticks(delay))
             jobs[jobID] = job
+            noteBatchOutcome(job, succeeded: false, finished: false, reason: reason)
             let notBefore = wallNow + Double(delay.wholeMilliseconds) / 1000
             record {
                 try $0.setState(
@@ -210,6 +231,7 @@ extension Dispatcher {
                 ])
         } else {
             jobs[jobID] = nil  // Its name stays taken in `jobsByName` until its file has moved out.
+            noteBatchOutcome(job, succeeded: false, finished: true, reason: reason)
             record { try $0.setState(jobID: jobID, from: previous, to: .failed, attempts: attempts, reason: reason, at: wallNow) }
             if case .task = job.owner {
                 taskFinished(job, succeeded: false, couldNotStart: couldNotStart, reason: reason)

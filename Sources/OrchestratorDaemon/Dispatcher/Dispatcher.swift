@@ -42,6 +42,26 @@ enum JobOwner: Hashable, Sendable {
     case task(Int)
 }
 
+/// What a one-shot run does before it exits: `sweep` without a daemon, `task run` without a daemon.
+struct BatchWork: Sendable {
+    /// Process what waits in Inbox (and claimed files left in the processing area).
+    var ingest = false
+    /// Run the retries that are due.
+    var retry = false
+    /// Run this task once, in the foreground.
+    var taskRun: String?
+}
+
+/// What a one-shot run did, for its summary.
+struct BatchReport: Sendable {
+    var filesDone = 0
+    var filesFailed = 0
+    var retryingLater = 0
+    var taskJob: Int64?
+    var taskSucceeded: Bool?
+    var taskReason: String?
+}
+
 /// A job that is not finished, as the dispatcher tracks it in memory.
 struct LiveJob {
     let id: Int64
@@ -153,6 +173,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var processedCount = 0
     var lastStatusNotice: UInt64 = 0
     let onStop: @Sendable (Int32) -> Void
+    /// nil: the daemon. Otherwise a one-shot run that stops once its work is done.
+    let batch: BatchWork?
+    var batchReport = BatchReport()
 
     struct FinishedJob: Sendable {
         let jobID: Int64
@@ -177,9 +200,11 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     }
 
     init(
-        config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, onStop: @escaping @Sendable (Int32) -> Void
+        config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork? = nil,
+        onStop: @escaping @Sendable (Int32) -> Void
     ) {
         self.config = config
+        self.batch = batch
         self.store = store
         self.logger = logger
         self.notifier = notifier
@@ -193,6 +218,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         workerEnvironment = WorkerEnvironment.inherited(stateDirectory: config.paths.state)
         wheel = TimerWheel(now: Self.monotonicMilliseconds())
         breakers = Self.makeBreakers(config)
+        for (index, task) in config.tasks.enumerated() {
+            if case .event(let name) = task.trigger { eventListeners[name, default: []].append(index) }
+        }
         admission = AdmissionPolicy(
             maxConcurrent: config.limits.maxConcurrent, maxCPU: config.limits.maxCPUPercent,
             maxMemory: config.limits.maxMemoryPercent)
@@ -245,6 +273,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         armTimer()
         reportStatus()
         finishShutdownIfDrained()
+        finishBatchIfDone()
     }
 
     private func handle(_ event: DispatcherEvent) {

@@ -1,0 +1,175 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorPlatform
+import OrchestratorStore
+
+/// `sweep` and `task run` when no daemon runs: the dispatcher in a one-shot mode that does its work,
+/// prints a summary and exits. With a daemon running, the same commands ask it through the store.
+public enum Batch {
+    public enum SweepMode: String, CaseIterable, Sendable {
+        case all, retry, ingest, upload, watchdog
+    }
+
+    // MARK: sweep
+
+    public static func sweep(config: Config, mode: SweepMode, dryRun: Bool, logFormat: LogFormat) throws(CommandError) -> (ExitStatus, [String]) {
+        let modes: [SweepMode] = mode == .all ? [.retry, .ingest, .upload, .watchdog] : [mode]
+        try Daemon.prepareFolders(config)
+        var lines: [String] = []
+        var status = ExitStatus.ok
+        // Each sweep holds its own lock while it runs; one already running elsewhere is skipped.
+        var locks: [InstanceLock] = []
+        var active: [SweepMode] = []
+        for mode in modes {
+            switch try acquire(config.paths.state + "/sweep-\(mode.rawValue).lock") {
+            case .acquired(let lock):
+                locks.append(lock)
+                active.append(mode)
+            case .heldBy(let pid):
+                lines.append("\(mode.rawValue): skipped: already running\(pid.map { " (pid \($0))" } ?? "")")
+            }
+        }
+        defer { withExtendedLifetime(locks) {} }
+
+        let processing = active.filter { $0 == .retry || $0 == .ingest }
+        if !processing.isEmpty {
+            if dryRun {
+                lines += try dryRunLines(config: config, modes: processing)
+            } else if let pid = InstanceLock.holder(config.paths.state + "/daemon.lock") {
+                try request(config, kind: "sweep", targets: processing.map(\.rawValue))
+                lines += processing.map { "\($0.rawValue): the daemon (pid \(pid)) runs it now; its log and `status` show the results" }
+            } else {
+                let work = BatchWork(ingest: processing.contains(.ingest), retry: processing.contains(.retry))
+                let (ranStatus, report) = try run(config: config, work: work, logFormat: logFormat)
+                if ranStatus != .ok { status = .failure }
+                let name = processing.map(\.rawValue).joined(separator: "+")
+                lines.append(
+                    "\(name): \(report.filesDone) done, \(report.filesFailed) failed, \(report.retryingLater) failed and will retry later")
+            }
+        }
+        for mode in active where mode == .upload || mode == .watchdog {
+            lines.append("\(mode.rawValue): skipped: this sweep is not built yet")
+        }
+        return (status, lines)
+    }
+
+    private static func dryRunLines(config: Config, modes: [SweepMode]) throws(CommandError) -> [String] {
+        var lines: [String] = []
+        if modes.contains(.ingest) {
+            var count = 0
+            let cursor = DirectoryCursor(root: PathBytes(config.paths.inbox), recursive: config.inbox.recursive) {
+                config.skipsFolder($0)
+            }
+            while case let slice = cursor.next(limit: 4096), !slice.isEmpty {
+                for file in slice where config.isInput(file.path) {
+                    count += 1
+                    let handler = config.handler(for: file.path)?.name
+                    lines.append("ingest: would run \(Reports.printable(file.path)) with " + (handler.map { "handler \($0)" } ?? "no handler (to Failed)"))
+                }
+            }
+            lines.append("ingest: \(count) files would run")
+        }
+        if modes.contains(.retry) {
+            let now = Date().timeIntervalSince1970
+            var due: [JobRecord] = []
+            if let store = try Reports.openStoreIfPresent(config) {
+                do {
+                    due = try store.read { try $0.jobs(inStates: [.retryWait]) }.filter { ($0.notBefore ?? 0) <= now }
+                } catch {
+                    throw CommandError(.failure, "error: cannot read the state database: \(error)")
+                }
+            }
+            for job in due { lines.append("retry: would run job \(job.id) (\(Reports.printable(job.name))), attempt \(job.attempts + 1)") }
+            lines.append("retry: \(due.count) retries are due")
+        }
+        return lines
+    }
+
+    // MARK: task run
+
+    public static func taskRun(config: Config, task: String, logFormat: LogFormat) throws(CommandError) -> (ExitStatus, [String]) {
+        guard config.tasks.contains(where: { $0.name == task }) else {
+            throw CommandError(.badInput, "error: no task named \"\(task)\" in \(config.file)")
+        }
+        try Daemon.prepareFolders(config)
+        if let pid = InstanceLock.holder(config.paths.state + "/daemon.lock") {
+            try request(config, kind: "task_run", targets: [task])
+            return (.ok, ["task \(task): queued ahead of everything in the running daemon (pid \(pid))"])
+        }
+        let (status, report) = try run(config: config, work: BatchWork(taskRun: task), logFormat: logFormat)
+        if status == .unavailable {
+            try request(config, kind: "task_run", targets: [task])
+            return (.ok, ["task \(task): queued ahead of everything in the daemon that just started"])
+        }
+        let job = report.taskJob.map { " (job \($0); `orchestrator show \($0)` has its log)" } ?? ""
+        if report.taskSucceeded == true { return (.ok, ["task \(task): succeeded\(job)"]) }
+        return (.failure, ["task \(task): failed: \(report.taskReason ?? "did not run")\(job)"])
+    }
+
+    // MARK: Running
+
+    /// Runs the dispatcher on `work` under the daemon lock; `.unavailable` if a daemon took the lock first.
+    static func run(config: Config, work: BatchWork, logFormat: LogFormat) throws(CommandError) -> (ExitStatus, BatchReport) {
+        let lock: InstanceLock
+        switch try acquire(config.paths.state + "/daemon.lock") {
+        case .acquired(let acquired): lock = acquired
+        case .heldBy: return (.unavailable, BatchReport())
+        }
+        let store: Store
+        do {
+            store = try Store(directory: config.paths.state)
+        } catch {
+            throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
+        }
+        let finished = DispatchSemaphore(value: 0)
+        let exitCode = LockedBox<Int32>(0)
+        let dispatcher = Dispatcher(
+            config: config, store: store, logger: Daemon.makeLogger(format: logFormat),
+            notifier: SystemdNotifier(environment: [:]), batch: work
+        ) { code in
+            exitCode.value = code
+            finished.signal()
+        }
+        let startError = LockedBox<String?>(nil)
+        dispatcher.queue.async {
+            do {
+                try dispatcher.start()
+            } catch {
+                startError.value = "\(error)"
+                dispatcher.stop(exitCode: 1)
+            }
+        }
+        finished.wait()
+        let report = dispatcher.queue.sync { dispatcher.batchReport }
+        withExtendedLifetime(lock) {}
+        if let message = startError.value { throw CommandError(.failure, "error: \(message)") }
+        return (exitCode.value == 0 ? .ok : .failure, report)
+    }
+
+    private static func acquire(_ path: String) throws(CommandError) -> InstanceLock.Outcome {
+        do {
+            return try InstanceLock.acquire(path)
+        } catch {
+            throw CommandError(.failure, "error: \(error)")
+        }
+    }
+
+    private static func request(_ config: Config, kind: String, targets: [String]) throws(CommandError) {
+        let store = try Reports.openStore(config)
+        do {
+            try store.write { transaction in
+                for target in targets {
+                    _ = try transaction.insertRequest(kind: kind, target: target, at: Date().timeIntervalSince1970)
+                }
+            }
+        } catch {
+            throw CommandError(.failure, "error: cannot record the request: \(error)")
+        }
+        TaskCommands.wakeDaemon(config, reason: kind)
+    }
+}

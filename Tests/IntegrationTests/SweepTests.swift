@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+
+/// One-shot sweeps and `task run`, with and without a daemon.
+@Suite struct SweepTests {
+    /// Fails the first attempt of each file, succeeds after; every attempt appends the name to attempts.log.
+    static let flaky = """
+        command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../attempts.log; if [ -e "../seen-$ORCH_NAME" ]; then exit 0; fi; touch "../seen-$ORCH_NAME"; exit 1']
+        max_attempts = 3
+        backoff = "1s"
+        """
+
+    @Test func retrySweepWhileTheDaemonRunsDoesNotDoubleRun() throws {
+        let instance = try TestInstance(config: testConfig(handler: Self.flaky))
+        try instance.startDaemon()
+        try instance.drop("f.txt")
+        try instance.waitUntil("the first attempt failed", timeout: 10) { instance.lines(of: "attempts.log").count == 1 }
+        // Sweeps during the backoff and after it: the retry runs once, whoever starts it.
+        for _ in 0..<3 {
+            let sweep = try instance.run(["sweep", "--mode", "retry"])
+            #expect(sweep.status == 0, "\(sweep.stderr)")
+            #expect(sweep.stdout.contains("the daemon"))
+        }
+        try instance.waitUntil("f.txt is done", timeout: 10) { instance.names(in: "Done").contains(Array("f.txt".utf8)) }
+        for _ in 0..<3 { _ = try instance.run(["sweep", "--mode", "retry"]) }
+        let shown = try #require(try instance.json(["show", "f.txt"]) as? [String: Any])
+        try instance.waitUntil("the daemon handled the last sweeps", timeout: 10) {
+            instance.log.components(separatedBy: "sweep requested").count - 1 == 6
+        }
+        instance.stopDaemon()
+        #expect(instance.lines(of: "attempts.log") == ["f.txt", "f.txt"])
+        #expect((shown["attempts"] as? [Any])?.count == 2)
+    }
+
+    @Test func sweepsWithoutADaemonAreACompleteBatchMode() throws {
+        let instance = try TestInstance(config: testConfig(handler: Self.flaky))
+        try instance.drop("a.txt")
+        try instance.drop("b.txt")
+        // Files written just now count as arrived only after `settle`; the sweep waits for them.
+        let first = try instance.run(["sweep", "--mode", "ingest"])
+        #expect(first.status == 1, "failed attempts make the sweep exit 1")
+        #expect(first.stdout.contains("0 done, 0 failed, 2 failed and will retry later"), "\(first.stdout)")
+        #expect(instance.count(in: "Inbox") == 0)
+
+        // Once due, both retries succeed.
+        try waitUntil("the backoff has passed", timeout: 10) {
+            let dry = try instance.run(["sweep", "--mode", "retry", "--dry-run"])
+            return dry.stdout.contains("2 retries are due")
+        }
+        let second = try instance.run(["sweep", "--mode", "all"])
+        #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+        #expect(second.stdout.contains("2 done, 0 failed"), "\(second.stdout)")
+        #expect(instance.count(in: "Done") == 2)
+        #expect(instance.lines(of: "attempts.log").count == 4)
+    }
+
+    @Test func aSweepWhoseLockIsHeldIsSkipped() throws {
+        let instance = try TestInstance(config: testConfig(handler: "command = [\"/bin/true\"]"))
+        try FileManager.default.createDirectory(atPath: instance.path(".orchestrator"), withIntermediateDirectories: true)
+        // Hold the ingest sweep's lock from another process (a POSIX record lock, as the sweeps take).
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = [
+            "python3", "-c",
+            "import fcntl,sys,time; f=open(sys.argv[1],'w'); fcntl.lockf(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)",
+            instance.path(".orchestrator/sweep-ingest.lock"),
+        ]
+        let out = Pipe()
+        holder.standardOutput = out
+        try holder.run()
+        defer { holder.terminate() }
+        _ = out.fileHandleForReading.availableData  // "held"
+        let sweep = try instance.run(["sweep", "--mode", "ingest"])
+        #expect(sweep.status == 0)
+        #expect(sweep.stdout.contains("ingest: skipped: already running"), "\(sweep.stdout)")
+    }
+
+    @Test func taskRunInTheForegroundAndAheadOfEverythingInADaemon() throws {
+        let record = "echo \"$ORCH_NAME$ORCH_TASK\" >> ../order.log"
+        let config = """
+            [inbox]
+            settle = "100ms"
+
+            [limits]
+            max_concurrent = 1
+            shutdown_grace = "5s"
+
+            [[handler]]
+            name = "blocker"
+            match = ["block"]
+            command = ["/bin/sh", "-c", 'while [ ! -e ../release ]; do sleep 0.02; done; \(record)']
+
+            [[handler]]
+            name = "urgent"
+            priority = 10
+            command = ["/bin/sh", "-c", '\(record)']
+
+            [[task]]
+            name = "report"
+            on = "never.fired"
+            priority = 1
+            command = ["/bin/sh", "-c", '\(record)']
+
+            [[task]]
+            name = "broken"
+            on = "never.fired"
+            command = ["/bin/sh", "-c", 'echo cannot >&2; exit 4']
+            """
+        let instance = try TestInstance(config: config)
+        let ok = try instance.run(["task", "run", "report"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout.contains("task report: succeeded"))
+        let bad = try instance.run(["task", "run", "broken"])
+        #expect(bad.status == 1)
+        #expect(bad.stdout.contains("exit status 4"))
+        #expect(try instance.run(["task", "run", "missing"]).status == 65)
+
+        try instance.startDaemon()
+        try instance.drop("block")
+        try instance.waitUntil("the blocker runs", timeout: 10) {
+            ((try? instance.json(["status"])) as? [String: Any]).flatMap { ($0["running"] as? [Any])?.count } == 1
+        }
+        try instance.drop("urgent1")
+        try instance.drop("urgent2")
+        let queued = try instance.run(["task", "run", "report"])
+        #expect(queued.stdout.contains("queued ahead of everything"))
+        try instance.waitUntil("the run is queued", timeout: 10) { instance.log.contains("task run requested") }
+        try instance.waitUntil("urgent files queued", timeout: 10) {
+            let status = try #require(try instance.json(["status"]) as? [String: Any])
+            return (status["jobs"] as? [String: Int])?["queued"] == 3
+        }
+        #expect(FileManager.default.createFile(atPath: instance.path("release"), contents: nil))
+        try instance.waitUntil("all ran", timeout: 10) { instance.lines(of: "order.log").count == 5 }
+        #expect(Array(instance.lines(of: "order.log").dropFirst()) == ["block", "report", "urgent1", "urgent2"])
+        instance.stopDaemon()
+    }
+}
