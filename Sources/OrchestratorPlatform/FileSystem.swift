@@ -134,6 +134,13 @@ public enum FileSystem {
         }
     }
 
+    /// Free space for unprivileged users and the size of the filesystem holding `path`, in bytes.
+    public static func space(_ path: PathBytes) -> (free: UInt64, total: UInt64)? {
+        var info = statvfs()
+        guard path.withCString({ statvfs($0, &info) }) == 0 else { return nil }
+        return (UInt64(info.f_bavail) * UInt64(info.f_frsize), UInt64(info.f_blocks) * UInt64(info.f_frsize))
+    }
+
     /// Makes the entries of a directory durable (after renames into it).
     public static func syncDirectory(_ path: PathBytes) {
         let fd = path.withCString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 
@@ -132,6 +135,37 @@ import Testing
         #expect(FileManager.default.createFile(atPath: instance.path("release"), contents: nil))
         try instance.waitUntil("all ran", timeout: 10) { instance.lines(of: "order.log").count == 5 }
         #expect(Array(instance.lines(of: "order.log").dropFirst()) == ["block", "report", "urgent1", "urgent2"])
+        instance.stopDaemon()
+    }
+}
+
+@Suite struct WatchdogTests {
+    @Test func oneShotWatchdogIsAHealthCheck() throws {
+        let config = testConfig(handler: "command = [\"/bin/true\"]", extra: "\n[sweeps]\nwatchdog = \"1s\"\n")
+        let instance = try TestInstance(config: config)
+        let alone = try instance.run(["sweep", "--mode", "watchdog"])
+        #expect(alone.status == 0, "\(alone.stdout)\(alone.stderr)")
+        #expect(alone.stdout.contains("watchdog: healthy"))
+        #expect(alone.stdout.contains("no daemon is running"))
+
+        try instance.startDaemon()
+        try instance.waitUntil("the daemon's watchdog has swept", timeout: 10) {
+            let status = try #require(try instance.json(["status"]) as? [String: Any])
+            return (status["health"] as? [String: Any])?["by"] as? String == "daemon"
+        }
+        #expect(try instance.run(["sweep", "--mode", "watchdog"]).status == 0)
+
+        // A wedged daemon (stopped) stops sweeping: the health check says so and exits 1.
+        let pid = try #require(instance.daemon?.processIdentifier)
+        kill(pid, SIGSTOP)
+        defer { kill(pid, SIGCONT) }
+        let stoppedAt = Date()
+        try waitUntil("the daemon's snapshot is stale", timeout: 20) { Date().timeIntervalSince(stoppedAt) > 6 }
+        let wedged = try instance.run(["sweep", "--mode", "watchdog"])
+        #expect(wedged.status == 1)
+        #expect(wedged.stdout.contains("not sweeping"), "\(wedged.stdout)")
+        kill(pid, SIGCONT)
+        try instance.waitUntil("healthy again", timeout: 10) { try instance.run(["sweep", "--mode", "watchdog"]).status == 0 }
         instance.stopDaemon()
     }
 }

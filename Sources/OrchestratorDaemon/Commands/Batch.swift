@@ -52,8 +52,13 @@ public enum Batch {
                     "\(name): \(report.filesDone) done, \(report.filesFailed) failed, \(report.retryingLater) failed and will retry later")
             }
         }
-        for mode in active where mode == .upload || mode == .watchdog {
-            lines.append("\(mode.rawValue): skipped: this sweep is not built yet")
+        if active.contains(.watchdog) {
+            let (health, healthLines) = try watchdog(config: config)
+            if health != .ok { status = .failure }
+            lines += healthLines
+        }
+        if active.contains(.upload) {
+            lines.append("upload: skipped: the upload sweep is not built yet")
         }
         return (status, lines)
     }

@@ -21,6 +21,7 @@ public enum Reports {
         var runningJobs: [(JobRecord, AttemptRecord)] = []
         var breakers: [BreakerRecord] = []
         var admissionWait: String?
+        var health: HealthSnapshot?
         if FileManager.default.fileExists(atPath: storeFile) {
             let store = try openStore(config)
             do {
@@ -28,6 +29,7 @@ public enum Reports {
                     counts = try reader.counts()
                     breakers = try reader.breakers()
                     if daemonPID != nil { admissionWait = try reader.daemonNote("admission") }
+                    health = HealthSnapshot.decode(try reader.daemonNote(HealthSnapshot.noteKey))
                     for attempt in try reader.runningAttempts() {
                         if let job = try reader.job(id: attempt.jobID) { runningJobs.append((job, attempt)) }
                     }
@@ -61,7 +63,10 @@ public enum Reports {
             }
             object["tasks"] = taskRows
             object["queue_waits_because"] = admissionWait as Any? ?? NSNull()
-            object["healthy"] = daemonPID != nil
+            object["healthy"] = daemonPID != nil && (health?.healthy ?? true)
+            object["health"] = health.map { snapshot -> [String: Any] in
+                ["at": iso(snapshot.at), "by": snapshot.by, "healthy": snapshot.healthy, "problems": snapshot.problems, "notes": snapshot.notes]
+            } ?? NSNull()
             return try render(object)
         }
         var lines: [String] = []
@@ -71,6 +76,11 @@ public enum Reports {
             "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "
                 + "\(counts.count(.retryWait)) waiting to retry, \(counts.count(.breakerWait)) waiting for a breaker")
         if let admissionWait { lines.append("waiting:  \(admissionWait)") }
+        if let health {
+            let when = "checked \(formatSeconds(max(0, now - health.at))) ago by the \(health.by)"
+            lines.append("health:   " + (health.healthy ? "ok (\(when))" : "UNHEALTHY (\(when))"))
+            for problem in health.problems { lines.append("  \(problem)") }
+        }
         lines.append("finished: \(counts.count(.done)) done, \(counts.count(.failed)) failed")
         for breaker in breakers where breaker.state != "closed" {
             let until = breaker.openUntil.map { " until \(formatTime($0))" } ?? ""

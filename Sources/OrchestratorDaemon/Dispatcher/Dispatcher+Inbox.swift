@@ -114,6 +114,42 @@ extension Dispatcher {
         if scan != nil, readyCount + newClaims.count < scanHighWater { scheduleCycle() }
     }
 
+    /// The watchdog sweep under `watch`: disk space, runs past their timeout (ended here), the inotify watch
+    /// (re-established if Inbox was replaced). Writes the health snapshot and fires `error.critical` when
+    /// the daemon becomes unhealthy.
+    func watchdogSweep() {
+        guard !shuttingDown else { return }
+        var problems = HealthChecks.disk(config)
+        for (jobID, attempt) in running where !attempt.timedOut {
+            guard let job = jobs[jobID] else { continue }
+            let limit = UInt64(max(0, spec(of: job.owner).timeout.wholeMilliseconds)) + UInt64(HealthChecks.stuckSlack * 1000)
+            if now - attempt.startedAt > limit {
+                problems.append("job \(jobID) (\(job.name)) ran past its timeout; ending it")
+                timeoutReached(jobID)
+            }
+        }
+        let inbox = FileSystem.status(layout.inbox)
+        if watcher == nil {
+            problems.append("the inotify watch on Inbox is not active; new files are found by the ingest sweep every \(config.sweeps.ingest.configText)")
+            startWatching()
+            startScan(reason: "watch restarted")
+        } else if inbox?.inode != watchedInbox?.inode || inbox?.device != watchedInbox?.device {
+            logger.warning("Inbox \(layout.inbox) was replaced; watching the new one")
+            recreateInboxWatch()
+        }
+        let snapshot = HealthSnapshot(at: Self.wallClock(), by: "daemon", problems: problems, notes: [])
+        let text = snapshot.json
+        record { try $0.setDaemonNote(HealthSnapshot.noteKey, text, at: snapshot.at) }
+        if !snapshot.healthy {
+            logger.error("unhealthy", metadata: ["problems": "\(problems.joined(separator: "; "))"])
+            if lastHealthy { emit("error.critical") }
+        } else if !lastHealthy {
+            logger.info("healthy again")
+        }
+        lastHealthy = snapshot.healthy
+        _ = schedule(.watchdogSweep, after: ticks(config.sweeps.watchdog))
+    }
+
     func ingestSweepDue() {
         startScan(reason: "periodic")
         _ = schedule(.ingestSweep, after: ticks(config.sweeps.ingest))
@@ -138,6 +174,7 @@ extension Dispatcher {
                 post(.watch(events))
             }
             self.watcher = watcher
+            watchedInbox = FileSystem.status(layout.inbox)
             if config.inbox.recursive { watchTree(at: RelativePath([]), with: watcher, includingRoot: false) }
         } catch {
             logger.warning(

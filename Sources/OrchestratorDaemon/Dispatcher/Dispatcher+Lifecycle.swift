@@ -26,6 +26,7 @@ extension Dispatcher {
         startWatching()
         startScan(reason: "start")
         _ = schedule(.ingestSweep, after: ticks(config.sweeps.ingest))
+        watchdogSweep()
         startWatchdogPings()
         notifier.notify("READY=1\nSTATUS=watching \(layout.inbox)")
         logger.info(

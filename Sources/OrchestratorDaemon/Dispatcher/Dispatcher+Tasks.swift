@@ -70,8 +70,9 @@ extension Dispatcher {
 
     /// What the store knows about each task: enabled overrides, latest runs, last starts.
     func prepareTaskRuntimes() {
-        let zone = hostZone()
         daemonStartMs = Self.wallMilliseconds()
+        guard !config.tasks.isEmpty else { return }
+        let zone = hostZone()
         let overrides = (try? store.read { try $0.taskEnabledOverrides() }) ?? [:]
         let latest = (try? store.read { try $0.latestTaskRuns() }) ?? [:]
         for (name, run) in latest {

@@ -34,6 +34,7 @@ enum TimerPurpose: Sendable {
     case taskSlot(index: Int)
     case breakerCooldown(JobOwner)
     case admissionRecheck
+    case watchdogSweep
 }
 
 /// Whose command a job runs: a file's handler or a task.
@@ -158,6 +159,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var runningEstimate = LoadEstimate.none
     var admissionWait: String?
     var admissionRecheck: TimerHandle?
+    var lastHealthy = true
+    var watchedInbox: FileStatus?
     var rescanRequested = false
 
     // The current cycle.
@@ -306,6 +309,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .taskSlot(let index): taskSlotDue(index)
             case .breakerCooldown(let owner): breakerCooldownOver(owner)
             case .admissionRecheck: admissionRecheck = nil  // The cycle that follows calls startWorkers.
+            case .watchdogSweep: watchdogSweep()
             case .flushWrites:
                 flushTimer = nil
                 flushWrites()
