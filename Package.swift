@@ -64,6 +64,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+        // Micro-benchmarks of the timer wheel (against swift-collections' Heap) and the cron evaluator;
+        // run by Benchmarks/bench.sh, never by the tests.
+        .executableTarget(
+            name: "orchestrator-bench",
+            dependencies: [
+                "OrchestratorCore", "OrchestratorCron", .product(name: "HeapModule", package: "swift-collections"),
+            ],
+            path: "Benchmarks/Swift", swiftSettings: strict),
         // Helpers shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "OrchestratorCoreTests", dependencies: ["OrchestratorCore", "TestSupport"], swiftSettings: strict),

@@ -4,14 +4,14 @@
 # only ratios within a run mean anything.
 #
 #   Benchmarks/bench.sh                      all parts
-#   Benchmarks/bench.sh throughput latency   some of: throughput latency idle backlog
+#   Benchmarks/bench.sh throughput latency   some of: throughput latency idle backlog wheel
 #   N=1000 BACKLOG=5000 Benchmarks/bench.sh  smaller counts for a quick look
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-5000}
 BACKLOG=${BACKLOG:-50000}
 LATENCY_RUNS=${LATENCY_RUNS:-200}
-parts=("${@:-throughput latency idle backlog}")
+parts=("${@:-throughput latency idle backlog wheel}")
 parts=(${parts[*]})
 work=$(mktemp -d /tmp/orch-bench.XXXXXX)
 cleanup() { pkill -f "orchestrator watch --config $work" 2>/dev/null || true; pkill -f "inotifywait -q -m -e close_write,moved_to --format %f $work" 2>/dev/null || true; rm -rf "$work"; }
@@ -103,6 +103,11 @@ backlog)
     t0=$(now); start_daemon "$d"; wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now)
     R[backlog]=$(rate "$BACKLOG" "$t0" "$t1"); R[backlog_peak_rss_mb]=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
     kill $pid; wait $pid || true
+    ;;
+wheel)
+    # The timer wheel against swift-collections' Heap on the same 1,000,000 timers, and cron next-fire throughput.
+    swift build -c release --product orchestrator-bench >/dev/null
+    "$(swift build -c release --show-bin-path)/orchestrator-bench"
     ;;
 *) echo "unknown part: $part" >&2; exit 64 ;;
 esac; done
