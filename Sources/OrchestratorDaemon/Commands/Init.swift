@@ -62,8 +62,11 @@ recursive = false                # watch subfolders too; keep relative paths in 
 settle    = "500ms"              # a file written in place counts as arrived after this long unchanged
 
 [limits]
-max_concurrent   = 2             # workers running at once
-shutdown_grace   = "30s"         # on SIGTERM/SIGINT, how long running workers may finish
+max_concurrent     = 2           # workers running at once (file jobs and tasks share them)
+max_cpu_percent    = 80          # admit new work only while estimates and the host's load fit under this
+max_memory_percent = 85
+starvation_after   = "30m"       # a waiting job gains +1 priority per this much waiting, up to 10
+shutdown_grace     = "30s"       # on SIGTERM/SIGINT, how long running workers may finish
 
 # Handlers: first match wins. {file} is the claimed file's absolute path, {name} its path relative
 # to Inbox; also {stem} {ext} {job} {attempt}. Workers run with this folder as working directory.
@@ -75,9 +78,36 @@ priority     = 5
 timeout      = "10m"             # then SIGTERM to the worker's process group, SIGKILL 5s later
 max_attempts = 3
 backoff      = "30s"             # exponential with jitter: 30s, 60s, 120s ...
+breaker      = { failures = 5, cooldown = "5m" }   # after 5 failures in a row, pause this handler 5m
+
+# Tasks: interval (every), cron (cron + tz) or event (on) commands on the same queue. Examples:
+#
+# [[task]]
+# name    = "health_check"
+# every   = "10m"                # slots at :00, :10, :20 ...
+# command = ["../scripts/check_health.sh"]
+#
+# [[task]]
+# name    = "analysis"
+# every   = "30m"
+# after   = ["health_check"]     # only after health_check succeeded since analysis last ran
+# command = ["../scripts/analyse.sh"]
+#
+# [[task]]
+# name    = "briefing"
+# cron    = "0 3 * * *"          # see `orchestrator cron next "0 3 * * *" --count 3`
+# tz      = "Europe/Berlin"
+# command = ["../scripts/briefing.sh"]
+#
+# [[task]]
+# name    = "on_failure"
+# on      = "file.failed"        # also file.received, file.done, task.completed, task.failed,
+# command = ["../scripts/notify.sh"]   # error.critical, or any name given to `orchestrator trigger`
 
 [sweeps]
-ingest = "5m"                    # rescan Inbox for files no event announced
+retry    = "1m"                  # re-queue retries whose backoff is due
+ingest   = "5m"                  # rescan Inbox for files no event announced
+watchdog = "30s"                 # timeouts, the watch, disk space; health snapshot for `status`
 
 """#
 

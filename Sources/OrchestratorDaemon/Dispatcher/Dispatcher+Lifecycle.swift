@@ -26,6 +26,7 @@ extension Dispatcher {
         startWatching()
         startScan(reason: "start")
         _ = schedule(.ingestSweep, after: ticks(config.sweeps.ingest))
+        _ = schedule(.retrySweep, after: ticks(config.sweeps.retry))
         watchdogSweep()
         startWatchdogPings()
         notifier.notify("READY=1\nSTATUS=watching \(layout.inbox)")

@@ -35,6 +35,7 @@ enum TimerPurpose: Sendable {
     case breakerCooldown(JobOwner)
     case admissionRecheck
     case watchdogSweep
+    case retrySweep
 }
 
 /// Whose command a job runs: a file's handler or a task.
@@ -310,6 +311,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .breakerCooldown(let owner): breakerCooldownOver(owner)
             case .admissionRecheck: admissionRecheck = nil  // The cycle that follows calls startWorkers.
             case .watchdogSweep: watchdogSweep()
+            case .retrySweep:
+                retrySweep()
+                _ = schedule(.retrySweep, after: ticks(config.sweeps.retry))
             case .flushWrites:
                 flushTimer = nil
                 flushWrites()
