@@ -14,6 +14,8 @@ public enum JobState: String, Sendable, CaseIterable, Codable {
 public enum JobKind: String, Sendable, Codable {
     case file
     case task
+    /// A Done file's `upload` command; its name is the file's path relative to Done.
+    case upload
 }
 
 /// How one attempt ended, as recorded in the store.

@@ -50,7 +50,7 @@ enum HealthChecks {
     /// The configured timeout of the handler or task a job belongs to.
     static func timeout(of job: JobRecord, in config: Config) -> Duration? {
         switch job.kind {
-        case .file: config.handlers.first { $0.name == job.handler }?.timeout
+        case .file, .upload: config.handlers.first { $0.name == job.handler }?.timeout
         case .task: config.tasks.first { Array($0.name.utf8) == job.name.bytes }?.timeout
         }
     }

@@ -105,6 +105,8 @@ public final class Store: Sendable {
                 DROP INDEX job_live_name;
                 CREATE UNIQUE INDEX job_live_file ON job(name) WHERE kind = 'file' AND state NOT IN ('done', 'failed');
                 CREATE INDEX job_task_latest ON job(kind, name, finished_at);
+                -- One live upload per Done file.
+                CREATE UNIQUE INDEX job_live_upload ON job(name) WHERE kind = 'upload' AND state NOT IN ('done', 'failed');
                 CREATE TABLE event (
                     id INTEGER PRIMARY KEY,
                     name TEXT NOT NULL,

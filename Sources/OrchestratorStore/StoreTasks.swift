@@ -131,6 +131,27 @@ extension StoreReader {
         }
     }
 
+    /// Uploads by state: pending (queued, running, waiting to retry), ok, failed.
+    public func uploadCounts() throws -> (pending: Int, ok: Int, failed: Int) {
+        var counts = (pending: 0, ok: 0, failed: 0)
+        for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job WHERE kind = 'upload' GROUP BY state") {
+            let n: Int = row["n"]
+            switch JobState(rawValue: row["state"]) {
+            case .done: counts.ok += n
+            case .failed: counts.failed += n
+            default: counts.pending += n
+            }
+        }
+        return counts
+    }
+
+    /// The newest upload job of a Done file.
+    public func latestUpload(path: RelativePath) throws -> JobRecord? {
+        try Row.fetchOne(
+            db, sql: "SELECT * FROM job WHERE kind = 'upload' AND name = ? ORDER BY id DESC LIMIT 1", arguments: [path.bytes.data]
+        ).map { JobRecord(row: $0) }
+    }
+
     public func pendingEvents() throws -> [EventRecord] {
         try Row.fetchAll(db, sql: "SELECT * FROM event WHERE handled_at IS NULL ORDER BY id").map(EventRecord.init(row:))
     }
@@ -198,6 +219,18 @@ extension StoreTransaction {
         guard db.changesCount > 0 else { return nil }
         let id = db.lastInsertedRowID
         try addTransition(jobID: id, from: nil, to: .queued, detail: detail, at: now)
+        return id
+    }
+
+    /// Queues the upload of a Done file, unless one is already live for it (then nil).
+    public func insertUpload(path: RelativePath, handler: String, maxAttempts: Int, at now: UnixTime) throws -> Int64? {
+        try db.cachedStatement(sql: """
+                INSERT OR IGNORE INTO job (kind, name, handler, state, priority, max_attempts, created_at, updated_at)
+                VALUES ('upload', ?, ?, 'queued', 5, ?, ?, ?)
+                """).execute(arguments: [path.bytes.data, handler, maxAttempts, now, now])
+        guard db.changesCount > 0 else { return nil }
+        let id = db.lastInsertedRowID
+        try addTransition(jobID: id, from: nil, to: .queued, detail: "file reached Done", at: now)
         return id
     }
 

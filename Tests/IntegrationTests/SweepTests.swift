@@ -169,3 +169,50 @@ import Testing
         instance.stopDaemon()
     }
 }
+
+@Suite struct UploadTests {
+    /// The upload fails while `../offline` exists; each attempt appends the Done path to uploads.log.
+    static let handler = """
+        command = ["/bin/true"]
+        max_attempts = 3
+        backoff = "1s"
+        upload = ["/bin/sh", "-c", 'echo "$1" >> ../uploads.log; test ! -e ../offline', "upload", "{file}"]
+        """
+
+    func uploadOf(_ instance: TestInstance, _ name: String) throws -> [String: Any]? {
+        let shown = try #require(try instance.json(["show", "Done/\(name)"]) as? [String: Any])
+        return shown["upload"] as? [String: Any]
+    }
+
+    @Test func doneFilesAreUploadedUntilItSucceeds() throws {
+        let instance = try TestInstance(config: testConfig(handler: Self.handler))
+        #expect(FileManager.default.createFile(atPath: instance.path("offline"), contents: nil))
+        try instance.startDaemon()
+        try instance.drop("a.txt")
+        try instance.waitUntil("the first upload attempt failed", timeout: 10) { instance.lines(of: "uploads.log").count >= 1 }
+        #expect(try uploadOf(instance, "a.txt")?["state"] as? String == "pending")
+        #expect(instance.lines(of: "uploads.log").first == instance.path("Done/a.txt"), "{file} is the path in Done")
+        try FileManager.default.removeItem(atPath: instance.path("offline"))
+        try instance.waitUntil("the upload succeeded", timeout: 10) { try uploadOf(instance, "a.txt")?["state"] as? String == "ok" }
+        let status = try #require(try instance.json(["status"]) as? [String: Any])
+        #expect((status["uploads"] as? [String: Int])?["ok"] == 1)
+        instance.stopDaemon()
+    }
+
+    @Test func uploadSweepWithoutADaemonRunsPendingUploads() throws {
+        let instance = try TestInstance(config: testConfig(handler: Self.handler))
+        #expect(FileManager.default.createFile(atPath: instance.path("offline"), contents: nil))
+        try instance.drop("b.txt")
+        let ingest = try instance.run(["sweep", "--mode", "ingest"])
+        #expect(ingest.stdout.contains("1 done"), "\(ingest.stdout)")
+        #expect(try uploadOf(instance, "b.txt")?["state"] as? String == "pending")
+        try FileManager.default.removeItem(atPath: instance.path("offline"))
+        try waitUntil("the upload retry is due", timeout: 10) {
+            try instance.run(["sweep", "--mode", "upload", "--dry-run"]).stdout.contains("1 uploads are due")
+        }
+        let upload = try instance.run(["sweep", "--mode", "upload"])
+        #expect(upload.status == 0, "\(upload.stdout)\(upload.stderr)")
+        #expect(upload.stdout.contains("upload: 1 ok, 0 failed"), "\(upload.stdout)")
+        #expect(try uploadOf(instance, "b.txt")?["state"] as? String == "ok")
+    }
+}

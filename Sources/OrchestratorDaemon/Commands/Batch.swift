@@ -36,7 +36,7 @@ public enum Batch {
         }
         defer { withExtendedLifetime(locks) {} }
 
-        let processing = active.filter { $0 == .retry || $0 == .ingest }
+        let processing = active.filter { $0 == .retry || $0 == .ingest || $0 == .upload }
         if !processing.isEmpty {
             if dryRun {
                 lines += try dryRunLines(config: config, modes: processing)
@@ -44,21 +44,32 @@ public enum Batch {
                 try request(config, kind: "sweep", targets: processing.map(\.rawValue))
                 lines += processing.map { "\($0.rawValue): the daemon (pid \(pid)) runs it now; its log and `status` show the results" }
             } else {
-                let work = BatchWork(ingest: processing.contains(.ingest), retry: processing.contains(.retry))
+                let work = BatchWork(
+                    ingest: processing.contains(.ingest), retry: processing.contains(.retry), upload: processing.contains(.upload))
                 let (ranStatus, report) = try run(config: config, work: work, logFormat: logFormat)
-                if ranStatus != .ok { status = .failure }
-                let name = processing.map(\.rawValue).joined(separator: "+")
-                lines.append(
-                    "\(name): \(report.filesDone) done, \(report.filesFailed) failed, \(report.retryingLater) failed and will retry later")
+                if ranStatus == .unavailable {
+                    // A daemon started meanwhile: it does the sweep.
+                    try request(config, kind: "sweep", targets: processing.map(\.rawValue))
+                    lines += processing.map { "\($0.rawValue): a daemon has just started; it runs it now" }
+                } else {
+                    if ranStatus != .ok { status = .failure }
+                    let fileModes = processing.filter { $0 != .upload }
+                    if !fileModes.isEmpty {
+                        lines.append(
+                            "\(fileModes.map(\.rawValue).joined(separator: "+")): \(report.filesDone) done, \(report.filesFailed) failed, "
+                                + "\(report.retryingLater) failed and will retry later")
+                    }
+                    if processing.contains(.upload) {
+                        lines.append(
+                            "upload: \(report.uploadsDone) ok, \(report.uploadsFailed) failed, \(report.uploadsRetryingLater) failed and will retry later")
+                    }
+                }
             }
         }
         if active.contains(.watchdog) {
             let (health, healthLines) = try watchdog(config: config)
             if health != .ok { status = .failure }
             lines += healthLines
-        }
-        if active.contains(.upload) {
-            lines.append("upload: skipped: the upload sweep is not built yet")
         }
         return (status, lines)
     }
@@ -78,6 +89,20 @@ public enum Batch {
                 }
             }
             lines.append("ingest: \(count) files would run")
+        }
+        if modes.contains(.upload) {
+            let now = Date().timeIntervalSince1970
+            var due: [JobRecord] = []
+            if let store = try Reports.openStoreIfPresent(config) {
+                do {
+                    due = try store.read { try $0.jobs(inStates: [.queued, .retryWait]) }
+                        .filter { $0.kind == .upload && ($0.notBefore ?? 0) <= now }
+                } catch {
+                    throw CommandError(.failure, "error: cannot read the state database: \(error)")
+                }
+            }
+            for job in due { lines.append("upload: would upload Done/\(Reports.printable(job.name)) (attempt \(job.attempts + 1))") }
+            lines.append("upload: \(due.count) uploads are due")
         }
         if modes.contains(.retry) {
             let now = Date().timeIntervalSince1970

@@ -22,6 +22,7 @@ public enum Reports {
         var breakers: [BreakerRecord] = []
         var admissionWait: String?
         var health: HealthSnapshot?
+        var uploads = (pending: 0, ok: 0, failed: 0)
         if FileManager.default.fileExists(atPath: storeFile) {
             let store = try openStore(config)
             do {
@@ -30,6 +31,7 @@ public enum Reports {
                     breakers = try reader.breakers()
                     if daemonPID != nil { admissionWait = try reader.daemonNote("admission") }
                     health = HealthSnapshot.decode(try reader.daemonNote(HealthSnapshot.noteKey))
+                    uploads = try reader.uploadCounts()
                     for attempt in try reader.runningAttempts() {
                         if let job = try reader.job(id: attempt.jobID) { runningJobs.append((job, attempt)) }
                     }
@@ -62,6 +64,7 @@ public enum Reports {
                 return fields
             }
             object["tasks"] = taskRows
+            object["uploads"] = ["pending": uploads.pending, "ok": uploads.ok, "failed": uploads.failed]
             object["queue_waits_because"] = admissionWait as Any? ?? NSNull()
             object["healthy"] = daemonPID != nil && (health?.healthy ?? true)
             object["health"] = health.map { snapshot -> [String: Any] in
@@ -76,6 +79,7 @@ public enum Reports {
             "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "
                 + "\(counts.count(.retryWait)) waiting to retry, \(counts.count(.breakerWait)) waiting for a breaker")
         if let admissionWait { lines.append("waiting:  \(admissionWait)") }
+        if uploads != (0, 0, 0) { lines.append("uploads:  \(uploads.pending) pending, \(uploads.ok) ok, \(uploads.failed) failed") }
         if let health {
             let when = "checked \(formatSeconds(max(0, now - health.at))) ago by the \(health.by)"
             lines.append("health:   " + (health.healthy ? "ok (\(when))" : "UNHEALTHY (\(when))"))
@@ -141,10 +145,12 @@ public enum Reports {
             throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet")
         }
         let found: (JobRecord, [AttemptRecord], [(at: UnixTime, from: String?, to: String, detail: String?)])?
+        var upload: JobRecord?
         do {
             found = try store.read { reader in
                 guard let job = try findJob(reader, config: config, target: target, workingDirectory: workingDirectory)
                 else { return nil }
+                if job.kind == .file, job.state == .done, let path = job.finalPath { upload = try reader.latestUpload(path: path) }
                 return (job, try reader.attempts(jobID: job.id), try reader.transitions(jobID: job.id))
             }
         } catch {
@@ -172,6 +178,12 @@ public enum Reports {
             object["created_at"] = iso(job.createdAt)
             object["finished_at"] = job.finishedAt.map(iso) as Any? ?? NSNull()
             object.merge(taskFields(job)) { $1 }
+            if let upload {
+                object["upload"] = [
+                    "job": upload.id, "state": Self.uploadState(upload), "attempts": upload.attempts,
+                    "reason": upload.reason as Any? ?? NSNull(),
+                ] as [String: Any]
+            }
             object["attempts"] = attempts.map(attemptFields)
             object["transitions"] = transitions.map { transition in
                 [
@@ -188,6 +200,11 @@ public enum Reports {
             "  attempts:  \(job.attempts) of \(job.maxAttempts)",
         ]
         if let location { lines.append("  file:      \(location)") }
+        if let upload {
+            lines.append(
+                "  upload:    \(Self.uploadState(upload)) after \(upload.attempts) attempts (job \(upload.id))"
+                    + (upload.reason.map { ": \($0)" } ?? ""))
+        }
         for attempt in attempts {
             var line = "  attempt \(attempt.number): \(attempt.outcome.rawValue)"
             if let code = attempt.exitCode { line += ", exit \(code)" }
@@ -257,6 +274,15 @@ public enum Reports {
         var fields: [String: Any] = ["name": name.description]
         if !name.isValidUTF8 { fields["name_b64"] = Data(name.bytes).base64EncodedString() }
         return fields
+    }
+
+    /// pending, ok or failed.
+    static func uploadState(_ job: JobRecord) -> String {
+        switch job.state {
+        case .done: "ok"
+        case .failed: "failed"
+        default: "pending"
+        }
     }
 
     /// For a task run: what queued it, and its slot or event.

@@ -25,6 +25,7 @@ extension Dispatcher {
         switch owner {
         case .handler(let index): "handler \(config.handlers[index].name)"
         case .task(let index): "task \(config.tasks[index].name)"
+        case .upload(let index): "uploads of handler \(config.handlers[index].name)"
         }
     }
 

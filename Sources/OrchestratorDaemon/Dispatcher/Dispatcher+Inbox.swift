@@ -329,6 +329,7 @@ extension Dispatcher {
     func filesMoved(_ moved: [MovedFile]) {
         movesInFlight -= 1
         let wallNow = Self.wallClock()
+        queueUploads(moved)
         for file in moved {
             let job = file.job
             if let error = file.error {
@@ -352,6 +353,39 @@ extension Dispatcher {
                 noteActivity(job.name)
             }
             emit(job.succeeded ? "file.done" : "file.failed")
+        }
+    }
+
+    /// Files that reached Done under a handler with an `upload` command get an upload job on the queue.
+    private func queueUploads(_ moved: [MovedFile]) {
+        var wanted: [(name: RelativePath, handler: Int)] = []
+        for file in moved where file.job.succeeded {
+            guard let finalName = file.finalName, let handler = file.job.handler, config.handlers[handler].upload != nil else { continue }
+            wanted.append((finalName, handler))
+        }
+        guard !wanted.isEmpty else { return }
+        let wallNow = Self.wallClock()
+        do {
+            let created = try store.write { transaction in
+                for write in writes { try write(transaction) }
+                return try wanted.map { item in
+                    let handler = config.handlers[item.handler]
+                    return try transaction.insertUpload(
+                        path: item.name, handler: handler.name, maxAttempts: handler.maxAttempts, at: wallNow)
+                }
+            }
+            writes.removeAll(keepingCapacity: true)
+            for (item, id) in zip(wanted, created) {
+                guard let id else { continue }
+                let job = LiveJob(
+                    id: id, name: item.name, owner: .upload(item.handler), state: .queued, priority: 5, attempts: 0,
+                    maxAttempts: config.handlers[item.handler].maxAttempts)
+                jobs[id] = job
+                enqueue(job)
+            }
+        } catch {
+            logger.critical("cannot record uploads; stopping", metadata: ["error": "\(error)"])
+            stop(exitCode: 1)
         }
     }
 

@@ -22,11 +22,15 @@ extension Dispatcher {
         endOrphanedWorkers()
         try recoverJobs()
         adoptUnrecordedClaims()
+        adoptRecoveredUploads()
         startTasks()
         startWatching()
         startScan(reason: "start")
         _ = schedule(.ingestSweep, after: ticks(config.sweeps.ingest))
         _ = schedule(.retrySweep, after: ticks(config.sweeps.retry))
+        if config.handlers.contains(where: { $0.upload != nil }) {
+            _ = schedule(.uploadSweep, after: ticks(config.sweeps.upload))
+        }
         watchdogSweep()
         startWatchdogPings()
         notifier.notify("READY=1\nSTATUS=watching \(layout.inbox)")
@@ -64,7 +68,8 @@ extension Dispatcher {
         }
     }
 
-    private func recoverJobs() throws {
+    /// `filesToo: false` (an upload-only sweep) recovers the store's state but queues no file jobs.
+    private func recoverJobs(filesToo: Bool = true) throws {
         let wallNow = Self.wallClock()
         let (live, unmoved) = try store.write { transaction -> ([JobRecord], [JobRecord]) in
             for attempt in try transaction.reader.runningAttempts() {
@@ -78,6 +83,7 @@ extension Dispatcher {
             }
             let all = try transaction.reader.jobs(inStates: [.queued, .retryWait, .breakerWait])
             recoveredTaskJobs = all.filter { $0.kind == .task }
+            recoveredUploads = all.filter { $0.kind == .upload }
             return (all.filter { $0.kind == .file }, try transaction.reader.unmovedFinishedJobs())
         }
 
@@ -91,7 +97,7 @@ extension Dispatcher {
             record { try $0.setFinalPath(jobID: jobID, finalName ?? RelativePath([])) }
         }
 
-        for record in live {
+        for record in live where filesToo {
             guard let handlerIndex = config.handlers.firstIndex(where: { $0.name == record.handler })
                 ?? config.handlers.firstIndex(where: { handler in handler.match.contains { $0.matches(record.name) } })
             else {
@@ -146,6 +152,36 @@ extension Dispatcher {
         } else {
             self.record { try $0.setFinalPath(jobID: jobID, RelativePath([])) }
         }
+    }
+
+    /// Uploads the store holds as live go back on the queue; due retries at once, the others at their time.
+    func adoptRecoveredUploads() {
+        let wallNow = Self.wallClock()
+        for record in recoveredUploads {
+            guard let index = config.handlers.firstIndex(where: { $0.name == record.handler && $0.upload != nil }) else {
+                let jobID = record.id
+                let from = record.state
+                self.record { try $0.setState(jobID: jobID, from: from, to: .failed, reason: "its handler no longer has an upload command", at: wallNow) }
+                continue
+            }
+            var job = LiveJob(
+                id: record.id, name: record.name, owner: .upload(index), state: record.state, priority: record.priority,
+                attempts: record.attempts, maxAttempts: record.maxAttempts)
+            if record.state == .retryWait, let notBefore = record.notBefore, notBefore > wallNow {
+                job.retryTimer = schedule(.retry(jobID: record.id), after: UInt64((notBefore - wallNow) * 1000))
+                jobs[record.id] = job
+            } else {
+                if record.state != .queued {
+                    let jobID = record.id
+                    let from = record.state
+                    self.record { try $0.setState(jobID: jobID, from: from, to: .queued, detail: "recovered", at: wallNow) }
+                }
+                job.state = .queued
+                jobs[record.id] = job
+                enqueue(job)
+            }
+        }
+        recoveredUploads = []
     }
 
     /// Files in the processing area with no live job (the daemon died between rename and commit) become
@@ -221,6 +257,10 @@ extension Dispatcher {
             adoptUnrecordedClaims()
         }
         if work.ingest { startScan(reason: "sweep") }
+        if work.upload {
+            if !(work.ingest || work.retry) { try recoverJobs(filesToo: false) }
+            adoptRecoveredUploads()
+        }
         if let name = work.taskRun {
             prepareTaskRuntimes()
             if let index = config.tasks.firstIndex(where: { $0.name == name }) {
@@ -240,7 +280,8 @@ extension Dispatcher {
         if jobs.values.contains(where: { $0.state == .queued }) { return }
         if let taskJob = batchReport.taskJob, jobs[taskJob] != nil { return }
         flushWrites()
-        let failed = batchReport.filesFailed + batchReport.retryingLater > 0 || batchReport.taskSucceeded == false
+        let uploadFailures = batch?.upload == true ? batchReport.uploadsFailed + batchReport.uploadsRetryingLater : 0
+        let failed = batchReport.filesFailed + batchReport.retryingLater + uploadFailures > 0 || batchReport.taskSucceeded == false
         stop(exitCode: failed ? 1 : 0)
     }
 

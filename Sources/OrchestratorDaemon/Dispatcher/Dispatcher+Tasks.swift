@@ -314,7 +314,8 @@ extension Dispatcher {
         case "sweep":
             logger.info("sweep requested", metadata: ["mode": "\(target)"])
             if target == "ingest" || target == "all" { startScan(reason: "sweep requested") }
-            if target == "retry" || target == "all" { retrySweep() }
+            // Uploads wait to retry like any job: the retry sweep covers them.
+            if target == "retry" || target == "upload" || target == "all" { retrySweep() }
         default:
             logger.warning("unknown request \(kind) \(target)")
         }
@@ -323,9 +324,10 @@ extension Dispatcher {
     /// Retries whose backoff is due run now, also those this daemon has no timer for (left by a one-shot
     /// sweep that stopped, for instance). Claimed through the store: only a job still in retry_wait there
     /// moves on, so a one-shot sweep and the daemon never both run it.
-    func retrySweep() {
+    func retrySweep(uploadsOnly: Bool = false) {
         let wallNow = Self.wallClock()
         for (jobID, job) in jobs where job.state == .retryWait {
+            if uploadsOnly, job.logKey != "upload" { continue }
             guard let record = try? store.read({ try $0.job(id: jobID) }), let notBefore = record.notBefore, notBefore <= wallNow
             else { continue }
             if let timer = job.retryTimer { wheel.cancel(timer) }

@@ -44,6 +44,14 @@ extension Dispatcher {
                 batchReport.taskSucceeded = succeeded
                 batchReport.taskReason = reason
             }
+        } else if case .upload = job.owner {
+            if succeeded {
+                batchReport.uploadsDone += 1
+            } else if finished {
+                batchReport.uploadsFailed += 1
+            } else {
+                batchReport.uploadsRetryingLater += 1
+            }
         } else if case .handler = job.owner {
             if succeeded {
                 batchReport.filesDone += 1
@@ -66,6 +74,8 @@ extension Dispatcher {
         case .task(let index):
             let task = config.tasks[index]
             return LoadEstimate(cpu: task.cpuPercent ?? 0, memory: task.memoryPercent ?? 0)
+        case .upload:
+            return .none
         }
     }
 
@@ -94,6 +104,10 @@ extension Dispatcher {
         case .task(let index):
             let task = config.tasks[index]
             return RunSpec(command: task.command, timeout: task.timeout, backoff: task.backoff, breaker: task.breaker)
+        case .upload(let index):
+            let handler = config.handlers[index]
+            return RunSpec(
+                command: handler.upload ?? handler.command, timeout: handler.timeout, backoff: handler.backoff, breaker: nil)
         }
     }
 
@@ -113,6 +127,13 @@ extension Dispatcher {
         case .task(let index):
             values = PlaceholderValues(file: [], name: RelativePath([]), job: job.id, attempt: number)
             environment.append(Array("ORCH_TASK=\(config.tasks[index].name)".utf8))
+        case .upload(let index):
+            // {file} is the file's path in Done.
+            let file = layout.done.appending(job.name)
+            values = PlaceholderValues(file: file.bytes, name: job.name, job: job.id, attempt: number)
+            environment.append(Array("ORCH_FILE=".utf8) + file.bytes)
+            environment.append(Array("ORCH_NAME=".utf8) + job.name.bytes)
+            environment.append(Array("ORCH_HANDLER=\(config.handlers[index].name)".utf8))
         }
         environment.append(Array("ORCH_JOB_ID=\(job.id)".utf8))
         environment.append(Array("ORCH_ATTEMPT=\(number)".utf8))
@@ -187,11 +208,12 @@ extension Dispatcher {
             record { try $0.setState(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow) }
             breakerSucceeded(job.owner)
             noteBatchOutcome(job, succeeded: true, finished: true, reason: nil)
-            if case .task = job.owner {
-                taskFinished(job, succeeded: true, couldNotStart: false, reason: nil)
-            } else {
+            switch job.owner {
+            case .task: taskFinished(job, succeeded: true, couldNotStart: false, reason: nil)
+            case .upload: break
+            case .handler(let index):
                 processedCount += 1
-                finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: true))
+                finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: true, handler: index))
             }
             // One line per file at info level: a burst of thousands stays readable and cheap.
             logger.info(
@@ -233,9 +255,10 @@ extension Dispatcher {
             jobs[jobID] = nil  // Its name stays taken in `jobsByName` until its file has moved out.
             noteBatchOutcome(job, succeeded: false, finished: true, reason: reason)
             record { try $0.setState(jobID: jobID, from: previous, to: .failed, attempts: attempts, reason: reason, at: wallNow) }
-            if case .task = job.owner {
-                taskFinished(job, succeeded: false, couldNotStart: couldNotStart, reason: reason)
-            } else {
+            switch job.owner {
+            case .task: taskFinished(job, succeeded: false, couldNotStart: couldNotStart, reason: reason)
+            case .upload: break
+            case .handler:
                 processedCount += 1
                 finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: false))
             }

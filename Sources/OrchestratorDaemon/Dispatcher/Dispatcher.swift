@@ -36,12 +36,15 @@ enum TimerPurpose: Sendable {
     case admissionRecheck
     case watchdogSweep
     case retrySweep
+    case uploadSweep
 }
 
 /// Whose command a job runs: a file's handler or a task.
 enum JobOwner: Hashable, Sendable {
     case handler(Int)
     case task(Int)
+    /// The handler's `upload` command, for a file in Done.
+    case upload(Int)
 }
 
 /// What a one-shot run does before it exits: `sweep` without a daemon, `task run` without a daemon.
@@ -50,6 +53,8 @@ struct BatchWork: Sendable {
     var ingest = false
     /// Run the retries that are due.
     var retry = false
+    /// Run the pending uploads that are due.
+    var upload = false
     /// Run this task once, in the foreground.
     var taskRun: String?
 }
@@ -59,6 +64,9 @@ struct BatchReport: Sendable {
     var filesDone = 0
     var filesFailed = 0
     var retryingLater = 0
+    var uploadsDone = 0
+    var uploadsFailed = 0
+    var uploadsRetryingLater = 0
     var taskJob: Int64?
     var taskSucceeded: Bool?
     var taskReason: String?
@@ -79,8 +87,11 @@ struct LiveJob {
 
     /// The log metadata key that names it.
     var logKey: String {
-        if case .task = owner { return "task" }
-        return "file"
+        switch owner {
+        case .handler: return "file"
+        case .task: return "task"
+        case .upload: return "upload"
+        }
     }
 }
 
@@ -145,6 +156,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var latestTaskRuns: [String: RunSummary] = [:]
     var eventListeners: [String: [Int]] = [:]
     var recoveredTaskJobs: [JobRecord] = []
+    var recoveredUploads: [JobRecord] = []
     var daemonStartMs: Int64 = 0
     var wakeWatcher: InotifyWatcher?
 
@@ -185,6 +197,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         let jobID: Int64
         let name: RelativePath
         let succeeded: Bool
+        /// The handler that ran it (nil: no handler matched).
+        var handler: Int? = nil
     }
 
     struct MovedFile: Sendable {
@@ -314,6 +328,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .retrySweep:
                 retrySweep()
                 _ = schedule(.retrySweep, after: ticks(config.sweeps.retry))
+            case .uploadSweep:
+                retrySweep(uploadsOnly: true)
+                _ = schedule(.uploadSweep, after: ticks(config.sweeps.upload))
             case .flushWrites:
                 flushTimer = nil
                 flushWrites()
