@@ -55,6 +55,10 @@ import Testing
         #expect(second.stdout.contains("2 done, 0 failed"), "\(second.stdout)")
         #expect(instance.count(in: "Done") == 2)
         #expect(instance.lines(of: "attempts.log").count == 4)
+        let tasks = try #require(try instance.json(["tasks"]) as? [String: Any])
+        let handler = try #require((tasks["handlers"] as? [[String: Any]])?.first)
+        #expect(handler["executions"] as? Int == 4)
+        #expect(handler["failures"] as? Int == 2)
     }
 
     @Test func aSweepWhoseLockIsHeldIsSkipped() throws {

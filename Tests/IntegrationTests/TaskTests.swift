@@ -85,6 +85,10 @@ import Testing
         // Each line of the log is one recorded run, and each recorded run wrote one line.
         let jobs = Set(runs.compactMap { $0["job"] as? Int })
         #expect(instance.lines(of: "tick.log").compactMap(Int.init).sorted() == jobs.sorted())
+        let row = try taskRows(instance)["tick"]
+        #expect(row?["executions"] as? Int == runs.count)
+        #expect(row?["failures"] as? Int == 0)
+        #expect(row?["average_seconds"] is Double && row?["p95_seconds"] is Double)
     }
 
     @Test func missedSlotRunsOnceAfterDowntimeWithCatchUpOnce() throws {

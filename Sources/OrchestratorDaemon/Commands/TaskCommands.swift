@@ -69,10 +69,14 @@ public enum TaskCommands {
     // MARK: tasks
 
     public static func list(config: Config, json: Bool, now: Date = Date()) throws(CommandError) -> String {
-        let rows = try rows(config: config, store: try Reports.openStoreIfPresent(config), now: now)
-        if json { return try Reports.render(["tasks": rows]) }
-        if rows.isEmpty { return "no tasks configured" }
-        var lines = ["TASK                 TRIGGER              NEXT                        RUNS  FAILED  AVG     P95     LAST"]
+        let store = try Reports.openStoreIfPresent(config)
+        let rows = try rows(config: config, store: store, now: now)
+        let handlers = try handlerRows(config: config, store: store)
+        if json { return try Reports.render(["tasks": rows, "handlers": handlers]) }
+        var lines: [String] = []
+        if rows.isEmpty { lines.append("no tasks configured") } else {
+            lines.append("TASK                 TRIGGER              NEXT                        RUNS  FAILED  AVG     P95     LAST")
+        }
         for row in rows {
             let name = row["name"] as? String ?? ""
             var last = (row["last_result"] as? String).map { "\($0) \(row["last_finished"] as? String ?? "")" } ?? "never ran"
@@ -85,7 +89,35 @@ public enum TaskCommands {
                     + "\(Reports.pad(row["next_fire"] as? String ?? "-", 27)) \(Reports.pad(String(row["executions"] as? Int ?? 0), 5)) "
                     + "\(Reports.pad(String(row["failures"] as? Int ?? 0), 7)) \(Reports.pad(average, 7)) \(Reports.pad(p95, 7)) \(last)")
         }
+        if !handlers.isEmpty {
+            lines.append("")
+            lines.append("HANDLER              ATTEMPTS  FAILED  AVG     P95")
+            for row in handlers {
+                let average = (row["average_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
+                let p95 = (row["p95_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
+                lines.append(
+                    "\(Reports.pad(row["name"] as? String ?? "", 20)) \(Reports.pad(String(row["executions"] as? Int ?? 0), 9)) "
+                        + "\(Reports.pad(String(row["failures"] as? Int ?? 0), 7)) \(Reports.pad(average, 7)) \(p95)")
+            }
+        }
         return lines.joined(separator: "\n")
+    }
+
+    /// Attempts, failures and durations of each handler's file jobs.
+    static func handlerRows(config: Config, store: Store?) throws(CommandError) -> [[String: Any]] {
+        var rows: [[String: Any]] = []
+        do {
+            for handler in config.handlers {
+                let stats = try store?.read { try $0.statistics(kind: .file, owner: handler.name) } ?? RunStatistics(executions: 0, failures: 0)
+                var row: [String: Any] = ["name": handler.name, "executions": stats.executions, "failures": stats.failures]
+                if let average = stats.averageSeconds { row["average_seconds"] = average }
+                if let p95 = stats.p95Seconds { row["p95_seconds"] = p95 }
+                rows.append(row)
+            }
+        } catch {
+            throw CommandError(.failure, "error: cannot read the state database: \(error)")
+        }
+        return rows
     }
 
     /// One row per configured task: trigger, next fire, last result, what it waits for, statistics.

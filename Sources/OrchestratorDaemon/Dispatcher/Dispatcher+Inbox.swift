@@ -329,7 +329,6 @@ extension Dispatcher {
     func filesMoved(_ moved: [MovedFile]) {
         movesInFlight -= 1
         let wallNow = Self.wallClock()
-        queueUploads(moved)
         for file in moved {
             let job = file.job
             if let error = file.error {
@@ -354,6 +353,8 @@ extension Dispatcher {
             }
             emit(job.succeeded ? "file.done" : "file.failed")
         }
+        // After the final paths are recorded: they commit together with the uploads.
+        queueUploads(moved)
     }
 
     /// Files that reached Done under a handler with an `upload` command get an upload job on the queue.
