@@ -22,10 +22,11 @@ public struct LoadEstimate: Sendable, Equatable {
 /// The host as measured: CPU used by processes other than the daemon and its workers (whose share the
 /// estimates account for), and memory in use, both in percent of the machine.
 public struct HostLoad: Sendable, Equatable {
-    public var otherCPU: Double
+    /// nil until two samples far enough apart exist.
+    public var otherCPU: Double?
     public var memory: Double
 
-    public init(otherCPU: Double, memory: Double) {
+    public init(otherCPU: Double?, memory: Double) {
         self.otherCPU = otherCPU
         self.memory = memory
     }
@@ -70,14 +71,15 @@ public struct AdmissionPolicy: Sendable, Equatable {
                 retryLater: false)
         }
         if let host {
-            if host.otherCPU >= maxCPU {
-                return .wait(
-                    reason: "host CPU used by other processes \(Self.show(host.otherCPU))% >= max_cpu_percent \(Self.show(maxCPU))",
-                    retryLater: true)
-            }
             if host.memory >= maxMemory {
                 return .wait(
                     reason: "host memory in use \(Self.show(host.memory))% >= max_memory_percent \(Self.show(maxMemory))",
+                    retryLater: true)
+            }
+            // Unknown only in the first second of a busy spell (the daemon samples every second while workers run).
+            if let otherCPU = host.otherCPU, otherCPU >= maxCPU {
+                return .wait(
+                    reason: "host CPU used by other processes \(Self.show(otherCPU))% >= max_cpu_percent \(Self.show(maxCPU))",
                     retryLater: true)
             }
         }

@@ -80,15 +80,26 @@ extension Batch {
         let now = Date().timeIntervalSince1970
         var snapshot = HealthSnapshot(at: now, by: "sweep", problems: HealthChecks.disk(config), notes: [])
         var daemonLock: InstanceLock?
-        do {
-            if case .acquired(let lock) = try InstanceLock.acquire(config.paths.state + "/daemon.lock") { daemonLock = lock }
-        } catch {
-            throw CommandError(.failure, "error: \(error)")
+        var busyOneShot: String?
+        if case .oneShot(let pid, let role) = StateOwner.current(config) {
+            // A health check does not wait for a long `task run`; that run owns the jobs meanwhile.
+            busyOneShot = "a one-shot \(role) (pid \(pid)) is working; no daemon is running"
+        } else {
+            do {
+                if case .acquired(let lock) = try InstanceLock.acquire(StateOwner.lockPath(config), role: "watchdog") { daemonLock = lock }
+            } catch {
+                throw CommandError(.failure, "error: \(error)")
+            }
+            if daemonLock == nil, case .oneShot(let pid, let role) = StateOwner.current(config) {
+                busyOneShot = "a one-shot \(role) (pid \(pid)) is working; no daemon is running"
+            }
         }
         do {
             try store.write { transaction in
                 let reader = transaction.reader
-                if daemonLock != nil {
+                if let busyOneShot {
+                    snapshot.notes.append(busyOneShot)
+                } else if daemonLock != nil {
                     snapshot.notes.append("no daemon is running")
                     // Nobody owns runs still marked running: their daemon died. The next daemon or sweep runs them.
                     var requeued = 0

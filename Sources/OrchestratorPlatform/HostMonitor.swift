@@ -21,21 +21,20 @@ public struct HostMonitor {
         self.staleAfter = staleAfter
     }
 
-    /// The host's load at `now` (monotonic ms); `workers` are the pids of our running workers. nil until two
-    /// samples close enough together exist.
+    /// The host's load at `now` (monotonic ms); `workers` are the pids of our running workers. Memory comes
+    /// from one sample; the CPU share is nil until a previous sample recent enough (within `staleAfter`,
+    /// at least `minimumInterval` ago) gives an average. nil if /proc cannot be read.
     public mutating func sample(at now: UInt64, workers: [Int32]) -> HostLoad? {
         if let sampledAt, now - sampledAt < minimumInterval { return latest }
         guard let statText = Self.contents(of: "/proc/stat"), let machineNow = ProcStat.machineTicks(statText) else { return nil }
         var oursNow = Self.contents(of: "/proc/self/stat").flatMap(ProcStat.processTicks) ?? 0
         for pid in workers { oursNow += Self.contents(of: "/proc/\(pid)/stat").flatMap(ProcStat.processTicks) ?? 0 }
         let memory = Self.contents(of: "/proc/meminfo").flatMap(ProcStat.memoryPercent) ?? 0
-        if let machine, let sampledAt, now - sampledAt <= staleAfter,
-            let other = ProcStat.otherCPUPercent(machineBefore: machine, machineAfter: machineNow, oursBefore: ours, oursAfter: oursNow)
-        {
-            latest = HostLoad(otherCPU: other, memory: memory)
-        } else {
-            latest = nil
+        var other: Double?
+        if let machine, let sampledAt, now - sampledAt <= staleAfter {
+            other = ProcStat.otherCPUPercent(machineBefore: machine, machineAfter: machineNow, oursBefore: ours, oursAfter: oursNow)
         }
+        latest = HostLoad(otherCPU: other, memory: memory)
         machine = machineNow
         ours = oursNow
         sampledAt = now

@@ -17,7 +17,8 @@ public final class InstanceLock: @unchecked Sendable {  // immutable after init
         case heldBy(pid: Int32?)
     }
 
-    public static func acquire(_ path: String) throws(SystemError) -> Outcome {
+    /// `role` is written beside the pid, so that others can tell who holds it (`holderRole`).
+    public static func acquire(_ path: String, role: String = "") throws(SystemError) -> Outcome {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SystemError("open lock", path) }
         var request = flock()
@@ -29,7 +30,7 @@ public final class InstanceLock: @unchecked Sendable {  // immutable after init
             if code == EAGAIN || code == EACCES { return .heldBy(pid: holder(path)) }
             throw SystemError("lock", path, code)
         }
-        let pid = Array("\(getpid())\n".utf8)
+        let pid = Array((role.isEmpty ? "\(getpid())\n" : "\(getpid()) \(role)\n").utf8)
         _ = ftruncate(fd, 0)
         _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
         return .acquired(InstanceLock(path: path, fd: fd))
@@ -45,6 +46,20 @@ public final class InstanceLock: @unchecked Sendable {  // immutable after init
         query.l_whence = Int16(SEEK_SET)
         guard fcntl(fd, F_GETLK, &query) == 0, query.l_type != Int16(F_UNLCK) else { return nil }
         return query.l_pid
+    }
+
+    /// What the live holder wrote as its role; nil when nobody holds the lock, "" when it gave none.
+    public static func holderRole(_ path: String) -> String? {
+        guard holder(path) != nil else { return nil }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return "" }
+        let line = String(decoding: buffer[..<n], as: UTF8.self).split(separator: "\n").first ?? ""
+        let parts = line.split(separator: " ", maxSplits: 1)
+        return parts.count > 1 ? String(parts[1]) : ""
     }
 
     private init(path: String, fd: Int32) {

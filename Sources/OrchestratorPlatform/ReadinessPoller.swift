@@ -39,14 +39,15 @@ final class ReadinessPoller: @unchecked Sendable {
             throw SpawnError(errno: e, description: "cannot create an epoll instance: \(String(cString: strerror(e)))")
         }
         let source = DispatchSource.makeReadSource(fileDescriptor: epollFD, queue: queue)
-        source.setEventHandler { [unowned self] in round() }
+        source.setEventHandler { [weak self] in self?.round() }
+        // The fd is closed only once libdispatch has stopped watching it.
+        source.setCancelHandler { [epollFD] in close(epollFD) }
         source.resume()
         self.source = source
     }
 
     deinit {
         source?.cancel()
-        close(epollFD)
     }
 
     /// Calls `handler` on `queue` whenever `fd` is readable, hung up or in error, until `remove`.
@@ -80,7 +81,7 @@ final class ReadinessPoller: @unchecked Sendable {
         // the work queued meanwhile, without waiting for a new edge from the outer source.
         if !roundScheduled {
             roundScheduled = true
-            queue.async { [self] in round() }
+            queue.async { [weak self] in self?.round() }
         }
     }
 }

@@ -293,6 +293,10 @@ extension StoreTransaction {
             arguments: [key, value, now])
     }
 
+    public func clearBreakers() throws {
+        try db.execute(sql: "DELETE FROM breaker")
+    }
+
     public func setTaskEnabled(task: String, _ enabled: Bool) throws {
         try db.execute(
             sql: "INSERT INTO task_state (name, enabled) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET enabled = excluded.enabled",

@@ -40,13 +40,13 @@ public enum Batch {
         if !processing.isEmpty {
             if dryRun {
                 lines += try dryRunLines(config: config, modes: processing)
-            } else if let pid = InstanceLock.holder(config.paths.state + "/daemon.lock") {
+            } else if let pid = StateOwner.current(config).daemonPID {
                 try request(config, kind: "sweep", targets: processing.map(\.rawValue))
                 lines += processing.map { "\($0.rawValue): the daemon (pid \(pid)) runs it now; its log and `status` show the results" }
             } else {
                 let work = BatchWork(
                     ingest: processing.contains(.ingest), retry: processing.contains(.retry), upload: processing.contains(.upload))
-                let (ranStatus, report) = try run(config: config, work: work, logFormat: logFormat)
+                let (ranStatus, report) = try run(config: config, work: work, role: "sweep", logFormat: logFormat)
                 if ranStatus == .unavailable {
                     // A daemon started meanwhile: it does the sweep.
                     try request(config, kind: "sweep", targets: processing.map(\.rawValue))
@@ -127,11 +127,11 @@ public enum Batch {
             throw CommandError(.badInput, "error: no task named \"\(task)\" in \(config.file)")
         }
         try Daemon.prepareFolders(config)
-        if let pid = InstanceLock.holder(config.paths.state + "/daemon.lock") {
+        if let pid = StateOwner.current(config).daemonPID {
             try request(config, kind: "task_run", targets: [task])
             return (.ok, ["task \(task): queued ahead of everything in the running daemon (pid \(pid))"])
         }
-        let (status, report) = try run(config: config, work: BatchWork(taskRun: task), logFormat: logFormat)
+        let (status, report) = try run(config: config, work: BatchWork(taskRun: task), role: "task run", logFormat: logFormat)
         if status == .unavailable {
             try request(config, kind: "task_run", targets: [task])
             return (.ok, ["task \(task): queued ahead of everything in the daemon that just started"])
@@ -143,12 +143,13 @@ public enum Batch {
 
     // MARK: Running
 
-    /// Runs the dispatcher on `work` under the daemon lock; `.unavailable` if a daemon took the lock first.
-    static func run(config: Config, work: BatchWork, logFormat: LogFormat) throws(CommandError) -> (ExitStatus, BatchReport) {
+    /// Runs the dispatcher on `work` under the state lock (after any other one-shot run); `.unavailable` if a
+    /// daemon holds it.
+    static func run(config: Config, work: BatchWork, role: String, logFormat: LogFormat) throws(CommandError) -> (ExitStatus, BatchReport) {
         let lock: InstanceLock
-        switch try acquire(config.paths.state + "/daemon.lock") {
-        case .acquired(let acquired): lock = acquired
-        case .heldBy: return (.unavailable, BatchReport())
+        switch try StateOwner.acquireForOneShot(config, role: role) {
+        case .success(let acquired): lock = acquired
+        case .failure: return (.unavailable, BatchReport())
         }
         let store: Store
         do {

@@ -18,12 +18,16 @@ public enum Daemon {
 
         let lock: InstanceLock
         do {
-            switch try InstanceLock.acquire(config.paths.state + "/daemon.lock") {
+            switch try InstanceLock.acquire(StateOwner.lockPath(config), role: StateOwner.daemonRole) {
             case .acquired(let acquired): lock = acquired
             case .heldBy(let pid):
-                throw CommandError(
-                    .unavailable,
-                    "error: another orchestrator\(pid.map { " (pid \($0))" } ?? "") is already watching with state \(config.paths.state)")
+                let who: String
+                if case .oneShot(_, let role) = StateOwner.current(config) {
+                    who = "a one-shot orchestrator \(role) (pid \(pid.map(String.init) ?? "?")) is working on"
+                } else {
+                    who = "another orchestrator\(pid.map { " (pid \($0))" } ?? "") is already watching with"
+                }
+                throw CommandError(.unavailable, "error: \(who) state \(config.paths.state)")
             }
         } catch let error as CommandError {
             throw error

@@ -9,7 +9,8 @@ public enum Reports {
     // MARK: status
 
     public static func status(config: Config, json: Bool) throws(CommandError) -> String {
-        let daemonPID = InstanceLock.holder(config.paths.state + "/daemon.lock")
+        let owner = StateOwner.current(config)
+        let daemonPID = owner.daemonPID
         var waiting = 0
         let cursor = DirectoryCursor(root: PathBytes(config.paths.inbox), recursive: config.inbox.recursive) {
             config.skipsFolder($0)
@@ -73,7 +74,9 @@ public enum Reports {
             return try render(object)
         }
         var lines: [String] = []
-        lines.append("daemon:   " + (daemonPID.map { "running (pid \($0))" } ?? "not running"))
+        var daemonLine = "daemon:   " + (daemonPID.map { "running (pid \($0))" } ?? "not running")
+        if case .oneShot(let pid, let role) = owner { daemonLine += "; a one-shot \(role) (pid \(pid)) is working" }
+        lines.append(daemonLine)
         lines.append("inbox:    \(waiting) waiting")
         lines.append(
             "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "

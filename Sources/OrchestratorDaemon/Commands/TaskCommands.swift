@@ -26,7 +26,7 @@ public enum TaskCommands {
         }
         wakeDaemon(config, reason: "event-\(id)")
         let listeners = config.tasks.filter { if case .event(event) = $0.trigger { true } else { false } }.map(\.name)
-        let daemon = InstanceLock.holder(config.paths.state + "/daemon.lock") != nil
+        let daemon = StateOwner.current(config).daemonPID != nil
         var line = "event \(event) recorded (id \(id))"
         if listeners.isEmpty {
             line += "; no task listens to it"

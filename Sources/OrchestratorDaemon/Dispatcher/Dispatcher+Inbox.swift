@@ -96,7 +96,12 @@ extension Dispatcher {
         let settle = config.inbox.settle.wholeMilliseconds * 1_000_000
         let wallNanos = Int64(Self.wallClock() * 1e9)
         for file in cursor.next(limit: 256) where wants(file.path) {
-            if settling[file.path] != nil || jobsByName[file.path] != nil { continue }
+            if settling[file.path] != nil { continue }
+            if jobsByName[file.path] != nil {
+                // Looked at again when the job holding the name ends.
+                waitingForName.insert(file.path)
+                continue
+            }
             if wallNanos - file.status.modified >= settle {
                 claim(file.path)
             } else {
@@ -152,6 +157,8 @@ extension Dispatcher {
 
     func ingestSweepDue() {
         startScan(reason: "periodic")
+        // Without a watch on the wake folder, requests and triggered events are taken here.
+        if wakeWatcher == nil, batch == nil { takeRecordedEvents() }
         _ = schedule(.ingestSweep, after: ticks(config.sweeps.ingest))
     }
 
@@ -284,6 +291,7 @@ extension Dispatcher {
                 emit("file.received")
             } else {
                 jobsByName[name] = id  // Until its file has moved to Failed/.
+                if batch != nil { batchReport.filesFailed += 1 }
                 logger.warning("no handler matches; failing", metadata: ["file": "\(name)", "job": "\(id)"])
                 finishedJobs.append(FinishedJob(jobID: id, name: name, succeeded: false))
             }
@@ -337,6 +345,12 @@ extension Dispatcher {
                 logger.warning("the worker removed its input; nothing to move", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
             }
             if !job.name.parent.isEmpty { removeEmptyParents(of: job.name) }
+            if file.error != nil {
+                // The file stays in the processing area and its name stays taken; with no final path
+                // recorded, the next start tries the move again (and never runs the file again).
+                logger.error("the file stays in the processing area until the next start", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
+                continue
+            }
             if jobsByName[job.name] == job.jobID { jobsByName[job.name] = nil }
             let finalName = file.finalName
             let state: JobState = job.succeeded ? .done : .failed
@@ -405,7 +419,7 @@ extension Dispatcher {
     }
 
     /// The same move, on the dispatcher's queue (recovery at start).
-    func moveOut(_ name: RelativePath, jobID: Int64, into root: PathBytes) -> RelativePath? {
+    func moveOut(_ name: RelativePath, jobID: Int64, into root: PathBytes) -> (finalName: RelativePath?, error: String?) {
         let result = Self.move(name, jobID: jobID, from: layout.processing, into: root)
         if let error = result.error {
             logger.error("cannot move \(name) out of the processing area: \(error)")
@@ -414,7 +428,7 @@ extension Dispatcher {
         }
         if !name.parent.isEmpty { removeEmptyParents(of: name) }
         if let finalName = result.finalName { FileSystem.syncDirectory(root.appending(RelativePath(finalName.parent))) }
-        return result.finalName
+        return result
     }
 
     /// Subfolders created in the processing area for nested names are removed once empty.

@@ -20,6 +20,8 @@ extension Dispatcher {
             return
         }
         endOrphanedWorkers()
+        // Circuits start closed; what `status` shows must say so.
+        record { try $0.clearBreakers() }
         try recoverJobs()
         adoptUnrecordedClaims()
         adoptRecoveredUploads()
@@ -90,9 +92,16 @@ extension Dispatcher {
         // Jobs whose end was recorded but whose file did not move yet: finish the move, never rerun.
         for job in unmoved {
             let root = job.state == .done ? layout.done : layout.failed
-            let finalName: RelativePath? =
-                FileSystem.exists(layout.processing.appending(job.name))
-                ? moveOut(job.name, jobID: job.id, into: root) : nil
+            var finalName: RelativePath?
+            if FileSystem.exists(layout.processing.appending(job.name)) {
+                let result = moveOut(job.name, jobID: job.id, into: root)
+                if result.error != nil {
+                    // Still finished work: never adopted as a new claim; the move is tried again next start.
+                    unmovable.insert(job.name)
+                    continue
+                }
+                finalName = result.finalName
+            }
             let jobID = job.id
             record { try $0.setFinalPath(jobID: jobID, finalName ?? RelativePath([])) }
         }
@@ -146,6 +155,7 @@ extension Dispatcher {
         let jobID = record.id
         let from = record.state
         logger.error("failing a recovered job", metadata: ["file": "\(record.name)", "job": "\(jobID)", "reason": "\(reason)"])
+        if batch != nil { batchReport.filesFailed += 1 }
         self.record { try $0.setState(jobID: jobID, from: from, to: .failed, reason: reason, at: wallNow) }
         if FileSystem.exists(layout.processing.appending(record.name)) {
             finishedJobs.append(FinishedJob(jobID: jobID, name: record.name, succeeded: false))
@@ -191,7 +201,7 @@ extension Dispatcher {
         while true {
             let slice = cursor.next(limit: 512)
             if slice.isEmpty { break }
-            for file in slice where jobsByName[file.path] == nil {
+            for file in slice where jobsByName[file.path] == nil && !unmovable.contains(file.path) {
                 newClaims.append(file.path)
                 jobsByName[file.path] = -1
             }

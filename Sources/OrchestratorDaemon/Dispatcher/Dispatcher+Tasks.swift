@@ -16,8 +16,12 @@ struct TaskRuntime {
     /// The slot its timer is armed for (Unix ms).
     var nextSlot: Int64?
     var timer: TimerHandle?
-    /// Its queued, running and retry-waiting runs: at most one of each kind of wait, see `due`.
+    /// Its queued, running and retry-waiting runs.
     var liveJobs: Set<Int64> = []
+    /// The one run that may be on the ready queue, running or waiting to retry; a task never overlaps
+    /// itself, so the others wait in `held`, in order.
+    var active: Int64?
+    var held: [Int64] = []
     /// A due run that waits for prerequisites; a newer due run replaces it.
     var pending: PendingRun?
     /// When its latest run started (Unix seconds): prerequisites must have succeeded since.
@@ -28,6 +32,7 @@ struct PendingRun {
     let cause: TaskCause
     let slot: Int64?
     let eventID: Int64?
+    let eventName: String?
 }
 
 /// Interval, cron and event tasks on the shared queue.
@@ -101,15 +106,24 @@ extension Dispatcher {
                 attempts: record.attempts, maxAttempts: record.maxAttempts)
             taskRuntimes[index].liveJobs.insert(record.id)
             let wallNow = Self.wallClock()
-            if record.state == .retryWait, let notBefore = record.notBefore, notBefore > wallNow {
+            if record.state != .queued && record.state != .retryWait {
+                let jobID = record.id
+                let from = record.state
+                self.record { try $0.setState(jobID: jobID, from: from, to: .queued, detail: "recovered", at: wallNow) }
+                job.state = .queued
+            }
+            guard taskRuntimes[index].active == nil else {
+                // Behind the run recovered first; a waiting retry starts over when its turn comes.
+                job.state = .queued
+                jobs[record.id] = job
+                taskRuntimes[index].held.append(record.id)
+                continue
+            }
+            taskRuntimes[index].active = record.id
+            if job.state == .retryWait, let notBefore = record.notBefore, notBefore > wallNow {
                 job.retryTimer = schedule(.retry(jobID: record.id), after: UInt64((notBefore - wallNow) * 1000))
                 jobs[record.id] = job
             } else {
-                if record.state != .queued {
-                    let jobID = record.id
-                    let from = record.state
-                    self.record { try $0.setState(jobID: jobID, from: from, to: .queued, detail: "recovered", at: wallNow) }
-                }
                 job.state = .queued
                 jobs[record.id] = job
                 enqueue(job)
@@ -142,19 +156,21 @@ extension Dispatcher {
     }
 
     /// A run of the task is due: checks enabled, overlap and prerequisites, then records and queues it.
-    func due(_ index: Int, cause: TaskCause, slot: Int64? = nil, eventID: Int64? = nil) {
+    func due(_ index: Int, cause: TaskCause, slot: Int64? = nil, eventID: Int64? = nil, eventName: String? = nil) {
         guard !shuttingDown else { return }
         let task = config.tasks[index]
         var runtime = taskRuntimes[index]
         if !runtime.enabled, cause != .manual {
             logger.debug("not run: disabled", metadata: ["task": "\(task.name)"])
+            clearPending(index)
             return
         }
-        // An event queues one run per event; a schedule does not pile runs up behind a slow task.
+        // An event queues one run per event (they run one after the other); a schedule does not pile runs
+        // up behind a slow task: with overlap = "queue" at most one waits.
         if cause != .event, cause != .manual, !runtime.liveJobs.isEmpty {
-            let waiting = runtime.liveJobs.contains { jobs[$0]?.state != .running }
-            if task.overlap == .skip || waiting {
+            if task.overlap == .skip || runtime.liveJobs.count >= 2 {
                 logger.info("not run: the previous run has not finished", metadata: ["task": "\(task.name)", "overlap": "\(task.overlap.rawValue)"])
+                clearPending(index)
                 return
             }
         }
@@ -162,7 +178,7 @@ extension Dispatcher {
             switch DependencyGate.decide(after: task.after, ownLastStart: runtime.lastStart, latest: latestTaskRuns) {
             case .skip(let reason):
                 logger.warning("not run: \(reason)", metadata: ["task": "\(task.name)"])
-                setWaiting(index, nil)
+                clearPending(index)
                 return
             case .waiting(let names):
                 // Waiting for a prerequisite due in the same slot is the normal rhythm; waiting for one that
@@ -173,7 +189,7 @@ extension Dispatcher {
                         level: failed.isEmpty ? .debug : .info, "waiting for \(names.joined(separator: ", "))",
                         metadata: ["task": "\(task.name)"])
                 }
-                runtime.pending = PendingRun(cause: cause, slot: slot, eventID: eventID)
+                runtime.pending = PendingRun(cause: cause, slot: slot, eventID: eventID, eventName: eventName)
                 taskRuntimes[index] = runtime
                 setWaiting(index, names)
                 return
@@ -184,7 +200,13 @@ extension Dispatcher {
                 }
             }
         }
-        queueTaskRun(index, cause: cause, slot: slot, eventID: eventID)
+        queueTaskRun(index, cause: cause, slot: slot, eventID: eventID, eventName: eventName)
+    }
+
+    private func clearPending(_ index: Int) {
+        guard taskRuntimes[index].pending != nil else { return }
+        taskRuntimes[index].pending = nil
+        setWaiting(index, nil)
     }
 
     private func setWaiting(_ index: Int, _ names: [String]?) {
@@ -192,7 +214,7 @@ extension Dispatcher {
         record { try $0.setTaskWaiting(task: task, for: names) }
     }
 
-    private func queueTaskRun(_ index: Int, cause: TaskCause, slot: Int64?, eventID: Int64?) {
+    private func queueTaskRun(_ index: Int, cause: TaskCause, slot: Int64?, eventID: Int64?, eventName: String?) {
         let task = config.tasks[index]
         let wallNow = Self.wallClock()
         // `task run` goes ahead of everything, aged jobs included.
@@ -228,7 +250,15 @@ extension Dispatcher {
             attempts: 0, maxAttempts: task.maxAttempts)
         jobs[id] = job
         taskRuntimes[index].liveJobs.insert(id)
-        enqueue(job)
+        // A run started by task.completed or task.failed fires neither: two tasks listening to each other's
+        // ends (or one to its own) would otherwise never stop.
+        if eventName?.hasPrefix("task.") == true { quietTaskRuns.insert(id) }
+        if taskRuntimes[index].active == nil {
+            taskRuntimes[index].active = id
+            enqueue(job)
+        } else {
+            taskRuntimes[index].held.append(id)
+        }
         logger.debug("queued", metadata: ["task": "\(task.name)", "job": "\(id)", "cause": "\(cause.rawValue)"])
     }
 
@@ -242,14 +272,27 @@ extension Dispatcher {
         let task = config.tasks[index]
         let wallNow = Self.wallClock()
         taskRuntimes[index].liveJobs.remove(job.id)
+        if taskRuntimes[index].active == job.id {
+            taskRuntimes[index].active = nil
+            // The next held run gets its turn.
+            while !taskRuntimes[index].held.isEmpty {
+                let next = taskRuntimes[index].held.removeFirst()
+                guard let held = jobs[next] else { continue }
+                taskRuntimes[index].active = next
+                enqueue(held)
+                break
+            }
+        }
         latestTaskRuns[task.name] = RunSummary(
             startedAt: taskRuntimes[index].lastStart ?? wallNow, finishedAt: wallNow,
             result: succeeded ? .succeeded : couldNotStart ? .commandMissing : .failed)
-        emit(succeeded ? "task.completed" : "task.failed")
+        if quietTaskRuns.remove(job.id) == nil {
+            emit(succeeded ? "task.completed" : "task.failed")
+        }
         // Dependents waiting for this task look again.
         for (other, definition) in config.tasks.enumerated() where definition.after.contains(task.name) {
             guard let pending = taskRuntimes[other].pending else { continue }
-            due(other, cause: pending.cause, slot: pending.slot, eventID: pending.eventID)
+            due(other, cause: pending.cause, slot: pending.slot, eventID: pending.eventID, eventName: pending.eventName)
         }
     }
 
@@ -275,9 +318,11 @@ extension Dispatcher {
 
     private func dispatchEvent(id: Int64, name: String, source: String) {
         let listeners = eventListeners[name] ?? []
-        for index in listeners { due(index, cause: .event, eventID: id) }
+        // Marked first, so the mark commits with the runs it queues (one transaction): a crash cannot
+        // replay the event.
         let wallNow = Self.wallClock()
         record { try $0.markEventHandled(id: id, at: wallNow) }
+        for index in listeners { due(index, cause: .event, eventID: id, eventName: name) }
         if source != "daemon" {
             logger.info("event", metadata: ["event": "\(name)", "tasks": "\(listeners.count)", "from": "\(source)"])
         }
@@ -289,9 +334,10 @@ extension Dispatcher {
         guard !shuttingDown else { return }
         do {
             for request in try store.read({ try $0.pendingRequests() }) {
-                handle(request: request.kind, target: request.target)
+                // Marked first: the mark commits with the run it queues, so a crash cannot run it twice.
                 let wallNow = Self.wallClock()
                 record { try $0.markRequestHandled(id: request.id, at: wallNow) }
+                handle(request: request.kind, target: request.target)
             }
             for event in try store.read({ try $0.pendingEvents() }) {
                 dispatchEvent(id: event.id, name: event.name, source: event.source)

@@ -15,11 +15,13 @@ extension Dispatcher {
 
     func startWorkers() {
         guard !shuttingDown else { return }
-        while running.count < config.limits.maxConcurrent, let entry = ready.peek(at: now, isStale: { jobs[$0]?.state != .queued }) {
-            guard let job = jobs[entry.id] else { break }
+        while running.count < config.limits.maxConcurrent {
+            // One reading of the clock for both peek and pop: aging must not change the choice in between.
+            let time = now
+            guard let entry = ready.peek(at: time, isStale: { jobs[$0]?.state != .queued }), let job = jobs[entry.id] else { break }
             let candidate = estimate(of: job.owner)
             // Strict order: when the best job does not fit, nothing passes it (it would starve otherwise).
-            let host = running.isEmpty ? nil : hostMonitor.sample(at: now, workers: running.values.map(\.worker.pid))
+            let host = running.isEmpty ? nil : hostMonitor.sample(at: time, workers: running.values.map(\.worker.pid))
             let decision = admission.decide(
                 candidate: candidate, running: runningEstimate, runningCount: running.count, host: host)
             if case .wait(let reason, let retryLater) = decision {
@@ -29,11 +31,25 @@ extension Dispatcher {
                 }
                 return
             }
-            _ = ready.pop(at: now)
+            _ = ready.pop(at: time, isStale: { jobs[$0]?.state != .queued })
             guard breakerAdmits(job) else { continue }
             noteAdmission(waiting: nil)
             start(job)
         }
+        if !running.isEmpty, hostSampling == nil {
+            hostSampling = schedule(.hostSample, after: Self.hostSampleInterval)
+        }
+    }
+
+    /// While workers run, /proc is sampled this often, so that admission always has a recent average of
+    /// the host's CPU use. Nothing runs: no sampling, no wake-ups.
+    static let hostSampleInterval: UInt64 = 1000
+
+    func hostSampleDue() {
+        hostSampling = nil
+        guard !running.isEmpty else { return }
+        _ = hostMonitor.sample(at: now, workers: running.values.map(\.worker.pid))
+        hostSampling = schedule(.hostSample, after: Self.hostSampleInterval)
     }
 
     /// Counts for a one-shot run's summary.
@@ -64,7 +80,7 @@ extension Dispatcher {
     }
 
     /// How soon work held back by the host's load is looked at again.
-    static let admissionRecheckDelay: UInt64 = 500
+    static let admissionRecheckDelay: UInt64 = 300
 
     func estimate(of owner: JobOwner) -> LoadEstimate {
         switch owner {

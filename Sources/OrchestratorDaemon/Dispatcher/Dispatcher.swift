@@ -37,6 +37,7 @@ enum TimerPurpose: Sendable {
     case watchdogSweep
     case retrySweep
     case uploadSweep
+    case hostSample
 }
 
 /// Whose command a job runs: a file's handler or a task.
@@ -157,6 +158,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var eventListeners: [String: [Int]] = [:]
     var recoveredTaskJobs: [JobRecord] = []
     var recoveredUploads: [JobRecord] = []
+    var quietTaskRuns: Set<Int64> = []
+    /// Finished files whose move out of the processing area failed at start.
+    var unmovable: Set<RelativePath> = []
     var daemonStartMs: Int64 = 0
     var wakeWatcher: InotifyWatcher?
 
@@ -172,6 +176,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var runningEstimate = LoadEstimate.none
     var admissionWait: String?
     var admissionRecheck: TimerHandle?
+    var hostSampling: TimerHandle?
     var lastHealthy = true
     var watchedInbox: FileStatus?
     var rescanRequested = false
@@ -328,6 +333,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .retrySweep:
                 retrySweep()
                 _ = schedule(.retrySweep, after: ticks(config.sweeps.retry))
+            case .hostSample: hostSampleDue()
             case .uploadSweep:
                 retrySweep(uploadsOnly: true)
                 _ = schedule(.uploadSweep, after: ticks(config.sweeps.upload))

@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import OrchestratorConfig
+import OrchestratorPlatform
+
+/// Who holds the state dir's lock: the daemon, a one-shot run (`sweep`, `task run`, the watchdog
+/// check), or nobody. Only the holder runs jobs; only a daemon reads requests.
+enum StateOwner: Equatable {
+    case nobody
+    case daemon(pid: Int32)
+    case oneShot(pid: Int32, role: String)
+
+    static let daemonRole = "watch"
+
+    static func lockPath(_ config: Config) -> String { config.paths.state + "/daemon.lock" }
+
+    static func current(_ config: Config) -> StateOwner {
+        let path = lockPath(config)
+        guard let pid = InstanceLock.holder(path) else { return .nobody }
+        let role = InstanceLock.holderRole(path) ?? ""
+        // A lock written without a role comes from a daemon of an earlier version.
+        return role == daemonRole || role.isEmpty ? .daemon(pid: pid) : .oneShot(pid: pid, role: role)
+    }
+
+    var daemonPID: Int32? {
+        if case .daemon(let pid) = self { return pid }
+        return nil
+    }
+
+    /// Takes the lock for a one-shot run. While another one-shot run holds it, waits for it (saying so once
+    /// on stderr); returns the daemon's pid instead if a daemon holds it.
+    static func acquireForOneShot(_ config: Config, role: String) throws(CommandError) -> Result<InstanceLock, DaemonRunning> {
+        var said = false
+        while true {
+            let outcome: InstanceLock.Outcome
+            do {
+                outcome = try InstanceLock.acquire(lockPath(config), role: role)
+            } catch {
+                throw CommandError(.failure, "error: \(error)")
+            }
+            if case .acquired(let lock) = outcome { return .success(lock) }
+            switch current(config) {
+            case .daemon(let pid): return .failure(DaemonRunning(pid: pid))
+            case .oneShot(let pid, let other):
+                if !said {
+                    FileHandle.standardError.write(Data("waiting for another one-shot run (pid \(pid), \(other)) to finish\n".utf8))
+                    said = true
+                }
+            case .nobody: break
+            }
+            usleep(100_000)
+        }
+    }
+
+    struct DaemonRunning: Error {
+        let pid: Int32
+    }
+}
