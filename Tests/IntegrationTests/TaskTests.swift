@@ -62,6 +62,20 @@ import Testing
         instance.stopDaemon()
     }
 
+    @Test func aDependentOfATaskWhoseCommandIsMissingIsSkippedNotBlocked() throws {
+        let config = testConfig(handler: Self.handler)
+            + "\n[[task]]\nname = \"broken\"\nevery = \"1s\"\ncommand = [\"/nonexistent/tool\"]\n"
+            + Self.task("dependent", "every = \"1s\"", extra: "after = [\"broken\"]")
+        let instance = try TestInstance(config: config)
+        try instance.startDaemon()
+        try instance.waitUntil("the dependent's slot is skipped", timeout: 20) {
+            instance.log.contains("not run: prerequisite broken cannot run: its command is missing")
+        }
+        #expect(instance.lines(of: "dependent.log").isEmpty)
+        #expect(try taskRows(instance)["dependent"]?["waiting_for"] == nil, "skipped, not waiting forever")
+        instance.stopDaemon()
+    }
+
     @Test func restartWithinTheScheduleDoesNotRunASlotAgain() throws {
         let config = testConfig(handler: Self.handler) + Self.task("tick", "every = \"2s\"")
         let instance = try TestInstance(config: config)
@@ -168,5 +182,49 @@ import Testing
             instance.lines(of: "after_file.log").count == 2 && instance.lines(of: "muted.log").count == 1
         }
         instance.stopDaemon()
+    }
+}
+
+@Suite struct TaskOverlapTests {
+    @Test func runsOfOneTaskNeverOverlapEvenWhenEventsQueueSeveral() throws {
+        let config = testConfig(handler: TaskTests.handler, maxConcurrent: 3)
+            + TaskTests.task(
+                "slow", "on = \"go\"",
+                script: "echo start >> ../slow.log; while [ ! -e ../release ]; do sleep 0.02; done; echo end >> ../slow.log")
+        let instance = try TestInstance(config: config)
+        try instance.startDaemon()
+        for _ in 0..<3 { #expect(try instance.run(["trigger", "go"]).status == 0) }
+        try instance.waitUntil("three runs are recorded", timeout: 10) {
+            let status = try #require(try instance.json(["status"]) as? [String: Any])
+            let jobs = status["jobs"] as? [String: Int]
+            return (jobs?["queued"] ?? 0) + (jobs?["running"] ?? 0) == 3 && instance.lines(of: "slow.log") == ["start"]
+        }
+        let status = try #require(try instance.json(["status"]) as? [String: Any])
+        #expect((status["running"] as? [Any])?.count == 1, "with three free slots, still one run at a time")
+        #expect(FileManager.default.createFile(atPath: instance.path("release"), contents: nil))
+        try instance.waitUntil("all three ran", timeout: 10) { instance.lines(of: "slow.log").count == 6 }
+        #expect(instance.lines(of: "slow.log") == ["start", "end", "start", "end", "start", "end"])
+        instance.stopDaemon()
+    }
+
+    @Test func tasksListeningToTaskEndsDoNotLoop() throws {
+        let config = testConfig(handler: TaskTests.handler)
+            + TaskTests.task("first", "on = \"go\"")
+            + TaskTests.task("echo", "on = \"task.completed\"")
+            + TaskTests.task("marker", "on = \"mark\"")
+        let instance = try TestInstance(config: config)
+        try instance.startDaemon()
+        #expect(try instance.run(["trigger", "go"]).status == 0)
+        try instance.waitUntil("echo ran after first", timeout: 10) { instance.lines(of: "echo.log").count == 1 }
+        #expect(try instance.run(["trigger", "mark"]).status == 0)
+        try instance.waitUntil("marker ran", timeout: 10) { instance.lines(of: "marker.log").count == 1 }
+        // echo's own completion (and marker's completion queues one echo run, which is quiet).
+        try instance.waitUntil("echo ran for marker", timeout: 10) { instance.lines(of: "echo.log").count == 2 }
+        #expect(try instance.run(["trigger", "mark"]).status == 0)
+        try instance.waitUntil("marker ran again", timeout: 10) { instance.lines(of: "marker.log").count == 2 }
+        try instance.waitUntil("echo ran for marker again", timeout: 10) { instance.lines(of: "echo.log").count == 3 }
+        instance.stopDaemon()
+        #expect(instance.lines(of: "first.log").count == 1)
+        #expect(instance.lines(of: "echo.log").count == 3, "one echo per completion of another task, none for its own")
     }
 }
