@@ -104,7 +104,7 @@ public final class Store: Sendable {
                 -- One live job per file name; a task may have a run waiting behind a running one.
                 DROP INDEX job_live_name;
                 CREATE UNIQUE INDEX job_live_file ON job(name) WHERE kind = 'file' AND state NOT IN ('done', 'failed');
-                CREATE INDEX job_task_latest ON job(kind, name, finished_at);
+                CREATE INDEX job_task_latest ON job(name, finished_at) WHERE kind = 'task';
                 -- One live upload per Done file.
                 CREATE UNIQUE INDEX job_live_upload ON job(name) WHERE kind = 'upload' AND state NOT IN ('done', 'failed');
                 CREATE TABLE event (
