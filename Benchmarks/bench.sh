@@ -93,8 +93,13 @@ latency)
     ;;
 idle)
     d="$work/idle"; instance "$d" 2; start_daemon "$d"; sleep 2
-    a=$(cpu_ms $pid); sleep 30; b=$(cpu_ms $pid)
-    R[idle_cpu_ms_30s]=$((b - a)); R[idle_rss_mb]=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$pid/status)
+    # perf's task-clock counts every thread to the microsecond; /proc's ticks are 10 ms each.
+    if perf stat -e task-clock true >/dev/null 2>&1; then
+        R[idle_cpu_ms_30s]=$(perf stat -x, -e task-clock -p $pid -- sleep 30 2>&1 | awk -F, '/task-clock/ {printf "%.2f", $1}')
+    else
+        a=$(cpu_ms $pid); sleep 30; b=$(cpu_ms $pid); R[idle_cpu_ms_30s]=$((b - a))
+    fi
+    R[idle_rss_mb]=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$pid/status)
     kill $pid; wait $pid || true
     ;;
 backlog)
