@@ -42,21 +42,6 @@ public struct HostMonitor {
     }
 
     static func contents(of path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var content: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n > 0 {
-                content += chunk[..<n]
-            } else if n < 0, errno == EINTR {
-                continue
-            } else {
-                break
-            }
-        }
-        return String(decoding: content, as: UTF8.self)
+        FileSystem.readFile(PathBytes(path), limit: 1 << 16).map { String(decoding: $0, as: UTF8.self) }
     }
 }

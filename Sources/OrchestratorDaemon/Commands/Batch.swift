@@ -157,29 +157,12 @@ public enum Batch {
         } catch {
             throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
         }
-        let finished = DispatchSemaphore(value: 0)
-        let exitCode = LockedBox<Int32>(0)
-        let dispatcher = Dispatcher(
+        // Not the systemd notifier of a unit a one-shot may run under: only the daemon speaks to it.
+        let (exitCode, report) = try Daemon.runDispatcher(
             config: config, store: store, logger: Daemon.makeLogger(format: logFormat),
-            notifier: SystemdNotifier(environment: [:]), batch: work
-        ) { code in
-            exitCode.value = code
-            finished.signal()
-        }
-        let startError = LockedBox<String?>(nil)
-        dispatcher.queue.async {
-            do {
-                try dispatcher.start()
-            } catch {
-                startError.value = "\(error)"
-                dispatcher.stop(exitCode: 1)
-            }
-        }
-        finished.wait()
-        let report = dispatcher.queue.sync { dispatcher.batchReport }
+            notifier: SystemdNotifier(environment: [:]), batch: work)
         withExtendedLifetime(lock) {}
-        if let message = startError.value { throw CommandError(.failure, "error: \(message)") }
-        return (exitCode.value == 0 ? .ok : .failure, report)
+        return (exitCode == 0 ? .ok : .failure, report)
     }
 
     private static func acquire(_ path: String) throws(CommandError) -> InstanceLock.Outcome {

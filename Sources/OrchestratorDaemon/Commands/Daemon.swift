@@ -42,12 +42,21 @@ public enum Daemon {
             throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
         }
 
+        let (exitCode, _) = try runDispatcher(
+            config: config, store: store, logger: logger,
+            notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment), batch: nil)
+        withExtendedLifetime(lock) {}
+        return exitCode == 0 ? .ok : .failure
+    }
+
+    /// Starts a dispatcher on its queue and blocks until it stops: its exit code and, for a one-shot run,
+    /// what it did. A failure to start is the command's error.
+    static func runDispatcher(
+        config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?
+    ) throws(CommandError) -> (Int32, BatchReport) {
         let finished = DispatchSemaphore(value: 0)
         let exitCode = LockedBox<Int32>(0)
-        let dispatcher = Dispatcher(
-            config: config, store: store, logger: logger,
-            notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment)
-        ) { code in
+        let dispatcher = Dispatcher(config: config, store: store, logger: logger, notifier: notifier, batch: batch) { code in
             exitCode.value = code
             finished.signal()
         }
@@ -61,9 +70,9 @@ public enum Daemon {
             }
         }
         finished.wait()
-        withExtendedLifetime(lock) {}
+        let report = dispatcher.queue.sync { dispatcher.batchReport }
         if let message = startError.value { throw CommandError(.failure, "error: \(message)") }
-        return exitCode.value == 0 ? .ok : .failure
+        return (exitCode.value, report)
     }
 
     static func makeLogger(format: LogFormat) -> Logger {

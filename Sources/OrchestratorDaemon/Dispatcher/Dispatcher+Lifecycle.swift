@@ -125,24 +125,8 @@ extension Dispatcher {
                     continue
                 }
             }
-            let handler = config.handlers[handlerIndex]
-            var job = LiveJob(
-                id: record.id, name: record.name, owner: .handler(handlerIndex), state: record.state,
-                priority: handler.priority, attempts: record.attempts, maxAttempts: record.maxAttempts)
             jobsByName[record.name] = record.id
-            if record.state == .retryWait, let notBefore = record.notBefore, notBefore > wallNow {
-                job.retryTimer = schedule(.retry(jobID: record.id), after: UInt64((notBefore - wallNow) * 1000))
-                jobs[record.id] = job
-            } else {
-                if record.state != .queued {
-                    let jobID = record.id
-                    let from = record.state
-                    self.record { try $0.setState(jobID: jobID, from: from, to: .queued, detail: "recovered", at: wallNow) }
-                }
-                job.state = .queued
-                jobs[record.id] = job
-                enqueue(job)
-            }
+            restore(record, owner: .handler(handlerIndex), priority: config.handlers[handlerIndex].priority)
         }
         if !live.isEmpty || !unmoved.isEmpty {
             logger.info("recovered jobs from the store", metadata: ["live": "\(live.count)", "moved": "\(unmoved.count)"])
@@ -174,24 +158,34 @@ extension Dispatcher {
                 self.record { try $0.setState(jobID: jobID, from: from, to: .failed, reason: "its handler no longer has an upload command", at: wallNow) }
                 continue
             }
-            var job = LiveJob(
-                id: record.id, name: record.name, owner: .upload(index), state: record.state, priority: record.priority,
-                attempts: record.attempts, maxAttempts: record.maxAttempts)
-            if record.state == .retryWait, let notBefore = record.notBefore, notBefore > wallNow {
-                job.retryTimer = schedule(.retry(jobID: record.id), after: UInt64((notBefore - wallNow) * 1000))
-                jobs[record.id] = job
-            } else {
-                if record.state != .queued {
-                    let jobID = record.id
-                    let from = record.state
-                    self.record { try $0.setState(jobID: jobID, from: from, to: .queued, detail: "recovered", at: wallNow) }
-                }
-                job.state = .queued
-                jobs[record.id] = job
-                enqueue(job)
-            }
+            restore(record, owner: .upload(index), priority: record.priority)
         }
         recoveredUploads = []
+    }
+
+    /// A job the store holds as live, back in memory: a retry not yet due waits for its time, anything else
+    /// is queued (and recorded as queued). `enqueue: false` leaves a queued job off the ready queue (a
+    /// task's run that waits for its turn).
+    @discardableResult
+    func restore(_ record: JobRecord, owner: JobOwner, priority: Int, enqueue shouldQueue: Bool = true) -> LiveJob {
+        let wallNow = Self.wallClock()
+        var job = LiveJob(
+            id: record.id, name: record.name, owner: owner, state: record.state, priority: priority,
+            attempts: record.attempts, maxAttempts: record.maxAttempts)
+        if shouldQueue, record.state == .retryWait, let notBefore = record.notBefore, notBefore > wallNow {
+            job.retryTimer = schedule(.retry(jobID: record.id), after: UInt64((notBefore - wallNow) * 1000))
+            jobs[record.id] = job
+            return job
+        }
+        if record.state != .queued {
+            let jobID = record.id
+            let from = record.state
+            self.record { try $0.setState(jobID: jobID, from: from, to: .queued, detail: "recovered", at: wallNow) }
+        }
+        job.state = .queued
+        jobs[record.id] = job
+        if shouldQueue { enqueue(job) }
+        return job
     }
 
     /// Files in the processing area with no live job (the daemon died between rename and commit) become

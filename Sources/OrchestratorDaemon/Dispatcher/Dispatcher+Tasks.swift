@@ -101,32 +101,15 @@ extension Dispatcher {
     private func adoptRecoveredRuns(_ index: Int) {
         let task = config.tasks[index]
         for record in recoveredTaskJobs where record.name.bytes == Array(task.name.utf8) {
-            var job = LiveJob(
-                id: record.id, name: record.name, owner: .task(index), state: record.state, priority: task.priority,
-                attempts: record.attempts, maxAttempts: record.maxAttempts)
             taskRuntimes[index].liveJobs.insert(record.id)
-            let wallNow = Self.wallClock()
-            if record.state != .queued && record.state != .retryWait {
-                let jobID = record.id
-                let from = record.state
-                self.record { try $0.setState(jobID: jobID, from: from, to: .queued, detail: "recovered", at: wallNow) }
-                job.state = .queued
-            }
-            guard taskRuntimes[index].active == nil else {
-                // Behind the run recovered first; a waiting retry starts over when its turn comes.
-                job.state = .queued
-                jobs[record.id] = job
-                taskRuntimes[index].held.append(record.id)
-                continue
-            }
-            taskRuntimes[index].active = record.id
-            if job.state == .retryWait, let notBefore = record.notBefore, notBefore > wallNow {
-                job.retryTimer = schedule(.retry(jobID: record.id), after: UInt64((notBefore - wallNow) * 1000))
-                jobs[record.id] = job
+            // The first recovered run is the active one; the others wait behind it, a pending retry starting
+            // over when its turn comes.
+            let first = taskRuntimes[index].active == nil
+            restore(record, owner: .task(index), priority: record.priority, enqueue: first)
+            if first {
+                taskRuntimes[index].active = record.id
             } else {
-                job.state = .queued
-                jobs[record.id] = job
-                enqueue(job)
+                taskRuntimes[index].held.append(record.id)
             }
         }
     }
