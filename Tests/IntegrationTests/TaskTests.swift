@@ -128,6 +128,18 @@ import Testing
         #expect(try taskRuns(instance, "lazy").filter { $0["cause"] as? String == "catch_up" }.isEmpty)
     }
 
+    @Test func rebootTaskRunsOncePerDaemonStart() throws {
+        let config = testConfig(handler: Self.handler) + Self.task("startup", "cron = \"@reboot\"")
+        let instance = try TestInstance(config: config)
+        try instance.startDaemon()
+        try instance.waitUntil("it ran at start", timeout: 10) { instance.lines(of: "startup.log").count == 1 }
+        #expect(instance.stopDaemon() == 0)
+        try instance.startDaemon()
+        try instance.waitUntil("it ran at the second start", timeout: 10) { instance.lines(of: "startup.log").count == 2 }
+        instance.stopDaemon()
+        #expect(try taskRuns(instance, "startup").map { $0["cause"] as? String } == ["reboot", "reboot"])
+    }
+
     @Test func eventFromTheCLIRunsItsTaskOncePerEvent() throws {
         let config = testConfig(handler: Self.handler) + Self.task("deploy", "on = \"deploy.finished\"")
         let instance = try TestInstance(config: config)
