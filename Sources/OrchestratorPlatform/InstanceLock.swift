@@ -31,8 +31,9 @@ public final class InstanceLock: @unchecked Sendable {  // immutable after init
             throw SystemError("lock", path, code)
         }
         let pid = Array((role.isEmpty ? "\(getpid())\n" : "\(getpid()) \(role)\n").utf8)
-        _ = ftruncate(fd, 0)
+        // Written over the old content, then cut to length: the file is never empty.
         _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        _ = ftruncate(fd, off_t(pid.count))
         return .acquired(InstanceLock(path: path, fd: fd))
     }
 
@@ -48,9 +49,10 @@ public final class InstanceLock: @unchecked Sendable {  // immutable after init
         return query.l_pid
     }
 
-    /// What the live holder wrote as its role; nil when nobody holds the lock, "" when it gave none.
+    /// What the live holder wrote as its role: nil when nobody holds the lock or when the file does not
+    /// (yet) carry the holder's pid (it has just taken the lock); "" when it gave no role.
     public static func holderRole(_ path: String) -> String? {
-        guard holder(path) != nil else { return nil }
+        guard let pid = holder(path) else { return nil }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -59,6 +61,7 @@ public final class InstanceLock: @unchecked Sendable {  // immutable after init
         guard n > 0 else { return "" }
         let line = String(decoding: buffer[..<n], as: UTF8.self).split(separator: "\n").first ?? ""
         let parts = line.split(separator: " ", maxSplits: 1)
+        guard parts.first.flatMap({ Int32($0) }) == pid else { return nil }
         return parts.count > 1 ? String(parts[1]) : ""
     }
 

@@ -152,6 +152,10 @@ extension StoreReader {
         ).map { JobRecord(row: $0) }
     }
 
+    public func eventName(id: Int64) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT name FROM event WHERE id = ?", arguments: [id])
+    }
+
     public func pendingEvents() throws -> [EventRecord] {
         try Row.fetchAll(db, sql: "SELECT * FROM event WHERE handled_at IS NULL ORDER BY id").map(EventRecord.init(row:))
     }

@@ -59,7 +59,7 @@ public enum Batch {
                             "\(fileModes.map(\.rawValue).joined(separator: "+")): \(report.filesDone) done, \(report.filesFailed) failed, "
                                 + "\(report.retryingLater) failed and will retry later")
                     }
-                    if processing.contains(.upload) {
+                    if processing.contains(.upload) || report.uploadsDone + report.uploadsFailed + report.uploadsRetryingLater > 0 {
                         lines.append(
                             "upload: \(report.uploadsDone) ok, \(report.uploadsFailed) failed, \(report.uploadsRetryingLater) failed and will retry later")
                     }

@@ -18,10 +18,16 @@ enum StateOwner: Equatable {
 
     static func current(_ config: Config) -> StateOwner {
         let path = lockPath(config)
-        guard let pid = InstanceLock.holder(path) else { return .nobody }
-        let role = InstanceLock.holderRole(path) ?? ""
-        // A lock written without a role comes from a daemon of an earlier version.
-        return role == daemonRole || role.isEmpty ? .daemon(pid: pid) : .oneShot(pid: pid, role: role)
+        // A holder that has just taken the lock may not have written its pid yet: look again shortly.
+        for _ in 0..<50 {
+            guard let pid = InstanceLock.holder(path) else { return .nobody }
+            if let role = InstanceLock.holderRole(path) {
+                // A lock written without a role comes from a daemon of an earlier version.
+                return role == daemonRole || role.isEmpty ? .daemon(pid: pid) : .oneShot(pid: pid, role: role)
+            }
+            usleep(10_000)
+        }
+        return InstanceLock.holder(path).map { .daemon(pid: $0) } ?? .nobody
     }
 
     var daemonPID: Int32? {
@@ -44,6 +50,13 @@ enum StateOwner: Equatable {
             switch current(config) {
             case .daemon(let pid): return .failure(DaemonRunning(pid: pid))
             case .oneShot(let pid, let other):
+                // Run from a worker of that very one-shot (its command calls orchestrator): waiting would be
+                // waiting for itself.
+                if ProcessInfo.processInfo.environment["ORCH_STATE_DIR"] == config.paths.state {
+                    throw CommandError(
+                        .unavailable,
+                        "error: a one-shot \(other) (pid \(pid)) holds \(config.paths.state) and this command runs inside one of its workers; it cannot wait for itself")
+                }
                 if !said {
                     FileHandle.standardError.write(Data("waiting for another one-shot run (pid \(pid), \(other)) to finish\n".utf8))
                     said = true

@@ -372,7 +372,7 @@ extension Dispatcher {
     }
 
     /// Files that reached Done under a handler with an `upload` command get an upload job on the queue.
-    private func queueUploads(_ moved: [MovedFile]) {
+    func queueUploads(_ moved: [MovedFile]) {
         var wanted: [(name: RelativePath, handler: Int)] = []
         for file in moved where file.job.succeeded {
             guard let finalName = file.finalName, let handler = file.job.handler, config.handlers[handler].upload != nil else { continue }

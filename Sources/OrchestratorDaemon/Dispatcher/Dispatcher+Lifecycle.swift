@@ -90,6 +90,7 @@ extension Dispatcher {
         }
 
         // Jobs whose end was recorded but whose file did not move yet: finish the move, never rerun.
+        var recoveredMoves: [MovedFile] = []
         for job in unmoved {
             let root = job.state == .done ? layout.done : layout.failed
             var finalName: RelativePath?
@@ -104,7 +105,13 @@ extension Dispatcher {
             }
             let jobID = job.id
             record { try $0.setFinalPath(jobID: jobID, finalName ?? RelativePath([])) }
+            let handler = config.handlers.firstIndex { $0.name == job.handler }
+            recoveredMoves.append(
+                MovedFile(job: FinishedJob(jobID: jobID, name: job.name, succeeded: job.state == .done, handler: handler),
+                          finalName: finalName, error: nil))
         }
+        // Their uploads, as for any file that reaches Done (committed with the final paths).
+        queueUploads(recoveredMoves)
 
         for record in live where filesToo {
             guard let handlerIndex = config.handlers.firstIndex(where: { $0.name == record.handler })
@@ -284,7 +291,8 @@ extension Dispatcher {
         if jobs.values.contains(where: { $0.state == .queued }) { return }
         if let taskJob = batchReport.taskJob, jobs[taskJob] != nil { return }
         flushWrites()
-        let uploadFailures = batch?.upload == true ? batchReport.uploadsFailed + batchReport.uploadsRetryingLater : 0
+        // Uploads a sweep ran count whichever mode queued them (an ingest sweep uploads what it moved to Done).
+        let uploadFailures = batchReport.uploadsFailed + batchReport.uploadsRetryingLater
         let failed = batchReport.filesFailed + batchReport.retryingLater + uploadFailures > 0 || batchReport.taskSucceeded == false
         stop(exitCode: failed ? 1 : 0)
     }

@@ -106,6 +106,10 @@ extension Dispatcher {
             // over when its turn comes.
             let first = taskRuntimes[index].active == nil
             restore(record, owner: .task(index), priority: record.priority, enqueue: first)
+            // A run started by a task.* event stays quiet after a restart too.
+            if let eventID = record.eventID, let name = try? store.read({ try $0.eventName(id: eventID) }), name.hasPrefix("task.") {
+                quietTaskRuns.insert(record.id)
+            }
             if first {
                 taskRuntimes[index].active = record.id
             } else {
@@ -239,6 +243,10 @@ extension Dispatcher {
         if taskRuntimes[index].active == nil {
             taskRuntimes[index].active = id
             enqueue(job)
+        } else if cause == .manual {
+            // `task run` goes ahead of the other waiting runs (after earlier `task run`s).
+            let position = taskRuntimes[index].held.firstIndex { jobs[$0]?.priority ?? 0 < priority } ?? taskRuntimes[index].held.count
+            taskRuntimes[index].held.insert(id, at: position)
         } else {
             taskRuntimes[index].held.append(id)
         }
@@ -301,11 +309,11 @@ extension Dispatcher {
 
     private func dispatchEvent(id: Int64, name: String, source: String) {
         let listeners = eventListeners[name] ?? []
-        // Marked first, so the mark commits with the runs it queues (one transaction): a crash cannot
-        // replay the event.
+        // Marked after its runs are recorded: a crash in between replays the event, and the unique
+        // (task, event) key keeps a replay from running any listener twice.
+        for index in listeners { due(index, cause: .event, eventID: id, eventName: name) }
         let wallNow = Self.wallClock()
         record { try $0.markEventHandled(id: id, at: wallNow) }
-        for index in listeners { due(index, cause: .event, eventID: id, eventName: name) }
         if source != "daemon" {
             logger.info("event", metadata: ["event": "\(name)", "tasks": "\(listeners.count)", "from": "\(source)"])
         }

@@ -15,6 +15,11 @@ extension Dispatcher {
 
     func startWorkers() {
         guard !shuttingDown else { return }
+        defer {
+            if !running.isEmpty, hostSampling == nil {
+                hostSampling = schedule(.hostSample, after: Self.hostSampleInterval)
+            }
+        }
         while running.count < config.limits.maxConcurrent {
             // One reading of the clock for both peek and pop: aging must not change the choice in between.
             let time = now
@@ -35,9 +40,6 @@ extension Dispatcher {
             guard breakerAdmits(job) else { continue }
             noteAdmission(waiting: nil)
             start(job)
-        }
-        if !running.isEmpty, hostSampling == nil {
-            hostSampling = schedule(.hostSample, after: Self.hostSampleInterval)
         }
     }
 
