@@ -179,6 +179,14 @@ extension StoreReader {
         return result
     }
 
+    /// Notes whose key starts with `prefix`, with when they were written.
+    public func daemonNotes(prefix: String) throws -> [(key: String, value: String, at: UnixTime)] {
+        try Row.fetchAll(
+            db, sql: "SELECT key, value, updated_at FROM daemon_note WHERE key LIKE ? AND value IS NOT NULL ORDER BY key",
+            arguments: [prefix + "%"]
+        ).map { (key: $0["key"], value: $0["value"], at: $0["updated_at"]) }
+    }
+
     public func daemonNote(_ key: String) throws -> String? {
         try String.fetchOne(db, sql: "SELECT value FROM daemon_note WHERE key = ?", arguments: [key])
     }

@@ -158,6 +158,13 @@ import Testing
             return (status["health"] as? [String: Any])?["by"] as? String == "daemon"
         }
         #expect(try instance.run(["sweep", "--mode", "watchdog"]).status == 0)
+        // status shows the last result of each sweep the daemon ran.
+        try instance.waitUntil("status lists the sweeps", timeout: 10) {
+            let status = try #require(try instance.json(["status"]) as? [String: Any])
+            let sweeps = status["sweeps"] as? [String: [String: Any]]
+            return sweeps?["watchdog"]?["result"] as? String == "healthy"
+                && (sweeps?["ingest"]?["result"] as? String)?.contains("files found") == true
+        }
 
         // A wedged daemon (stopped) stops sweeping: the health check says so and exits 1.
         let pid = try #require(instance.daemon?.processIdentifier)

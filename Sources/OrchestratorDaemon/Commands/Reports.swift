@@ -24,6 +24,7 @@ public enum Reports {
         var admissionWait: String?
         var health: HealthSnapshot?
         var uploads = (pending: 0, ok: 0, failed: 0)
+        var sweeps: [(key: String, value: String, at: UnixTime)] = []
         if FileManager.default.fileExists(atPath: storeFile) {
             let store = try openStore(config)
             do {
@@ -33,6 +34,7 @@ public enum Reports {
                     if daemonPID != nil { admissionWait = try reader.daemonNote("admission") }
                     health = HealthSnapshot.decode(try reader.daemonNote(HealthSnapshot.noteKey))
                     uploads = try reader.uploadCounts()
+                    sweeps = try reader.daemonNotes(prefix: "sweep.")
                     for attempt in try reader.runningAttempts() {
                         if let job = try reader.job(id: attempt.jobID) { runningJobs.append((job, attempt)) }
                     }
@@ -66,6 +68,9 @@ public enum Reports {
             }
             object["tasks"] = taskRows
             object["uploads"] = ["pending": uploads.pending, "ok": uploads.ok, "failed": uploads.failed]
+            object["sweeps"] = Dictionary(uniqueKeysWithValues: sweeps.map { note in
+                (String(note.key.dropFirst("sweep.".count)), ["at": iso(note.at), "result": note.value] as [String: Any])
+            })
             object["queue_waits_because"] = admissionWait as Any? ?? NSNull()
             object["healthy"] = daemonPID != nil && (health?.healthy ?? true)
             object["health"] = health.map { snapshot -> [String: Any] in
@@ -82,6 +87,10 @@ public enum Reports {
             "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "
                 + "\(counts.count(.retryWait)) waiting to retry, \(counts.count(.breakerWait)) waiting for a breaker")
         if let admissionWait { lines.append("waiting:  \(admissionWait)") }
+        for note in sweeps {
+            let mode = String(note.key.dropFirst("sweep.".count))
+            lines.append("sweep:    \(pad(mode, 9)) \(formatSeconds(max(0, now - note.at))) ago: \(note.value)")
+        }
         if uploads != (0, 0, 0) { lines.append("uploads:  \(uploads.pending) pending, \(uploads.ok) ok, \(uploads.failed) failed") }
         if let health {
             let when = "checked \(formatSeconds(max(0, now - health.at))) ago by the \(health.by)"

@@ -104,12 +104,15 @@ extension Dispatcher {
             }
             if wallNanos - file.status.modified >= settle {
                 claim(file.path)
+                scanClaimed += 1
             } else {
                 noteActivity(file.path)
             }
         }
         if cursor.isFinished {
             scan = nil
+            noteSweep("ingest", "\(scanClaimed) files found that no event announced")
+            scanClaimed = 0
             if rescanRequested {
                 rescanRequested = false
                 startScan(reason: "requested during a scan")
@@ -143,6 +146,7 @@ extension Dispatcher {
             recreateInboxWatch()
         }
         let snapshot = HealthSnapshot(at: Self.wallClock(), by: "daemon", problems: problems, notes: [])
+        noteSweep("watchdog", snapshot.healthy ? "healthy" : "unhealthy: " + problems.joined(separator: "; "))
         let text = snapshot.json
         record { try $0.setDaemonNote(HealthSnapshot.noteKey, text, at: snapshot.at) }
         if !snapshot.healthy {

@@ -363,13 +363,23 @@ extension Dispatcher {
     /// moves on, so a one-shot sweep and the daemon never both run it.
     func retrySweep(uploadsOnly: Bool = false) {
         let wallNow = Self.wallClock()
+        var requeued = 0
         for (jobID, job) in jobs where job.state == .retryWait {
             if uploadsOnly, job.logKey != "upload" { continue }
             guard let record = try? store.read({ try $0.job(id: jobID) }), let notBefore = record.notBefore, notBefore <= wallNow
             else { continue }
             if let timer = job.retryTimer { wheel.cancel(timer) }
             retryDue(jobID)
+            requeued += 1
         }
+        noteSweep(uploadsOnly ? "upload" : "retry", "\(requeued) due \(uploadsOnly ? "uploads" : "retries") re-queued")
+    }
+
+    /// The last result of a sweep under `watch`, for `status`.
+    func noteSweep(_ mode: String, _ summary: String) {
+        guard batch == nil else { return }
+        let wallNow = Self.wallClock()
+        record { try $0.setDaemonNote("sweep.\(mode)", summary, at: wallNow) }
     }
 
     private func refreshEnabledOverrides() {

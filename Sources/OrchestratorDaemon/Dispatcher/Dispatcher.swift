@@ -180,6 +180,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var lastHealthy = true
     var watchedInbox: FileStatus?
     var rescanRequested = false
+    /// Files the current Inbox walk claimed (events announce the others).
+    var scanClaimed = 0
 
     // The current cycle.
     var pendingEvents: [DispatcherEvent] = []
