@@ -86,6 +86,7 @@ public enum Reports {
         lines.append(
             "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "
                 + "\(counts.count(.retryWait)) waiting to retry, \(counts.count(.breakerWait)) waiting for a breaker")
+        lines.append("finished: \(counts.count(.done)) done, \(counts.count(.failed)) failed")
         if let admissionWait { lines.append("waiting:  \(admissionWait)") }
         for note in sweeps {
             let mode = String(note.key.dropFirst("sweep.".count))
@@ -97,7 +98,6 @@ public enum Reports {
             lines.append("health:   " + (health.healthy ? "ok (\(when))" : "UNHEALTHY (\(when))"))
             for problem in health.problems { lines.append("  \(problem)") }
         }
-        lines.append("finished: \(counts.count(.done)) done, \(counts.count(.failed)) failed")
         for breaker in breakers where breaker.state != "closed" {
             let until = breaker.openUntil.map { " until \(formatTime($0))" } ?? ""
             lines.append("breaker:  \(breaker.owner) \(breaker.state.replacingOccurrences(of: "_", with: "-"))\(until) after \(breaker.consecutiveFailures) failures")
