@@ -174,6 +174,27 @@ import Testing
         #expect(try instance.run(["trigger", "bad name"]).status == 64)
     }
 
+    @Test func anEventRunWaitingForAPrerequisiteSurvivesARestart() throws {
+        let config = testConfig(handler: Self.handler)
+            + Self.task("prep", "on = \"prep.go\"", script: "echo \"$ORCH_JOB_ID\" >> ../prep.log; test ! -e ../prep.fail")
+            + Self.task("hook", "on = \"hook.go\"", extra: "after = [\"prep\"]")
+        let instance = try TestInstance(config: config)
+        #expect(FileManager.default.createFile(atPath: instance.path("prep.fail"), contents: nil))
+        try instance.startDaemon()
+        #expect(try instance.run(["trigger", "prep.go"]).status == 0)
+        try instance.waitUntil("prep failed", timeout: 10) { try taskRows(instance)["prep"]?["last_result"] as? String == "failed" }
+        #expect(try instance.run(["trigger", "hook.go"]).status == 0)
+        try instance.waitUntil("hook waits for prep", timeout: 10) { try taskRows(instance)["hook"]?["waiting_for"] as? [String] == ["prep"] }
+        #expect(instance.stopDaemon() == 0)
+
+        try instance.startDaemon()
+        try FileManager.default.removeItem(atPath: instance.path("prep.fail"))
+        #expect(try instance.run(["trigger", "prep.go"]).status == 0)
+        try instance.waitUntil("hook ran once prep succeeded", timeout: 10) { instance.lines(of: "hook.log").count == 1 }
+        instance.stopDaemon()
+        #expect(try taskRuns(instance, "hook").count == 1)
+    }
+
     @Test func builtInEventsAndDisabledTasks() throws {
         let config = testConfig(handler: Self.handler)
             + Self.task("after_file", "on = \"file.done\"")

@@ -146,7 +146,7 @@ extension Dispatcher {
     func due(_ index: Int, cause: TaskCause, slot: Int64? = nil, eventID: Int64? = nil, eventName: String? = nil) {
         guard !shuttingDown else { return }
         let task = config.tasks[index]
-        var runtime = taskRuntimes[index]
+        let runtime = taskRuntimes[index]
         if !runtime.enabled, cause != .manual {
             logger.debug("not run: disabled", metadata: ["task": "\(task.name)"])
             clearPending(index)
@@ -176,13 +176,12 @@ extension Dispatcher {
                         level: failed.isEmpty ? .debug : .info, "waiting for \(names.joined(separator: ", "))",
                         metadata: ["task": "\(task.name)"])
                 }
-                runtime.pending = PendingRun(cause: cause, slot: slot, eventID: eventID, eventName: eventName)
-                taskRuntimes[index] = runtime
+                replacePending(index, with: PendingRun(cause: cause, slot: slot, eventID: eventID, eventName: eventName))
                 setWaiting(index, names)
                 return
             case .run:
                 if runtime.pending != nil {
-                    taskRuntimes[index].pending = nil
+                    replacePending(index, with: nil)
                     setWaiting(index, nil)
                 }
             }
@@ -192,8 +191,23 @@ extension Dispatcher {
 
     private func clearPending(_ index: Int) {
         guard taskRuntimes[index].pending != nil else { return }
-        taskRuntimes[index].pending = nil
+        replacePending(index, with: nil)
         setWaiting(index, nil)
+    }
+
+    /// A waiting run replaced or dropped: the event it came from may now be done with.
+    private func replacePending(_ index: Int, with new: PendingRun?) {
+        let old = taskRuntimes[index].pending
+        taskRuntimes[index].pending = new
+        if let event = old?.eventID, event != new?.eventID { settleEvent(event) }
+    }
+
+    /// Marks an event handled once no listener's run waits for a prerequisite on its behalf: until then a
+    /// restart takes the event again (and the unique (task, event) keys keep that from running anything twice).
+    func settleEvent(_ id: Int64) {
+        guard !taskRuntimes.contains(where: { $0.pending?.eventID == id }) else { return }
+        let wallNow = Self.wallClock()
+        record { try $0.markEventHandled(id: id, at: wallNow) }
     }
 
     private func setWaiting(_ index: Int, _ names: [String]?) {
@@ -228,6 +242,7 @@ extension Dispatcher {
             stop(exitCode: 1)
             return
         }
+        if let eventID { settleEvent(eventID) }
         guard let id else {
             logger.info("not run: this slot already ran", metadata: ["task": "\(task.name)", "slot": "\(slot.map(String.init) ?? "-")"])
             return
@@ -309,11 +324,10 @@ extension Dispatcher {
 
     private func dispatchEvent(id: Int64, name: String, source: String) {
         let listeners = eventListeners[name] ?? []
-        // Marked after its runs are recorded: a crash in between replays the event, and the unique
-        // (task, event) key keeps a replay from running any listener twice.
+        // Marked once its runs are recorded and none waits for a prerequisite: until then a restart replays
+        // the event, and the unique (task, event) keys keep a replay from running any listener twice.
         for index in listeners { due(index, cause: .event, eventID: id, eventName: name) }
-        let wallNow = Self.wallClock()
-        record { try $0.markEventHandled(id: id, at: wallNow) }
+        settleEvent(id)
         if source != "daemon" {
             logger.info("event", metadata: ["event": "\(name)", "tasks": "\(listeners.count)", "from": "\(source)"])
         }
