@@ -70,13 +70,4 @@ public struct ReadyQueue<ID: Hashable> {
         count -= 1
         return entry
     }
-
-    /// Every queued entry, best first at `now` (for `status`).
-    public func ordered(at now: UInt64) -> [Entry] {
-        fifos.flatMap { $0 }.sorted { a, b in
-            let pa = effectivePriority(a, at: now)
-            let pb = effectivePriority(b, at: now)
-            return pa != pb ? pa > pb : a.queuedAt < b.queuedAt
-        }
-    }
 }

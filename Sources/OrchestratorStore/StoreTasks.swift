@@ -199,9 +199,6 @@ extension StoreReader {
         }
     }
 
-    public func taskBaseline(task: String) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT baseline_ms FROM task_state WHERE name = ?", arguments: [task])
-    }
 }
 
 extension EventRecord {

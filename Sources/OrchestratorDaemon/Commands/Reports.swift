@@ -25,8 +25,8 @@ public enum Reports {
         var health: HealthSnapshot?
         var uploads = (pending: 0, ok: 0, failed: 0)
         var sweeps: [(key: String, value: String, at: UnixTime)] = []
-        if FileManager.default.fileExists(atPath: storeFile) {
-            let store = try openStore(config)
+        let store = FileManager.default.fileExists(atPath: storeFile) ? try openStore(config) : nil
+        if let store {
             do {
                 try store.read { reader in
                     counts = try reader.counts()
@@ -44,7 +44,7 @@ public enum Reports {
             }
         }
         let now = Date().timeIntervalSince1970
-        let taskRows = try TaskCommands.rows(config: config, store: FileManager.default.fileExists(atPath: storeFile) ? try openStore(config) : nil)
+        let taskRows = try TaskCommands.rows(config: config, store: store)
         if json {
             var object: [String: Any] = [
                 "daemon": ["running": daemonPID != nil, "pid": daemonPID.map { Int($0) } as Any? ?? NSNull()],

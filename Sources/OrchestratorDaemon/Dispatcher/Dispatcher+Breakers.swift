@@ -83,14 +83,16 @@ extension Dispatcher {
     func breakerSucceeded(_ owner: JobOwner) {
         guard var breaker = breakers[owner] else { return }
         let wasOpen = breaker.isOpen
+        let hadFailures = breaker.consecutiveFailures > 0
         breaker.recordSuccess()
         breakers[owner] = breaker
         if wasOpen {
             logger.info("circuit closed", metadata: ["owner": "\(ownerName(owner))"])
             persistBreaker(owner)
             release(owner, count: Int.max)
-        } else if breaker.consecutiveFailures == 0 {
-            persistBreakerIfFailuresRecorded(owner)
+        } else if hadFailures {
+            // The stored count of failures in a row goes back to 0; a success after a success writes nothing.
+            persistBreaker(owner)
         }
     }
 
@@ -115,10 +117,6 @@ extension Dispatcher {
         breakers[owner] = breaker
     }
 
-    private func persistBreakerIfFailuresRecorded(_ owner: JobOwner) {
-        if breakersWithRecordedFailures.contains(owner) { persistBreaker(owner) }
-    }
-
     /// `status` shows breakers from the store.
     private func persistBreaker(_ owner: JobOwner) {
         guard let breaker = breakers[owner] else { return }
@@ -132,7 +130,6 @@ extension Dispatcher {
             openUntil = Self.wallClock() + Double(until > now ? until - now : 0) / 1000
         case .halfOpen: state = "half_open"
         }
-        if breaker.consecutiveFailures > 0 { breakersWithRecordedFailures.insert(owner) } else { breakersWithRecordedFailures.remove(owner) }
         let failures = breaker.consecutiveFailures
         let wallNow = Self.wallClock()
         record { try $0.setBreaker(owner: name, state: state, consecutiveFailures: failures, openUntil: openUntil, at: wallNow) }

@@ -379,7 +379,7 @@ extension Dispatcher {
         let wallNow = Self.wallClock()
         var requeued = 0
         for (jobID, job) in jobs where job.state == .retryWait {
-            if uploadsOnly, job.logKey != "upload" { continue }
+            if uploadsOnly, job.owner.isUpload == false { continue }
             guard let record = try? store.read({ try $0.job(id: jobID) }), let notBefore = record.notBefore, notBefore <= wallNow
             else { continue }
             if let timer = job.retryTimer { wheel.cancel(timer) }

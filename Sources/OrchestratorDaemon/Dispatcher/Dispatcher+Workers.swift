@@ -111,21 +111,19 @@ extension Dispatcher {
         let command: CommandTemplate
         let timeout: Duration
         let backoff: Duration
-        let breaker: Breaker?
     }
 
     func spec(of owner: JobOwner) -> RunSpec {
         switch owner {
         case .handler(let index):
             let handler = config.handlers[index]
-            return RunSpec(command: handler.command, timeout: handler.timeout, backoff: handler.backoff, breaker: handler.breaker)
+            return RunSpec(command: handler.command, timeout: handler.timeout, backoff: handler.backoff)
         case .task(let index):
             let task = config.tasks[index]
-            return RunSpec(command: task.command, timeout: task.timeout, backoff: task.backoff, breaker: task.breaker)
+            return RunSpec(command: task.command, timeout: task.timeout, backoff: task.backoff)
         case .upload(let index):
             let handler = config.handlers[index]
-            return RunSpec(
-                command: handler.upload ?? handler.command, timeout: handler.timeout, backoff: handler.backoff, breaker: nil)
+            return RunSpec(command: handler.upload ?? handler.command, timeout: handler.timeout, backoff: handler.backoff)
         }
     }
 

@@ -46,6 +46,11 @@ enum JobOwner: Hashable, Sendable {
     case task(Int)
     /// The handler's `upload` command, for a file in Done.
     case upload(Int)
+
+    var isUpload: Bool {
+        if case .upload = self { return true }
+        return false
+    }
 }
 
 /// What a one-shot run does before it exits: `sweep` without a daemon, `task run` without a daemon.
@@ -168,7 +173,6 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var breakers: [JobOwner: CircuitBreaker]
     var breakerParked: [JobOwner: Deque<Int64>] = [:]
     var breakerTimers: [JobOwner: TimerHandle] = [:]
-    var breakersWithRecordedFailures: Set<JobOwner> = []
 
     // Admission (see Dispatcher+Workers).
     let admission: AdmissionPolicy
