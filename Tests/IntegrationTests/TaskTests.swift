@@ -57,7 +57,7 @@ import Testing
         let rows = try taskRows(instance)
         #expect(rows["level2"]?["last_result"] as? String == "succeeded")
         #expect(rows["level3"]?["waiting_for"] == nil)
-        // Every level3 run came after a level2 success that finished after level3's previous run.
+        // While level2 failed, the daemon said why level3 did not run.
         #expect(instance.log.contains("waiting for level2"))
         instance.stopDaemon()
     }
@@ -205,6 +205,13 @@ import Testing
         try instance.startDaemon()
         try instance.drop("a.txt")
         try instance.waitUntil("file.done ran its task", timeout: 10) { instance.lines(of: "after_file.log").count == 1 }
+        // Both listeners were considered in the same step; once nothing is queued or running, a muted run
+        // would have finished too.
+        try instance.waitUntil("the queue is empty", timeout: 10) {
+            let status = try #require(try instance.json(["status"]) as? [String: Any])
+            let jobs = status["jobs"] as? [String: Int]
+            return jobs?["queued"] == 0 && jobs?["running"] == 0
+        }
         #expect(try taskRows(instance)["muted"]?["enabled"] as? Bool == false)
         #expect(instance.lines(of: "muted.log").isEmpty)
 

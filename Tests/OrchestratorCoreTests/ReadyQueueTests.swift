@@ -56,13 +56,19 @@ import Testing
         #expect(queue.isEmpty)
     }
 
-    @Test func orderedListsWhatPopWouldTake() {
+    @Test func popOrderIsEffectivePriorityThenArrival() {
         var queue = ReadyQueue<String>(agingStep: 100)
         var generator = SplitMix64(state: 3)
+        var reference: [(id: String, priority: Int, queuedAt: UInt64)] = []
         for index in 0..<200 {
-            queue.push("j\(index)", priority: Int(generator.next() % 11), at: UInt64(index * 7))
+            let priority = Int(generator.next() % 11)
+            let queuedAt = UInt64(index * 7)
+            queue.push("j\(index)", priority: priority, at: queuedAt)
+            // At 2,000 ms a job has gained one level per 100 ms waited, up to 10 (unless it started above).
+            let aged = priority >= 10 ? priority : min(10, priority + Int((2_000 - queuedAt) / 100))
+            reference.append(("j\(index)", aged, queuedAt))
         }
-        let listed = queue.ordered(at: 2_000).map(\.id)
-        #expect(drain(&queue, at: 2_000) == listed)
+        let expected = reference.sorted { $0.priority != $1.priority ? $0.priority > $1.priority : $0.queuedAt < $1.queuedAt }
+        #expect(drain(&queue, at: 2_000) == expected.map(\.id))
     }
 }
