@@ -22,7 +22,7 @@ public struct ReadyQueue<ID: Hashable> {
     private var fifos: [Deque<Entry>] = Array(repeating: Deque(), count: ReadyQueue.levels)
     public private(set) var count = 0
     /// 0: no aging.
-    public let agingStep: UInt64
+    public var agingStep: UInt64
 
     public init(agingStep: UInt64) {
         self.agingStep = agingStep

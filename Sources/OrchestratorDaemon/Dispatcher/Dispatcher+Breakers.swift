@@ -8,11 +8,11 @@ import OrchestratorStore
 extension Dispatcher {
     static func makeBreakers(_ config: Config) -> [JobOwner: CircuitBreaker] {
         var breakers: [JobOwner: CircuitBreaker] = [:]
-        for (index, handler) in config.handlers.enumerated() {
-            if let breaker = handler.breaker { breakers[.handler(index)] = Self.breaker(breaker) }
+        for handler in config.handlers {
+            if let breaker = handler.breaker { breakers[.handler(handler.name)] = Self.breaker(breaker) }
         }
-        for (index, task) in config.tasks.enumerated() {
-            if let breaker = task.breaker { breakers[.task(index)] = Self.breaker(breaker) }
+        for task in config.tasks {
+            if let breaker = task.breaker { breakers[.task(task.name)] = Self.breaker(breaker) }
         }
         return breakers
     }
@@ -23,9 +23,9 @@ extension Dispatcher {
 
     func ownerName(_ owner: JobOwner) -> String {
         switch owner {
-        case .handler(let index): "handler \(config.handlers[index].name)"
-        case .task(let index): "task \(config.tasks[index].name)"
-        case .upload(let index): "uploads of handler \(config.handlers[index].name)"
+        case .handler(let name): "handler \(name)"
+        case .task(let name): "task \(name)"
+        case .upload(let name): "uploads of handler \(name)"
         }
     }
 
@@ -67,7 +67,7 @@ extension Dispatcher {
         release(owner, count: 1)
     }
 
-    private func release(_ owner: JobOwner, count: Int) {
+    func release(_ owner: JobOwner, count: Int) {
         var released = 0
         let wallNow = Self.wallClock()
         while released < count, let jobID = breakerParked[owner]?.popFirst() {

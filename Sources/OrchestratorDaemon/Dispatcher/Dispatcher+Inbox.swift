@@ -40,7 +40,7 @@ extension Dispatcher {
 
     /// A file written in place counts as arrived once `settle` has passed with its size and mtime unchanged.
     func noteActivity(_ name: RelativePath) {
-        guard !shuttingDown else { return }
+        guard !phase.isStopping else { return }
         guard let status = FileSystem.status(layout.inbox.appending(name)), status.isProcessable else { return }
         if var entry = settling[name] {
             entry.status = status
@@ -77,7 +77,7 @@ extension Dispatcher {
 
     /// Starts a walk of Inbox; the directory listing is the truth that events only hint at.
     func startScan(reason: String) {
-        guard !shuttingDown else { return }
+        guard !phase.isStopping else { return }
         if scan != nil {
             // A walk in progress may already be past the new files: walk again once it ends.
             rescanRequested = true
@@ -91,7 +91,7 @@ extension Dispatcher {
 
     /// Pulls the next slice of an Inbox walk while the queue has room for it.
     func continueScan() {
-        guard let cursor = scan, !shuttingDown else { return }
+        guard let cursor = scan, phase.admitsNewWork else { return }
         guard readyCount + newClaims.count < scanHighWater else { return }
         let settle = config.inbox.settle.wholeMilliseconds * 1_000_000
         let wallNanos = Int64(Self.wallClock() * 1e9)
@@ -126,11 +126,11 @@ extension Dispatcher {
     /// (re-established if Inbox was replaced). Writes the health snapshot and fires `error.critical` when
     /// the daemon becomes unhealthy.
     func watchdogSweep() {
-        guard !shuttingDown else { return }
+        guard !phase.isStopping else { return }
         var problems = HealthChecks.disk(config)
         for (jobID, attempt) in running where !attempt.timedOut {
             guard let job = jobs[jobID] else { continue }
-            let limit = UInt64(max(0, spec(of: job.owner).timeout.wholeMilliseconds)) + UInt64(HealthChecks.stuckSlack * 1000)
+            let limit = UInt64(max(0, attempt.spec.timeout.wholeMilliseconds)) + UInt64(HealthChecks.stuckSlack * 1000)
             if now - attempt.startedAt > limit {
                 problems.append("job \(jobID) (\(job.name)) ran past its timeout; ending it")
                 timeoutReached(jobID)
@@ -224,7 +224,7 @@ extension Dispatcher {
     /// Takes a file out of Inbox by renaming it into the processing area. The rename is the claim:
     /// only one rename of a name can succeed, so a file is never run twice concurrently.
     func claim(_ name: RelativePath) {
-        guard !shuttingDown else { return }
+        guard phase.admitsNewWork else { return }
         if let timer = settling.removeValue(forKey: name)?.timer { wheel.cancel(timer) }
         if jobsByName[name] != nil {
             waitingForName.insert(name)
@@ -257,18 +257,16 @@ extension Dispatcher {
         let pending = writes
         writes.removeAll(keepingCapacity: true)
         let wallNow = Self.wallClock()
-        var created: [(RelativePath, Int64, Int?)] = []
+        var created: [(RelativePath, Int64, Handler?)] = []
         do {
             try store.write { transaction in
                 for write in pending { try write(transaction) }
                 for name in claims {
-                    let handlerIndex = config.handlers.firstIndex { handler in handler.match.contains { $0.matches(name) } }
-                    if let handlerIndex {
-                        let handler = config.handlers[handlerIndex]
+                    if let handler = config.handler(for: name) {
                         let id = try transaction.insertJob(
                             kind: .file, name: name, handler: handler.name, state: .queued, priority: handler.priority,
                             maxAttempts: handler.maxAttempts, detail: "claimed", at: wallNow)
-                        created.append((name, id, handlerIndex))
+                        created.append((name, id, handler))
                     } else {
                         let id = try transaction.insertJob(
                             kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
@@ -282,11 +280,10 @@ extension Dispatcher {
             stop(exitCode: 1)
             return
         }
-        for (name, id, handlerIndex) in created {
-            if let handlerIndex {
-                let handler = config.handlers[handlerIndex]
+        for (name, id, handler) in created {
+            if let handler {
                 let job = LiveJob(
-                    id: id, name: name, owner: .handler(handlerIndex), state: .queued, priority: handler.priority,
+                    id: id, name: name, owner: .handler(handler.name), state: .queued, priority: handler.priority,
                     attempts: 0, maxAttempts: handler.maxAttempts)
                 jobs[id] = job
                 jobsByName[name] = id
@@ -320,7 +317,7 @@ extension Dispatcher {
     func moveFinishedFiles() {
         guard !finishedJobs.isEmpty else { return }
         flushWrites()
-        guard !stopped else { return }
+        guard phase != .stopped else { return }
         let finished = finishedJobs
         finishedJobs.removeAll(keepingCapacity: true)
         movesInFlight += 1
@@ -377,9 +374,11 @@ extension Dispatcher {
 
     /// Files that reached Done under a handler with an `upload` command get an upload job on the queue.
     func queueUploads(_ moved: [MovedFile]) {
-        var wanted: [(name: RelativePath, handler: Int)] = []
+        var wanted: [(name: RelativePath, handler: Handler)] = []
         for file in moved where file.job.succeeded {
-            guard let finalName = file.finalName, let handler = file.job.handler, config.handlers[handler].upload != nil else { continue }
+            guard let finalName = file.finalName, let name = file.job.handler, let handler = handler(named: name),
+                handler.upload != nil
+            else { continue }
             wanted.append((finalName, handler))
         }
         guard !wanted.isEmpty else { return }
@@ -388,17 +387,16 @@ extension Dispatcher {
             let created = try store.write { transaction in
                 for write in writes { try write(transaction) }
                 return try wanted.map { item in
-                    let handler = config.handlers[item.handler]
-                    return try transaction.insertUpload(
-                        path: item.name, handler: handler.name, maxAttempts: handler.maxAttempts, at: wallNow)
+                    try transaction.insertUpload(
+                        path: item.name, handler: item.handler.name, maxAttempts: item.handler.maxAttempts, at: wallNow)
                 }
             }
             writes.removeAll(keepingCapacity: true)
             for (item, id) in zip(wanted, created) {
                 guard let id else { continue }
                 let job = LiveJob(
-                    id: id, name: item.name, owner: .upload(item.handler), state: .queued, priority: 5, attempts: 0,
-                    maxAttempts: config.handlers[item.handler].maxAttempts)
+                    id: id, name: item.name, owner: .upload(item.handler.name), state: .queued, priority: 5, attempts: 0,
+                    maxAttempts: item.handler.maxAttempts)
                 jobs[id] = job
                 enqueue(job)
             }

@@ -17,22 +17,21 @@ extension Dispatcher {
         installTimer()
         if let batch {
             try startBatch(batch)
+            phase = .running
             return
         }
-        endOrphanedWorkers()
+        try endOrphanedWorkers()
         // Circuits start closed; what `status` shows must say so.
         record { try $0.clearBreakers() }
         try recoverJobs()
         adoptUnrecordedClaims()
         adoptRecoveredUploads()
-        startTasks()
+        try startTasks()
         startWatching()
         startScan(reason: "start")
-        _ = schedule(.ingestSweep, after: ticks(config.sweeps.ingest))
-        _ = schedule(.retrySweep, after: ticks(config.sweeps.retry))
-        if config.handlers.contains(where: { $0.upload != nil }) {
-            _ = schedule(.uploadSweep, after: ticks(config.sweeps.upload))
-        }
+        for sweep in [TimerPurpose.ingestSweep, .retrySweep, .uploadSweep] { armSweep(sweep) }
+        noteConfigLoaded()
+        phase = .running
         watchdogSweep()
         startWatchdogPings()
         notifier.notify("READY=1\nSTATUS=watching \(layout.inbox)")
@@ -47,13 +46,11 @@ extension Dispatcher {
     /// Worker groups a killed daemon left behind are ended before their files run again, so a file never
     /// has two workers at once. Workers carry ORCH_STATE_DIR, which finds them even if the daemon died
     /// before it could record their pids.
-    private func endOrphanedWorkers() {
+    private func endOrphanedWorkers() throws {
         var victims: [WorkerHandle] = []
-        if let attempts = try? store.read({ try $0.runningAttempts() }) {
-            for attempt in attempts {
-                guard let pid = attempt.pid, let startTime = attempt.startTime else { continue }
-                victims.append(WorkerHandle(pid: pid, startTime: startTime))
-            }
+        for attempt in try store.read({ try $0.runningAttempts() }) {
+            guard let pid = attempt.pid, let startTime = attempt.startTime else { continue }
+            victims.append(WorkerHandle(pid: pid, startTime: startTime))
         }
         let found = OrphanFinder.processes(stateDirectory: config.paths.state)
         victims += found.workers
@@ -105,7 +102,7 @@ extension Dispatcher {
             }
             let jobID = job.id
             record { try $0.setFinalPath(jobID: jobID, finalName ?? RelativePath([])) }
-            let handler = config.handlers.firstIndex { $0.name == job.handler }
+            let handler = job.handler
             recoveredMoves.append(
                 MovedFile(job: FinishedJob(jobID: jobID, name: job.name, succeeded: job.state == .done, handler: handler),
                           finalName: finalName, error: nil))
@@ -114,8 +111,7 @@ extension Dispatcher {
         queueUploads(recoveredMoves)
 
         for record in live where filesToo {
-            guard let handlerIndex = config.handlers.firstIndex(where: { $0.name == record.handler })
-                ?? config.handlers.firstIndex(where: { handler in handler.match.contains { $0.matches(record.name) } })
+            guard let handler = config.handlers.first(where: { $0.name == record.handler }) ?? config.handler(for: record.name)
             else {
                 failRecovered(record, reason: "no handler (handler \(record.handler ?? "?") is no longer configured)")
                 continue
@@ -133,7 +129,7 @@ extension Dispatcher {
                 }
             }
             jobsByName[record.name] = record.id
-            restore(record, owner: .handler(handlerIndex), priority: config.handlers[handlerIndex].priority)
+            restore(record, owner: .handler(handler.name), priority: handler.priority)
         }
         if !live.isEmpty || !unmoved.isEmpty {
             logger.info("recovered jobs from the store", metadata: ["live": "\(live.count)", "moved": "\(unmoved.count)"])
@@ -159,13 +155,13 @@ extension Dispatcher {
     func adoptRecoveredUploads() {
         let wallNow = Self.wallClock()
         for record in recoveredUploads {
-            guard let index = config.handlers.firstIndex(where: { $0.name == record.handler && $0.upload != nil }) else {
+            guard let handler = config.handlers.first(where: { $0.name == record.handler && $0.upload != nil }) else {
                 let jobID = record.id
                 let from = record.state
                 self.record { try $0.setState(jobID: jobID, from: from, to: .failed, reason: "its handler no longer has an upload command", at: wallNow) }
                 continue
             }
-            restore(record, owner: .upload(index), priority: record.priority)
+            restore(record, owner: .upload(handler.name), priority: record.priority)
         }
         recoveredUploads = []
     }
@@ -213,7 +209,8 @@ extension Dispatcher {
     // MARK: Signals and shutdown
 
     private func installSignalHandlers() {
-        for number in [SIGTERM, SIGINT] {
+        // A one-shot run has no config to reload: SIGHUP (a closed terminal) stops it like SIGTERM.
+        for number in [SIGTERM, SIGINT, SIGHUP] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler { [unowned self] in post(.signal(number)) }
@@ -226,12 +223,13 @@ extension Dispatcher {
     /// SIGTERM/SIGINT: start nothing new, give running workers `shutdown_grace`, then end their groups.
     /// A second signal ends them at once.
     func beginShutdown(signal number: Int32) {
-        if shuttingDown {
+        if phase.isStopping {
             logger.warning("second stop signal; ending running workers now")
             shutdownDeadlineReached()
             return
         }
-        shuttingDown = true
+        let deadline = running.isEmpty ? nil : now + ticks(config.limits.shutdownGrace)
+        phase = .draining(since: now, deadline: deadline)
         scan = nil
         for (_, entry) in settling { if let timer = entry.timer { wheel.cancel(timer) } }
         settling.removeAll()
@@ -239,16 +237,18 @@ extension Dispatcher {
         watcher = nil
         wakeWatcher?.cancel()
         wakeWatcher = nil
-        for runtime in taskRuntimes { if let timer = runtime.timer { wheel.cancel(timer) } }
+        for runtime in taskRuntimes.values { if let timer = runtime.timer { wheel.cancel(timer) } }
         notifier.notify("STOPPING=1\nSTATUS=draining \(running.count) workers")
         logger.info(
             "stopping", metadata: [
                 "signal": "\(Self.signalName(number))", "running": "\(running.count)",
                 "grace": "\(config.limits.shutdownGrace)",
             ])
-        if !running.isEmpty {
-            _ = schedule(.shutdownDeadline, after: ticks(config.limits.shutdownGrace))
+        if let deadline {
+            _ = wheel.schedule(at: deadline, .shutdownDeadline)
         }
+        // Workers killed from outside just before this signal were part of the stop (pm2's treekill).
+        for jobID in Array(undecided.keys) { verdictDue(jobID) }
     }
 
     func shutdownDeadlineReached() {
@@ -262,7 +262,7 @@ extension Dispatcher {
 
     /// A one-shot run: no watch, no schedules; recovers and runs what its work names, then stops.
     private func startBatch(_ work: BatchWork) throws {
-        endOrphanedWorkers()
+        try endOrphanedWorkers()
         if work.ingest || work.retry {
             try recoverJobs()
             adoptUnrecordedClaims()
@@ -273,10 +273,10 @@ extension Dispatcher {
             adoptRecoveredUploads()
         }
         if let name = work.taskRun {
-            prepareTaskRuntimes()
-            if let index = config.tasks.firstIndex(where: { $0.name == name }) {
-                due(index, cause: .manual)
-                batchReport.taskJob = taskRuntimes[index].liveJobs.first
+            try prepareTaskRuntimes()
+            if task(named: name) != nil {
+                due(name, cause: .manual)
+                batchReport.taskJob = taskRuntimes[name]?.liveJobs.first
             }
         }
         scheduleCycle()
@@ -285,8 +285,8 @@ extension Dispatcher {
     /// Done when nothing runs, nothing is queued or being read, and the foreground task run (if any) has
     /// ended. Retries not yet due are left for the next sweep or daemon.
     func finishBatchIfDone() {
-        guard batch != nil, !stopped, !shuttingDown else { return }
-        guard scan == nil, running.isEmpty, movesInFlight == 0, finishedJobs.isEmpty, settling.isEmpty, newClaims.isEmpty
+        guard batch != nil, !phase.isStopping else { return }
+        guard scan == nil, running.isEmpty, undecided.isEmpty, movesInFlight == 0, finishedJobs.isEmpty, settling.isEmpty, newClaims.isEmpty
         else { return }
         if jobs.values.contains(where: { $0.state == .queued }) { return }
         if let taskJob = batchReport.taskJob, jobs[taskJob] != nil { return }
@@ -298,7 +298,7 @@ extension Dispatcher {
     }
 
     func finishShutdownIfDrained() {
-        guard shuttingDown, running.isEmpty, movesInFlight == 0, finishedJobs.isEmpty, !stopped else { return }
+        guard case .draining = phase, running.isEmpty, undecided.isEmpty, movesInFlight == 0, finishedJobs.isEmpty else { return }
         flushWrites()
         logger.info("stopped", metadata: ["processed": "\(processedCount)"])
         stop(exitCode: 0)

@@ -47,109 +47,118 @@ extension Dispatcher {
 
     /// Loads what the store knows about the tasks, runs the missed slot of each `catch_up = "once"` task and
     /// the `@reboot` tasks, arms every schedule, and takes the events recorded while no daemon ran.
-    func startTasks() {
-        prepareTaskRuntimes()
+    func startTasks() throws {
+        try prepareTaskRuntimes()
         let nowMs = daemonStartMs
-        for index in taskRuntimes.indices { adoptRecoveredRuns(index) }
-        for (index, task) in config.tasks.enumerated() {
-            guard let schedule = taskRuntimes[index].schedule else { continue }
+        for task in config.tasks { try adoptRecoveredRuns(task.name) }
+        for task in config.tasks {
+            guard let schedule = taskRuntimes[task.name]?.schedule else { continue }
             if schedule.isReboot {
-                due(index, cause: .reboot, slot: nowMs)
+                due(task.name, cause: .reboot, slot: nowMs)
                 continue
             }
-            do {
-                let baseline = try store.write { try $0.ensureTaskBaseline(task: task.name, now: nowMs) }
-                let lastSlot = try store.read { try $0.lastScheduledSlot(task: task.name) }
-                if task.catchUp == .once, let missed = schedule.latestSlot(after: lastSlot ?? baseline, atOrBefore: nowMs) {
-                    logger.info("running a slot missed while no daemon ran", metadata: ["task": "\(task.name)", "slot": "\(missed)"])
-                    due(index, cause: .catchUp, slot: missed)
-                }
-                armSlot(index, after: max(nowMs, lastSlot ?? nowMs))
-            } catch {
-                logger.critical("task \(task.name): cannot read its schedule state: \(error)")
-            }
+            startSchedule(task, catchUp: task.catchUp == .once, now: nowMs)
         }
         startWakeWatch()
         takeRecordedEvents()
     }
 
+    /// Arms a task's schedule after the last slot that ran; with `catchUp`, first runs the latest slot
+    /// missed since then (or since the task was first seen).
+    func startSchedule(_ task: TaskDefinition, catchUp: Bool, now nowMs: Int64) {
+        guard let schedule = taskRuntimes[task.name]?.schedule, !schedule.isReboot else { return }
+        do {
+            let baseline = try store.write { try $0.ensureTaskBaseline(task: task.name, now: nowMs) }
+            let lastSlot = try store.read { try $0.lastScheduledSlot(task: task.name) }
+            if catchUp, let missed = schedule.latestSlot(after: lastSlot ?? baseline, atOrBefore: nowMs) {
+                logger.info("running a slot missed while no daemon ran", metadata: ["task": "\(task.name)", "slot": "\(missed)"])
+                due(task.name, cause: .catchUp, slot: missed)
+            }
+            armSlot(task.name, after: max(nowMs, lastSlot ?? nowMs))
+        } catch {
+            // Without its last slot the task could run one twice: it stays unarmed, and `status` says so.
+            logger.critical("task \(task.name): cannot read its schedule state; it will not run until a restart: \(error)")
+        }
+    }
+
     /// What the store knows about each task: enabled overrides, latest runs, last starts.
-    func prepareTaskRuntimes() {
+    func prepareTaskRuntimes() throws {
         daemonStartMs = Self.wallMilliseconds()
         guard !config.tasks.isEmpty else { return }
-        let zone = hostZone()
-        let overrides = (try? store.read { try $0.taskEnabledOverrides() }) ?? [:]
-        let latest = (try? store.read { try $0.latestTaskRuns() }) ?? [:]
+        // The store is the ledger: a task disabled there must not run because a read failed.
+        let overrides = try store.read { try $0.taskEnabledOverrides() }
+        let latest = try store.read { try $0.latestTaskRuns() }
         for (name, run) in latest {
             latestTaskRuns[name] = RunSummary(
                 startedAt: run.startedAt, finishedAt: run.finishedAt,
                 result: run.state == .done ? .succeeded : run.couldNotStart ? .commandMissing : .failed)
         }
-        taskRuntimes = config.tasks.map { task in
-            var schedule: SlotSchedule?
-            do {
-                schedule = try SlotSchedule(trigger: task.trigger, hostZone: zone)
-            } catch {
-                logger.critical("task \(task.name): \(error); it will not run")
-            }
-            let lastStart = try? store.read { try $0.lastTaskStart(task: task.name) }
-            return TaskRuntime(schedule: schedule, enabled: overrides[task.name] ?? task.enabled, lastStart: lastStart ?? nil)
+        for task in config.tasks {
+            taskRuntimes[task.name] = try makeRuntime(task, enabledOverride: overrides[task.name])
         }
+    }
+
+    func makeRuntime(_ task: TaskDefinition, enabledOverride: Bool?) throws -> TaskRuntime {
+        var schedule: SlotSchedule?
+        do {
+            schedule = try SlotSchedule(trigger: task.trigger, hostZone: hostZone())
+        } catch {
+            logger.critical("task \(task.name): \(error); it will not run")
+        }
+        let lastStart = try store.read { try $0.lastTaskStart(task: task.name) }
+        return TaskRuntime(schedule: schedule, enabled: enabledOverride ?? task.enabled, lastStart: lastStart)
     }
 
     /// Task runs the store holds as live (queued, waiting to retry, or cut short by a stop) run again.
-    private func adoptRecoveredRuns(_ index: Int) {
-        let task = config.tasks[index]
-        for record in recoveredTaskJobs where record.name.bytes == Array(task.name.utf8) {
-            taskRuntimes[index].liveJobs.insert(record.id)
+    private func adoptRecoveredRuns(_ name: String) throws {
+        for record in recoveredTaskJobs where record.name.bytes == Array(name.utf8) {
+            taskRuntimes[name]?.liveJobs.insert(record.id)
             // The first recovered run is the active one; the others wait behind it, a pending retry starting
             // over when its turn comes.
-            let first = taskRuntimes[index].active == nil
-            restore(record, owner: .task(index), priority: record.priority, enqueue: first)
+            let first = taskRuntimes[name]?.active == nil
+            restore(record, owner: .task(name), priority: record.priority, enqueue: first)
             // A run started by a task.* event stays quiet after a restart too.
-            if let eventID = record.eventID, let name = try? store.read({ try $0.eventName(id: eventID) }), name.hasPrefix("task.") {
+            if let eventID = record.eventID, try store.read({ try $0.eventName(id: eventID) })?.hasPrefix("task.") == true {
                 quietTaskRuns.insert(record.id)
             }
             if first {
-                taskRuntimes[index].active = record.id
+                taskRuntimes[name]?.active = record.id
             } else {
-                taskRuntimes[index].held.append(record.id)
+                taskRuntimes[name]?.held.append(record.id)
             }
         }
     }
 
-    private func armSlot(_ index: Int, after instant: Int64) {
-        guard let slots = taskRuntimes[index].schedule, let next = slots.nextSlot(after: instant) else {
-            taskRuntimes[index].nextSlot = nil
+    func armSlot(_ name: String, after instant: Int64) {
+        guard let slots = taskRuntimes[name]?.schedule, let next = slots.nextSlot(after: instant) else {
+            taskRuntimes[name]?.nextSlot = nil
             return
         }
         let delay = max(0, next - Self.wallMilliseconds())
-        taskRuntimes[index].nextSlot = next
-        taskRuntimes[index].timer = schedule(.taskSlot(index: index), after: UInt64(delay))
+        taskRuntimes[name]?.nextSlot = next
+        taskRuntimes[name]?.timer = schedule(.taskSlot(task: name), after: UInt64(delay))
     }
 
-    func taskSlotDue(_ index: Int) {
-        taskRuntimes[index].timer = nil
-        guard let slot = taskRuntimes[index].nextSlot else { return }
+    func taskSlotDue(_ name: String) {
+        taskRuntimes[name]?.timer = nil
+        guard let slot = taskRuntimes[name]?.nextSlot else { return }
         let nowMs = Self.wallMilliseconds()
         if nowMs < slot {
             // The wall clock was set back, or the monotonic timer ran ahead of it: wait for the slot itself.
-            taskRuntimes[index].timer = schedule(.taskSlot(index: index), after: UInt64(slot - nowMs))
+            taskRuntimes[name]?.timer = schedule(.taskSlot(task: name), after: UInt64(slot - nowMs))
             return
         }
-        due(index, cause: .schedule, slot: slot)
+        due(name, cause: .schedule, slot: slot)
         // Slots passed while the machine slept are not run one by one: the next is after now.
-        armSlot(index, after: max(slot, nowMs))
+        armSlot(name, after: max(slot, nowMs))
     }
 
     /// A run of the task is due: checks enabled, overlap and prerequisites, then records and queues it.
-    func due(_ index: Int, cause: TaskCause, slot: Int64? = nil, eventID: Int64? = nil, eventName: String? = nil) {
-        guard !shuttingDown else { return }
-        let task = config.tasks[index]
-        let runtime = taskRuntimes[index]
+    func due(_ name: String, cause: TaskCause, slot: Int64? = nil, eventID: Int64? = nil, eventName: String? = nil) {
+        guard !phase.isStopping, let task = task(named: name), let runtime = taskRuntimes[name] else { return }
         if !runtime.enabled, cause != .manual {
             logger.debug("not run: disabled", metadata: ["task": "\(task.name)"])
-            clearPending(index)
+            clearPending(name)
             return
         }
         // An event queues one run per event (they run one after the other); a schedule does not pile runs
@@ -157,7 +166,7 @@ extension Dispatcher {
         if cause != .event, cause != .manual, !runtime.liveJobs.isEmpty {
             if task.overlap == .skip || runtime.liveJobs.count >= 2 {
                 logger.info("not run: the previous run has not finished", metadata: ["task": "\(task.name)", "overlap": "\(task.overlap.rawValue)"])
-                clearPending(index)
+                clearPending(name)
                 return
             }
         }
@@ -165,7 +174,7 @@ extension Dispatcher {
             switch DependencyGate.decide(after: task.after, ownLastStart: runtime.lastStart, latest: latestTaskRuns) {
             case .skip(let reason):
                 logger.warning("not run: \(reason)", metadata: ["task": "\(task.name)"])
-                clearPending(index)
+                clearPending(name)
                 return
             case .waiting(let names):
                 // Waiting for a prerequisite due in the same slot is the normal rhythm; waiting for one that
@@ -176,47 +185,46 @@ extension Dispatcher {
                         level: failed.isEmpty ? .debug : .info, "waiting for \(names.joined(separator: ", "))",
                         metadata: ["task": "\(task.name)"])
                 }
-                replacePending(index, with: PendingRun(cause: cause, slot: slot, eventID: eventID, eventName: eventName))
-                setWaiting(index, names)
+                replacePending(name, with: PendingRun(cause: cause, slot: slot, eventID: eventID, eventName: eventName))
+                setWaiting(name, names)
                 return
             case .run:
                 if runtime.pending != nil {
-                    replacePending(index, with: nil)
-                    setWaiting(index, nil)
+                    replacePending(name, with: nil)
+                    setWaiting(name, nil)
                 }
             }
         }
-        queueTaskRun(index, cause: cause, slot: slot, eventID: eventID, eventName: eventName)
+        queueTaskRun(name, cause: cause, slot: slot, eventID: eventID, eventName: eventName)
     }
 
-    private func clearPending(_ index: Int) {
-        guard taskRuntimes[index].pending != nil else { return }
-        replacePending(index, with: nil)
-        setWaiting(index, nil)
+    private func clearPending(_ name: String) {
+        guard taskRuntimes[name]?.pending != nil else { return }
+        replacePending(name, with: nil)
+        setWaiting(name, nil)
     }
 
     /// A waiting run replaced or dropped: the event it came from may now be done with.
-    private func replacePending(_ index: Int, with new: PendingRun?) {
-        let old = taskRuntimes[index].pending
-        taskRuntimes[index].pending = new
+    private func replacePending(_ name: String, with new: PendingRun?) {
+        let old = taskRuntimes[name]?.pending
+        taskRuntimes[name]?.pending = new
         if let event = old?.eventID, event != new?.eventID { settleEvent(event) }
     }
 
     /// Marks an event handled once no listener's run waits for a prerequisite on its behalf: until then a
     /// restart takes the event again (and the unique (task, event) keys keep that from running anything twice).
     func settleEvent(_ id: Int64) {
-        guard !taskRuntimes.contains(where: { $0.pending?.eventID == id }) else { return }
+        guard !taskRuntimes.values.contains(where: { $0.pending?.eventID == id }) else { return }
         let wallNow = Self.wallClock()
         record { try $0.markEventHandled(id: id, at: wallNow) }
     }
 
-    private func setWaiting(_ index: Int, _ names: [String]?) {
-        let task = config.tasks[index].name
+    private func setWaiting(_ task: String, _ names: [String]?) {
         record { try $0.setTaskWaiting(task: task, for: names) }
     }
 
-    private func queueTaskRun(_ index: Int, cause: TaskCause, slot: Int64?, eventID: Int64?, eventName: String?) {
-        let task = config.tasks[index]
+    private func queueTaskRun(_ name: String, cause: TaskCause, slot: Int64?, eventID: Int64?, eventName: String?) {
+        guard let task = task(named: name) else { return }
         let wallNow = Self.wallClock()
         // `task run` goes ahead of everything, aged jobs included.
         let priority = cause == .manual ? ReadyQueue<Int64>.levels - 1 : task.priority
@@ -248,57 +256,58 @@ extension Dispatcher {
             return
         }
         let job = LiveJob(
-            id: id, name: RelativePath(Array(task.name.utf8)), owner: .task(index), state: .queued, priority: priority,
+            id: id, name: RelativePath(Array(task.name.utf8)), owner: .task(name), state: .queued, priority: priority,
             attempts: 0, maxAttempts: task.maxAttempts)
         jobs[id] = job
-        taskRuntimes[index].liveJobs.insert(id)
+        taskRuntimes[name]?.liveJobs.insert(id)
         // A run started by task.completed or task.failed fires neither: two tasks listening to each other's
         // ends (or one to its own) would otherwise never stop.
         if eventName?.hasPrefix("task.") == true { quietTaskRuns.insert(id) }
-        if taskRuntimes[index].active == nil {
-            taskRuntimes[index].active = id
+        if taskRuntimes[name]?.active == nil {
+            taskRuntimes[name]?.active = id
             enqueue(job)
         } else if cause == .manual {
             // `task run` goes ahead of the other waiting runs (after earlier `task run`s).
-            let position = taskRuntimes[index].held.firstIndex { jobs[$0]?.priority ?? 0 < priority } ?? taskRuntimes[index].held.count
-            taskRuntimes[index].held.insert(id, at: position)
+            let held = taskRuntimes[name]?.held ?? []
+            let position = held.firstIndex { jobs[$0]?.priority ?? 0 < priority } ?? held.count
+            taskRuntimes[name]?.held.insert(id, at: position)
         } else {
-            taskRuntimes[index].held.append(id)
+            taskRuntimes[name]?.held.append(id)
         }
         logger.debug("queued", metadata: ["task": "\(task.name)", "job": "\(id)", "cause": "\(cause.rawValue)"])
     }
 
     func taskStarted(_ job: LiveJob, at wallNow: Double) {
-        guard case .task(let index) = job.owner, job.attempts == 0 else { return }
-        taskRuntimes[index].lastStart = wallNow
+        guard case .task(let name) = job.owner, job.attempts == 0 else { return }
+        taskRuntimes[name]?.lastStart = wallNow
     }
 
     func taskFinished(_ job: LiveJob, succeeded: Bool, couldNotStart: Bool, reason: String?) {
-        guard case .task(let index) = job.owner else { return }
-        let task = config.tasks[index]
+        guard case .task(let name) = job.owner, var runtime = taskRuntimes[name] else { return }
         let wallNow = Self.wallClock()
-        taskRuntimes[index].liveJobs.remove(job.id)
-        if taskRuntimes[index].active == job.id {
-            taskRuntimes[index].active = nil
+        runtime.liveJobs.remove(job.id)
+        if runtime.active == job.id {
+            runtime.active = nil
             // The next held run gets its turn.
-            while !taskRuntimes[index].held.isEmpty {
-                let next = taskRuntimes[index].held.removeFirst()
+            while !runtime.held.isEmpty {
+                let next = runtime.held.removeFirst()
                 guard let held = jobs[next] else { continue }
-                taskRuntimes[index].active = next
+                runtime.active = next
                 enqueue(held)
                 break
             }
         }
-        latestTaskRuns[task.name] = RunSummary(
-            startedAt: taskRuntimes[index].lastStart ?? wallNow, finishedAt: wallNow,
+        taskRuntimes[name] = runtime
+        latestTaskRuns[name] = RunSummary(
+            startedAt: runtime.lastStart ?? wallNow, finishedAt: wallNow,
             result: succeeded ? .succeeded : couldNotStart ? .commandMissing : .failed)
         if quietTaskRuns.remove(job.id) == nil {
             emit(succeeded ? "task.completed" : "task.failed")
         }
         // Dependents waiting for this task look again.
-        for (other, definition) in config.tasks.enumerated() where definition.after.contains(task.name) {
-            guard let pending = taskRuntimes[other].pending else { continue }
-            due(other, cause: pending.cause, slot: pending.slot, eventID: pending.eventID, eventName: pending.eventName)
+        for definition in config.tasks where definition.after.contains(name) {
+            guard let pending = taskRuntimes[definition.name]?.pending else { continue }
+            due(definition.name, cause: pending.cause, slot: pending.slot, eventID: pending.eventID, eventName: pending.eventName)
         }
     }
 
@@ -307,7 +316,7 @@ extension Dispatcher {
     /// A built-in event: recorded and acted on only if some task listens to it, so a burst of files costs
     /// nothing when no task does.
     func emit(_ name: String) {
-        guard let listeners = eventListeners[name], !listeners.isEmpty, !shuttingDown else { return }
+        guard let listeners = eventListeners[name], !listeners.isEmpty, !phase.isStopping else { return }
         let wallNow = Self.wallClock()
         do {
             let id = try store.write { try $0.insertEvent(name: name, source: batch == nil ? "daemon" : "sweep", at: wallNow) }
@@ -326,7 +335,7 @@ extension Dispatcher {
         let listeners = eventListeners[name] ?? []
         // Marked once its runs are recorded and none waits for a prerequisite: until then a restart replays
         // the event, and the unique (task, event) keys keep a replay from running any listener twice.
-        for index in listeners { due(index, cause: .event, eventID: id, eventName: name) }
+        for task in listeners { due(task, cause: .event, eventID: id, eventName: name) }
         settleEvent(id)
         if source != "daemon" {
             logger.info("event", metadata: ["event": "\(name)", "tasks": "\(listeners.count)", "from": "\(source)"])
@@ -336,7 +345,7 @@ extension Dispatcher {
     /// Events recorded by `orchestrator trigger` and requests of `task run` and `sweep` (while this daemon
     /// ran, or before it started).
     func takeRecordedEvents() {
-        guard !shuttingDown else { return }
+        guard !phase.isStopping else { return }
         do {
             for request in try store.read({ try $0.pendingRequests() }) {
                 // Marked first: the mark commits with the run it queues, so a crash cannot run it twice.
@@ -356,12 +365,12 @@ extension Dispatcher {
     private func handle(request kind: String, target: String) {
         switch kind {
         case "task_run":
-            guard let index = config.tasks.firstIndex(where: { $0.name == target }) else {
+            guard task(named: target) != nil else {
                 logger.warning("task run: no task named \(target) in this daemon's config")
                 return
             }
             logger.info("task run requested", metadata: ["task": "\(target)"])
-            due(index, cause: .manual)
+            due(target, cause: .manual)
         case "sweep":
             logger.info("sweep requested", metadata: ["mode": "\(target)"])
             if target == "ingest" || target == "all" { startScan(reason: "sweep requested") }
@@ -380,8 +389,14 @@ extension Dispatcher {
         var requeued = 0
         for (jobID, job) in jobs where job.state == .retryWait {
             if uploadsOnly, job.owner.isUpload == false { continue }
-            guard let record = try? store.read({ try $0.job(id: jobID) }), let notBefore = record.notBefore, notBefore <= wallNow
-            else { continue }
+            let record: JobRecord?
+            do {
+                record = try store.read { try $0.job(id: jobID) }
+            } catch {
+                logger.error("retry sweep: cannot read job \(jobID): \(error)")
+                continue
+            }
+            guard let notBefore = record?.notBefore, notBefore <= wallNow else { continue }
             if let timer = job.retryTimer { wheel.cancel(timer) }
             retryDue(jobID)
             requeued += 1
@@ -397,13 +412,20 @@ extension Dispatcher {
     }
 
     private func refreshEnabledOverrides() {
-        guard let overrides = try? store.read({ try $0.taskEnabledOverrides() }) else { return }
-        for (index, task) in config.tasks.enumerated() {
+        let overrides: [String: Bool]
+        do {
+            overrides = try store.read { try $0.taskEnabledOverrides() }
+        } catch {
+            // What is in force stays in force; the next wake or sweep reads again.
+            logger.error("cannot read task enable/disable overrides: \(error)")
+            return
+        }
+        for task in config.tasks {
             let enabled = overrides[task.name] ?? task.enabled
-            if enabled != taskRuntimes[index].enabled {
+            if enabled != taskRuntimes[task.name]?.enabled {
                 logger.info(enabled ? "enabled" : "disabled", metadata: ["task": "\(task.name)"])
             }
-            taskRuntimes[index].enabled = enabled
+            taskRuntimes[task.name]?.enabled = enabled
         }
     }
 

@@ -14,13 +14,13 @@ extension Dispatcher {
     static let logCap = 10 << 20
 
     func startWorkers() {
-        guard !shuttingDown else { return }
+        guard phase.admitsNewWork else { return }
         defer {
             if !running.isEmpty, hostSampling == nil {
                 hostSampling = schedule(.hostSample, after: Self.hostSampleInterval)
             }
         }
-        while running.count < config.limits.maxConcurrent {
+        while running.count < spawnThrottle.allowed(configured: config.limits.maxConcurrent) {
             // One reading of the clock for both peek and pop: aging must not change the choice in between.
             let time = now
             guard let entry = ready.peek(at: time, isStale: { jobs[$0]?.state != .queued }), let job = jobs[entry.id] else { break }
@@ -86,16 +86,20 @@ extension Dispatcher {
 
     func estimate(of owner: JobOwner) -> LoadEstimate {
         switch owner {
-        case .handler(let index):
-            let handler = config.handlers[index]
+        case .handler(let name):
+            guard let handler = handler(named: name) else { return .none }
             return LoadEstimate(cpu: handler.cpuPercent ?? 0, memory: handler.memoryPercent ?? 0)
-        case .task(let index):
-            let task = config.tasks[index]
+        case .task(let name):
+            guard let task = task(named: name) else { return .none }
             return LoadEstimate(cpu: task.cpuPercent ?? 0, memory: task.memoryPercent ?? 0)
         case .upload:
             return .none
         }
     }
+
+    func handler(named name: String) -> Handler? { config.handlers.first { $0.name == name } }
+
+    func task(named name: String) -> TaskDefinition? { config.tasks.first { $0.name == name } }
 
     /// Records why the queue waits (for `status`) when that changes.
     private func noteAdmission(waiting reason: String?) {
@@ -113,43 +117,47 @@ extension Dispatcher {
         let backoff: Duration
     }
 
-    func spec(of owner: JobOwner) -> RunSpec {
+    /// What the owner runs under the config in force; nil when a reload removed it.
+    func spec(of owner: JobOwner) -> RunSpec? {
         switch owner {
-        case .handler(let index):
-            let handler = config.handlers[index]
+        case .handler(let name):
+            guard let handler = handler(named: name) else { return nil }
             return RunSpec(command: handler.command, timeout: handler.timeout, backoff: handler.backoff)
-        case .task(let index):
-            let task = config.tasks[index]
+        case .task(let name):
+            guard let task = task(named: name) else { return nil }
             return RunSpec(command: task.command, timeout: task.timeout, backoff: task.backoff)
-        case .upload(let index):
-            let handler = config.handlers[index]
-            return RunSpec(command: handler.upload ?? handler.command, timeout: handler.timeout, backoff: handler.backoff)
+        case .upload(let name):
+            guard let handler = handler(named: name), let upload = handler.upload else { return nil }
+            return RunSpec(command: upload, timeout: handler.timeout, backoff: handler.backoff)
         }
     }
 
     private func start(_ job: LiveJob) {
-        let spec = spec(of: job.owner)
+        guard let spec = spec(of: job.owner) else {
+            ownerRemoved(job)
+            return
+        }
         let number = job.attempts + 1
         let logPath = nextLogPath(jobID: job.id, attempt: number)
         var environment = workerEnvironment
         let values: PlaceholderValues
         switch job.owner {
-        case .handler(let index):
+        case .handler(let name):
             let file = layout.processing.appending(job.name)
             values = PlaceholderValues(file: file.bytes, name: job.name, job: job.id, attempt: number)
             environment.append(Array("ORCH_FILE=".utf8) + file.bytes)
             environment.append(Array("ORCH_NAME=".utf8) + job.name.bytes)
-            environment.append(Array("ORCH_HANDLER=\(config.handlers[index].name)".utf8))
-        case .task(let index):
+            environment.append(Array("ORCH_HANDLER=\(name)".utf8))
+        case .task(let name):
             values = PlaceholderValues(file: [], name: RelativePath([]), job: job.id, attempt: number)
-            environment.append(Array("ORCH_TASK=\(config.tasks[index].name)".utf8))
-        case .upload(let index):
+            environment.append(Array("ORCH_TASK=\(name)".utf8))
+        case .upload(let name):
             // {file} is the file's path in Done.
             let file = layout.done.appending(job.name)
             values = PlaceholderValues(file: file.bytes, name: job.name, job: job.id, attempt: number)
             environment.append(Array("ORCH_FILE=".utf8) + file.bytes)
             environment.append(Array("ORCH_NAME=".utf8) + job.name.bytes)
-            environment.append(Array("ORCH_HANDLER=\(config.handlers[index].name)".utf8))
+            environment.append(Array("ORCH_HANDLER=\(name)".utf8))
         }
         environment.append(Array("ORCH_JOB_ID=\(job.id)".utf8))
         environment.append(Array("ORCH_ATTEMPT=\(number)".utf8))
@@ -163,8 +171,10 @@ extension Dispatcher {
             let worker = try supervisor.spawn(request) { [unowned self] exit in
                 post(.workerExited(jobID: jobID, exit))
             }
+            spawnThrottle.started()
             var attempt = RunningAttempt(
-                jobID: jobID, number: number, worker: worker, estimate: estimate(of: job.owner), startedAt: now)
+                jobID: jobID, number: number, spec: spec, worker: worker, estimate: estimate(of: job.owner),
+                startedAt: now)
             runningEstimate = runningEstimate + attempt.estimate
             attempt.timeoutTimer = schedule(.timeout(jobID: jobID), after: ticks(spec.timeout))
             taskStarted(job, at: wallNow)
@@ -176,6 +186,8 @@ extension Dispatcher {
                 try transaction.setAttemptProcess(attemptID: attemptID, pid: worker.pid, startTime: worker.startTime)
                 try transaction.setState(jobID: jobID, from: .queued, to: .running, detail: "attempt \(number)", at: wallNow)
             }
+        } catch where SpawnThrottle.isShortage(errno: error.errno) {
+            startDeferred(job, reason: error.description)
         } catch {
             // The command could not start at all (missing, not executable): a failed attempt like any other.
             let reason = error.description
@@ -202,12 +214,41 @@ extension Dispatcher {
     }
 
     func handleExit(jobID: Int64, _ exit: WorkerExit) {
-        guard let attempt = running.removeValue(forKey: jobID), let job = jobs[jobID] else { return }
+        guard let attempt = running.removeValue(forKey: jobID), jobs[jobID] != nil else { return }
         runningEstimate = running.isEmpty ? .none : runningEstimate - attempt.estimate
+        spawnThrottle.workerExited(configured: config.limits.maxConcurrent)
         if let timer = attempt.timeoutTimer { wheel.cancel(timer) }
         if let timer = attempt.killTimer { wheel.cancel(timer) }
+        let termination: AttemptEnding.Termination = switch exit.termination {
+        case .exited(let code): .exited(code)
+        case .signaled(let number): .signaled(number)
+        }
+        let ending = AttemptEnding(
+            termination: termination, timedOut: attempt.timedOut, endedByShutdown: attempt.interrupted, at: now)
+        let verdict = AttemptVerdictPolicy.decide(ending, stoppingSince: phase.stoppingSince, now: now)
+        if case .undecided(let until) = verdict {
+            // The job stays running (in memory and in the store) until its verdict is known; its slot is free.
+            let timer = wheel.schedule(at: until, .verdictDue(jobID: jobID))
+            undecided[jobID] = UndecidedExit(exit: exit, attempt: attempt, ending: ending, timer: timer)
+            logger.debug("killed by a signal; waiting a moment for a stop signal", metadata: ["job": "\(jobID)"])
+            return
+        }
+        finishAttempt(jobID: jobID, exit, attempt: attempt, verdict: verdict)
+    }
+
+    /// The window for a stop signal has passed, or the stop began: decide the waiting exits.
+    func verdictDue(_ jobID: Int64) {
+        guard let waiting = undecided.removeValue(forKey: jobID) else { return }
+        wheel.cancel(waiting.timer)
+        var verdict = AttemptVerdictPolicy.decide(waiting.ending, stoppingSince: phase.stoppingSince, now: now)
+        if case .undecided = verdict { verdict = .failed }  // The timer fired early by a tick: the window is over.
+        finishAttempt(jobID: jobID, waiting.exit, attempt: waiting.attempt, verdict: verdict)
+    }
+
+    private func finishAttempt(jobID: Int64, _ exit: WorkerExit, attempt: RunningAttempt, verdict: AttemptVerdict) {
+        guard let job = jobs[jobID] else { return }
         let wallNow = Self.wallClock()
-        let result = Self.describe(exit, attempt: attempt, timeout: spec(of: job.owner).timeout)
+        let result = Self.describe(exit, attempt: attempt, verdict: verdict)
         let number = attempt.number
         // A job has one running attempt at a time, so its row is found by the job: the row's insert may
         // still be pending in this same batch.
@@ -227,9 +268,9 @@ extension Dispatcher {
             switch job.owner {
             case .task: taskFinished(job, succeeded: true, couldNotStart: false, reason: nil)
             case .upload: break
-            case .handler(let index):
+            case .handler(let name):
                 processedCount += 1
-                finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: true, handler: index))
+                finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: true, handler: name))
             }
             // One line per file at info level: a burst of thousands stays readable and cheap.
             logger.info(
@@ -238,12 +279,72 @@ extension Dispatcher {
                     "ms": "\((now - attempt.startedAt))",
                 ])
         case .failed, .running:
-            attemptFailed(jobID: jobID, reason: result.reason ?? "failed", previous: .running)
+            attemptFailed(jobID: jobID, reason: result.reason ?? "failed", previous: .running, backoff: attempt.spec.backoff)
+        }
+    }
+
+    /// A start that failed for lack of resources spends no attempt: the job waits and tries again, and
+    /// fewer workers run at once until starts succeed.
+    private func startDeferred(_ job: LiveJob, reason: String) {
+        let delay = spawnThrottle.shortage(running: running.count, reason: reason)
+        let jobID = job.id
+        let wallNow = Self.wallClock()
+        var waiting = job
+        waiting.state = .retryWait
+        waiting.retryTimer = schedule(.retry(jobID: jobID), after: delay)
+        jobs[jobID] = waiting
+        let limit = spawnThrottle.allowed(configured: config.limits.maxConcurrent)
+        let why = "cannot start workers (\(reason)); running at most \(limit) at once"
+        noteAdmission(waiting: why)
+        logger.warning(
+            "cannot start worker for lack of resources; will try again", metadata: [
+                job.logKey: "\(job.name)", "job": "\(jobID)", "error": "\(reason)", "retry_in": "\(delay)ms",
+                "max_running": "\(limit)",
+            ])
+        let notBefore = wallNow + Double(delay) / 1000
+        record {
+            try $0.setState(
+                jobID: jobID, from: .queued, to: .retryWait, notBefore: notBefore, detail: "cannot start: \(reason)",
+                at: wallNow)
+        }
+    }
+
+    /// A reload removed the handler or task of a job that had not started yet: a file is matched again
+    /// against the handlers in force; what no handler takes, and runs of removed tasks, end here.
+    func ownerRemoved(_ job: LiveJob) {
+        let jobID = job.id
+        let wallNow = Self.wallClock()
+        if case .handler = job.owner, let handler = config.handler(for: job.name) {
+            var moved = job
+            moved.owner = .handler(handler.name)
+            jobs[jobID] = moved
+            enqueue(moved)
+            logger.info("its handler was removed by a reload; handler \(handler.name) takes it", metadata: ["file": "\(job.name)", "job": "\(jobID)"])
+            return
+        }
+        let reason: String = switch job.owner {
+        case .handler(let name): "no handler (handler \(name) was removed by a reload)"
+        case .task(let name): "task \(name) was removed by a reload"
+        case .upload(let name): "handler \(name) no longer has an upload command"
+        }
+        jobs[jobID] = nil
+        noteBatchOutcome(job, succeeded: false, finished: true, reason: reason)
+        let from = job.state
+        record { try $0.setState(jobID: jobID, from: from, to: .failed, attempts: job.attempts, reason: reason, at: wallNow) }
+        logger.error("failed for good", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "reason": "\(reason)"])
+        switch job.owner {
+        case .task: taskFinished(job, succeeded: false, couldNotStart: true, reason: reason)
+        case .upload: break
+        case .handler:
+            processedCount += 1
+            finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: false))
         }
     }
 
     /// Retries after backoff while attempts remain, else the file goes to Failed/.
-    func attemptFailed(jobID: Int64, reason: String, previous: JobState, couldNotStart: Bool = false) {
+    func attemptFailed(
+        jobID: Int64, reason: String, previous: JobState, couldNotStart: Bool = false, backoff: Duration? = nil
+    ) {
         guard var job = jobs[jobID] else { return }
         job.attempts += 1
         breakerFailed(job.owner)
@@ -251,7 +352,8 @@ extension Dispatcher {
         let attempts = job.attempts
         if job.attempts < job.maxAttempts {
             var generator = SystemRandomNumberGenerator()
-            let delay = BackoffPolicy(base: spec(of: job.owner).backoff).delay(afterFailedAttempt: job.attempts, using: &generator)
+            let base = backoff ?? spec(of: job.owner)?.backoff ?? .seconds(30)
+            let delay = BackoffPolicy(base: base).delay(afterFailedAttempt: job.attempts, using: &generator)
             job.state = .retryWait
             job.retryTimer = schedule(.retry(jobID: jobID), after: ticks(delay))
             jobs[jobID] = job
@@ -311,7 +413,7 @@ extension Dispatcher {
         supervisor.signal(attempt.worker, SIGKILL)
     }
 
-    static func describe(_ exit: WorkerExit, attempt: RunningAttempt, timeout: Duration) -> AttemptResult {
+    static func describe(_ exit: WorkerExit, attempt: RunningAttempt, verdict: AttemptVerdict) -> AttemptResult {
         let userCPU = Double(exit.userCPU.wholeMilliseconds) / 1000
         let systemCPU = Double(exit.systemCPU.wholeMilliseconds) / 1000
         var result = AttemptResult(
@@ -321,17 +423,19 @@ extension Dispatcher {
         case .exited(let code):
             result.exitCode = code
             result.reason = "exit status \(code)"
-            if code == 0 { result.outcome = .succeeded }
         case .signaled(let number):
             result.signal = number
             result.reason = "killed by signal \(number) (\(signalName(number)))"
         }
-        if attempt.interrupted {
+        switch verdict {
+        case .succeeded:
+            result.outcome = .succeeded
+        case .interrupted:
             result.outcome = .interrupted
-            result.reason = "interrupted by shutdown"
-        } else if attempt.timedOut {
+            result.reason = "interrupted by shutdown (\(result.reason ?? ""))"
+        case .failed, .undecided:
             result.outcome = .failed
-            result.reason = "timed out after \(timeout); " + (result.reason ?? "")
+            if attempt.timedOut { result.reason = "timed out after \(attempt.spec.timeout); " + (result.reason ?? "") }
         }
         return result
     }

@@ -16,13 +16,14 @@ enum DispatcherEvent {
     case workerExited(jobID: Int64, WorkerExit)
     case filesMoved([Dispatcher.MovedFile])
     case timerFired
+    /// SIGTERM/SIGINT stop the daemon; SIGHUP reloads its config.
     case signal(Int32)
     /// A command recorded something for the daemon (an event, a task toggled) and touched the wake folder.
     case wake
 }
 
 /// What a timer on the wheel is for.
-enum TimerPurpose: Sendable {
+enum TimerPurpose: Hashable, Sendable {
     case settle(RelativePath)
     case retry(jobID: Int64)
     case timeout(jobID: Int64)
@@ -31,7 +32,9 @@ enum TimerPurpose: Sendable {
     case shutdownDeadline
     case watchdogPing
     case flushWrites
-    case taskSlot(index: Int)
+    case taskSlot(task: String)
+    /// A worker killed from outside: its verdict waits for a stop signal that may be on its way.
+    case verdictDue(jobID: Int64)
     case breakerCooldown(JobOwner)
     case admissionRecheck
     case watchdogSweep
@@ -40,12 +43,13 @@ enum TimerPurpose: Sendable {
     case hostSample
 }
 
-/// Whose command a job runs: a file's handler or a task.
+/// Whose command a job runs: a file's handler or a task, by name, so that a job keeps its owner across a
+/// reload that reorders, adds or removes handlers and tasks.
 enum JobOwner: Hashable, Sendable {
-    case handler(Int)
-    case task(Int)
+    case handler(String)
+    case task(String)
     /// The handler's `upload` command, for a file in Done.
-    case upload(Int)
+    case upload(String)
 
     var isUpload: Bool {
         if case .upload = self { return true }
@@ -83,7 +87,7 @@ struct LiveJob {
     let id: Int64
     /// The file's path relative to Inbox, or the task's name.
     let name: RelativePath
-    let owner: JobOwner
+    var owner: JobOwner
     var state: JobState
     /// Its base priority, 1...10; 11 for a run queued by `task run`.
     var priority: Int
@@ -104,6 +108,8 @@ struct LiveJob {
 struct RunningAttempt {
     let jobID: Int64
     let number: Int
+    /// What it runs under: a reload does not change a running attempt.
+    let spec: Dispatcher.RunSpec
     let worker: WorkerHandle
     let estimate: LoadEstimate
     var timeoutTimer: TimerHandle?
@@ -111,6 +117,14 @@ struct RunningAttempt {
     var timedOut = false
     var interrupted = false
     let startedAt: UInt64
+}
+
+/// A worker's exit whose verdict waits (see `AttemptVerdict.undecided`).
+struct UndecidedExit {
+    let exit: WorkerExit
+    let attempt: RunningAttempt
+    let ending: AttemptEnding
+    let timer: TimerHandle
 }
 
 /// A file on its way to be claimed once its writer has stopped.
@@ -128,7 +142,10 @@ struct SettlingFile {
 /// started. One transaction per cycle instead of per transition is what keeps durable bookkeeping
 /// cheap under bursts, while an idle daemon has no cycles at all.
 final class Dispatcher: @unchecked Sendable {  // confined to `queue`
-    let config: Config
+    /// The config in force; SIGHUP replaces it (see Dispatcher+Reload).
+    var config: Config
+    /// When the config in force was loaded (Unix seconds), for `status`.
+    var configLoadedAt: UnixTime
     let store: Store
     let logger: Logger
     let queue = DispatchQueue(label: "orchestrator.dispatcher")
@@ -155,12 +172,16 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var settling: [RelativePath: SettlingFile] = [:]
     /// Names that arrived while a job of the same name was live; looked at again when it ends.
     var waitingForName: Set<RelativePath> = []
+    /// Workers killed from outside whose verdict waits for a stop signal that may be on its way.
+    var undecided: [Int64: UndecidedExit] = [:]
     var scan: DirectoryCursor?
 
     // Tasks (see Dispatcher+Tasks).
-    var taskRuntimes: [TaskRuntime] = []
+    /// By task name; every configured task has one.
+    var taskRuntimes: [String: TaskRuntime] = [:]
     var latestTaskRuns: [String: RunSummary] = [:]
-    var eventListeners: [String: [Int]] = [:]
+    /// Event name to the names of the tasks listening to it.
+    var eventListeners: [String: [String]] = [:]
     var recoveredTaskJobs: [JobRecord] = []
     var recoveredUploads: [JobRecord] = []
     var quietTaskRuns: Set<Int64> = []
@@ -175,8 +196,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var breakerTimers: [JobOwner: TimerHandle] = [:]
 
     // Admission (see Dispatcher+Workers).
-    let admission: AdmissionPolicy
+    var admission: AdmissionPolicy
     var hostMonitor = HostMonitor()
+    var spawnThrottle = SpawnThrottle()
     var runningEstimate = LoadEstimate.none
     var admissionWait: String?
     var admissionRecheck: TimerHandle?
@@ -195,8 +217,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var writes: [(StoreTransaction) throws -> Void] = []
     var flushTimer: TimerHandle?
 
-    var shuttingDown = false
-    var stopped = false
+    var phase = DaemonPhase.starting
+    /// Timers of the sweeps under `watch`, so that a reload can re-arm them at new intervals.
+    var sweepTimers: [TimerPurpose: TimerHandle] = [:]
     var processedCount = 0
     var lastStatusNotice: UInt64 = 0
     let onStop: @Sendable (Int32) -> Void
@@ -209,7 +232,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         let name: RelativePath
         let succeeded: Bool
         /// The handler that ran it (nil: no handler matched).
-        var handler: Int? = nil
+        var handler: String? = nil
     }
 
     struct MovedFile: Sendable {
@@ -233,6 +256,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         onStop: @escaping @Sendable (Int32) -> Void
     ) {
         self.config = config
+        configLoadedAt = Self.wallClock()
         self.batch = batch
         self.store = store
         self.logger = logger
@@ -247,14 +271,26 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         workerEnvironment = WorkerEnvironment.inherited(stateDirectory: config.paths.state)
         wheel = TimerWheel(now: Self.monotonicMilliseconds())
         breakers = Self.makeBreakers(config)
-        for (index, task) in config.tasks.enumerated() {
-            if case .event(let name) = task.trigger { eventListeners[name, default: []].append(index) }
+        eventListeners = Self.eventListeners(config)
+        admission = Self.admission(config)
+        ready = ReadyQueue(agingStep: Self.agingStep(config))
+    }
+
+    static func eventListeners(_ config: Config) -> [String: [String]] {
+        var listeners: [String: [String]] = [:]
+        for task in config.tasks {
+            if case .event(let name) = task.trigger { listeners[name, default: []].append(task.name) }
         }
-        admission = AdmissionPolicy(
+        return listeners
+    }
+
+    static func admission(_ config: Config) -> AdmissionPolicy {
+        AdmissionPolicy(
             maxConcurrent: config.limits.maxConcurrent, maxCPU: config.limits.maxCPUPercent,
             maxMemory: config.limits.maxMemoryPercent)
-        ready = ReadyQueue(agingStep: UInt64(max(0, config.limits.starvationAfter.wholeMilliseconds)))
     }
+
+    static func agingStep(_ config: Config) -> UInt64 { UInt64(max(0, config.limits.starvationAfter.wholeMilliseconds)) }
 
     // MARK: Clocks
 
@@ -280,14 +316,14 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     }
 
     func scheduleCycle() {
-        guard !cycleScheduled, !stopped else { return }
+        guard !cycleScheduled, phase != .stopped else { return }
         cycleScheduled = true
         queue.async { [self] in runCycle() }
     }
 
     func runCycle() {
         cycleScheduled = false
-        guard !stopped else { return }
+        guard phase != .stopped else { return }
         let events = pendingEvents
         pendingEvents.removeAll(keepingCapacity: true)
         for event in events { handle(event) }
@@ -311,7 +347,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         case .workerExited(let jobID, let exit): handleExit(jobID: jobID, exit)
         case .filesMoved(let moved): filesMoved(moved)
         case .timerFired: fireTimers()
-        case .signal(let number): beginShutdown(signal: number)
+        case .signal(let number):
+            if number == SIGHUP, batch == nil { reload() } else { beginShutdown(signal: number) }
         case .wake: wakeRequested()
         }
     }
@@ -322,6 +359,22 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         wheel.schedule(at: now + delay, purpose)
     }
 
+    /// (Re-)arms a sweep's timer at its configured interval.
+    func armSweep(_ purpose: TimerPurpose) {
+        if let old = sweepTimers.removeValue(forKey: purpose) { wheel.cancel(old) }
+        let interval: Duration
+        switch purpose {
+        case .ingestSweep: interval = config.sweeps.ingest
+        case .retrySweep: interval = config.sweeps.retry
+        case .uploadSweep:
+            guard config.handlers.contains(where: { $0.upload != nil }) else { return }
+            interval = config.sweeps.upload
+        case .watchdogSweep: interval = config.sweeps.watchdog
+        default: return
+        }
+        sweepTimers[purpose] = schedule(purpose, after: ticks(interval))
+    }
+
     private func fireTimers() {
         for (_, purpose) in wheel.advance(to: now) {
             switch purpose {
@@ -329,20 +382,27 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .retry(let jobID): retryDue(jobID)
             case .timeout(let jobID): timeoutReached(jobID)
             case .killAfterGrace(let jobID): killAfterGrace(jobID)
-            case .ingestSweep: ingestSweepDue()
+            case .ingestSweep:
+                sweepTimers[purpose] = nil
+                ingestSweepDue()
             case .shutdownDeadline: shutdownDeadlineReached()
             case .watchdogPing: watchdogPing()
-            case .taskSlot(let index): taskSlotDue(index)
+            case .taskSlot(let task): taskSlotDue(task)
+            case .verdictDue(let jobID): verdictDue(jobID)
             case .breakerCooldown(let owner): breakerCooldownOver(owner)
             case .admissionRecheck: admissionRecheck = nil  // The cycle that follows calls startWorkers.
-            case .watchdogSweep: watchdogSweep()
+            case .watchdogSweep:
+                sweepTimers[purpose] = nil
+                watchdogSweep()
             case .retrySweep:
+                sweepTimers[purpose] = nil
                 retrySweep()
-                _ = schedule(.retrySweep, after: ticks(config.sweeps.retry))
+                armSweep(.retrySweep)
             case .hostSample: hostSampleDue()
             case .uploadSweep:
+                sweepTimers[purpose] = nil
                 retrySweep(uploadsOnly: true)
-                _ = schedule(.uploadSweep, after: ticks(config.sweeps.upload))
+                armSweep(.uploadSweep)
             case .flushWrites:
                 flushTimer = nil
                 flushWrites()
@@ -387,7 +447,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// several cycles, and the store is never more than a moment behind.
     func deferWrites() {
         guard !writes.isEmpty, flushTimer == nil else { return }
-        if shuttingDown {
+        if phase.isStopping {
             flushWrites()
             return
         }
@@ -437,8 +497,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     // MARK: Stopping
 
     func stop(exitCode: Int32) {
-        guard !stopped else { return }
-        stopped = true
+        guard phase != .stopped else { return }
+        phase = .stopped
         watcher?.cancel()
         wakeWatcher?.cancel()
         osTimer?.cancel()

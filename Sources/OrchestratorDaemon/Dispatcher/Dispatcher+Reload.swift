@@ -1,0 +1,162 @@
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorStore
+
+/// SIGHUP: the config file is read again. A valid config applies to work that starts after it; running
+/// attempts finish under the config they started with. An invalid one, or one that moves `[paths]`, is
+/// refused and the config in force stays.
+extension Dispatcher {
+    func reload() {
+        logger.info("SIGHUP: reloading the config", metadata: ["config": "\(config.file)"])
+        let fresh: Config
+        do {
+            fresh = try Config.load(file: config.file)
+        } catch {
+            for problem in error.problems { logger.error("\(problem)") }
+            logger.error("config reload refused; the config loaded at \(Reports.iso(configLoadedAt)) stays in force")
+            return
+        }
+        if let problem = ReloadPlan.refusal(from: config, to: fresh) {
+            logger.error("\(fresh.file): error: \(problem); restart to apply. The config in force is unchanged")
+            return
+        }
+        apply(fresh)
+    }
+
+    private func apply(_ fresh: Config) {
+        let plan = ReloadPlan(from: config, to: fresh)
+        config = fresh
+        configLoadedAt = Self.wallClock()
+        admission = Self.admission(fresh)
+        ready.agingStep = Self.agingStep(fresh)
+        eventListeners = Self.eventListeners(fresh)
+        reloadBreakers(fresh)
+        reloadTasks(plan)
+        // Jobs not yet started whose handler or task is gone are matched again or end now; running ones
+        // finish first and meet the same decision if they need another attempt.
+        for (jobID, job) in jobs where running[jobID] == nil && undecided[jobID] == nil && spec(of: job.owner) == nil {
+            if let timer = job.retryTimer { wheel.cancel(timer) }
+            ownerRemoved(job)
+        }
+        for sweep in [TimerPurpose.ingestSweep, .retrySweep, .uploadSweep, .watchdogSweep] { armSweep(sweep) }
+        if plan.inboxChanged {
+            if plan.recursiveChanged {
+                watcher?.cancel()
+                watcher = nil
+                startWatching()
+            }
+            // Files the old rules left alone may be input now.
+            startScan(reason: "config reloaded")
+        }
+        noteConfigLoaded()
+        logger.info(
+            "config reloaded", metadata: [
+                "handlers": "\(fresh.handlers.count)", "tasks": "\(fresh.tasks.count)",
+                "max_concurrent": "\(fresh.limits.maxConcurrent)", "running": "\(running.count)",
+            ])
+    }
+
+    /// Breakers whose settings did not change keep their state; the others start closed, and jobs parked
+    /// behind a breaker that is gone or new go back to the queue.
+    private func reloadBreakers(_ fresh: Config) {
+        var next = Self.makeBreakers(fresh)
+        var kept: Set<JobOwner> = []
+        for (owner, breaker) in breakers {
+            guard let replacement = next[owner], replacement.threshold == breaker.threshold,
+                replacement.cooldown == breaker.cooldown
+            else { continue }
+            next[owner] = breaker
+            kept.insert(owner)
+        }
+        breakers = next
+        for owner in Array(breakerParked.keys) where !kept.contains(owner) {
+            if let timer = breakerTimers.removeValue(forKey: owner) { wheel.cancel(timer) }
+            release(owner, count: Int.max)
+        }
+    }
+
+    private func reloadTasks(_ plan: ReloadPlan) {
+        let nowMs = Self.wallMilliseconds()
+        for name in plan.removedTasks {
+            guard let runtime = taskRuntimes.removeValue(forKey: name) else { continue }
+            if let timer = runtime.timer { wheel.cancel(timer) }
+            if let event = runtime.pending?.eventID { settleEvent(event) }
+            logger.info("task removed by reload", metadata: ["task": "\(name)"])
+        }
+        let overrides: [String: Bool]
+        do {
+            overrides = try store.read { try $0.taskEnabledOverrides() }
+        } catch {
+            logger.error("cannot read task enable/disable overrides; new and changed tasks wait for the next reload: \(error)")
+            return
+        }
+        for task in config.tasks where plan.addedTasks.contains(task.name) || plan.rescheduledTasks.contains(task.name) {
+            var runtime: TaskRuntime
+            do {
+                runtime = try makeRuntime(task, enabledOverride: overrides[task.name])
+            } catch {
+                logger.error("task \(task.name): cannot read its state; it will not run until the next reload: \(error)")
+                continue
+            }
+            if let old = taskRuntimes[task.name] {
+                if let timer = old.timer { wheel.cancel(timer) }
+                runtime.liveJobs = old.liveJobs
+                runtime.active = old.active
+                runtime.held = old.held
+                runtime.pending = old.pending
+            }
+            taskRuntimes[task.name] = runtime
+            // A task added or rescheduled by a reload has missed nothing: its schedule starts now.
+            startSchedule(task, catchUp: false, now: nowMs)
+            logger.info(plan.addedTasks.contains(task.name) ? "task added by reload" : "task rescheduled by reload", metadata: ["task": "\(task.name)"])
+        }
+        for task in config.tasks {
+            taskRuntimes[task.name]?.enabled = overrides[task.name] ?? task.enabled
+        }
+    }
+
+    func noteConfigLoaded() {
+        let loadedAt = configLoadedAt
+        let text = Reports.iso(loadedAt)
+        record { try $0.setDaemonNote(Self.configLoadedNote, text, at: loadedAt) }
+    }
+
+    static let configLoadedNote = "config.loaded_at"
+}
+
+/// What a reload changes, decided from the two configs alone.
+struct ReloadPlan: Equatable {
+    var addedTasks: Set<String> = []
+    var removedTasks: Set<String> = []
+    /// Kept tasks whose trigger changed: their timers are armed again.
+    var rescheduledTasks: Set<String> = []
+    var inboxChanged = false
+    var recursiveChanged = false
+
+    init(from old: Config, to new: Config) {
+        let oldTasks = Dictionary(old.tasks.map { ($0.name, $0.trigger) }, uniquingKeysWith: { first, _ in first })
+        let newTasks = Dictionary(new.tasks.map { ($0.name, $0.trigger) }, uniquingKeysWith: { first, _ in first })
+        addedTasks = Set(newTasks.keys).subtracting(oldTasks.keys)
+        removedTasks = Set(oldTasks.keys).subtracting(newTasks.keys)
+        rescheduledTasks = Set(newTasks.compactMap { name, trigger in
+            oldTasks[name].map { $0 != trigger ? name : nil } ?? nil
+        })
+        inboxChanged = old.inbox != new.inbox
+        recursiveChanged = old.inbox.recursive != new.inbox.recursive
+    }
+
+    /// Why a valid config cannot be applied without a restart, if it cannot.
+    static func refusal(from old: Config, to new: Config) -> String? {
+        old.paths == new.paths ? nil : "[paths] changed (\(Self.changedPaths(old.paths, new.paths).joined(separator: ", ")))"
+    }
+
+    private static func changedPaths(_ old: Paths, _ new: Paths) -> [String] {
+        var changed: [String] = []
+        if old.inbox != new.inbox { changed.append("inbox") }
+        if old.done != new.done { changed.append("done") }
+        if old.failed != new.failed { changed.append("failed") }
+        if old.state != new.state { changed.append("state") }
+        if old.processing != new.processing { changed.append("processing") }
+        return changed
+    }
+}
