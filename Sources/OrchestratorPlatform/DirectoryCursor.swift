@@ -63,7 +63,7 @@ public final class DirectoryCursor {
                     let handle = root.appending(relative).withCString({ opendir($0) })
                 else { continue }
                 stack.append(Level(handle: handle, relative: relative))
-            } else if status.isProcessable {
+            } else if status.isInboxEntry {
                 found.append(ScannedFile(path: relative, status: status))
             }
         }

@@ -46,17 +46,54 @@ public struct SystemError: Error, Sendable, CustomStringConvertible {
 }
 
 public struct FileStatus: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case regular
+        case directory
+        case symlink
+        case fifo = "FIFO"
+        case socket
+        case characterDevice = "character device"
+        case blockDevice = "block device"
+        case unknown
+    }
+
     public var size: Int64
     public var modified: Int64  // nanoseconds since the epoch
     public var device: UInt64
     public var inode: UInt64
-    public var isRegular: Bool
-    public var isDirectory: Bool
-    public var isSymlink: Bool
+    public var kind: Kind
+    /// Hard links to the inode: more than one right after it arrives means it was linked in, not written.
+    public var linkCount: UInt64
 
-    /// What the inbox treats as a file to process: regular files and symlinks (moved as links, never
-    /// followed); not folders, FIFOs, sockets or devices.
-    public var isProcessable: Bool { isRegular || isSymlink }
+    public var isRegular: Bool { kind == .regular }
+    public var isDirectory: Bool { kind == .directory }
+    public var isSymlink: Bool { kind == .symlink }
+
+    /// What the inbox takes in: every entry but folders. Only regular files reach a worker; the others are
+    /// claimed without being opened and go to Failed/ (guarantee 10).
+    public var isInboxEntry: Bool { kind != .directory }
+
+    public init(size: Int64, modified: Int64, device: UInt64, inode: UInt64, kind: Kind, linkCount: UInt64 = 1) {
+        self.size = size
+        self.modified = modified
+        self.device = device
+        self.inode = inode
+        self.kind = kind
+        self.linkCount = linkCount
+    }
+
+    static func kind(of mode: mode_t) -> Kind {
+        switch mode & S_IFMT {
+        case S_IFREG: .regular
+        case S_IFDIR: .directory
+        case S_IFLNK: .symlink
+        case S_IFIFO: .fifo
+        case S_IFSOCK: .socket
+        case S_IFCHR: .characterDevice
+        case S_IFBLK: .blockDevice
+        default: .unknown
+        }
+    }
 }
 
 public enum FileSystem {
@@ -69,9 +106,8 @@ public enum FileSystem {
             modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
             device: UInt64(info.st_dev),
             inode: UInt64(info.st_ino),
-            isRegular: (info.st_mode & S_IFMT) == S_IFREG,
-            isDirectory: (info.st_mode & S_IFMT) == S_IFDIR,
-            isSymlink: (info.st_mode & S_IFMT) == S_IFLNK)
+            kind: FileStatus.kind(of: info.st_mode),
+            linkCount: UInt64(info.st_nlink))
     }
 
     public static func exists(_ path: PathBytes) -> Bool { status(path) != nil }

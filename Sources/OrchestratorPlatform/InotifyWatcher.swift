@@ -13,6 +13,9 @@ public enum WatchEvent: Sendable, Equatable {
     case closedAfterWrite(RelativePath)
     /// Written to (the writer may still hold it open).
     case modified(RelativePath)
+    /// A new entry that is not a folder: a file opened for writing, a hard link (`link()`, which brings
+    /// no other event), a symlink, a FIFO or a socket.
+    case created(RelativePath)
     /// A subdirectory appeared (recursive mode): watch it and scan it.
     case directoryAppeared(RelativePath)
     /// The kernel queue overflowed: some events were lost.
@@ -130,6 +133,8 @@ public final class InotifyWatcher: @unchecked Sendable {  // confined to `queue`
                 if mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0 { events.append(.directoryAppeared(path)) }
             } else if mask & UInt32(IN_MOVED_TO) != 0 {
                 events.append(.renamedIn(path))
+            } else if mask & UInt32(IN_CREATE) != 0 {
+                events.append(.created(path))
             } else if mask & UInt32(IN_CLOSE_WRITE) != 0 {
                 events.append(.closedAfterWrite(path))
             } else if mask & UInt32(IN_MODIFY) != 0 {

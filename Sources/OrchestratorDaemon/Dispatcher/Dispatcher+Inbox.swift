@@ -18,6 +18,9 @@ extension Dispatcher {
             case .closedAfterWrite(let name), .modified(let name):
                 guard wants(name) else { continue }
                 noteActivity(name)
+            case .created(let name):
+                guard wants(name) else { continue }
+                arrived(name)
             case .directoryAppeared(let name):
                 guard config.inbox.recursive, !config.skipsFolder(name) else { continue }
                 // Folders inside it may have been created before its watch existed (`mkdir -p`).
@@ -36,12 +39,24 @@ extension Dispatcher {
 
     func wants(_ name: RelativePath) -> Bool { config.isInput(name) }
 
+    /// A new entry: a hard link (`link()` brings no other event) or anything that is not a regular file is
+    /// complete as it stands and claimed at once; a file being written waits for `settle`.
+    func arrived(_ name: RelativePath) {
+        guard !phase.isStopping, let status = FileSystem.status(layout.inbox.appending(name)), status.isInboxEntry else { return }
+        let settle = config.inbox.settle.wholeMilliseconds * 1_000_000
+        if !status.isRegular || status.linkCount > 1 || Int64(Self.wallClock() * 1e9) - status.modified >= settle {
+            claim(name)
+        } else {
+            noteActivity(name)
+        }
+    }
+
     // MARK: Settling
 
     /// A file written in place counts as arrived once `settle` has passed with its size and mtime unchanged.
     func noteActivity(_ name: RelativePath) {
         guard !phase.isStopping else { return }
-        guard let status = FileSystem.status(layout.inbox.appending(name)), status.isProcessable else { return }
+        guard let status = FileSystem.status(layout.inbox.appending(name)), status.isInboxEntry else { return }
         if var entry = settling[name] {
             entry.status = status
             entry.lastActivity = now
@@ -235,7 +250,9 @@ extension Dispatcher {
             if !name.parent.isEmpty { try FileSystem.createDirectories(target.parent) }
             switch try FileSystem.renameNoReplace(layout.inbox.appending(name), target) {
             case .moved:
-                newClaims.append(name)
+                // Looked at after the rename, in the processing area that only the daemon writes: what was
+                // looked at is what a worker would get.
+                newClaims.append(Claim(name: name, kind: FileSystem.status(target)?.kind ?? .unknown))
                 jobsByName[name] = -1  // placeholder until the job row exists this cycle
             case .sourceMissing:
                 break  // removed or already claimed by a one-shot sweep
@@ -257,21 +274,28 @@ extension Dispatcher {
         let pending = writes
         writes.removeAll(keepingCapacity: true)
         let wallNow = Self.wallClock()
-        var created: [(RelativePath, Int64, Handler?)] = []
+        var created: [(RelativePath, Int64, Handler?, String?)] = []
         do {
             try store.write { transaction in
                 for write in pending { try write(transaction) }
-                for name in claims {
-                    if let handler = config.handler(for: name) {
+                for claim in claims {
+                    let name = claim.name
+                    if claim.kind != .regular {
+                        let reason = Self.notRegular(claim.kind)
+                        let id = try transaction.insertJob(
+                            kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
+                            reason: reason, detail: reason, at: wallNow)
+                        created.append((name, id, nil, reason))
+                    } else if let handler = config.handler(for: name) {
                         let id = try transaction.insertJob(
                             kind: .file, name: name, handler: handler.name, state: .queued, priority: handler.priority,
                             maxAttempts: handler.maxAttempts, detail: "claimed", at: wallNow)
-                        created.append((name, id, handler))
+                        created.append((name, id, handler, nil))
                     } else {
                         let id = try transaction.insertJob(
                             kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
                             reason: "no handler", detail: "no handler matches", at: wallNow)
-                        created.append((name, id, nil))
+                        created.append((name, id, nil, "no handler"))
                     }
                 }
             }
@@ -280,7 +304,7 @@ extension Dispatcher {
             stop(exitCode: 1)
             return
         }
-        for (name, id, handler) in created {
+        for (name, id, handler, failure) in created {
             if let handler {
                 let job = LiveJob(
                     id: id, name: name, owner: .handler(handler.name), state: .queued, priority: handler.priority,
@@ -293,11 +317,14 @@ extension Dispatcher {
             } else {
                 jobsByName[name] = id  // Until its file has moved to Failed/.
                 if batch != nil { batchReport.filesFailed += 1 }
-                logger.warning("no handler matches; failing", metadata: ["file": "\(name)", "job": "\(id)"])
+                logger.warning("failing", metadata: ["file": "\(name)", "job": "\(id)", "reason": "\(failure ?? "no handler")"])
                 finishedJobs.append(FinishedJob(jobID: id, name: name, succeeded: false))
             }
         }
     }
+
+    /// The reason given to an entry that is not a regular file (guarantee 10).
+    static func notRegular(_ kind: FileStatus.Kind) -> String { "not a regular file (\(kind.rawValue))" }
 
     func enqueue(_ job: LiveJob) {
         ready.push(job.id, priority: job.priority, at: now)

@@ -116,6 +116,10 @@ extension Dispatcher {
                 failRecovered(record, reason: "no handler (handler \(record.handler ?? "?") is no longer configured)")
                 continue
             }
+            if let status = FileSystem.status(layout.processing.appending(record.name)), !status.isRegular {
+                failRecovered(record, reason: Self.notRegular(status.kind))
+                continue
+            }
             if !FileSystem.exists(layout.processing.appending(record.name)) {
                 // A claim whose rename did not survive (power cut): the file is back in Inbox.
                 if FileSystem.exists(layout.inbox.appending(record.name)),
@@ -199,7 +203,7 @@ extension Dispatcher {
             let slice = cursor.next(limit: 512)
             if slice.isEmpty { break }
             for file in slice where jobsByName[file.path] == nil && !unmovable.contains(file.path) {
-                newClaims.append(file.path)
+                newClaims.append(Claim(name: file.path, kind: file.status.kind))
                 jobsByName[file.path] = -1
             }
             commitClaims()

@@ -347,7 +347,8 @@ extension Dispatcher {
     func takeRecordedEvents() {
         guard !phase.isStopping else { return }
         do {
-            for request in try store.read({ try $0.pendingRequests() }) {
+            let requests = try store.read { try $0.pendingRequests() }
+            for request in requests {
                 // Marked first: the mark commits with the run it queues, so a crash cannot run it twice.
                 let wallNow = Self.wallClock()
                 record { try $0.markRequestHandled(id: request.id, at: wallNow) }
@@ -356,6 +357,9 @@ extension Dispatcher {
             for event in try store.read({ try $0.pendingEvents() }) {
                 dispatchEvent(id: event.id, name: event.name, source: event.source)
             }
+            // Committed now, not with the next cycle: a second wake-up (one per inotify read) would otherwise
+            // read the same requests again before their marks are written.
+            if !requests.isEmpty { flushWrites() }
         } catch {
             logger.error("cannot read recorded events: \(error)")
         }

@@ -119,6 +119,12 @@ struct RunningAttempt {
     let startedAt: UInt64
 }
 
+/// A file renamed into the processing area this cycle, with what kind of entry it is there.
+struct Claim {
+    let name: RelativePath
+    let kind: FileStatus.Kind
+}
+
 /// A worker's exit whose verdict waits (see `AttemptVerdict.undecided`).
 struct UndecidedExit {
     let exit: WorkerExit
@@ -212,7 +218,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     // The current cycle.
     var pendingEvents: [DispatcherEvent] = []
     var cycleScheduled = false
-    var newClaims: [RelativePath] = []
+    var newClaims: [Claim] = []
     var finishedJobs: [FinishedJob] = []
     var writes: [(StoreTransaction) throws -> Void] = []
     var flushTimer: TimerHandle?
