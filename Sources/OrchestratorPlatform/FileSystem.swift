@@ -20,6 +20,12 @@ public struct PathBytes: Hashable, Sendable, CustomStringConvertible {
         return slash == 0 ? PathBytes("/") : PathBytes(Array(bytes[..<slash]))
     }
 
+    /// The name after the last `/`.
+    public var lastComponent: [UInt8] {
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return bytes }
+        return Array(bytes[(slash + 1)...])
+    }
+
     public var description: String { String(decoding: bytes, as: UTF8.self) }
 
     /// Calls `body` with a NUL-terminated copy of the path.

@@ -252,7 +252,9 @@ public enum Reports {
         let roots = [config.paths.done, config.paths.failed, config.paths.inbox, config.paths.processing]
         let absolute = target.hasPrefix("/") ? target : workingDirectory + "/" + target
         var candidates: [RelativePath] = []
-        let resolved = FileSystem.realPath(PathBytes(absolute)) ?? PathBytes(absolute)
+        // The folders are resolved, the entry itself is not: a symlink in Failed/ names itself, not its target.
+        let given = PathBytes(absolute)
+        let resolved = FileSystem.realPath(given.parent).map { $0.appending(RelativePath(given.lastComponent)) } ?? given
         for root in roots {
             let rootReal = FileSystem.realPath(PathBytes(root)) ?? PathBytes(root)
             let prefix = rootReal.bytes + [UInt8(ascii: "/")]

@@ -43,13 +43,20 @@ final class TestInstance: @unchecked Sendable {
 
     // MARK: Daemon
 
-    func startDaemon(extraArguments: [String] = [], environment: [String: String] = [:]) throws {
+    /// `openFileLimit`: the daemon runs under `ulimit -n` of that many.
+    func startDaemon(extraArguments: [String] = [], environment: [String: String] = [:], openFileLimit: Int? = nil) throws {
         let process = Process()
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["watch", "--config", configURL.path] + extraArguments
+        let arguments = ["watch", "--config", configURL.path] + extraArguments
+        if let openFileLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n \(openFileLimit) && exec \"$0\" \"$@\"", Self.binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = arguments
+        }
         process.currentDirectoryURL = root
         if !FileManager.default.fileExists(atPath: daemonLog.path) {
             _ = FileManager.default.createFile(atPath: daemonLog.path, contents: nil)

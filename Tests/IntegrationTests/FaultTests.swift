@@ -1,0 +1,241 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// How the daemon behaves under the faults of a service that runs for months (SPEC §5, guarantees 10-14):
+/// a service manager's stop and reload, odd entries in Inbox, hard links, a low fd limit.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct FaultTests {
+    /// Records each run in runs.log, then waits until `../release` exists (or exits at once once `../fast` does).
+    static let holdingWorker = """
+        command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log; [ -e ../fast ] && exit 0; while [ ! -e ../release ]; do sleep 0.05; done']
+        max_attempts = 1
+        """
+
+    func childPIDs(of pid: Int32) -> [Int32] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.flatMap { task in
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "")
+                .split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+    }
+
+    func occurrences(_ text: String, in log: String) -> Int { log.components(separatedBy: text).count - 1 }
+
+    /// pm2's default `treekill` sends SIGINT to the daemon and to every process below it, in either order.
+    func treekill(workersFirst: Bool) throws {
+        let instance = try TestInstance(config: testConfig(handler: Self.holdingWorker))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        try instance.drop("a.txt")
+        try instance.drop("b.txt")
+        try instance.waitUntil("both files run", timeout: 20) { instance.lines(of: "runs.log").count == 2 }
+        let workers = childPIDs(of: daemon.processIdentifier)
+        #expect(workers.count == 2, "workers: \(workers)")
+        if workersFirst {
+            for pid in workers { kill(pid, SIGINT) }
+            try waitUntil("the workers are reaped", timeout: 10) { workers.allSatisfy(isGone) }
+            kill(daemon.processIdentifier, SIGINT)
+        } else {
+            kill(daemon.processIdentifier, SIGINT)
+            try instance.waitUntil("the daemon is stopping", timeout: 10) { instance.log.contains("stopping") }
+            for pid in workers { kill(pid, SIGINT) }
+        }
+        try waitUntil("the daemon exits", timeout: 20) { !daemon.isRunning }
+        #expect(daemon.terminationStatus == 0)
+        #expect(instance.count(in: "Failed") == 0, "a stop is not a failure")
+        #expect(instance.count(in: "Inbox/.processing") == 2, "both stay claimed")
+
+        // Next start: both run again, with their one attempt untouched, and reach Done.
+        _ = FileManager.default.createFile(atPath: instance.path("fast"), contents: nil)
+        try instance.startDaemon()
+        try instance.waitUntil("both are done", timeout: 20) { instance.count(in: "Done") == 2 }
+        instance.stopDaemon()
+        #expect(instance.count(in: "Failed") == 0)
+        #expect(instance.lines(of: "runs.log").sorted() == ["a.txt", "a.txt", "b.txt", "b.txt"])
+        let shown = try #require(try instance.json(["show", "Done/a.txt"]) as? [String: Any])
+        let outcomes = (shown["attempts"] as? [[String: Any]])?.compactMap { $0["outcome"] as? String }
+        #expect(outcomes == ["interrupted", "succeeded"], "\(shown)")
+    }
+
+    @Test func pm2TreekillWithTheDaemonFirstIsNotAFailure() throws { try treekill(workersFirst: false) }
+
+    @Test func pm2TreekillWithTheWorkersFirstIsNotAFailure() throws { try treekill(workersFirst: true) }
+
+    @Test func aWorkerKilledFromOutsideWithoutAStopStillFails() throws {
+        let instance = try TestInstance(config: testConfig(handler: Self.holdingWorker))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        try instance.drop("a.txt")
+        try instance.waitUntil("the file runs", timeout: 20) { instance.lines(of: "runs.log").count == 1 }
+        for pid in childPIDs(of: daemon.processIdentifier) { kill(pid, SIGINT) }
+        // The verdict waits one second for a stop signal; none comes.
+        try instance.waitUntil("the file fails", timeout: 10) { instance.count(in: "Failed") == 1 }
+        #expect(daemon.isRunning)
+        instance.stopDaemon()
+        let shown = try #require(try instance.json(["show", "Failed/a.txt"]) as? [String: Any])
+        #expect((shown["reason"] as? String)?.contains("SIGINT") == true, "\(shown)")
+    }
+
+    // MARK: SIGHUP
+
+    /// Writes the marker file `version-NAME` with the handler's version.
+    static func versionedConfig(_ version: String, extra: String = "") -> String {
+        testConfig(handler: """
+            command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log; echo \(version) > "../version-$ORCH_NAME"; while [ "$ORCH_NAME" = slow.txt ] && [ ! -e ../release ]; do sleep 0.05; done']
+            max_attempts = 1
+            """, extra: extra)
+    }
+
+    @Test func sighupAppliesAValidConfigToNewWorkAndLetsTheRunningOneFinishOnce() throws {
+        let instance = try TestInstance(config: Self.versionedConfig("v1"))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        try instance.drop("slow.txt")
+        try instance.waitUntil("slow.txt runs", timeout: 20) { instance.lines(of: "runs.log") == ["slow.txt"] }
+
+        try Self.versionedConfig("v2").write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the config is reloaded", timeout: 10) { instance.log.contains("config reloaded") }
+        try instance.drop("next.txt")
+        try instance.waitUntil("next.txt is done", timeout: 20) { instance.names(in: "Done").contains(Array("next.txt".utf8)) }
+        #expect(instance.lines(of: "version-next.txt") == ["v2"])
+
+        _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
+        try instance.waitUntil("slow.txt is done", timeout: 20) { instance.names(in: "Done").contains(Array("slow.txt".utf8)) }
+        #expect(daemon.isRunning, "SIGHUP never stops the daemon")
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.lines(of: "version-slow.txt") == ["v1"], "the running attempt finished under its config")
+        #expect(instance.lines(of: "runs.log").filter { $0 == "slow.txt" }.count == 1, "and ran once")
+    }
+
+    @Test func sighupRefusesAnInvalidConfigWithItsLineAndKeepsTheOldOne() throws {
+        let instance = try TestInstance(config: Self.versionedConfig("v1"))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        let broken = Self.versionedConfig("v2") + "\nbogus_key = 1\n"
+        let brokenLine = broken.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("bogus_key") }! + 1
+        try broken.write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the reload is refused", timeout: 10) { instance.log.contains("reload refused") }
+        #expect(instance.log.contains("orchestrator.toml:\(brokenLine): error:"), "\(instance.log)")
+        try instance.drop("a.txt")
+        try instance.waitUntil("a.txt is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(instance.lines(of: "version-a.txt") == ["v1"])
+        #expect(daemon.isRunning)
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func sighupWithAPathsChangeKeepsTheConfigInForceAndSaysRestart() throws {
+        let instance = try TestInstance(config: Self.versionedConfig("v1"))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        let moved = "[paths]\ndone = \"../Elsewhere\"\n" + Self.versionedConfig("v2")
+        try moved.write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the reload is refused", timeout: 10) { instance.log.contains("[paths] changed") }
+        #expect(instance.log.contains("restart to apply"))
+        try instance.drop("a.txt")
+        try instance.waitUntil("a.txt is done in the old Done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(instance.lines(of: "version-a.txt") == ["v1"])
+        #expect(!FileManager.default.fileExists(atPath: instance.path("Elsewhere/a.txt")))
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    // MARK: Odd entries
+
+    /// Creates a socket file at `path` (bound and closed).
+    func makeSocket(at path: String) throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        try #require(bytes.count < MemoryLayout.size(ofValue: address.sun_path))
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(rc == 0, "bind: \(errno)")
+    }
+
+    @Test func symlinksFIFOsAndSocketsNeverReachAWorkerAndFailWithTheirKind() throws {
+        let instance = try TestInstance(config: testConfig(handler: """
+            command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log; cat "$ORCH_FILE" >> ../read.log']
+            """))
+        try instance.startDaemon()
+        let outside = instance.path("outside")
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        try "secret\n".write(toFile: instance.path("secret"), atomically: true, encoding: .utf8)
+        try #require(symlink(instance.path("secret"), "\(outside)/link.txt") == 0)
+        try #require(mkfifo("\(outside)/fifo.txt", 0o644) == 0)
+        try makeSocket(at: "\(outside)/sock.txt")
+        for name in ["link.txt", "fifo.txt", "sock.txt"] {
+            try #require(rename("\(outside)/\(name)", instance.path("Inbox/\(name)")) == 0)
+        }
+        // A symlink made in place, and a folder, which is left alone.
+        try #require(symlink(instance.path("secret"), instance.path("Inbox/made-here.txt")) == 0)
+        try FileManager.default.createDirectory(atPath: instance.path("Inbox/folder"), withIntermediateDirectories: true)
+        try instance.drop("plain.txt")
+
+        try instance.waitUntil("all four odd entries are in Failed", timeout: 20) { instance.count(in: "Failed") == 4 }
+        try instance.waitUntil("the plain file is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        instance.stopDaemon()
+        #expect(instance.lines(of: "runs.log") == ["plain.txt"], "only the regular file reached a worker")
+        #expect(!instance.lines(of: "read.log").contains("secret"))
+        let expected = ["link.txt": "symlink", "made-here.txt": "symlink", "fifo.txt": "FIFO", "sock.txt": "socket"]
+        for (name, kind) in expected {
+            let shown = try #require(try instance.json(["show", "Failed/\(name)"]) as? [String: Any])
+            #expect(shown["reason"] as? String == "not a regular file (\(kind))", "\(name): \(shown)")
+            #expect((shown["attempts"] as? [Any])?.isEmpty == true)
+        }
+        var info = stat()
+        #expect(lstat(instance.path("Failed/link.txt"), &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK, "moved as a link")
+        #expect(FileManager.default.fileExists(atPath: instance.path("Inbox/folder")))
+    }
+
+    @Test func hardLinksAreDispatchedWithoutWaitingForTheIngestSweep() throws {
+        let instance = try TestInstance(config: testConfig(
+            handler: "command = [\"/bin/true\"]", settle: "500ms", extra: "[sweeps]\ningest = \"1h\"\n"))
+        try instance.startDaemon()
+        let outside = instance.path("outside")
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        // `ln` of a file that stays where it was.
+        try "kept\n".write(toFile: "\(outside)/kept.txt", atomically: true, encoding: .utf8)
+        var started = Date()
+        try #require(link("\(outside)/kept.txt", instance.path("Inbox/kept.txt")) == 0)
+        try instance.waitUntil("the linked file is done", timeout: 10) { instance.count(in: "Done") == 1 }
+        #expect(Date().timeIntervalSince(started) < 1.0)
+        // Maildir style: link into place, unlink the source.
+        try "moved\n".write(toFile: "\(outside)/maildir.txt", atomically: true, encoding: .utf8)
+        started = Date()
+        try #require(link("\(outside)/maildir.txt", instance.path("Inbox/maildir.txt")) == 0)
+        try #require(unlink("\(outside)/maildir.txt") == 0)
+        try instance.waitUntil("the maildir file is done", timeout: 10) { instance.count(in: "Done") == 2 }
+        #expect(Date().timeIntervalSince(started) < 1.0)
+        instance.stopDaemon()
+    }
+
+    // MARK: Resource limits
+
+    @Test func aLowFileLimitRunsFewerAtOnceAndFailsNothing() throws {
+        let instance = try TestInstance(config: testConfig(handler: "command = [\"/bin/true\"]", maxConcurrent: 16))
+        try instance.startDaemon(openFileLimit: 64)
+        let outside = instance.path("outside")
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        for index in 0..<300 {
+            try "\(index)\n".write(toFile: "\(outside)/f\(index).txt", atomically: false, encoding: .utf8)
+        }
+        for index in 0..<300 { try #require(rename("\(outside)/f\(index).txt", instance.path("Inbox/f\(index).txt")) == 0) }
+        try instance.waitUntil("all 300 are done", timeout: 120) {
+            instance.count(in: "Done") + instance.count(in: "Failed") == 300
+        }
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.count(in: "Failed") == 0, "\(instance.log.suffix(2000))")
+        #expect(instance.count(in: "Done") == 300)
+    }
+}
