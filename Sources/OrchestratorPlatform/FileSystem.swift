@@ -153,27 +153,11 @@ public enum FileSystem {
 
     /// Moves `source` to `root/relative`, creating subfolders; when the name is taken, tries
     /// `stem~TAG.ext`, then `stem~TAG-2.ext` ... so nothing is ever overwritten. Returns the name used.
+    /// See `FileMover` for names too long for a suffix, folders taken by files and other filesystems.
     public static func moveAvoidingCollisions(
         _ source: PathBytes, into root: PathBytes, as relative: RelativePath, tag: String
     ) throws(SystemError) -> RelativePath? {
-        let destinationDirectory = root.appending(RelativePath(relative.parent))
-        try createDirectories(destinationDirectory)
-        var candidate = relative
-        var attempt = 1
-        while true {
-            switch try renameNoReplace(source, root.appending(candidate)) {
-            case .moved: return candidate
-            case .sourceMissing: return nil
-            case .destinationExists:
-                let (stem, ext) = relative.stemAndExtension
-                var base = stem + Array("~\(tag)".utf8)
-                if attempt > 1 { base += Array("-\(attempt)".utf8) }
-                if !ext.isEmpty { base += [UInt8(ascii: ".")] + ext }
-                let parent = relative.parent
-                candidate = parent.isEmpty ? RelativePath(base) : RelativePath(parent).appending(base)
-                attempt += 1
-            }
-        }
+        try FileMover.move(source, into: root, as: relative, tag: tag)
     }
 
     /// Free space for unprivileged users and the size of the filesystem holding `path`, in bytes.

@@ -24,6 +24,9 @@ public struct JobRecord: Sendable, Equatable {
     public var cause: String?
     public var slotMs: Int64?
     public var eventID: Int64?
+    /// File jobs: the claimed file's device and inode (nil for jobs claimed before they were recorded).
+    public var claimDevice: UInt64?
+    public var claimInode: UInt64?
 
     /// `prefix` reads the columns of a join that renamed them (`j_id`, `j_name` ...).
     init(row: Row, prefix: String = "") {
@@ -44,6 +47,8 @@ public struct JobRecord: Sendable, Equatable {
         cause = row[prefix + "cause"]
         slotMs = row[prefix + "slot_ms"]
         eventID = row[prefix + "event_id"]
+        claimDevice = (row[prefix + "claim_device"] as Int64?).map { UInt64(bitPattern: $0) }
+        claimInode = (row[prefix + "claim_inode"] as Int64?).map { UInt64(bitPattern: $0) }
     }
 }
 

@@ -144,6 +144,15 @@ public final class Store: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: """
+                -- The identity of a claimed file (its device and inode in the processing area): recovery checks it
+                -- before finishing a job's move, so a newcomer that took a freed name is never taken for the
+                -- finished job's file.
+                ALTER TABLE job ADD COLUMN claim_device INTEGER;
+                ALTER TABLE job ADD COLUMN claim_inode INTEGER;
+                """)
+        }
         return migrator
     }
 }

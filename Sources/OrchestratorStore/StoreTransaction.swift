@@ -97,14 +97,15 @@ public struct StoreTransaction {
     /// Inserts a job and its first transition; returns its id.
     public func insertJob(
         kind: JobKind, name: RelativePath, handler: String?, state: JobState, priority: Int, maxAttempts: Int,
-        reason: String? = nil, detail: String? = nil, at now: UnixTime
+        reason: String? = nil, detail: String? = nil, claim: (device: UInt64, inode: UInt64)? = nil, at now: UnixTime
     ) throws -> Int64 {
         try db.cachedStatement(sql: """
                 INSERT INTO job (kind, name, handler, state, priority, max_attempts, reason, created_at, updated_at,
-                                 finished_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 finished_at, claim_device, claim_inode)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [kind.rawValue, name.bytes.data, handler, state.rawValue, priority, maxAttempts, reason, now,
-                        now, state.isTerminal ? now : nil])
+                        now, state.isTerminal ? now : nil, claim.map { Int64(bitPattern: $0.device) },
+                        claim.map { Int64(bitPattern: $0.inode) }])
         let id = db.lastInsertedRowID
         try addTransition(jobID: id, from: nil, to: state, detail: detail, at: now)
         return id

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import OrchestratorConfig
 import OrchestratorCore
 import OrchestratorPlatform
@@ -112,9 +115,9 @@ extension Dispatcher {
         let wallNanos = Int64(Self.wallClock() * 1e9)
         for file in cursor.next(limit: 256) where wants(file.path) {
             if settling[file.path] != nil { continue }
-            if jobsByName[file.path] != nil {
+            if names.isTaken(file.path) {
                 // Looked at again when the job holding the name ends.
-                waitingForName.insert(file.path)
+                names.wait(file.path)
                 continue
             }
             if wallNanos - file.status.modified >= settle {
@@ -143,6 +146,10 @@ extension Dispatcher {
     func watchdogSweep() {
         guard !phase.isStopping else { return }
         var problems = HealthChecks.disk(config)
+        if let example = stuckMoves.values.first {
+            problems.append("stuck: \(stuckMoves.count) files in the processing area (\(example.job.name): \(example.reason))")
+            retryStuckMoves()
+        }
         for (jobID, attempt) in running where !attempt.timedOut {
             guard let job = jobs[jobID] else { continue }
             let limit = UInt64(max(0, attempt.spec.timeout.wholeMilliseconds)) + UInt64(HealthChecks.stuckSlack * 1000)
@@ -234,6 +241,14 @@ extension Dispatcher {
         }
     }
 
+    /// Finished files that could not move go to the mover again.
+    func retryStuckMoves() {
+        for (jobID, stuck) in stuckMoves where !stuck.retrying {
+            stuckMoves[jobID]?.retrying = true
+            finishedJobs.append(stuck.job)
+        }
+    }
+
     // MARK: Claiming
 
     /// Takes a file out of Inbox by renaming it into the processing area. The rename is the claim:
@@ -241,24 +256,33 @@ extension Dispatcher {
     func claim(_ name: RelativePath) {
         guard phase.admitsNewWork else { return }
         if let timer = settling.removeValue(forKey: name)?.timer { wheel.cancel(timer) }
-        if jobsByName[name] != nil {
-            waitingForName.insert(name)
+        if names.isTaken(name) {
+            names.wait(name)
             return
         }
         let target = layout.processing.appending(name)
         do {
-            if !name.parent.isEmpty { try FileSystem.createDirectories(target.parent) }
+            if !name.parent.isEmpty {
+                do {
+                    try FileSystem.createDirectories(target.parent)
+                } catch where error.code == EEXIST || error.code == ENOTDIR {
+                    // A file of a folder's name is still being processed (`a`, then `a/b`).
+                    logger.info("a file of this folder's name is in the processing area; waiting for it", metadata: ["file": "\(name)"])
+                    names.wait(name)
+                    return
+                }
+            }
             switch try FileSystem.renameNoReplace(layout.inbox.appending(name), target) {
             case .moved:
                 // Looked at after the rename, in the processing area that only the daemon writes: what was
                 // looked at is what a worker would get.
-                newClaims.append(Claim(name: name, kind: FileSystem.status(target)?.kind ?? .unknown))
-                jobsByName[name] = -1  // placeholder until the job row exists this cycle
+                newClaims.append(Claim(name: name, status: FileSystem.status(target)))
+                names.claimed(name)
             case .sourceMissing:
                 break  // removed or already claimed by a one-shot sweep
             case .destinationExists:
                 logger.warning("a file named \(name) is already in the processing area; leaving the new one in Inbox")
-                waitingForName.insert(name)
+                names.wait(name)
             }
         } catch {
             logger.error("cannot claim \(name): \(error)")
@@ -280,21 +304,21 @@ extension Dispatcher {
                 for write in pending { try write(transaction) }
                 for claim in claims {
                     let name = claim.name
-                    if claim.kind != .regular {
-                        let reason = Self.notRegular(claim.kind)
+                    if let kind = claim.status?.kind, kind != .regular {
+                        let reason = Self.notRegular(kind)
                         let id = try transaction.insertJob(
                             kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
-                            reason: reason, detail: reason, at: wallNow)
+                            reason: reason, detail: reason, claim: claim.identity, at: wallNow)
                         created.append((name, id, nil, reason))
                     } else if let handler = config.handler(for: name) {
                         let id = try transaction.insertJob(
                             kind: .file, name: name, handler: handler.name, state: .queued, priority: handler.priority,
-                            maxAttempts: handler.maxAttempts, detail: "claimed", at: wallNow)
+                            maxAttempts: handler.maxAttempts, detail: "claimed", claim: claim.identity, at: wallNow)
                         created.append((name, id, handler, nil))
                     } else {
                         let id = try transaction.insertJob(
                             kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
-                            reason: "no handler", detail: "no handler matches", at: wallNow)
+                            reason: "no handler", detail: "no handler matches", claim: claim.identity, at: wallNow)
                         created.append((name, id, nil, "no handler"))
                     }
                 }
@@ -310,12 +334,12 @@ extension Dispatcher {
                     id: id, name: name, owner: .handler(handler.name), state: .queued, priority: handler.priority,
                     attempts: 0, maxAttempts: handler.maxAttempts)
                 jobs[id] = job
-                jobsByName[name] = id
+                names.assign(name, to: id)
                 enqueue(job)
                 logger.debug("claimed", metadata: ["file": "\(name)", "job": "\(id)", "handler": "\(handler.name)"])
                 emit("file.received")
             } else {
-                jobsByName[name] = id  // Until its file has moved to Failed/.
+                names.assign(name, to: id)  // Until its file has moved to Failed/.
                 if batch != nil { batchReport.filesFailed += 1 }
                 logger.warning("failing", metadata: ["file": "\(name)", "job": "\(id)", "reason": "\(failure ?? "no handler")"])
                 finishedJobs.append(FinishedJob(jobID: id, name: name, succeeded: false))
@@ -373,13 +397,19 @@ extension Dispatcher {
                 logger.warning("the worker removed its input; nothing to move", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
             }
             if !job.name.parent.isEmpty { removeEmptyParents(of: job.name) }
-            if file.error != nil {
+            if let error = file.error {
                 // The file stays in the processing area and its name stays taken; with no final path
-                // recorded, the next start tries the move again (and never runs the file again).
-                logger.error("the file stays in the processing area until the next start", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
+                // recorded, it is never run again, and the watchdog sweep (or the next start) moves it.
+                if stuckMoves[job.jobID] == nil {
+                    logger.error("the file stays in the processing area; the watchdog sweep tries again", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
+                }
+                stuckMoves[job.jobID] = StuckMove(job: job, reason: error)
                 continue
             }
-            if jobsByName[job.name] == job.jobID { jobsByName[job.name] = nil }
+            if stuckMoves.removeValue(forKey: job.jobID) != nil {
+                logger.info("moved out of the processing area at last", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
+            }
+            for waiting in names.release(job.name, job: job.jobID) { noteActivity(waiting) }
             let finalName = file.finalName
             let state: JobState = job.succeeded ? .done : .failed
             let jobID = job.jobID
@@ -389,9 +419,6 @@ extension Dispatcher {
                 if removed {
                     try transaction.addNote(jobID: jobID, state: state, detail: "the worker removed its input; nothing to move", at: wallNow)
                 }
-            }
-            if waitingForName.remove(job.name) != nil {
-                noteActivity(job.name)
             }
             emit(job.succeeded ? "file.done" : "file.failed")
         }
@@ -439,8 +466,7 @@ extension Dispatcher {
         _ name: RelativePath, jobID: Int64, from processing: PathBytes, into root: PathBytes
     ) -> (finalName: RelativePath?, error: String?) {
         do {
-            let finalName = try FileSystem.moveAvoidingCollisions(
-                processing.appending(name), into: root, as: name, tag: "\(jobID)")
+            let finalName = try FileMover.move(processing.appending(name), into: root, as: name, tag: "\(jobID)")
             return (finalName, nil)
         } catch {
             return (nil, "\(error)")

@@ -91,11 +91,22 @@ extension Dispatcher {
         for job in unmoved {
             let root = job.state == .done ? layout.done : layout.failed
             var finalName: RelativePath?
-            if FileSystem.exists(layout.processing.appending(job.name)) {
+            let present = FileSystem.status(layout.processing.appending(job.name))
+            if let present, !RecoveryCheck.isClaimedFile(present, of: job) {
+                // A newcomer of the same name, claimed after this job's file had left but before its final path
+                // was committed. The job's own file is already in Done/ or Failed/; the newcomer is adopted as
+                // a claim of its own below, never passed off as this job's result.
+                finalName = locateMovedFile(of: job, in: root)
+                logger.warning(
+                    "a newer file of the same name is in the processing area; it is a new job",
+                    metadata: ["file": "\(job.name)", "job": "\(job.id)"])
+            } else {
                 let result = moveOut(job.name, jobID: job.id, into: root)
-                if result.error != nil {
-                    // Still finished work: never adopted as a new claim; the move is tried again next start.
-                    unmovable.insert(job.name)
+                if let error = result.error {
+                    // Still finished work: never adopted as a new claim; the watchdog sweep tries the move again.
+                    let finished = FinishedJob(jobID: job.id, name: job.name, succeeded: job.state == .done, handler: job.handler)
+                    stuckMoves[job.id] = StuckMove(job: finished, reason: error)
+                    names.assign(job.name, to: job.id)
                     continue
                 }
                 finalName = result.finalName
@@ -132,13 +143,25 @@ extension Dispatcher {
                     continue
                 }
             }
-            jobsByName[record.name] = record.id
+            names.assign(record.name, to: record.id)
             restore(record, owner: .handler(handler.name), priority: handler.priority)
         }
         if !live.isEmpty || !unmoved.isEmpty {
             logger.info("recovered jobs from the store", metadata: ["live": "\(live.count)", "moved": "\(unmoved.count)"])
         }
         flushWrites()
+    }
+
+    /// Where a finished job's file went, when its final path was not committed: its name or a collision
+    /// name in `root` holding the inode it was claimed as.
+    private func locateMovedFile(of job: JobRecord, in root: PathBytes) -> RelativePath? {
+        for attempt in 1...20 {
+            let candidate = CollisionName.candidate(for: job.name, tag: "\(job.id)", attempt: attempt)
+            if let status = FileSystem.status(root.appending(candidate)), RecoveryCheck.isClaimedFile(status, of: job) {
+                return candidate
+            }
+        }
+        return nil
     }
 
     private func failRecovered(_ record: JobRecord, reason: String) {
@@ -202,9 +225,9 @@ extension Dispatcher {
         while true {
             let slice = cursor.next(limit: 512)
             if slice.isEmpty { break }
-            for file in slice where jobsByName[file.path] == nil && !unmovable.contains(file.path) {
-                newClaims.append(Claim(name: file.path, kind: file.status.kind))
-                jobsByName[file.path] = -1
+            for file in slice where !names.isTaken(file.path) {
+                newClaims.append(Claim(name: file.path, status: file.status))
+                names.claimed(file.path)
             }
             commitClaims()
         }
@@ -306,5 +329,15 @@ extension Dispatcher {
         flushWrites()
         logger.info("stopped", metadata: ["processed": "\(processedCount)"])
         stop(exitCode: 0)
+    }
+}
+
+/// Decisions recovery makes from store records and what it finds on disk.
+enum RecoveryCheck {
+    /// Whether the entry found under a job's name is the file that job claimed. Jobs recorded before claim
+    /// identities were stored cannot be checked and are taken at their word.
+    static func isClaimedFile(_ status: FileStatus, of job: JobRecord) -> Bool {
+        guard let inode = job.claimInode, let device = job.claimDevice else { return true }
+        return status.inode == inode && status.device == device
     }
 }

@@ -261,7 +261,7 @@ extension Dispatcher {
             record { try $0.setState(jobID: jobID, from: .running, to: .queued, detail: "interrupted by shutdown", at: wallNow) }
             logger.info("interrupted; will run again at next start", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)"])
         case .succeeded:
-            jobs[jobID] = nil  // Its name stays taken in `jobsByName` until its file has moved out.
+            jobs[jobID] = nil  // Its name stays taken in `names` until its file has moved out.
             record { try $0.setState(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow) }
             breakerSucceeded(job.owner)
             noteBatchOutcome(job, succeeded: true, finished: true, reason: nil)
@@ -370,7 +370,7 @@ extension Dispatcher {
                     "retry_in": "\(delay)",
                 ])
         } else {
-            jobs[jobID] = nil  // Its name stays taken in `jobsByName` until its file has moved out.
+            jobs[jobID] = nil  // Its name stays taken in `names` until its file has moved out.
             noteBatchOutcome(job, succeeded: false, finished: true, reason: reason)
             record { try $0.setState(jobID: jobID, from: previous, to: .failed, attempts: attempts, reason: reason, at: wallNow) }
             switch job.owner {

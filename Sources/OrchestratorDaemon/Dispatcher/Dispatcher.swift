@@ -122,7 +122,18 @@ struct RunningAttempt {
 /// A file renamed into the processing area this cycle, with what kind of entry it is there.
 struct Claim {
     let name: RelativePath
-    let kind: FileStatus.Kind
+    /// As it is in the processing area; nil if it vanished right after the rename.
+    let status: FileStatus?
+
+    var identity: (device: UInt64, inode: UInt64)? { status.map { ($0.device, $0.inode) } }
+}
+
+/// A finished file that could not leave the processing area (guarantee 16).
+struct StuckMove {
+    let job: Dispatcher.FinishedJob
+    var reason: String
+    /// A retry is on the mover queue.
+    var retrying = false
 }
 
 /// A worker's exit whose verdict waits (see `AttemptVerdict.undecided`).
@@ -171,13 +182,11 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var signalSources: [any DispatchSourceSignal] = []
 
     var jobs: [Int64: LiveJob] = [:]
-    var jobsByName: [RelativePath: Int64] = [:]
+    var names = NameLedger()
     var ready: ReadyQueue<Int64>
     var readyCount: Int { ready.count }
     var running: [Int64: RunningAttempt] = [:]
     var settling: [RelativePath: SettlingFile] = [:]
-    /// Names that arrived while a job of the same name was live; looked at again when it ends.
-    var waitingForName: Set<RelativePath> = []
     /// Workers killed from outside whose verdict waits for a stop signal that may be on its way.
     var undecided: [Int64: UndecidedExit] = [:]
     var scan: DirectoryCursor?
@@ -191,8 +200,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var recoveredTaskJobs: [JobRecord] = []
     var recoveredUploads: [JobRecord] = []
     var quietTaskRuns: Set<Int64> = []
-    /// Finished files whose move out of the processing area failed at start.
-    var unmovable: Set<RelativePath> = []
+    /// Finished files whose move out of the processing area failed; the watchdog sweep tries again.
+    var stuckMoves: [Int64: StuckMove] = [:]
     var daemonStartMs: Int64 = 0
     var wakeWatcher: InotifyWatcher?
 
