@@ -18,8 +18,12 @@ public enum Replay {
         }
         var names: [RelativePath] = []
         if all {
-            let cursor = DirectoryCursor(root: failedRoot, recursive: true) { _ in false }
-            while case let slice = cursor.next(limit: 1024), !slice.isEmpty { names += slice.map(\.path) }
+            // Hidden entries are never the orchestrator's results: a `.gitkeep`, an editor's swap file, a move's
+            // temporary copy. Replaying them would feed them in as input, so `--all` leaves them where they are.
+            let cursor = DirectoryCursor(root: failedRoot, recursive: true) { $0.hasHiddenComponent }
+            while case let slice = cursor.next(limit: 1024), !slice.isEmpty {
+                names += slice.map(\.path).filter { !$0.hasHiddenComponent }
+            }
         } else {
             for argument in paths {
                 names.append(try resolve(argument, failedReal: failedReal, failedRoot: failedRoot, workingDirectory: workingDirectory))
