@@ -12,6 +12,7 @@ public enum Replay {
     }
 
     public static func run(config: Config, paths: [String], all: Bool, dryRun: Bool, workingDirectory: String) throws(CommandError) -> Outcome {
+        try refuseHostProblems(config, commands: false)
         let failedRoot = PathBytes(config.paths.failed)
         guard let failedReal = FileSystem.realPath(failedRoot) else {
             throw CommandError(.badInput, "error: Failed folder \(failedRoot) does not exist")

@@ -202,7 +202,8 @@ extension Dispatcher {
         while true {
             let slice = cursor.next(limit: 512)
             if slice.isEmpty { break }
-            for file in slice where jobsByName[file.path] == nil && !unmovable.contains(file.path) {
+            // Hidden names are never claimed (they are never input), so a hidden entry is the owner's lock.
+            for file in slice where jobsByName[file.path] == nil && !unmovable.contains(file.path) && !file.path.hasHiddenComponent {
                 newClaims.append(file.path)
                 jobsByName[file.path] = -1
             }
