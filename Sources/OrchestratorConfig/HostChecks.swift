@@ -44,8 +44,8 @@ extension Config {
                         message: "paths: \(a.key) (\(a.path)) and \(b.key) (\(b.path)) are the same directory after resolving symlinks"))
                 case .inside:
                     let writtenUnderInbox = a.key == "processing" && paths.processing.hasPrefix(paths.inbox + "/")
-                    // Inside a folder that is Inbox itself: that sameness is the problem, reported on its own.
-                    if writtenUnderInbox && locations[second].relation(to: locations[0]) == .same { continue }
+                    // Inside a folder that Inbox is or lies inside: Inbox's place is the problem, reported on its own.
+                    if writtenUnderInbox && locations[0].relation(to: locations[second]) != .apart { continue }
                     if a.key == "processing" && b.key == "inbox" {
                         problems.append(ConfigProblem(
                             file: file, line: line,
