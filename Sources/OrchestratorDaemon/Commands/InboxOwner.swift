@@ -64,6 +64,13 @@ enum InboxOwner {
             case .failure(let holder) where holder.isDaemon:
                 throw CommandError(.unavailable, "error: \(holder.describe(config))")
             case .failure(let holder):
+                // Run from a worker of that very run (its command calls orchestrator with another config):
+                // waiting would be waiting for itself.
+                if !holder.state.isEmpty, ProcessInfo.processInfo.environment["ORCH_STATE_DIR"] == holder.state {
+                    throw CommandError(
+                        .unavailable,
+                        "error: \(holder.describe(config)), and this command runs inside one of its workers; it cannot wait for itself")
+                }
                 if !said {
                     FileHandle.standardError.write(Data(
                         "waiting for another one-shot run (pid \(holder.pid.map(String.init) ?? "?"), \(holder.role), state dir \(holder.state)) on the same Inbox to finish\n".utf8))
