@@ -84,6 +84,29 @@ struct FaultsConfigTests {
         }
     }
 
+    @Test func foldersThatAreSymlinksToDistinctFoldersAreFine() throws {
+        let instance = try TestInstance(config: """
+            [paths]
+            done = "../Done-link"
+
+            [inbox]
+            settle = "200ms"
+
+            [[handler]]
+            name = "h"
+            command = ["true"]
+            """)
+        try FileManager.default.createDirectory(atPath: instance.path("elsewhere/Done"), withIntermediateDirectories: true)
+        #expect(symlink(instance.path("elsewhere/Done"), instance.path("Done-link")) == 0)
+        #expect(try run(["config", "check", "--config", instance.configURL.path], in: instance).0.status == 0)
+        try instance.startDaemon()
+        try instance.drop("one.txt")
+        try instance.waitUntil("one.txt is in the linked Done", timeout: 20) {
+            FileManager.default.fileExists(atPath: instance.path("elsewhere/Done/one.txt"))
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func aCommandThatDoesNotResolveIsAConfigErrorAtItsLine() throws {
         let instance = try TestInstance(config: """
             [[handler]]
