@@ -1,6 +1,5 @@
 // pm2 ecosystem file: pm2 start deploy/ecosystem.config.js
 // pm2 stops apps with SIGINT, which orchestrator treats like SIGTERM (drain, then stop workers).
-// kill_timeout must exceed [limits] shutdown_grace, or pm2 SIGKILLs the daemon mid-drain.
 module.exports = {
   apps: [
     {
@@ -9,8 +8,16 @@ module.exports = {
       args: ["watch", "--config", "config/orchestrator.toml"],
       cwd: __dirname + "/..",
       interpreter: "none",
-      kill_timeout: 60000,
+      // Signal the daemon only, not every process in its tree: the daemon gives running workers
+      // shutdown_grace and then ends their process groups itself (a worker pm2 signalled directly would
+      // look cut short, not finished).
+      treekill: false,
+      // Must exceed [limits] shutdown_grace (30 s in the bundled config) plus a moment to end the workers'
+      // groups and record them, or pm2 SIGKILLs the daemon mid-drain. Raise it with shutdown_grace.
+      kill_timeout: 35000,
       autorestart: true,
+      // Usage (64), another owner of the state dir or Inbox (69), config error (78): restarting cannot help.
+      stop_exit_codes: [64, 69, 78],
       max_restarts: 10,
       restart_delay: 2000,
     },

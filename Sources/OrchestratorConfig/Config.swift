@@ -48,8 +48,8 @@ public struct Config: Sendable {
         case .success(let contents):
             bytes = contents
         case .failure(let reason):
-            throw ConfigErrors(problems: [ConfigProblem(file: file, line: 0,
-                                                        message: "cannot read config file: \(reason)")])
+            let verdict = if case .system = reason { "cannot read config file" } else { "config file refused" }
+            throw ConfigErrors(problems: [ConfigProblem(file: file, line: 0, message: "\(verdict): \(reason)")])
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ConfigErrors(problems: [ConfigProblem(file: file, line: firstInvalidUTF8Line(bytes),

@@ -122,6 +122,10 @@ public enum FileSystem {
     public static func createDirectories(_ path: PathBytes) throws(SystemError) {
         if let existing = status(path) {
             if existing.isDirectory { return }
+            // A symlink to a folder is that folder (Done on another disk); `config check` has made sure it
+            // is not another of the instance's folders.
+            var target = stat()
+            if existing.isSymlink, path.withCString({ stat($0, &target) }) == 0, (target.st_mode & S_IFMT) == S_IFDIR { return }
             throw SystemError("mkdir", path.description, EEXIST)
         }
         let parent = path.parent

@@ -95,9 +95,15 @@ import Testing
         try instance.drop("slow.txt")
         try instance.waitUntil("slow.txt runs", timeout: 20) { instance.lines(of: "runs.log") == ["slow.txt"] }
 
+        let loadedFirst = try #require(try instance.json(["status"]) as? [String: Any])["config_loaded_at"] as? String
         try Self.versionedConfig("v2").write(to: instance.configURL, atomically: true, encoding: .utf8)
         kill(daemon.processIdentifier, SIGHUP)
         try instance.waitUntil("the config is reloaded", timeout: 10) { instance.log.contains("config reloaded") }
+        try instance.waitUntil("status shows the new load time", timeout: 10) {
+            let loaded = (try instance.json(["status"]) as? [String: Any])?["config_loaded_at"] as? String
+            return loaded != nil && loaded != loadedFirst
+        }
+        #expect(loadedFirst != nil)
         try instance.drop("next.txt")
         try instance.waitUntil("next.txt is done", timeout: 20) { instance.names(in: "Done").contains(Array("next.txt".utf8)) }
         #expect(instance.lines(of: "version-next.txt") == ["v2"])

@@ -63,11 +63,14 @@ import Testing
     }
 
     @Test func aDependentOfATaskWhoseCommandIsMissingIsSkippedNotBlocked() throws {
+        // `watch` refuses a command that is missing at start, so the tool disappears once the daemon runs. Should
+        // a slot come first, the tool fails, which keeps the dependent waiting until the tool is missing.
         let config = testConfig(handler: Self.handler)
-            + "\n[[task]]\nname = \"broken\"\nevery = \"1s\"\ncommand = [\"/nonexistent/tool\"]\n"
+            + "\n[[task]]\nname = \"broken\"\nevery = \"1s\"\ncommand = [\"../workers/tool.sh\"]\n"
             + Self.task("dependent", "every = \"1s\"", extra: "after = [\"broken\"]")
-        let instance = try TestInstance(config: config)
+        let instance = try TestInstance(config: config, workers: ["tool.sh": "#!/bin/sh\nexit 1\n"])
         try instance.startDaemon()
+        try FileManager.default.removeItem(atPath: instance.path("workers/tool.sh"))
         try instance.waitUntil("the dependent's slot is skipped", timeout: 20) {
             instance.log.contains("not run: prerequisite broken cannot run: its command is missing")
         }

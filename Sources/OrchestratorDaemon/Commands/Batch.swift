@@ -19,6 +19,7 @@ public enum Batch {
 
     public static func sweep(config: Config, mode: SweepMode, dryRun: Bool, logFormat: LogFormat) throws(CommandError) -> (ExitStatus, [String]) {
         let modes: [SweepMode] = mode == .all ? [.retry, .ingest, .upload, .watchdog] : [mode]
+        try refuseHostProblems(config, commands: false)
         try Daemon.prepareFolders(config)
         var lines: [String] = []
         var status = ExitStatus.ok
@@ -126,6 +127,7 @@ public enum Batch {
         guard config.tasks.contains(where: { $0.name == task }) else {
             throw CommandError(.badInput, "error: no task named \"\(task)\" in \(config.file)")
         }
+        try refuseHostProblems(config, commands: false)
         try Daemon.prepareFolders(config)
         if let pid = StateOwner.current(config).daemonPID {
             try request(config, kind: "task_run", targets: [task])
@@ -144,13 +146,15 @@ public enum Batch {
     // MARK: Running
 
     /// Runs the dispatcher on `work` under the state lock (after any other one-shot run); `.unavailable` if a
-    /// daemon holds it.
+    /// daemon holds it. Then under the Inbox's locks: after a one-shot run of another state dir on the same
+    /// Inbox, and refused (69) while a daemon of another state dir owns it.
     static func run(config: Config, work: BatchWork, role: String, logFormat: LogFormat) throws(CommandError) -> (ExitStatus, BatchReport) {
         let lock: InstanceLock
         switch try StateOwner.acquireForOneShot(config, role: role) {
         case .success(let acquired): lock = acquired
         case .failure: return (.unavailable, BatchReport())
         }
+        let inboxLocks = try InboxOwner.acquireForOneShot(config, role: role)
         let store: Store
         do {
             store = try Store(directory: config.paths.state)
@@ -161,7 +165,7 @@ public enum Batch {
         let (exitCode, report) = try Daemon.runDispatcher(
             config: config, store: store, logger: Daemon.makeLogger(format: logFormat),
             notifier: SystemdNotifier(environment: [:]), batch: work)
-        withExtendedLifetime(lock) {}
+        withExtendedLifetime((lock, inboxLocks)) {}
         return (exitCode == 0 ? .ok : .failure, report)
     }
 

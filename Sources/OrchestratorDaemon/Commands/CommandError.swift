@@ -21,8 +21,12 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
     }
 
     public init(configErrors: ConfigErrors) {
+        self.init(configProblems: configErrors.problems)
+    }
+
+    public init(configProblems: [ConfigProblem]) {
         self.status = .config
-        self.lines = configErrors.problems.map(\.description)
+        self.lines = configProblems.map(\.description)
     }
 
     public var description: String { lines.joined(separator: "\n") }
@@ -35,4 +39,11 @@ public func loadConfig(_ path: String) throws(CommandError) -> Config {
     } catch {
         throw CommandError(configErrors: error)
     }
+}
+
+/// Refuses, with every problem and exit 78, a config whose folders overlap on this machine (and, with
+/// `commands`, one whose programs cannot be started): the checks `config check` makes beyond the text.
+func refuseHostProblems(_ config: Config, commands: Bool) throws(CommandError) {
+    let problems = commands ? config.hostProblems() : config.folderProblems()
+    if !problems.isEmpty { throw CommandError(configProblems: problems) }
 }

@@ -5,8 +5,10 @@ import OrchestratorConfig
 public enum ConfigReport {
     /// The text to print and the exit status: every problem as `FILE:LINE: error: WHAT`, exit 78.
     public static func check(path: String, json: Bool) -> (String, ExitStatus) {
-        do {
+        do throws(ConfigErrors) {
             let config = try Config.load(file: path)
+            let problems = config.hostProblems()
+            if !problems.isEmpty { throw ConfigErrors(problems: problems) }
             if json {
                 let object: [String: Any] = [
                     "ok": true, "file": config.file, "problems": [Any](), "handlers": config.handlers.map(\.name),

@@ -8,11 +8,12 @@ import OrchestratorCore
 import OrchestratorPlatform
 import OrchestratorStore
 
-/// `orchestrator watch`: prepares folders, takes the instance lock, opens the store and runs the
-/// dispatcher until SIGTERM/SIGINT.
+/// `orchestrator watch`: checks the folders and commands, prepares the folders, takes the state dir's lock
+/// and the Inbox's (`InboxOwner`), opens the store and runs the dispatcher until SIGTERM/SIGINT.
 public enum Daemon {
     public static func run(config: Config, logFormat: LogFormat, dryRun: Bool) throws(CommandError) -> ExitStatus {
         let logger = makeLogger(format: logFormat)
+        try refuseHostProblems(config, commands: true)
         try prepareFolders(config)
         if dryRun { return DryRun.watch(config: config, logger: logger) }
 
@@ -35,6 +36,12 @@ public enum Daemon {
             throw CommandError(.unavailable, "error: \(error)")
         }
 
+        let inboxLocks: [InstanceLock]
+        switch try InboxOwner.acquire(config, role: StateOwner.daemonRole) {
+        case .success(let locks): inboxLocks = locks
+        case .failure(let holder): throw CommandError(.unavailable, "error: \(holder.describe(config))")
+        }
+
         let store: Store
         do {
             store = try Store(directory: config.paths.state)
@@ -45,7 +52,7 @@ public enum Daemon {
         let (exitCode, _) = try runDispatcher(
             config: config, store: store, logger: logger,
             notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment), batch: nil)
-        withExtendedLifetime(lock) {}
+        withExtendedLifetime((lock, inboxLocks)) {}
         return exitCode == 0 ? .ok : .failure
     }
 

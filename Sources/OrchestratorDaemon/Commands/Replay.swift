@@ -12,14 +12,19 @@ public enum Replay {
     }
 
     public static func run(config: Config, paths: [String], all: Bool, dryRun: Bool, workingDirectory: String) throws(CommandError) -> Outcome {
+        try refuseHostProblems(config, commands: false)
         let failedRoot = PathBytes(config.paths.failed)
         guard let failedReal = FileSystem.realPath(failedRoot) else {
             throw CommandError(.badInput, "error: Failed folder \(failedRoot) does not exist")
         }
         var names: [RelativePath] = []
         if all {
-            let cursor = DirectoryCursor(root: failedRoot, recursive: true) { _ in false }
-            while case let slice = cursor.next(limit: 1024), !slice.isEmpty { names += slice.map(\.path) }
+            // Hidden entries are never the orchestrator's results: a `.gitkeep`, an editor's swap file, a move's
+            // temporary copy. Replaying them would feed them in as input, so `--all` leaves them where they are.
+            let cursor = DirectoryCursor(root: failedRoot, recursive: true) { $0.hasHiddenComponent }
+            while case let slice = cursor.next(limit: 1024), !slice.isEmpty {
+                names += slice.map(\.path).filter { !$0.hasHiddenComponent }
+            }
         } else {
             for argument in paths {
                 names.append(try resolve(argument, failedReal: failedReal, failedRoot: failedRoot, workingDirectory: workingDirectory))

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import OrchestratorConfig
 import OrchestratorCore
@@ -17,7 +20,6 @@ public enum Reports {
         }
         while case let slice = cursor.next(limit: 4096), !slice.isEmpty { waiting += slice.count { config.isInput($0.path) } }
 
-        let storeFile = config.paths.state + "/orchestrator.sqlite"
         var counts = QueueCounts(byState: [:])
         var runningJobs: [(JobRecord, AttemptRecord)] = []
         var breakers: [BreakerRecord] = []
@@ -25,13 +27,22 @@ public enum Reports {
         var health: HealthSnapshot?
         var uploads = (pending: 0, ok: 0, failed: 0)
         var sweeps: [(key: String, value: String, at: UnixTime)] = []
-        let store = FileManager.default.fileExists(atPath: storeFile) ? try openStore(config) : nil
-        if let store {
+        // Whatever state the state dir is in, status answers (exit 0) and says what it could not read.
+        var cannotRead: [String] = []
+        var configLoadedAt: String?
+        if !FileSystem.exists(PathBytes(config.paths.inbox)) {
+            cannotRead.append("Inbox \(config.paths.inbox) does not exist")
+        }
+        var store = openStoreForStatus(config, cannotRead: &cannotRead)
+        if let opened = store {
             do {
-                try store.read { reader in
+                try opened.read { reader in
                     counts = try reader.counts()
                     breakers = try reader.breakers()
-                    if daemonPID != nil { admissionWait = try reader.daemonNote("admission") }
+                    if daemonPID != nil {
+                        admissionWait = try reader.daemonNote("admission")
+                        configLoadedAt = try reader.daemonNote(Dispatcher.configLoadedNote)
+                    }
                     health = HealthSnapshot.decode(try reader.daemonNote(HealthSnapshot.noteKey))
                     uploads = try reader.uploadCounts()
                     sweeps = try reader.daemonNotes(prefix: "sweep.")
@@ -40,11 +51,19 @@ public enum Reports {
                     }
                 }
             } catch {
-                throw CommandError(.failure, "error: cannot read the state database: \(error)")
+                cannotRead.append("cannot read the state database \(opened.path): \(error)")
+                (counts, runningJobs, breakers, admissionWait, health) = (QueueCounts(byState: [:]), [], [], nil, nil)
+                (uploads, sweeps, store) = ((0, 0, 0), [], nil)
             }
         }
         let now = Date().timeIntervalSince1970
-        let taskRows = try TaskCommands.rows(config: config, store: store)
+        let taskRows: [[String: Any]]
+        do throws(CommandError) {
+            taskRows = try TaskCommands.rows(config: config, store: store)
+        } catch {
+            cannotRead.append(contentsOf: error.lines.map { $0.hasPrefix("error: ") ? String($0.dropFirst(7)) : $0 })
+            taskRows = (try? TaskCommands.rows(config: config, store: nil)) ?? []
+        }
         if json {
             var object: [String: Any] = [
                 "daemon": ["running": daemonPID != nil, "pid": daemonPID.map { Int($0) } as Any? ?? NSNull()],
@@ -72,6 +91,8 @@ public enum Reports {
                 (String(note.key.dropFirst("sweep.".count)), ["at": iso(note.at), "result": note.value] as [String: Any])
             })
             object["queue_waits_because"] = admissionWait as Any? ?? NSNull()
+            object["cannot_read"] = cannotRead
+            object["config_loaded_at"] = configLoadedAt as Any? ?? NSNull()
             object["healthy"] = daemonPID != nil && (health?.healthy ?? true)
             object["health"] = health.map { snapshot -> [String: Any] in
                 ["at": iso(snapshot.at), "by": snapshot.by, "healthy": snapshot.healthy, "problems": snapshot.problems, "notes": snapshot.notes]
@@ -82,6 +103,8 @@ public enum Reports {
         var daemonLine = "daemon:   " + (daemonPID.map { "running (pid \($0))" } ?? "not running")
         if case .oneShot(let pid, let role) = owner { daemonLine += "; a one-shot \(role) (pid \(pid)) is working" }
         lines.append(daemonLine)
+        for problem in cannotRead { lines.append("warning:  \(problem)") }
+        if let configLoadedAt { lines.append("config:   \(config.file), in force since \(configLoadedAt)") }
         lines.append("inbox:    \(waiting) waiting")
         lines.append(
             "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "
@@ -269,6 +292,34 @@ public enum Reports {
     }
 
     // MARK: helpers
+
+    /// The store for `status`, or nil with the reason in `cannotRead`; nil without one when nothing has been
+    /// recorded yet. Never creates the state dir: status only reads.
+    static func openStoreForStatus(_ config: Config, cannotRead: inout [String]) -> Store? {
+        let state = config.paths.state
+        var info = stat()
+        guard stat(state, &info) == 0 else {
+            let reason = errno == ENOENT ? "does not exist (nothing recorded yet)" : "cannot be read: \(String(cString: strerror(errno)))"
+            cannotRead.append("state dir \(state) \(reason)")
+            return nil
+        }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            cannotRead.append("state dir \(state) is not a folder")
+            return nil
+        }
+        guard access(state, R_OK | X_OK) == 0 else {
+            cannotRead.append("state dir \(state) cannot be read: \(String(cString: strerror(errno)))")
+            return nil
+        }
+        let database = state + "/orchestrator.sqlite"
+        guard FileManager.default.fileExists(atPath: database) else { return nil }
+        do {
+            return try Store(directory: state)
+        } catch {
+            cannotRead.append("cannot open the state database \(database): \(error)")
+            return nil
+        }
+    }
 
     static func openStore(_ config: Config) throws(CommandError) -> Store {
         do {

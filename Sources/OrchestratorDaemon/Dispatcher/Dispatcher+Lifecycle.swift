@@ -225,7 +225,8 @@ extension Dispatcher {
         while true {
             let slice = cursor.next(limit: 512)
             if slice.isEmpty { break }
-            for file in slice where !names.isTaken(file.path) {
+            // Hidden names are never claimed (they are never input), so a hidden entry is the owner's lock.
+            for file in slice where !names.isTaken(file.path) && !file.path.hasHiddenComponent {
                 newClaims.append(Claim(name: file.path, status: file.status))
                 names.claimed(file.path)
             }

@@ -12,8 +12,13 @@ extension Dispatcher {
         do {
             fresh = try Config.load(file: config.file)
         } catch {
-            for problem in error.problems { logger.error("\(problem)") }
-            logger.error("config reload refused; the config loaded at \(Reports.iso(configLoadedAt)) stays in force")
+            refuseReload(error.problems)
+            return
+        }
+        // What `watch` checks before it starts, a reload checks too: a command that does not resolve is refused.
+        let commandProblems = fresh.commandProblems(searchPath: Config.processSearchPath())
+        guard commandProblems.isEmpty else {
+            refuseReload(commandProblems)
             return
         }
         if let problem = ReloadPlan.refusal(from: config, to: fresh) {
@@ -21,6 +26,11 @@ extension Dispatcher {
             return
         }
         apply(fresh)
+    }
+
+    private func refuseReload(_ problems: [ConfigProblem]) {
+        for problem in problems { logger.error("\(problem)") }
+        logger.error("config reload refused; the config loaded at \(Reports.iso(configLoadedAt)) stays in force")
     }
 
     private func apply(_ fresh: Config) {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import OrchestratorPlatform
 
 public enum LogFormat: String, Sendable, CaseIterable {
     case human
@@ -7,8 +8,8 @@ public enum LogFormat: String, Sendable, CaseIterable {
 }
 
 /// Writes one line per record to stderr: readable text, or JSON lines for log shippers.
-/// Under systemd (`$JOURNAL_STREAM` set) human lines carry a `<N>` priority prefix so journald keeps
-/// the level.
+/// When stderr is the journal stream (`$JOURNAL_STREAM` names fd 2, not just set) human lines carry a
+/// `<N>` priority prefix so journald keeps the level.
 public struct LineLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
@@ -19,7 +20,7 @@ public struct LineLogHandler: LogHandler {
     public init(label: String, format: LogFormat, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.label = label
         self.format = format
-        self.journald = environment["JOURNAL_STREAM"] != nil
+        self.journald = JournalStream.isStandardError(environment: environment)
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {

@@ -1,0 +1,251 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// Trustworthy under faults, the config and command-line part: config files that are not files, folders
+/// that overlap, commands that cannot start, a second owner of one Inbox, a log that is not the journal,
+/// hidden files in Failed/, and a state dir in any condition.
+@Suite(.serialized)
+struct FaultsConfigTests {
+    /// Runs the binary with a deadline; a process still running then is killed and reported.
+    func run(_ arguments: [String], in instance: TestInstance, timeout: Double = 10) throws -> (TestInstance.Output, Double) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestInstance.binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = instance.root
+        let outPath = instance.path("run-\(UUID().uuidString.prefix(6)).out")
+        let errPath = outPath + ".err"
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        let started = Date()
+        try process.run()
+        do {
+            try waitUntil("\(arguments) exits", timeout: timeout) { !process.isRunning }
+        } catch {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw error
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        let output = TestInstance.Output(
+            status: process.terminationStatus, stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+        return (output, elapsed)
+    }
+
+    // MARK: Guarantee 19
+
+    @Test func aConfigThatIsNotASmallRegularFileIsRefusedAtOnceByEveryCommand() throws {
+        let instance = try TestInstance(config: "")
+        let fifo = instance.path("config/fifo.toml")
+        #expect(mkfifo(fifo, 0o644) == 0)
+        let big = instance.path("config/big.toml")
+        try String(repeating: "# padding\n", count: 2 * 1024 * 1024 / 10).write(toFile: big, atomically: false, encoding: .utf8)
+        for (config, kind) in [
+            ("/dev/zero", "character device"), (fifo, "FIFO"), (instance.path("config"), "folder"), (big, "larger than 1 MiB"),
+        ] {
+            for command in [["config", "check"], ["watch"], ["status"]] {
+                let (output, seconds) = try run(command + ["--config", config], in: instance, timeout: 5)
+                #expect(output.status == 78, "\(command) --config \(config): \(output.stderr)")
+                #expect(seconds < 1, "\(command) --config \(config) took \(seconds) s")
+                #expect(output.stderr.contains("config file refused") && output.stderr.contains(kind), "\(output.stderr)")
+            }
+        }
+    }
+
+    // MARK: Guarantee 18, folders
+
+    @Test func doneThatIsInboxThroughASymlinkIsRefusedByCheckAndWatch() throws {
+        let instance = try TestInstance(config: """
+            [paths]
+            inbox = "../Inbox"
+            done = "../Done-link"
+
+            [[handler]]
+            name = "h"
+            command = ["true"]
+            """)
+        #expect(symlink(instance.path("Inbox"), instance.path("Done-link")) == 0)
+        try instance.drop("one.txt")
+        let check = try run(["config", "check", "--config", instance.configURL.path], in: instance).0
+        #expect(check.status == 78)
+        #expect(check.stderr.contains("orchestrator.toml:3: error: paths: inbox"), "\(check.stderr)")
+        #expect(check.stderr.contains("same directory"))
+        let watch = try run(["watch", "--config", instance.configURL.path], in: instance).0
+        #expect(watch.status == 78)
+        #expect(watch.stderr.contains("orchestrator.toml:3: error:"), "\(watch.stderr)")
+        #expect(instance.names(in: "Inbox") == [Array("one.txt".utf8)], "nothing ran")
+        for command in [["sweep", "--mode", "ingest"], ["replay", "--all"]] {
+            #expect(try run(command + ["--config", instance.configURL.path], in: instance).0.status == 78, "\(command)")
+        }
+    }
+
+    @Test func foldersThatAreSymlinksToDistinctFoldersAreFine() throws {
+        let instance = try TestInstance(config: """
+            [paths]
+            done = "../Done-link"
+
+            [inbox]
+            settle = "200ms"
+
+            [[handler]]
+            name = "h"
+            command = ["true"]
+            """)
+        try FileManager.default.createDirectory(atPath: instance.path("elsewhere/Done"), withIntermediateDirectories: true)
+        #expect(symlink(instance.path("elsewhere/Done"), instance.path("Done-link")) == 0)
+        #expect(try run(["config", "check", "--config", instance.configURL.path], in: instance).0.status == 0)
+        try instance.startDaemon()
+        try instance.drop("one.txt")
+        try instance.waitUntil("one.txt is in the linked Done", timeout: 20) {
+            FileManager.default.fileExists(atPath: instance.path("elsewhere/Done/one.txt"))
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func aCommandThatDoesNotResolveIsAConfigErrorAtItsLine() throws {
+        let instance = try TestInstance(config: """
+            [[handler]]
+            name = "h"
+            command = ["../workers/absent.sh", "{file}"]
+            upload = ["no-such-uploader-for-tests"]
+
+            [[task]]
+            name = "t"
+            every = "1h"
+            command = ["../workers/present.sh"]
+            """, workers: ["present.sh": "#!/bin/sh\n"])
+        let check = try run(["config", "check", "--config", instance.configURL.path], in: instance).0
+        #expect(check.status == 78)
+        let lines = check.stderr.split(separator: "\n")
+        #expect(lines.count == 2, "\(check.stderr)")
+        #expect(lines.first?.hasSuffix("orchestrator.toml:3: error: handler \"h\": command: \(instance.path("workers/absent.sh")) does not exist") == true)
+        #expect(lines.last?.contains("orchestrator.toml:4: error: handler \"h\": upload: \"no-such-uploader-for-tests\" is not found in PATH") == true)
+        let watch = try run(["watch", "--config", instance.configURL.path], in: instance).0
+        #expect(watch.status == 78 && watch.stderr == check.stderr, "\(watch.stderr)")
+    }
+
+    // MARK: Guarantee 18, one owner
+
+    /// A second config beside the instance's: same Inbox, Done and Failed, its own state dir.
+    func secondConfig(_ instance: TestInstance) throws -> String {
+        let path = instance.path("config/second.toml")
+        try """
+            [paths]
+            state = "../state-two"
+
+            [inbox]
+            settle = "200ms"
+
+            [[handler]]
+            name = "two"
+            command = ["true"]
+            """.write(toFile: path, atomically: false, encoding: .utf8)
+        return path
+    }
+
+    @Test func aSecondDaemonOnTheSameInboxExits69NamingTheHolder() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        let second = try secondConfig(instance)
+        try instance.startDaemon()
+        let holder = try #require(instance.daemon?.processIdentifier)
+
+        let watch = try run(["watch", "--config", second], in: instance).0
+        #expect(watch.status == 69)
+        #expect(watch.stderr.contains("pid \(holder)"), "\(watch.stderr)")
+        #expect(watch.stderr.contains("already owns Inbox \(instance.path("Inbox"))"))
+        #expect(watch.stderr.split(separator: "\n").count == 1)
+
+        // A one-shot run of the other state dir cannot hand its work to this daemon: refused too.
+        let sweep = try run(["sweep", "--mode", "ingest", "--config", second], in: instance).0
+        #expect(sweep.status == 69 && sweep.stderr.contains("pid \(holder)"), "\(sweep.stderr)")
+
+        try instance.drop("after.txt")
+        try instance.waitUntil("the first daemon still processes", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(!FileManager.default.fileExists(atPath: instance.path("state-two/orchestrator.sqlite")))
+        #expect(instance.stopDaemon() == 0)
+
+        // The owner gone, the other config may take the Inbox.
+        let after = try run(["sweep", "--mode", "ingest", "--config", second], in: instance).0
+        #expect(after.status == 0, "\(after.stderr)")
+    }
+
+    @Test func theLocksAreHiddenAndNeverTakenForClaimedFiles() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        try instance.startDaemon()
+        #expect(FileManager.default.fileExists(atPath: instance.path("Inbox/.processing/.orchestrator.lock")))
+        #expect(FileManager.default.fileExists(atPath: instance.path("Inbox/.orchestrator.lock")))
+        instance.killDaemon()
+        // A restart recovers the processing area: its lock is not an unrecorded claim.
+        try instance.startDaemon()
+        try instance.drop("a.txt")
+        try instance.waitUntil("a.txt is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(instance.count(in: "Failed") == 0)
+        #expect(instance.names(in: "Done") == [Array("a.txt".utf8)])
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    // MARK: journald
+
+    @Test func aJournalStreamThatIsNotStderrGetsNoPriorityPrefixes() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        try instance.startDaemon(environment: ["JOURNAL_STREAM": "1:1"])
+        #expect(instance.stopDaemon() == 0)
+        let lines = instance.log.split(separator: "\n")
+        #expect(lines.contains { $0.contains("INFO watching") }, "\(instance.log)")
+        #expect(!lines.contains { $0.hasPrefix("<") }, "\(instance.log)")
+    }
+
+    // MARK: replay
+
+    @Test func replayAllLeavesHiddenEntriesInFailed() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        _ = FileManager.default.createFile(atPath: instance.path("Failed/.gitkeep"), contents: nil)
+        try instance.drop("bad.txt", into: "Failed")
+        try FileManager.default.createDirectory(atPath: instance.path("Failed/.hidden-dir"), withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: instance.path("Failed/.hidden-dir/inner.txt"), contents: nil)
+        let output = try run(["replay", "--all", "--config", instance.configURL.path], in: instance).0
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout == "replayed bad.txt -> Inbox/bad.txt\n")
+        #expect(FileManager.default.fileExists(atPath: instance.path("Failed/.gitkeep")))
+        #expect(FileManager.default.fileExists(atPath: instance.path("Failed/.hidden-dir/inner.txt")))
+        #expect(!FileManager.default.fileExists(atPath: instance.path("Inbox/.gitkeep")))
+    }
+
+    // MARK: status
+
+    @Test func statusExitsZeroWhateverTheStateDirsConditionAndSaysWhatItCouldNotRead() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        let state = instance.path(".orchestrator")
+        let conditions: [(String, () throws -> Void, String)] = [
+            ("missing", { try? FileManager.default.removeItem(atPath: state) }, "does not exist"),
+            ("a file", { try "not a folder\n".write(toFile: state, atomically: false, encoding: .utf8) }, "is not a folder"),
+            ("garbage database", {
+                try? FileManager.default.removeItem(atPath: state)
+                try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+                try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) })
+                    .write(to: URL(fileURLWithPath: state + "/orchestrator.sqlite"))
+            }, "cannot open the state database"),
+        ]
+        for (condition, make, says) in conditions {
+            try make()
+            let text = try run(["status", "--config", instance.configURL.path], in: instance).0
+            #expect(text.status == 0, "\(condition): \(text.stderr)")
+            #expect(text.stdout.contains("daemon:   not running"), "\(condition)")
+            #expect(text.stdout.contains("warning:  ") && text.stdout.contains(says), "\(condition): \(text.stdout)")
+            let json = try run(["status", "--json", "--config", instance.configURL.path], in: instance).0
+            #expect(json.status == 0, "\(condition): \(json.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+            let unread = object?["cannot_read"] as? [String] ?? []
+            #expect(unread.count == 1 && unread.first?.contains(says) == true, "\(condition): \(json.stdout)")
+        }
+        // status only reads: it created nothing in place of the missing state dir.
+        try FileManager.default.removeItem(atPath: state)
+        _ = try run(["status", "--config", instance.configURL.path], in: instance)
+        #expect(!FileManager.default.fileExists(atPath: state))
+    }
+}
