@@ -245,3 +245,127 @@ import Testing
         #expect(instance.count(in: "Done") == 300)
     }
 }
+
+/// Guarantee 16: moves always finish.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct MoveTests {
+    static let recordingWorker = """
+        command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log; while [ -e ../hold ]; do sleep 0.05; done']
+        """
+
+    @Test func aLongNameArrivingThreeTimesReachesDoneEachTime() throws {
+        let instance = try TestInstance(config: testConfig(handler: Self.recordingWorker))
+        try instance.startDaemon()
+        let name = String(repeating: "x", count: 251) + ".txt"
+        for round in 1...3 {
+            try instance.drop(name, "round \(round)\n")
+            try instance.waitUntil("arrival \(round) is in Done", timeout: 20) { instance.count(in: "Done") == round }
+        }
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.count(in: "Inbox/.processing") == 0)
+        #expect(instance.count(in: "Inbox") == 0)
+        let contents = Set(instance.names(in: "Done").map { bytes in
+            (try? String(contentsOfFile: instance.path("Done") + "/" + String(decoding: bytes, as: UTF8.self), encoding: .utf8)) ?? ""
+        })
+        #expect(contents == ["round 1\n", "round 2\n", "round 3\n"])
+        #expect(instance.names(in: "Done").allSatisfy { $0.count <= 255 && $0.starts(with: Array("xxxx".utf8)) && String(decoding: $0, as: UTF8.self).hasSuffix(".txt") })
+    }
+
+    @Test func aFileNamedLikeAFolderAndTheFolderBothReachDone() throws {
+        let instance = try TestInstance(
+            config: testConfig(handler: Self.recordingWorker).replacingOccurrences(of: "[inbox]\n", with: "[inbox]\nrecursive = true\n"))
+        try instance.startDaemon()
+        // `a` is still running when the folder `a/` with `a/b` arrives: a/b waits for the name.
+        _ = FileManager.default.createFile(atPath: instance.path("hold"), contents: nil)
+        try instance.drop("a", "file a\n")
+        try instance.waitUntil("a runs", timeout: 20) { instance.lines(of: "runs.log") == ["a"] }
+        let staging = instance.path("staging")
+        try FileManager.default.createDirectory(atPath: "\(staging)/a", withIntermediateDirectories: true)
+        try "file a/b\n".write(toFile: "\(staging)/a/b", atomically: false, encoding: .utf8)
+        // Inbox/a is free again (its file was claimed), so the folder can be renamed in.
+        try #require(rename("\(staging)/a", instance.path("Inbox/a")) == 0)
+        try FileManager.default.removeItem(atPath: instance.path("hold"))
+        try instance.waitUntil("both are in Done", timeout: 20) { instance.lines(of: "runs.log").sorted() == ["a", "a/b"] }
+        try instance.waitUntil("both moved", timeout: 20) {
+            instance.count(in: "Inbox/.processing") == 0 && instance.count(in: "Done") == 2
+        }
+        #expect(instance.stopDaemon() == 0)
+        let done = instance.names(in: "Done").map { String(decoding: $0, as: UTF8.self) }.sorted()
+        #expect(done.count == 2 && done[0] == "a" && done[1].hasPrefix("a~"), "\(done)")
+        #expect((try? String(contentsOfFile: instance.path("Done/a"), encoding: .utf8)) == "file a\n")
+        #expect((try? String(contentsOfFile: instance.path("Done/\(done[1])/b"), encoding: .utf8)) == "file a/b\n")
+        #expect(instance.count(in: "Failed") == 0)
+    }
+
+    /// A folder on another filesystem than the processing area: /dev/shm is a tmpfs on Linux.
+    func otherFilesystemFolder() throws -> String {
+        let folder = "/dev/shm/orch-it-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    @Test func doneOnAnotherFilesystemReceivesWholeFiles() throws {
+        let done = try otherFilesystemFolder()
+        defer { try? FileManager.default.removeItem(atPath: done) }
+        let instance = try TestInstance(config: "[paths]\ndone = \"\(done)\"\n" + testConfig(handler: Self.recordingWorker))
+        try instance.startDaemon()
+        for index in 0..<20 { try instance.drop("f\(index).txt", String(repeating: "\(index)", count: 1000 * (index + 1))) }
+        // A symlink crosses as a link, never as its target's bytes.
+        try #require(symlink("/etc/hostname", instance.path("link.txt")) == 0)
+        try #require(rename(instance.path("link.txt"), instance.path("Inbox/link.txt")) == 0)
+        try instance.waitUntil("all reach Done", timeout: 30) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: done)) ?? []).count == 20
+        }
+        try instance.waitUntil("the link reaches Failed", timeout: 30) { instance.count(in: "Failed") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        for index in 0..<20 {
+            let text = try String(contentsOfFile: "\(done)/f\(index).txt", encoding: .utf8)
+            #expect(text == String(repeating: "\(index)", count: 1000 * (index + 1)))
+        }
+        #expect(instance.count(in: "Inbox/.processing") == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: done).allSatisfy { !$0.hasPrefix(".") }, "no temporary copy left")
+        let status = try #require(try instance.json(["status"]) as? [String: Any])
+        #expect((status["jobs"] as? [String: Int])?["done"] == 20)
+    }
+
+    @Test func aKillDuringACopyLeavesNoHalfFileAndTheNextStartFinishesIt() throws {
+        let done = try otherFilesystemFolder()
+        defer { try? FileManager.default.removeItem(atPath: done) }
+        let instance = try TestInstance(config: "[paths]\ndone = \"\(done)\"\n" + testConfig(handler: "command = [\"/bin/true\"]"))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        // Big enough that the copy takes a while; written outside and renamed in.
+        let size = 512 << 20
+        let source = instance.path("big.bin")
+        let fd = open(source, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        try #require(fd >= 0)
+        let block = [UInt8](repeating: 0x5A, count: 1 << 20)
+        for _ in 0..<(size >> 20) { _ = block.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
+        close(fd)
+        try #require(rename(source, instance.path("Inbox/big.bin")) == 0)
+        var sawCopy = false
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: done)) ?? []
+            if entries.contains(where: { $0.hasPrefix(".orchestrator-move-") }) {
+                kill(daemon.processIdentifier, SIGKILL)
+                sawCopy = true
+                break
+            }
+            if entries.contains("big.bin") { break }
+            usleep(500)
+        }
+        daemon.waitUntilExit()
+        #expect(sawCopy, "the copy was not caught in flight; the file was too small for this machine")
+        if sawCopy {
+            var info = stat()
+            #expect(stat("\(done)/big.bin", &info) != 0, "no file under the final name before the copy is complete")
+        }
+        try instance.startDaemon()
+        try instance.waitUntil("the move is finished", timeout: 60) { FileManager.default.fileExists(atPath: "\(done)/big.bin") }
+        #expect(instance.stopDaemon() == 0)
+        var info = stat()
+        #expect(stat("\(done)/big.bin", &info) == 0 && Int(info.st_size) == size)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: done) == ["big.bin"])
+        #expect(instance.count(in: "Inbox/.processing") == 0)
+    }
+}
