@@ -28,6 +28,11 @@ public enum DaemonPhase: Equatable, Sendable {
         }
     }
 
+    public var isPausedForDisk: Bool {
+        if case .pausedForDisk = self { return true }
+        return false
+    }
+
     /// When the stop signal arrived, if it has.
     public var stoppingSince: UInt64? {
         if case .draining(let since, _) = self { return since }

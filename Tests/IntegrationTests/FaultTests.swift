@@ -369,3 +369,92 @@ import Testing
         #expect(instance.count(in: "Inbox/.processing") == 0)
     }
 }
+
+/// Guarantee 15: a full disk pauses, never crashes. Needs root to mount a small tmpfs.
+@Suite(.serialized, .timeLimit(.minutes(3)), .enabled(if: getuid() == 0)) struct FullDiskTests {
+    func mountTmpfs(at path: String, size: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path]
+        try mount.run()
+        mount.waitUntilExit()
+        try #require(mount.terminationStatus == 0, "mount a tmpfs at \(path)")
+    }
+
+    func unmount(_ path: String) {
+        let umount = Process()
+        umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+        umount.arguments = ["-l", path]
+        try? umount.run()
+        umount.waitUntilExit()
+    }
+
+    /// Writes zeros to `path` until the filesystem refuses.
+    func fill(_ path: String) -> Int {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        let block = [UInt8](repeating: 0, count: 64 << 10)
+        var total = 0
+        while true {
+            let n = block.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            total += n
+        }
+        return total
+    }
+
+    @Test func aFullDiskPausesAndNothingIsLostOrRunTwice() throws {
+        let instance = try TestInstance(config: """
+            [paths]
+            inbox = "../vol/Inbox"
+            done = "../vol/Done"
+            failed = "../vol/Failed"
+            state = "../vol/state"
+            """ + "\n" + testConfig(handler: """
+            command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log; sleep 0.1']
+            max_attempts = 1
+            """, maxConcurrent: 4))
+        let volume = instance.path("vol")
+        try mountTmpfs(at: volume, size: "8m")
+        defer { unmount(volume) }
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        let staging = instance.path("staging")
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        // Renamed in from the same filesystem, so arriving needs no space.
+        try FileManager.default.createDirectory(atPath: "\(volume)/staging", withIntermediateDirectories: true)
+        for index in 0..<100 { try "file \(index)\n".write(toFile: "\(volume)/staging/f\(index).txt", atomically: false, encoding: .utf8) }
+        for index in 0..<100 { try #require(rename("\(volume)/staging/f\(index).txt", "\(volume)/Inbox/f\(index).txt") == 0) }
+        try instance.waitUntil("some are done", timeout: 30) { instance.lines(of: "runs.log").count >= 10 }
+
+        let filled = fill("\(volume)/filler")
+        #expect(filled > 0)
+        try instance.waitUntil("status says paused", timeout: 30) {
+            let status = (try? instance.run(["status", "--json"])).flatMap { try? JSONSerialization.jsonObject(with: Data($0.stdout.utf8)) } as? [String: Any]
+            return (status?["paused"] as? String)?.hasPrefix("paused: no space on") == true
+        }
+        let text = try instance.run(["status"])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("PAUSED"), "\(text.stdout)")
+        // Paused: whatever ran finishes, nothing new starts.
+        let runsAtPause = instance.lines(of: "runs.log").count
+        #expect(runsAtPause < 100)
+        try FileManager.default.removeItem(atPath: "\(volume)/filler")
+
+        try instance.waitUntil("all 100 are done", timeout: 90) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(volume)/Done")) ?? []).count == 100
+        }
+        #expect(daemon.isRunning, "the daemon never exits")
+        let runs = instance.lines(of: "runs.log")
+        #expect(runs.count == 100, "none ran twice")
+        #expect(Set(runs).count == 100)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(volume)/Failed")) ?? []).isEmpty)
+        #expect(instance.log.contains("paused: no space on"))
+        #expect(instance.log.contains("space is back; resuming"))
+        let after = try #require(try instance.json(["status"]) as? [String: Any])
+        #expect(after["paused"] is NSNull)
+        #expect(instance.stopDaemon() == 0)
+    }
+}

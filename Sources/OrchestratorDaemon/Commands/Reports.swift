@@ -30,6 +30,8 @@ public enum Reports {
         // Whatever state the state dir is in, status answers (exit 0) and says what it could not read.
         var cannotRead: [String] = []
         var configLoadedAt: String?
+        // What the daemon posts when the store cannot take it (a full disk).
+        let paused = daemonPID == nil ? nil : StatusBoard.read(Dispatcher.statusBoardPath(PathBytes(config.paths.state))).flatMap { $0.isEmpty ? nil : $0 }
         if !FileSystem.exists(PathBytes(config.paths.inbox)) {
             cannotRead.append("Inbox \(config.paths.inbox) does not exist")
         }
@@ -93,6 +95,7 @@ public enum Reports {
             object["queue_waits_because"] = admissionWait as Any? ?? NSNull()
             object["cannot_read"] = cannotRead
             object["config_loaded_at"] = configLoadedAt as Any? ?? NSNull()
+            object["paused"] = paused as Any? ?? NSNull()
             object["healthy"] = daemonPID != nil && (health?.healthy ?? true)
             object["health"] = health.map { snapshot -> [String: Any] in
                 ["at": iso(snapshot.at), "by": snapshot.by, "healthy": snapshot.healthy, "problems": snapshot.problems, "notes": snapshot.notes]
@@ -105,6 +108,7 @@ public enum Reports {
         lines.append(daemonLine)
         for problem in cannotRead { lines.append("warning:  \(problem)") }
         if let configLoadedAt { lines.append("config:   \(config.file), in force since \(configLoadedAt)") }
+        if let paused { lines.append("PAUSED:   \(paused.dropFirst("paused: ".count)); nothing new starts until space returns") }
         lines.append("inbox:    \(waiting) waiting")
         lines.append(
             "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "

@@ -146,6 +146,7 @@ extension Dispatcher {
     func watchdogSweep() {
         guard !phase.isStopping else { return }
         var problems = HealthChecks.disk(config)
+        if case .pausedForDisk(let path) = phase { problems.append("paused: no space on \(path)") }
         if let example = stuckMoves.values.first {
             problems.append("stuck: \(stuckMoves.count) files in the processing area (\(example.job.name): \(example.reason))")
             retryStuckMoves()
@@ -292,42 +293,42 @@ extension Dispatcher {
     /// Creates the job rows for this cycle's claims so their ids exist before workers start. The cycle's
     /// other pending writes ride in the same transaction: one commit (one fsync) instead of two.
     func commitClaims() {
-        guard !newClaims.isEmpty else { return }
+        guard !newClaims.isEmpty, !phase.isPausedForDisk else { return }
+        recordClaims()
+    }
+
+    /// Records this cycle's claims as jobs; false if the disk is full (they stay pending).
+    @discardableResult
+    func recordClaims() -> Bool {
         let claims = newClaims
-        newClaims.removeAll(keepingCapacity: true)
-        let pending = writes
-        writes.removeAll(keepingCapacity: true)
         let wallNow = Self.wallClock()
-        var created: [(RelativePath, Int64, Handler?, String?)] = []
-        do {
-            try store.write { transaction in
-                for write in pending { try write(transaction) }
-                for claim in claims {
-                    let name = claim.name
-                    if let kind = claim.status?.kind, kind != .regular {
-                        let reason = Self.notRegular(kind)
-                        let id = try transaction.insertJob(
-                            kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
-                            reason: reason, detail: reason, claim: claim.identity, at: wallNow)
-                        created.append((name, id, nil, reason))
-                    } else if let handler = config.handler(for: name) {
-                        let id = try transaction.insertJob(
-                            kind: .file, name: name, handler: handler.name, state: .queued, priority: handler.priority,
-                            maxAttempts: handler.maxAttempts, detail: "claimed", claim: claim.identity, at: wallNow)
-                        created.append((name, id, handler, nil))
-                    } else {
-                        let id = try transaction.insertJob(
-                            kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
-                            reason: "no handler", detail: "no handler matches", claim: claim.identity, at: wallNow)
-                        created.append((name, id, nil, "no handler"))
-                    }
+        let recorded = commit("record claimed files") { transaction -> [(RelativePath, Int64, Handler?, String?)] in
+            var created: [(RelativePath, Int64, Handler?, String?)] = []
+            for claim in claims {
+                let name = claim.name
+                if let kind = claim.status?.kind, kind != .regular {
+                    let reason = Self.notRegular(kind)
+                    let id = try transaction.insertJob(
+                        kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
+                        reason: reason, detail: reason, claim: claim.identity, at: wallNow)
+                    created.append((name, id, nil, reason))
+                } else if let handler = config.handler(for: name) {
+                    let id = try transaction.insertJob(
+                        kind: .file, name: name, handler: handler.name, state: .queued, priority: handler.priority,
+                        maxAttempts: handler.maxAttempts, detail: "claimed", claim: claim.identity, at: wallNow)
+                    created.append((name, id, handler, nil))
+                } else {
+                    let id = try transaction.insertJob(
+                        kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
+                        reason: "no handler", detail: "no handler matches", claim: claim.identity, at: wallNow)
+                    created.append((name, id, nil, "no handler"))
                 }
             }
-        } catch {
-            logger.critical("cannot record claimed files; stopping", metadata: ["error": "\(error)"])
-            stop(exitCode: 1)
-            return
+            return created
         }
+        // Not recorded (the disk is full): the claims stay pending and are recorded when space returns.
+        guard let created = recorded else { return false }
+        newClaims.removeFirst(claims.count)
         for (name, id, handler, failure) in created {
             if let handler {
                 let job = LiveJob(
@@ -345,6 +346,7 @@ extension Dispatcher {
                 finishedJobs.append(FinishedJob(jobID: id, name: name, succeeded: false))
             }
         }
+        return true
     }
 
     /// The reason given to an entry that is not a regular file (guarantee 10).
@@ -366,9 +368,9 @@ extension Dispatcher {
     /// queue; until they are back, each name stays taken so that no new file of that name is claimed
     /// onto the one still leaving.
     func moveFinishedFiles() {
-        guard !finishedJobs.isEmpty else { return }
-        flushWrites()
-        guard phase != .stopped else { return }
+        guard !finishedJobs.isEmpty, !phase.isPausedForDisk else { return }
+        // The end states first: a file never leaves before its job's end is durable.
+        guard flushWrites(), phase != .stopped else { return }
         let finished = finishedJobs
         finishedJobs.removeAll(keepingCapacity: true)
         movesInFlight += 1
@@ -379,7 +381,7 @@ extension Dispatcher {
                 let root = job.succeeded ? layout.done : layout.failed
                 let result = Self.move(job.name, jobID: job.jobID, from: layout.processing, into: root)
                 if let finalName = result.finalName { touched.insert(root.appending(RelativePath(finalName.parent))) }
-                return MovedFile(job: job, finalName: result.finalName, error: result.error)
+                return MovedFile(job: job, finalName: result.finalName, error: result.error, errorCode: result.code)
             }
             for directory in touched { FileSystem.syncDirectory(directory) }
             queue.async { [self] in post(.filesMoved(moved)) }
@@ -404,6 +406,9 @@ extension Dispatcher {
                     logger.error("the file stays in the processing area; the watchdog sweep tries again", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
                 }
                 stuckMoves[job.jobID] = StuckMove(job: job, reason: error)
+                if let code = file.errorCode, DiskTrouble.isOutOfSpace(errno: code) {
+                    pauseForDisk(path: job.succeeded ? layout.done : layout.failed, reason: error)
+                }
                 continue
             }
             if stuckMoves.removeValue(forKey: job.jobID) != nil {
@@ -437,26 +442,24 @@ extension Dispatcher {
         }
         guard !wanted.isEmpty else { return }
         let wallNow = Self.wallClock()
-        do {
-            let created = try store.write { transaction in
-                for write in writes { try write(transaction) }
-                return try wanted.map { item in
-                    try transaction.insertUpload(
-                        path: item.name, handler: item.handler.name, maxAttempts: item.handler.maxAttempts, at: wallNow)
-                }
+        let recorded = commit("record uploads") { transaction in
+            try wanted.map { item in
+                try transaction.insertUpload(
+                    path: item.name, handler: item.handler.name, maxAttempts: item.handler.maxAttempts, at: wallNow)
             }
-            writes.removeAll(keepingCapacity: true)
-            for (item, id) in zip(wanted, created) {
-                guard let id else { continue }
-                let job = LiveJob(
-                    id: id, name: item.name, owner: .upload(item.handler.name), state: .queued, priority: 5, attempts: 0,
-                    maxAttempts: item.handler.maxAttempts)
-                jobs[id] = job
-                enqueue(job)
-            }
-        } catch {
-            logger.critical("cannot record uploads; stopping", metadata: ["error": "\(error)"])
-            stop(exitCode: 1)
+        }
+        guard let created = recorded else {
+            // The disk is full: recorded when space returns.
+            uploadsToRecord += moved
+            return
+        }
+        for (item, id) in zip(wanted, created) {
+            guard let id else { continue }
+            let job = LiveJob(
+                id: id, name: item.name, owner: .upload(item.handler.name), state: .queued, priority: 5, attempts: 0,
+                maxAttempts: item.handler.maxAttempts)
+            jobs[id] = job
+            enqueue(job)
         }
     }
 
@@ -464,17 +467,17 @@ extension Dispatcher {
     /// nil when the file is no longer there (its worker moved or deleted it) or could not be moved.
     static func move(
         _ name: RelativePath, jobID: Int64, from processing: PathBytes, into root: PathBytes
-    ) -> (finalName: RelativePath?, error: String?) {
+    ) -> (finalName: RelativePath?, error: String?, code: Int32?) {
         do {
             let finalName = try FileMover.move(processing.appending(name), into: root, as: name, tag: "\(jobID)")
-            return (finalName, nil)
+            return (finalName, nil, nil)
         } catch {
-            return (nil, "\(error)")
+            return (nil, "\(error)", error.code)
         }
     }
 
     /// The same move, on the dispatcher's queue (recovery at start).
-    func moveOut(_ name: RelativePath, jobID: Int64, into root: PathBytes) -> (finalName: RelativePath?, error: String?) {
+    func moveOut(_ name: RelativePath, jobID: Int64, into root: PathBytes) -> (finalName: RelativePath?, error: String?, code: Int32?) {
         let result = Self.move(name, jobID: jobID, from: layout.processing, into: root)
         if let error = result.error {
             logger.error("cannot move \(name) out of the processing area: \(error)")

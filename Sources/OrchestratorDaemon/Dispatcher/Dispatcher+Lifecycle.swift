@@ -21,6 +21,8 @@ extension Dispatcher {
             return
         }
         try endOrphanedWorkers()
+        statusBoard = StatusBoard(path: Self.statusBoardPath(layout.state))
+        statusBoard?.post("")
         // Circuits start closed; what `status` shows must say so.
         record { try $0.clearBreakers() }
         try recoverJobs()
@@ -326,7 +328,13 @@ extension Dispatcher {
     }
 
     func finishShutdownIfDrained() {
-        guard case .draining = phase, running.isEmpty, undecided.isEmpty, movesInFlight == 0, finishedJobs.isEmpty else { return }
+        guard case .draining = phase, running.isEmpty, undecided.isEmpty, movesInFlight == 0 else { return }
+        if !finishedJobs.isEmpty {
+            // Their end states could not be committed (the disk is full): they stay claimed, and the next start
+            // runs them again rather than move a file whose result is not recorded.
+            guard !writes.isEmpty else { return }
+            logger.error("stopping with \(finishedJobs.count) finished files whose results could not be recorded; they run again at the next start")
+        }
         flushWrites()
         logger.info("stopped", metadata: ["processed": "\(processedCount)"])
         stop(exitCode: 0)

@@ -235,19 +235,14 @@ extension Dispatcher {
         case .event: "event"
         case .manual: "task run"
         }
-        let id: Int64?
-        do {
-            // Its own commit: the key must be taken before the run can start, and due runs are rare.
-            id = try store.write { transaction in
-                for write in writes { try write(transaction) }
-                return try transaction.insertTaskRun(
-                    task: task.name, priority: priority, maxAttempts: task.maxAttempts, cause: cause, slot: slot,
-                    eventID: eventID, detail: detail, at: wallNow)
-            }
-            writes.removeAll(keepingCapacity: true)
-        } catch {
-            logger.critical("cannot record a task run; stopping", metadata: ["task": "\(task.name)", "error": "\(error)"])
-            stop(exitCode: 1)
+        // Its own commit: the key must be taken before the run can start, and due runs are rare.
+        let recorded = commit("record a run of task \(task.name)") { transaction in
+            try transaction.insertTaskRun(
+                task: task.name, priority: priority, maxAttempts: task.maxAttempts, cause: cause, slot: slot,
+                eventID: eventID, detail: detail, at: wallNow)
+        }
+        guard let id = recorded else {
+            logger.error("not run: its run could not be recorded", metadata: ["task": "\(task.name)"])
             return
         }
         if let eventID { settleEvent(eventID) }
@@ -315,20 +310,22 @@ extension Dispatcher {
 
     /// A built-in event: recorded and acted on only if some task listens to it, so a burst of files costs
     /// nothing when no task does.
-    func emit(_ name: String) {
-        guard let listeners = eventListeners[name], !listeners.isEmpty, !phase.isStopping else { return }
+    /// False if the event could not be recorded (the disk is full).
+    @discardableResult
+    func emit(_ name: String) -> Bool {
+        guard let listeners = eventListeners[name], !listeners.isEmpty, !phase.isStopping else { return true }
         let wallNow = Self.wallClock()
-        do {
-            let id = try store.write { try $0.insertEvent(name: name, source: batch == nil ? "daemon" : "sweep", at: wallNow) }
-            // A one-shot run leaves the event for the daemon, which runs the listening tasks when it starts or wakes.
-            if batch == nil {
-                dispatchEvent(id: id, name: name, source: "daemon")
-            } else {
-                TaskCommands.wakeDaemon(config, reason: "event-\(id)")
-            }
-        } catch {
-            logger.error("cannot record event \(name): \(error)")
+        let source = batch == nil ? "daemon" : "sweep"
+        guard let id = commit("record event \(name)", { try $0.insertEvent(name: name, source: source, at: wallNow) }) else {
+            return false
         }
+        // A one-shot run leaves the event for the daemon, which runs the listening tasks when it starts or wakes.
+        if batch == nil {
+            dispatchEvent(id: id, name: name, source: "daemon")
+        } else {
+            TaskCommands.wakeDaemon(config, reason: "event-\(id)")
+        }
+        return true
     }
 
     private func dispatchEvent(id: Int64, name: String, source: String) {

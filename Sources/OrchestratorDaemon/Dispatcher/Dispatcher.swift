@@ -41,6 +41,8 @@ enum TimerPurpose: Hashable, Sendable {
     case retrySweep
     case uploadSweep
     case hostSample
+    /// Paused for a full disk: the failed writes are tried again.
+    case diskRetry
 }
 
 /// Whose command a job runs: a file's handler or a task, by name, so that a job keeps its owner across a
@@ -214,6 +216,13 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var admission: AdmissionPolicy
     var hostMonitor = HostMonitor()
     var spawnThrottle = SpawnThrottle()
+    /// While paused for a full disk: the next retry's delay, and whether `error.critical` still has to fire.
+    var diskRetryDelay = Dispatcher.firstDiskRetry
+    var criticalPending = false
+    /// Files that reached Done while the disk was full; their uploads are recorded when space returns.
+    var uploadsToRecord: [MovedFile] = []
+    /// Tells `status` what the store cannot while the disk is full (see StatusBoard).
+    var statusBoard: StatusBoard?
     var runningEstimate = LoadEstimate.none
     var admissionWait: String?
     var admissionRecheck: TimerHandle?
@@ -255,6 +264,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         /// Where it went under Done/ or Failed/; nil if it was gone (its worker removed it) or could not move.
         let finalName: RelativePath?
         let error: String?
+        /// The errno of a failed move: out of space pauses the daemon.
+        var errorCode: Int32? = nil
     }
 
     struct Layout: Sendable {
@@ -414,6 +425,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
                 retrySweep()
                 armSweep(.retrySweep)
             case .hostSample: hostSampleDue()
+            case .diskRetry: diskRetryDue()
             case .uploadSweep:
                 sweepTimers[purpose] = nil
                 retrySweep(uploadsOnly: true)
@@ -461,7 +473,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// for the next cycle's commit, or at most `deferredWriteDelay`: under load one commit then serves
     /// several cycles, and the store is never more than a moment behind.
     func deferWrites() {
-        guard !writes.isEmpty, flushTimer == nil else { return }
+        guard !writes.isEmpty, flushTimer == nil, !phase.isPausedForDisk else { return }
         if phase.isStopping {
             flushWrites()
             return
@@ -471,22 +483,38 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
 
     static let deferredWriteDelay: UInt64 = 20
 
-    func flushWrites() {
+    /// Commits the pending writes; false if they could not be (they stay pending).
+    @discardableResult
+    func flushWrites() -> Bool {
         if let timer = flushTimer {
             wheel.cancel(timer)
             flushTimer = nil
         }
-        guard !writes.isEmpty else { return }
+        guard !writes.isEmpty else { return true }
+        return commit("write the state database") { _ in } != nil
+    }
+
+    /// One write batch: the pending writes and `body` in one transaction (one fsync). On success the pending
+    /// writes are done. Out of space, they stay pending, the daemon pauses and nil is returned; any other
+    /// failure stops the daemon, since the store is the ledger every guarantee rests on.
+    func commit<T>(_ what: String, _ body: (StoreTransaction) throws -> T) -> T? {
         let batch = writes
-        writes.removeAll(keepingCapacity: true)
         do {
-            try store.write { transaction in
+            let result = try store.write { transaction in
                 for write in batch { try write(transaction) }
+                return try body(transaction)
             }
+            writes.removeFirst(batch.count)
+            return result
         } catch {
-            // The store is the ledger: continuing without it would break every guarantee.
-            logger.critical("cannot write the state database; stopping", metadata: ["error": "\(error)"])
-            stop(exitCode: 1)
+            switch StoreFailure.classify(error) {
+            case .outOfSpace:
+                pauseForDisk(path: layout.state, reason: "cannot \(what): \(error)")
+            case .fatal:
+                logger.critical("cannot \(what); stopping", metadata: ["error": "\(error)"])
+                stop(exitCode: 1)
+            }
+            return nil
         }
     }
 

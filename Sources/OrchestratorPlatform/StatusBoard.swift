@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A small file the daemon rewrites in place to tell other processes what the store cannot: that it is
+/// paused because the disk is full. Its blocks are allocated when the daemon starts, so writing it later
+/// needs no new space.
+public final class StatusBoard: @unchecked Sendable {  // used on the dispatcher's queue only
+    public static let size = 4096
+    private let fd: Int32
+    public let path: PathBytes
+
+    /// Creates (or reuses) the file at full size; nil if that is not possible right now.
+    public init?(path: PathBytes) {
+        let fd = path.withCString { open($0, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        guard fd >= 0 else { return nil }
+        guard posix_fallocate(fd, 0, off_t(Self.size)) == 0 else {
+            close(fd)
+            return nil
+        }
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    /// Replaces the content with `text` (cut to fit), padded with newlines.
+    @discardableResult
+    public func post(_ text: String) -> Bool {
+        var bytes = Array(text.utf8.prefix(Self.size - 1))
+        bytes += [UInt8](repeating: UInt8(ascii: "\n"), count: Self.size - bytes.count)
+        let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        return written == Self.size && fdatasync(fd) == 0
+    }
+
+    /// The posted text, trimmed; nil if the file cannot be read.
+    public static func read(_ path: PathBytes) -> String? {
+        let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: size)
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let text = String(decoding: buffer[..<count], as: UTF8.self)
+        return text.trimmingCharacters(in: ["\n", "\0", " "])
+    }
+}
+
+private extension String {
+    func trimmingCharacters(in set: Set<Character>) -> String {
+        var scalars = Substring(self)
+        while let first = scalars.first, set.contains(first) { scalars.removeFirst() }
+        while let last = scalars.last, set.contains(last) { scalars.removeLast() }
+        return String(scalars)
+    }
+}
