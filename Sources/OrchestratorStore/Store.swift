@@ -8,7 +8,7 @@ import OrchestratorCore
 /// transitions of a whole dispatch cycle in one transaction (`write`), which is what makes durable
 /// bookkeeping affordable at hundreds of files per second.
 public final class Store: Sendable {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     public let path: String
 
     /// Opens (creating and migrating if needed) `DIRECTORY/orchestrator.sqlite`.
@@ -22,6 +22,15 @@ public final class Store: Sendable {
             // FULL: a commit that returned is on disk even after a power cut, so a file moved to Done
             // after its commit can never be found with an older state on restart.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        if !FileManager.default.fileExists(atPath: path) {
+            // auto_vacuum can only be chosen before the first page is written (switching WAL on writes it);
+            // a database created before this switches at its first prune (`reclaimFreePages`), since that
+            // needs a VACUUM, which cannot run inside a migration's transaction.
+            try DatabaseQueue(path: path).writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                try db.execute(sql: "PRAGMA journal_mode = WAL")
+            }
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
@@ -142,6 +151,16 @@ public final class Store: Sendable {
                     open_until REAL,
                     updated_at REAL NOT NULL
                 );
+                """)
+        }
+        migrator.registerMigration("v3-retention") { db in
+            try db.execute(sql: """
+                -- What the prune sweep looks for: finished jobs by age, handled events and requests by age.
+                CREATE INDEX job_finished ON job(finished_at) WHERE state IN ('done', 'failed');
+                CREATE INDEX event_handled ON event(handled_at) WHERE handled_at IS NOT NULL;
+                CREATE INDEX request_handled ON request(handled_at) WHERE handled_at IS NOT NULL;
+                -- When the prune sweep deleted the attempt's log file (`show` says so instead of "no output").
+                ALTER TABLE attempt ADD COLUMN log_pruned_at REAL;
                 """)
         }
         return migrator
