@@ -182,6 +182,8 @@ extension Store {
         let schedule = try #require(try SlotSchedule(trigger: .every(.seconds(60)), hostZone: utc))
         let baseline = 10 * minute
         for slot in 11...20 { _ = try store.finishedTaskRun("t", slot: Int64(slot) * minute, at: Double(slot) * 60 + 1) }
+        // A `task run` after the last slot: the latest run, so only the slot rule keeps slot 20's row.
+        _ = try store.finishedTaskRun("t", slot: nil, cause: .manual, at: 20 * 60 + 10)
         _ = try store.finishedFile("newest", at: 1_000_000)
         let nowMs = 20 * minute + 30_000
         let pruned = try store.prune(finishedBefore: 100_000)

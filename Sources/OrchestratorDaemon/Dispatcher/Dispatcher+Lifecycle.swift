@@ -34,6 +34,7 @@ extension Dispatcher {
             _ = schedule(.uploadSweep, after: ticks(config.sweeps.upload))
         }
         watchdogSweep()
+        pruneSweepDue()
         startWatchdogPings()
         notifier.notify("READY=1\nSTATUS=watching \(layout.inbox)")
         logger.info(

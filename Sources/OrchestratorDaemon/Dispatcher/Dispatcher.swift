@@ -38,6 +38,7 @@ enum TimerPurpose: Sendable {
     case retrySweep
     case uploadSweep
     case hostSample
+    case pruneSweep
 }
 
 /// Whose command a job runs: a file's handler or a task.
@@ -340,6 +341,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
                 retrySweep()
                 _ = schedule(.retrySweep, after: ticks(config.sweeps.retry))
             case .hostSample: hostSampleDue()
+            case .pruneSweep: pruneSweepDue()
             case .uploadSweep:
                 retrySweep(uploadsOnly: true)
                 _ = schedule(.uploadSweep, after: ticks(config.sweeps.upload))
