@@ -10,6 +10,7 @@ import OrchestratorCore
 public final class Store: Sendable {
     let pool: DatabasePool
     public let path: String
+    static let busyTimeoutMilliseconds = 10_000
 
     /// Opens (creating and migrating if needed) `DIRECTORY/orchestrator.sqlite`.
     public init(directory: String) throws {
@@ -17,7 +18,7 @@ public final class Store: Sendable {
         path = directory + "/orchestrator.sqlite"
         var configuration = Configuration()
         // The daemon and one-shot commands touch the same file; wait for each other instead of failing.
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(Double(Self.busyTimeoutMilliseconds) / 1000)
         configuration.prepareDatabase { db in
             // FULL: a commit that returned is on disk even after a power cut, so a file moved to Done
             // after its commit can never be found with an older state on restart.
