@@ -85,6 +85,10 @@ let package = Package(
             name: "OrchestratorScheduleTests",
             dependencies: ["OrchestratorSchedule", "OrchestratorConfig", "OrchestratorCore", "OrchestratorCron", "TestSupport"],
             swiftSettings: strict),
+        .testTarget(
+            name: "OrchestratorStoreTests",
+            dependencies: ["OrchestratorStore", "OrchestratorCore", "OrchestratorSchedule", "OrchestratorConfig", "OrchestratorCron"],
+            swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

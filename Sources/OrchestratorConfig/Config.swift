@@ -21,13 +21,15 @@ public struct Config: Sendable {
     public var tasks: [TaskDefinition]
     /// `[sweeps]`: the built-in sweeps' intervals.
     public var sweeps: Sweeps
+    /// `[retention]`: what the prune sweep deletes.
+    public var retention: Retention
     /// Present when loaded from text; lets the daemon place its own start-up checks on lines.
     private var sourceMap: SourceMap?
 
     /// A config built in code (tests, tools); it has no source text, so `line(ofKey:)` is 0.
     public init(file: String, baseDirectory: String, paths: Paths, inbox: InboxSettings = .defaults,
                 limits: Limits = .defaults, handlers: [Handler] = [], tasks: [TaskDefinition] = [],
-                sweeps: Sweeps = .defaults) {
+                sweeps: Sweeps = .defaults, retention: Retention = .defaults) {
         self.file = file
         self.baseDirectory = baseDirectory
         self.paths = paths
@@ -36,6 +38,7 @@ public struct Config: Sendable {
         self.handlers = handlers
         self.tasks = tasks
         self.sweeps = sweeps
+        self.retention = retention
     }
 
     /// Reads and validates `file` (relative to the current directory if not absolute).

@@ -32,11 +32,12 @@ struct ConfigValidator {
         let inbox = readInbox(section("inbox", in: root))
         let limits = readLimits(section("limits", in: root))
         let sweeps = readSweeps(section("sweeps", in: root))
+        let retention = readRetention(section("retention", in: root))
         let handlers = readHandlers(arrayOfTables("handler", in: root))
         let tasks = readTasks(arrayOfTables("task", in: root))
         guard problems.isEmpty else { return nil }
         return Config(file: absoluteFile, baseDirectory: baseDirectory, paths: paths, inbox: inbox,
-                      limits: limits, handlers: handlers, tasks: tasks, sweeps: sweeps)
+                      limits: limits, handlers: handlers, tasks: tasks, sweeps: sweeps, retention: retention)
     }
 
     // MARK: - Reporting
@@ -51,7 +52,7 @@ struct ConfigValidator {
 
     // MARK: - Top level and sections
 
-    private static let sectionNames: Set<String> = ["paths", "inbox", "limits", "sweeps"]
+    private static let sectionNames: Set<String> = ["paths", "inbox", "limits", "sweeps", "retention"]
     private static let arrayNames: Set<String> = ["handler", "task"]
 
     private mutating func checkTopLevel(_ root: [String: TOMLNode]) {
@@ -105,7 +106,7 @@ struct ConfigValidator {
         }
     }
 
-    // MARK: - [paths] [inbox] [limits] [sweeps]
+    // MARK: - [paths] [inbox] [limits] [sweeps] [retention]
 
     private mutating func readPaths(_ section: Section) -> Paths {
         checkKeys(section, allowed: ["inbox", "done", "failed", "state", "processing"])
@@ -157,13 +158,22 @@ struct ConfigValidator {
     }
 
     private mutating func readSweeps(_ section: Section) -> Sweeps {
-        checkKeys(section, allowed: ["retry", "ingest", "upload", "watchdog"])
+        checkKeys(section, allowed: ["retry", "ingest", "upload", "watchdog", "prune"])
         let defaults = Sweeps.defaults
         return Sweeps(
             retry: duration(section, "retry") ?? defaults.retry,
             ingest: duration(section, "ingest") ?? defaults.ingest,
             upload: duration(section, "upload") ?? defaults.upload,
-            watchdog: duration(section, "watchdog") ?? defaults.watchdog)
+            watchdog: duration(section, "watchdog") ?? defaults.watchdog,
+            prune: duration(section, "prune") ?? defaults.prune)
+    }
+
+    private mutating func readRetention(_ section: Section) -> Retention {
+        checkKeys(section, allowed: ["jobs", "logs"])
+        let defaults = Retention.defaults
+        return Retention(
+            jobs: duration(section, "jobs") ?? defaults.jobs,
+            logs: duration(section, "logs") ?? defaults.logs)
     }
 
     // MARK: - [[handler]]

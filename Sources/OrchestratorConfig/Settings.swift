@@ -99,16 +99,37 @@ public struct Sweeps: Sendable, Hashable {
     public var upload: Duration
     /// Ends runs past their timeout, re-queues orphans, records health.
     public var watchdog: Duration
+    /// Deletes what `[retention]` names.
+    public var prune: Duration
 
     /// Intervals as given; see `defaults` for the values of an absent `[sweeps]`.
-    public init(retry: Duration, ingest: Duration, upload: Duration, watchdog: Duration) {
+    public init(retry: Duration, ingest: Duration, upload: Duration, watchdog: Duration, prune: Duration = .seconds(60 * 60)) {
         self.retry = retry
         self.ingest = ingest
         self.upload = upload
         self.watchdog = watchdog
+        self.prune = prune
     }
 
     /// The `[sweeps]` table's values when it is absent.
     public static let defaults = Sweeps(
-        retry: .seconds(60), ingest: .seconds(5 * 60), upload: .seconds(5 * 60), watchdog: .seconds(30))
+        retry: .seconds(60), ingest: .seconds(5 * 60), upload: .seconds(5 * 60), watchdog: .seconds(30),
+        prune: .seconds(60 * 60))
+}
+
+/// What the prune sweep deletes. Files in Done/ and Failed/ are never touched.
+public struct Retention: Sendable, Hashable {
+    /// Finished jobs (with their attempts, transitions and handled events) older than this.
+    public var jobs: Duration
+    /// Per-attempt log files older than this (by modification time).
+    public var logs: Duration
+
+    /// Ages as given; see `defaults` for the values of an absent `[retention]`.
+    public init(jobs: Duration, logs: Duration) {
+        self.jobs = jobs
+        self.logs = logs
+    }
+
+    /// The `[retention]` table's values when it is absent.
+    public static let defaults = Retention(jobs: .seconds(90 * 86_400), logs: .seconds(14 * 86_400))
 }

@@ -70,6 +70,8 @@ public struct AttemptRecord: Sendable, Equatable {
     public var logPath: [UInt8]?
     public var stderrTail: [UInt8]
     public var reason: String?
+    /// When the prune sweep deleted its log file; nil while it is kept (or was never written).
+    public var logPrunedAt: UnixTime?
 
     init(row: Row) {
         id = row["id"]
@@ -89,6 +91,7 @@ public struct AttemptRecord: Sendable, Equatable {
         logPath = (row["log_path"] as Data?)?.bytes
         stderrTail = (row["stderr_tail"] as Data?)?.bytes ?? []
         reason = row["reason"]
+        logPrunedAt = row["log_pruned_at"]
     }
 }
 

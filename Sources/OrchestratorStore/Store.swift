@@ -8,8 +8,9 @@ import OrchestratorCore
 /// transitions of a whole dispatch cycle in one transaction (`write`), which is what makes durable
 /// bookkeeping affordable at hundreds of files per second.
 public final class Store: Sendable {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     public let path: String
+    static let busyTimeoutMilliseconds = 10_000
 
     /// Opens (creating and migrating if needed) `DIRECTORY/orchestrator.sqlite`.
     public init(directory: String) throws {
@@ -17,11 +18,20 @@ public final class Store: Sendable {
         path = directory + "/orchestrator.sqlite"
         var configuration = Configuration()
         // The daemon and one-shot commands touch the same file; wait for each other instead of failing.
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(Double(Self.busyTimeoutMilliseconds) / 1000)
         configuration.prepareDatabase { db in
             // FULL: a commit that returned is on disk even after a power cut, so a file moved to Done
             // after its commit can never be found with an older state on restart.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        if !FileManager.default.fileExists(atPath: path) {
+            // auto_vacuum can only be chosen before the first page is written (switching WAL on writes it);
+            // a database created before this switches at its first prune (`reclaimFreePages`), since that
+            // needs a VACUUM, which cannot run inside a migration's transaction.
+            try DatabaseQueue(path: path).writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                try db.execute(sql: "PRAGMA journal_mode = WAL")
+            }
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
@@ -151,6 +161,12 @@ public final class Store: Sendable {
                 -- finished job's file.
                 ALTER TABLE job ADD COLUMN claim_device INTEGER;
                 ALTER TABLE job ADD COLUMN claim_inode INTEGER;
+                -- What the prune sweep looks for: finished jobs by age, handled events and requests by age.
+                CREATE INDEX job_finished ON job(finished_at) WHERE state IN ('done', 'failed');
+                CREATE INDEX event_handled ON event(handled_at) WHERE handled_at IS NOT NULL;
+                CREATE INDEX request_handled ON request(handled_at) WHERE handled_at IS NOT NULL;
+                -- When the prune sweep deleted the attempt's log file (`show` says so instead of "no output").
+                ALTER TABLE attempt ADD COLUMN log_pruned_at REAL;
                 """)
         }
         return migrator

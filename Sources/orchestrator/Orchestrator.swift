@@ -229,7 +229,7 @@ extension Orchestrator {
         static let configuration = CommandConfiguration(
             abstract: "Run sweeps once and print what ran, was skipped and failed; exit 1 on failures.")
         @OptionGroup var options: ConfigOption
-        @Option(help: "all, retry, ingest, upload or watchdog.") var mode: Batch.SweepMode
+        @Option(help: "all, retry, ingest, upload, watchdog or prune.") var mode: Batch.SweepMode
         @Flag(help: "Say what would run; run and move nothing.") var dryRun = false
         @Option(help: "Log format on stderr: human or json.") var logFormat: LogFormat = .human
 

@@ -57,6 +57,11 @@ let specExample = """
     ingest = "5m"
     upload = "5m"
     watchdog = "30s"
+    prune = "1h"
+
+    [retention]                  # what the prune sweep deletes; files in Done/ and Failed/ are never touched
+    jobs = "90d"                 # finished jobs (with their attempts, transitions, events) older than this
+    logs = "14d"                 # per-attempt log files older than this
     """
 
 let configFile = "/srv/orch/config/orchestrator.toml"
@@ -82,6 +87,7 @@ func args(_ template: CommandTemplate?) -> [String] {
         #expect(config.inbox.settle == .milliseconds(500))
         #expect(config.limits == Limits.defaults)
         #expect(config.sweeps == Sweeps.defaults)
+        #expect(config.retention == Retention.defaults)
 
         try #require(config.handlers.count == 1)
         let handler = config.handlers[0]
@@ -116,7 +122,8 @@ func args(_ template: CommandTemplate?) -> [String] {
         #expect(config.limits == Limits(maxConcurrent: 2, maxCPUPercent: 80, maxMemoryPercent: 85,
                                         starvationAfter: .seconds(1800), shutdownGrace: .seconds(30)))
         #expect(config.sweeps == Sweeps(retry: .seconds(60), ingest: .seconds(300), upload: .seconds(300),
-                                        watchdog: .seconds(30)))
+                                        watchdog: .seconds(30), prune: .seconds(3600)))
+        #expect(config.retention == Retention(jobs: .seconds(90 * 86_400), logs: .seconds(14 * 86_400)))
         #expect(config.handlers.isEmpty && config.tasks.isEmpty)
     }
 

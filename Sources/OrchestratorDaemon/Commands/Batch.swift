@@ -12,13 +12,13 @@ import OrchestratorStore
 /// prints a summary and exits. With a daemon running, the same commands ask it through the store.
 public enum Batch {
     public enum SweepMode: String, CaseIterable, Sendable {
-        case all, retry, ingest, upload, watchdog
+        case all, retry, ingest, upload, watchdog, prune
     }
 
     // MARK: sweep
 
     public static func sweep(config: Config, mode: SweepMode, dryRun: Bool, logFormat: LogFormat) throws(CommandError) -> (ExitStatus, [String]) {
-        let modes: [SweepMode] = mode == .all ? [.retry, .ingest, .upload, .watchdog] : [mode]
+        let modes: [SweepMode] = mode == .all ? [.retry, .ingest, .upload, .watchdog, .prune] : [mode]
         try refuseHostProblems(config, commands: false)
         try Daemon.prepareFolders(config)
         var lines: [String] = []
@@ -72,7 +72,23 @@ public enum Batch {
             if health != .ok { status = .failure }
             lines += healthLines
         }
+        if active.contains(.prune) {
+            // Done here, daemon or not: deletes in small transactions do not get in a running daemon's way.
+            lines.append(try prune(config: config, dryRun: dryRun))
+        }
         return (status, lines)
+    }
+
+    private static func prune(config: Config, dryRun: Bool) throws(CommandError) -> String {
+        let store = try Reports.openStore(config)
+        let pruner = Pruner(store: store, logs: PathBytes(config.paths.state + "/logs"), retention: config.retention)
+        do {
+            let now = Date().timeIntervalSince1970
+            if dryRun { return "prune: would have " + (try pruner.dryRun(now: now)).summary.prefix { $0 != ";" } }
+            return "prune: " + (try pruner.run(now: now)).summary
+        } catch {
+            throw CommandError(.failure, "error: prune: \(error)")
+        }
     }
 
     private static func dryRunLines(config: Config, modes: [SweepMode]) throws(CommandError) -> [String] {

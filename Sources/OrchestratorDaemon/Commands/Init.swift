@@ -108,6 +108,11 @@ breaker      = { failures = 5, cooldown = "5m" }   # after 5 failures in a row, 
 retry    = "1m"                  # re-queue retries whose backoff is due
 ingest   = "5m"                  # rescan Inbox for files no event announced
 watchdog = "30s"                 # timeouts, the watch, disk space; health snapshot for `status`
+prune    = "1h"                  # delete what [retention] names and reuse the freed space
+
+[retention]                      # what the prune sweep deletes; files in Done/ and Failed/ are never touched
+jobs = "90d"                     # finished jobs (with their attempts, transitions, events) older than this
+logs = "14d"                     # per-attempt log files older than this
 
 """#
 

@@ -196,7 +196,9 @@ public enum Reports {
             throw CommandError(.failure, "error: cannot read the state database: \(error)")
         }
         guard let (job, attempts, transitions) = found else {
-            throw CommandError(.badInput, "error: no job matches \(target)")
+            throw CommandError(
+                .badInput,
+                "error: no job matches \(target) (finished jobs older than [retention] jobs = \(config.retention.jobs.configText) are pruned)")
         }
         let location = job.finalPath.flatMap { path -> String? in
             guard !path.bytes.isEmpty else { return nil }
@@ -257,7 +259,9 @@ public enum Reports {
                     + (attempt.maxRSSKiB.map { ", max rss \($0) KiB" } ?? ""))
             }
             if let reason = attempt.reason, attempt.outcome != .succeeded { lines.append("    reason: \(reason)") }
-            if let log = attempt.logPath {
+            if let pruned = attempt.logPrunedAt {
+                lines.append("    log: pruned \(formatTime(pruned)) ([retention] logs)")
+            } else if let log = attempt.logPath {
                 lines.append(FileSystem.exists(PathBytes(log))
                     ? "    log: \(String(decoding: log, as: UTF8.self))" : "    log: none (no output)")
             }
@@ -383,6 +387,7 @@ public enum Reports {
             // A worker that printed nothing has no log file.
             "log_path": attempt.logPath.flatMap { FileSystem.exists(PathBytes($0)) ? String(decoding: $0, as: UTF8.self) : nil }
                 as Any? ?? NSNull(),
+            "log_pruned": attempt.logPrunedAt != nil,
             "stderr_tail": String(decoding: attempt.stderrTail, as: UTF8.self),
             "reason": attempt.reason as Any? ?? NSNull(),
         ]

@@ -35,6 +35,7 @@ extension Dispatcher {
         noteConfigLoaded()
         phase = .running
         watchdogSweep()
+        pruneSweepDue()
         startWatchdogPings()
         notifier.notify("READY=1\nSTATUS=watching \(layout.inbox)")
         logger.info(

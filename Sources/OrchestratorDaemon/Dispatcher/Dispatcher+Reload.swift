@@ -48,7 +48,7 @@ extension Dispatcher {
             if let timer = job.retryTimer { wheel.cancel(timer) }
             ownerRemoved(job)
         }
-        for sweep in [TimerPurpose.ingestSweep, .retrySweep, .uploadSweep, .watchdogSweep] { armSweep(sweep) }
+        for sweep in [TimerPurpose.ingestSweep, .retrySweep, .uploadSweep, .watchdogSweep, .pruneSweep] { armSweep(sweep) }
         if plan.inboxChanged {
             if plan.recursiveChanged {
                 watcher?.cancel()

@@ -43,6 +43,7 @@ enum TimerPurpose: Hashable, Sendable {
     case hostSample
     /// Paused for a full disk: the failed writes are tried again.
     case diskRetry
+    case pruneSweep
 }
 
 /// Whose command a job runs: a file's handler or a task, by name, so that a job keeps its owner across a
@@ -396,6 +397,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             guard config.handlers.contains(where: { $0.upload != nil }) else { return }
             interval = config.sweeps.upload
         case .watchdogSweep: interval = config.sweeps.watchdog
+        case .pruneSweep: interval = config.sweeps.prune
         default: return
         }
         sweepTimers[purpose] = schedule(purpose, after: ticks(interval))
@@ -426,6 +428,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
                 armSweep(.retrySweep)
             case .hostSample: hostSampleDue()
             case .diskRetry: diskRetryDue()
+            case .pruneSweep:
+                sweepTimers[purpose] = nil
+                pruneSweepDue()
             case .uploadSweep:
                 sweepTimers[purpose] = nil
                 retrySweep(uploadsOnly: true)

@@ -1,0 +1,40 @@
+import Dispatch
+import OrchestratorPlatform
+
+/// The prune sweep under `watch`: on its timer and once at start, off the dispatcher's queue.
+extension Dispatcher {
+    func pruneSweepDue() {
+        armSweep(.pruneSweep)
+        let state = config.paths.state
+        guard PruneGate.enter(state) else {
+            logger.info("prune sweep: the previous one is still running; skipped")
+            return
+        }
+        let pruner = Pruner(store: store, logs: layout.logs, retention: config.retention)
+        let logger = logger
+        let store = store
+        DispatchQueue.global(qos: .utility).async {
+            defer { PruneGate.leave(state) }
+            let summary: String
+            // The same lock as a one-shot `sweep --mode prune`, so that the two never prune at once.
+            switch try? InstanceLock.acquire(state + "/sweep-prune.lock", role: "daemon") {
+            case .acquired(let lock):
+                do {
+                    let outcome = try pruner.run(now: Self.wallClock())
+                    summary = outcome.summary
+                    logger.info("prune sweep: \(summary)")
+                } catch {
+                    summary = "failed: \(error)"
+                    logger.error("prune sweep failed", metadata: ["error": "\(error)"])
+                }
+                withExtendedLifetime(lock) {}
+            case .heldBy(let pid):
+                summary = "skipped: a one-shot prune is running\(pid.map { " (pid \($0))" } ?? "")"
+            case nil:
+                summary = "skipped: cannot open its lock file"
+            }
+            // Written here rather than through the dispatcher's cycle: nothing in it waits for this.
+            try? store.write { try $0.setDaemonNote("sweep.prune", summary, at: Self.wallClock()) }
+        }
+    }
+}
