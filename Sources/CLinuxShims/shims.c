@@ -158,7 +158,7 @@ int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, co
         }
     }
     close(report[0]);
-    reap_blocking(helper_pid);  // It exits right after its report; the worker is now our child (subreaper).
+    reap_blocking(helper_pid);  // It exits right after its report.
 
     pid_t worker = 0;
     int failure = 0;
@@ -168,7 +168,7 @@ int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, co
     }
     if (failure == 0 && worker <= 0) failure = ECHILD;  // The helper died before reporting.
     if (failure != 0) {
-        if (worker > 0) reap_blocking(worker);  // It exits 127 at once.
+        if (worker > 0) reap_blocking(worker);  // Our child (CLONE_PARENT); it exits 127 at once.
         return failure;
     }
     *pid = worker;

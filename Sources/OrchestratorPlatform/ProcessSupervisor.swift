@@ -15,8 +15,9 @@ import Glibc
 /// them open) and closed, and only then is `onExit` called.
 ///
 /// With `subreaper: true` the supervisor also makes this process the child subreaper and ends
-/// workers' escaped descendants (see ProcessSupervisor+Orphans.swift), and starts workers
-/// through the `orchestrator-spawn` helper so that their max RSS is their own (see spawn.c).
+/// workers' escaped descendants (see ProcessSupervisor+Orphans.swift). Workers are started
+/// through the `orchestrator-spawn` helper, if there is one, so that their max RSS is their own
+/// (see spawn.c).
 ///
 /// `@unchecked Sendable`: every stored property other than the immutable `queue` is touched
 /// only on `queue` (checked with `dispatchPrecondition` in debug builds).
@@ -46,15 +47,15 @@ public final class ProcessSupervisor: @unchecked Sendable {
     static let readChunk = 64 * 1024
     static let stderrTailSize = 4 * 1024
 
-    /// `subreaper`: become the child subreaper, end workers' escaped descendants, and start workers
-    /// through `spawnHelper` (orchestrator-spawn, by default the one beside this executable) so that
-    /// their max RSS is their own. The helper needs the subreaper (a worker becomes our child when
-    /// the helper exits), so without it, or without the helper, workers are spawned directly.
+    /// `subreaper`: become the child subreaper and end workers' escaped descendants (one such
+    /// supervisor per process: it takes every child in another session for a worker's orphan).
+    /// `spawnHelper`: orchestrator-spawn, by default the one beside this executable; nil, or
+    /// missing, spawns workers directly (their max RSS then starts at this process's peak).
     public init(queue: DispatchQueue, subreaper: Bool = false, spawnHelper: String? = ProcessSupervisor.bundledSpawnHelper) {
         self.queue = queue
         self.readBuffer = .allocate(byteCount: Self.readChunk, alignment: 16)
         isSubreaper = subreaper && orch_set_child_subreaper(1) == 0
-        if isSubreaper, let helper = spawnHelper, access(helper, X_OK) == 0 {
+        if let helper = spawnHelper, access(helper, X_OK) == 0 {
             self.spawnHelper = Array(helper.utf8)
         }
         searchPath = Array((getenv("PATH").map { String(cString: $0) } ?? "/bin:/usr/bin").utf8)

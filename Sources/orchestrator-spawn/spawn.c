@@ -4,8 +4,8 @@
 // (fs/exec.c, exec_mmap: setmax_mm_hiwater_rss). A worker started straight from the daemon with posix_spawn
 // (CLONE_VM|CLONE_VFORK) execs from the daemon's mm, so its ru_maxrss starts at the daemon's peak (27 MiB for
 // /bin/true). Here the worker is a fork of this tiny process instead: a fresh signal struct, and an old mm of a
-// few pages. This process then exits at once; the daemon is the child subreaper, so the worker becomes the
-// daemon's child and is supervised and reaped (wait4) exactly like a directly spawned one.
+// few pages. The fork is a clone with CLONE_PARENT, so the worker is the daemon's child from the start (this
+// process exits at once) and is supervised and reaped (wait4) exactly like a directly spawned one.
 //
 // No libc: static glibc start-up alone cost ~280 us per run on the development machine (a raw-syscall binary
 // ~100 us for spawn, exec, exit and reap), and this runs once per worker.
@@ -60,7 +60,7 @@ static inline word syscall3(word n, word a, word b, word c) { return syscall5(n,
 __asm__(".text\n.globl _start\n_start:\n mov x29, #0\n mov x30, #0\n mov x0, sp\n and sp, x0, #-16\n bl spawn_main\n brk #0\n");
 #endif
 
-enum { REPORT_FD = 3, F_SETFD = 2, FD_CLOEXEC = 1, SIGCHLD = 17, PATH_MAX = 4096 };
+enum { REPORT_FD = 3, F_SETFD = 2, FD_CLOEXEC = 1, CLONE_PARENT = 0x8000, PATH_MAX = 4096 };
 enum { EACCES = 13, ENOENT = 2, ENOTDIR = 20, ENODEV = 19, ESTALE = 116, ETIMEDOUT = 110, ENAMETOOLONG = 36 };
 
 // SwiftPM links every executable with swiftc, which adds swiftrt.o: its constructor registers the image's Swift
@@ -138,7 +138,9 @@ __attribute__((used, noreturn)) void spawn_main(word *stack) {
     char **worker_argv = argv + 4;
 
     syscall3(SYS_fcntl, REPORT_FD, F_SETFD, FD_CLOEXEC);
-    word pid = syscall5(SYS_clone, SIGCHLD, 0, 0, 0, 0);  // fork(): a new process with its own signal struct
+    // fork(), but a sibling: a new process with its own signal struct, whose parent is the daemon. With
+    // CLONE_PARENT the exit signal is ours (SIGCHLD, from the daemon's posix_spawn).
+    word pid = syscall5(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
     if (pid < 0) {
         report('F', (int)-pid);
         exit_now(0);

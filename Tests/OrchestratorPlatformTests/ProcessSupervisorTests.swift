@@ -66,7 +66,7 @@ struct ProcessSupervisorTests {
     @Test func directSpawnStartsAtThisProcesssPeakRSS() async throws {
         // Why the helper exists: at exec the kernel folds the old mm's peak into the worker's
         // maxrss, and a posix_spawn child execs from this process's mm.
-        let direct = Harness(subreaper: false)
+        let direct = Harness(helper: false)
         let exit = try await direct.start(["/bin/sh", "-c", "true"]).exit()
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -354,6 +354,43 @@ struct ProcessSupervisorTests {
         #expect(harness.onQueue { $0.runningCount } == 0)
     }
 
+    // MARK: Cost
+
+    /// `ORCH_SPAWN_BENCH=1 swift test --filter spawnThroughput`: 2,000 `/bin/true`, 2 at a time,
+    /// direct posix_spawn against the helper, three runs each; prints workers per second.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["ORCH_SPAWN_BENCH"] != nil))
+    func spawnThroughput() async throws {
+        for round in 1...3 {
+            for subreaper in [false, true] {
+                let bench = Harness(subreaper: subreaper, helper: subreaper)
+                let count = 2000
+                let clock = ContinuousClock()
+                let started = clock.now
+                let finished = Locked(0)
+                let supervisor = bench.supervisor
+                let request = SpawnRequest(
+                    arguments: [Array("/bin/true".utf8)], environment: [], workingDirectory: [],
+                    logPath: Array((bench.dir + "/bench.log").utf8), logCap: 1024)
+                bench.queue.sync {
+                    let launched = Locked(0)
+                    func next() {
+                        guard launched.update({ $0 += 1; return $0 }) <= count else { return }
+                        _ = try? supervisor.spawn(request) { _ in
+                            finished.update { $0 += 1 }
+                            next()
+                        }
+                    }
+                    next()
+                    next()
+                }
+                #expect(await eventually(.seconds(60)) { finished.value == count })
+                let seconds = Double((clock.now - started).components.attoseconds) / 1e18
+                    + Double((clock.now - started).components.seconds)
+                print("spawn bench round \(round) \(subreaper ? "helper" : "direct"): \(Int(Double(count) / seconds)) workers/s")
+            }
+        }
+    }
+
     // MARK: Restart helpers
 
     @Test func startTimeWithAwkwardCommandNameAndKillGroup() async throws {
@@ -389,10 +426,11 @@ private final class Harness: Sendable {
     let dir: String
     private let counter = Locked(0)
 
-    /// `subreaper`: the daemon's setup (orphans ended, workers started through orchestrator-spawn);
-    /// false: `posix_spawn` straight from the test process.
-    init(subreaper: Bool = true) {
-        supervisor = ProcessSupervisor(queue: queue, subreaper: subreaper)
+    /// The daemon's setup by default: orphans ended, workers started through orchestrator-spawn.
+    /// `helper` false: `posix_spawn` straight from the test process.
+    init(subreaper: Bool = true, helper: Bool = true) {
+        supervisor = ProcessSupervisor(
+            queue: queue, subreaper: subreaper, spawnHelper: helper ? ProcessSupervisor.bundledSpawnHelper : nil)
         var template = Array("/tmp/orch-spawn-test-XXXXXX".utf8CString)
         dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
     }

@@ -21,9 +21,9 @@ extern "C" {
 int orch_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd, int search_path);
 
-/// Like orch_spawn (stdin /dev/null), but the worker is a fork of `helper` (orchestrator-spawn), which then exits:
-/// the worker's max RSS is then its own instead of starting at this process's peak. The caller must be the child
-/// subreaper, so that the worker becomes its child when the helper exits. `search` non-NULL: look `path` up in that
+/// Like orch_spawn (stdin /dev/null), but the worker is a fork of `helper` (orchestrator-spawn), made our child
+/// with CLONE_PARENT, and the helper exits: the worker's max RSS is then its own instead of starting at this
+/// process's peak. `search` non-NULL: look `path` up in that
 /// PATH value (execvp rules); NULL: `path` is a path. Returns 0 with *pid the worker's pid (pid == pgid == sid), or
 /// an errno value: the helper's spawn (a failed chdir), the worker's exec, or ECHILD if the helper did not report.
 int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, const char *path,
