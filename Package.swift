@@ -21,6 +21,12 @@ let package = Package(
     targets: [
         // Linux calls that Glibc does not export to Swift (GNU extensions, raw syscalls).
         .target(name: "CLinuxShims"),
+        // Starts one worker as a fork of itself, so the worker's max RSS is its own (see spawn.c). No libc: it runs
+        // once per worker and static glibc start-up alone would cost more than the rest.
+        .executableTarget(
+            name: "orchestrator-spawn",
+            cSettings: [.unsafeFlags(["-ffreestanding", "-fno-stack-protector", "-fno-builtin", "-fno-pic"])],
+            linkerSettings: [.unsafeFlags(["-static-executable", "-Xclang-linker", "-nostdlib"])]),
         // Pure logic: no I/O, no clock of its own. Most unit tests live here.
         .target(
             name: "OrchestratorCore", dependencies: [.product(name: "DequeModule", package: "swift-collections")],

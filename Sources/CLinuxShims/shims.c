@@ -1,11 +1,14 @@
 #define _GNU_SOURCE
 #include "CLinuxShims.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -18,23 +21,24 @@
 #define RENAME_NOREPLACE (1 << 0)
 #endif
 
-// An fd below 3 would be overwritten by an earlier dup2 action (or keep FD_CLOEXEC when
-// dup2'ed onto itself), so such fds are first copied to a number >= 3.
+// An fd below 4 would be overwritten by an earlier dup2 action (or keep FD_CLOEXEC when
+// dup2'ed onto itself), so such fds are first copied to a number >= 4.
 static int lift_fd(int fd, int *temp) {
     *temp = -1;
-    if (fd < 0 || fd > 2) return fd;
-    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0 || fd > 3) return fd;
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 4);
     if (copy < 0) return -1;
     *temp = copy;
     return copy;
 }
 
-int orch_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
-               const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd, int search_path) {
-    int temps[3] = {-1, -1, -1};
-    int fds[3];
-    int in[3] = {stdin_fd, stdout_fd, stderr_fd};
-    for (int i = 0; i < 3; i++) {
+// fds 0-2 from `in` (in[0] < 0: /dev/null; in[1] or in[2] < 0: the caller's), in[3] >= 0 becomes fd 3, the rest
+// closed.
+static int spawn_with(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                      const char *cwd, const int in[4], int search_path) {
+    int temps[4] = {-1, -1, -1, -1};
+    int fds[4];
+    for (int i = 0; i < 4; i++) {
         fds[i] = lift_fd(in[i], &temps[i]);
         if (fds[i] < 0 && in[i] >= 0) {
             int err = errno;
@@ -76,10 +80,13 @@ int orch_spawn(pid_t *pid, const char *path, char *const argv[], char *const env
         if (fds[i] < 0) continue;
         if ((rc = posix_spawn_file_actions_adddup2(&actions, fds[i], i)) != 0) goto out_all;
     }
+    if (fds[3] >= 0) {
+        if ((rc = posix_spawn_file_actions_adddup2(&actions, fds[3], 3)) != 0) goto out_all;
+    }
     if (cwd != NULL && cwd[0] != '\0') {
         if ((rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto out_all;
     }
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0) goto out_all;
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, fds[3] >= 0 ? 4 : 3)) != 0) goto out_all;
 
     if (search_path) {
         rc = posix_spawnp(pid, path, &actions, &attr, argv, envp);
@@ -92,8 +99,80 @@ out_all:
 out_attr:
     posix_spawnattr_destroy(&attr);
 out_temps:
-    for (int i = 0; i < 3; i++) if (temps[i] >= 0) close(temps[i]);
+    for (int i = 0; i < 4; i++) if (temps[i] >= 0) close(temps[i]);
     return rc;
+}
+
+int orch_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+               const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd, int search_path) {
+    int in[4] = {stdin_fd, stdout_fd, stderr_fd, -1};
+    return spawn_with(pid, path, argv, envp, cwd, in, search_path);
+}
+
+static int reap_blocking(pid_t pid) {
+    int status;
+    pid_t rc;
+    do {
+        rc = waitpid(pid, &status, 0);
+    } while (rc < 0 && errno == EINTR);
+    return rc == pid ? 0 : -1;
+}
+
+int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, const char *path,
+                          char *const argv[], char *const envp[], const char *cwd, int stdout_fd, int stderr_fd) {
+    size_t argc = 0;
+    while (argv[argc] != NULL) argc++;
+    char **helper_argv = calloc(argc + 5, sizeof(char *));
+    if (helper_argv == NULL) return ENOMEM;
+    helper_argv[0] = (char *)helper;
+    helper_argv[1] = search != NULL ? "p" : "n";
+    helper_argv[2] = search != NULL ? (char *)search : "";
+    helper_argv[3] = (char *)path;
+    for (size_t i = 0; i < argc; i++) helper_argv[4 + i] = argv[i];
+
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        int err = errno;
+        free(helper_argv);
+        return err;
+    }
+    pid_t helper_pid = 0;
+    int in[4] = {-1, stdout_fd, stderr_fd, report[1]};
+    int rc = spawn_with(&helper_pid, helper, helper_argv, envp, cwd, in, 0);
+    free(helper_argv);
+    close(report[1]);
+    if (rc != 0) {
+        close(report[0]);
+        return rc;
+    }
+
+    // End of file once the helper has exited and the worker has exec'd (fd 3 is close-on-exec there) or exited.
+    int32_t records[4] = {0};
+    size_t got = 0;
+    while (got < sizeof records) {
+        ssize_t n = read(report[0], (char *)records + got, sizeof records - got);
+        if (n > 0) {
+            got += (size_t)n;
+        } else if (n == 0 || errno != EINTR) {
+            break;
+        }
+    }
+    close(report[0]);
+    reap_blocking(helper_pid);  // It exits right after its report.
+
+    pid_t worker = 0;
+    int failure = 0;
+    for (size_t i = 0; i + 1 < got / sizeof(int32_t); i += 2) {
+        if (records[i] == 'P') worker = records[i + 1];
+        if (records[i] == 'E' || records[i] == 'F') failure = records[i + 1];
+    }
+    if (failure == 0 && worker <= 0) failure = ECHILD;  // The helper died before reporting.
+    if (failure != 0) {
+        if (worker > 0) reap_blocking(worker);  // Our child (CLONE_PARENT); it exits 127 at once.
+        return failure;
+    }
+    *pid = worker;
+    return 0;
 }
 
 int orch_check_enterable_dir(const char *path) {
@@ -183,4 +262,50 @@ int orch_reap(pid_t pid, orch_reaped *out) {
 
 int orch_set_child_subreaper(int on) {
     return prctl(PR_SET_CHILD_SUBREAPER, (unsigned long)(on != 0), 0, 0, 0);
+}
+
+int orch_list_children(pid_t parent, orch_child *out, int max) {
+    DIR *proc = opendir("/proc");
+    if (proc == NULL) return -1;
+    int count = 0;
+    struct dirent *entry;
+    char path[64];
+    char stat[1024];
+    while (count < max && (entry = readdir(proc)) != NULL) {
+        const char *name = entry->d_name;
+        if (name[0] < '1' || name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;  // Gone meanwhile.
+        ssize_t n;
+        do {
+            n = read(fd, stat, sizeof stat - 1);
+        } while (n < 0 && errno == EINTR);
+        close(fd);
+        if (n <= 0) continue;
+        stat[n] = '\0';
+        // The command name (field 2) may hold spaces and ')': fields are counted from the last ')'.
+        char *paren = strrchr(stat, ')');
+        char state;
+        int ppid, group, session;
+        if (paren == NULL || sscanf(paren + 1, " %c %d %d %d", &state, &ppid, &group, &session) != 4) continue;
+        if (ppid != parent) continue;
+        out[count].pid = (pid_t)atoi(name);
+        out[count].group = group;
+        out[count].session = session;
+        out[count].exited = state == 'Z' || state == 'X';
+        count++;
+    }
+    closedir(proc);
+    return count;
+}
+
+int orch_reap_if_exited(pid_t pid) {
+    int status;
+    pid_t rc;
+    do {
+        rc = waitpid(pid, &status, WNOHANG);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) return -1;
+    return rc == pid ? 1 : 0;
 }

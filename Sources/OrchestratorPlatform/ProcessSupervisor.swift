@@ -14,10 +14,15 @@ import Glibc
 /// drained of what is already buffered (never waiting for EOF: an escaped grandchild may hold
 /// them open) and closed, and only then is `onExit` called.
 ///
+/// With `subreaper: true` the supervisor also makes this process the child subreaper and ends
+/// workers' escaped descendants (see ProcessSupervisor+Orphans.swift). Workers are started
+/// through the `orchestrator-spawn` helper, if there is one, so that their max RSS is their own
+/// (see spawn.c).
+///
 /// `@unchecked Sendable`: every stored property other than the immutable `queue` is touched
 /// only on `queue` (checked with `dispatchPrecondition` in debug builds).
 public final class ProcessSupervisor: @unchecked Sendable {
-    private let queue: DispatchQueue
+    let queue: DispatchQueue
     /// Workers whose leader has not been reaped yet, by pid. The kernel keeps these pids unique.
     private var running: [Int32: SupervisedWorker] = [:]
     /// Reaped workers whose fds are still open; `onExit` not yet called.
@@ -26,13 +31,51 @@ public final class ProcessSupervisor: @unchecked Sendable {
     private var poller: ReadinessPoller?
     /// One read buffer shared by every pipe (handlers run one at a time on `queue`).
     let readBuffer: UnsafeMutableRawBufferPointer
+    /// Orphans of workers become our children (`PR_SET_CHILD_SUBREAPER` succeeded).
+    public let isSubreaper: Bool
+    /// orchestrator-spawn, while workers are started through it; nil: `posix_spawn` straight from
+    /// this process, whose peak RSS the kernel then folds into every worker's max RSS at exec.
+    private var spawnHelper: [UInt8]?
+    /// The daemon's PATH, which bare command names are looked up in (glibc's default if unset).
+    private let searchPath: [UInt8]
+
+    /// Orphan sweeps (ProcessSupervisor+Orphans.swift).
+    var orphanSweepScheduled = false
+    var lastOrphanSweep = DispatchTime(uptimeNanoseconds: 0)
+    var orphanRetryDelay = ProcessSupervisor.orphanRetryFirst
 
     static let readChunk = 64 * 1024
     static let stderrTailSize = 4 * 1024
 
-    public init(queue: DispatchQueue) {
+    /// `subreaper`: become the child subreaper and end workers' escaped descendants (one such
+    /// supervisor per process: it takes every child in another session for a worker's orphan).
+    /// `spawnHelper`: orchestrator-spawn, by default the one beside this executable; nil, or
+    /// missing, spawns workers directly (their max RSS then starts at this process's peak).
+    public init(queue: DispatchQueue, subreaper: Bool = false, spawnHelper: String? = ProcessSupervisor.bundledSpawnHelper) {
         self.queue = queue
         self.readBuffer = .allocate(byteCount: Self.readChunk, alignment: 16)
+        isSubreaper = subreaper && orch_set_child_subreaper(1) == 0
+        if let helper = spawnHelper, access(helper, X_OK) == 0 {
+            self.spawnHelper = Array(helper.utf8)
+        }
+        searchPath = Array((getenv("PATH").map { String(cString: $0) } ?? "/bin:/usr/bin").utf8)
+    }
+
+    /// orchestrator-spawn in the directory of the running executable, if it is there.
+    public static var bundledSpawnHelper: String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        let executable = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = executable.lastIndex(of: "/") else { return nil }
+        let helper = String(executable[..<slash]) + "/orchestrator-spawn"
+        return access(helper, X_OK) == 0 ? helper : nil
+    }
+
+    /// Whether recorded CPU time and max RSS are the worker's own (started through the helper).
+    public var measuresWorkersOwnUsage: Bool {
+        dispatchPrecondition(condition: .onQueue(queue))
+        return spawnHelper != nil
     }
 
     deinit { readBuffer.deallocate() }
@@ -66,15 +109,16 @@ public final class ProcessSupervisor: @unchecked Sendable {
         }
 
         var pid: pid_t = 0
-        let searchPath: Int32 = program.contains(UInt8(ascii: "/")) ? 0 : 1
-        let rc = withCStringArray(request.arguments) { argv in
-            withCStringArray(request.environment) { envp in
-                withCBytes(program) { path in
-                    withCBytes(request.workingDirectory) { cwd in
-                        orch_spawn(&pid, path, argv, envp, cwd, -1, stdoutPipe[1], stderrPipe[1], searchPath)
-                    }
-                }
+        let owner = Self.owner(inEnvironment: request.environment)
+        let rc = Self.liveWorkers.withLock { live in
+            var rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1])
+            if rc != 0, let helper = spawnHelper, withCBytes(helper, { access($0, X_OK) }) != 0 {
+                // The helper went away (a reinstall): spawn directly rather than fail every worker.
+                spawnHelper = nil
+                rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1])
             }
+            if rc == 0 { live[pid] = owner }
+            return rc
         }
         close(stdoutPipe[1])
         close(stderrPipe[1])
@@ -92,6 +136,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
             kill(-pid, SIGKILL)
             var reaped = orch_reaped()
             _ = orch_reap(pid, &reaped)
+            Self.liveWorkers.withLock { $0[pid] = nil }
             closeAll()
             throw SpawnError(errno: e, description: "cannot watch \(Self.show(program)) (pidfd_open): \(Self.text(e))")
         }
@@ -100,7 +145,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
         let handle = WorkerHandle(pid: pid, startTime: Self.startTime(of: pid) ?? 0)
         let worker = SupervisedWorker(
             handle: handle, logPath: request.logPath, logCap: max(0, request.logCap), onExit: onExit,
-            stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0])
+            stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0], owner: owner)
         do throws(SpawnError) {
             let poller: ReadinessPoller
             if let existing = self.poller {
@@ -117,12 +162,34 @@ public final class ProcessSupervisor: @unchecked Sendable {
             kill(-pid, SIGKILL)
             var reaped = orch_reaped()
             _ = orch_reap(pid, &reaped)
+            Self.liveWorkers.withLock { $0[pid] = nil }
             for slot in Array(worker.registrations.keys) { stopWatching(worker, slot) }
             for fd in [pidFD, stdoutPipe[0], stderrPipe[0]] where !worker.closed.contains(fd) { close(fd) }
             throw error
         }
         running[pid] = worker
         return handle
+    }
+
+    private func startProcess(_ pid: inout pid_t, _ request: SpawnRequest, stdout: Int32, stderr: Int32) -> Int32 {
+        let program = request.arguments[0]
+        let bare = !program.contains(UInt8(ascii: "/"))
+        return withCStringArray(request.arguments) { argv in
+            withCStringArray(request.environment) { envp in
+                withCBytes(program) { path in
+                    withCBytes(request.workingDirectory) { cwd in
+                        guard let helper = spawnHelper else {
+                            return orch_spawn(&pid, path, argv, envp, cwd, -1, stdout, stderr, bare ? 1 : 0)
+                        }
+                        return withCBytes(helper) { helper in
+                            withCBytes(searchPath) { search in
+                                orch_spawn_via_helper(&pid, helper, bare ? search : nil, path, argv, envp, cwd, stdout, stderr)
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Sends a signal to the whole process group of a running worker (timeouts: SIGTERM, then SIGKILL after a grace).
@@ -169,8 +236,10 @@ public final class ProcessSupervisor: @unchecked Sendable {
             reaped = orch_reaped(signaled: 0, code: -1, user_usec: 0, system_usec: 0, maxrss_kib: 0)
         }
         running[pid] = nil
+        Self.liveWorkers.withLock { $0[pid] = nil }
         finishing += 1
         worker.result = reaped
+        if isSubreaper { scheduleOrphanSweep() }  // Its escaped descendants are our children now.
 
         drainAndClose(worker, .stdout)
         drainAndClose(worker, .stderr)
@@ -254,6 +323,9 @@ public final class ProcessSupervisor: @unchecked Sendable {
                 return "cannot enter working directory \(show(request.workingDirectory)): \(text(problem))"
             }
         }
+        if code == ECHILD {
+            return "cannot run \(show(request.arguments[0])): orchestrator-spawn ended without starting it"
+        }
         return "cannot run \(show(request.arguments[0])): \(text(code))"
     }
 
@@ -288,11 +360,14 @@ final class SupervisedWorker {
     var logBroken = false
     var lastLoggedByte: UInt8?
     var stderrTail: [UInt8] = []
+    /// Ties its orphans to it (`ProcessSupervisor.owner(inEnvironment:)`); empty if it cannot.
+    let owner: [UInt8]
 
     init(
         handle: WorkerHandle, logPath: [UInt8], logCap: Int, onExit: @escaping (WorkerExit) -> Void,
-        stdoutFD: Int32, stderrFD: Int32
+        stdoutFD: Int32, stderrFD: Int32, owner: [UInt8]
     ) {
+        self.owner = owner
         self.handle = handle
         self.logPath = logPath
         self.logCap = logCap

@@ -40,7 +40,8 @@ public struct WorkerExit: Sendable {
     /// CPU time of the leader and the descendants it waited for (`wait4` rusage).
     public var userCPU: Duration
     public var systemCPU: Duration
-    /// Largest resident set of the leader or a waited-for descendant, in KiB.
+    /// Largest resident set of the leader or a waited-for descendant, in KiB. Started without the
+    /// spawn helper, it is at least the supervising process's own peak (see orchestrator-spawn).
     public var maxRSSKiB: Int
     /// The last 4 KiB the worker wrote to stderr (whether or not the log kept them).
     public var stderrTail: [UInt8]

@@ -32,13 +32,46 @@ struct ProcessSupervisorTests {
         #expect(exit.termination == .signaled(SIGKILL))
     }
 
-    @Test func rusageOfCPUBurningChild() async throws {
-        let burn = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"
-        let exit = try await harness.start(["/bin/sh", "-c", burn]).exit()
+    @Test func rusageOfCPUBurningChildIsItsOwn() async throws {
+        // The shell's `times` prints its own user and system time: what the record must show.
+        let burn = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; times"
+        let worker = try harness.start(["/bin/sh", "-c", burn])
+        let exit = try await worker.exit()
         #expect(exit.termination == .exited(0))
-        #expect(exit.userCPU + exit.systemCPU > .zero)
-        #expect(exit.userCPU > .milliseconds(10))
-        #expect(exit.maxRSSKiB > 0)
+        let own = String(decoding: try worker.log(), as: UTF8.self).split(separator: "\n").first.map { line in
+            line.split(separator: " ").compactMap { field -> Double? in
+                guard let m = field.firstIndex(of: "m"), field.hasSuffix("s"), let minutes = Double(field[..<m]),
+                      let seconds = Double(field[field.index(after: m)..<field.index(before: field.endIndex)])
+                else { return nil }
+                return minutes * 60 + seconds
+            }
+        }
+        let shellUser = try #require(own?.first)
+        #expect(shellUser > 0.02)
+        let recordedUser = Double(exit.userCPU.components.seconds) + Double(exit.userCPU.components.attoseconds) / 1e18
+        #expect(abs(recordedUser - shellUser) < 0.02 + shellUser * 0.1)
+        #expect(exit.maxRSSKiB > 256 && exit.maxRSSKiB < 8 * 1024)  // dash: about 1.5 MiB
+    }
+
+    @Test func maxRSSIsTheWorkersOwn() async throws {
+        let small = try await harness.start(["/bin/sh", "-c", "true"]).exit()
+        #expect(small.termination == .exited(0))
+        #expect(small.maxRSSKiB > 256 && small.maxRSSKiB < 8 * 1024)
+        // dd reads 200 MiB of zeros into one buffer: every page of it resident at once.
+        let big = try await harness.start(["/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]).exit()
+        #expect(big.termination == .exited(0))
+        #expect(big.maxRSSKiB >= 190 * 1024 && big.maxRSSKiB < 215 * 1024)
+    }
+
+    @Test func directSpawnStartsAtThisProcesssPeakRSS() async throws {
+        // Why the helper exists: at exec the kernel folds the old mm's peak into the worker's
+        // maxrss, and a posix_spawn child execs from this process's mm.
+        let direct = Harness(helper: false)
+        let exit = try await direct.start(["/bin/sh", "-c", "true"]).exit()
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #expect(exit.maxRSSKiB > 8 * 1024)
+        #expect(exit.maxRSSKiB <= usage.ru_maxrss)
     }
 
     // MARK: Output
@@ -188,6 +221,78 @@ struct ProcessSupervisorTests {
         harness.onQueue { $0.signal(worker.handle, SIGTERM) }  // after the exit: a no-op
     }
 
+    // MARK: Escaped descendants (subreaper)
+
+    @Test func doubleForkedGrandchildIsEndedAfterItsWorkerExits() async throws {
+        let worker = try harness.start(
+            ["/bin/sh", "-c", Self.leaveOrphan("gc.pid") + "; exit 0"], environment: Self.attempt(1), cwd: harness.dir)
+        #expect(try await worker.exit().termination == .exited(0))
+        let orphan = try await harness.pid(in: "gc.pid")
+        let started = try #require(ProcessSupervisor.startTime(of: orphan.pid) ?? (isGone(orphan) ? 0 : nil))
+        defer { if !isGone(orphan) { kill(orphan.pid, SIGKILL) } }
+        #expect(started == 0 || started == orphan.startTime)
+        #expect(await eventually(.seconds(5)) { isGone(orphan) })  // not even a zombie
+    }
+
+    @Test func daemonisedChildIsLeftAloneWhileItsWorkerRuns() async throws {
+        let running = try harness.start(
+            ["/bin/sh", "-c", Self.leaveOrphan("a.pid") + "; while [ ! -e go ]; do sleep 0.01; done"],
+            environment: Self.attempt(10), cwd: harness.dir)
+        let kept = try await harness.pid(in: "a.pid")
+        defer { if !isGone(kept) { kill(kept.pid, SIGKILL) } }
+        #expect(await eventually { parent(of: kept.pid) == getpid() })  // an orphan, ours now
+        // Another worker's exit starts a sweep; its own orphan going shows that the sweep ran.
+        let other = try harness.start(
+            ["/bin/sh", "-c", Self.leaveOrphan("b.pid") + "; exit 0"], environment: Self.attempt(11), cwd: harness.dir)
+        #expect(try await other.exit().termination == .exited(0))
+        let ended = try await harness.pid(in: "b.pid")
+        defer { if !isGone(ended) { kill(ended.pid, SIGKILL) } }
+        #expect(await eventually(.seconds(5)) { isGone(ended) })
+        #expect(!isGone(kept))
+
+        try harness.write("go", "", mode: 0o644)
+        #expect(try await running.exit().termination == .exited(0))
+        #expect(await eventually(.seconds(5)) { isGone(kept) })
+    }
+
+    @Test func orphanThatExitsByItselfIsReaped() async throws {
+        let running = try harness.start(
+            ["/bin/sh", "-c", Self.leaveOrphan("z.pid", sleeping: "0.2") + "; while [ ! -e go ]; do sleep 0.01; done"],
+            environment: Self.attempt(20), cwd: harness.dir)
+        let orphan = try await harness.pid(in: "z.pid")
+        defer { if !isGone(orphan) { kill(orphan.pid, SIGKILL) } }
+        #expect(await eventually { isDead(orphan.pid) })  // a zombie of ours now
+        #expect(try await harness.start(["/bin/true"]).exit().termination == .exited(0))  // any exit sweeps
+        #expect(await eventually(.seconds(5)) { isGone(orphan) })
+        try harness.write("go", "", mode: 0o644)
+        #expect(try await running.exit().termination == .exited(0))
+    }
+
+    @Test func endEscapedDescendantsEndsEveryOrphanButNoWorker() async throws {
+        let running = try harness.start(
+            ["/bin/sh", "-c", Self.leaveOrphan("s.pid") + "; while [ ! -e go ]; do sleep 0.01; done"],
+            environment: Self.attempt(30), cwd: harness.dir)
+        let orphan = try await harness.pid(in: "s.pid")
+        defer { if !isGone(orphan) { kill(orphan.pid, SIGKILL) } }
+        #expect(await eventually { parent(of: orphan.pid) == getpid() })
+        #expect(harness.onQueue { $0.endEscapedDescendants() } >= 1)
+        #expect(isGone(orphan))  // killed and reaped before it returned
+        #expect(harness.onQueue { $0.runningCount } == 1)
+        try harness.write("go", "", mode: 0o644)
+        #expect(try await running.exit().termination == .exited(0))
+    }
+
+    /// util-linux `setsid` forks (the worker leads its group), the copy starts a new session, and
+    /// its shell leaves `sleep` behind: an orphan outside the worker's session. Waits for the pid file.
+    private static func leaveOrphan(_ pidFile: String, sleeping: String = "1000") -> String {
+        "setsid sh -c 'sleep \(sleeping) & echo $! > \(pidFile).tmp; mv \(pidFile).tmp \(pidFile)'; "
+            + "while [ ! -e \(pidFile) ]; do sleep 0.01; done"
+    }
+
+    private static func attempt(_ job: Int) -> [[UInt8]] {
+        ["PATH=/usr/bin:/bin", "ORCH_JOB_ID=\(job)", "ORCH_ATTEMPT=1"].map { Array($0.utf8) }
+    }
+
     // MARK: Spawn failures
 
     @Test func missingExecutableThrowsAndLeaksNothing() async throws {
@@ -221,6 +326,8 @@ struct ProcessSupervisorTests {
     // MARK: Resources
 
     @Test func twoHundredWorkersLeaveNoDescriptorsBehind() async throws {
+        // The supervisor's own epoll fd lives as long as it does: open it before counting.
+        #expect(try await harness.start(["/bin/true"]).exit().termination == .exited(0))
         let before = openFDs()
         for _ in 0..<200 {
             let worker = try harness.start(["/bin/sh", "-c", "echo out; echo err >&2"])
@@ -245,6 +352,43 @@ struct ProcessSupervisorTests {
             #expect(try await worker.exit().termination == .exited(Int32(i)))
         }
         #expect(harness.onQueue { $0.runningCount } == 0)
+    }
+
+    // MARK: Cost
+
+    /// `ORCH_SPAWN_BENCH=1 swift test --filter spawnThroughput`: 2,000 `/bin/true`, 2 at a time,
+    /// direct posix_spawn against the helper, three runs each; prints workers per second.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["ORCH_SPAWN_BENCH"] != nil))
+    func spawnThroughput() async throws {
+        for round in 1...3 {
+            for subreaper in [false, true] {
+                let bench = Harness(subreaper: subreaper, helper: subreaper)
+                let count = 2000
+                let clock = ContinuousClock()
+                let started = clock.now
+                let finished = Locked(0)
+                let supervisor = bench.supervisor
+                let request = SpawnRequest(
+                    arguments: [Array("/bin/true".utf8)], environment: [], workingDirectory: [],
+                    logPath: Array((bench.dir + "/bench.log").utf8), logCap: 1024)
+                bench.queue.sync {
+                    let launched = Locked(0)
+                    func next() {
+                        guard launched.update({ $0 += 1; return $0 }) <= count else { return }
+                        _ = try? supervisor.spawn(request) { _ in
+                            finished.update { $0 += 1 }
+                            next()
+                        }
+                    }
+                    next()
+                    next()
+                }
+                #expect(await eventually(.seconds(60)) { finished.value == count })
+                let seconds = Double((clock.now - started).components.attoseconds) / 1e18
+                    + Double((clock.now - started).components.seconds)
+                print("spawn bench round \(round) \(subreaper ? "helper" : "direct"): \(Int(Double(count) / seconds)) workers/s")
+            }
+        }
     }
 
     // MARK: Restart helpers
@@ -282,8 +426,11 @@ private final class Harness: Sendable {
     let dir: String
     private let counter = Locked(0)
 
-    init() {
-        supervisor = ProcessSupervisor(queue: queue)
+    /// The daemon's setup by default: orphans ended, workers started through orchestrator-spawn.
+    /// `helper` false: `posix_spawn` straight from the test process.
+    init(subreaper: Bool = true, helper: Bool = true) {
+        supervisor = ProcessSupervisor(
+            queue: queue, subreaper: subreaper, spawnHelper: helper ? ProcessSupervisor.bundledSpawnHelper : nil)
         var template = Array("/tmp/orch-spawn-test-XXXXXX".utf8CString)
         dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
     }
@@ -318,6 +465,15 @@ private final class Harness: Sendable {
             }
         }
         return Started(handle: try result.get(), logPath: logPath, exitBox: exit)
+    }
+
+    /// A pid the worker wrote to `name` (waiting for the file), with its start time (0 if it is already gone).
+    func pid(in name: String) async throws -> Recorded {
+        let path = dir + "/" + name
+        #expect(await eventually { FileManager.default.fileExists(atPath: path) })
+        let pid = try #require(Int32(String(decoding: try read(name), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        return Recorded(pid: pid, startTime: ProcessSupervisor.startTime(of: pid) ?? 0)
     }
 
     func read(_ name: String) throws -> [UInt8] {
@@ -371,6 +527,25 @@ private func eventually(_ limit: Duration = .seconds(10), _ condition: () -> Boo
         try? await Task.sleep(for: .milliseconds(5))
     }
     return condition()
+}
+
+struct Recorded {
+    let pid: Int32
+    let startTime: UInt64
+}
+
+/// Reaped: no process with this pid and start time, not even a zombie.
+private func isGone(_ process: Recorded) -> Bool {
+    process.startTime == 0 || ProcessSupervisor.startTime(of: process.pid) != process.startTime
+}
+
+/// Field 4 of /proc/PID/stat.
+private func parent(of pid: Int32) -> Int32? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let paren = stat.lastIndex(of: ")")
+    else { return nil }
+    let fields = stat[stat.index(after: paren)...].split(separator: " ")
+    return fields.count > 1 ? Int32(fields[1]) : nil
 }
 
 /// Gone, or a zombie (this machine's pid 1 does not reap orphans).

@@ -21,6 +21,14 @@ extern "C" {
 int orch_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd, int search_path);
 
+/// Like orch_spawn (stdin /dev/null), but the worker is a fork of `helper` (orchestrator-spawn), made our child
+/// with CLONE_PARENT, and the helper exits: the worker's max RSS is then its own instead of starting at this
+/// process's peak. `search` non-NULL: look `path` up in that
+/// PATH value (execvp rules); NULL: `path` is a path. Returns 0 with *pid the worker's pid (pid == pgid == sid), or
+/// an errno value: the helper's spawn (a failed chdir), the worker's exec, or ECHILD if the helper did not report.
+int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, const char *path,
+                          char *const argv[], char *const envp[], const char *cwd, int stdout_fd, int stderr_fd);
+
 /// Whether a chdir to `path` would succeed, without changing directory: 0, or the errno value
 /// chdir would give (ENOENT, ENOTDIR, EACCES...). Used to explain a failed orch_spawn.
 int orch_check_enterable_dir(const char *path);
@@ -61,6 +69,20 @@ int orch_epoll_remove(int epfd, int fd);
 /// epoll_wait(epfd, ..., max, 0) without blocking: stores the tokens of up to `max` ready fds
 /// (readable, hung up or in error: each means "look at it") and returns how many, or -1.
 int orch_epoll_ready(int epfd, uint64_t *tokens, int max);
+
+typedef struct {
+    pid_t pid;
+    pid_t group;     ///< its process group
+    pid_t session;
+    int32_t exited;  ///< 1: a zombie, waiting to be reaped
+} orch_child;
+
+/// The children of `parent` (its ppid), from /proc/PID/stat: this kernel may lack
+/// /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN). Stores up to `max`, returns how many, or -1.
+int orch_list_children(pid_t parent, orch_child *out, int max);
+
+/// waitpid(pid, WNOHANG), retried on EINTR: 1 if reaped, 0 if still running, -1 (errno) if not our child.
+int orch_reap_if_exited(pid_t pid);
 
 /// prctl(PR_SET_CHILD_SUBREAPER, on).
 int orch_set_child_subreaper(int on);

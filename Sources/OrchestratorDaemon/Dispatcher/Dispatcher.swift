@@ -289,7 +289,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         self.logger = logger
         self.notifier = notifier
         self.onStop = onStop
-        supervisor = ProcessSupervisor(queue: queue)
+        supervisor = ProcessSupervisor(queue: queue, subreaper: true)
         let inbox = PathBytes(config.paths.inbox)
         layout = Layout(
             inbox: inbox, processing: PathBytes(config.paths.processing),
@@ -551,6 +551,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         wakeWatcher?.cancel()
         osTimer?.cancel()
         for source in signalSources { source.cancel() }
+        supervisor.endEscapedDescendants()
         notifier.notify("STOPPING=1")
         onStop(exitCode)
     }
