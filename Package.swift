@@ -95,6 +95,10 @@ let package = Package(
             name: "OrchestratorStoreTests",
             dependencies: ["OrchestratorStore", "OrchestratorCore", "OrchestratorSchedule", "OrchestratorConfig", "OrchestratorCron"],
             swiftSettings: strict),
+        .testTarget(
+            name: "OrchestratorDaemonTests",
+            dependencies: ["OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorStore", "OrchestratorPlatform"],
+            swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

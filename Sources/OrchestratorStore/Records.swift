@@ -28,6 +28,27 @@ public struct JobRecord: Sendable, Equatable {
     public var claimDevice: UInt64?
     public var claimInode: UInt64?
 
+    /// A record built in code (tests, planners); the store builds them from rows.
+    public init(
+        id: Int64, kind: JobKind = .file, name: RelativePath, handler: String? = nil, state: JobState,
+        priority: Int = 5, attempts: Int = 0, maxAttempts: Int = 3, finalPath: RelativePath? = nil,
+        claimDevice: UInt64? = nil, claimInode: UInt64? = nil, at time: UnixTime = 0
+    ) {
+        self.id = id
+        self.kind = kind
+        self.name = name
+        self.handler = handler
+        self.state = state
+        self.priority = priority
+        self.attempts = attempts
+        self.maxAttempts = maxAttempts
+        self.finalPath = finalPath
+        self.createdAt = time
+        self.updatedAt = time
+        self.claimDevice = claimDevice
+        self.claimInode = claimInode
+    }
+
     /// `prefix` reads the columns of a join that renamed them (`j_id`, `j_name` ...).
     init(row: Row, prefix: String = "") {
         id = row[prefix + "id"]

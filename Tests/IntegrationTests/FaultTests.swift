@@ -458,3 +458,36 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 }
+
+/// Recovery after a crash in the window between a finished file leaving the processing area and its final
+/// path being committed, with a newcomer of the same name already claimed (the state is made with sqlite3,
+/// since no kill lands in that window reliably).
+@Suite(.serialized, .timeLimit(.minutes(2))) struct NameReuseRecoveryTests {
+    @Test func aNewcomerUnderAFinishedJobsNameRunsAsItsOwnJob() throws {
+        let instance = try TestInstance(config: testConfig(handler: """
+            command = ["/bin/sh", "-c", 'echo "$ORCH_NAME $(cat "$ORCH_FILE")" >> ../runs.log']
+            """))
+        try instance.startDaemon()
+        try instance.drop("a.txt", "old\n")
+        try instance.waitUntil("a.txt is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(instance.stopDaemon() == 0)
+
+        let sqlite = Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        sqlite.arguments = [instance.path(".orchestrator/orchestrator.sqlite"), "UPDATE job SET final_path = NULL WHERE id = 1"]
+        try sqlite.run()
+        sqlite.waitUntilExit()
+        try #require(sqlite.terminationStatus == 0)
+        try "new\n".write(toFile: instance.path("Inbox/.processing/a.txt"), atomically: false, encoding: .utf8)
+
+        try instance.startDaemon()
+        try instance.waitUntil("the newcomer ran and moved", timeout: 20) {
+            instance.lines(of: "runs.log").count == 2 && instance.count(in: "Done") == 2
+        }
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.lines(of: "runs.log") == ["a.txt old", "a.txt new"], "the newcomer ran once, as a job of its own")
+        #expect((try? String(contentsOfFile: instance.path("Done/a.txt"), encoding: .utf8)) == "old\n")
+        let first = try #require(try instance.json(["show", "1"]) as? [String: Any])
+        #expect((first["location"] as? String)?.hasSuffix("/Done/a.txt") == true, "\(first)")
+    }
+}

@@ -89,70 +89,68 @@ extension Dispatcher {
             return (all.filter { $0.kind == .file }, try transaction.reader.unmovedFinishedJobs())
         }
 
-        // Jobs whose end was recorded but whose file did not move yet: finish the move, never rerun.
+        let plan = RecoveryPlan(
+            unmoved: unmoved, live: filesToo ? live : [],
+            handler: { [config] job in
+                (config.handlers.first { $0.name == job.handler } ?? config.handler(for: job.name))?.name
+            },
+            processing: { [layout] in FileSystem.status(layout.processing.appending($0)) },
+            inbox: { [layout] in FileSystem.status(layout.inbox.appending($0)) })
         var recoveredMoves: [MovedFile] = []
-        for job in unmoved {
-            let root = job.state == .done ? layout.done : layout.failed
-            var finalName: RelativePath?
-            let present = FileSystem.status(layout.processing.appending(job.name))
-            if let present, !RecoveryCheck.isClaimedFile(present, of: job) {
-                // A newcomer of the same name, claimed after this job's file had left but before its final path
-                // was committed. The job's own file is already in Done/ or Failed/; the newcomer is adopted as
-                // a claim of its own below, never passed off as this job's result.
-                finalName = locateMovedFile(of: job, in: root)
+        for action in plan.actions {
+            switch action {
+            case .finishMove(let job):
+                if let moved = finishRecoveredMove(job) { recoveredMoves.append(moved) }
+            case .newerFileUnderName(let job):
                 logger.warning(
                     "a newer file of the same name is in the processing area; it is a new job",
                     metadata: ["file": "\(job.name)", "job": "\(job.id)"])
-            } else {
-                let result = moveOut(job.name, jobID: job.id, into: root)
-                if let error = result.error {
-                    // Still finished work: never adopted as a new claim; the watchdog sweep tries the move again.
-                    let finished = FinishedJob(jobID: job.id, name: job.name, succeeded: job.state == .done, handler: job.handler)
-                    stuckMoves[job.id] = StuckMove(job: finished, reason: error)
-                    names.assign(job.name, to: job.id)
+                let root = job.state == .done ? layout.done : layout.failed
+                recoveredMoves.append(recordRecoveredMove(job, finalName: locateMovedFile(of: job, in: root)))
+            case .restore(let job, let handler):
+                names.assign(job.name, to: job.id)
+                restore(job, owner: .handler(handler), priority: self.handler(named: handler)?.priority ?? job.priority)
+            case .reclaim(let job, let handler):
+                let moved = try? FileSystem.renameNoReplace(layout.inbox.appending(job.name), layout.processing.appending(job.name))
+                guard moved == .moved else {
+                    failRecovered(job, reason: "its file disappeared while the daemon was down")
                     continue
                 }
-                finalName = result.finalName
+                logger.info("re-claimed a file found back in Inbox", metadata: ["file": "\(job.name)"])
+                names.assign(job.name, to: job.id)
+                restore(job, owner: .handler(handler), priority: self.handler(named: handler)?.priority ?? job.priority)
+            case .fail(let job, let reason):
+                failRecovered(job, reason: reason)
             }
-            let jobID = job.id
-            record { try $0.setFinalPath(jobID: jobID, finalName ?? RelativePath([])) }
-            let handler = job.handler
-            recoveredMoves.append(
-                MovedFile(job: FinishedJob(jobID: jobID, name: job.name, succeeded: job.state == .done, handler: handler),
-                          finalName: finalName, error: nil))
         }
         // Their uploads, as for any file that reaches Done (committed with the final paths).
         queueUploads(recoveredMoves)
-
-        for record in live where filesToo {
-            guard let handler = config.handlers.first(where: { $0.name == record.handler }) ?? config.handler(for: record.name)
-            else {
-                failRecovered(record, reason: "no handler (handler \(record.handler ?? "?") is no longer configured)")
-                continue
-            }
-            if let status = FileSystem.status(layout.processing.appending(record.name)), !status.isRegular {
-                failRecovered(record, reason: Self.notRegular(status.kind))
-                continue
-            }
-            if !FileSystem.exists(layout.processing.appending(record.name)) {
-                // A claim whose rename did not survive (power cut): the file is back in Inbox.
-                if FileSystem.exists(layout.inbox.appending(record.name)),
-                    (try? FileSystem.renameNoReplace(
-                        layout.inbox.appending(record.name), layout.processing.appending(record.name))) == .moved
-                {
-                    logger.info("re-claimed a file found back in Inbox", metadata: ["file": "\(record.name)"])
-                } else {
-                    failRecovered(record, reason: "its file disappeared while the daemon was down")
-                    continue
-                }
-            }
-            names.assign(record.name, to: record.id)
-            restore(record, owner: .handler(handler.name), priority: handler.priority)
-        }
         if !live.isEmpty || !unmoved.isEmpty {
             logger.info("recovered jobs from the store", metadata: ["live": "\(live.count)", "moved": "\(unmoved.count)"])
         }
         flushWrites()
+    }
+
+    /// A finished job's file still in the processing area goes to Done/ or Failed/ (never run again); a move
+    /// that fails leaves it stuck for the watchdog sweep.
+    private func finishRecoveredMove(_ job: JobRecord) -> MovedFile? {
+        let root = job.state == .done ? layout.done : layout.failed
+        let result = moveOut(job.name, jobID: job.id, into: root)
+        if let error = result.error {
+            let finished = FinishedJob(jobID: job.id, name: job.name, succeeded: job.state == .done, handler: job.handler)
+            stuckMoves[job.id] = StuckMove(job: finished, reason: error)
+            names.assign(job.name, to: job.id)
+            return nil
+        }
+        return recordRecoveredMove(job, finalName: result.finalName)
+    }
+
+    private func recordRecoveredMove(_ job: JobRecord, finalName: RelativePath?) -> MovedFile {
+        let jobID = job.id
+        record { try $0.setFinalPath(jobID: jobID, finalName ?? RelativePath([])) }
+        return MovedFile(
+            job: FinishedJob(jobID: jobID, name: job.name, succeeded: job.state == .done, handler: job.handler),
+            finalName: finalName, error: nil)
     }
 
     /// Where a finished job's file went, when its final path was not committed: its name or a collision
@@ -160,7 +158,7 @@ extension Dispatcher {
     private func locateMovedFile(of job: JobRecord, in root: PathBytes) -> RelativePath? {
         for attempt in 1...20 {
             let candidate = CollisionName.candidate(for: job.name, tag: "\(job.id)", attempt: attempt)
-            if let status = FileSystem.status(root.appending(candidate)), RecoveryCheck.isClaimedFile(status, of: job) {
+            if let status = FileSystem.status(root.appending(candidate)), RecoveryPlan.isClaimedFile(status, of: job) {
                 return candidate
             }
         }
@@ -342,12 +340,3 @@ extension Dispatcher {
     }
 }
 
-/// Decisions recovery makes from store records and what it finds on disk.
-enum RecoveryCheck {
-    /// Whether the entry found under a job's name is the file that job claimed. Jobs recorded before claim
-    /// identities were stored cannot be checked and are taken at their word.
-    static func isClaimedFile(_ status: FileStatus, of job: JobRecord) -> Bool {
-        guard let inode = job.claimInode, let device = job.claimDevice else { return true }
-        return status.inode == inode && status.device == device
-    }
-}
