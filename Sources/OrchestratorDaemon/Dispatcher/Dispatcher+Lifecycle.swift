@@ -305,7 +305,7 @@ extension Dispatcher {
             try prepareTaskRuntimes()
             if task(named: name) != nil {
                 due(name, cause: .manual)
-                batchReport.taskJob = taskRuntimes[name]?.liveJobs.first
+                batchReport.taskJob = taskRuntimes[name]?.runs.active
             }
         }
         scheduleCycle()

@@ -110,9 +110,7 @@ extension Dispatcher {
             }
             if let old = taskRuntimes[task.name] {
                 if let timer = old.timer { wheel.cancel(timer) }
-                runtime.liveJobs = old.liveJobs
-                runtime.active = old.active
-                runtime.held = old.held
+                runtime.runs = old.runs
                 runtime.pending = old.pending
             }
             taskRuntimes[task.name] = runtime

@@ -16,12 +16,8 @@ struct TaskRuntime {
     /// The slot its timer is armed for (Unix ms).
     var nextSlot: Int64?
     var timer: TimerHandle?
-    /// Its queued, running and retry-waiting runs.
-    var liveJobs: Set<Int64> = []
-    /// The one run that may be on the ready queue, running or waiting to retry; a task never overlaps
-    /// itself, so the others wait in `held`, in order.
-    var active: Int64?
-    var held: [Int64] = []
+    /// Its queued, running and retry-waiting runs: one active, the others held behind it.
+    var runs = TaskRunBook()
     /// A due run that waits for prerequisites; a newer due run replaces it.
     var pending: PendingRun?
     /// When its latest run started (Unix seconds): prerequisites must have succeeded since.
@@ -112,19 +108,13 @@ extension Dispatcher {
     /// Task runs the store holds as live (queued, waiting to retry, or cut short by a stop) run again.
     private func adoptRecoveredRuns(_ name: String) throws {
         for record in recoveredTaskJobs where record.name.bytes == Array(name.utf8) {
-            taskRuntimes[name]?.liveJobs.insert(record.id)
             // The first recovered run is the active one; the others wait behind it, a pending retry starting
             // over when its turn comes.
-            let first = taskRuntimes[name]?.active == nil
+            let first = taskRuntimes[name]?.runs.add(record.id) ?? false
             restore(record, owner: .task(name), priority: record.priority, enqueue: first)
             // A run started by a task.* event stays quiet after a restart too.
             if let eventID = record.eventID, try store.read({ try $0.eventName(id: eventID) })?.hasPrefix("task.") == true {
                 quietTaskRuns.insert(record.id)
-            }
-            if first {
-                taskRuntimes[name]?.active = record.id
-            } else {
-                taskRuntimes[name]?.held.append(record.id)
             }
         }
     }
@@ -163,12 +153,10 @@ extension Dispatcher {
         }
         // An event queues one run per event (they run one after the other); a schedule does not pile runs
         // up behind a slow task: with overlap = "queue" at most one waits.
-        if cause != .event, cause != .manual, !runtime.liveJobs.isEmpty {
-            if task.overlap == .skip || runtime.liveJobs.count >= 2 {
-                logger.info("not run: the previous run has not finished", metadata: ["task": "\(task.name)", "overlap": "\(task.overlap.rawValue)"])
-                clearPending(name)
-                return
-            }
+        if cause != .event, cause != .manual, !runtime.runs.admitsScheduled(overlap: task.overlap) {
+            logger.info("not run: the previous run has not finished", metadata: ["task": "\(task.name)", "overlap": "\(task.overlap.rawValue)"])
+            clearPending(name)
+            return
         }
         if !task.after.isEmpty, cause != .manual {
             switch DependencyGate.decide(after: task.after, ownLastStart: runtime.lastStart, latest: latestTaskRuns) {
@@ -254,20 +242,13 @@ extension Dispatcher {
             id: id, name: RelativePath(Array(task.name.utf8)), owner: .task(name), state: .queued, priority: priority,
             attempts: 0, maxAttempts: task.maxAttempts)
         jobs[id] = job
-        taskRuntimes[name]?.liveJobs.insert(id)
         // A run started by task.completed or task.failed fires neither: two tasks listening to each other's
         // ends (or one to its own) would otherwise never stop.
         if eventName?.hasPrefix("task.") == true { quietTaskRuns.insert(id) }
-        if taskRuntimes[name]?.active == nil {
-            taskRuntimes[name]?.active = id
+        // `task run` goes ahead of the other waiting runs (after earlier `task run`s).
+        let manual = cause == .manual
+        if taskRuntimes[name]?.runs.add(id, ahead: manual, isAhead: { [jobs] in (jobs[$0]?.priority ?? 0) >= priority }) == true {
             enqueue(job)
-        } else if cause == .manual {
-            // `task run` goes ahead of the other waiting runs (after earlier `task run`s).
-            let held = taskRuntimes[name]?.held ?? []
-            let position = held.firstIndex { jobs[$0]?.priority ?? 0 < priority } ?? held.count
-            taskRuntimes[name]?.held.insert(id, at: position)
-        } else {
-            taskRuntimes[name]?.held.append(id)
         }
         logger.debug("queued", metadata: ["task": "\(task.name)", "job": "\(id)", "cause": "\(cause.rawValue)"])
     }
@@ -280,17 +261,9 @@ extension Dispatcher {
     func taskFinished(_ job: LiveJob, succeeded: Bool, couldNotStart: Bool, reason: String?) {
         guard case .task(let name) = job.owner, var runtime = taskRuntimes[name] else { return }
         let wallNow = Self.wallClock()
-        runtime.liveJobs.remove(job.id)
-        if runtime.active == job.id {
-            runtime.active = nil
-            // The next held run gets its turn.
-            while !runtime.held.isEmpty {
-                let next = runtime.held.removeFirst()
-                guard let held = jobs[next] else { continue }
-                runtime.active = next
-                enqueue(held)
-                break
-            }
+        // The next held run gets its turn.
+        if let next = runtime.runs.finished(job.id, stillLive: { jobs[$0] != nil }), let held = jobs[next] {
+            enqueue(held)
         }
         taskRuntimes[name] = runtime
         latestTaskRuns[name] = RunSummary(
