@@ -7,6 +7,10 @@ import OrchestratorStore
 /// refused and the config in force stays.
 extension Dispatcher {
     func reload() {
+        guard !phase.isStopping else {
+            logger.info("SIGHUP while stopping: nothing to reload")
+            return
+        }
         logger.info("SIGHUP: reloading the config", metadata: ["config": "\(config.file)"])
         let fresh: Config
         do {
@@ -93,13 +97,8 @@ extension Dispatcher {
             if let event = runtime.pending?.eventID { settleEvent(event) }
             logger.info("task removed by reload", metadata: ["task": "\(name)"])
         }
-        let overrides: [String: Bool]
-        do {
-            overrides = try store.read { try $0.taskEnabledOverrides() }
-        } catch {
-            logger.error("cannot read task enable/disable overrides; new and changed tasks wait for the next reload: \(error)")
-            return
-        }
+        // Unreadable: new and changed tasks wait for the next reload.
+        guard let overrides = readEnabledOverrides() else { return }
         for task in config.tasks where plan.addedTasks.contains(task.name) || plan.rescheduledTasks.contains(task.name) {
             var runtime: TaskRuntime
             do {

@@ -385,15 +385,19 @@ extension Dispatcher {
         record { try $0.setDaemonNote("sweep.\(mode)", summary, at: wallNow) }
     }
 
-    private func refreshEnabledOverrides() {
-        let overrides: [String: Bool]
+    /// `task enable|disable` as the store holds them; nil (and logged) if it cannot be read, in which case
+    /// what is in force stays in force.
+    func readEnabledOverrides() -> [String: Bool]? {
         do {
-            overrides = try store.read { try $0.taskEnabledOverrides() }
+            return try store.read { try $0.taskEnabledOverrides() }
         } catch {
-            // What is in force stays in force; the next wake or sweep reads again.
             logger.error("cannot read task enable/disable overrides: \(error)")
-            return
+            return nil
         }
+    }
+
+    private func refreshEnabledOverrides() {
+        guard let overrides = readEnabledOverrides() else { return }
         for task in config.tasks {
             let enabled = overrides[task.name] ?? task.enabled
             if enabled != taskRuntimes[task.name]?.enabled {

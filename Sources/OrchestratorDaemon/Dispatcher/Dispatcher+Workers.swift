@@ -327,18 +327,24 @@ extension Dispatcher {
         case .task(let name): "task \(name) was removed by a reload"
         case .upload(let name): "handler \(name) no longer has an upload command"
         }
-        jobs[jobID] = nil
+        failForGood(job, from: job.state, attempts: job.attempts, reason: reason, couldNotStart: true, at: wallNow)
+    }
+
+    /// The job ends in `failed`: recorded, counted, a file sent on its way to Failed/, a task's next run let through.
+    private func failForGood(_ job: LiveJob, from previous: JobState, attempts: Int, reason: String, couldNotStart: Bool, at wallNow: Double) {
+        let jobID = job.id
+        jobs[jobID] = nil  // A file's name stays taken in `names` until it has moved out.
         noteBatchOutcome(job, succeeded: false, finished: true, reason: reason)
-        let from = job.state
-        record { try $0.setState(jobID: jobID, from: from, to: .failed, attempts: job.attempts, reason: reason, at: wallNow) }
-        logger.error("failed for good", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "reason": "\(reason)"])
+        record { try $0.setState(jobID: jobID, from: previous, to: .failed, attempts: attempts, reason: reason, at: wallNow) }
         switch job.owner {
-        case .task: taskFinished(job, succeeded: false, couldNotStart: true, reason: reason)
+        case .task: taskFinished(job, succeeded: false, couldNotStart: couldNotStart, reason: reason)
         case .upload: break
         case .handler:
             processedCount += 1
             finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: false))
         }
+        logger.error(
+            "failed for good", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "attempts": "\(attempts)", "reason": "\(reason)"])
     }
 
     /// Retries after backoff while attempts remain, else the file goes to Failed/.
@@ -370,18 +376,7 @@ extension Dispatcher {
                     "retry_in": "\(delay)",
                 ])
         } else {
-            jobs[jobID] = nil  // Its name stays taken in `names` until its file has moved out.
-            noteBatchOutcome(job, succeeded: false, finished: true, reason: reason)
-            record { try $0.setState(jobID: jobID, from: previous, to: .failed, attempts: attempts, reason: reason, at: wallNow) }
-            switch job.owner {
-            case .task: taskFinished(job, succeeded: false, couldNotStart: couldNotStart, reason: reason)
-            case .upload: break
-            case .handler:
-                processedCount += 1
-                finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: false))
-            }
-            logger.error(
-                "failed for good", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "attempts": "\(attempts)", "reason": "\(reason)"])
+            failForGood(job, from: previous, attempts: attempts, reason: reason, couldNotStart: couldNotStart, at: wallNow)
         }
     }
 
