@@ -497,3 +497,40 @@ import Testing
         #expect((first["location"] as? String)?.hasSuffix("/Done/a.txt") == true, "\(first)")
     }
 }
+
+/// A move that keeps failing (here Done/ is made immutable) leaves the file in the processing area, the
+/// health snapshot says `stuck`, and the watchdog sweep moves it once it can.
+@Suite(.serialized, .timeLimit(.minutes(2)), .enabled(if: getuid() == 0 && FileManager.default.fileExists(atPath: "/usr/bin/chattr")))
+struct StuckMoveTests {
+    func chattr(_ flag: String, _ path: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
+        process.arguments = [flag, path]
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "chattr \(flag) \(path)")
+    }
+
+    @Test func aStuckMoveIsReportedAndRetriedByTheWatchdog() throws {
+        let instance = try TestInstance(config: testConfig(
+            handler: "command = [\"/bin/sh\", \"-c\", 'echo \"$ORCH_NAME\" >> ../runs.log']", extra: "[sweeps]\nwatchdog = \"1s\"\n"))
+        try instance.startDaemon()
+        try chattr("+i", instance.path("Done"))
+        var unlocked = false
+        defer { if !unlocked { try? chattr("-i", instance.path("Done")) } }
+        try instance.drop("a.txt")
+        try instance.waitUntil("the health snapshot says stuck", timeout: 20) {
+            let status = try? instance.json(["status"]) as? [String: Any]
+            let problems = (status?["health"] as? [String: Any])?["problems"] as? [String] ?? []
+            return problems.contains { $0.hasPrefix("stuck: 1 files in the processing area") }
+        }
+        #expect(instance.names(in: "Inbox/.processing") == [Array("a.txt".utf8)])
+        try chattr("-i", instance.path("Done"))
+        unlocked = true
+        try instance.waitUntil("the watchdog moved it", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.lines(of: "runs.log") == ["a.txt"], "it ran once")
+        #expect(instance.count(in: "Inbox/.processing") == 0)
+        #expect(instance.log.contains("moved out of the processing area at last"))
+    }
+}
