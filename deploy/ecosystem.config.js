@@ -1,4 +1,5 @@
 // pm2 ecosystem file: pm2 start deploy/ecosystem.config.js
+// /usr/local/bin holds orchestrator and orchestrator-spawn (the helper that starts each worker, found beside it).
 // pm2 stops apps with SIGINT, which orchestrator treats like SIGTERM (drain, then stop workers).
 module.exports = {
   apps: [
