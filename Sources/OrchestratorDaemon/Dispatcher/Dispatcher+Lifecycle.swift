@@ -33,6 +33,9 @@ extension Dispatcher {
         startScan(reason: "start")
         for sweep in [TimerPurpose.ingestSweep, .retrySweep, .uploadSweep] { armSweep(sweep) }
         noteConfigLoaded()
+        if !supervisor.measuresWorkersOwnUsage {
+            logger.warning("orchestrator-spawn is not beside the orchestrator binary; workers start directly and their max RSS includes the daemon's")
+        }
         phase = .running
         watchdogSweep()
         pruneSweepDue()
