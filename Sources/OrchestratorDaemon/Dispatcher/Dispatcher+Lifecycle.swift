@@ -17,7 +17,7 @@ extension Dispatcher {
         installTimer()
         if let batch {
             try startBatch(batch)
-            phase = .running
+            if phase == .starting { phase = .running }
             return
         }
         try endOrphanedWorkers()
@@ -36,7 +36,8 @@ extension Dispatcher {
         if !supervisor.measuresWorkersOwnUsage {
             logger.warning("orchestrator-spawn is not beside the orchestrator binary; workers start directly and their max RSS includes the daemon's")
         }
-        phase = .running
+        // Recovery may already have paused for a full disk: that stands.
+        if phase == .starting { phase = .running }
         watchdogSweep()
         pruneSweepDue()
         startWatchdogPings()
