@@ -4,14 +4,14 @@
 # only ratios within a run mean anything.
 #
 #   Benchmarks/bench.sh                      all parts
-#   Benchmarks/bench.sh throughput latency   some of: throughput latency idle backlog wheel
+#   Benchmarks/bench.sh throughput latency   some of: throughput latency idle backlog wheel cron-cli
 #   N=1000 BACKLOG=5000 Benchmarks/bench.sh  smaller counts for a quick look
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-5000}
 BACKLOG=${BACKLOG:-50000}
 LATENCY_RUNS=${LATENCY_RUNS:-200}
-parts=("${@:-throughput latency idle backlog wheel}")
+parts=("${@:-throughput latency idle backlog wheel cron-cli}")
 parts=(${parts[*]})
 work=$(mktemp -d /tmp/orch-bench.XXXXXX)
 cleanup() { pkill -f "orchestrator watch --config $work" 2>/dev/null || true; pkill -f "inotifywait -q -m -e close_write,moved_to --format %f $work" 2>/dev/null || true; rm -rf "$work"; }
@@ -113,6 +113,14 @@ wheel)
     # The timer wheel against swift-collections' Heap on the same 1,000,000 timers, and cron next-fire throughput.
     swift build -c release --product orchestrator-bench >/dev/null
     "$(swift build -c release --show-bin-path)/orchestrator-bench"
+    ;;
+cron-cli)
+    # `orchestrator cron next` as a whole process against cronsim (Python), five expressions in Europe/Berlin;
+    # which ones and why: Benchmarks/cron_cli.py. CRON_RUNS interleaved runs; CRON_BIN measures another build.
+    python3 -c "import cronsim" 2>/dev/null || pip install -q cronsim
+    swift build -c release --product orchestrator-bench >/dev/null
+    python3 Benchmarks/cron_cli.py --orchestrator "${CRON_BIN:-$bin}" --runs "${CRON_RUNS:-5}" \
+        --bench "$(swift build -c release --show-bin-path)/orchestrator-bench"
     ;;
 *) echo "unknown part: $part" >&2; exit 64 ;;
 esac; done

@@ -1,6 +1,10 @@
 // Micro-benchmarks of the pure scheduling pieces, run by `Benchmarks/bench.sh wheel` (release build):
 // the timer wheel against a binary heap from swift-collections on the same timers, and cron next-fire
 // throughput. Figures are for comparison within one run only.
+//
+//   orchestrator-bench                 everything
+//   orchestrator-bench cron [EXPR...]  only cron; EXPRs (default: bench.sh's five) for the fires-in-sequence
+//                                      figure, the in-process counterpart of `bench.sh cron-cli`
 import Foundation
 import HeapModule
 import OrchestratorCore
@@ -91,12 +95,16 @@ func report(_ name: String, _ result: (schedule: Double, cancel: Double, fire: D
     return total
 }
 
-print("\(count) timers, deadlines 1 ms ... 2 h, advanced in 1 s steps")
-let wheelAll = report("wheel, all fire", runWheel(cancelHalf: false))
-let heapAll = report("heap, all fire", runHeap(cancelHalf: false))
-let wheelHalf = report("wheel, half cancelled", runWheel(cancelHalf: true))
-let heapHalf = report("heap, half cancelled", runHeap(cancelHalf: true))
-print(String(format: "heap / wheel time: all fire %.2f, half cancelled %.2f", heapAll / wheelAll, heapHalf / wheelHalf))
+let arguments = Array(CommandLine.arguments.dropFirst())
+let onlyCron = arguments.first == "cron"
+if !onlyCron {
+    print("\(count) timers, deadlines 1 ms ... 2 h, advanced in 1 s steps")
+    let wheelAll = report("wheel, all fire", runWheel(cancelHalf: false))
+    let heapAll = report("heap, all fire", runHeap(cancelHalf: false))
+    let wheelHalf = report("wheel, half cancelled", runWheel(cancelHalf: true))
+    let heapHalf = report("heap, half cancelled", runHeap(cancelHalf: true))
+    print(String(format: "heap / wheel time: all fire %.2f, half cancelled %.2f", heapAll / wheelAll, heapHalf / wheelHalf))
+}
 
 // Cron: next-fire computations per second over a mixed set of expressions and zones.
 let expressions = [
@@ -122,4 +130,40 @@ let rare = try CronSchedule(expression: CronExpression(parsing: "0 0 29 2 */7"),
 let rareCalls = 20_000
 let rareTime = seconds { for index in 0..<rareCalls { checksum &+= rare.nextFire(after: starts[index % starts.count]) ?? 0 } }
 print(String(format: "cron next-fire, 29 February on a Sunday in Europe/Berlin: %.0f computations/s", Double(rareCalls) / rareTime))
+
+// Cron fires in sequence, as `cron next --count N` computes them: 1,000,000 fires of each expression from
+// 2026-01-01 in Europe/Berlin, evaluation alone and with each line written into memory (no I/O).
+let sequenceExpressions =
+    onlyCron && arguments.count > 1
+    ? Array(arguments.dropFirst()) : ["*/5 * * * *", "0 9 * * 1-5", "30 2 * * *", "*/15 1-3 * * *", "0 0 1 * *"]
+let berlin = try loadZone("Europe/Berlin")
+let sequenceSchedules = try sequenceExpressions.map { CronSchedule(expression: try CronExpression(parsing: $0), zone: berlin) }
+let firesEach = 1_000_000
+let sequenceStart: Int64 = 1_767_225_600  // 2026-01-01T00:00:00Z
+let evaluationTime = seconds {
+    for schedule in sequenceSchedules {
+        var fires = schedule.fires(after: sequenceStart)
+        for _ in 0..<firesEach { checksum &+= fires.next()?.instant ?? 0 }
+    }
+}
+let block = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16 + CronTimestampWriter.maximumLineLength)
+let linesTime = seconds {
+    for schedule in sequenceSchedules {
+        var fires = schedule.fires(after: sequenceStart)
+        var writer = CronTimestampWriter()
+        var used = 0
+        for _ in 0..<firesEach {
+            guard let fire = fires.next() else { break }
+            used += writer.writeLine(fire.instant, offset: fire.offset, to: block + used)
+            if used >= 1 << 16 {
+                checksum &+= Int64(block[used - 2])
+                used = 0
+            }
+        }
+    }
+}
+block.deallocate()
+let sequenceFires = Double(firesEach * sequenceSchedules.count)
+print(String(format: "cron fires in sequence, %d expressions in Europe/Berlin: %.0f fires/s evaluated, %.0f fires/s with lines written to memory",
+             sequenceSchedules.count, sequenceFires / evaluationTime, sequenceFires / linesTime))
 if checksum == 0 { print("(checksum 0)") }

@@ -3,18 +3,12 @@ public enum CronTimestamp {
     /// `2026-03-08T03:00:00-04:00`: the wall-clock time in `zone` with the offset in force at `instant`
     /// (`+00:00` for UTC; `±HH:MM:SS` only for historical offsets with seconds).
     public static func format(_ instant: Int64, in zone: any ZoneRules) -> String {
-        let offset = Int64(zone.offset(at: instant))
-        let local = instant + offset
-        let day = CivilCalendar.floorDivide(local, CivilCalendar.secondsPerDay)
-        let second = local - day * CivilCalendar.secondsPerDay
-        let date = CivilCalendar.date(dayNumber: day)
-        let year = date.year >= 0 ? pad(date.year, 4) : "-" + pad(-date.year, 4)
-        var text = "\(year)-\(pad(date.month, 2))-\(pad(date.day, 2))T"
-        text += "\(pad(second / 3600, 2)):\(pad(second / 60 % 60, 2)):\(pad(second % 60, 2))"
-        let magnitude = abs(offset)
-        text += (offset < 0 ? "-" : "+") + "\(pad(magnitude / 3600, 2)):\(pad(magnitude / 60 % 60, 2))"
-        if magnitude % 60 != 0 { text += ":\(pad(magnitude % 60, 2))" }
-        return text
+        var writer = CronTimestampWriter()
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: CronTimestampWriter.maximumLineLength) {
+            buffer in
+            let length = writer.writeLine(instant, offset: zone.offset(at: instant), to: buffer.baseAddress!)
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[..<(length - 1)]), as: UTF8.self)
+        }
     }
 
     /// Reads `YYYY-MM-DDTHH:MM[:SS[.fraction]]` with an optional `Z` or `±HH:MM` / `±HHMM` / `±HH` (a space or

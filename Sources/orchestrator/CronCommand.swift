@@ -38,16 +38,15 @@ extension Orchestrator {
                     return
                 }
                 guard let expression = options.expression else { throw usage("missing the cron expression (EXPR)") }
-                let lines = try reportingCronErrors { () throws(CronError) -> [String] in
+                var fires = try reportingCronErrors { () throws(CronError) -> CronSchedule.Fires in
                     let cron = try CronExpression(parsing: expression)
                     let zone = try options.tz.map { name throws(CronError) in try loadZone(name) } ?? hostZone()
                     let start =
                         try options.from.map { text throws(CronError) in try CronTimestamp.parse(text, in: zone) }
                         ?? Int64(Date().timeIntervalSince1970.rounded(.down))
-                    return CronSchedule(expression: cron, zone: zone).fires(after: start, count: options.count)
-                        .map { CronTimestamp.format($0, in: zone) }
+                    return CronSchedule(expression: cron, zone: zone).fires(after: start)
                 }
-                guard !lines.isEmpty else {
+                guard let first = fires.next() else {
                     let cron = try? CronExpression(parsing: expression)
                     let reason =
                         if cron?.isReboot == true {
@@ -60,7 +59,7 @@ extension Orchestrator {
                     printError("error: cron expression \(quotedArgument(expression)): \(reason)")
                     throw ExitCode(65)
                 }
-                lines.forEach(printOut)
+                try printFires(first: first, then: &fires, count: options.count)
             }
 
             /// `EXPR`, `--from X` / `--from=X`, `--count N`, `--tz Z`, and `--` before an EXPR that starts with `-`;
@@ -132,6 +131,39 @@ private func reportingCronErrors<T>(_ body: () throws(CronError) -> T) throws ->
         case .invalidExpression: printError("error: \(error)")
         }
         throw ExitCode(65)
+    }
+}
+
+/// Writes `count` lines (`first`, then from `rest`) to stdout in large blocks: `cron next --count 1000000`
+/// is a benchmark of the evaluator, not of a write per line.
+private func printFires(first: CronSchedule.Fire, then rest: inout CronSchedule.Fires, count: Int) throws {
+    let blockSize = 1 << 16
+    let block = UnsafeMutablePointer<UInt8>.allocate(capacity: blockSize + CronTimestampWriter.maximumLineLength)
+    defer { block.deallocate() }
+    var writer = CronTimestampWriter()
+    var used = writer.writeLine(first.instant, offset: first.offset, to: block)
+    var printed = 1
+    while printed < count, let fire = rest.next() {
+        used += writer.writeLine(fire.instant, offset: fire.offset, to: block + used)
+        printed += 1
+        if used >= blockSize {
+            try writeToStandardOutput(block, count: used)
+            used = 0
+        }
+    }
+    try writeToStandardOutput(block, count: used)
+}
+
+private func writeToStandardOutput(_ bytes: UnsafeMutablePointer<UInt8>, count: Int) throws {
+    var done = 0
+    while done < count {
+        let written = write(STDOUT_FILENO, bytes + done, count - done)
+        if written < 0 {
+            if errno == EINTR { continue }
+            printError("error: writing to standard output: \(String(cString: strerror(errno)))")
+            throw ExitCode(1)
+        }
+        done += written
     }
 }
 
