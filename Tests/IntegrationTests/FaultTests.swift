@@ -122,6 +122,46 @@ import Testing
         #expect(instance.lines(of: "runs.log").filter { $0 == "slow.txt" }.count == 1, "and ran once")
     }
 
+    @Test func sighupRemovingAHandlerMatchesItsWaitingFilesAgainOrFailsThem() throws {
+        func config(_ handlers: String) -> String {
+            "[limits]\nmax_concurrent = 1\nshutdown_grace = \"5s\"\n\n" + handlers
+        }
+        let slow = """
+            [[handler]]
+            name = "slow"
+            match = ["*.slow"]
+            command = ["/bin/sh", "-c", 'echo "slow $ORCH_NAME" >> ../runs.log; while [ ! -e ../release ]; do sleep 0.05; done']
+
+            """
+        let text = """
+            [[handler]]
+            name = "text"
+            match = ["*.txt"]
+            command = ["/bin/sh", "-c", 'echo "text $ORCH_NAME" >> ../runs.log']
+
+            """
+        let instance = try TestInstance(config: config(slow + text))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        try instance.drop("a.slow")
+        try instance.waitUntil("a.slow runs", timeout: 20) { instance.lines(of: "runs.log") == ["slow a.slow"] }
+        try instance.drop("b.slow")
+        try instance.drop("c.txt")
+        try instance.waitUntil("both wait", timeout: 20) {
+            ((try? instance.json(["status"]) as? [String: Any])?["jobs"] as? [String: Int])?["queued"] == 2
+        }
+        // `slow` goes; `*.txt` stays with a new name; `b.slow` has no handler any more.
+        try config(text.replacingOccurrences(of: "name = \"text\"", with: "name = \"renamed\"")).write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the config is reloaded", timeout: 10) { instance.log.contains("config reloaded") }
+        _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
+        try instance.waitUntil("all three end", timeout: 20) { instance.count(in: "Done") == 2 && instance.count(in: "Failed") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.lines(of: "runs.log") == ["slow a.slow", "text c.txt"], "the running one finished under its config, once")
+        let failed = try #require(try instance.json(["show", "Failed/b.slow"]) as? [String: Any])
+        #expect(failed["reason"] as? String == "no handler (handler slow was removed by a reload)", "\(failed)")
+    }
+
     @Test func sighupRefusesAnInvalidConfigWithItsLineAndKeepsTheOldOne() throws {
         let instance = try TestInstance(config: Self.versionedConfig("v1"))
         try instance.startDaemon()

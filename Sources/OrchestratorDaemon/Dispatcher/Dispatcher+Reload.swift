@@ -49,6 +49,12 @@ extension Dispatcher {
         // Jobs not yet started whose handler or task is gone are matched again or end now; running ones
         // finish first and meet the same decision if they need another attempt.
         for (jobID, job) in jobs where running[jobID] == nil && undecided[jobID] == nil && spec(of: job.owner) == nil {
+            if case .handler = job.owner, let handler = fresh.handler(for: job.name) {
+                // Where it waits (queued, backing off, behind a breaker) it keeps waiting, under the new handler.
+                jobs[jobID]?.owner = .handler(handler.name)
+                logger.info("its handler was removed by a reload; handler \(handler.name) takes it", metadata: ["file": "\(job.name)", "job": "\(jobID)"])
+                continue
+            }
             if let timer = job.retryTimer { wheel.cancel(timer) }
             ownerRemoved(job)
         }
