@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 /// `orchestrator cron next` through the real binary: stdout, the one stderr line, exit statuses (spec/cron.md §1).
+@Suite(.timeLimit(.minutes(1)))
 struct CronCommandTests {
     let instance: TestInstance
 
@@ -41,16 +42,10 @@ struct CronCommandTests {
     }
 
     @Test func withoutTzTheHostZoneFromTZIsUsed() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestInstance.binary)
-        process.arguments = ["cron", "next", "0 12 * * *", "--from", "2026-07-01T00:00:00Z"]
-        process.environment = ["TZ": "Europe/Berlin"]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(String(decoding: data, as: UTF8.self) == "2026-07-01T12:00:00+02:00\n")
+        let output = try instance.run(
+            ["cron", "next", "0 12 * * *", "--from", "2026-07-01T00:00:00Z"], withConfig: false, environment: ["TZ": "Europe/Berlin"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout == "2026-07-01T12:00:00+02:00\n")
     }
 
     @Test func rareDatesAnswerAtOnce() throws {

@@ -5,24 +5,64 @@ import Foundation
 import Testing
 
 /// End-to-end behaviour of `watch` on real folders, real workers and real signals.
-@Suite(.serialized)
+@Suite(.serialized, .timeLimit(.minutes(4)))
 struct InboxTests {
+    /// A worker that records each run in ran.log as "NAME CONTENT" (files hold one line), using only shell
+    /// builtins so that hundreds of runs stay cheap.
+    static let recordingWorker = """
+        #!/bin/sh
+        IFS= read -r content < "$1"
+        printf '%s %s\\n' "$ORCH_NAME" "$content" >> ../ran.log
+        """
+
+    static func recordingInstance(maxConcurrent: Int = 2) throws -> TestInstance {
+        try TestInstance(
+            config: testConfig(handler: #"command = ["../workers/record.sh", "{file}"]"#, maxConcurrent: maxConcurrent),
+            workers: ["record.sh": recordingWorker])
+    }
+
+    /// Drops `count` files named `prefix-N.txt`, each holding a line of its own; returns the ran.log line
+    /// each should produce.
+    static func dropDistinctFiles(_ instance: TestInstance, _ prefix: String, count: Int) throws -> [String] {
+        try (0..<count).map { index in
+            let name = "\(prefix)-\(index).txt"
+            let content = "\(name) \(UUID().uuidString)"
+            try instance.drop(name, content + "\n")
+            return "\(name) \(content)"
+        }
+    }
+
+    /// Each file ran exactly once, with its own content, and is in Done with that content.
+    static func expectEachRanOnceWithItsContent(_ instance: TestInstance, _ expected: [String]) {
+        let ran = instance.lines(of: "ran.log")
+        let runs = Dictionary(ran.map { ($0, 1) }, uniquingKeysWith: +)
+        #expect(runs.filter { $0.value > 1 }.isEmpty, "ran more than once: \(runs.filter { $0.value > 1 }.keys.sorted())")
+        #expect(Set(ran) == Set(expected), "missing: \(Set(expected).subtracting(ran).sorted().prefix(5)), unexpected: \(Set(ran).subtracting(expected).sorted().prefix(5))")
+        for line in expected {
+            let name = String(line.prefix { $0 != " " })
+            let kept = try? String(contentsOfFile: instance.path("Done/\(name)"), encoding: .utf8)
+            #expect(kept == String(line.dropFirst(name.count + 1)) + "\n", "Done/\(name) holds \(kept ?? "nothing")")
+        }
+    }
+
     @Test func fiveHundredFilesDroppedAtOnceAllEndInDone() throws {
-        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#, maxConcurrent: 4))
+        let instance = try Self.recordingInstance(maxConcurrent: 4)
         try instance.startDaemon()
-        for index in 0..<500 { try instance.drop("file-\(index).txt") }
+        let expected = try Self.dropDistinctFiles(instance, "file", count: 500)
         try instance.waitUntil("500 files are in Done", timeout: 120) { instance.count(in: "Done") == 500 }
         #expect(instance.count(in: "Failed") == 0)
         #expect(instance.count(in: "Inbox") == 0)
         #expect(instance.stopDaemon() == 0)
+        Self.expectEachRanOnceWithItsContent(instance, expected)
     }
 
     @Test func filesPresentBeforeStartAreProcessed() throws {
-        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
-        for index in 0..<20 { try instance.drop("early-\(index).txt") }
+        let instance = try Self.recordingInstance()
+        let expected = try Self.dropDistinctFiles(instance, "early", count: 20)
         try instance.startDaemon()
         try instance.waitUntil("20 files are in Done", timeout: 60) { instance.count(in: "Done") == 20 }
         #expect(instance.stopDaemon() == 0)
+        Self.expectEachRanOnceWithItsContent(instance, expected)
     }
 
     @Test func failingWorkerEndsInFailedAfterExactlyMaxAttempts() throws {
@@ -251,7 +291,7 @@ struct InboxTests {
     @Test func replayRefusesPathsOutsideFailed() throws {
         let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
         try "secret".write(toFile: instance.path("outside.txt"), atomically: false, encoding: .utf8)
-        symlink(instance.path("outside.txt"), instance.path("Failed/link.txt"))
+        try #require(symlink(instance.path("outside.txt"), instance.path("Failed/link.txt")) == 0, "symlink: errno \(errno)")
         for target in ["../etc/passwd", "/etc/passwd", "Failed/../outside.txt", "Failed/link.txt"] {
             let result = try instance.run(["replay", target])
             #expect(result.status == 65, "replay \(target) exited \(result.status)")

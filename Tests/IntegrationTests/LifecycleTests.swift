@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// Start-up, shutdown, the other commands and the less common paths of a file.
-@Suite(.serialized)
+@Suite(.serialized, .timeLimit(.minutes(3)))
 struct LifecycleTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -34,31 +34,79 @@ struct LifecycleTests {
         #expect(check.status == 0, "a config without handlers is valid (tasks only)")
     }
 
+    /// The README's walkthrough, step by step, on the instance `init` writes.
     @Test func bundledInstanceProcessesAndFailsAsDocumented() throws {
         let instance = try TestInstance(config: "")
         let target = instance.path("demo")
-        _ = try instance.run(["init", target], withConfig: false)
+        let initialized = try instance.run(["init", target], withConfig: false)
+        try #require(initialized.status == 0, "\(initialized.stderr)")
         // The shipped config retries after 30 s; shorten it for the test only.
         let configPath = target + "/config/orchestrator.toml"
-        var config = try String(contentsOfFile: configPath, encoding: .utf8)
-        config = config.replacingOccurrences(of: "backoff      = \"30s\"", with: "backoff      = \"20ms\"")
+        let shipped = try String(contentsOfFile: configPath, encoding: .utf8)
+        let config = shipped.replacingOccurrences(of: "backoff      = \"30s\"", with: "backoff      = \"20ms\"")
+        try #require(config != shipped, "the bundled config no longer says backoff = \"30s\"; update this test")
         try config.write(toFile: configPath, atomically: false, encoding: .utf8)
+        func cli(_ arguments: [String]) throws -> TestInstance.Output {
+            try instance.run(arguments + ["--config", configPath], withConfig: false)
+        }
+        func json(_ arguments: [String]) throws -> Any {
+            let output = try cli(arguments + ["--json"])
+            #expect(output.status == 0, "\(arguments): \(output.stderr)")
+            return try JSONSerialization.jsonObject(with: Data(output.stdout.utf8))
+        }
         try "one\ntwo\n".write(toFile: target + "/Inbox/notes.txt", atomically: false, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: target + "/Inbox/empty.txt", contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestInstance.binary)
         process.arguments = ["watch", "--config", configPath]
-        process.standardError = FileHandle.nullDevice
+        let daemonLog = target + "/daemon.log"
+        _ = FileManager.default.createFile(atPath: daemonLog, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: daemonLog))
         try process.run()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         try waitUntil("both files have moved", timeout: 60) {
             FileManager.default.fileExists(atPath: target + "/Done/notes.txt")
                 && FileManager.default.fileExists(atPath: target + "/Failed/empty.txt")
         }
+
+        // "records each file's name, size, line count and sha256 in reports/inventory.tsv"
         let report = try String(contentsOfFile: target + "/reports/inventory.tsv", encoding: .utf8)
-        #expect(report.contains("\t8\t2\tnotes.txt"))
+        let rows = report.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+        #expect(rows.count == 1, "only notes.txt is recorded: \(report)")
+        #expect(rows.first.map { Array($0.dropFirst()) } == [
+            "c3f9c8c283a2b1f2f1896f27a01cbe3cddc0c9d93f752e4639035a0f5b36f6e8", "8", "2", "notes.txt",
+        ])
+
+        // "history --failed: three attempts, "exit status 1""
+        let history = try #require(try json(["history", "--failed"]) as? [[String: Any]])
+        #expect(history.count == 3)
+        #expect(history.allSatisfy { $0["name"] as? String == "empty.txt" && $0["reason"] as? String == "exit status 1" })
+
+        // "show Failed/empty.txt: every attempt, stderr tail, log path"
+        let show = try #require(try json(["show", target + "/Failed/empty.txt"]) as? [String: Any])
+        #expect(show["state"] as? String == "failed")
+        #expect(show["reason"] as? String == "exit status 1")
+        let attempts = try #require(show["attempts"] as? [[String: Any]])
+        #expect(attempts.map { $0["attempt"] as? Int } == [1, 2, 3])
+        for attempt in attempts {
+            #expect(attempt["exit_code"] as? Int == 1)
+            #expect((attempt["stderr_tail"] as? String)?.contains("refusing empty file: empty.txt") == true, "\(attempt)")
+            let logPath = attempt["log_path"] as? String
+            #expect(logPath.map { FileManager.default.fileExists(atPath: $0) } == true, "\(attempt)")
+        }
+
+        // "replay Failed/empty.txt: back to Inbox as a new job", then it is in Done.
+        try "now with content\n".write(toFile: target + "/Failed/empty.txt", atomically: false, encoding: .utf8)
+        let replay = try cli(["replay", target + "/Failed/empty.txt"])
+        #expect(replay.status == 0, "\(replay.stderr)")
+        try waitUntil("the replayed empty.txt is in Done", timeout: 30) {
+            FileManager.default.fileExists(atPath: target + "/Done/empty.txt")
+        }
+        #expect(!FileManager.default.fileExists(atPath: target + "/Failed/empty.txt"))
+
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        // The shipped shutdown_grace is 30 s, but nothing is running.
+        #expect(waitForExit(process, within: 40, "the bundled instance's daemon after SIGTERM"))
         #expect(process.terminationStatus == 0)
     }
 

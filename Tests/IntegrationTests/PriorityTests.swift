@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The one queue, held back by `max_concurrent = 1` so that its order is visible.
-@Suite struct PriorityTests {
+@Suite(.timeLimit(.minutes(2))) struct PriorityTests {
     /// `block*` waits for a `release` file; every worker appends its file name to `order.log`.
     static func config(starvationAfter: String) -> String {
         let record = "echo \"$ORCH_NAME\" >> ../order.log"
@@ -72,11 +72,16 @@ import Testing
         try instance.drop("low-old")
         try instance.waitUntil("low-old is queued", timeout: 10) { try queued(instance) == 1 }
         let queuedAt = Date()
-        // Priority 1 + 1 per second waited: above 5 once more than 4 s have passed.
-        try waitUntil("low-old has waited 5 s", timeout: 10) { Date().timeIntervalSince(queuedAt) > 5 }
+        // Aging is the passage of time, so this window is the scenario: priority 1 + 1 per second waited is
+        // above 5 once more than 4 s have passed. Meanwhile the held queue must not move.
+        expectQuiet(for: 5, "the held queue moved") { !instance.lines(of: "order.log").isEmpty }
         try instance.drop("mid-new")
         try instance.drop("high-new")
         try instance.waitUntil("both are queued", timeout: 10) { try queued(instance) == 3 }
+        // Past 8 s of waiting low-old would reach 9 and tie high-new (and both cap at 10): a different,
+        // correct order. Say so rather than fail on the order below.
+        let waited = Date().timeIntervalSince(queuedAt)
+        try #require(waited < 7.5, "the machine took \(waited) s to queue two files; the expected order no longer holds")
         #expect(FileManager.default.createFile(atPath: instance.path("release"), contents: nil))
         try instance.waitUntil("all ran", timeout: 20) { instance.lines(of: "order.log").count == 4 }
         // low-old (aged to 6) passes mid-new (5) but not high-new (9).
@@ -85,50 +90,61 @@ import Testing
     }
 }
 
-@Suite struct BreakerTests {
+@Suite(.timeLimit(.minutes(2))) struct BreakerTests {
+    func iso(_ value: Any?) -> Double? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return (value as? String).flatMap { formatter.date(from: $0)?.timeIntervalSince1970 }
+    }
+
+    /// Files named bad* fail, others succeed: the outcome of each run is fixed by its name, not by when a
+    /// test step happens to run, so nothing races the cooldown.
     @Test func breakerOpensParksJobsWithoutSpendingAttemptsAndClosesAfterAProbe() throws {
+        let cooldown = 2.0
         let config = testConfig(
             handler: """
-                command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log; test ! -e ../broken']
+                command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log; case "$ORCH_NAME" in bad*) exit 1;; esac']
                 max_attempts = 1
-                breaker = { failures = 2, cooldown = "1s" }
+                breaker = { failures = 2, cooldown = "2s" }
                 """, maxConcurrent: 1)
         let instance = try TestInstance(config: config)
-        #expect(FileManager.default.createFile(atPath: instance.path("broken"), contents: nil))
         try instance.startDaemon()
-        try instance.drop("f1")
-        try instance.waitUntil("f1 failed", timeout: 10) { instance.count(in: "Failed") == 1 }
-        try instance.drop("f2")
-        try instance.waitUntil("f2 failed", timeout: 10) { instance.count(in: "Failed") == 2 }
+        try instance.drop("bad1")
+        try instance.drop("bad2")
+        // good3 comes after both failures in the one queue, well within the cooldown (no CLI call between).
+        try instance.waitUntil("bad2 started", timeout: 10) { instance.lines(of: "runs.log").contains("bad2") }
+        try instance.drop("good3")
+        try instance.waitUntil("good3 done", timeout: 10) { instance.names(in: "Done").contains(Array("good3".utf8)) }
+        try instance.drop("good4")
+        try instance.waitUntil("good4 done", timeout: 10) { instance.names(in: "Done").contains(Array("good4".utf8)) }
+        #expect(instance.lines(of: "runs.log") == ["bad1", "bad2", "good3", "good4"], "each ran once, the parked one after the cooldown")
 
-        // Open: f3 waits in breaker_wait and does not run.
-        try instance.drop("f3")
-        try instance.waitUntil("f3 waits for the breaker", timeout: 10) {
-            let status = try #require(try instance.json(["status"]) as? [String: Any])
-            return (status["jobs"] as? [String: Int])?["breaker_wait"] == 1
-        }
+        // Opened by the second failure: good3 was parked, without spending an attempt, for the cooldown.
+        #expect(instance.log.contains("circuit open"))
+        let bad2 = try #require(try instance.json(["show", "Failed/bad2"]) as? [String: Any])
+        let bad2Ended = try #require(iso((bad2["attempts"] as? [[String: Any]])?.last?["ended_at"]))
+        let good3 = try #require(try instance.json(["show", "good3"]) as? [String: Any])
+        let attempts = try #require(good3["attempts"] as? [[String: Any]])
+        #expect(attempts.count == 1, "waiting for the breaker spent no attempt")
+        let transitions = (good3["transitions"] as? [[String: Any]]) ?? []
+        #expect(transitions.contains { $0["to"] as? String == "breaker_wait" && $0["detail"] as? String == "circuit open for handler test" })
+        let good3Started = try #require(iso(attempts.first?["started_at"]))
+        // The cooldown starts when bad2's failure is handled, after its end was recorded (times in ms).
+        #expect(good3Started - bad2Ended >= cooldown - 0.01, "good3 ran \(good3Started - bad2Ended) s after the circuit opened")
+
+        // Closed by good3, the probe: good4 went straight through.
+        #expect(instance.log.contains("circuit closed"))
         let status = try #require(try instance.json(["status"]) as? [String: Any])
-        let breakers = try #require(status["breakers"] as? [[String: Any]])
-        #expect(breakers.first?["state"] as? String == "open")
-        #expect(breakers.first?["owner"] as? String == "handler test")
-        #expect(instance.lines(of: "runs.log") == ["f1", "f2"])
-
-        // Repaired: after the cooldown f3 is the probe; it succeeds and the circuit closes.
-        try FileManager.default.removeItem(atPath: instance.path("broken"))
-        try instance.waitUntil("f3 done", timeout: 10) { instance.names(in: "Done").contains(Array("f3".utf8)) }
-        try instance.drop("f4")
-        try instance.waitUntil("f4 done", timeout: 10) { instance.names(in: "Done").contains(Array("f4".utf8)) }
-        let after = try #require(try instance.json(["status"]) as? [String: Any])
-        #expect((after["breakers"] as? [[String: Any]])?.first?["state"] as? String == "closed")
-        let shown = try #require(try instance.json(["show", "f3"]) as? [String: Any])
-        #expect((shown["attempts"] as? [Any])?.count == 1, "waiting for the breaker spent no attempt")
-        let states = (shown["transitions"] as? [[String: Any]])?.compactMap { $0["to"] as? String } ?? []
-        #expect(states.contains("breaker_wait"))
-        instance.stopDaemon()
+        let breaker = (status["breakers"] as? [[String: Any]])?.first
+        #expect(breaker?["owner"] as? String == "handler test")
+        #expect(breaker?["state"] as? String == "closed")
+        let good4 = try #require(try instance.json(["show", "good4"]) as? [String: Any])
+        #expect(!((good4["transitions"] as? [[String: Any]]) ?? []).contains { $0["to"] as? String == "breaker_wait" })
+        #expect(instance.stopDaemon() == 0)
     }
 }
 
-@Suite struct QueueAdmissionTests {
+@Suite(.timeLimit(.minutes(2))) struct QueueAdmissionTests {
     @Test func estimatesHoldWorkBackAndABigJobStillRunsAlone() throws {
         let config = """
             [inbox]

@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// One-shot sweeps and `task run`, with and without a daemon.
-@Suite struct SweepTests {
+@Suite(.timeLimit(.minutes(3))) struct SweepTests {
     /// Fails the first attempt of each file, succeeds after; every attempt appends the name to attempts.log.
     static let flaky = """
         command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../attempts.log; if [ -e "../seen-$ORCH_NAME" ]; then exit 0; fi; touch "../seen-$ORCH_NAME"; exit 1']
@@ -62,24 +62,29 @@ import Testing
     }
 
     @Test func aSweepWhoseLockIsHeldIsSkipped() throws {
-        let instance = try TestInstance(config: testConfig(handler: "command = [\"/bin/true\"]"))
-        try FileManager.default.createDirectory(atPath: instance.path(".orchestrator"), withIntermediateDirectories: true)
-        // Hold the ingest sweep's lock from another process (a POSIX record lock, as the sweeps take).
+        // The holder is a real one-shot ingest sweep whose worker waits for `release`: it holds the sweep's
+        // lock exactly as long as the test needs, with the lock the sweeps really take.
+        let instance = try TestInstance(config: testConfig(
+            handler: #"command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log; while [ ! -e ../release ]; do sleep 0.02; done']"#))
+        try instance.drop("held.txt")
         let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        holder.arguments = [
-            "python3", "-c",
-            "import fcntl,sys,time; f=open(sys.argv[1],'w'); fcntl.lockf(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)",
-            instance.path(".orchestrator/sweep-ingest.lock"),
-        ]
-        let out = Pipe()
-        holder.standardOutput = out
+        holder.executableURL = URL(fileURLWithPath: TestInstance.binary)
+        holder.arguments = ["sweep", "--mode", "ingest", "--config", instance.configURL.path]
+        holder.currentDirectoryURL = instance.root
+        holder.standardOutput = FileHandle.nullDevice
         try holder.run()
-        defer { holder.terminate() }
-        _ = out.fileHandleForReading.availableData  // "held"
+        defer { if holder.isRunning { waitForExit(holder, within: 0, "the holding sweep") } }
+        try instance.waitUntil("the holding sweep runs its worker", timeout: 20) { instance.lines(of: "runs.log") == ["held.txt"] }
+
         let sweep = try instance.run(["sweep", "--mode", "ingest"])
         #expect(sweep.status == 0)
-        #expect(sweep.stdout.contains("ingest: skipped: already running"), "\(sweep.stdout)")
+        #expect(sweep.stdout.contains("ingest: skipped: already running (pid \(holder.processIdentifier))"), "\(sweep.stdout)")
+        #expect(instance.lines(of: "runs.log") == ["held.txt"], "the skipped sweep ran nothing")
+
+        #expect(FileManager.default.createFile(atPath: instance.path("release"), contents: nil))
+        #expect(waitForExit(holder, within: 20, "the holding sweep"))
+        #expect(holder.terminationStatus == 0)
+        #expect(instance.names(in: "Done") == [Array("held.txt".utf8)])
     }
 
     @Test func taskRunInTheForegroundAndAheadOfEverythingInADaemon() throws {
@@ -143,7 +148,7 @@ import Testing
     }
 }
 
-@Suite struct WatchdogTests {
+@Suite(.timeLimit(.minutes(2))) struct WatchdogTests {
     @Test func oneShotWatchdogIsAHealthCheck() throws {
         let config = testConfig(handler: "command = [\"/bin/true\"]", extra: "\n[sweeps]\nwatchdog = \"1s\"\n")
         let instance = try TestInstance(config: config)
@@ -170,18 +175,21 @@ import Testing
         let pid = try #require(instance.daemon?.processIdentifier)
         kill(pid, SIGSTOP)
         defer { kill(pid, SIGCONT) }
-        let stoppedAt = Date()
-        try waitUntil("the daemon's snapshot is stale", timeout: 20) { Date().timeIntervalSince(stoppedAt) > 6 }
-        let wedged = try instance.run(["sweep", "--mode", "watchdog"])
-        #expect(wedged.status == 1)
-        #expect(wedged.stdout.contains("not sweeping"), "\(wedged.stdout)")
+        // Stale once no sweep came for 3 intervals + 2 s (5 s here).
+        var wedged: TestInstance.Output?
+        try waitUntil("the health check finds the snapshot stale", timeout: 20) {
+            wedged = try instance.run(["sweep", "--mode", "watchdog"])
+            return wedged?.status != 0
+        }
+        #expect(wedged?.status == 1)
+        #expect(wedged?.stdout.contains("not sweeping") == true, "\(wedged?.stdout ?? "")")
         kill(pid, SIGCONT)
         try instance.waitUntil("healthy again", timeout: 10) { try instance.run(["sweep", "--mode", "watchdog"]).status == 0 }
         instance.stopDaemon()
     }
 }
 
-@Suite struct UploadTests {
+@Suite(.timeLimit(.minutes(2))) struct UploadTests {
     /// The upload fails while `../offline` exists; each attempt appends the Done path to uploads.log.
     static let handler = """
         command = ["/bin/true"]

@@ -78,15 +78,19 @@ final class TestInstance: @unchecked Sendable {
     func killDaemon() {
         guard let daemon else { return }
         kill(daemon.processIdentifier, SIGKILL)
-        daemon.waitUntilExit()
+        waitForExit(daemon, within: 10, "the SIGKILLed daemon")
     }
 
-    /// SIGTERM and wait; returns the exit status.
+    /// SIGTERM and wait; returns the exit status. A daemon that has not stopped `within` seconds (the
+    /// test configs' 5 s shutdown_grace and more) is killed and reported.
     @discardableResult
-    func stopDaemon() -> Int32 {
+    func stopDaemon(within timeout: Double = 30) -> Int32 {
         guard let daemon else { return -1 }
         kill(daemon.processIdentifier, SIGTERM)
-        daemon.waitUntilExit()
+        guard waitForExit(daemon, within: timeout, "the daemon after SIGTERM") else {
+            Issue.record("daemon log:\n\(log.suffix(4000))")
+            return -1
+        }
         return daemon.terminationStatus
     }
 
@@ -98,24 +102,36 @@ final class TestInstance: @unchecked Sendable {
         var stderr: String
     }
 
-    func run(_ arguments: [String], withConfig: Bool = true) throws -> Output {
+    /// Runs the binary and returns what it printed. It writes into files, not pipes, so that a command
+    /// that hangs cannot block the test in a read; one still running after `timeout` seconds is killed
+    /// and the test fails. `environment` replaces the inherited one when given.
+    func run(
+        _ arguments: [String], withConfig: Bool = true, environment: [String: String]? = nil, timeout: Double = 30
+    ) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         var args = arguments
         if withConfig { args += ["--config", configURL.path] }
         process.arguments = args
         process.currentDirectoryURL = root
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        if let environment { process.environment = environment }
+        // Hidden, so that the folders the tests count never see them.
+        let outPath = path(".cli-\(UUID().uuidString.prefix(8)).out")
+        let errPath = outPath + ".err"
+        defer {
+            unlink(outPath)
+            unlink(errPath)
+        }
+        for file in [outPath, errPath] { _ = FileManager.default.createFile(atPath: file, contents: nil) }
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        guard waitForExit(process, within: timeout, "orchestrator \(arguments.joined(separator: " "))") else {
+            throw TimedOut(description: "orchestrator \(arguments) did not exit within \(timeout) s")
+        }
         return Output(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+            status: process.terminationStatus, stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
     }
 
     func json(_ arguments: [String]) throws -> Any {
@@ -179,6 +195,37 @@ func isGone(_ pid: Int32) -> Bool {
 
 struct TimedOut: Error, CustomStringConvertible {
     let description: String
+}
+
+/// Waits until `process` exits, at most `timeout` seconds. One still running then is SIGKILLed, reaped
+/// and recorded as an issue, so that a hung process costs the suite `timeout` seconds, not the whole run.
+/// Returns whether it exited by itself.
+@discardableResult
+func waitForExit(_ process: Process, within timeout: Double, _ what: String) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning, Date() < deadline { usleep(5_000) }
+    if !process.isRunning {
+        process.waitUntilExit()  // returns at once; makes terminationStatus final
+        return true
+    }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()  // SIGKILL cannot be caught: this returns promptly
+    Issue.record("\(what) was still running after \(timeout) s and was killed")
+    return false
+}
+
+/// Watches for `seconds` and fails if `happened` becomes true meanwhile. For tests that assert that
+/// something does NOT happen (a second run, a spurious move): the window is a deliberate observation
+/// period, sized by the caller from the config's own intervals, not a sleep that hides a race.
+func expectQuiet(for seconds: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ happened: () throws -> Bool) rethrows {
+    let end = Date().addingTimeInterval(seconds)
+    repeat {
+        if try happened() {
+            Issue.record("\(what) happened during the \(seconds) s quiet window", sourceLocation: sourceLocation)
+            return
+        }
+        usleep(20_000)
+    } while Date() < end
 }
 
 /// Polls `condition` until it holds or `timeout` seconds pass. Waiting for a condition with a deadline,
