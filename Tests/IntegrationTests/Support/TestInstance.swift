@@ -66,6 +66,7 @@ final class TestInstance: @unchecked Sendable {
         process.standardError = log
         process.standardOutput = log
         try process.run()
+        StartedDaemons.shared.add(process)
         daemon = process
         try waitUntil("daemon reports it is watching", timeout: 60) {
             if !process.isRunning { throw TimedOut(description: "the daemon exited with \(process.terminationStatus) before watching") }
@@ -268,4 +269,23 @@ func testConfig(
     \(handler)
     \(extra)
     """
+}
+
+/// Every daemon a test started, killed when the test process exits: a test that fails or is cut short may
+/// never release its instance, and a daemon left running would outlive the suite.
+final class StartedDaemons: @unchecked Sendable {
+    static let shared = StartedDaemons()
+    private let lock = NSLock()
+    private var processes: [Process] = []
+
+    private init() {
+        atexit { StartedDaemons.shared.killAll() }
+    }
+
+    func add(_ process: Process) { lock.withLock { processes.append(process) } }
+
+    /// Only those still running: the pid of one already reaped may belong to another process by now.
+    func killAll() {
+        for process in lock.withLock({ processes }) where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
 }
