@@ -574,3 +574,27 @@ struct StuckMoveTests {
         #expect(instance.log.contains("moved out of the processing area at last"))
     }
 }
+
+/// Guarantee 21 through the daemon: the max RSS `show` reports is the worker's own.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct WorkerMeasurementTests {
+    @Test func showReportsTheWorkersOwnMaxRSS() throws {
+        let instance = try TestInstance(config: testConfig(handler: """
+            command = ["/bin/sh", "-c", 'case "$ORCH_NAME" in big*) exec dd if=/dev/zero of=/dev/null bs=200M count=1 2>/dev/null;; *) exit 0;; esac']
+            """))
+        try instance.startDaemon()
+        try instance.drop("big.txt")
+        try instance.drop("small.txt")
+        try instance.waitUntil("both are done", timeout: 30) { instance.count(in: "Done") == 2 }
+        #expect(instance.stopDaemon() == 0)
+        func maxRSS(_ name: String) throws -> Int {
+            let shown = try #require(try instance.json(["show", "Done/\(name)"]) as? [String: Any])
+            let attempt = try #require((shown["attempts"] as? [[String: Any]])?.first)
+            return try #require(attempt["max_rss_kib"] as? Int)
+        }
+        let big = try maxRSS("big.txt")
+        let small = try maxRSS("small.txt")
+        #expect(big >= 190 * 1024, "a worker that touches 200 MiB: \(big) KiB")
+        #expect(big < 230 * 1024, "and not the daemon's on top: \(big) KiB")
+        #expect(small < 8 * 1024, "/bin/sh -c 'exit 0': \(small) KiB, not the daemon's")
+    }
+}
