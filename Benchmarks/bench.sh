@@ -31,9 +31,11 @@ trap cleanup EXIT
 
 scripts/setup
 command -v inotifywait >/dev/null || { apt-get update -qq && apt-get install -y -qq inotify-tools >/dev/null; }
-swift build -c release --product orchestrator >/dev/null
-# Workers start through orchestrator-spawn beside the binary (guarantee 21); without it the daemon would spawn directly.
-swift build -c release --product orchestrator-spawn >/dev/null
+if [ "${BUILD:-1}" = 1 ]; then  # BUILD=0: use what is built (e.g. while the sources are being edited)
+    swift build -c release --product orchestrator >/dev/null
+    # Workers start through orchestrator-spawn beside the binary (guarantee 21); without it they are spawned directly.
+    swift build -c release --product orchestrator-spawn >/dev/null
+fi
 bin="$(swift build -c release --show-bin-path)/orchestrator"
 gcc -O2 -o "$work/floor" Benchmarks/floor.c
 gcc -O2 -o "$work/latency" Benchmarks/latency.c
@@ -88,6 +90,11 @@ start_daemon() {  # DIR [ENV=VALUE,...] -> sets pid; logs at the bundled level (
 }
 tck=$(getconf CLK_TCK)
 cpu_ms() { awk -v t="$tck" '{print ($14+$15)*1000/t}' "/proc/$1/stat"; }  # the daemon's threads, not its workers
+# Busy and total ticks of the machine, and the daemon's own plus its reaped children's: what others used meanwhile.
+# Admission (max_cpu_percent = 80 in the bundled config) holds work back while others use that much, so a run on
+# a busy machine says so.
+ticks() { echo "$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat) $(awk '{print $14+$15+$16+$17}' "/proc/$1/stat")"; }
+others() { python3 -c "import sys; a=list(map(int,sys.argv[1:4])); b=list(map(int,sys.argv[4:7])); print('%d%%' % round(100*((b[0]-a[0])-(b[2]-a[2]))/max(1,b[1]-a[1])))" $1 $2; }
 check_store() {  # DIR COUNT: every file done, moved and recorded once, one attempt each (nothing ran twice)
     local got; got=$(sqlite3 "$1/.orchestrator/orchestrator.sqlite" "select (select count(*) from job where state='done' and final_path is not null) || ' ' || (select count(*) from job) || ' ' || (select count(*) from attempt)")
     [ "$got" = "$2 $2 $2" ] || { echo "bench: store has done+moved/jobs/attempts $got, want $2 each" >&2; exit 1; }
@@ -104,25 +111,26 @@ ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 per_file() { python3 -c "print('%.3f' % (($2 - $1) / $3))"; }  # CPU_MS_BEFORE CPU_MS_AFTER FILES -> ms
 RUN_LINES=()
 burst() {  # RUN CONCURRENCY VARIANT ENV: 5,000 files renamed into a running daemon
-    local d="$work/t$2" t0 t1 c0 c1
+    local d="$work/t$2" t0 t1 c0 c1 k0 k1
     instance "$d" "$2"; make_files "$d/stage" "$N"; start_daemon "$d" "$4"
-    c0=$(cpu_ms $pid); t0=$(now); move_all "$d/stage" "$d/Inbox"
-    wait_count "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now); c1=$(cpu_ms $pid)
+    c0=$(cpu_ms $pid); k0=$(ticks $pid); t0=$(now); move_all "$d/stage" "$d/Inbox"
+    wait_count "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now); c1=$(cpu_ms $pid); k1=$(ticks $pid)
     kill $pid; wait $pid || true; pid=; check_store "$d" "$N"
     local r; r=$(rate "$N" "$t0" "$t1")
     R[burst_c$2_$3_$1]=$(ratio "$r" "${R[floor_c$2_$1]}"); R[cpu_c$2_$3_$1]=$(per_file "$c0" "$c1" "$N")
-    RUN_LINES+=("run $1 burst c=$2 $3: $r files/s, floor ${R[floor_c$2_$1]}, ratio ${R[burst_c$2_$3_$1]}, daemon CPU ${R[cpu_c$2_$3_$1]} ms/file")
+    RUN_LINES+=("run $1 burst c=$2 $3: $r files/s, floor ${R[floor_c$2_$1]}, ratio ${R[burst_c$2_$3_$1]}, daemon CPU ${R[cpu_c$2_$3_$1]} ms/file, others used $(others "$k0" "$k1") of the machine")
     echo "${RUN_LINES[-1]}"
 }
 backlog_run() {  # RUN VARIANT ENV: 50,000 files in Inbox at start, c=2
-    local d="$work/bl" t0 t1 c1
+    local d="$work/bl" t0 t1 c1 k0 k1
     instance "$d" 2; make_files "$d/Inbox" "$BACKLOG"
-    t0=$(now); start_daemon "$d" "$3"; wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now)
-    c1=$(cpu_ms $pid); local hwm; hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
+    t0=$(now); start_daemon "$d" "$3"; k0=$(ticks $pid)
+    wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now)
+    c1=$(cpu_ms $pid); k1=$(ticks $pid) local hwm; hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
     kill $pid; wait $pid || true; pid=; check_store "$d" "$BACKLOG"
     local r; r=$(rate "$BACKLOG" "$t0" "$t1")
     R[backlog_$2_$1]=$(ratio "$r" "${R[floor_backlog_$1]}"); R[backlog_cpu_$2_$1]=$(per_file 0 "$c1" "$BACKLOG")
-    RUN_LINES+=("run $1 backlog c=2 $2: $r files/s, floor ${R[floor_backlog_$1]}, ratio ${R[backlog_$2_$1]}, daemon CPU ${R[backlog_cpu_$2_$1]} ms/file, peak RSS $hwm MB")
+    RUN_LINES+=("run $1 backlog c=2 $2: $r files/s, floor ${R[floor_backlog_$1]}, ratio ${R[backlog_$2_$1]}, daemon CPU ${R[backlog_cpu_$2_$1]} ms/file, peak RSS $hwm MB, others used $(others "$k0" "$k1") of the machine")
     echo "${RUN_LINES[-1]}"
 }
 spread() {  # PREFIX: min median max of R[PREFIX_1..RUNS]
