@@ -264,6 +264,17 @@ public final class ProcessSupervisor: @unchecked Sendable {
         return nil
     }
 
+    /// Ends the long-lived spawner; the next worker starts another. The daemon calls this when its queue has
+    /// run dry: the spawner then lives through bursts and backlogs, and an idle daemon's only children are
+    /// its workers (what a service manager's tree kill, or a look at the process tree, expects).
+    public func releaseSpawner() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard let current = spawner else { return }
+        spawner = nil
+        orch_spawner_stop(current.socket, current.pid)
+        Self.liveWorkers.withLock { $0[current.pid] = nil }
+    }
+
     /// The long-lived spawner's pid, while there is one (for tests).
     public var spawnerPID: pid_t? {
         dispatchPrecondition(condition: .onQueue(queue))

@@ -88,6 +88,13 @@ struct ProcessSupervisorTests {
         #expect(second != first)
         // The killed one was reaped, not left a zombie.
         #expect(kill(first, 0) != 0)
+
+        // Released (the daemon's queue ran dry): ended and reaped; the next worker starts a new one.
+        harness.onQueue { $0.releaseSpawner() }
+        #expect(harness.onQueue { $0.spawnerPID } == nil)
+        #expect(kill(second, 0) != 0)
+        #expect(try await harness.start(["/bin/true"]).exit().termination == .exited(0))
+        #expect(harness.onQueue { $0.spawnerPID } != nil)
     }
 
     @Test func directSpawnStartsAtThisProcesssPeakRSS() async throws {
