@@ -126,7 +126,7 @@ backlog_run() {  # RUN VARIANT ENV: 50,000 files in Inbox at start, c=2
     instance "$d" 2; make_files "$d/Inbox" "$BACKLOG"
     t0=$(now); start_daemon "$d" "$3"; k0=$(ticks $pid)
     wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now)
-    c1=$(cpu_ms $pid); k1=$(ticks $pid) local hwm; hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
+    c1=$(cpu_ms $pid); k1=$(ticks $pid); local hwm; hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
     kill $pid; wait $pid || true; pid=; check_store "$d" "$BACKLOG"
     local r; r=$(rate "$BACKLOG" "$t0" "$t1")
     R[backlog_$2_$1]=$(ratio "$r" "${R[floor_backlog_$1]}"); R[backlog_cpu_$2_$1]=$(per_file 0 "$c1" "$BACKLOG")
