@@ -1,30 +1,51 @@
 #!/usr/bin/env bash
-# Benchmarks for the inbox (not a test). Compares orchestrator with a bare C spawn-and-rename loop
-# (the floor) and an `inotifywait | xargs -P2` pipeline, all in one run: the machine is noisy, so
-# only ratios within a run mean anything.
+# Benchmarks for the inbox (not a test). Compares orchestrator with a bare C loop that runs as many
+# `/bin/true` workers at once as the daemon and renames each file after its worker exits (the floor,
+# floor.c), and an `inotifywait | xargs -P2` pipeline. The machine is noisy and shared, so the floor and the
+# daemon run interleaved and only ratios within a run mean anything; RUNS repeats throughput and backlog and
+# the summary gives each ratio's min, median and max over the runs.
+#
+# The daemon runs the bundled defaults: the config `init` writes (info logging, max_concurrent = 2), with
+# only the handler's command replaced by /bin/true (and max_concurrent = 4 for the c=4 variant).
 #
 #   Benchmarks/bench.sh                      all parts
-#   Benchmarks/bench.sh throughput latency   some of: throughput latency idle backlog wheel cron-cli
+#   Benchmarks/bench.sh throughput backlog   some of: throughput latency idle backlog wheel cron-cli
+#   RUNS=5 Benchmarks/bench.sh throughput backlog
 #   N=1000 BACKLOG=5000 Benchmarks/bench.sh  smaller counts for a quick look
+#   VARIANTS="helper:ORCH_SPAWN=helper direct:ORCH_SPAWN=direct"   daemon variants (NAME:ENV=VALUE,...),
+#                                            each run in turn against the same floor in every run;
+#   VARIANTS="main:BIN=/tmp/main/orchestrator new:"   BIN= runs another build (orchestrator-spawn beside it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-5000}
 BACKLOG=${BACKLOG:-50000}
 LATENCY_RUNS=${LATENCY_RUNS:-200}
+RUNS=${RUNS:-3}
+VARIANTS=${VARIANTS:-default:}
 parts=("${@:-throughput latency idle backlog wheel cron-cli}")
 parts=(${parts[*]})
 work=$(mktemp -d /tmp/orch-bench.XXXXXX)
-cleanup() { pkill -f "orchestrator watch --config $work" 2>/dev/null || true; pkill -f "inotifywait -q -m -e close_write,moved_to --format %f $work" 2>/dev/null || true; rm -rf "$work"; }
+pid= ipid=
+cleanup() { for p in $pid $ipid; do kill "$p" 2>/dev/null || true; done; wait; rm -rf "$work"; }
 trap cleanup EXIT
 
 scripts/setup
 command -v inotifywait >/dev/null || { apt-get update -qq && apt-get install -y -qq inotify-tools >/dev/null; }
-swift build -c release --product orchestrator >/dev/null
+if [ "${BUILD:-1}" = 1 ]; then  # BUILD=0: use what is built (e.g. while the sources are being edited)
+    swift build -c release --product orchestrator >/dev/null
+    # Workers start through orchestrator-spawn beside the binary (guarantee 21); without it they are spawned directly.
+    swift build -c release --product orchestrator-spawn >/dev/null
+fi
 bin="$(swift build -c release --show-bin-path)/orchestrator"
 gcc -O2 -o "$work/floor" Benchmarks/floor.c
 gcc -O2 -o "$work/latency" Benchmarks/latency.c
 
 now() { date +%s.%N; }
+pipeline() {  # DIR: inotifywait | xargs -P2 running /bin/true and moving each file; sets ipid (inotifywait's)
+    inotifywait -q -m -e close_write,moved_to --format %f "$1/Inbox" \
+        > >(cd "$1" && xargs -d '\n' -P2 -I{} sh -c '/bin/true && mv "Inbox/$1" Done/' _ {}) &
+    ipid=$!
+}
 rate() { python3 -c "print(round($1 / ($3 - $2)))"; }
 wait_count() {  # DIR COUNT [DB]: until DIR holds COUNT entries (bounded). With DB, polls the store's
     # done count first: scanning a folder of 50,000 names every few ms would steal the CPU being measured.
@@ -50,46 +71,93 @@ PY
 }
 make_files() { mkdir -p "$1" && (cd "$1" && seq 1 "$2" | sed 's/$/.txt/' | xargs touch -d '1 hour ago'); }
 move_all() { python3 -c "import os,sys; s,d=sys.argv[1:]; [os.rename(os.path.join(s,f), os.path.join(d,f)) for f in os.listdir(s)]" "$1" "$2"; }
-instance() {  # DIR CONCURRENCY
-    "$bin" init "$1" >/dev/null
-    printf '[limits]\nmax_concurrent = %s\n\n[[handler]]\nname = "true"\ncommand = ["/bin/true"]\n' "$2" > "$1/config/orchestrator.toml"
+instance() {  # DIR CONCURRENCY: the bundled config, only the command (and max_concurrent) changed
+    rm -rf "$1"; "$bin" init "$1" >/dev/null
+    local toml="$1/config/orchestrator.toml"
+    sed -i -e 's|^command *= \["../workers/process.sh", "{file}"\].*|command = ["/bin/true"]|' \
+        -e "s|^max_concurrent *= *2 |max_concurrent = $2 |" "$toml"
+    grep -q '^command = \["/bin/true"\]$' "$toml" && grep -q "^max_concurrent = $2 " "$toml" \
+        || { echo "bench: the bundled config changed; update instance()" >&2; exit 1; }
 }
-start_daemon() {  # DIR -> sets pid
-    ORCH_LOG_LEVEL=${ORCH_LOG_LEVEL:-warning} "$bin" watch --config "$1/config/orchestrator.toml" 2>"$1/daemon.log" &
+start_daemon() {  # DIR [ENV=VALUE,...] -> sets pid; logs at the bundled level (info) unless ORCH_LOG_LEVEL is set.
+    # BIN=PATH among the settings runs another build (e.g. a copy of main's, to compare in one run).
+    local envs=() settings=() daemon=$bin e; IFS=, read -ra settings <<< "${2:-}"
+    for e in "${settings[@]}"; do case $e in BIN=*) daemon=${e#BIN=} ;; *) envs+=("$e") ;; esac; done
+    env "${envs[@]}" "$daemon" watch --config "$1/config/orchestrator.toml" 2>"$1/daemon.log" &
     pid=$!
-    for _ in $(seq 1 200); do grep -q watching "$1/daemon.log" 2>/dev/null && return; sleep 0.05; done
-    ORCH_LOG_LEVEL=info; sleep 0.5
+    for _ in $(seq 1 400); do grep -q watching "$1/daemon.log" 2>/dev/null && return; sleep 0.05; done
+    echo "bench: the daemon did not say it was watching" >&2; exit 1
 }
-cpu_ms() { awk '{print ($14+$15)*10}' "/proc/$1/stat"; }
-recorded() { sqlite3 "$1/.orchestrator/orchestrator.sqlite" "select count(*) from job where state='done'"; }
+tck=$(getconf CLK_TCK)
+cpu_ms() { awk -v t="$tck" '{print ($14+$15)*1000/t}' "/proc/$1/stat"; }  # the daemon's threads, not its workers
+# Busy and total ticks of the machine, and the daemon's own plus its reaped children's: what others used meanwhile.
+# Admission (max_cpu_percent = 80 in the bundled config) holds work back while others use that much, so a run on
+# a busy machine says so.
+ticks() { echo "$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat) $(awk '{print $14+$15+$16+$17}' "/proc/$1/stat")"; }
+others() { python3 -c "import sys; a=list(map(int,sys.argv[1:4])); b=list(map(int,sys.argv[4:7])); print('%d%%' % round(100*((b[0]-a[0])-(b[2]-a[2]))/max(1,b[1]-a[1])))" $1 $2; }
+check_store() {  # DIR COUNT: every file done, moved and recorded once, one attempt each (nothing ran twice)
+    local got; got=$(sqlite3 "$1/.orchestrator/orchestrator.sqlite" "select (select count(*) from job where state='done' and final_path is not null) || ' ' || (select count(*) from job) || ' ' || (select count(*) from attempt)")
+    [ "$got" = "$2 $2 $2" ] || { echo "bench: store has done+moved/jobs/attempts $got, want $2 each" >&2; exit 1; }
+    [ "$(find "$1/Done" -type f | wc -l)" = "$2" ] || { echo "bench: Done does not hold $2 files" >&2; exit 1; }
+}
 
 declare -A R
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-floor_rate() {  # COUNT
+floor_rate() {  # COUNT CONCURRENCY
     rm -rf "$work/fl" && make_files "$work/fl/in" "$1" && mkdir -p "$work/fl/out"
-    "$work/floor" "$work/fl/in" "$work/fl/out" | sed -n 's/.*= \([0-9]*\) files\/s/\1/p'
+    "$work/floor" "$work/fl/in" "$work/fl/out" "$2" | sed -n 's/.*= \([0-9]*\) files\/s/\1/p'
+}
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+per_file() { python3 -c "print('%.3f' % (($2 - $1) / $3))"; }  # CPU_MS_BEFORE CPU_MS_AFTER FILES -> ms
+RUN_LINES=()
+burst() {  # RUN CONCURRENCY VARIANT ENV: 5,000 files renamed into a running daemon
+    local d="$work/t$2" t0 t1 c0 c1 k0 k1
+    instance "$d" "$2"; make_files "$d/stage" "$N"; start_daemon "$d" "$4"
+    c0=$(cpu_ms $pid); k0=$(ticks $pid); t0=$(now); move_all "$d/stage" "$d/Inbox"
+    wait_count "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now); c1=$(cpu_ms $pid); k1=$(ticks $pid)
+    kill $pid; wait $pid || true; pid=; check_store "$d" "$N"
+    local r; r=$(rate "$N" "$t0" "$t1")
+    R[burst_c$2_$3_$1]=$(ratio "$r" "${R[floor_c$2_$1]}"); R[cpu_c$2_$3_$1]=$(per_file "$c0" "$c1" "$N")
+    RUN_LINES+=("run $1 burst c=$2 $3: $r files/s, floor ${R[floor_c$2_$1]}, ratio ${R[burst_c$2_$3_$1]}, daemon CPU ${R[cpu_c$2_$3_$1]} ms/file, others used $(others "$k0" "$k1") of the machine")
+    echo "${RUN_LINES[-1]}"
+}
+backlog_run() {  # RUN VARIANT ENV: 50,000 files in Inbox at start, c=2
+    local d="$work/bl" t0 t1 c1 k0 k1
+    instance "$d" 2; make_files "$d/Inbox" "$BACKLOG"
+    t0=$(now); start_daemon "$d" "$3"; k0=$(ticks $pid)
+    wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now)
+    c1=$(cpu_ms $pid); k1=$(ticks $pid); local hwm; hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
+    kill $pid; wait $pid || true; pid=; check_store "$d" "$BACKLOG"
+    local r; r=$(rate "$BACKLOG" "$t0" "$t1")
+    R[backlog_$2_$1]=$(ratio "$r" "${R[floor_backlog_$1]}"); R[backlog_cpu_$2_$1]=$(per_file 0 "$c1" "$BACKLOG")
+    RUN_LINES+=("run $1 backlog c=2 $2: $r files/s, floor ${R[floor_backlog_$1]}, ratio ${R[backlog_$2_$1]}, daemon CPU ${R[backlog_cpu_$2_$1]} ms/file, peak RSS $hwm MB, others used $(others "$k0" "$k1") of the machine")
+    echo "${RUN_LINES[-1]}"
+}
+spread() {  # PREFIX: min median max of R[PREFIX_1..RUNS]
+    local v=() i; for i in $(seq 1 "$RUNS"); do v+=("${R[$1_$i]}"); done
+    python3 -c "import statistics,sys; v=sorted(map(float,sys.argv[1:])); print('min %.2f  median %.2f  max %.2f' % (v[0], statistics.median(v), v[-1]))" "${v[@]}"
 }
 
 for part in "${parts[@]}"; do case $part in
 throughput)
-    R[floor]=$(floor_rate "$N")
-    for c in 2 4; do
-        d="$work/t$c"; instance "$d" "$c"; make_files "$d/stage" "$N"; start_daemon "$d"
-        t0=$(now); move_all "$d/stage" "$d/Inbox"; wait_count "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now)
-        R[orch_c$c]=$(rate "$N" "$t0" "$t1"); R[orch_c${c}_cpu_ms]=$(cpu_ms $pid); kill $pid; wait $pid || true
-        [ "$(recorded "$d")" = "$N" ] || { echo "store recorded $(recorded "$d") of $N runs" >&2; exit 1; }
+    for run in $(seq 1 "$RUNS"); do
+        for c in 2 4; do
+            R[floor_c${c}_$run]=$(floor_rate "$N" "$c")
+            for v in $VARIANTS; do burst "$run" "$c" "${v%%:*}" "${v#*:}"; done
+        done
     done
     d="$work/pipe"; mkdir -p "$d/Inbox" "$d/Done"; make_files "$d/stage" "$N"
-    (cd "$d" && inotifywait -q -m -e close_write,moved_to --format %f Inbox | xargs -d '\n' -P2 -I{} sh -c '/bin/true && mv "Inbox/$1" Done/' _ {}) &
+    pipeline "$d"
     sleep 1; t0=$(now); move_all "$d/stage" "$d/Inbox"; wait_count "$d/Done" "$N"; t1=$(now)
-    R[pipeline]=$(rate "$N" "$t0" "$t1"); pkill -f "inotifywait -q -m" || true
+    R[pipeline]=$(rate "$N" "$t0" "$t1"); kill $ipid; wait $ipid || true; ipid=
+    R[pipeline_floor]=$(floor_rate "$N" 2)
     ;;
 latency)
     d="$work/lat"; instance "$d" 2; start_daemon "$d"
-    R[orch_latency]=$("$work/latency" "$d" "$LATENCY_RUNS"); kill $pid; wait $pid || true
+    R[orch_latency]=$("$work/latency" "$d" "$LATENCY_RUNS"); kill $pid; wait $pid || true; pid=
     d="$work/latpipe"; mkdir -p "$d/Inbox" "$d/Done"
-    (cd "$d" && inotifywait -q -m -e close_write,moved_to --format %f Inbox | xargs -d '\n' -P2 -I{} sh -c '/bin/true && mv "Inbox/$1" Done/' _ {}) &
-    sleep 1; R[pipeline_latency]=$("$work/latency" "$d" "$LATENCY_RUNS"); pkill -f "inotifywait -q -m" || true
+    pipeline "$d"
+    sleep 1; R[pipeline_latency]=$("$work/latency" "$d" "$LATENCY_RUNS"); kill $ipid; wait $ipid || true; ipid=
     ;;
 idle)
     d="$work/idle"; instance "$d" 2; start_daemon "$d"; sleep 2
@@ -100,14 +168,13 @@ idle)
         a=$(cpu_ms $pid); sleep 30; b=$(cpu_ms $pid); R[idle_cpu_ms_30s]=$((b - a))
     fi
     R[idle_rss_mb]=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$pid/status)
-    kill $pid; wait $pid || true
+    kill $pid; wait $pid || true; pid=
     ;;
 backlog)
-    R[floor_backlog]=$(floor_rate "$BACKLOG")
-    d="$work/bl"; instance "$d" 4; make_files "$d/Inbox" "$BACKLOG"
-    t0=$(now); start_daemon "$d"; wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now)
-    R[backlog]=$(rate "$BACKLOG" "$t0" "$t1"); R[backlog_peak_rss_mb]=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
-    kill $pid; wait $pid || true
+    for run in $(seq 1 "$RUNS"); do
+        R[floor_backlog_$run]=$(floor_rate "$BACKLOG" 2)
+        for v in $VARIANTS; do backlog_run "$run" "${v%%:*}" "${v#*:}"; done
+    done
     ;;
 wheel)
     # The timer wheel against swift-collections' Heap on the same 1,000,000 timers, and cron next-fire throughput.
@@ -127,10 +194,17 @@ esac; done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
-for key in $(printf '%s\n' "${!R[@]}" | sort); do printf '%-22s %s\n' "$key" "${R[$key]}"; done
-ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+printf '%s\n' "${RUN_LINES[@]}"
 echo
-[ -n "${R[floor]:-}" ] && echo "throughput vs floor: c=2 $(ratio "${R[orch_c2]}" "${R[floor]}"), c=4 $(ratio "${R[orch_c4]}" "${R[floor]}") (target >= 0.70); pipeline $(ratio "${R[pipeline]}" "${R[floor]}")"
-[ -n "${R[floor_backlog]:-}" ] && echo "backlog vs floor: $(ratio "${R[backlog]}" "${R[floor_backlog]}") (target >= 0.70), peak RSS ${R[backlog_peak_rss_mb]} MB (target < 100)"
+for key in $(printf '%s\n' "${!R[@]}" | grep -v -E '^(floor|burst|cpu|backlog)' | sort); do printf '%-22s %s\n' "$key" "${R[$key]}"; done
+for v in $VARIANTS; do v=${v%%:*}
+    if [ -n "${R[floor_c2_1]:-}" ]; then
+        echo "burst c=2 $v vs floor (c=2): $(spread burst_c2_$v); daemon ms/file $(spread cpu_c2_$v)"
+        echo "burst c=4 $v vs floor (c=4): $(spread burst_c4_$v); daemon ms/file $(spread cpu_c4_$v)"
+    fi
+    [ -n "${R[floor_backlog_1]:-}" ] && echo "backlog c=2 $v vs floor (c=2): $(spread backlog_$v); daemon ms/file $(spread backlog_cpu_$v)"
+done
+echo "(target: every run >= 0.70; aim 0.85)"
+[ -n "${R[pipeline]:-}" ] && echo "pipeline (xargs -P2) vs floor (c=2): $(ratio "${R[pipeline]}" "${R[pipeline_floor]}")"
 [ -n "${R[idle_cpu_ms_30s]:-}" ] && echo "idle: ${R[idle_cpu_ms_30s]} ms CPU in 30 s (target < 10), RSS ${R[idle_rss_mb]} MB (target < 30)"
 exit 0

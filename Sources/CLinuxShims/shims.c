@@ -2,6 +2,8 @@
 #include "CLinuxShims.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -12,6 +14,8 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -173,6 +177,120 @@ int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, co
     }
     *pid = worker;
     return 0;
+}
+
+int orch_spawner_start(const char *helper, pid_t *pid, int *sock) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return errno;
+    char *argv[] = {(char *)helper, "s", NULL};
+    char *envp[] = {NULL};
+    // fds 0-2 /dev/null (fd 0 is every worker's stdin; 1 and 2 must not hold a reader of ours open), the socket
+    // as fd 3. Its own session: a terminal's ^C is the daemon's to handle, not the spawner's.
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0) {
+        int err = errno;
+        close(pair[0]);
+        close(pair[1]);
+        return err;
+    }
+    int in[4] = {-1, null, null, pair[1]};
+    int rc = spawn_with(pid, helper, argv, envp, "/", in, 0);
+    close(null);
+    close(pair[1]);
+    if (rc != 0) {
+        close(pair[0]);
+        return rc;
+    }
+    // A spawner that stopped answering (SIGSTOP, a hang) is given up on rather than waited for forever.
+    struct timeval limit = {.tv_sec = 5, .tv_usec = 0};
+    setsockopt(pair[0], SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    setsockopt(pair[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    *sock = pair[0];
+    return 0;
+}
+
+static int send_all(int sock, const char *bytes, size_t length) {
+    while (length > 0) {
+        ssize_t n = send(sock, bytes, length, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        bytes += n;
+        length -= (size_t)n;
+    }
+    return 0;
+}
+
+int orch_spawner_request(int sock, const char *search, const char *path, char *const argv[], char *const envp[],
+                         const char *cwd, int stdout_fd, int stderr_fd, pid_t *pid) {
+    char here[PATH_MAX];
+    if (cwd == NULL || cwd[0] == '\0') {
+        // The spawner runs in "/": an unset working directory means ours, as with posix_spawn.
+        if (getcwd(here, sizeof here) == NULL) return errno;
+        cwd = here;
+    }
+    uint32_t argc = 0, envc = 0;
+    size_t length = strlen(path) + 1 + (search ? strlen(search) : 0) + 1 + strlen(cwd) + 1;
+    for (; argv[argc] != NULL; argc++) length += strlen(argv[argc]) + 1;
+    for (; envp[envc] != NULL; envc++) length += strlen(envp[envc]) + 1;
+    if (length > (1u << 20)) return E2BIG;
+    char *payload = malloc(length);
+    if (payload == NULL) return ENOMEM;
+    char *at = payload;
+#define PUT(s) do { size_t n_ = strlen(s) + 1; memcpy(at, (s), n_); at += n_; } while (0)
+    PUT(path);
+    PUT(search ? search : "");
+    PUT(cwd);
+    for (uint32_t i = 0; i < argc; i++) PUT(argv[i]);
+    for (uint32_t i = 0; i < envc; i++) PUT(envp[i]);
+#undef PUT
+    uint32_t header[4] = {(uint32_t)length, search ? 1 : 0, argc, envc};
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(2 * sizeof(int))]; } control;
+    memset(&control, 0, sizeof control);
+    struct iovec iov[2] = {{header, sizeof header}, {payload, length}};
+    struct msghdr message = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = control.bytes,
+                             .msg_controllen = sizeof control.bytes};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(2 * sizeof(int));
+    int fds[2] = {stdout_fd, stderr_fd};
+    memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
+    ssize_t sent;
+    do sent = sendmsg(sock, &message, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    int broken = sent <= 0;
+    if (!broken) {
+        // The rest of a large request (the fds went with the first byte).
+        size_t total = sizeof header + length, done = (size_t)sent;
+        if (done < sizeof header) {
+            broken = send_all(sock, (char *)header + done, sizeof header - done) != 0;
+            done = sizeof header;
+        }
+        if (!broken && done < total) broken = send_all(sock, payload + (done - sizeof header), total - done) != 0;
+    }
+    free(payload);
+    if (broken) return -1;
+    int32_t answer[2];
+    size_t got = 0;
+    while (got < sizeof answer) {
+        ssize_t n = recv(sock, (char *)answer + got, sizeof answer - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;  // Gone, or no answer within the time limit.
+        got += (size_t)n;
+    }
+    if (answer[1] != 0) {
+        if (answer[0] > 0) reap_blocking(answer[0]);  // Our child (CLONE_PARENT); it exits 127 at once.
+        return answer[1];
+    }
+    if (answer[0] <= 0) return -1;
+    *pid = answer[0];
+    return 0;
+}
+
+void orch_spawner_stop(int sock, pid_t pid) {
+    close(sock);  // End of file: it exits.
+    kill(pid, SIGKILL);  // Even if stopped or hung.
+    reap_blocking(pid);
 }
 
 int orch_check_enterable_dir(const char *path) {

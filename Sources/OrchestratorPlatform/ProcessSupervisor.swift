@@ -17,7 +17,8 @@ import Glibc
 /// With `subreaper: true` the supervisor also makes this process the child subreaper and ends
 /// workers' escaped descendants (see ProcessSupervisor+Orphans.swift). Workers are started
 /// through the `orchestrator-spawn` helper, if there is one, so that their max RSS is their own
-/// (see spawn.c).
+/// (see spawn.c): by default one spawner process started with the first worker and kept for the
+/// next ones (a round trip over a socket per worker), otherwise one helper run per worker.
 ///
 /// `@unchecked Sendable`: every stored property other than the immutable `queue` is touched
 /// only on `queue` (checked with `dispatchPrecondition` in debug builds).
@@ -36,6 +37,12 @@ public final class ProcessSupervisor: @unchecked Sendable {
     /// orchestrator-spawn, while workers are started through it; nil: `posix_spawn` straight from
     /// this process, whose peak RSS the kernel then folds into every worker's max RSS at exec.
     private var spawnHelper: [UInt8]?
+    /// How workers go through the helper.
+    private let helperUse: HelperUse
+    /// The long-lived spawner, once started; registered in `liveWorkers` so that orphan sweeps spare it.
+    private var spawner: (pid: pid_t, socket: Int32)?
+    /// Starting or talking to the spawner failed twice in a row: one helper run per worker from now on.
+    private var spawnerFailed = false
     /// The daemon's PATH, which bare command names are looked up in (glibc's default if unset).
     private let searchPath: [UInt8]
 
@@ -51,12 +58,25 @@ public final class ProcessSupervisor: @unchecked Sendable {
     /// supervisor per process: it takes every child in another session for a worker's orphan).
     /// `spawnHelper`: orchestrator-spawn, by default the one beside this executable; nil, or
     /// missing, spawns workers directly (their max RSS then starts at this process's peak).
-    public init(queue: DispatchQueue, subreaper: Bool = false, spawnHelper: String? = ProcessSupervisor.bundledSpawnHelper) {
+    /// `helperUse`: one spawner for all workers, or one helper run per worker.
+    ///
+    /// `ORCH_SPAWN` in the environment overrides both, to compare their costs (Benchmarks/bench.sh):
+    /// `direct` spawns without the helper, `helper` runs it per worker, `spawner` keeps one.
+    public init(
+        queue: DispatchQueue, subreaper: Bool = false, spawnHelper: String? = ProcessSupervisor.bundledSpawnHelper,
+        helperUse: HelperUse = .spawner
+    ) {
         self.queue = queue
         self.readBuffer = .allocate(byteCount: Self.readChunk, alignment: 16)
         isSubreaper = subreaper && orch_set_child_subreaper(1) == 0
-        if let helper = spawnHelper, access(helper, X_OK) == 0 {
+        let override = getenv("ORCH_SPAWN").map { String(cString: $0) }
+        if let helper = spawnHelper, access(helper, X_OK) == 0, override != "direct" {
             self.spawnHelper = Array(helper.utf8)
+        }
+        self.helperUse = switch override {
+        case "helper": .perWorker
+        case "spawner": .spawner
+        default: helperUse
         }
         searchPath = Array((getenv("PATH").map { String(cString: $0) } ?? "/bin:/usr/bin").utf8)
     }
@@ -78,7 +98,21 @@ public final class ProcessSupervisor: @unchecked Sendable {
         return spawnHelper != nil
     }
 
-    deinit { readBuffer.deallocate() }
+    /// How workers are started through orchestrator-spawn.
+    public enum HelperUse: Sendable {
+        /// One spawner for all workers, started with the first (spawn.c, mode `s`).
+        case spawner
+        /// One helper run per worker: three processes hand off each time.
+        case perWorker
+    }
+
+    deinit {
+        if let spawner {
+            orch_spawner_stop(spawner.socket, spawner.pid)
+            Self.liveWorkers.withLock { $0[spawner.pid] = nil }
+        }
+        readBuffer.deallocate()
+    }
 
     /// Workers started and not yet reported through `onExit`.
     public var runningCount: Int {
@@ -111,11 +145,11 @@ public final class ProcessSupervisor: @unchecked Sendable {
         var pid: pid_t = 0
         let owner = Self.owner(inEnvironment: request.environment)
         let rc = Self.liveWorkers.withLock { live in
-            var rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1])
+            var rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1], live: &live)
             if rc != 0, let helper = spawnHelper, withCBytes(helper, { access($0, X_OK) }) != 0 {
                 // The helper went away (a reinstall): spawn directly rather than fail every worker.
                 spawnHelper = nil
-                rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1])
+                rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1], live: &live)
             }
             if rc == 0 { live[pid] = owner }
             return rc
@@ -171,7 +205,10 @@ public final class ProcessSupervisor: @unchecked Sendable {
         return handle
     }
 
-    private func startProcess(_ pid: inout pid_t, _ request: SpawnRequest, stdout: Int32, stderr: Int32) -> Int32 {
+    /// Called with `liveWorkers` locked (`live`), where a new spawner is registered.
+    private func startProcess(
+        _ pid: inout pid_t, _ request: SpawnRequest, stdout: Int32, stderr: Int32, live: inout [Int32: [UInt8]]
+    ) -> Int32 {
         let program = request.arguments[0]
         let bare = !program.contains(UInt8(ascii: "/"))
         return withCStringArray(request.arguments) { argv in
@@ -183,13 +220,65 @@ public final class ProcessSupervisor: @unchecked Sendable {
                         }
                         return withCBytes(helper) { helper in
                             withCBytes(searchPath) { search in
-                                orch_spawn_via_helper(&pid, helper, bare ? search : nil, path, argv, envp, cwd, stdout, stderr)
+                                if helperUse == .spawner, !spawnerFailed,
+                                    let rc = requestFromSpawner(
+                                        helper, &pid, search: bare ? search : nil, path, argv, envp, cwd, stdout, stderr,
+                                        live: &live)
+                                {
+                                    return rc
+                                }
+                                return orch_spawn_via_helper(&pid, helper, bare ? search : nil, path, argv, envp, cwd, stdout, stderr)
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Starts the worker through the long-lived spawner, starting it first if needed: 0 or the errno of the
+    /// worker's start. nil if the spawner cannot be had (twice: gone, hung, or not startable): the caller runs
+    /// the helper once for this worker, and so for every later one.
+    private func requestFromSpawner(
+        _ helper: UnsafePointer<CChar>, _ pid: inout pid_t, search: UnsafePointer<CChar>?, _ path: UnsafePointer<CChar>,
+        _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>,
+        _ cwd: UnsafePointer<CChar>, _ stdout: Int32, _ stderr: Int32, live: inout [Int32: [UInt8]]
+    ) -> Int32? {
+        for _ in 0..<2 {
+            if spawner == nil {
+                var spawnerPID: pid_t = 0
+                var socket: Int32 = -1
+                guard orch_spawner_start(helper, &spawnerPID, &socket) == 0 else { break }
+                spawner = (spawnerPID, socket)
+                live[spawnerPID] = []
+            }
+            guard let current = spawner else { break }
+            let rc = orch_spawner_request(current.socket, search, path, argv, envp, cwd, stdout, stderr, &pid)
+            if rc >= 0 { return rc }
+            // Gone (killed, crashed) or not answering: end it and try a new one.
+            orch_spawner_stop(current.socket, current.pid)
+            live[current.pid] = nil
+            spawner = nil
+        }
+        spawnerFailed = true
+        return nil
+    }
+
+    /// Ends the long-lived spawner; the next worker starts another. The daemon calls this when its queue has
+    /// run dry: the spawner then lives through bursts and backlogs, and an idle daemon's only children are
+    /// its workers (what a service manager's tree kill, or a look at the process tree, expects).
+    public func releaseSpawner() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard let current = spawner else { return }
+        spawner = nil
+        orch_spawner_stop(current.socket, current.pid)
+        Self.liveWorkers.withLock { $0[current.pid] = nil }
+    }
+
+    /// The long-lived spawner's pid, while there is one (for tests).
+    public var spawnerPID: pid_t? {
+        dispatchPrecondition(condition: .onQueue(queue))
+        return spawner?.pid
     }
 
     /// Sends a signal to the whole process group of a running worker (timeouts: SIGTERM, then SIGKILL after a grace).

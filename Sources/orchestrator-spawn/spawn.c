@@ -10,12 +10,23 @@
 // No libc: static glibc start-up alone cost ~280 us per run on the development machine (a raw-syscall binary
 // ~100 us for spawn, exec, exit and reap), and this runs once per worker.
 //
-// Usage (by ProcessSupervisor only): orchestrator-spawn MODE SEARCH_PATH PROGRAM ARGV0 ARGV1 ...
+// Two ways to use it (by ProcessSupervisor only):
+//
+// orchestrator-spawn s: a spawner that lives as long as the daemon (the default). fd 3 is a stream socket to the
+//   daemon. Each request is a header of four 32-bit words (payload length, 1 to search PATH, argc, envc) carrying
+//   the worker's stdout and stderr as SCM_RIGHTS, then the payload: PROGRAM, SEARCH_PATH, the working directory,
+//   ARGV..., ENVP..., each NUL-terminated. The reply is two 32-bit words: the worker's pid (0 if none was
+//   forked) and 0, or the errno of a failed fork, chdir or exec (a forked worker then exits 127 at once, and the
+//   daemon reaps it). The reply is sent once the worker has exec'd, as posix_spawn returns. End of file on the
+//   socket ends the spawner. This costs the daemon one round trip per worker instead of starting this program.
+//
+// orchestrator-spawn MODE SEARCH_PATH PROGRAM ARGV0 ARGV1 ...: starts one worker and exits.
 //   MODE "p": look PROGRAM up in SEARCH_PATH (execvp rules); "n": PROGRAM is a path, SEARCH_PATH is ignored.
 // The environment is the worker's. fds 0-2, the working directory, the signal mask and dispositions are the
 // worker's already (set by the daemon's posix_spawn). fd 3 is the report pipe: records of 8 bytes, a tag and a
 // 32-bit value: 'P' the worker's pid, 'E' the errno of a failed exec, 'F' the errno of a failed fork.
 // The worker never sees fd 3 (close-on-exec), so end of file on the pipe means the worker has exec'd or exited.
+// In both modes the worker is forked from this process, whose mm is a few pages, and is the daemon's child.
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #error "orchestrator-spawn: add this architecture's system call convention"
@@ -24,7 +35,10 @@
 typedef long word;
 
 #if defined(__x86_64__)
-enum { SYS_write = 1, SYS_fcntl = 72, SYS_setsid = 112, SYS_execve = 59, SYS_exit = 60, SYS_clone = 56 };
+enum {
+    SYS_read = 0, SYS_write = 1, SYS_close = 3, SYS_fcntl = 72, SYS_setsid = 112, SYS_execve = 59, SYS_exit = 60,
+    SYS_clone = 56, SYS_pipe2 = 293, SYS_dup3 = 292, SYS_chdir = 80, SYS_recvmsg = 47
+};
 
 static inline word syscall3(word n, word a, word b, word c) {
     word r;
@@ -42,7 +56,10 @@ static inline word syscall5(word n, word a, word b, word c, word d, word e) {
 
 __asm__(".text\n.globl _start\n_start:\n xor %rbp,%rbp\n mov %rsp,%rdi\n and $-16,%rsp\n call spawn_main\n hlt\n");
 #else
-enum { SYS_write = 64, SYS_fcntl = 25, SYS_setsid = 157, SYS_execve = 221, SYS_exit = 93, SYS_clone = 220 };
+enum {
+    SYS_read = 63, SYS_write = 64, SYS_close = 57, SYS_fcntl = 25, SYS_setsid = 157, SYS_execve = 221, SYS_exit = 93,
+    SYS_clone = 220, SYS_pipe2 = 59, SYS_dup3 = 24, SYS_chdir = 49, SYS_recvmsg = 212
+};
 
 static inline word syscall5(word n, word a, word b, word c, word d, word e) {
     register word x8 __asm__("x8") = n;
@@ -60,8 +77,10 @@ static inline word syscall3(word n, word a, word b, word c) { return syscall5(n,
 __asm__(".text\n.globl _start\n_start:\n mov x29, #0\n mov x30, #0\n mov x0, sp\n and sp, x0, #-16\n bl spawn_main\n brk #0\n");
 #endif
 
-enum { REPORT_FD = 3, F_SETFD = 2, FD_CLOEXEC = 1, CLONE_PARENT = 0x8000, PATH_MAX = 4096 };
+enum { REPORT_FD = 3, F_SETFD = 2, FD_CLOEXEC = 1, CLONE_PARENT = 0x8000, PATH_MAX = 4096, O_CLOEXEC = 02000000 };
 enum { EACCES = 13, ENOENT = 2, ENOTDIR = 20, ENODEV = 19, ESTALE = 116, ETIMEDOUT = 110, ENAMETOOLONG = 36 };
+enum { EINTR = 4, E2BIG = 7, EINVAL = 22, EPROTO = 71 };
+enum { SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_CMSG_CLOEXEC = 0x40000000 };
 
 // SwiftPM links every executable with swiftc, which adds swiftrt.o: its constructor registers the image's Swift
 // metadata sections with the runtime. This program has no Swift code and no constructors run (no libc start-up),
@@ -87,10 +106,12 @@ __attribute__((noreturn)) static void exit_now(int code) {
     for (;;) syscall3(SYS_exit, code, 0, 0);
 }
 
-static void report(char tag, int value) {
+static void report_to(int fd, char tag, int value) {
     int record[2] = {tag, value};
-    syscall3(SYS_write, REPORT_FD, (word)record, sizeof record);  // 8 bytes < PIPE_BUF: atomic
+    syscall3(SYS_write, fd, (word)record, sizeof record);  // 8 bytes < PIPE_BUF: atomic
 }
+
+static void report(char tag, int value) { report_to(REPORT_FD, tag, value); }
 
 /// execve; returns the (positive) errno of the failure.
 static int exec(const char *path, char *const argv[], char *const envp[]) {
@@ -127,10 +148,162 @@ static int exec_searching(const char *search, const char *program, char *const a
     }
 }
 
+
+// MARK: - The long-lived spawner
+
+struct iovec { void *base; unsigned long length; };
+struct msghdr {
+    void *name;
+    unsigned int name_length;
+    struct iovec *iov;
+    unsigned long iov_count;
+    void *control;
+    unsigned long control_length;
+    int flags;
+};
+struct cmsghdr { unsigned long length; int level; int type; };
+
+// Requests: the payload is copied here. Untouched pages cost nothing; a worker forked from here starts with the
+// pages this process has touched (a few for a usual request), never with the daemon's.
+enum { PAYLOAD_MAX = 1 << 20, POINTERS_MAX = 32768 };
+static char payload[PAYLOAD_MAX];
+static char *pointers[POINTERS_MAX];
+
+/// Reads exactly `length` bytes; 0 at end of file or on an error.
+static int read_fully(int fd, char *to, unsigned long length) {
+    while (length > 0) {
+        word n = syscall3(SYS_read, fd, (word)to, (word)length);
+        if (n == -EINTR) continue;
+        if (n <= 0) return 0;
+        to += n;
+        length -= (unsigned long)n;
+    }
+    return 1;
+}
+
+static void reply(int pid, int error) {
+    int words[2] = {pid, error};
+    syscall3(SYS_write, REPORT_FD, (word)words, sizeof words);  // A gone daemon ends us (SIGPIPE) or the next read.
+}
+
+/// dup3 refuses to copy an fd onto itself; then only close-on-exec has to go.
+static int move_fd(int fd, int to) {
+    if (fd == to) return (int)syscall3(SYS_fcntl, fd, F_SETFD, 0);
+    return (int)syscall3(SYS_dup3, fd, to, 0);
+}
+
+/// One request: fork the worker (the daemon's child), wait until it has exec'd or failed, reply.
+static void serve_one(int out, int err, unsigned int search, char **argv, char **envp,
+                      const char *program, const char *path, const char *cwd) {
+    int pipe[2];
+    word rc = syscall3(SYS_pipe2, (word)pipe, O_CLOEXEC, 0);
+    if (rc < 0) {
+        reply(0, (int)-rc);
+        return;
+    }
+    word pid = syscall5(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
+    if (pid == 0) {
+        // Every fd of ours is close-on-exec (the socket, the received fds, the pipe); 0 is /dev/null already.
+        syscall3(SYS_setsid, 0, 0, 0);
+        int error = 0;
+        word moved = move_fd(out, 1);
+        if (moved >= 0) moved = move_fd(err, 2);
+        if (moved < 0) error = (int)-moved;
+        if (error == 0 && cwd[0] != '\0') {
+            word changed = syscall3(SYS_chdir, (word)cwd, 0, 0);
+            if (changed < 0) error = (int)-changed;
+        }
+        if (error == 0) error = search ? exec_searching(path, program, argv, envp) : exec(program, argv, envp);
+        report_to(pipe[1], 'E', error);
+        exit_now(127);
+    }
+    syscall3(SYS_close, pipe[1], 0, 0);
+    if (pid < 0) {
+        syscall3(SYS_close, pipe[0], 0, 0);
+        reply(0, (int)-pid);
+        return;
+    }
+    // End of file: the worker has exec'd (the pipe is close-on-exec) or exited after reporting.
+    int record[2] = {0, 0};
+    int error = 0;
+    for (;;) {
+        word n = syscall3(SYS_read, pipe[0], (word)record, sizeof record);
+        if (n == -EINTR) continue;
+        if (n == sizeof record && record[0] == 'E') error = record[1];
+        if (n <= 0) break;
+    }
+    syscall3(SYS_close, pipe[0], 0, 0);
+    reply((int)pid, error);
+}
+
+__attribute__((noreturn)) static void serve(void) {
+    syscall3(SYS_fcntl, REPORT_FD, F_SETFD, FD_CLOEXEC);
+    for (;;) {
+        unsigned int header[4];
+        union { struct cmsghdr header; char bytes[sizeof(struct cmsghdr) + 2 * sizeof(int) + 8]; } control;
+        struct iovec iov = {header, sizeof header};
+        struct msghdr message = {0, 0, &iov, 1, &control, sizeof control, 0};
+        word n;
+        do n = syscall3(SYS_recvmsg, REPORT_FD, (word)&message, MSG_CMSG_CLOEXEC);
+        while (n == -EINTR);
+        if (n <= 0) exit_now(0);  // The daemon is gone (or closed the socket to end us).
+        int fds[2] = {-1, -1};
+        if (message.control_length >= sizeof(struct cmsghdr) + 2 * sizeof(int) && control.header.level == SOL_SOCKET &&
+            control.header.type == SCM_RIGHTS) {
+            int *received = (int *)(control.bytes + sizeof(struct cmsghdr));
+            fds[0] = received[0];
+            fds[1] = received[1];
+        }
+        if (n < (word)sizeof header && !read_fully(REPORT_FD, (char *)header + n, sizeof header - (unsigned long)n))
+            exit_now(0);
+        unsigned int length = header[0], search = header[1], argc = header[2], envc = header[3];
+        int error = 0;
+        if (length > PAYLOAD_MAX || (unsigned long)argc + envc + 2 > POINTERS_MAX) {
+            // Too large to hold: read and drop it, so that the next request starts where it should.
+            error = E2BIG;
+            while (length > 0) {
+                unsigned int chunk = length < PAYLOAD_MAX ? length : PAYLOAD_MAX;
+                if (!read_fully(REPORT_FD, payload, chunk)) exit_now(0);
+                length -= chunk;
+            }
+        } else if (!read_fully(REPORT_FD, payload, length)) {
+            exit_now(0);
+        }
+        // PROGRAM, SEARCH_PATH, CWD, ARGV..., ENVP...: split at the NULs.
+        char *strings[3] = {0, 0, 0};
+        unsigned long at = 0, count = 0, wanted = 3 + (unsigned long)argc + envc;
+        while (error == 0 && count < wanted && at < length) {
+            char *start = payload + at;
+            while (at < length && payload[at] != '\0') at++;
+            if (at == length) break;
+            at++;
+            if (count < 3) {
+                strings[count] = start;
+            } else if (count < 3 + argc) {
+                pointers[count - 3] = start;
+            } else {
+                pointers[count - 2] = start;  // After argv's NULL.
+            }
+            count++;
+        }
+        if (error == 0 && (count != wanted || fds[0] < 0 || fds[1] < 0 || argc == 0)) error = EPROTO;
+        if (error != 0) {
+            reply(0, error);
+        } else {
+            pointers[argc] = 0;
+            pointers[argc + 1 + envc] = 0;
+            serve_one(fds[0], fds[1], search, pointers, pointers + argc + 1, strings[0], strings[1], strings[2]);
+        }
+        if (fds[0] >= 0) syscall3(SYS_close, fds[0], 0, 0);
+        if (fds[1] >= 0) syscall3(SYS_close, fds[1], 0, 0);
+    }
+}
+
 __attribute__((used, noreturn)) void spawn_main(word *stack) {
     int argc = (int)stack[0];
     char **argv = (char **)(stack + 1);
     char **envp = argv + argc + 1;
+    if (argc == 2 && argv[1][0] == 's' && argv[1][1] == '\0') serve();
     if (argc < 5) exit_now(125);
     const char *mode = argv[1];
     const char *search = argv[2];

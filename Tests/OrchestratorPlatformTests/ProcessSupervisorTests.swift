@@ -63,6 +63,40 @@ struct ProcessSupervisorTests {
         #expect(big.maxRSSKiB >= 190 * 1024 && big.maxRSSKiB < 215 * 1024)
     }
 
+    @Test func helperRunPerWorkerAlsoMeasuresTheWorkersOwn() async throws {
+        let perWorker = Harness(helperUse: .perWorker)
+        let exit = try await perWorker.start(["/bin/sh", "-c", "true"]).exit()
+        #expect(exit.termination == .exited(0))
+        #expect(exit.maxRSSKiB > 256 && exit.maxRSSKiB < 8 * 1024)
+        #expect(perWorker.onQueue { $0.spawnerPID } == nil)
+    }
+
+    @Test func oneSpawnerServesEveryWorkerAndAKilledOneIsReplaced() async throws {
+        #expect(try await harness.start(["/bin/true"]).exit().termination == .exited(0))
+        let first = try #require(harness.onQueue { $0.spawnerPID })
+        // Workers are our children (CLONE_PARENT), not the spawner's, and later ones reuse it.
+        let worker = try harness.start(["/bin/sh", "-c", "exit 3"])
+        #expect(getpgid(worker.handle.pid) == worker.handle.pid)
+        #expect(try await worker.exit().termination == .exited(3))
+        #expect(harness.onQueue { $0.spawnerPID } == first)
+
+        kill(first, SIGKILL)
+        let after = try await harness.start(["/bin/sh", "-c", "true"]).exit()
+        #expect(after.termination == .exited(0))
+        #expect(after.maxRSSKiB > 256 && after.maxRSSKiB < 8 * 1024)
+        let second = try #require(harness.onQueue { $0.spawnerPID })
+        #expect(second != first)
+        // The killed one was reaped, not left a zombie.
+        #expect(kill(first, 0) != 0)
+
+        // Released (the daemon's queue ran dry): ended and reaped; the next worker starts a new one.
+        harness.onQueue { $0.releaseSpawner() }
+        #expect(harness.onQueue { $0.spawnerPID } == nil)
+        #expect(kill(second, 0) != 0)
+        #expect(try await harness.start(["/bin/true"]).exit().termination == .exited(0))
+        #expect(harness.onQueue { $0.spawnerPID } != nil)
+    }
+
     @Test func directSpawnStartsAtThisProcesssPeakRSS() async throws {
         // Why the helper exists: at exec the kernel folds the old mm's peak into the worker's
         // maxrss, and a posix_spawn child execs from this process's mm.
@@ -297,6 +331,8 @@ struct ProcessSupervisorTests {
 
     @Test func missingExecutableThrowsAndLeaksNothing() async throws {
         try harness.write("workers/not-executable.sh", "#!/bin/sh\n", mode: 0o644)
+        // The spawner's socket and the epoll fd live as long as the supervisor: open them before counting.
+        #expect(try await harness.start(["/bin/true"]).exit().termination == .exited(0))
         let before = openFDs()
         let cases: [(String, Int32, String)] = [
             ("./workers/x.sh", ENOENT, "cannot run ./workers/x.sh: No such file or directory"),
@@ -359,12 +395,13 @@ struct ProcessSupervisorTests {
     // MARK: Cost
 
     /// `ORCH_SPAWN_BENCH=1 swift test --filter spawnThroughput`: 2,000 `/bin/true`, 2 at a time,
-    /// direct posix_spawn against the helper, three runs each; prints workers per second.
+    /// direct posix_spawn, the helper run per worker and the long-lived spawner, three runs each,
+    /// interleaved; prints workers per second.
     @Test(.enabled(if: ProcessInfo.processInfo.environment["ORCH_SPAWN_BENCH"] != nil))
     func spawnThroughput() async throws {
         for round in 1...3 {
-            for subreaper in [false, true] {
-                let bench = Harness(subreaper: subreaper, helper: subreaper)
+            for way in ["direct", "helper", "spawner"] {
+                let bench = Harness(subreaper: true, helper: way != "direct", helperUse: way == "helper" ? .perWorker : .spawner)
                 let count = 2000
                 let clock = ContinuousClock()
                 let started = clock.now
@@ -388,7 +425,7 @@ struct ProcessSupervisorTests {
                 #expect(await eventually(.seconds(60)) { finished.value == count })
                 let seconds = Double((clock.now - started).components.attoseconds) / 1e18
                     + Double((clock.now - started).components.seconds)
-                print("spawn bench round \(round) \(subreaper ? "helper" : "direct"): \(Int(Double(count) / seconds)) workers/s")
+                print("spawn bench round \(round) \(way): \(Int(Double(count) / seconds)) workers/s")
             }
         }
     }
@@ -430,9 +467,10 @@ private final class Harness: Sendable {
 
     /// The daemon's setup by default: orphans ended, workers started through orchestrator-spawn.
     /// `helper` false: `posix_spawn` straight from the test process.
-    init(subreaper: Bool = true, helper: Bool = true) {
+    init(subreaper: Bool = true, helper: Bool = true, helperUse: ProcessSupervisor.HelperUse = .spawner) {
         supervisor = ProcessSupervisor(
-            queue: queue, subreaper: subreaper, spawnHelper: helper ? ProcessSupervisor.bundledSpawnHelper : nil)
+            queue: queue, subreaper: subreaper, spawnHelper: helper ? ProcessSupervisor.bundledSpawnHelper : nil,
+            helperUse: helperUse)
         var template = Array("/tmp/orch-spawn-test-XXXXXX".utf8CString)
         dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
     }

@@ -360,6 +360,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         continueScan()
         commitClaims()
         startWorkers()
+        // Nothing left to start: the spawner is started again with the next worker (see releaseSpawner).
+        if readyCount == 0 { supervisor.releaseSpawner() }
         moveFinishedFiles()
         deferWrites()
         armTimer()
