@@ -5,12 +5,15 @@ import GRDB
 /// cannot be trusted and the daemon must stop.
 public enum StoreFailure: Sendable, Equatable {
     case outOfSpace
+    /// Another process holds the write lock past the busy timeout (a one-shot prune's VACUUM): try again soon.
+    case busy
     case fatal
 
     public static func classify(_ error: any Error) -> StoreFailure {
         guard let error = error as? DatabaseError else { return .fatal }
         switch error.resultCode {
         case .SQLITE_FULL, .SQLITE_IOERR: return .outOfSpace
+        case .SQLITE_BUSY, .SQLITE_LOCKED: return .busy
         default: return .fatal
         }
     }

@@ -451,6 +451,39 @@ import Testing
         return total
     }
 
+    /// Only Done/ is full, the store is not: the pause lasts until a move goes through, without flapping.
+    @Test func aFullDoneFolderPausesUntilMovesGoThrough() throws {
+        let instance = try TestInstance(config: "[paths]\ndone = \"../vol/Done\"\n" + testConfig(handler: """
+            command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log']
+            max_attempts = 1
+            """))
+        let volume = instance.path("vol")
+        try mountTmpfs(at: volume, size: "1m")
+        defer { unmount(volume) }
+        try FileManager.default.createDirectory(atPath: "\(volume)/Done", withIntermediateDirectories: true)
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        #expect(fill("\(volume)/filler") > 0)
+        // Across filesystems each file is copied into Done/: no room for it.
+        for index in 0..<5 { try instance.drop("f\(index).txt", String(repeating: "x", count: 64 << 10)) }
+        try instance.waitUntil("status says paused", timeout: 30) {
+            ((try? instance.json(["status"]) as? [String: Any])?["paused"] as? String)?.hasPrefix("paused: no space on") == true
+        }
+        // While paused for several retries, it stays paused: nothing new is claimed or started.
+        try instance.drop("later.txt")
+        expectQuiet(for: 4, "a file started while paused") { instance.lines(of: "runs.log").contains("later.txt") }
+        #expect(((try instance.json(["status"]) as? [String: Any])?["paused"] as? String) != nil, "still paused")
+        #expect(instance.log.components(separatedBy: "nothing new starts until space returns").count - 1 == 1, "one pause, no flapping")
+        try FileManager.default.removeItem(atPath: "\(volume)/filler")
+        try instance.waitUntil("all six are in Done", timeout: 60) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(volume)/Done")) ?? []).filter { !$0.hasPrefix(".") }.count == 6
+        }
+        #expect(daemon.isRunning)
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.lines(of: "runs.log").sorted() == ["f0.txt", "f1.txt", "f2.txt", "f3.txt", "f4.txt", "later.txt"])
+        #expect(instance.count(in: "Failed") == 0)
+    }
+
     @Test func aFullDiskPausesAndNothingIsLostOrRunTwice() throws {
         let instance = try TestInstance(config: """
             [paths]

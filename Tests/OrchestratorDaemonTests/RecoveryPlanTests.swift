@@ -13,11 +13,12 @@ import Testing
 
     func plan(
         unmoved: [JobRecord] = [], live: [JobRecord] = [], processing: [String: FileStatus] = [:],
-        inbox: [String: FileStatus] = [:], handlers: Set<String> = ["h"]
+        inbox: [String: FileStatus] = [:], handlers: Set<String> = ["h"], moved: [Int64: String] = [:]
     ) -> [RecoveryPlan.Action] {
         RecoveryPlan(
             unmoved: unmoved, live: live, handler: { job in job.handler.flatMap { handlers.contains($0) ? $0 : nil } },
-            processing: { processing[$0.description] }, inbox: { inbox[$0.description] }
+            processing: { processing[$0.description] }, inbox: { inbox[$0.description] },
+            movedFile: { job in moved[job.id].map(RelativePath.init) }
         ).actions
     }
 
@@ -32,10 +33,24 @@ import Testing
     /// died before the job's final path was committed. The newcomer must not become the job's result.
     @Test func aNewerFileUnderAFinishedJobsNameIsNotItsResult() {
         let job = JobRecord(id: 1, name: RelativePath("a.txt"), handler: "h", state: .done, claimDevice: 42, claimInode: 100)
-        #expect(plan(unmoved: [job], processing: ["a.txt": file(inode: 200)]) == [.newerFileUnderName(job)])
-        // Same inode number on another device is another file too.
-        let elsewhere = FileStatus(size: 5, modified: 0, device: 7, inode: 100, kind: .regular)
-        #expect(plan(unmoved: [job], processing: ["a.txt": elsewhere]) == [.newerFileUnderName(job)])
+        #expect(plan(unmoved: [job], processing: ["a.txt": file(inode: 200)], moved: [1: "a.txt"])
+            == [.newerFileUnderName(job, finalName: RelativePath("a.txt"))])
+    }
+
+    /// A worker that rewrote its input (sed -i) leaves another inode under the name, and that file is the
+    /// job's own: its own file is nowhere else, so it is moved, never run again.
+    @Test func anotherInodeWithTheJobsFileNowhereElseIsTheJobsOwn() {
+        let job = JobRecord(id: 1, name: RelativePath("a.txt"), handler: "h", state: .done, claimDevice: 42, claimInode: 100)
+        #expect(plan(unmoved: [job], processing: ["a.txt": file(inode: 200)]) == [.finishMove(job)])
+        // Device numbers may change across a reboot: the inode decides.
+        let rebooted = FileStatus(size: 5, modified: 0, device: 7, inode: 100, kind: .regular)
+        #expect(plan(unmoved: [job], processing: ["a.txt": rebooted], moved: [1: "a.txt"]) == [.finishMove(job)])
+    }
+
+    @Test func aNewFileOfTheNameInInboxIsNotAClaimThatWasLost() {
+        let job = JobRecord(id: 1, name: RelativePath("b"), handler: "h", state: .queued, claimDevice: 42, claimInode: 100)
+        #expect(plan(live: [job], inbox: ["b": file(inode: 100)]) == [.reclaim(job, handler: "h")])
+        #expect(plan(live: [job], inbox: ["b": file(inode: 300)]) == [.fail(job, reason: "its file disappeared while the daemon was down")])
     }
 
     @Test func jobsRecordedWithoutAnIdentityAreTakenAtTheirWord() {

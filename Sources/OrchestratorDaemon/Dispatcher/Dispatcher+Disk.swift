@@ -13,17 +13,24 @@ extension Dispatcher {
     static let firstDiskRetry: UInt64 = 1000
     static let maxDiskRetry: UInt64 = 30_000
 
-    func pauseForDisk(path: PathBytes, reason: String) {
+    /// `movesFailed`: a move into Done/ or Failed/ ran out of space (their disk may not be the store's), so
+    /// the pause ends only when a move goes through again, not when the store can be written.
+    func pauseForDisk(path: PathBytes, reason: String, movesFailed: Bool = false) {
         // A stopping daemon does not wait for space: what is not recorded is recovered at the next start.
         guard !phase.isStopping else {
             logger.error("cannot record while stopping; the next start recovers it", metadata: ["error": "\(reason)"])
             return
         }
-        guard !phase.isPausedForDisk else { return }
+        if movesFailed { pausedByMoves = true }
+        guard !phase.isPausedForDisk else {
+            // A retry that failed again: the next one after a longer wait.
+            armDiskRetry(doubling: true)
+            return
+        }
         phase = .pausedForDisk(path: path.description)
         scan = nil
         diskRetryDelay = Self.firstDiskRetry
-        _ = schedule(.diskRetry, after: diskRetryDelay)
+        armDiskRetry(doubling: false)
         let text = "paused: no space on \(path)"
         logger.critical("\(text); nothing new starts until space returns", metadata: ["error": "\(reason)"])
         statusBoard?.post(text)
@@ -32,17 +39,50 @@ extension Dispatcher {
         criticalPending = !emit("error.critical")
     }
 
+    private func armDiskRetry(doubling: Bool) {
+        guard diskRetryTimer == nil else { return }
+        if doubling { diskRetryDelay = min(Self.maxDiskRetry, diskRetryDelay * 2) }
+        diskRetryTimer = schedule(.diskRetry, after: diskRetryDelay)
+    }
+
     func diskRetryDue() {
+        diskRetryTimer = nil
         guard case .pausedForDisk(let path) = phase else { return }
         // Claims first: their commit carries the other pending writes along.
         let committed = newClaims.isEmpty ? flushWritesWhilePaused() : commitClaimsWhilePaused()
         guard committed else {
-            diskRetryDelay = min(Self.maxDiskRetry, diskRetryDelay * 2)
-            _ = schedule(.diskRetry, after: diskRetryDelay)
+            armDiskRetry(doubling: true)
             logger.debug("still no space", metadata: ["path": "\(path)", "retry_in": "\(diskRetryDelay)ms"])
             return
         }
+        if pausedByMoves {
+            // The stuck moves try again; their outcome (filesMoved) resumes or pauses on.
+            let retry = stuckMoves.filter { !$0.value.retrying }
+            for jobID in retry.keys { stuckMoves[jobID]?.retrying = true }
+            if !retry.isEmpty { sendToMover(retry.values.map(\.job)) }
+            if retry.isEmpty && movesInFlight == 0 { resumeFromDisk() }
+            return
+        }
+        resumeFromDisk()
+    }
+
+    /// Moves came back while paused by moves: none ran out of space, so space is back.
+    func movesCameBackWhilePaused() {
+        guard phase.isPausedForDisk, pausedByMoves else { return }
+        let stillShort = stuckMoves.values.contains { $0.outOfSpace }
+        if stillShort {
+            armDiskRetry(doubling: true)
+        } else if movesInFlight == 0 {
+            resumeFromDisk()
+        }
+    }
+
+    private func resumeFromDisk() {
+        guard case .pausedForDisk(let path) = phase else { return }
         phase = .running
+        pausedByMoves = false
+        if let timer = diskRetryTimer { wheel.cancel(timer) }
+        diskRetryTimer = nil
         statusBoard?.post("")
         notifier.notify("STATUS=resumed")
         logger.info("space is back; resuming", metadata: ["path": "\(path)"])
@@ -53,6 +93,7 @@ extension Dispatcher {
             queueUploads(moved)
         }
         retryStuckMoves()
+        takeRecordedEvents()
         startScan(reason: "resumed after a full disk")
         scheduleCycle()
     }

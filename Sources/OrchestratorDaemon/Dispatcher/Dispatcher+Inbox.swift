@@ -179,14 +179,14 @@ extension Dispatcher {
             logger.info("healthy again")
         }
         lastHealthy = snapshot.healthy
-        _ = schedule(.watchdogSweep, after: ticks(config.sweeps.watchdog))
+        armSweep(.watchdogSweep)
     }
 
     func ingestSweepDue() {
         startScan(reason: "periodic")
         // Without a watch on the wake folder, requests and triggered events are taken here.
         if wakeWatcher == nil, batch == nil { takeRecordedEvents() }
-        _ = schedule(.ingestSweep, after: ticks(config.sweeps.ingest))
+        armSweep(.ingestSweep)
     }
 
     private func recreateInboxWatch() {
@@ -373,6 +373,11 @@ extension Dispatcher {
         guard flushWrites(), phase != .stopped else { return }
         let finished = finishedJobs
         finishedJobs.removeAll(keepingCapacity: true)
+        sendToMover(finished)
+    }
+
+    /// The moves run on the mover queue; their results come back as `.filesMoved`.
+    func sendToMover(_ finished: [FinishedJob]) {
         movesInFlight += 1
         let layout = layout
         moverQueue.async { [self] in
@@ -405,9 +410,10 @@ extension Dispatcher {
                 if stuckMoves[job.jobID] == nil {
                     logger.error("the file stays in the processing area; the watchdog sweep tries again", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
                 }
-                stuckMoves[job.jobID] = StuckMove(job: job, reason: error)
-                if let code = file.errorCode, DiskTrouble.isOutOfSpace(errno: code) {
-                    pauseForDisk(path: job.succeeded ? layout.done : layout.failed, reason: error)
+                let outOfSpace = file.errorCode.map(DiskTrouble.isOutOfSpace(errno:)) ?? false
+                stuckMoves[job.jobID] = StuckMove(job: job, reason: error, outOfSpace: outOfSpace)
+                if outOfSpace {
+                    pauseForDisk(path: job.succeeded ? layout.done : layout.failed, reason: error, movesFailed: true)
                 }
                 continue
             }
@@ -429,6 +435,7 @@ extension Dispatcher {
         }
         // After the final paths are recorded: they commit together with the uploads.
         queueUploads(moved)
+        movesCameBackWhilePaused()
     }
 
     /// Files that reached Done under a handler with an `upload` command get an upload job on the queue.

@@ -99,18 +99,18 @@ extension Dispatcher {
                 (config.handlers.first { $0.name == job.handler } ?? config.handler(for: job.name))?.name
             },
             processing: { [layout] in FileSystem.status(layout.processing.appending($0)) },
-            inbox: { [layout] in FileSystem.status(layout.inbox.appending($0)) })
+            inbox: { [layout] in FileSystem.status(layout.inbox.appending($0)) },
+            movedFile: { job in self.locateMovedFile(of: job, in: job.state == .done ? self.layout.done : self.layout.failed) })
         var recoveredMoves: [MovedFile] = []
         for action in plan.actions {
             switch action {
             case .finishMove(let job):
                 if let moved = finishRecoveredMove(job) { recoveredMoves.append(moved) }
-            case .newerFileUnderName(let job):
+            case .newerFileUnderName(let job, let finalName):
                 logger.warning(
                     "a newer file of the same name is in the processing area; it is a new job",
                     metadata: ["file": "\(job.name)", "job": "\(job.id)"])
-                let root = job.state == .done ? layout.done : layout.failed
-                recoveredMoves.append(recordRecoveredMove(job, finalName: locateMovedFile(of: job, in: root)))
+                recoveredMoves.append(recordRecoveredMove(job, finalName: finalName))
             case .restore(let job, let handler):
                 names.assign(job.name, to: job.id)
                 restore(job, owner: .handler(handler), priority: self.handler(named: handler)?.priority ?? job.priority)
@@ -177,6 +177,8 @@ extension Dispatcher {
         if batch != nil { batchReport.filesFailed += 1 }
         self.record { try $0.setState(jobID: jobID, from: from, to: .failed, reason: reason, at: wallNow) }
         if FileSystem.exists(layout.processing.appending(record.name)) {
+            // Its file goes to Failed/ under this job; it is not adopted as a claim of its own.
+            names.assign(record.name, to: jobID)
             finishedJobs.append(FinishedJob(jobID: jobID, name: record.name, succeeded: false))
         } else {
             self.record { try $0.setFinalPath(jobID: jobID, RelativePath([])) }

@@ -315,7 +315,8 @@ extension Dispatcher {
     /// Events recorded by `orchestrator trigger` and requests of `task run` and `sweep` (while this daemon
     /// ran, or before it started).
     func takeRecordedEvents() {
-        guard !phase.isStopping else { return }
+        // While paused for a full disk their marks and runs could not be recorded: they wait in the store.
+        guard !phase.isStopping, !phase.isPausedForDisk else { return }
         do {
             let requests = try store.read { try $0.pendingRequests() }
             for request in requests {

@@ -286,6 +286,8 @@ extension Dispatcher {
     /// A start that failed for lack of resources spends no attempt: the job waits and tries again, and
     /// fewer workers run at once until starts succeed.
     private func startDeferred(_ job: LiveJob, reason: String) {
+        // If it was its breaker's probe, the probe did not happen: the next job may probe.
+        breakerNoVerdict(job.owner)
         let delay = spawnThrottle.shortage(running: running.count, reason: reason)
         let jobID = job.id
         let wallNow = Self.wallClock()

@@ -135,6 +135,8 @@ struct Claim {
 struct StuckMove {
     let job: Dispatcher.FinishedJob
     var reason: String
+    /// It failed for lack of space (which pauses the daemon until a move goes through).
+    var outOfSpace = false
     /// A retry is on the mover queue.
     var retrying = false
 }
@@ -220,6 +222,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// While paused for a full disk: the next retry's delay, and whether `error.critical` still has to fire.
     var diskRetryDelay = Dispatcher.firstDiskRetry
     var criticalPending = false
+    /// The pause began with a move that ran out of space: it ends when a move goes through.
+    var pausedByMoves = false
+    var diskRetryTimer: TimerHandle?
     /// Files that reached Done while the disk was full; their uploads are recorded when space returns.
     var uploadsToRecord: [MovedFile] = []
     /// Tells `status` what the store cannot while the disk is full (see StatusBoard).
@@ -489,6 +494,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     }
 
     static let deferredWriteDelay: UInt64 = 20
+    static let busyRetryDelay: UInt64 = 1000
 
     /// Commits the pending writes; false if they could not be (they stay pending).
     @discardableResult
@@ -517,6 +523,10 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             switch StoreFailure.classify(error) {
             case .outOfSpace:
                 pauseForDisk(path: layout.state, reason: "cannot \(what): \(error)")
+            case .busy:
+                // The writes stay pending; the next cycle or this timer tries again.
+                logger.warning("cannot \(what) yet: the state database is busy; trying again", metadata: ["error": "\(error)"])
+                if flushTimer == nil, !phase.isPausedForDisk { flushTimer = schedule(.flushWrites, after: Self.busyRetryDelay) }
             case .fatal:
                 logger.critical("cannot \(what); stopping", metadata: ["error": "\(error)"])
                 stop(exitCode: 1)

@@ -10,9 +10,10 @@ struct RecoveryPlan: Equatable {
     enum Action: Equatable {
         /// A finished job's file is still in the processing area: move it to Done/ or Failed/; never run it.
         case finishMove(JobRecord)
-        /// A finished job's name holds another file, claimed after the job's own file had left but before
-        /// its final path was committed: the job is done with; the newcomer becomes a job of its own.
-        case newerFileUnderName(JobRecord)
+        /// A finished job's name holds another file, claimed after the job's own file had left (it was found,
+        /// by its inode, at `finalName`) but before its final path was committed: the job is done with; the
+        /// newcomer becomes a job of its own.
+        case newerFileUnderName(JobRecord, finalName: RelativePath)
         /// A live job whose file waits in the processing area: queue it again under this handler.
         case restore(JobRecord, handler: String)
         /// A live job whose claiming rename did not survive (a power cut): its file is back in Inbox.
@@ -28,13 +29,17 @@ struct RecoveryPlan: Equatable {
     ///   - handler: the handler a live job runs under now (its own if still configured, else the first that
     ///     matches its name), nil if none.
     ///   - processing, inbox: `lstat` of a name in the processing area and in Inbox.
+    ///   - movedFile: where a finished job's own file is in Done/ or Failed/, found by its claimed inode.
     init(
         unmoved: [JobRecord], live: [JobRecord], handler: (JobRecord) -> String?,
-        processing: (RelativePath) -> FileStatus?, inbox: (RelativePath) -> FileStatus?
+        processing: (RelativePath) -> FileStatus?, inbox: (RelativePath) -> FileStatus?,
+        movedFile: (JobRecord) -> RelativePath? = { _ in nil }
     ) {
         for job in unmoved {
-            if let present = processing(job.name), !Self.isClaimedFile(present, of: job) {
-                actions.append(.newerFileUnderName(job))
+            // Another inode under the name is a newcomer only if the job's own file is found where it went:
+            // a worker that rewrote its input (sed -i) also leaves another inode, and that file is the job's.
+            if let present = processing(job.name), !Self.isClaimedFile(present, of: job), let finalName = movedFile(job) {
+                actions.append(.newerFileUnderName(job, finalName: finalName))
             } else {
                 // Also when the file is gone: the move finishes a cross-filesystem copy or notes it was removed.
                 actions.append(.finishMove(job))
@@ -51,7 +56,7 @@ struct RecoveryPlan: Equatable {
                 } else {
                     actions.append(.restore(job, handler: handlerName))
                 }
-            } else if let back = inbox(job.name), back.isRegular {
+            } else if let back = inbox(job.name), back.isRegular, Self.isClaimedFile(back, of: job) {
                 actions.append(.reclaim(job, handler: handlerName))
             } else {
                 actions.append(.fail(job, reason: "its file disappeared while the daemon was down"))
@@ -59,10 +64,11 @@ struct RecoveryPlan: Equatable {
         }
     }
 
-    /// Whether the entry found under a job's name is the file that job claimed. Jobs recorded before claim
+    /// Whether the entry found under a job's name is the file that job claimed, by inode: the processing area
+    /// is on Inbox's filesystem, and device numbers may change across a reboot. Jobs recorded before claim
     /// identities were stored cannot be checked and are taken at their word.
     static func isClaimedFile(_ status: FileStatus, of job: JobRecord) -> Bool {
-        guard let inode = job.claimInode, let device = job.claimDevice else { return true }
-        return status.inode == inode && status.device == device
+        guard let inode = job.claimInode else { return true }
+        return status.inode == inode
     }
 }
