@@ -151,7 +151,32 @@ public enum FileSystem {
         switch errno {
         case EEXIST: return .destinationExists
         case ENOENT where exists(destination.parent): return .sourceMissing
+        case EINVAL, ENOSYS, ENOTSUP:
+            // The filesystem takes no rename flags (NFS, many FUSE filesystems): link() never replaces either.
+            return try linkThenUnlink(source, destination)
         default: throw SystemError("rename to \(destination)", source.description)
+        }
+    }
+
+    /// No-replace rename without renameat2: a hard link (which fails if the name exists), then the old name
+    /// goes. Where there are no hard links either, a plain rename after checking the name is free.
+    private static func linkThenUnlink(_ source: PathBytes, _ destination: PathBytes) throws(SystemError) -> RenameResult {
+        let linked = source.withCString { from in destination.withCString { to in link(from, to) } }
+        if linked == 0 {
+            if source.withCString({ unlink($0) }) != 0 && errno != ENOENT { throw SystemError("unlink", source.description) }
+            return .moved
+        }
+        switch errno {
+        case EEXIST: return .destinationExists
+        case ENOENT where exists(destination.parent): return .sourceMissing
+        case EPERM, ENOTSUP, EOPNOTSUPP, EMLINK, EXDEV:
+            if exists(destination) { return .destinationExists }
+            let renamed = source.withCString { from in destination.withCString { to in rename(from, to) } }
+            if renamed == 0 { return .moved }
+            if errno == ENOENT, exists(destination.parent) { return .sourceMissing }
+            throw SystemError("rename to \(destination)", source.description)
+        default:
+            throw SystemError("link to \(destination)", source.description)
         }
     }
 
