@@ -114,7 +114,12 @@ extension ProcessSupervisor {
             if sparingLiveOwners {
                 let owners = liveOwners ?? Set(live.values.filter { !$0.isEmpty })
                 liveOwners = owners
-                if !owners.isEmpty, let owner = Self.owner(ofProcess: child.pid), owners.contains(owner) { continue }
+                if !owners.isEmpty {
+                    // Unreadable (not dumpable, like ssh-agent, or setuid): it may belong to a worker that
+                    // still runs, so it is spared until no worker runs; then nothing can own it.
+                    guard let owner = Self.owner(ofProcess: child.pid) else { continue }
+                    if owners.contains(owner) { continue }
+                }
             }
             // Our child, unreaped: neither its pid nor (if it leads one) its group id can be reused yet.
             if child.group == child.pid { kill(-child.pid, SIGKILL) }
@@ -122,6 +127,20 @@ extension ProcessSupervisor {
             result.killed.append(child.pid)
         }
         return result
+    }
+
+    /// Ends this process's children in another session that carry `owner` and are not registered workers:
+    /// a worker a spawner started without telling us.
+    static func endUnregisteredChildren(owner: [UInt8], live: [Int32: [UInt8]]) {
+        guard !owner.isEmpty else { return }
+        var children = [orch_child](repeating: orch_child(), count: 1024)
+        let count = Int(children.withUnsafeMutableBufferPointer { orch_list_children(getpid(), $0.baseAddress, Int32($0.count)) })
+        let ownSession = getsid(0)
+        for child in children[..<max(0, count)] where child.session != ownSession && live[child.pid] == nil && child.exited == 0 {
+            guard Self.owner(ofProcess: child.pid) == owner else { continue }
+            if child.group == child.pid { kill(-child.pid, SIGKILL) }
+            kill(child.pid, SIGKILL)
+        }
     }
 
     /// The owner entries of a process's environment; nil if it cannot be read (gone, or not dumpable).

@@ -223,7 +223,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
                                 if helperUse == .spawner, !spawnerFailed,
                                     let rc = requestFromSpawner(
                                         helper, &pid, search: bare ? search : nil, path, argv, envp, cwd, stdout, stderr,
-                                        live: &live)
+                                        owner: Self.owner(inEnvironment: request.environment), live: &live)
                                 {
                                     return rc
                                 }
@@ -242,7 +242,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
     private func requestFromSpawner(
         _ helper: UnsafePointer<CChar>, _ pid: inout pid_t, search: UnsafePointer<CChar>?, _ path: UnsafePointer<CChar>,
         _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>,
-        _ cwd: UnsafePointer<CChar>, _ stdout: Int32, _ stderr: Int32, live: inout [Int32: [UInt8]]
+        _ cwd: UnsafePointer<CChar>, _ stdout: Int32, _ stderr: Int32, owner: [UInt8], live: inout [Int32: [UInt8]]
     ) -> Int32? {
         for _ in 0..<2 {
             if spawner == nil {
@@ -255,10 +255,12 @@ public final class ProcessSupervisor: @unchecked Sendable {
             guard let current = spawner else { break }
             let rc = orch_spawner_request(current.socket, search, path, argv, envp, cwd, stdout, stderr, &pid)
             if rc >= 0 { return rc }
-            // Gone (killed, crashed) or not answering: end it and try a new one.
+            // Gone (killed, crashed) or not answering: end it and try a new one. A spawner that did not answer
+            // may have started the worker all the same: that one is ended first, or the attempt would run twice.
             orch_spawner_stop(current.socket, current.pid)
             live[current.pid] = nil
             spawner = nil
+            Self.endUnregisteredChildren(owner: owner, live: live)
         }
         spawnerFailed = true
         return nil
