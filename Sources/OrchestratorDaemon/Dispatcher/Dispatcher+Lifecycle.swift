@@ -142,8 +142,10 @@ extension Dispatcher {
         let result = moveOut(job.name, jobID: job.id, into: root)
         if let error = result.error {
             let finished = FinishedJob(jobID: job.id, name: job.name, succeeded: job.state == .done, handler: job.handler)
-            stuckMoves[job.id] = StuckMove(job: finished, reason: error)
+            let outOfSpace = result.code.map(DiskTrouble.isOutOfSpace(errno:)) ?? false
+            stuckMoves[job.id] = StuckMove(job: finished, reason: error, outOfSpace: outOfSpace)
             names.assign(job.name, to: job.id)
+            if outOfSpace { pauseForDisk(path: root, reason: error, movesFailed: true) }
             return nil
         }
         return recordRecoveredMove(job, finalName: result.finalName)
