@@ -92,6 +92,12 @@ extension Dispatcher {
             uploadsToRecord = []
             queueUploads(moved)
         }
+        let due = dueWhilePaused
+        dueWhilePaused = []
+        for run in due {
+            guard let task = run.task else { continue }
+            self.due(task, cause: run.cause, slot: run.slot, eventID: run.eventID, eventName: run.eventName)
+        }
         retryStuckMoves()
         takeRecordedEvents()
         startScan(reason: "resumed after a full disk")

@@ -29,6 +29,8 @@ struct PendingRun {
     let slot: Int64?
     let eventID: Int64?
     let eventName: String?
+    /// Set when it is kept outside its task's runtime (due while paused for a full disk).
+    var task: String? = nil
 }
 
 /// Interval, cron and event tasks on the shared queue.
@@ -230,6 +232,12 @@ extension Dispatcher {
                 eventID: eventID, detail: detail, at: wallNow)
         }
         guard let id = recorded else {
+            if phase.isPausedForDisk {
+                // Recorded, and run, when space returns: a slot due during a pause is not lost.
+                dueWhilePaused.append(PendingRun(cause: cause, slot: slot, eventID: eventID, eventName: eventName, task: name))
+                logger.warning("due while the disk is full; it runs when space returns", metadata: ["task": "\(task.name)"])
+                return
+            }
             logger.error("not run: its run could not be recorded", metadata: ["task": "\(task.name)"])
             return
         }

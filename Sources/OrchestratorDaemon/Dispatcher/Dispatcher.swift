@@ -227,6 +227,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var diskRetryTimer: TimerHandle?
     /// Files that reached Done while the disk was full; their uploads are recorded when space returns.
     var uploadsToRecord: [MovedFile] = []
+    /// Task runs that came due while the disk was full; recorded and queued when space returns.
+    var dueWhilePaused: [PendingRun] = []
     /// Tells `status` what the store cannot while the disk is full (see StatusBoard).
     var statusBoard: StatusBoard?
     var runningEstimate = LoadEstimate.none
