@@ -460,6 +460,44 @@ import Testing
         return total
     }
 
+    /// A restart after a crash on a full disk: recovery must write, so the daemon starts paused instead of
+    /// exiting (and being restarted in a loop), and recovers when space returns.
+    @Test func aRestartOnAFullDiskStartsPaused() throws {
+        let instance = try TestInstance(config: """
+            [paths]
+            inbox = "../vol/Inbox"
+            done = "../vol/Done"
+            failed = "../vol/Failed"
+            state = "../vol/state"
+            """ + "\n" + testConfig(handler: """
+            command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log; while [ ! -e ../release ]; do sleep 0.05; done']
+            """))
+        let volume = instance.path("vol")
+        try mountTmpfs(at: volume, size: "8m")
+        defer { unmount(volume) }
+        try instance.startDaemon()
+        try instance.drop("a.txt", into: "vol/Inbox")
+        try instance.waitUntil("a.txt runs", timeout: 20) { instance.lines(of: "runs.log") == ["a.txt"] }
+        instance.killDaemon()
+        #expect(fill("\(volume)/filler") > 0)
+
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        try instance.waitUntil("it starts paused", timeout: 20) {
+            ((try? instance.json(["status"]) as? [String: Any])?["paused"] as? String)?.hasPrefix("paused: no space on") == true
+        }
+        #expect(daemon.isRunning, "a full disk at start pauses, it does not exit")
+        try FileManager.default.removeItem(atPath: "\(volume)/filler")
+        _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
+        try instance.waitUntil("a.txt is done", timeout: 60) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(volume)/Done")) ?? []).contains("a.txt")
+        }
+        #expect(daemon.isRunning)
+        #expect(instance.stopDaemon() == 0)
+        // The crash cut its first run short: it ran again, once.
+        #expect(instance.lines(of: "runs.log") == ["a.txt", "a.txt"])
+    }
+
     /// Only Done/ is full, the store is not: the pause lasts until a move goes through, without flapping.
     @Test func aFullDoneFolderPausesUntilMovesGoThrough() throws {
         let instance = try TestInstance(config: "[paths]\ndone = \"../vol/Done\"\n" + testConfig(handler: """

@@ -16,6 +16,12 @@ extension Dispatcher {
     /// `movesFailed`: a move into Done/ or Failed/ ran out of space (their disk may not be the store's), so
     /// the pause ends only when a move goes through again, not when the store can be written.
     func pauseForDisk(path: PathBytes, reason: String, movesFailed: Bool = false) {
+        // A one-shot run does not wait for space: it stops, and what it could not record is recovered next time.
+        guard batch == nil else {
+            logger.error("no space on \(path); stopping this one-shot run: \(reason)")
+            stop(exitCode: 1)
+            return
+        }
         // A stopping daemon does not wait for space: what is not recorded is recovered at the next start.
         guard !phase.isStopping else {
             logger.error("cannot record while stopping; the next start recovers it", metadata: ["error": "\(reason)"])
@@ -91,6 +97,11 @@ extension Dispatcher {
             let moved = uploadsToRecord
             uploadsToRecord = []
             queueUploads(moved)
+        }
+        // Schedules that could not start while the disk was full start now (their missed slot, if any, runs once).
+        let nowMs = Self.wallMilliseconds()
+        for task in config.tasks where taskRuntimes[task.name].map({ $0.timer == nil && $0.schedule?.isReboot == false }) == true {
+            startSchedule(task, catchUp: task.catchUp == .once, now: nowMs)
         }
         let due = dueWhilePaused
         dueWhilePaused = []

@@ -77,21 +77,31 @@ extension Dispatcher {
     /// `filesToo: false` (an upload-only sweep) recovers the store's state but queues no file jobs.
     private func recoverJobs(filesToo: Bool = true) throws {
         let wallNow = Self.wallClock()
-        let (live, unmoved) = try store.write { transaction -> ([JobRecord], [JobRecord]) in
-            for attempt in try transaction.reader.runningAttempts() {
-                try transaction.finishAttempt(
-                    attemptID: attempt.id,
-                    AttemptResult(outcome: .interrupted, reason: "the daemon stopped while it ran"), at: wallNow)
-            }
-            for job in try transaction.reader.jobs(inStates: [.running]) {
-                try transaction.setState(
-                    jobID: job.id, from: .running, to: .queued, detail: "recovered after the daemon stopped", at: wallNow)
-            }
-            let all = try transaction.reader.jobs(inStates: [.queued, .retryWait, .breakerWait])
-            recoveredTaskJobs = all.filter { $0.kind == .task }
-            recoveredUploads = all.filter { $0.kind == .upload }
-            return (all.filter { $0.kind == .file }, try transaction.reader.unmovedFinishedJobs())
+        // Read first, write through the one commit path: recovery on a full disk pauses instead of failing
+        // the start (its writes wait with everything else until space returns).
+        let (attempts, found, unmoved) = try store.read { reader in
+            (try reader.runningAttempts(), try reader.jobs(inStates: [.running, .queued, .retryWait, .breakerWait]),
+             try reader.unmovedFinishedJobs())
         }
+        for attempt in attempts {
+            let attemptID = attempt.id
+            record {
+                try $0.finishAttempt(
+                    attemptID: attemptID, AttemptResult(outcome: .interrupted, reason: "the daemon stopped while it ran"),
+                    at: wallNow)
+            }
+        }
+        let all = found.map { job -> JobRecord in
+            guard job.state == .running else { return job }
+            let jobID = job.id
+            record { try $0.setState(jobID: jobID, from: .running, to: .queued, detail: "recovered after the daemon stopped", at: wallNow) }
+            var queued = job
+            queued.state = .queued
+            return queued
+        }
+        recoveredTaskJobs = all.filter { $0.kind == .task }
+        recoveredUploads = all.filter { $0.kind == .upload }
+        let live = all.filter { $0.kind == .file }
 
         let plan = RecoveryPlan(
             unmoved: unmoved, live: filesToo ? live : [],

@@ -65,8 +65,10 @@ extension Dispatcher {
     /// missed since then (or since the task was first seen).
     func startSchedule(_ task: TaskDefinition, catchUp: Bool, now nowMs: Int64) {
         guard let schedule = taskRuntimes[task.name]?.schedule, !schedule.isReboot else { return }
+        // Out of space, it stays unarmed until the pause ends, when every unarmed schedule starts.
+        guard let baseline = commit("record when task \(task.name) was first seen", { try $0.ensureTaskBaseline(task: task.name, now: nowMs) })
+        else { return }
         do {
-            let baseline = try store.write { try $0.ensureTaskBaseline(task: task.name, now: nowMs) }
             let lastSlot = try store.read { try $0.lastScheduledSlot(task: task.name) }
             if catchUp, let missed = schedule.latestSlot(after: lastSlot ?? baseline, atOrBefore: nowMs) {
                 logger.info("running a slot missed while no daemon ran", metadata: ["task": "\(task.name)", "slot": "\(missed)"])
