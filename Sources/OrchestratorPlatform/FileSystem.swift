@@ -163,11 +163,21 @@ public enum FileSystem {
     private static func linkThenUnlink(_ source: PathBytes, _ destination: PathBytes) throws(SystemError) -> RenameResult {
         let linked = source.withCString { from in destination.withCString { to in link(from, to) } }
         if linked == 0 {
-            if source.withCString({ unlink($0) }) != 0 && errno != ENOENT { throw SystemError("unlink", source.description) }
+            if source.withCString({ unlink($0) }) != 0 && errno != ENOENT {
+                let error = SystemError("unlink", source.description)
+                _ = destination.withCString { unlink($0) }  // One name, as before, rather than two.
+                throw error
+            }
             return .moved
         }
         switch errno {
-        case EEXIST: return .destinationExists
+        case EEXIST:
+            // The same inode under both names: a crash between link and unlink; finish it.
+            if let from = status(source), let to = status(destination), from.inode == to.inode, from.device == to.device {
+                if source.withCString({ unlink($0) }) != 0 && errno != ENOENT { throw SystemError("unlink", source.description) }
+                return .moved
+            }
+            return .destinationExists
         case ENOENT where exists(destination.parent): return .sourceMissing
         case EPERM, ENOTSUP, EOPNOTSUPP, EMLINK, EXDEV:
             if exists(destination) { return .destinationExists }

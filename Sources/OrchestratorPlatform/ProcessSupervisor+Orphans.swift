@@ -137,7 +137,9 @@ extension ProcessSupervisor {
         let count = Int(children.withUnsafeMutableBufferPointer { orch_list_children(getpid(), $0.baseAddress, Int32($0.count)) })
         let ownSession = getsid(0)
         for child in children[..<max(0, count)] where child.session != ownSession && live[child.pid] == nil && child.exited == 0 {
-            guard Self.owner(ofProcess: child.pid) == owner else { continue }
+            // Before its exec the worker still has the spawner's empty environment: that is no one else's either.
+            let found = Self.owner(ofProcess: child.pid)
+            guard found == owner || found == [] else { continue }
             if child.group == child.pid { kill(-child.pid, SIGKILL) }
             kill(child.pid, SIGKILL)
         }

@@ -15,11 +15,17 @@ extension Dispatcher {
 
     /// `movesFailed`: a move into Done/ or Failed/ ran out of space (their disk may not be the store's), so
     /// the pause ends only when a move goes through again, not when the store can be written.
-    func pauseForDisk(path: PathBytes, reason: String, movesFailed: Bool = false) {
-        // A one-shot run does not wait for space: it stops, and what it could not record is recovered next time.
+    /// `why`: what `status` says after "paused:" (no space on PATH, unless given).
+    func pauseForDisk(path: PathBytes, reason: String, movesFailed: Bool = false, why: String? = nil) {
+        let cause = why ?? "no space on \(path)"
+        // A one-shot run does not wait: it ends its workers and stops with exit 1; what it could not record is
+        // recovered next time.
         guard batch == nil else {
-            logger.error("no space on \(path); stopping this one-shot run: \(reason)")
-            stop(exitCode: 1)
+            guard !phase.isStopping else { return }
+            logger.error("\(cause); stopping this one-shot run", metadata: ["error": "\(reason)"])
+            stopExitCode = 1
+            beginShutdown(signal: SIGTERM)
+            shutdownDeadlineReached()
             return
         }
         // A stopping daemon does not wait for space: what is not recorded is recovered at the next start.
@@ -37,7 +43,7 @@ extension Dispatcher {
         scan = nil
         diskRetryDelay = Self.firstDiskRetry
         armDiskRetry(doubling: false)
-        let text = "paused: no space on \(path)"
+        let text = "paused: \(cause)"
         logger.critical("\(text); nothing new starts until space returns", metadata: ["error": "\(reason)"])
         statusBoard?.post(text)
         notifier.notify("STATUS=\(text)")
@@ -65,8 +71,14 @@ extension Dispatcher {
             // The stuck moves try again; their outcome (filesMoved) resumes or pauses on.
             let retry = stuckMoves.filter { !$0.value.retrying }
             for jobID in retry.keys { stuckMoves[jobID]?.retrying = true }
-            if !retry.isEmpty { sendToMover(retry.values.map(\.job)) }
-            if retry.isEmpty && movesInFlight == 0 { resumeFromDisk() }
+            // Files that finished meanwhile go too: their end states were just committed.
+            let toMove = finishedJobs + retry.values.map(\.job)
+            finishedJobs.removeAll()
+            if !toMove.isEmpty {
+                sendToMover(toMove)
+            } else if movesInFlight == 0 {
+                resumeFromDisk()
+            }
             return
         }
         resumeFromDisk()
@@ -117,8 +129,12 @@ extension Dispatcher {
 
     /// The pending writes, tried while paused (`commit` does not pause twice).
     private func flushWritesWhilePaused() -> Bool {
-        guard !writes.isEmpty else { return true }
-        return commit("write the state database") { _ in } != nil
+        // With nothing pending, a small write of its own tells whether the store can be written again.
+        let wallNow = Self.wallClock()
+        let probe = writes.isEmpty
+        return commit("write the state database") { transaction -> Void in
+            if probe { try transaction.setDaemonNote("disk.checked", "writable", at: wallNow) }
+        } != nil
     }
 
     private func commitClaimsWhilePaused() -> Bool { recordClaims() }

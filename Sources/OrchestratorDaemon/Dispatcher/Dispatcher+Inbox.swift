@@ -149,7 +149,8 @@ extension Dispatcher {
         if case .pausedForDisk(let path) = phase { problems.append("paused: no space on \(path)") }
         if let example = stuckMoves.values.first {
             problems.append("stuck: \(stuckMoves.count) files in the processing area (\(example.job.name): \(example.reason))")
-            retryStuckMoves()
+            // While paused, the pause's own retry tries them.
+            if !phase.isPausedForDisk { retryStuckMoves() }
         }
         for (jobID, attempt) in running where !attempt.timedOut {
             guard let job = jobs[jobID] else { continue }
@@ -239,6 +240,16 @@ extension Dispatcher {
                     logger.warning("\(error.description); the periodic scan covers this folder")
                 }
             }
+        }
+    }
+
+    /// The first `count` names waiting for their final path's commit are free now.
+    func releaseCommittedNames(_ count: Int) {
+        guard count > 0 else { return }
+        let released = namesToRelease.prefix(count)
+        namesToRelease.removeFirst(count)
+        for (name, job) in released {
+            for waiting in names.release(name, job: job) { noteActivity(waiting) }
         }
     }
 
@@ -420,7 +431,7 @@ extension Dispatcher {
             if stuckMoves.removeValue(forKey: job.jobID) != nil {
                 logger.info("moved out of the processing area at last", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
             }
-            for waiting in names.release(job.name, job: job.jobID) { noteActivity(waiting) }
+            namesToRelease.append((job.name, job.jobID))
             let finalName = file.finalName
             let state: JobState = job.succeeded ? .done : .failed
             let jobID = job.jobID

@@ -354,7 +354,7 @@ extension Dispatcher {
         }
         flushWrites()
         logger.info("stopped", metadata: ["processed": "\(processedCount)"])
-        stop(exitCode: 0)
+        stop(exitCode: stopExitCode)
     }
 }
 

@@ -206,7 +206,8 @@ extension Dispatcher {
     /// Marks an event handled once no listener's run waits for a prerequisite on its behalf: until then a
     /// restart takes the event again (and the unique (task, event) keys keep that from running anything twice).
     func settleEvent(_ id: Int64) {
-        guard !taskRuntimes.values.contains(where: { $0.pending?.eventID == id }) else { return }
+        guard !taskRuntimes.values.contains(where: { $0.pending?.eventID == id }), !dueWhilePaused.contains(where: { $0.eventID == id })
+        else { return }
         let wallNow = Self.wallClock()
         record { try $0.markEventHandled(id: id, at: wallNow) }
     }

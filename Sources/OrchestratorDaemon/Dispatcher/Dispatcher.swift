@@ -227,6 +227,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var diskRetryTimer: TimerHandle?
     /// Files that reached Done while the disk was full; their uploads are recorded when space returns.
     var uploadsToRecord: [MovedFile] = []
+    /// Names whose file has left the processing area, freed once its final path is committed: a newcomer of
+    /// the same name is never claimed while a crash could still leave the old job's move unrecorded.
+    var namesToRelease: [(name: RelativePath, job: Int64)] = []
     /// Task runs that came due while the disk was full; recorded and queued when space returns.
     var dueWhilePaused: [PendingRun] = []
     /// Tells `status` what the store cannot while the disk is full (see StatusBoard).
@@ -250,6 +253,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var flushTimer: TimerHandle?
 
     var phase = DaemonPhase.starting
+    /// The exit code once drained: 1 when a one-shot run gave up (no space).
+    var stopExitCode: Int32 = 0
     /// Timers of the sweeps under `watch`, so that a reload can re-arm them at new intervals.
     var sweepTimers: [TimerPurpose: TimerHandle] = [:]
     var processedCount = 0
@@ -496,7 +501,6 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     }
 
     static let deferredWriteDelay: UInt64 = 20
-    static let busyRetryDelay: UInt64 = 1000
 
     /// Commits the pending writes; false if they could not be (they stay pending).
     @discardableResult
@@ -514,21 +518,23 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// failure stops the daemon, since the store is the ledger every guarantee rests on.
     func commit<T>(_ what: String, _ body: (StoreTransaction) throws -> T) -> T? {
         let batch = writes
+        let releasing = namesToRelease.count
         do {
             let result = try store.write { transaction in
                 for write in batch { try write(transaction) }
                 return try body(transaction)
             }
             writes.removeFirst(batch.count)
+            releaseCommittedNames(releasing)
             return result
         } catch {
             switch StoreFailure.classify(error) {
             case .outOfSpace:
                 pauseForDisk(path: layout.state, reason: "cannot \(what): \(error)")
             case .busy:
-                // The writes stay pending; the next cycle or this timer tries again.
-                logger.warning("cannot \(what) yet: the state database is busy; trying again", metadata: ["error": "\(error)"])
-                if flushTimer == nil, !phase.isPausedForDisk { flushTimer = schedule(.flushWrites, after: Self.busyRetryDelay) }
+                // Another process holds the store (a one-shot prune's VACUUM): the same pause as for a full
+                // disk, so that everything waiting on this commit is retried, not dropped.
+                pauseForDisk(path: layout.state, reason: "cannot \(what): \(error)", why: "the state database is busy")
             case .fatal:
                 logger.critical("cannot \(what); stopping", metadata: ["error": "\(error)"])
                 stop(exitCode: 1)
