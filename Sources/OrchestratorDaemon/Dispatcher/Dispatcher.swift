@@ -43,6 +43,8 @@ enum TimerPurpose: Hashable, Sendable {
     case hostSample
     /// Paused for a full disk: the failed writes are tried again.
     case diskRetry
+    /// Nothing has run for a moment: the long-lived spawner can go.
+    case spawnerIdle
     case pruneSweep
 }
 
@@ -225,6 +227,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// The pause began with a move that ran out of space: it ends when a move goes through.
     var pausedByMoves = false
     var diskRetryTimer: TimerHandle?
+    var spawnerIdleTimer: TimerHandle?
     /// Files that reached Done while the disk was full; their uploads are recorded when space returns.
     var uploadsToRecord: [MovedFile] = []
     /// Names whose file has left the processing area, freed once its final path is committed: a newcomer of
@@ -372,8 +375,11 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         continueScan()
         commitClaims()
         startWorkers()
-        // Nothing left to start: the spawner is started again with the next worker (see releaseSpawner).
-        if readyCount == 0 { supervisor.releaseSpawner() }
+        // Idle for a moment (nothing queued or running): the spawner goes, and comes back with the next worker
+        // (see releaseSpawner). Not at every empty queue, or a trickle of files would start one per file.
+        if readyCount == 0, running.isEmpty, spawnerIdleTimer == nil, supervisor.spawnerPID != nil {
+            spawnerIdleTimer = schedule(.spawnerIdle, after: Self.spawnerIdleDelay)
+        }
         moveFinishedFiles()
         deferWrites()
         armTimer()
@@ -442,6 +448,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
                 armSweep(.retrySweep)
             case .hostSample: hostSampleDue()
             case .diskRetry: diskRetryDue()
+            case .spawnerIdle:
+                spawnerIdleTimer = nil
+                if readyCount == 0, running.isEmpty { supervisor.releaseSpawner() }
             case .pruneSweep:
                 sweepTimers[purpose] = nil
                 pruneSweepDue()
@@ -501,6 +510,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     }
 
     static let deferredWriteDelay: UInt64 = 20
+    static let spawnerIdleDelay: UInt64 = 1000
 
     /// Commits the pending writes; false if they could not be (they stay pending).
     @discardableResult
