@@ -34,7 +34,7 @@ extension Dispatcher {
 
     private func refuseReload(_ problems: [ConfigProblem]) {
         for problem in problems { logger.error("\(problem)") }
-        logger.error("config reload refused; the config loaded at \(Reports.iso(configLoadedAt)) stays in force")
+        logger.error("config reload refused; the config loaded at \(LineLogHandler.timestamp(at: configLoadedAt)) stays in force")
     }
 
     private func apply(_ fresh: Config) {
@@ -130,7 +130,7 @@ extension Dispatcher {
 
     func noteConfigLoaded() {
         let loadedAt = configLoadedAt
-        let text = Reports.iso(loadedAt)
+        let text = LineLogHandler.timestamp(at: loadedAt)
         record { try $0.setDaemonNote(Self.configLoadedNote, text, at: loadedAt) }
     }
 

@@ -86,9 +86,16 @@ public struct LineLogHandler: LogHandler {
         }
     }
 
-    static func timestamp() -> String {
+    /// ISO-8601 in UTC with milliseconds, now or at `unixTime`. Without Foundation's date formatters, which
+    /// load ICU's data into a daemon that otherwise never needs it.
+    static func timestamp(at unixTime: Double? = nil) -> String {
         var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
+        if let unixTime {
+            now.tv_sec = Int(unixTime.rounded(.down))
+            now.tv_nsec = Int((unixTime - unixTime.rounded(.down)) * 1e9)
+        } else {
+            clock_gettime(CLOCK_REALTIME, &now)
+        }
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
