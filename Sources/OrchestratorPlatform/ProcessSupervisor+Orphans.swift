@@ -106,6 +106,7 @@ extension ProcessSupervisor {
         let ownSession = getsid(0)
         let live = Self.liveWorkers.snapshot()
         var liveOwners: Set<[UInt8]>?
+        var oldestLiveStart: UInt64?
         for child in children[..<count] where child.session != ownSession && live[child.pid] == nil {
             if child.exited != 0 {
                 if orch_reap_if_exited(child.pid) == 1 { result.reaped += 1 }
@@ -115,10 +116,16 @@ extension ProcessSupervisor {
                 let owners = liveOwners ?? Set(live.values.filter { !$0.isEmpty })
                 liveOwners = owners
                 if !owners.isEmpty {
-                    // Unreadable (not dumpable, like ssh-agent, or setuid): it may belong to a worker that
-                    // still runs, so it is spared until no worker runs; then nothing can own it.
-                    guard let owner = Self.owner(ofProcess: child.pid) else { continue }
-                    if owners.contains(owner) { continue }
+                    if let owner = Self.owner(ofProcess: child.pid) {
+                        if owners.contains(owner) { continue }
+                    } else {
+                        // Unreadable (not dumpable, like ssh-agent, or setuid): it may belong to a worker that
+                        // still runs if it started after the oldest of them; one older than every live worker
+                        // cannot be theirs.
+                        let oldestLive = oldestLiveStart ?? live.filter { !$0.value.isEmpty }.keys.compactMap { Self.startTime(of: $0) }.min()
+                        oldestLiveStart = oldestLive
+                        if let oldestLive, let started = Self.startTime(of: child.pid), started >= oldestLive { continue }
+                    }
                 }
             }
             // Our child, unreaped: neither its pid nor (if it leads one) its group id can be reused yet.
