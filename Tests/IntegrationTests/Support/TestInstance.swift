@@ -186,6 +186,17 @@ final class TestInstance: @unchecked Sendable {
     }
 }
 
+/// Runs one SQL statement on a state database with the sqlite3 shell (installed by scripts/setup): tests
+/// make the store states a crash leaves behind.
+func runSQL(_ database: String, _ sql: String) throws {
+    let sqlite = Process()
+    sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+    sqlite.arguments = [database, sql]
+    try sqlite.run()
+    guard waitForExit(sqlite, within: 30, "sqlite3") else { throw TimedOut(description: "sqlite3 did not exit") }
+    guard sqlite.terminationStatus == 0 else { throw TimedOut(description: "sqlite3 \(sql) failed") }
+}
+
 /// True when no such process runs (gone, or a zombie nobody reaps: killed is killed).
 func isGone(_ pid: Int32) -> Bool {
     guard kill(pid, 0) == 0 else { return errno == ESRCH }
