@@ -379,7 +379,9 @@ extension Dispatcher {
     /// queue; until they are back, each name stays taken so that no new file of that name is claimed
     /// onto the one still leaving.
     func moveFinishedFiles() {
-        guard !finishedJobs.isEmpty, !phase.isPausedForDisk else { return }
+        // One batch at a time: what finishes while a batch commits and moves goes with the next one, so that
+        // under load one commit and one directory fsync serve many files (group commit), and idle, one file.
+        guard !finishedJobs.isEmpty, movesInFlight == 0, !phase.isPausedForDisk else { return }
         // The end states first: a file never leaves before its job's end is durable.
         guard flushWrites(), phase != .stopped else { return }
         let finished = finishedJobs
