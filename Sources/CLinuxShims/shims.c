@@ -314,10 +314,6 @@ int orch_epoll_add(int epfd, int fd, uint64_t token) {
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
 }
 
-int orch_epoll_remove(int epfd, int fd) {
-    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
-}
-
 int orch_epoll_ready(int epfd, uint64_t *tokens, int max) {
     struct epoll_event events[64];
     if (max > 64) max = 64;

@@ -175,8 +175,9 @@ public final class ProcessSupervisor: @unchecked Sendable {
             throw SpawnError(errno: e, description: "cannot watch \(Self.show(program)) (pidfd_open): \(Self.text(e))")
         }
 
-        // The leader is at worst a zombie until we reap it, so /proc/PID/stat is readable.
-        let handle = WorkerHandle(pid: pid, startTime: Self.startTime(of: pid) ?? 0)
+        // Its start time (which tells it from a later process of the same pid) is read only when asked for:
+        // most workers of a burst are gone before anyone needs it (see `startTime(ofLive:)`).
+        let handle = WorkerHandle(pid: pid, startTime: 0)
         let worker = SupervisedWorker(
             handle: handle, logPath: request.logPath, logCap: max(0, request.logCap), onExit: onExit,
             stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0], owner: owner)
@@ -281,6 +282,14 @@ public final class ProcessSupervisor: @unchecked Sendable {
     public var spawnerPID: pid_t? {
         dispatchPrecondition(condition: .onQueue(queue))
         return spawner?.pid
+    }
+
+    /// The start time of a worker not yet reaped (then its pid is still its own: at worst a zombie), nil once
+    /// it has been.
+    public func startTime(ofLive worker: WorkerHandle) -> UInt64? {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard running[worker.pid]?.handle == worker else { return nil }
+        return Self.startTime(of: worker.pid)
     }
 
     /// Sends a signal to the whole process group of a running worker (timeouts: SIGTERM, then SIGKILL after a grace).

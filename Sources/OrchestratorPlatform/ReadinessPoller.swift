@@ -63,10 +63,12 @@ final class ReadinessPoller: @unchecked Sendable {
         return Registration(fd: fd, token: token)
     }
 
-    /// Stops watching; the caller closes the fd afterwards. Safe to call from a handler.
+    /// Stops watching; the caller closes the fd right afterwards, which takes it out of the epoll set (no
+    /// `EPOLL_CTL_DEL`, one syscall per fd saved). Until every copy of the fd is closed (a child between its fork
+    /// and its exec may hold one) it may still be reported: its token has no handler then, and is skipped. Safe to
+    /// call from a handler.
     func remove(_ registration: Registration) {
         dispatchPrecondition(condition: .onQueue(queue))
-        _ = orch_epoll_remove(epollFD, registration.fd)
         handlers[registration.token] = nil
     }
 

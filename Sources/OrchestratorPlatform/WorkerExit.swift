@@ -76,11 +76,12 @@ public struct SpawnError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// A started worker. Its pid is also its process group and session id. Store both fields to
-/// recognise (and end) the group after a daemon restart; see `ProcessSupervisor.isAlive`.
+/// A worker: its pid is also its process group and session id. With its start time it recognises (and ends)
+/// the group after a daemon restart; see `ProcessSupervisor.isAlive`.
 public struct WorkerHandle: Sendable, Hashable {
     public let pid: Int32
-    /// Field 22 of /proc/PID/stat (clock ticks after boot).
+    /// Field 22 of /proc/PID/stat (clock ticks after boot). 0 in the handle `spawn` returns, which is only ever
+    /// compared with the supervisor's own; `ProcessSupervisor.startTime(ofLive:)` reads it while that is possible.
     public let startTime: UInt64
 
     public init(pid: Int32, startTime: UInt64) {

@@ -134,8 +134,8 @@ public struct StoreTransaction {
         return db.lastInsertedRowID
     }
 
-    public func setAttemptProcess(attemptID: Int64, pid: Int32, startTime: UInt64) throws {
-        try db.cachedStatement(sql: "UPDATE attempt SET pid = ?, start_time = ? WHERE id = ?").execute(arguments: [pid, Int64(bitPattern: startTime), attemptID])
+    public func setAttemptProcess(attemptID: Int64, pid: Int32, startTime: UInt64?) throws {
+        try db.cachedStatement(sql: "UPDATE attempt SET pid = ?, start_time = ? WHERE id = ?").execute(arguments: [pid, startTime.map { Int64(bitPattern: $0) }, attemptID])
     }
 
     public func finishAttempt(attemptID: Int64, _ result: AttemptResult, at now: UnixTime) throws {

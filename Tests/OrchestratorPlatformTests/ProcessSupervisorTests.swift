@@ -439,18 +439,21 @@ struct ProcessSupervisorTests {
         let pid = worker.handle.pid
         #expect(try String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) == "a) b (c\n")
         let start = try #require(ProcessSupervisor.startTime(of: pid))
-        #expect(start == worker.handle.startTime)
+        #expect(harness.onQueue { $0.startTime(ofLive: worker.handle) } == start)
         let uptime = try String(contentsOfFile: "/proc/uptime", encoding: .utf8).split(separator: " ")[0]
         let nowTicks = UInt64((Double(uptime) ?? 0) * Double(sysconf(Int32(_SC_CLK_TCK))))
         #expect(start > 0 && start <= nowTicks + 1)
-        #expect(ProcessSupervisor.isAlive(worker.handle))
+        // What the daemon records and a later daemon checks.
+        let recorded = WorkerHandle(pid: pid, startTime: start)
+        #expect(ProcessSupervisor.isAlive(recorded))
         #expect(!ProcessSupervisor.isAlive(WorkerHandle(pid: pid, startTime: start + 1)))
         ProcessSupervisor.killGroup(WorkerHandle(pid: pid, startTime: start + 1))  // not ours: ignored
-        #expect(ProcessSupervisor.isAlive(worker.handle))
+        #expect(ProcessSupervisor.isAlive(recorded))
 
-        ProcessSupervisor.killGroup(worker.handle)
+        ProcessSupervisor.killGroup(recorded)
         #expect(try await worker.exit().termination == .signaled(SIGKILL))
-        #expect(!ProcessSupervisor.isAlive(worker.handle))
+        #expect(!ProcessSupervisor.isAlive(recorded))
+        #expect(harness.onQueue { $0.startTime(ofLive: worker.handle) } == nil)  // reaped
         #expect(ProcessSupervisor.startTime(of: pid) == nil)
         #expect(ProcessSupervisor.startTime(of: 1) != nil)
     }

@@ -75,9 +75,6 @@ int orch_epoll_create(void);
 /// epoll_ctl(EPOLL_CTL_ADD) of `fd` for input, level-triggered, carrying `token`.
 int orch_epoll_add(int epfd, int fd, uint64_t token);
 
-/// epoll_ctl(EPOLL_CTL_DEL).
-int orch_epoll_remove(int epfd, int fd);
-
 /// epoll_wait(epfd, ..., max, 0) without blocking: stores the tokens of up to `max` ready fds
 /// (readable, hung up or in error: each means "look at it") and returns how many, or -1.
 int orch_epoll_ready(int epfd, uint64_t *tokens, int max);

@@ -181,9 +181,13 @@ extension Dispatcher {
             running[jobID] = attempt
             logger.debug(
                 "started", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)", "pid": "\(worker.pid)"])
-            record { transaction in
+            record { [supervisor] transaction in
                 let attemptID = try transaction.startAttempt(jobID: jobID, number: number, logPath: logPath.bytes, at: wallNow)
-                try transaction.setAttemptProcess(attemptID: attemptID, pid: worker.pid, startTime: worker.startTime)
+                // Read when the row is written: a worker already reaped by then needs no identity for recovery
+                // (its end is in this batch or waiting for its verdict), and reading /proc for each worker of a
+                // burst costs more than the rest of its bookkeeping.
+                try transaction.setAttemptProcess(
+                    attemptID: attemptID, pid: worker.pid, startTime: supervisor.startTime(ofLive: worker))
                 try transaction.setState(jobID: jobID, from: .queued, to: .running, detail: "attempt \(number)", at: wallNow)
             }
         } catch where SpawnThrottle.isShortage(errno: error.errno) {
