@@ -46,13 +46,14 @@ extension Dispatcher {
     /// complete as it stands and claimed at once; a file being written waits for `settle`.
     func arrived(_ name: RelativePath) {
         guard !phase.isStopping, let status = FileSystem.status(layout.inbox.appending(name)), status.isInboxEntry else { return }
-        let settle = config.inbox.settle.wholeMilliseconds * 1_000_000
-        if !status.isRegular || status.linkCount > 1 || Int64(Self.wallClock() * 1e9) - status.modified >= settle {
+        if SettleBook<TimerHandle>.completeOnArrival(status, wallNanoseconds: Self.wallNanoseconds(), settle: settling.settle) {
             claim(name)
         } else {
             noteActivity(name)
         }
     }
+
+    static func wallNanoseconds() -> Int64 { Int64(wallClock() * 1e9) }
 
     // MARK: Settling
 
@@ -60,34 +61,18 @@ extension Dispatcher {
     func noteActivity(_ name: RelativePath) {
         guard !phase.isStopping else { return }
         guard let status = FileSystem.status(layout.inbox.appending(name)), status.isInboxEntry else { return }
-        if var entry = settling[name] {
-            entry.status = status
-            entry.lastActivity = now
-            settling[name] = entry
-        } else {
-            let timer = schedule(.settle(name), after: ticks(config.inbox.settle))
-            settling[name] = SettlingFile(status: status, lastActivity: now, timer: timer)
+        let time = now
+        if let due = settling.activity(name, status, at: time) {
+            settling.armed(name, wheel.schedule(at: due, .settle(name)))
         }
     }
 
     func settleTimerFired(_ name: RelativePath) {
-        guard var entry = settling[name] else { return }
-        entry.timer = nil
-        guard let status = FileSystem.status(layout.inbox.appending(name)) else {
-            settling[name] = nil
-            return
-        }
-        let settle = ticks(config.inbox.settle)
-        if status != entry.status {
-            entry.status = status
-            entry.lastActivity = now
-        }
-        if now - entry.lastActivity >= settle {
-            settling[name] = nil
-            claim(name)
-        } else {
-            entry.timer = schedule(.settle(name), after: entry.lastActivity + settle - now)
-            settling[name] = entry
+        let time = now
+        switch settling.timerFired(name, FileSystem.status(layout.inbox.appending(name)), at: time) {
+        case .complete: claim(name)
+        case .lookAgain(let due): settling.armed(name, wheel.schedule(at: due, .settle(name)))
+        case .forgotten: break
         }
     }
 
@@ -111,16 +96,15 @@ extension Dispatcher {
     func continueScan() {
         guard let cursor = scan, phase.admitsNewWork else { return }
         guard readyCount + newClaims.count < scanHighWater else { return }
-        let settle = config.inbox.settle.wholeMilliseconds * 1_000_000
-        let wallNanos = Int64(Self.wallClock() * 1e9)
+        let wallNanos = Self.wallNanoseconds()
         for file in cursor.next(limit: 256) where wants(file.path) {
-            if settling[file.path] != nil { continue }
+            if settling.isSettling(file.path) { continue }
             if names.isTaken(file.path) {
                 // Looked at again when the job holding the name ends.
                 names.wait(file.path)
                 continue
             }
-            if wallNanos - file.status.modified >= settle {
+            if SettleBook<TimerHandle>.completeOnArrival(file.status, wallNanoseconds: wallNanos, settle: settling.settle) {
                 claim(file.path)
                 scanClaimed += 1
             } else {
@@ -243,16 +227,6 @@ extension Dispatcher {
         }
     }
 
-    /// The first `count` names waiting for their final path's commit are free now.
-    func releaseCommittedNames(_ count: Int) {
-        guard count > 0 else { return }
-        let released = namesToRelease.prefix(count)
-        namesToRelease.removeFirst(count)
-        for (name, job) in released {
-            for waiting in names.release(name, job: job) { noteActivity(waiting) }
-        }
-    }
-
     /// Finished files that could not move go to the mover again.
     func retryStuckMoves() {
         for (jobID, stuck) in stuckMoves where !stuck.retrying {
@@ -267,7 +241,7 @@ extension Dispatcher {
     /// only one rename of a name can succeed, so a file is never run twice concurrently.
     func claim(_ name: RelativePath) {
         guard phase.admitsNewWork else { return }
-        if let timer = settling.removeValue(forKey: name)?.timer { wheel.cancel(timer) }
+        if let timer = settling.remove(name) { wheel.cancel(timer) }
         if names.isTaken(name) {
             names.wait(name)
             return
@@ -433,7 +407,7 @@ extension Dispatcher {
             if stuckMoves.removeValue(forKey: job.jobID) != nil {
                 logger.info("moved out of the processing area at last", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
             }
-            namesToRelease.append((job.name, job.jobID))
+            writes.free(afterCommit: (job.name, job.jobID))
             let finalName = file.finalName
             let state: JobState = job.succeeded ? .done : .failed
             let jobID = job.jobID

@@ -278,8 +278,7 @@ extension Dispatcher {
         let deadline = running.isEmpty ? nil : now + ticks(config.limits.shutdownGrace)
         phase = .draining(since: now, deadline: deadline)
         scan = nil
-        for (_, entry) in settling { if let timer = entry.timer { wheel.cancel(timer) } }
-        settling.removeAll()
+        for timer in settling.removeAll() { wheel.cancel(timer) }
         watcher?.cancel()
         watcher = nil
         wakeWatcher?.cancel()

@@ -43,6 +43,7 @@ extension Dispatcher {
         configLoadedAt = Self.wallClock()
         admission = Self.admission(fresh)
         ready.agingStep = Self.agingStep(fresh)
+        settling.settle = UInt64(max(0, fresh.inbox.settle.wholeMilliseconds))
         eventListeners = Self.eventListeners(fresh)
         reloadBreakers(fresh)
         reloadTasks(plan)

@@ -151,13 +151,6 @@ struct UndecidedExit {
     let timer: TimerHandle
 }
 
-/// A file on its way to be claimed once its writer has stopped.
-struct SettlingFile {
-    var status: FileStatus
-    var lastActivity: UInt64
-    var timer: TimerHandle?
-}
-
 /// The single state machine of the daemon.
 ///
 /// Every source (inotify, worker exits, the timer wheel, signals) posts an event onto one serial
@@ -193,7 +186,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var ready: ReadyQueue<Int64>
     var readyCount: Int { ready.count }
     var running: [Int64: RunningAttempt] = [:]
-    var settling: [RelativePath: SettlingFile] = [:]
+    /// Files in Inbox being written, until they count as arrived.
+    var settling: SettleBook<TimerHandle>
     /// Workers killed from outside whose verdict waits for a stop signal that may be on its way.
     var undecided: [Int64: UndecidedExit] = [:]
     var scan: DirectoryCursor?
@@ -230,9 +224,6 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var spawnerIdleTimer: TimerHandle?
     /// Files that reached Done while the disk was full; their uploads are recorded when space returns.
     var uploadsToRecord: [MovedFile] = []
-    /// Names whose file has left the processing area, freed once its final path is committed: a newcomer of
-    /// the same name is never claimed while a crash could still leave the old job's move unrecorded.
-    var namesToRelease: [(name: RelativePath, job: Int64)] = []
     /// Task runs that came due while the disk was full; recorded and queued when space returns.
     var dueWhilePaused: [PendingRun] = []
     /// Tells `status` what the store cannot while the disk is full (see StatusBoard).
@@ -252,7 +243,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var cycleScheduled = false
     var newClaims: [Claim] = []
     var finishedJobs: [FinishedJob] = []
-    var writes: [(StoreTransaction) throws -> Void] = []
+    /// The writes waiting for the next commit, and the names of moved files that commit frees.
+    var writes = WriteBatch<(StoreTransaction) throws -> Void, (name: RelativePath, job: Int64)>()
     var flushTimer: TimerHandle?
 
     var phase = DaemonPhase.starting
@@ -316,6 +308,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         eventListeners = Self.eventListeners(config)
         admission = Self.admission(config)
         ready = ReadyQueue(agingStep: Self.agingStep(config))
+        settling = SettleBook(settle: UInt64(max(0, config.inbox.settle.wholeMilliseconds)))
     }
 
     static func eventListeners(_ config: Config) -> [String: [String]] {
@@ -494,7 +487,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
 
     /// Queues a write for this cycle's transaction.
     func record(_ write: @escaping (StoreTransaction) throws -> Void) {
-        writes.append(write)
+        writes.record(write)
     }
 
     /// Writes that need not precede any effect (rows of workers just started, retry bookkeeping) wait
@@ -527,15 +520,15 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// writes are done. Out of space, they stay pending, the daemon pauses and nil is returned; any other
     /// failure stops the daemon, since the store is the ledger every guarantee rests on.
     func commit<T>(_ what: String, _ body: (StoreTransaction) throws -> T) -> T? {
-        let batch = writes
-        let releasing = namesToRelease.count
+        let batch = writes.snapshot()
         do {
             let result = try store.write { transaction in
-                for write in batch { try write(transaction) }
+                for write in batch.writes { try write(transaction) }
                 return try body(transaction)
             }
-            writes.removeFirst(batch.count)
-            releaseCommittedNames(releasing)
+            for (name, job) in writes.committed(batch) {
+                for waiting in names.release(name, job: job) { noteActivity(waiting) }
+            }
             return result
         } catch {
             switch StoreFailure.classify(error) {
