@@ -85,7 +85,7 @@ let package = Package(
             name: "OrchestratorConfigTests", dependencies: ["OrchestratorConfig", "OrchestratorCore"],
             swiftSettings: strict),
         .testTarget(
-            name: "OrchestratorPlatformTests", dependencies: ["OrchestratorPlatform"], swiftSettings: strict),
+            name: "OrchestratorPlatformTests", dependencies: ["OrchestratorPlatform", "OrchestratorCore"], swiftSettings: strict),
         .testTarget(name: "OrchestratorCronTests", dependencies: ["OrchestratorCron", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "OrchestratorScheduleTests",

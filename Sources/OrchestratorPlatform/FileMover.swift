@@ -32,6 +32,21 @@ public enum FileMover {
         }
     }
 
+    /// Where `move` may have put `relative` under `root` with this tag, most likely first: its folders as they
+    /// are placed now (a folder name taken by a file gives way to `a~TAG`), then the file's own collision names.
+    /// Recovery looks there for a file whose move was done but not recorded.
+    public static func possiblePlaces(of relative: RelativePath, in root: PathBytes, tag: String, attempts: Int = 20) -> [RelativePath] {
+        let placed = (try? placeParents(of: relative, in: root, tag: tag, create: false)) ?? relative
+        var places: [RelativePath] = []
+        for base in placed == relative ? [relative] : [placed, relative] {
+            for attempt in 1...max(1, attempts) {
+                let candidate = CollisionName.candidate(for: base, tag: tag, attempt: attempt)
+                if !places.contains(candidate) { places.append(candidate) }
+            }
+        }
+        return places
+    }
+
     /// The hidden name a cross-filesystem copy is written under, in its destination folder.
     static func temporaryName(tag: String) -> [UInt8] { Array(".orchestrator-move-\(tag)".utf8) }
 

@@ -169,16 +169,12 @@ extension Dispatcher {
             finalName: finalName, error: nil)
     }
 
-    /// Where a finished job's file went, when its final path was not committed: its name or a collision
-    /// name in `root` holding the inode it was claimed as.
+    /// Where a finished job's file went, when its final path was not committed: the place in `root` the mover
+    /// would have chosen (collision names of the file and of its folders) holding the inode it was claimed as.
     private func locateMovedFile(of job: JobRecord, in root: PathBytes) -> RelativePath? {
-        for attempt in 1...20 {
-            let candidate = CollisionName.candidate(for: job.name, tag: "\(job.id)", attempt: attempt)
-            if let status = FileSystem.status(root.appending(candidate)), RecoveryPlan.isClaimedFile(status, of: job) {
-                return candidate
-            }
+        FileMover.possiblePlaces(of: job.name, in: root, tag: "\(job.id)").first { candidate in
+            FileSystem.status(root.appending(candidate)).map { RecoveryPlan.isClaimedFile($0, of: job) } ?? false
         }
-        return nil
     }
 
     private func failRecovered(_ record: JobRecord, reason: String) {
