@@ -37,6 +37,29 @@ public final class Store: Sendable {
         try Self.migrator.migrate(pool)
     }
 
+    /// From now on a commit returns once it is written, without waiting for the disk; `syncToDisk` makes every
+    /// commit so far durable. The daemon calls that (off its own thread) before the effects that must follow a
+    /// durable record: a file leaving the processing area, the daemon's stop. A crash of the process loses
+    /// nothing either way (the writes are in the page cache); a power cut may lose the latest commits, whose
+    /// files are then still in the processing area and recovered as any interrupted claim.
+    public func syncOnlyWhenAsked() throws {
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+    }
+
+    /// Makes every commit so far durable: an fdatasync of the write-ahead log, where commits go in WAL mode.
+    /// Throws the errno (ENOSPC and EIO included: then nothing may rely on the latest commits being on disk).
+    public func syncToDisk() throws(StoreSyncError) {
+        let fd = open(path + "-wal", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return }  // No log: every commit is in the database file, synced at checkpoint.
+            throw StoreSyncError(code: errno)
+        }
+        defer { close(fd) }
+        while fdatasync(fd) != 0 {
+            if errno != EINTR { throw StoreSyncError(code: errno) }
+        }
+    }
+
     public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
         try pool.write { db in try body(StoreTransaction(db: db)) }
     }
@@ -179,4 +202,10 @@ extension Array where Element == UInt8 {
 
 extension Data {
     var bytes: [UInt8] { [UInt8](self) }
+}
+
+/// `Store.syncToDisk` failed with this errno.
+public struct StoreSyncError: Error, CustomStringConvertible {
+    public let code: Int32
+    public var description: String { "cannot sync the state database's log: \(String(cString: strerror(code)))" }
 }

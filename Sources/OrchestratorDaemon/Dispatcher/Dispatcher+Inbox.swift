@@ -368,6 +368,18 @@ extension Dispatcher {
         movesInFlight += 1
         let layout = layout
         moverQueue.async { [self] in
+            // The end states committed before this batch was sent must be on disk before a file leaves: a file in
+            // Done/ is never found with an older state after a power cut. One sync serves the whole batch, and
+            // runs here, not on the dispatcher's thread, which goes on reaping and starting workers meanwhile.
+            do throws(StoreSyncError) {
+                try store.syncToDisk()
+            } catch {
+                let unmoved: [MovedFile] = finished.map { job in
+                    MovedFile(job: job, finalName: nil, error: error.description, errorCode: error.code)
+                }
+                queue.async { [self] in post(.filesMoved(unmoved)) }
+                return
+            }
             var touched: Set<PathBytes> = []
             let moved = finished.map { job in
                 let root = job.succeeded ? layout.done : layout.failed

@@ -13,6 +13,9 @@ extension Dispatcher {
     /// watching. Runs on `queue` before the first event.
     func start() throws {
         dispatchPrecondition(condition: .onQueue(queue))
+        // Commits do not wait for the disk on this thread; the mover makes them durable before any file leaves
+        // the processing area (see sendToMover), and `stop` before the daemon exits.
+        try store.syncOnlyWhenAsked()
         installSignalHandlers()
         installTimer()
         if let batch {

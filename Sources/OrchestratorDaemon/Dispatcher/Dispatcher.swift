@@ -570,6 +570,11 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     func stop(exitCode: Int32) {
         guard phase != .stopped else { return }
         phase = .stopped
+        do {
+            try store.syncToDisk()
+        } catch {
+            logger.error("\(error); the latest records may be lost if the machine loses power now")
+        }
         watcher?.cancel()
         wakeWatcher?.cancel()
         osTimer?.cancel()
