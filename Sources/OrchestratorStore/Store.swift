@@ -24,7 +24,9 @@ public final class Store: Sendable {
             // after its commit can never be found with an older state on restart.
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
-        if !FileManager.default.fileExists(atPath: path) {
+        // An empty file is new too: what an open that ran out of space left behind (`watch` waits and tries again).
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
+        if size == nil || size == 0 {
             // auto_vacuum can only be chosen before the first page is written (switching WAL on writes it);
             // a database created before this switches at its first prune (`reclaimFreePages`), since that
             // needs a VACUUM, which cannot run inside a migration's transaction.

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// The one error policy for the store: a write that failed for lack of space (or an I/O error, which is
@@ -10,6 +11,12 @@ public enum StoreFailure: Sendable, Equatable {
     case fatal
 
     public static func classify(_ error: any Error) -> StoreFailure {
+        // Opening the store also creates its folder, which fails the same ways without SQLite.
+        if let error = error as? POSIXError { return [.ENOSPC, .EDQUOT, .EIO].contains(error.code) ? .outOfSpace : .fatal }
+        if let error = error as? CocoaError {
+            if error.code == .fileWriteOutOfSpace { return .outOfSpace }
+            return (error.underlying as? POSIXError).map(classify) ?? .fatal
+        }
         guard let error = error as? DatabaseError else { return .fatal }
         switch error.resultCode {
         case .SQLITE_FULL, .SQLITE_IOERR: return .outOfSpace

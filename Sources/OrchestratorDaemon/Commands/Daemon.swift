@@ -42,24 +42,32 @@ public enum Daemon {
         case .failure(let holder): throw CommandError(.unavailable, "error: \(holder.describe(config))")
         }
 
-        let store: Store
-        do {
-            store = try Store(directory: config.paths.state)
-        } catch {
-            throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
+        let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+        // A disk too full to open the store on is waited out (guarantee 15), and a stop meanwhile is no failure.
+        guard let opened = try StoreOpening.open(config: config, logger: logger, notifier: notifier) else {
+            withExtendedLifetime((lock, inboxLocks)) {}
+            return .ok
         }
+        // A start that waited for space may have left the marker that stands in for the status board (or a
+        // killed one did): the store is open, so it is stale.
+        _ = Dispatcher.noSpaceMarkerPath(PathBytes(config.paths.state)).withCString(unlink)
 
+        var signalsBeforeStart: (@Sendable () -> [Int32])?
+        if let signals = opened.signals { signalsBeforeStart = { signals.handOver() } }
         let (exitCode, _) = try runDispatcher(
-            config: config, store: store, logger: logger,
-            notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment), batch: nil)
+            config: config, store: opened.store, logger: logger, notifier: notifier, batch: nil,
+            signalsBeforeStart: signalsBeforeStart)
         withExtendedLifetime((lock, inboxLocks)) {}
         return exitCode == 0 ? .ok : .failure
     }
 
     /// Starts a dispatcher on its queue and blocks until it stops: its exit code and, for a one-shot run,
     /// what it did. A failure to start is the command's error.
+    /// `signalsBeforeStart`: signals that came before the dispatcher listens (while `watch` waited for space),
+    /// handed to it once it has started.
     static func runDispatcher(
-        config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?
+        config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?,
+        signalsBeforeStart: (@Sendable () -> [Int32])? = nil
     ) throws(CommandError) -> (Int32, BatchReport) {
         let finished = DispatchSemaphore(value: 0)
         let exitCode = LockedBox<Int32>(0)
@@ -69,8 +77,11 @@ public enum Daemon {
         }
         let startError = LockedBox<String?>(nil)
         dispatcher.queue.async {
+            // Taken just before `start` installs the dispatcher's own sources, so no signal is seen twice.
+            let early = signalsBeforeStart?() ?? []
             do {
                 try dispatcher.start()
+                for number in early { dispatcher.post(.signal(number)) }
             } catch {
                 startError.value = "\(error)"
                 dispatcher.stop(exitCode: 1)

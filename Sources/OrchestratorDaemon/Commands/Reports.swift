@@ -30,8 +30,11 @@ public enum Reports {
         // Whatever state the state dir is in, status answers (exit 0) and says what it could not read.
         var cannotRead: [String] = []
         var configLoadedAt: String?
-        // What the daemon posts when the store cannot take it (a full disk).
-        let paused = daemonPID == nil ? nil : StatusBoard.read(Dispatcher.statusBoardPath(PathBytes(config.paths.state))).flatMap { $0.isEmpty ? nil : $0 }
+        // What the daemon posts when the store cannot take it (a full disk), or, when it could not even have the
+        // board's block, the marker that stands in for it.
+        let statePath = PathBytes(config.paths.state)
+        let paused = daemonPID == nil ? nil : StatusBoard.read(Dispatcher.statusBoardPath(statePath)).flatMap { $0.isEmpty ? nil : $0 }
+            ?? (FileSystem.exists(Dispatcher.noSpaceMarkerPath(statePath)) ? "paused: no space on \(config.paths.state)" : nil)
         if !FileSystem.exists(PathBytes(config.paths.inbox)) {
             cannotRead.append("Inbox \(config.paths.inbox) does not exist")
         }

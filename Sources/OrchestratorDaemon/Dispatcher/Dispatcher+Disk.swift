@@ -9,6 +9,9 @@ import OrchestratorPlatform
 /// through.
 extension Dispatcher {
     static func statusBoardPath(_ state: PathBytes) -> PathBytes { state.appending(RelativePath("status.board")) }
+    /// Stands in for the board when even its block cannot be had (`StoreOpening`): an empty file means
+    /// "paused: no space on the state dir".
+    static func noSpaceMarkerPath(_ state: PathBytes) -> PathBytes { state.appending(RelativePath("status.no-space")) }
 
     static let firstDiskRetry: UInt64 = 1000
     static let maxDiskRetry: UInt64 = 30_000

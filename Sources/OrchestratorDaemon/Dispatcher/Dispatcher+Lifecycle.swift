@@ -257,7 +257,10 @@ extension Dispatcher {
     private func installSignalHandlers() {
         // A one-shot run has no config to reload: SIGHUP (a closed terminal) stops it like SIGTERM.
         for number in [SIGTERM, SIGINT, SIGHUP] {
-            signal(number, SIG_IGN)
+            // Ignored until libdispatch installs its handler, which it does once per signal: one installed
+            // already (`watch` listened while it waited for space) must stay, or every signal would be lost.
+            var current = sigaction()
+            if sigaction(number, nil, &current) == 0, current.__sigaction_handler.sa_handler == nil { signal(number, SIG_IGN) }
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler { [unowned self] in post(.signal(number)) }
             source.resume()
