@@ -14,13 +14,18 @@ public struct AttemptEnding: Sendable, Equatable {
     public var timedOut: Bool
     /// The daemon ended it because the shutdown grace ran out.
     public var endedByShutdown: Bool
+    /// `orchestrator cancel` ended it.
+    public var cancelled: Bool
     /// When it was reaped (monotonic milliseconds).
     public var at: UInt64
 
-    public init(termination: Termination, timedOut: Bool = false, endedByShutdown: Bool = false, at: UInt64) {
+    public init(
+        termination: Termination, timedOut: Bool = false, endedByShutdown: Bool = false, cancelled: Bool = false, at: UInt64
+    ) {
         self.termination = termination
         self.timedOut = timedOut
         self.endedByShutdown = endedByShutdown
+        self.cancelled = cancelled
         self.at = at
     }
 }
@@ -30,6 +35,8 @@ public enum AttemptVerdict: Sendable, Equatable {
     case failed
     /// Cut short by a stop: the attempt does not count and the file runs again at the next start.
     case interrupted
+    /// Ended by `orchestrator cancel`: the job fails for good, no retry.
+    case cancelled
     /// Ended by a signal from outside while the daemon still runs. A service manager that signals the
     /// whole tree (pm2's `treekill`) may reach the workers before the daemon, so the verdict waits until
     /// `until` for the daemon's own stop signal.
@@ -47,6 +54,8 @@ public enum AttemptVerdictPolicy {
     public static func decide(_ ending: AttemptEnding, stoppingSince: UInt64?, now: UInt64) -> AttemptVerdict {
         // A worker that reports success has done its work, whatever was sent to it meanwhile.
         if ending.termination == .exited(0) { return .succeeded }
+        // Whatever else happened meanwhile (a timeout, a stop), the user asked for it not to run again.
+        if ending.cancelled { return .cancelled }
         if ending.timedOut { return .failed }
         if ending.endedByShutdown { return .interrupted }
         guard endedLikeAStop(ending.termination) else { return .failed }

@@ -1,10 +1,12 @@
 /// Where a job is in its life: `queued → running → done`, or `running → retry_wait → queued` while
-/// attempts remain, else `failed`; `breaker_wait` while its handler's circuit is open.
+/// attempts remain, else `failed`; `breaker_wait` while its handler's circuit is open, `paused` while its
+/// handler is paused by `orchestrator handler pause`.
 public enum JobState: String, Sendable, CaseIterable, Codable {
     case queued
     case running
     case retryWait = "retry_wait"
     case breakerWait = "breaker_wait"
+    case paused
     case done
     case failed
 
@@ -26,4 +28,6 @@ public enum AttemptOutcome: String, Sendable, Codable {
     case failed
     /// Cut short by a shutdown or a crash of the daemon; does not use up an attempt.
     case interrupted
+    /// Ended by `orchestrator cancel`: the job failed for good, without a retry.
+    case cancelled
 }

@@ -63,6 +63,24 @@ public struct ReadyQueue<ID: Hashable> {
         return best
     }
 
+    /// Moves a queued entry to another base priority, keeping when it was queued (its place among the
+    /// equals there, and what aging it has earned). False if it is not queued. Rare (a user's
+    /// `orchestrator priority`), so a linear search is fine.
+    @discardableResult
+    public mutating func reprioritize(_ id: ID, to priority: Int) -> Bool {
+        for level in fifos.indices {
+            guard let index = fifos[level].firstIndex(where: { $0.id == id }) else { continue }
+            let old = fifos[level].remove(at: index)
+            let target = min(Self.levels - 1, max(0, priority))
+            let entry = Entry(id: id, priority: target, queuedAt: old.queuedAt)
+            // Each FIFO stays ordered by queuing time, which is what lets `peek` look at the heads only.
+            let position = fifos[target].firstIndex { $0.queuedAt > entry.queuedAt } ?? fifos[target].count
+            fifos[target].insert(entry, at: position)
+            return true
+        }
+        return false
+    }
+
     /// Removes and returns what `peek` would return.
     public mutating func pop(at now: UInt64, isStale: (ID) -> Bool = { _ in false }) -> Entry? {
         guard let entry = peek(at: now, isStale: isStale) else { return nil }

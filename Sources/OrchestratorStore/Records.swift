@@ -27,6 +27,8 @@ public struct JobRecord: Sendable, Equatable {
     /// File jobs: the claimed file's device and inode (nil for jobs claimed before they were recorded).
     public var claimDevice: UInt64?
     public var claimInode: UInt64?
+    /// Its priority was set by `orchestrator priority`: a restart keeps it instead of the handler's.
+    public var prioritySetByHand = false
 
     /// A record built in code (tests, planners); the store builds them from rows.
     public init(
@@ -70,6 +72,7 @@ public struct JobRecord: Sendable, Equatable {
         eventID = row[prefix + "event_id"]
         claimDevice = (row[prefix + "claim_device"] as Int64?).map { UInt64(bitPattern: $0) }
         claimInode = (row[prefix + "claim_inode"] as Int64?).map { UInt64(bitPattern: $0) }
+        prioritySetByHand = (row[prefix + "priority_set_at"] as Double?) != nil
     }
 }
 

@@ -194,6 +194,7 @@ public final class Store: Sendable {
                 ALTER TABLE attempt ADD COLUMN log_pruned_at REAL;
                 """)
         }
+        migrator.registerMigration("v4-intervention") { db in try registerInterventionSchema(db) }
         return migrator
     }
 }

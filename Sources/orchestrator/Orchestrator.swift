@@ -8,9 +8,10 @@ struct Orchestrator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "orchestrator",
         abstract: "Turns a folder into a reliable work queue: each file dropped into Inbox/ runs through a worker.",
+        version: OrchestratorVersion.current,
         subcommands: [
             Init.self, Watch.self, Replay.self, Status.self, History.self, Show.self, Tasks.self, TaskCommand.self,
-            Trigger.self, Sweep.self, ConfigCommand.self, Cron.self,
+            Trigger.self, Sweep.self, ConfigCommand.self, Cron.self, Cancel.self, Priority.self, HandlerCommand.self,
         ])
 }
 

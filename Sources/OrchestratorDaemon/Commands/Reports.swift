@@ -23,6 +23,7 @@ public enum Reports {
         var counts = QueueCounts(byState: [:])
         var runningJobs: [(JobRecord, AttemptRecord)] = []
         var breakers: [BreakerRecord] = []
+        var pausedHandlers: [String] = []
         var admissionWait: String?
         var health: HealthSnapshot?
         var uploads = (pending: 0, ok: 0, failed: 0)
@@ -44,6 +45,7 @@ public enum Reports {
                 try opened.read { reader in
                     counts = try reader.counts()
                     breakers = try reader.breakers()
+                    pausedHandlers = try reader.pausedHandlers().sorted()
                     if daemonPID != nil {
                         admissionWait = try reader.daemonNote("admission")
                         configLoadedAt = try reader.daemonNote(Dispatcher.configLoadedNote)
@@ -91,6 +93,7 @@ public enum Reports {
                 return fields
             }
             object["tasks"] = taskRows
+            object["paused_handlers"] = pausedHandlers
             object["uploads"] = ["pending": uploads.pending, "ok": uploads.ok, "failed": uploads.failed]
             object["sweeps"] = Dictionary(uniqueKeysWithValues: sweeps.map { note in
                 (String(note.key.dropFirst("sweep.".count)), ["at": iso(note.at), "result": note.value] as [String: Any])
@@ -115,7 +118,9 @@ public enum Reports {
         lines.append("inbox:    \(waiting) waiting")
         lines.append(
             "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "
-                + "\(counts.count(.retryWait)) waiting to retry, \(counts.count(.breakerWait)) waiting for a breaker")
+                + "\(counts.count(.retryWait)) waiting to retry, \(counts.count(.breakerWait)) waiting for a breaker, "
+                + "\(counts.count(.paused)) paused")
+        if !pausedHandlers.isEmpty { lines.append("handlers: paused: \(pausedHandlers.joined(separator: ", "))") }
         lines.append("finished: \(counts.count(.done)) done, \(counts.count(.failed)) failed")
         if let admissionWait { lines.append("waiting:  \(admissionWait)") }
         for note in sweeps {

@@ -83,7 +83,7 @@ extension Dispatcher {
         // Read first, write through the one commit path: recovery on a full disk pauses instead of failing
         // the start (its writes wait with everything else until space returns).
         let (attempts, found, unmoved) = try store.read { reader in
-            (try reader.runningAttempts(), try reader.jobs(inStates: [.running, .queued, .retryWait, .breakerWait]),
+            (try reader.runningAttempts(), try reader.jobs(inStates: [.running, .queued, .retryWait, .breakerWait, .paused]),
              try reader.unmovedFinishedJobs())
         }
         for attempt in attempts {
@@ -126,7 +126,7 @@ extension Dispatcher {
                 recoveredMoves.append(recordRecoveredMove(job, finalName: finalName))
             case .restore(let job, let handler):
                 names.assign(job.name, to: job.id)
-                restore(job, owner: .handler(handler), priority: self.handler(named: handler)?.priority ?? job.priority)
+                restore(job, owner: .handler(handler), priority: recoveredPriority(job, handler: handler))
             case .reclaim(let job, let handler):
                 let moved = try? FileSystem.renameNoReplace(layout.inbox.appending(job.name), layout.processing.appending(job.name))
                 guard moved == .moved else {
@@ -135,7 +135,7 @@ extension Dispatcher {
                 }
                 logger.info("re-claimed a file found back in Inbox", metadata: ["file": "\(job.name)"])
                 names.assign(job.name, to: job.id)
-                restore(job, owner: .handler(handler), priority: self.handler(named: handler)?.priority ?? job.priority)
+                restore(job, owner: .handler(handler), priority: recoveredPriority(job, handler: handler))
             case .fail(let job, let reason):
                 failRecovered(job, reason: reason)
             }

@@ -334,7 +334,9 @@ extension Dispatcher {
                 // Marked first: the mark commits with the run it queues, so a crash cannot run it twice.
                 let wallNow = Self.wallClock()
                 record { try $0.markRequestHandled(id: request.id, at: wallNow) }
-                handle(request: request.kind, target: request.target)
+                if !handleIntervention(requestID: request.id, kind: request.kind, target: request.target) {
+                    handle(request: request.kind, target: request.target)
+                }
             }
             for event in try store.read({ try $0.pendingEvents() }) {
                 dispatchEvent(id: event.id, name: event.name, source: event.source)
@@ -346,6 +348,7 @@ extension Dispatcher {
             logger.error("cannot read recorded events: \(error)")
         }
         refreshEnabledOverrides()
+        refreshPausedHandlers()
     }
 
     private func handle(request kind: String, target: String) {

@@ -37,7 +37,7 @@ extension Dispatcher {
                 return
             }
             _ = ready.pop(at: time, isStale: { jobs[$0]?.state != .queued })
-            guard breakerAdmits(job) else { continue }
+            guard !parkIfPaused(job), breakerAdmits(job) else { continue }
             noteAdmission(waiting: nil)
             start(job)
         }
@@ -228,7 +228,8 @@ extension Dispatcher {
         case .signaled(let number): .signaled(number)
         }
         let ending = AttemptEnding(
-            termination: termination, timedOut: attempt.timedOut, endedByShutdown: attempt.interrupted, at: now)
+            termination: termination, timedOut: attempt.timedOut, endedByShutdown: attempt.interrupted,
+            cancelled: intervention.cancelling[jobID] != nil, at: now)
         let verdict = AttemptVerdictPolicy.decide(ending, stoppingSince: phase.stoppingSince, now: now)
         if case .undecided(let until) = verdict {
             // The job stays running (in memory and in the store) until its verdict is known; its slot is free.
@@ -249,7 +250,7 @@ extension Dispatcher {
         finishAttempt(jobID: jobID, waiting.exit, attempt: waiting.attempt, verdict: verdict)
     }
 
-    private func finishAttempt(jobID: Int64, _ exit: WorkerExit, attempt: RunningAttempt, verdict: AttemptVerdict) {
+    func finishAttempt(jobID: Int64, _ exit: WorkerExit, attempt: RunningAttempt, verdict: AttemptVerdict) {
         guard let job = jobs[jobID] else { return }
         let wallNow = Self.wallClock()
         let result = Self.describe(exit, attempt: attempt, verdict: verdict)
@@ -282,6 +283,8 @@ extension Dispatcher {
                     job.logKey: "\(job.name)", "job": "\(jobID)", "attempt": "\(number)",
                     "ms": "\((now - attempt.startedAt))",
                 ])
+        case .cancelled:
+            cancelledAttemptEnded(job, attempts: number)
         case .failed, .running:
             attemptFailed(jobID: jobID, reason: result.reason ?? "failed", previous: .running, backoff: attempt.spec.backoff)
         }
@@ -337,7 +340,7 @@ extension Dispatcher {
     }
 
     /// The job ends in `failed`: recorded, counted, a file sent on its way to Failed/, a task's next run let through.
-    private func failForGood(_ job: LiveJob, from previous: JobState, attempts: Int, reason: String, couldNotStart: Bool, at wallNow: Double) {
+    func failForGood(_ job: LiveJob, from previous: JobState, attempts: Int, reason: String, couldNotStart: Bool, at wallNow: Double) {
         let jobID = job.id
         jobs[jobID] = nil  // A file's name stays taken in `names` until it has moved out.
         noteBatchOutcome(job, succeeded: false, finished: true, reason: reason)
@@ -434,6 +437,9 @@ extension Dispatcher {
         case .interrupted:
             result.outcome = .interrupted
             result.reason = "interrupted by shutdown (\(result.reason ?? ""))"
+        case .cancelled:
+            result.outcome = .cancelled
+            result.reason = "cancelled (\(result.reason ?? ""))"
         case .failed, .undecided:
             result.outcome = .failed
             if attempt.timedOut { result.reason = "timed out after \(attempt.spec.timeout); " + (result.reason ?? "") }

@@ -206,6 +206,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var daemonStartMs: Int64 = 0
     var wakeWatcher: InotifyWatcher?
 
+    /// Cancels, priorities and handler pauses (see Dispatcher+Intervention).
+    var intervention = InterventionState()
+
     // Circuit breakers (see Dispatcher+Breakers).
     var breakers: [JobOwner: CircuitBreaker]
     var breakerParked: [JobOwner: Deque<Int64>] = [:]

@@ -1,0 +1,76 @@
+/// What `orchestrator cancel`, `priority` and `handler pause|resume` do to a job, decided from its state
+/// alone, so that the CLI (acting on the store without a daemon) and the daemon (acting on its memory)
+/// make the same decision.
+public enum Intervention {
+    /// What a cancel does to a job.
+    public enum CancelAction: Equatable, Sendable {
+        /// Waiting (queued, retry wait, breaker wait, paused): it fails at once, never run.
+        case failNow
+        /// Running under a live daemon: its group gets SIGTERM, SIGKILL after the grace; the attempt ends
+        /// as cancelled and the job fails without a retry.
+        case endRunningAttempt
+        /// Marked running in the store, but no daemon runs: its daemon died. What is left of its worker
+        /// group is ended, then it fails like a waiting job.
+        case endLeftoverThenFail
+        /// Finished or unknown: nothing to cancel (exit 65).
+        case refuse(Refusal)
+    }
+
+    public enum Refusal: Equatable, Sendable {
+        case unknown
+        case finished(JobState)
+        /// `priority` of a job that is not waiting (running).
+        case notWaiting(JobState)
+        /// A priority outside 1...10.
+        case outOfRange(Int)
+    }
+
+    /// What a priority change does to a job.
+    public enum PriorityAction: Equatable, Sendable {
+        /// On the ready queue: it moves there too.
+        case requeue
+        /// Waiting elsewhere (retry wait, breaker wait, paused): the new priority counts when it is queued again.
+        case record
+        case refuse(Refusal)
+    }
+
+    /// Base priorities a user may set (the config's range).
+    public static let priorities = 1...10
+
+    /// - Parameter daemonRuns: whether a daemon owns the running attempts (else one marked running was
+    ///   left by a daemon that died).
+    public static func cancel(_ state: JobState?, daemonRuns: Bool) -> CancelAction {
+        guard let state else { return .refuse(.unknown) }
+        switch state {
+        case .queued, .retryWait, .breakerWait, .paused: return .failNow
+        case .running: return daemonRuns ? .endRunningAttempt : .endLeftoverThenFail
+        case .done, .failed: return .refuse(.finished(state))
+        }
+    }
+
+    public static func priority(_ state: JobState?, to priority: Int) -> PriorityAction {
+        guard priorities.contains(priority) else { return .refuse(.outOfRange(priority)) }
+        guard let state else { return .refuse(.unknown) }
+        switch state {
+        case .queued: return .requeue
+        case .retryWait, .breakerWait, .paused: return .record
+        case .running, .done, .failed: return .refuse(.notWaiting(state))
+        }
+    }
+
+    /// The job's reason: `cancelled: TEXT`.
+    public static func cancelReason(_ text: String?) -> String {
+        let trimmed = (text ?? "").drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed()
+        return "cancelled: " + (trimmed.isEmpty ? "by hand" : String(trimmed))
+    }
+
+    /// Why nothing was done, for the command's error line.
+    public static func describe(_ refusal: Refusal) -> String {
+        switch refusal {
+        case .unknown: "no such job"
+        case .finished(let state): "it has already finished (\(state.rawValue))"
+        case .notWaiting(let state): "it is not waiting (\(state.rawValue)); only a waiting job's priority can change"
+        case .outOfRange(let value): "priority \(value) is outside \(priorities.lowerBound)..\(priorities.upperBound)"
+        }
+    }
+}

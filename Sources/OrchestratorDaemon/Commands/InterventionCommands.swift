@@ -1,0 +1,190 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import OrchestratorConfig
+import OrchestratorCore
+import OrchestratorPlatform
+import OrchestratorStore
+
+/// `cancel`, `priority` and `handler pause|resume`.
+///
+/// With a daemon running, a cancel or priority change is a request in the store, announced through the wake
+/// folder (as `trigger` and `task run` are); the command waits for the daemon's answer so that its exit code
+/// is the truth. Without one, the command takes the state dir's and the Inbox's locks (so no daemon or
+/// one-shot run can start meanwhile) and does the whole change itself. A pause is a row in the store that a
+/// daemon reads when woken, and at every start.
+public enum InterventionCommands {
+    /// How long a command waits for a running daemon's answer.
+    static let answerTimeout: TimeInterval = 10
+
+    // MARK: cancel
+
+    public static func cancel(
+        config: Config, target: String, reason: String?, workingDirectory: String
+    ) throws(CommandError) -> String {
+        let reasonText = Intervention.cancelReason(reason)
+        let (store, found) = try findJob(config, target: target, workingDirectory: workingDirectory)
+        if case .refuse(let refusal) = Intervention.cancel(found.state, daemonRuns: true) {
+            throw refused(found, refusal, "cancel")
+        }
+        switch try StateOwner.acquireForOneShot(config, role: "cancel") {
+        case .failure(let daemon):
+            let answer = try ask(
+                config, store: store, kind: Dispatcher.cancelRequest,
+                target: InterventionRequest.target(jobID: found.id, reasonText), daemonPID: daemon.pid)
+            if let refusal = InterventionRequest.refusal(answer) { throw refused(found, refusal, "cancel") }
+            if answer == InterventionRequest.ending {
+                return "job \(found.id) cancelled: its worker group got SIGTERM (SIGKILL after \(Dispatcher.killGrace / 1000) s); it goes to Failed/ with the reason \"\(reasonText)\""
+            }
+            return "job \(found.id) cancelled before it ran (\(reasonText))"
+        case .success(let lock):
+            let inboxLocks = try InboxOwner.acquireForOneShot(config, role: "cancel")
+            defer { withExtendedLifetime((lock, inboxLocks)) {} }
+            return try cancelWithoutDaemon(config, store: store, jobID: found.id, reason: reasonText)
+        }
+    }
+
+    /// The whole cancel, by this command: the job's end is committed before its file leaves the processing
+    /// area, so a crash in between leaves a move that the next start finishes.
+    private static func cancelWithoutDaemon(_ config: Config, store: Store, jobID: Int64, reason: String) throws(CommandError) -> String {
+        let (job, attempt) = try reading(store) { (try $0.job(id: jobID), try $0.runningAttempt(jobID: jobID)) }
+        guard let job else { throw CommandError(.badInput, "error: job \(jobID): \(Intervention.describe(.unknown))") }
+        switch Intervention.cancel(job.state, daemonRuns: false) {
+        case .refuse(let refusal): throw refused(job, refusal, "cancel")
+        case .endRunningAttempt, .endLeftoverThenFail, .failNow: break
+        }
+        var ended = ""
+        if let pid = attempt?.pid, let start = attempt?.startTime {
+            let worker = WorkerHandle(pid: pid, startTime: start)
+            if ProcessSupervisor.isAlive(worker) {
+                // A worker group left by a daemon that died: ended, as the next start would.
+                ProcessSupervisor.killGroup(worker)
+                ended = "; the worker group its daemon left running was ended"
+            }
+        }
+        let now = Date().timeIntervalSince1970
+        do {
+            try store.write { transaction in
+                if job.state == .running {
+                    try transaction.finishRunningAttempt(jobID: jobID, AttemptResult(outcome: .cancelled, reason: reason), at: now)
+                }
+                try transaction.setState(jobID: jobID, from: job.state, to: .failed, reason: reason, at: now)
+            }
+        } catch {
+            throw CommandError(.failure, "error: cannot record the cancel: \(error)")
+        }
+        guard job.kind == .file else { return "job \(jobID) cancelled (\(reason))\(ended)" }
+        let processing = PathBytes(config.paths.processing)
+        let failed = PathBytes(config.paths.failed)
+        let finalName: RelativePath?
+        do {
+            finalName = try FileMover.move(processing.appending(job.name), into: failed, as: job.name, tag: "\(jobID)")
+        } catch {
+            throw CommandError(.failure, "error: job \(jobID) is cancelled, but its file could not be moved to Failed/ (\(error)); the next start moves it")
+        }
+        if let finalName { FileSystem.syncDirectory(failed.appending(RelativePath(finalName.parent))) }
+        do {
+            try store.write { try $0.setFinalPath(jobID: jobID, finalName ?? RelativePath([])) }
+        } catch {
+            throw CommandError(.failure, "error: job \(jobID) is cancelled and moved, but its new place could not be recorded: \(error)")
+        }
+        let place = finalName.map { " -> Failed/\(Reports.printable($0))" } ?? "; its file was gone"
+        return "job \(jobID) cancelled (\(reason))\(place)\(ended)"
+    }
+
+    // MARK: priority
+
+    public static func setPriority(
+        config: Config, target: String, priority: Int, workingDirectory: String
+    ) throws(CommandError) -> String {
+        let (store, found) = try findJob(config, target: target, workingDirectory: workingDirectory)
+        if case .refuse(let refusal) = Intervention.priority(found.state, to: priority) {
+            throw refused(found, refusal, "change the priority of")
+        }
+        switch try StateOwner.acquireForOneShot(config, role: "priority") {
+        case .failure(let daemon):
+            let answer = try ask(
+                config, store: store, kind: Dispatcher.priorityRequest,
+                target: InterventionRequest.target(jobID: found.id, String(priority)), daemonPID: daemon.pid)
+            if let refusal = InterventionRequest.refusal(answer) { throw refused(found, refusal, "change the priority of") }
+        case .success(let lock):
+            defer { withExtendedLifetime(lock) {} }
+            let job = try reading(store) { try $0.job(id: found.id) }
+            if case .refuse(let refusal) = Intervention.priority(job?.state, to: priority) {
+                throw refused(job ?? found, refusal, "change the priority of")
+            }
+            let now = Date().timeIntervalSince1970
+            do {
+                try store.write { try $0.setPriority(jobID: found.id, state: job?.state ?? found.state, priority: priority, at: now) }
+            } catch {
+                throw CommandError(.failure, "error: cannot record the priority: \(error)")
+            }
+        }
+        return "job \(found.id) priority set to \(priority)"
+    }
+
+    // MARK: handler pause / resume
+
+    public static func setHandlerPaused(config: Config, handler: String, paused: Bool) throws(CommandError) -> String {
+        guard config.handlers.contains(where: { $0.name == handler }) else {
+            throw CommandError(.badInput, "error: no handler named \"\(handler)\" in \(config.file)")
+        }
+        let store = try Reports.openStore(config)
+        let now = Date().timeIntervalSince1970
+        do {
+            try store.write { try $0.setHandlerPaused(handler, paused, at: now) }
+        } catch {
+            throw CommandError(.failure, "error: cannot record the change: \(error)")
+        }
+        TaskCommands.wakeDaemon(config, reason: paused ? "pause" : "resume")
+        return paused
+            ? "handler \(handler) paused: its jobs wait (state paused), running ones finish; `orchestrator handler resume \(handler)` lets them run"
+            : "handler \(handler) resumed"
+    }
+
+    // MARK: helpers
+
+    /// The job a target names (an id, or a path in Inbox, the processing area, Done or Failed); 65 if none.
+    private static func findJob(_ config: Config, target: String, workingDirectory: String) throws(CommandError) -> (Store, JobRecord) {
+        guard let store = try Reports.openStoreIfPresent(config) else {
+            throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet")
+        }
+        let found = try reading(store) { try Reports.findJob($0, config: config, target: target, workingDirectory: workingDirectory) }
+        guard let found else { throw CommandError(.badInput, "error: no job matches \(target)") }
+        return (store, found)
+    }
+
+    private static func reading<T>(_ store: Store, _ body: (StoreReader) throws -> T) throws(CommandError) -> T {
+        do {
+            return try store.read(body)
+        } catch {
+            throw CommandError(.failure, "error: cannot read the state database: \(error)")
+        }
+    }
+
+    private static func refused(_ job: JobRecord, _ refusal: Intervention.Refusal, _ what: String) -> CommandError {
+        CommandError(.badInput, "error: cannot \(what) job \(job.id) (\(Reports.printable(job.name))): \(Intervention.describe(refusal))")
+    }
+
+    /// Records a request for the running daemon, wakes it and waits for its answer.
+    private static func ask(_ config: Config, store: Store, kind: String, target: String, daemonPID: Int32) throws(CommandError) -> String {
+        let id: Int64
+        do {
+            id = try store.write { try $0.insertRequest(kind: kind, target: target, at: Date().timeIntervalSince1970) }
+        } catch {
+            throw CommandError(.failure, "error: cannot record the request: \(error)")
+        }
+        TaskCommands.wakeDaemon(config, reason: "\(kind)-\(id)")
+        let deadline = Date().addingTimeInterval(answerTimeout)
+        while Date() < deadline {
+            if let answer = try reading(store, { try $0.requestAnswer(id: id) }), answer.handled {
+                return answer.result ?? InterventionRequest.answer(.unknown)
+            }
+            usleep(20_000)
+        }
+        throw CommandError(
+            .failure,
+            "error: the daemon (pid \(daemonPID)) has not answered within \(Int(answerTimeout)) s; the request stays recorded and is applied when it reads it")
+    }
+}

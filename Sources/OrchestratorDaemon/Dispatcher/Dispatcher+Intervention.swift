@@ -1,0 +1,216 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import OrchestratorCore
+import OrchestratorPlatform
+import OrchestratorStore
+
+/// What `cancel`, `priority` and `handler pause|resume` left for the daemon to apply.
+struct InterventionState {
+    /// Running attempts ended by `cancel`, with the reason their job fails with.
+    var cancelling: [Int64: String] = [:]
+    /// Handlers paused in the store; nil until first read.
+    var pausedHandlers: Set<String>?
+    /// Jobs waiting because their handler is paused, by handler, in the order they were parked.
+    var parked: [String: [Int64]] = [:]
+}
+
+/// Requests of `orchestrator cancel` and `priority` (recorded in the store, announced through the wake
+/// folder) and handler pauses. The decisions are `Intervention`'s; this applies them to the live jobs.
+extension Dispatcher {
+    static let cancelRequest = "cancel"
+    static let priorityRequest = "priority"
+
+    /// Handles a `cancel` or `priority` request and records the answer its command waits for; false if
+    /// `kind` is neither.
+    func handleIntervention(requestID: Int64, kind: String, target: String) -> Bool {
+        let answer: String
+        switch kind {
+        case Self.cancelRequest:
+            guard let (jobID, reason) = InterventionRequest.parse(target) else { return false }
+            answer = cancel(jobID: jobID, reason: reason)
+        case Self.priorityRequest:
+            guard let (jobID, text) = InterventionRequest.parse(target), let priority = Int(text) else { return false }
+            answer = setPriority(jobID: jobID, to: priority)
+        default:
+            return false
+        }
+        let wallNow = Self.wallClock()
+        record { try $0.answerRequest(id: requestID, result: answer, at: wallNow) }
+        return true
+    }
+
+    // MARK: cancel
+
+    func cancel(jobID: Int64, reason: String) -> String {
+        if let waiting = undecided.removeValue(forKey: jobID) {
+            // Killed from outside, its verdict waiting for a stop signal: it ends as cancelled now.
+            wheel.cancel(waiting.timer)
+            intervention.cancelling[jobID] = reason
+            var ending = waiting.ending
+            ending.cancelled = true
+            let verdict = AttemptVerdictPolicy.decide(ending, stoppingSince: phase.stoppingSince, now: now)
+            finishAttempt(jobID: jobID, waiting.exit, attempt: waiting.attempt, verdict: verdict)
+            return InterventionRequest.cancelled
+        }
+        guard let job = jobs[jobID] else { return answerFromStore(jobID) }
+        switch Intervention.cancel(job.state, daemonRuns: true) {
+        case .failNow, .endLeftoverThenFail:
+            if let timer = job.retryTimer { wheel.cancel(timer) }
+            breakerParked[job.owner]?.removeAll { $0 == jobID }
+            if case .handler(let name) = job.owner { intervention.parked[name]?.removeAll { $0 == jobID } }
+            logger.info("cancelled before it ran", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "reason": "\(reason)"])
+            // Its entry on the ready queue is dropped as stale once the job is gone.
+            failForGood(job, from: job.state, attempts: job.attempts, reason: reason, couldNotStart: false, at: Self.wallClock())
+            return InterventionRequest.cancelled
+        case .endRunningAttempt:
+            guard var attempt = running[jobID] else { return answerFromStore(jobID) }
+            intervention.cancelling[jobID] = reason
+            // The same grace as at a timeout, then SIGKILL (a timeout's kill timer already armed stands).
+            if attempt.killTimer == nil { attempt.killTimer = schedule(.killAfterGrace(jobID: jobID), after: Self.killGrace) }
+            running[jobID] = attempt
+            logger.info(
+                "cancelled while running; sending SIGTERM to its process group",
+                metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "pid": "\(attempt.worker.pid)", "reason": "\(reason)"])
+            supervisor.signal(attempt.worker, SIGTERM)
+            return InterventionRequest.ending
+        case .refuse(let refusal):
+            return InterventionRequest.answer(refusal)
+        }
+    }
+
+    /// A cancelled attempt's worker has ended: the job fails for good, no retry, its breaker unmoved.
+    func cancelledAttemptEnded(_ job: LiveJob, attempts: Int) {
+        let reason = intervention.cancelling.removeValue(forKey: job.id) ?? Intervention.cancelReason(nil)
+        breakerNoVerdict(job.owner)
+        failForGood(job, from: .running, attempts: attempts, reason: reason, couldNotStart: false, at: Self.wallClock())
+    }
+
+    /// A job this daemon does not hold as live: finished (or finishing), or unknown.
+    private func answerFromStore(_ jobID: Int64) -> String {
+        let record = try? store.read { try $0.job(id: jobID) }
+        guard let record else { return InterventionRequest.answer(.unknown) }
+        // Live in the store but not here: it has just finished and its end is not committed yet.
+        return InterventionRequest.answer(.finished(record.state.isTerminal ? record.state : .done))
+    }
+
+    // MARK: priority
+
+    func setPriority(jobID: Int64, to priority: Int) -> String {
+        guard let job = jobs[jobID] else { return answerFromStore(jobID) }
+        switch Intervention.priority(job.state, to: priority) {
+        case .requeue, .record:
+            jobs[jobID]?.priority = priority
+            // A task run held behind its task's active run has no entry yet: it is queued with this priority.
+            ready.reprioritize(jobID, to: priority)
+            let state = job.state
+            let wallNow = Self.wallClock()
+            record { try $0.setPriority(jobID: jobID, state: state, priority: priority, at: wallNow) }
+            logger.info("priority set", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "priority": "\(priority)"])
+            return InterventionRequest.prioritySet
+        case .refuse(let refusal):
+            return InterventionRequest.answer(refusal)
+        }
+    }
+
+    // MARK: handler pause
+
+    /// Parks a job whose handler is paused (state `paused`) instead of starting it; true if it did.
+    func parkIfPaused(_ job: LiveJob) -> Bool {
+        guard case .handler(let name) = job.owner else { return false }
+        if intervention.pausedHandlers == nil { intervention.pausedHandlers = readPausedHandlers() ?? [] }
+        guard intervention.pausedHandlers?.contains(name) == true else { return false }
+        park(job, handler: name)
+        return true
+    }
+
+    private func park(_ job: LiveJob, handler name: String) {
+        let jobID = job.id
+        let from = job.state
+        jobs[jobID]?.state = .paused
+        intervention.parked[name, default: []].append(jobID)
+        let wallNow = Self.wallClock()
+        record { try $0.setState(jobID: jobID, from: from, to: .paused, detail: "handler \(name) is paused", at: wallNow) }
+    }
+
+    /// `handler pause|resume` as the store holds them: newly paused handlers' queued jobs are parked at
+    /// once (so `status` says so), resumed ones' parked jobs go back on the queue.
+    func refreshPausedHandlers() {
+        guard let paused = readPausedHandlers() else { return }
+        let before = intervention.pausedHandlers ?? []
+        intervention.pausedHandlers = paused
+        for name in paused.subtracting(before).sorted() {
+            logger.info("handler paused: its jobs wait, running ones finish", metadata: ["handler": "\(name)"])
+            for (_, job) in jobs.sorted(by: { $0.key < $1.key }) where job.state == .queued && job.owner == .handler(name) {
+                park(job, handler: name)
+            }
+        }
+        for name in before.subtracting(paused).sorted() {
+            logger.info("handler resumed", metadata: ["handler": "\(name)"])
+            let wallNow = Self.wallClock()
+            for jobID in intervention.parked.removeValue(forKey: name) ?? [] {
+                guard var job = jobs[jobID], job.state == .paused else { continue }
+                job.state = .queued
+                jobs[jobID] = job
+                enqueue(job)
+                record { try $0.setState(jobID: jobID, from: .paused, to: .queued, detail: "handler \(name) resumed", at: wallNow) }
+            }
+        }
+    }
+
+    /// nil (and logged) if the store cannot be read; what is in force then stays in force.
+    private func readPausedHandlers() -> Set<String>? {
+        do {
+            return try store.read { try $0.pausedHandlers() }
+        } catch {
+            logger.error("cannot read paused handlers: \(error)")
+            return nil
+        }
+    }
+}
+
+/// How `cancel` and `priority` requests and their answers are written in the store's `request` table.
+enum InterventionRequest {
+    static let cancelled = "cancelled"
+    static let ending = "ending"
+    static let prioritySet = "set"
+
+    /// `JOB_ID VALUE`: the value (a reason or a priority) may hold spaces.
+    static func target(jobID: Int64, _ value: String) -> String { "\(jobID) \(value)" }
+
+    static func parse(_ target: String) -> (Int64, String)? {
+        let parts = target.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let id = parts.first.flatMap({ Int64($0) }) else { return nil }
+        return (id, parts.count > 1 ? String(parts[1]) : "")
+    }
+
+    static func answer(_ refusal: Intervention.Refusal) -> String {
+        switch refusal {
+        case .unknown: "unknown"
+        case .finished(let state): "finished \(state.rawValue)"
+        case .notWaiting(let state): "not_waiting \(state.rawValue)"
+        case .outOfRange(let value): "out_of_range \(value)"
+        }
+    }
+
+    /// The refusal an answer carries, if it is one.
+    static func refusal(_ answer: String) -> Intervention.Refusal? {
+        let parts = answer.split(separator: " ", maxSplits: 1).map(String.init)
+        let value = parts.count > 1 ? parts[1] : ""
+        switch parts.first {
+        case "unknown": return .unknown
+        case "finished": return .finished(JobState(rawValue: value) ?? .done)
+        case "not_waiting": return .notWaiting(JobState(rawValue: value) ?? .running)
+        case "out_of_range": return .outOfRange(Int(value) ?? 0)
+        default: return nil
+        }
+    }
+}
+
+extension Dispatcher {
+    /// A recovered file job runs at its handler's priority as the config now says, unless
+    /// `orchestrator priority` set one by hand.
+    func recoveredPriority(_ job: JobRecord, handler: String) -> Int {
+        job.prioritySetByHand ? job.priority : self.handler(named: handler)?.priority ?? job.priority
+    }
+}

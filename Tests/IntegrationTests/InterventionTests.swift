@@ -1,0 +1,239 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// `cancel`, `handler pause|resume`, `priority` and `--version` on the real binary (SPEC section 3).
+@Suite(.timeLimit(.minutes(3))) struct InterventionTests {
+    /// One at a time, so that what waits is visible: `block*` waits for a `release` file; every other file's
+    /// worker appends its name to `ran.log`, which is how a test knows whether it ever ran.
+    static let config = """
+        [inbox]
+        settle = "100ms"
+
+        [limits]
+        max_concurrent = 1
+        shutdown_grace = "5s"
+
+        [[handler]]
+        name = "blocker"
+        match = ["block*"]
+        command = ["/bin/sh", "-c", 'while [ ! -e ../release ]; do sleep 0.02; done']
+
+        [[handler]]
+        name = "test"
+        command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../ran.log']
+        max_attempts = 3
+        backoff = "100ms"
+        """
+
+    func status(_ instance: TestInstance) throws -> [String: Any] {
+        try #require(try instance.json(["status"]) as? [String: Any])
+    }
+
+    func jobCount(_ instance: TestInstance, _ state: String) throws -> Int {
+        (try status(instance)["jobs"] as? [String: Int])?[state] ?? -1
+    }
+
+    func show(_ instance: TestInstance, _ target: String) throws -> [String: Any] {
+        try #require(try instance.json(["show", target]) as? [String: Any])
+    }
+
+    /// The daemon runs the blocker, so that what is dropped next waits in the queue.
+    func holdQueue(_ instance: TestInstance) throws {
+        try instance.startDaemon()
+        try instance.drop("block")
+        try instance.waitUntil("the blocker runs", timeout: 10) {
+            ((try? status(instance))?["running"] as? [Any])?.count == 1
+        }
+    }
+
+    // MARK: cancel
+
+    @Test func cancelOfAQueuedJobSendsItToFailedAndItNeverRuns() throws {
+        let instance = try TestInstance(config: Self.config)
+        try holdQueue(instance)
+        try instance.drop("victim.txt")
+        try instance.waitUntil("victim.txt is queued", timeout: 10) { try jobCount(instance, "queued") == 1 }
+
+        let cancel = try instance.run(["cancel", "victim.txt", "--reason", "not needed"])
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        try instance.waitUntil("victim.txt is in Failed/", timeout: 5) {
+            instance.names(in: "Failed") == [Array("victim.txt".utf8)]
+        }
+        let job = try show(instance, "victim.txt")
+        #expect(job["state"] as? String == "failed")
+        #expect(job["reason"] as? String == "cancelled: not needed")
+        #expect((job["attempts"] as? [Any])?.isEmpty == true, "a cancelled queued job has no attempt")
+
+        // The queue goes on; the cancelled file never ran, then or later.
+        try instance.drop("after.txt")
+        _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
+        try instance.waitUntil("block and after.txt are done", timeout: 10) { instance.count(in: "Done") == 2 }
+        #expect(instance.lines(of: "ran.log") == ["after.txt"])
+        #expect(instance.names(in: "Failed") == [Array("victim.txt".utf8)])
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    /// The worker leaves a child in its group and a double-forked grandchild in a session of its own, then waits.
+    static let familyWorker = """
+        #!/bin/sh
+        out=$(cat "$ORCH_FILE")
+        sleep 1000 &
+        echo $! > "$out.child.tmp"; mv "$out.child.tmp" "$out.child"
+        setsid sh -c "sleep 1000 & echo \\$! > '$out.tmp'; mv '$out.tmp' '$out.grandchild'"
+        wait
+        """
+
+    @Test func cancelOfARunningJobEndsItsGroupAndGrandchildWithinTheGraceWithoutRetry() throws {
+        let config = """
+            [inbox]
+            settle = "100ms"
+
+            [limits]
+            shutdown_grace = "5s"
+
+            [[handler]]
+            name = "family"
+            command = ["../workers/family.sh"]
+            max_attempts = 3
+            backoff = "100ms"
+            """
+        let instance = try TestInstance(config: config, workers: ["family.sh": Self.familyWorker])
+        try instance.startDaemon()
+        let pids = instance.path("pids")
+        try instance.drop("long.txt", pids + "\n")
+        try instance.waitUntil("the worker's child and grandchild run", timeout: 20) {
+            FileManager.default.fileExists(atPath: pids + ".child") && FileManager.default.fileExists(atPath: pids + ".grandchild")
+        }
+        let child = try #require(instance.lines(of: "pids.child").first.flatMap { Int32($0) })
+        let grandchild = try #require(instance.lines(of: "pids.grandchild").first.flatMap { Int32($0) })
+        let started = (child: processStartTime(child), grandchild: processStartTime(grandchild))
+        defer {
+            if started.child != nil, processStartTime(child) == started.child { kill(child, SIGKILL) }
+            if started.grandchild != nil, processStartTime(grandchild) == started.grandchild { kill(grandchild, SIGKILL) }
+        }
+        let worker = try #require((try status(instance)["running"] as? [[String: Any]])?.first?["pid"] as? Int)
+
+        let cancel = try instance.run(["cancel", "long.txt", "--reason", "stuck"])
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        // The grace between SIGTERM and SIGKILL is 5 s.
+        try instance.waitUntil("the group and the grandchild are gone", timeout: 5) {
+            processStartTime(child) != started.child && processStartTime(grandchild) != started.grandchild
+                && kill(-Int32(worker), 0) != 0
+        }
+        try instance.waitUntil("long.txt is in Failed/", timeout: 5) { instance.names(in: "Failed") == [Array("long.txt".utf8)] }
+        let job = try show(instance, "long.txt")
+        #expect(job["state"] as? String == "failed")
+        #expect(job["reason"] as? String == "cancelled: stuck")
+        let attempts = try #require(job["attempts"] as? [[String: Any]])
+        #expect(attempts.count == 1)
+        #expect(attempts.first?["outcome"] as? String == "cancelled")
+        // With a 100 ms backoff a retry would have started by now.
+        expectQuiet(for: 1.5, "no retry of a cancelled job") {
+            ((try? show(instance, "long.txt"))?["attempts"] as? [Any])?.count != 1
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func cancelOfAFinishedOrUnknownJobExits65() throws {
+        let instance = try TestInstance(config: Self.config)
+        // Before anything was recorded.
+        let nothing = try instance.run(["cancel", "1"])
+        #expect(nothing.status == 65, "\(nothing.stderr)")
+        try instance.startDaemon()
+        try instance.drop("done.txt")
+        try instance.waitUntil("done.txt is done", timeout: 10) { instance.count(in: "Done") == 1 }
+        let finished = try instance.run(["cancel", "done.txt"])
+        #expect(finished.status == 65)
+        #expect(finished.stderr.contains("already finished"), "\(finished.stderr)")
+        let byID = try instance.run(["cancel", "Done/done.txt"])
+        #expect(byID.status == 65)
+        let unknown = try instance.run(["cancel", "99999"])
+        #expect(unknown.status == 65)
+        #expect(unknown.stderr.hasPrefix("error: no job matches 99999"), "\(unknown.stderr)")
+        #expect(try instance.run(["cancel", "no-such-file.txt"]).status == 65)
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.names(in: "Done") == [Array("done.txt".utf8)])
+    }
+
+    // MARK: handler pause / resume
+
+    @Test func pauseKeepsNewFilesWaitingAcrossARestartAndResumeRunsThem() throws {
+        let instance = try TestInstance(config: Self.config)
+        try instance.startDaemon()
+        let pause = try instance.run(["handler", "pause", "test"])
+        #expect(pause.status == 0, "\(pause.stderr)")
+        let unknown = try instance.run(["handler", "pause", "nope"])
+        #expect(unknown.status == 65)
+        #expect(unknown.stderr.contains("no handler named \"nope\""), "\(unknown.stderr)")
+        #expect(instance.stopDaemon() == 0)
+
+        try instance.startDaemon()
+        try instance.drop("a.txt")
+        try instance.drop("b.txt")
+        try instance.waitUntil("both files are paused", timeout: 10) { try jobCount(instance, "paused") == 2 }
+        #expect(try status(instance)["paused_handlers"] as? [String] == ["test"])
+        #expect(try instance.run(["status"]).stdout.contains("handlers: paused: test"))
+        expectQuiet(for: 1, "a paused handler's file runs") { !instance.lines(of: "ran.log").isEmpty }
+
+        // Waiting jobs of a paused handler can still be cancelled: without a daemon, by the command itself.
+        #expect(instance.stopDaemon() == 0)
+        let cancel = try instance.run(["cancel", "b.txt"])
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        #expect(instance.names(in: "Failed") == [Array("b.txt".utf8)])
+        #expect(try show(instance, "b.txt")["reason"] as? String == "cancelled: by hand")
+
+        try instance.startDaemon()
+        try instance.waitUntil("a.txt is paused again", timeout: 10) { try jobCount(instance, "paused") == 1 }
+        let resume = try instance.run(["handler", "resume", "test"])
+        #expect(resume.status == 0, "\(resume.stderr)")
+        try instance.waitUntil("a.txt is done", timeout: 10) { instance.count(in: "Done") == 1 }
+        #expect(instance.lines(of: "ran.log") == ["a.txt"])
+        #expect(try status(instance)["paused_handlers"] as? [String] == [])
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    // MARK: priority
+
+    @Test func priorityReordersTwoWaitingJobs() throws {
+        let instance = try TestInstance(config: Self.config)
+        try holdQueue(instance)
+        try instance.drop("first.txt")
+        try instance.waitUntil("first.txt is queued", timeout: 10) { try jobCount(instance, "queued") == 1 }
+        try instance.drop("second.txt")
+        try instance.waitUntil("second.txt is queued", timeout: 10) { try jobCount(instance, "queued") == 2 }
+
+        let raise = try instance.run(["priority", "second.txt", "9"])
+        #expect(raise.status == 0, "\(raise.stderr)")
+        #expect(try show(instance, "second.txt")["priority"] as? Int == 9)
+        // Running or out of range: refused.
+        #expect(try instance.run(["priority", "block", "5"]).status == 65)
+        #expect(try instance.run(["priority", "first.txt", "11"]).status == 64)
+
+        _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
+        try instance.waitUntil("all three are done", timeout: 10) { instance.count(in: "Done") == 3 }
+        #expect(instance.lines(of: "ran.log") == ["second.txt", "first.txt"])
+        #expect(try instance.run(["priority", "first.txt", "5"]).status == 65)
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    // MARK: --version
+
+    @Test func versionPrintsTheVersionAndExits0() throws {
+        let instance = try TestInstance(config: Self.config)
+        let output = try instance.run(["--version"], withConfig: false)
+        #expect(output.status == 0)
+        let version = output.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(version.range(of: #"^\d+\.\d+\.\d+"#, options: .regularExpression) != nil, "\(output.stdout)")
+    }
+}
+
+/// Field 22 of /proc/PID/stat; nil once no such process exists (a zombie still has one).
+private func processStartTime(_ pid: Int32) -> String? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")")
+    else { return nil }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    return fields.count > 19 ? String(fields[19]) : nil
+}
