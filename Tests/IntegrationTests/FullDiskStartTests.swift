@@ -5,26 +5,6 @@ import Foundation
 import Testing
 
 extension TestInstance {
-    /// Starts `watch` without waiting for it to say "watching": a start that has to wait for space does not.
-    func launchDaemon(environment: [String: String] = [:]) throws -> Process {
-        let process = Process()
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["watch", "--config", configURL.path]
-        process.currentDirectoryURL = root
-        if !FileManager.default.fileExists(atPath: daemonLog.path) {
-            _ = FileManager.default.createFile(atPath: daemonLog.path, contents: nil)
-        }
-        let log = try FileHandle(forWritingTo: daemonLog)
-        log.seekToEndOfFile()
-        process.standardError = log
-        process.standardOutput = log
-        try process.run()
-        StartedDaemons.shared.add(process)
-        daemon = process
-        return process
-    }
-
     var pausedStatus: String? { (try? json(["status"]) as? [String: Any])?["paused"] as? String }
 }
 

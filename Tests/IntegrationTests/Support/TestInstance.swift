@@ -35,7 +35,24 @@ final class TestInstance: @unchecked Sendable {
 
     deinit {
         if let daemon, daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) }
+        endWorkers()
         try? FileManager.default.removeItem(at: root)
+    }
+
+    /// Ends the workers a killed daemon left behind (each in its own session, so killing the daemon misses them):
+    /// every process whose `ORCH_STATE_DIR` lies in this instance. Otherwise a worker waiting for a file in the
+    /// instance (a test's blocker) would outlive the test, and the suite, once the folder is gone.
+    func endWorkers() {
+        let marker = Array("ORCH_STATE_DIR=\(root.path)".utf8)
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return }
+        for entry in entries {
+            guard let pid = Int32(entry), pid != getpid(),
+                let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
+            else { continue }
+            guard environment.split(separator: 0).contains(where: { $0.starts(with: marker) }) else { continue }
+            if getpgid(pid) == pid { kill(-pid, SIGKILL) }
+            kill(pid, SIGKILL)
+        }
     }
 
     var configURL: URL { root.appendingPathComponent("config/orchestrator.toml") }
@@ -43,8 +60,18 @@ final class TestInstance: @unchecked Sendable {
 
     // MARK: Daemon
 
-    /// `openFileLimit`: the daemon runs under `ulimit -n` of that many.
+    /// Starts `watch` and waits until it says it is watching. `openFileLimit`: under `ulimit -n` of that many.
     func startDaemon(extraArguments: [String] = [], environment: [String: String] = [:], openFileLimit: Int? = nil) throws {
+        let process = try launchDaemon(extraArguments: extraArguments, environment: environment, openFileLimit: openFileLimit)
+        try waitUntil("daemon reports it is watching", timeout: 60) {
+            if !process.isRunning { throw TimedOut(description: "the daemon exited with \(process.terminationStatus) before watching") }
+            return self.log.contains("watching")
+        }
+    }
+
+    /// Starts `watch` without waiting for it to say "watching" (a start that has to wait for space does not).
+    @discardableResult
+    func launchDaemon(extraArguments: [String] = [], environment: [String: String] = [:], openFileLimit: Int? = nil) throws -> Process {
         let process = Process()
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -68,10 +95,7 @@ final class TestInstance: @unchecked Sendable {
         try process.run()
         StartedDaemons.shared.add(process)
         daemon = process
-        try waitUntil("daemon reports it is watching", timeout: 60) {
-            if !process.isRunning { throw TimedOut(description: "the daemon exited with \(process.terminationStatus) before watching") }
-            return self.log.contains("watching")
-        }
+        return process
     }
 
     var log: String { (try? String(contentsOf: daemonLog, encoding: .utf8)) ?? "" }
