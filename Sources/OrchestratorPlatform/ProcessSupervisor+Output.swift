@@ -58,7 +58,25 @@ extension ProcessSupervisor {
         }
     }
 
+    /// What the spawner's child writes to stderr before it exits 127 when the worker cannot start (spawn.c,
+    /// `report_start_failure`): this marker, the stage ('c' or 'x') and the errno, 17 bytes in one write.
+    static let startFailureMarker: [UInt8] = [0] + Array("orch-spawn".utf8) + [0]
+    static let startFailureReportSize = 17
+
     private func consume(_ worker: SupervisedWorker, _ stream: SupervisedWorker.Slot, _ bytes: UnsafeRawBufferPointer) {
+        var bytes = bytes
+        if stream == .stderr, !worker.stderrStarted {
+            worker.stderrStarted = true
+            if let request = worker.startFailureReported, bytes.count >= Self.startFailureReportSize,
+                bytes.starts(with: Self.startFailureMarker)
+            {
+                var code: Int32 = 0
+                withUnsafeMutableBytes(of: &code) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[13..<17])) }
+                worker.startFailure = .init(request: request, stage: bytes[12], code: code)
+                bytes = UnsafeRawBufferPointer(rebasing: bytes[Self.startFailureReportSize...])
+                guard !bytes.isEmpty else { return }
+            }
+        }
         worker.outputBytes += bytes.count
         if stream == .stderr {
             let tail = Self.stderrTailSize

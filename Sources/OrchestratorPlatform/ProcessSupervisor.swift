@@ -167,7 +167,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
         guard pidFD >= 0 else {
             // Cannot watch it: end it now rather than leave an unsupervised group.
             let e = errno
-            kill(-pid, SIGKILL)
+            Self.signalGroup(pid, SIGKILL)
             var reaped = orch_reaped()
             _ = orch_reap(pid, &reaped)
             Self.liveWorkers.withLock { $0[pid] = nil }
@@ -180,7 +180,8 @@ public final class ProcessSupervisor: @unchecked Sendable {
         let handle = WorkerHandle(pid: pid, startTime: 0)
         let worker = SupervisedWorker(
             handle: handle, logPath: request.logPath, logCap: max(0, request.logCap), onExit: onExit,
-            stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0], owner: owner)
+            stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0], owner: owner,
+            startFailureReported: spawnHelper != nil && helperUse == .spawner && !spawnerFailed ? request : nil)
         do throws(SpawnError) {
             let poller: ReadinessPoller
             if let existing = self.poller {
@@ -194,7 +195,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
             try watch(.stderr, stderrPipe[0], worker, with: poller) { [self] in self.readOutput(worker, .stderr) }
         } catch {
             // Cannot supervise it: end it now rather than leave an unsupervised group.
-            kill(-pid, SIGKILL)
+            Self.signalGroup(pid, SIGKILL)
             var reaped = orch_reaped()
             _ = orch_reap(pid, &reaped)
             Self.liveWorkers.withLock { $0[pid] = nil }
@@ -297,7 +298,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
     public func signal(_ worker: WorkerHandle, _ signal: Int32) {
         dispatchPrecondition(condition: .onQueue(queue))
         guard let live = running[worker.pid], live.handle == worker else { return }
-        kill(-worker.pid, signal)
+        Self.signalGroup(worker.pid, signal)
     }
 
     // MARK: - Exit
@@ -351,18 +352,26 @@ public final class ProcessSupervisor: @unchecked Sendable {
         guard let reaped = worker.result, let onExit = worker.onExit else { return }
         worker.onExit = nil
         finishing -= 1
+        let termination: Termination = reaped.signaled != 0 ? .signaled(reaped.code) : .exited(reaped.code)
         let exit = WorkerExit(
-            termination: reaped.signaled != 0 ? .signaled(reaped.code) : .exited(reaped.code),
+            termination: termination,
             userCPU: .microseconds(reaped.user_usec),
             systemCPU: .microseconds(reaped.system_usec),
             maxRSSKiB: Int(reaped.maxrss_kib),
             stderrTail: worker.stderrTail,
             outputBytes: worker.outputBytes,
-            droppedBytes: worker.droppedBytes)
+            droppedBytes: worker.droppedBytes,
+            startFailure: termination == .exited(127) ? worker.startFailure.map(Self.describeStartFailure) : nil)
         onExit(exit)
     }
 
     // MARK: - Previous daemons' workers
+
+    /// Sends `signal` to the worker's process group, or to the worker alone while it has none yet: the spawner
+    /// answers before its child has called setsid, and until then the child has started nothing else.
+    static func signalGroup(_ pid: Int32, _ signal: Int32) {
+        if kill(-pid, signal) != 0, errno == ESRCH { kill(pid, signal) }
+    }
 
     /// Process groups left by a previous daemon: true if a process with this pid and start time still exists
     /// (a zombie counts).
@@ -374,7 +383,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
     /// SIGKILL to the worker's process group if its leader `isAlive`. A group whose leader has
     /// already gone cannot be recognised with certainty and is left alone.
     public static func killGroup(_ worker: WorkerHandle) {
-        if isAlive(worker) { kill(-worker.pid, SIGKILL) }
+        if isAlive(worker) { signalGroup(worker.pid, SIGKILL) }
     }
 
     /// Field 22 (starttime) of /proc/PID/stat. The command name (field 2) may hold spaces and
@@ -413,6 +422,14 @@ public final class ProcessSupervisor: @unchecked Sendable {
         if request.environment.contains(where: { $0.contains(0) }) { throw bad("an environment entry") }
         if request.workingDirectory.contains(0) { throw bad("the working directory") }
         if request.logPath.contains(0) { throw bad("the log path") }
+    }
+
+    /// A start that failed in the spawner's child, after the spawner had answered.
+    static func describeStartFailure(_ failure: SupervisedWorker.StartFailure) -> SpawnError {
+        let text = failure.stage == UInt8(ascii: "c")
+            ? "cannot enter working directory \(show(failure.request.workingDirectory)): \(Self.text(failure.code))"
+            : "cannot run \(show(failure.request.arguments[0])): \(Self.text(failure.code))"
+        return SpawnError(errno: failure.code, description: text)
     }
 
     private static func describeSpawnFailure(_ code: Int32, _ request: SpawnRequest) -> String {
@@ -462,12 +479,26 @@ final class SupervisedWorker {
     var stderrTail: [UInt8] = []
     /// Ties its orphans to it (`ProcessSupervisor.owner(inEnvironment:)`); empty if it cannot.
     let owner: [UInt8]
+    /// Started by the long-lived spawner, which answers before the exec: what it was asked to run, to describe a
+    /// start that failed (reported at the start of its stderr). nil otherwise.
+    let startFailureReported: SpawnRequest?
+    /// Whether its stderr has delivered anything yet: the failure report can only be its first bytes.
+    var stderrStarted = false
+    var startFailure: StartFailure?
+
+    struct StartFailure {
+        let request: SpawnRequest
+        /// 'c': entering the working directory; 'x': the exec.
+        let stage: UInt8
+        let code: Int32
+    }
 
     init(
         handle: WorkerHandle, logPath: [UInt8], logCap: Int, onExit: @escaping (WorkerExit) -> Void,
-        stdoutFD: Int32, stderrFD: Int32, owner: [UInt8]
+        stdoutFD: Int32, stderrFD: Int32, owner: [UInt8], startFailureReported: SpawnRequest? = nil
     ) {
         self.owner = owner
+        self.startFailureReported = startFailureReported
         self.handle = handle
         self.logPath = logPath
         self.logCap = logCap

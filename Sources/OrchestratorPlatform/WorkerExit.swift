@@ -49,10 +49,13 @@ public struct WorkerExit: Sendable {
     public var outputBytes: Int
     /// Bytes beyond the log cap, not written to the log.
     public var droppedBytes: Int
+    /// The worker could not be started after all (its exec or entering its working directory failed in the
+    /// spawner's child, which the spawner does not wait for): then it ran nothing, and exited 127.
+    public var startFailure: SpawnError?
 
     public init(
         termination: Termination, userCPU: Duration, systemCPU: Duration, maxRSSKiB: Int,
-        stderrTail: [UInt8], outputBytes: Int, droppedBytes: Int
+        stderrTail: [UInt8], outputBytes: Int, droppedBytes: Int, startFailure: SpawnError? = nil
     ) {
         self.termination = termination
         self.userCPU = userCPU
@@ -61,6 +64,7 @@ public struct WorkerExit: Sendable {
         self.stderrTail = stderrTail
         self.outputBytes = outputBytes
         self.droppedBytes = droppedBytes
+        self.startFailure = startFailure
     }
 }
 

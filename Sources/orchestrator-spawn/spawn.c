@@ -15,10 +15,13 @@
 // orchestrator-spawn s: a spawner that lives as long as the daemon (the default). fd 3 is a stream socket to the
 //   daemon. Each request is a header of four 32-bit words (payload length, 1 to search PATH, argc, envc) carrying
 //   the worker's stdout and stderr as SCM_RIGHTS, then the payload: PROGRAM, SEARCH_PATH, the working directory,
-//   ARGV..., ENVP..., each NUL-terminated. The reply is two 32-bit words: the worker's pid (0 if none was
-//   forked) and 0, or the errno of a failed fork, chdir or exec (a forked worker then exits 127 at once, and the
-//   daemon reaps it). The reply is sent once the worker has exec'd, as posix_spawn returns. End of file on the
-//   socket ends the spawner. This costs the daemon one round trip per worker instead of starting this program.
+//   ARGV..., ENVP..., each NUL-terminated. The reply is two 32-bit words: the worker's pid and 0, or 0 and the
+//   errno of a failed fork. It is sent right after the fork, not after the exec, so the daemon does not wait for
+//   the exec (nor for this process to be scheduled twice more): a worker whose chdir or exec fails says so in
+//   the first 17 bytes of its stderr (`report_start_failure`) and exits 127, and the daemon, which reaps it,
+//   reports the failed start then. Until the worker's setsid, moments after the reply, it is in this process's
+//   group; the daemon signals it alone while its own group does not exist yet. End of file on the socket ends
+//   the spawner. This costs the daemon one round trip per worker instead of starting this program.
 //
 // orchestrator-spawn MODE SEARCH_PATH PROGRAM ARGV0 ARGV1 ...: starts one worker and exits.
 //   MODE "p": look PROGRAM up in SEARCH_PATH (execvp rules); "n": PROGRAM is a path, SEARCH_PATH is ignored.
@@ -37,7 +40,7 @@ typedef long word;
 #if defined(__x86_64__)
 enum {
     SYS_read = 0, SYS_write = 1, SYS_close = 3, SYS_fcntl = 72, SYS_setsid = 112, SYS_execve = 59, SYS_exit = 60,
-    SYS_clone = 56, SYS_pipe2 = 293, SYS_dup3 = 292, SYS_chdir = 80, SYS_recvmsg = 47
+    SYS_clone = 56, SYS_dup3 = 292, SYS_chdir = 80, SYS_recvmsg = 47
 };
 
 static inline word syscall3(word n, word a, word b, word c) {
@@ -58,7 +61,7 @@ __asm__(".text\n.globl _start\n_start:\n xor %rbp,%rbp\n mov %rsp,%rdi\n and $-1
 #else
 enum {
     SYS_read = 63, SYS_write = 64, SYS_close = 57, SYS_fcntl = 25, SYS_setsid = 157, SYS_execve = 221, SYS_exit = 93,
-    SYS_clone = 220, SYS_pipe2 = 59, SYS_dup3 = 24, SYS_chdir = 49, SYS_recvmsg = 212
+    SYS_clone = 220, SYS_dup3 = 24, SYS_chdir = 49, SYS_recvmsg = 212
 };
 
 static inline word syscall5(word n, word a, word b, word c, word d, word e) {
@@ -77,7 +80,7 @@ static inline word syscall3(word n, word a, word b, word c) { return syscall5(n,
 __asm__(".text\n.globl _start\n_start:\n mov x29, #0\n mov x30, #0\n mov x0, sp\n and sp, x0, #-16\n bl spawn_main\n brk #0\n");
 #endif
 
-enum { REPORT_FD = 3, F_SETFD = 2, FD_CLOEXEC = 1, CLONE_PARENT = 0x8000, PATH_MAX = 4096, O_CLOEXEC = 02000000 };
+enum { REPORT_FD = 3, F_SETFD = 2, FD_CLOEXEC = 1, CLONE_PARENT = 0x8000, PATH_MAX = 4096 };
 enum { EACCES = 13, ENOENT = 2, ENOTDIR = 20, ENODEV = 19, ESTALE = 116, ETIMEDOUT = 110, ENAMETOOLONG = 36 };
 enum { EINTR = 4, E2BIG = 7, EINVAL = 22, EPROTO = 71 };
 enum { SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_CMSG_CLOEXEC = 0x40000000 };
@@ -192,48 +195,42 @@ static int move_fd(int fd, int to) {
     return (int)syscall3(SYS_dup3, fd, to, 0);
 }
 
-/// One request: fork the worker (the daemon's child), wait until it has exec'd or failed, reply.
+/// The first bytes a worker that could not be started writes to its stderr before it exits 127: the marker, the
+/// stage that failed ('d' moving its fds, 'c' entering its working directory, 'x' the exec) and the errno as four
+/// bytes in this machine's order. The daemon takes them out of the stream (ProcessSupervisor+Output.swift).
+static const char start_failure_marker[12] = "\0orch-spawn";
+
+static void report_start_failure(char stage, int error) {
+    char record[17];
+    for (int i = 0; i < 12; i++) record[i] = start_failure_marker[i];
+    record[12] = stage;
+    memcpy(record + 13, &error, 4);
+    syscall3(SYS_write, 2, (word)record, sizeof record);  // 17 bytes < PIPE_BUF: one piece
+}
+
+/// One request: fork the worker (the daemon's child) and reply at once with its pid. Whether its exec succeeds is
+/// not waited for: a failure reaches the daemon through the worker's stderr (`report_start_failure`) and its exit.
 static void serve_one(int out, int err, unsigned int search, char **argv, char **envp,
                       const char *program, const char *path, const char *cwd) {
-    int pipe[2];
-    word rc = syscall3(SYS_pipe2, (word)pipe, O_CLOEXEC, 0);
-    if (rc < 0) {
-        reply(0, (int)-rc);
-        return;
-    }
     word pid = syscall5(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
     if (pid == 0) {
-        // Every fd of ours is close-on-exec (the socket, the received fds, the pipe); 0 is /dev/null already.
+        // Every fd of ours is close-on-exec (the socket, the received fds); 0 is /dev/null already.
         syscall3(SYS_setsid, 0, 0, 0);
-        int error = 0;
         word moved = move_fd(out, 1);
         if (moved >= 0) moved = move_fd(err, 2);
-        if (moved < 0) error = (int)-moved;
-        if (error == 0 && cwd[0] != '\0') {
+        if (moved < 0) exit_now(127);  // stderr is not the pipe: nothing to say it on
+        if (cwd[0] != '\0') {
             word changed = syscall3(SYS_chdir, (word)cwd, 0, 0);
-            if (changed < 0) error = (int)-changed;
+            if (changed < 0) {
+                report_start_failure('c', (int)-changed);
+                exit_now(127);
+            }
         }
-        if (error == 0) error = search ? exec_searching(path, program, argv, envp) : exec(program, argv, envp);
-        report_to(pipe[1], 'E', error);
+        int error = search ? exec_searching(path, program, argv, envp) : exec(program, argv, envp);
+        report_start_failure('x', error);
         exit_now(127);
     }
-    syscall3(SYS_close, pipe[1], 0, 0);
-    if (pid < 0) {
-        syscall3(SYS_close, pipe[0], 0, 0);
-        reply(0, (int)-pid);
-        return;
-    }
-    // End of file: the worker has exec'd (the pipe is close-on-exec) or exited after reporting.
-    int record[2] = {0, 0};
-    int error = 0;
-    for (;;) {
-        word n = syscall3(SYS_read, pipe[0], (word)record, sizeof record);
-        if (n == -EINTR) continue;
-        if (n == sizeof record && record[0] == 'E') error = record[1];
-        if (n <= 0) break;
-    }
-    syscall3(SYS_close, pipe[0], 0, 0);
-    reply((int)pid, error);
+    reply(pid < 0 ? 0 : (int)pid, pid < 0 ? (int)-pid : 0);
 }
 
 __attribute__((noreturn)) static void serve(void) {

@@ -194,9 +194,9 @@ extension Dispatcher {
             startDeferred(job, reason: error.description)
         } catch {
             // The command could not start at all (missing, not executable): a failed attempt like any other.
-            let reason = error.description
-            logger.error("cannot start worker", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "error": "\(reason)"])
+            logger.error("cannot start worker", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "error": "\(error)"])
             taskStarted(job, at: wallNow)
+            let reason = error.description
             record { transaction in
                 let attemptID = try transaction.startAttempt(jobID: jobID, number: number, logPath: logPath.bytes, at: wallNow)
                 try transaction.finishAttempt(
@@ -204,6 +204,25 @@ extension Dispatcher {
             }
             attemptFailed(jobID: jobID, reason: reason, previous: .queued, couldNotStart: true)
         }
+    }
+
+    /// The spawner answered before the exec, which then failed (or entering the working directory did): the
+    /// same outcome as a start that failed at once, for an attempt already recorded as running.
+    private func startFailed(jobID: Int64, attempt: RunningAttempt, _ failure: SpawnError) {
+        guard let job = jobs[jobID] else { return }
+        let wallNow = Self.wallClock()
+        let reason = failure.description
+        record { try $0.finishRunningAttempt(jobID: jobID, AttemptResult(outcome: .failed, exitCode: 127, reason: reason), at: wallNow) }
+        if SpawnThrottle.isShortage(errno: failure.errno) {
+            record { try $0.setState(jobID: jobID, from: .running, to: .queued, detail: "cannot start: \(reason)", at: wallNow) }
+            var queued = job
+            queued.state = .queued
+            jobs[jobID] = queued
+            startDeferred(queued, reason: reason)
+            return
+        }
+        logger.error("cannot start worker", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "error": "\(reason)"])
+        attemptFailed(jobID: jobID, reason: reason, previous: .running, couldNotStart: true)
     }
 
     private func nextLogPath(jobID: Int64, attempt: Int) -> PathBytes {
@@ -223,6 +242,10 @@ extension Dispatcher {
         spawnThrottle.workerExited(configured: config.limits.maxConcurrent)
         if let timer = attempt.timeoutTimer { wheel.cancel(timer) }
         if let timer = attempt.killTimer { wheel.cancel(timer) }
+        if let failure = exit.startFailure {
+            startFailed(jobID: jobID, attempt: attempt, failure)
+            return
+        }
         let termination: AttemptEnding.Termination = switch exit.termination {
         case .exited(let code): .exited(code)
         case .signaled(let number): .signaled(number)
