@@ -12,6 +12,7 @@ struct Orchestrator: ParsableCommand {
         subcommands: [
             Init.self, Watch.self, Replay.self, Status.self, History.self, Show.self, Tasks.self, TaskCommand.self,
             Trigger.self, Sweep.self, ConfigCommand.self, Cron.self, Cancel.self, Priority.self, HandlerCommand.self,
+            ServiceCommand.self,
         ])
 }
 
