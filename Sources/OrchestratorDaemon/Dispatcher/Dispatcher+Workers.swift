@@ -242,7 +242,8 @@ extension Dispatcher {
         spawnThrottle.workerExited(configured: config.limits.maxConcurrent)
         if let timer = attempt.timeoutTimer { wheel.cancel(timer) }
         if let timer = attempt.killTimer { wheel.cancel(timer) }
-        if let failure = exit.startFailure {
+        // A cancel that came first wins: its verdict (no retry) is decided below like any other exit.
+        if let failure = exit.startFailure, intervention.cancelling[jobID] == nil {
             startFailed(jobID: jobID, attempt: attempt, failure)
             return
         }
