@@ -47,8 +47,10 @@ pipeline() {  # DIR: inotifywait | xargs -P2 running /bin/true and moving each f
     ipid=$!
 }
 rate() { python3 -c "print(round($1 / ($3 - $2)))"; }
-wait_count() {  # DIR COUNT [DB]: until DIR holds COUNT entries (bounded). With DB, polls the store's
-    # done count first: scanning a folder of 50,000 names every few ms would steal the CPU being measured.
+wait_count() {  # DIR COUNT [DB]: until DIR holds COUNT entries (bounded); prints the time it saw them. With DB,
+    # polls the store's done count first: scanning a folder of 50,000 names every few ms would steal the CPU being
+    # measured. The times come from inside the script, so the interpreter's start (100 ms through a pyenv shim)
+    # is not counted against the daemon: the floor times itself from inside too.
     python3 - "$@" <<'PY'
 import os, sqlite3, sys, time
 d, n = sys.argv[1], int(sys.argv[2]); deadline = time.time() + 600
@@ -64,13 +66,17 @@ if len(sys.argv) > 3:
         time.sleep(0.02)
 while time.time() < deadline:
     with os.scandir(d) as it:
-        if sum(1 for _ in it) >= n: sys.exit(0)
+        if sum(1 for _ in it) >= n:
+            print("%.6f" % time.time())
+            sys.exit(0)
     time.sleep(0.005)
 sys.exit("timed out waiting for %d files in %s" % (n, d))
 PY
 }
 make_files() { mkdir -p "$1" && (cd "$1" && seq 1 "$2" | sed 's/$/.txt/' | xargs touch -d '1 hour ago'); }
-move_all() { python3 -c "import os,sys; s,d=sys.argv[1:]; [os.rename(os.path.join(s,f), os.path.join(d,f)) for f in os.listdir(s)]" "$1" "$2"; }
+move_all() {  # SRC DST: renames every file; prints the time the first rename began
+    python3 -c "import os,sys,time; s,d=sys.argv[1:]; names=os.listdir(s); print('%.6f' % time.time(), flush=True); [os.rename(os.path.join(s,f), os.path.join(d,f)) for f in names]" "$1" "$2"
+}
 instance() {  # DIR CONCURRENCY: the bundled config, only the command (and max_concurrent) changed
     rm -rf "$1"; "$bin" init "$1" >/dev/null
     local toml="$1/config/orchestrator.toml"
@@ -113,8 +119,8 @@ RUN_LINES=()
 burst() {  # RUN CONCURRENCY VARIANT ENV: 5,000 files renamed into a running daemon
     local d="$work/t$2" t0 t1 c0 c1 k0 k1
     instance "$d" "$2"; make_files "$d/stage" "$N"; start_daemon "$d" "$4"
-    c0=$(cpu_ms $pid); k0=$(ticks $pid); t0=$(now); move_all "$d/stage" "$d/Inbox"
-    wait_count "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now); c1=$(cpu_ms $pid); k1=$(ticks $pid)
+    c0=$(cpu_ms $pid); k0=$(ticks $pid); t0=$(move_all "$d/stage" "$d/Inbox")
+    t1=$(wait_count "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite"); c1=$(cpu_ms $pid); k1=$(ticks $pid)
     kill $pid; wait $pid || true; pid=; check_store "$d" "$N"
     local r; r=$(rate "$N" "$t0" "$t1")
     R[burst_c$2_$3_$1]=$(ratio "$r" "${R[floor_c$2_$1]}"); R[cpu_c$2_$3_$1]=$(per_file "$c0" "$c1" "$N")
@@ -125,7 +131,7 @@ backlog_run() {  # RUN VARIANT ENV: 50,000 files in Inbox at start, c=2
     local d="$work/bl" t0 t1 c1 k0 k1
     instance "$d" 2; make_files "$d/Inbox" "$BACKLOG"
     t0=$(now); start_daemon "$d" "$3"; k0=$(ticks $pid)
-    wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite"; t1=$(now)
+    t1=$(wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite")
     c1=$(cpu_ms $pid); k1=$(ticks $pid); local hwm; hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
     kill $pid; wait $pid || true; pid=; check_store "$d" "$BACKLOG"
     local r; r=$(rate "$BACKLOG" "$t0" "$t1")
@@ -148,7 +154,7 @@ throughput)
     done
     d="$work/pipe"; mkdir -p "$d/Inbox" "$d/Done"; make_files "$d/stage" "$N"
     pipeline "$d"
-    sleep 1; t0=$(now); move_all "$d/stage" "$d/Inbox"; wait_count "$d/Done" "$N"; t1=$(now)
+    sleep 1; t0=$(move_all "$d/stage" "$d/Inbox"); t1=$(wait_count "$d/Done" "$N")
     R[pipeline]=$(rate "$N" "$t0" "$t1"); kill $ipid; wait $ipid || true; ipid=
     R[pipeline_floor]=$(floor_rate "$N" 2)
     ;;
