@@ -218,6 +218,28 @@ import Testing
         instance.stopDaemon()
     }
 
+    /// Pausing a handler is for a backend that is down: its uploads wait too, and run once it is resumed.
+    @Test func aPausedHandlersUploadsWaitUntilItIsResumed() throws {
+        let instance = try TestInstance(config: testConfig(handler: Self.handler.replacingOccurrences(of: "backoff = \"1s\"", with: "backoff = \"2s\"")))
+        #expect(FileManager.default.createFile(atPath: instance.path("offline"), contents: nil))
+        try instance.startDaemon()
+        try instance.drop("a.txt")
+        try instance.waitUntil("the first upload attempt failed", timeout: 10) { instance.lines(of: "uploads.log").count >= 1 }
+        let pause = try instance.run(["handler", "pause", "test"])
+        #expect(pause.status == 0, "\(pause.stderr)")
+        try FileManager.default.removeItem(atPath: instance.path("offline"))
+        // Its retry comes due within 2-4 s of backoff: parked instead of run.
+        try instance.waitUntil("the upload is parked", timeout: 10) {
+            let status = try #require(try instance.json(["status"]) as? [String: Any])
+            return (status["jobs"] as? [String: Int])?["paused"] == 1
+        }
+        expectQuiet(for: 1, "the paused handler's upload ran") { instance.lines(of: "uploads.log").count > 1 }
+        #expect(try instance.run(["handler", "resume", "test"]).status == 0)
+        try instance.waitUntil("the upload succeeded", timeout: 10) { try uploadOf(instance, "a.txt")?["state"] as? String == "ok" }
+        #expect(instance.lines(of: "uploads.log").count == 2)
+        instance.stopDaemon()
+    }
+
     @Test func uploadSweepWithoutADaemonRunsPendingUploads() throws {
         let instance = try TestInstance(config: testConfig(handler: Self.handler))
         #expect(FileManager.default.createFile(atPath: instance.path("offline"), contents: nil))

@@ -117,7 +117,12 @@ extension Dispatcher {
 
     /// Parks a job whose handler is paused (state `paused`) instead of starting it; true if it did.
     func parkIfPaused(_ job: LiveJob) -> Bool {
-        guard case .handler(let name) = job.owner else { return false }
+        // A handler's uploads wait with its files: pausing is for a backend that is down, and uploads talk to it.
+        let name: String
+        switch job.owner {
+        case .handler(let handler), .upload(let handler): name = handler
+        case .task: return false
+        }
         if intervention.pausedHandlers == nil { intervention.pausedHandlers = readPausedHandlers() ?? [] }
         guard intervention.pausedHandlers?.contains(name) == true else { return false }
         park(job, handler: name)
@@ -141,7 +146,8 @@ extension Dispatcher {
         intervention.pausedHandlers = paused
         for name in paused.subtracting(before).sorted() {
             logger.info("handler paused: its jobs wait, running ones finish", metadata: ["handler": "\(name)"])
-            for (_, job) in jobs.sorted(by: { $0.key < $1.key }) where job.state == .queued && job.owner == .handler(name) {
+            for (_, job) in jobs.sorted(by: { $0.key < $1.key })
+            where job.state == .queued && (job.owner == .handler(name) || job.owner == .upload(name)) {
                 park(job, handler: name)
             }
         }
