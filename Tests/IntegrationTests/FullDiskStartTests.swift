@@ -28,8 +28,21 @@ extension TestInstance {
         max_attempts = 1
         """)
 
+    /// The recording handler, and a task listening to `error.critical`.
+    static let recordingHandlerWithAlert = testConfig(
+        handler: """
+            command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log']
+            max_attempts = 1
+            """,
+        extra: """
+            [[task]]
+            name = "alert"
+            on = "error.critical"
+            command = ["/bin/sh", "-c", 'echo fired >> ../critical.log']
+            """)
+
     @Test func aFirstStartOnAFullDiskWaitsForSpaceThenWorks() throws {
-        let instance = try TestInstance(config: FullDiskTests.onVolume + Self.recordingHandler)
+        let instance = try TestInstance(config: FullDiskTests.onVolume + Self.recordingHandlerWithAlert)
         let volume = try fullVolume(instance)
         defer { disk.unmount(volume) }
         let listener = try NotifyListener(path: instance.path("notify.sock"))
@@ -71,8 +84,16 @@ extension TestInstance {
         try #require(rename("\(volume)/a.txt", "\(volume)/Inbox/a.txt") == 0)
         try instance.waitUntil("a.txt is done", timeout: 30) { FileManager.default.fileExists(atPath: "\(volume)/Done/a.txt") }
         #expect(instance.lines(of: "runs.log") == ["a.txt"])
+        // The pause at start fires error.critical, as a pause while running does. On this 1 MB volume the
+        // health check at start fires it too (under 1 MiB free even after the filler is gone): two runs of the
+        // listener, one without the start's own.
+        try instance.waitUntil("the error.critical listener ran twice", timeout: 10) {
+            instance.lines(of: "critical.log") == ["fired", "fired"]
+        }
+        #expect(instance.log.contains("unhealthy"))
         #expect(daemon.isRunning)
         #expect(instance.stopDaemon() == 0)
+        #expect(instance.lines(of: "critical.log") == ["fired", "fired"])
     }
 
     @Test func aStopWhileWaitingForSpaceExitsZeroAtOnce() throws {

@@ -56,7 +56,7 @@ public enum Daemon {
         if let signals = opened.signals { signalsBeforeStart = { signals.handOver() } }
         let (exitCode, _) = try runDispatcher(
             config: config, store: opened.store, logger: logger, notifier: notifier, batch: nil,
-            signalsBeforeStart: signalsBeforeStart)
+            signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil)
         withExtendedLifetime((lock, inboxLocks)) {}
         return exitCode == 0 ? .ok : .failure
     }
@@ -65,9 +65,10 @@ public enum Daemon {
     /// what it did. A failure to start is the command's error.
     /// `signalsBeforeStart`: signals that came before the dispatcher listens (while `watch` waited for space),
     /// handed to it once it has started.
+    /// `waitedForSpace`: the open waited for space; the dispatcher fires `error.critical` for it once it runs.
     static func runDispatcher(
         config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?,
-        signalsBeforeStart: (@Sendable () -> [Int32])? = nil
+        signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false
     ) throws(CommandError) -> (Int32, BatchReport) {
         let finished = DispatchSemaphore(value: 0)
         let exitCode = LockedBox<Int32>(0)
@@ -81,6 +82,7 @@ public enum Daemon {
             let early = signalsBeforeStart?() ?? []
             do {
                 try dispatcher.start()
+                if waitedForSpace { dispatcher.startedAfterWaitingForSpace() }
                 for number in early { dispatcher.post(.signal(number)) }
             } catch {
                 startError.value = "\(error)"

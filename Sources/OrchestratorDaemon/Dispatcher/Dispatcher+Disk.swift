@@ -87,6 +87,13 @@ extension Dispatcher {
         resumeFromDisk()
     }
 
+    /// `watch` waited for space before it could open the store: the pause a full disk makes while running,
+    /// only without a store to record its `error.critical` in until now (if the disk is full again, it fires
+    /// when space returns).
+    func startedAfterWaitingForSpace() {
+        criticalPending = !emit("error.critical")
+    }
+
     /// Moves came back while paused by moves: none ran out of space, so space is back.
     func movesCameBackWhilePaused() {
         guard phase.isPausedForDisk, pausedByMoves else { return }
