@@ -66,6 +66,8 @@ import Testing
         #expect(job["state"] as? String == "failed")
         #expect(job["reason"] as? String == "cancelled: not needed")
         #expect((job["attempts"] as? [Any])?.isEmpty == true, "a cancelled queued job has no attempt")
+        // What the user asked for is logged as such, not as an error.
+        #expect(instance.log.contains("INFO cancelled") && !instance.log.contains("failed for good"), "\(instance.log)")
 
         // The queue goes on; the cancelled file never ran, then or later.
         try instance.drop("after.txt")

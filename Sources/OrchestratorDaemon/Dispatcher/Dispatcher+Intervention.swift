@@ -61,7 +61,7 @@ extension Dispatcher {
             if case .handler(let name) = job.owner { intervention.parked[name]?.removeAll { $0 == jobID } }
             logger.info("cancelled before it ran", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "reason": "\(reason)"])
             // Its entry on the ready queue is dropped as stale once the job is gone.
-            failForGood(job, from: job.state, attempts: job.attempts, reason: reason, couldNotStart: false, at: Self.wallClock())
+            failForGood(job, from: job.state, attempts: job.attempts, reason: reason, couldNotStart: false, at: Self.wallClock(), cancelledByHand: true)
             return InterventionRequest.cancelled
         case .endRunningAttempt:
             guard var attempt = running[jobID] else { return answerFromStore(jobID) }
@@ -83,7 +83,7 @@ extension Dispatcher {
     func cancelledAttemptEnded(_ job: LiveJob, attempts: Int) {
         let reason = intervention.cancelling.removeValue(forKey: job.id) ?? Intervention.cancelReason(nil)
         breakerNoVerdict(job.owner)
-        failForGood(job, from: .running, attempts: attempts, reason: reason, couldNotStart: false, at: Self.wallClock())
+        failForGood(job, from: .running, attempts: attempts, reason: reason, couldNotStart: false, at: Self.wallClock(), cancelledByHand: true)
     }
 
     /// A job this daemon does not hold as live: finished (or finishing), or unknown.

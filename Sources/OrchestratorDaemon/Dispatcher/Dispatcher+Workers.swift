@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import OrchestratorConfig
 import OrchestratorCore
 import OrchestratorPlatform
@@ -364,7 +365,11 @@ extension Dispatcher {
     }
 
     /// The job ends in `failed`: recorded, counted, a file sent on its way to Failed/, a task's next run let through.
-    func failForGood(_ job: LiveJob, from previous: JobState, attempts: Int, reason: String, couldNotStart: Bool, at wallNow: Double) {
+    /// `cancelledByHand`: ended by `cancel`, which is what the user asked for, not an error.
+    func failForGood(
+        _ job: LiveJob, from previous: JobState, attempts: Int, reason: String, couldNotStart: Bool, at wallNow: Double,
+        cancelledByHand: Bool = false
+    ) {
         let jobID = job.id
         jobs[jobID] = nil  // A file's name stays taken in `names` until it has moved out.
         noteBatchOutcome(job, succeeded: false, finished: true, reason: reason)
@@ -376,8 +381,12 @@ extension Dispatcher {
             processedCount += 1
             finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: false))
         }
-        logger.error(
-            "failed for good", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "attempts": "\(attempts)", "reason": "\(reason)"])
+        let metadata: Logger.Metadata = [job.logKey: "\(job.name)", "job": "\(jobID)", "attempts": "\(attempts)", "reason": "\(reason)"]
+        if cancelledByHand {
+            logger.info("cancelled", metadata: metadata)
+        } else {
+            logger.error("failed for good", metadata: metadata)
+        }
     }
 
     /// Retries after backoff while attempts remain, else the file goes to Failed/.
