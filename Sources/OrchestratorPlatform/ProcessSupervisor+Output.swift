@@ -67,12 +67,12 @@ extension ProcessSupervisor {
         var bytes = bytes
         if stream == .stderr, !worker.stderrStarted {
             worker.stderrStarted = true
-            if let request = worker.startFailureReported, bytes.count >= Self.startFailureReportSize,
+            if worker.startedBySpawner != nil, bytes.count >= Self.startFailureReportSize,
                 bytes.starts(with: Self.startFailureMarker)
             {
                 var code: Int32 = 0
                 withUnsafeMutableBytes(of: &code) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[13..<17])) }
-                worker.startFailure = .init(request: request, stage: bytes[12], code: code)
+                worker.startFailure = .init(stage: bytes[12], code: code)
                 bytes = UnsafeRawBufferPointer(rebasing: bytes[Self.startFailureReportSize...])
                 guard !bytes.isEmpty else { return }
             }

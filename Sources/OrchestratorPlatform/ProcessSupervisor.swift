@@ -181,7 +181,8 @@ public final class ProcessSupervisor: @unchecked Sendable {
         let worker = SupervisedWorker(
             handle: handle, logPath: request.logPath, logCap: max(0, request.logCap), onExit: onExit,
             stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0], owner: owner,
-            startFailureReported: spawnHelper != nil && helperUse == .spawner && !spawnerFailed ? request : nil)
+            startedBySpawner: spawnHelper != nil && helperUse == .spawner && !spawnerFailed
+                ? (program: request.arguments[0], workingDirectory: request.workingDirectory) : nil)
         do throws(SpawnError) {
             let poller: ReadinessPoller
             if let existing = self.poller {
@@ -361,7 +362,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
             stderrTail: worker.stderrTail,
             outputBytes: worker.outputBytes,
             droppedBytes: worker.droppedBytes,
-            startFailure: termination == .exited(127) ? worker.startFailure.map(Self.describeStartFailure) : nil)
+            startFailure: termination == .exited(127) ? Self.describeStartFailure(of: worker) : nil)
         onExit(exit)
     }
 
@@ -369,7 +370,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
 
     /// Sends `signal` to the worker's process group, or to the worker alone while it has none yet: the spawner
     /// answers before its child has called setsid, and until then the child has started nothing else.
-    static func signalGroup(_ pid: Int32, _ signal: Int32) {
+    public static func signalGroup(_ pid: Int32, _ signal: Int32) {
         if kill(-pid, signal) != 0, errno == ESRCH { kill(pid, signal) }
     }
 
@@ -424,11 +425,12 @@ public final class ProcessSupervisor: @unchecked Sendable {
         if request.logPath.contains(0) { throw bad("the log path") }
     }
 
-    /// A start that failed in the spawner's child, after the spawner had answered.
-    static func describeStartFailure(_ failure: SupervisedWorker.StartFailure) -> SpawnError {
+    /// A start that failed in the spawner's child, after the spawner had answered; nil if it did not.
+    static func describeStartFailure(of worker: SupervisedWorker) -> SpawnError? {
+        guard let failure = worker.startFailure, let target = worker.startedBySpawner else { return nil }
         let text = failure.stage == UInt8(ascii: "c")
-            ? "cannot enter working directory \(show(failure.request.workingDirectory)): \(Self.text(failure.code))"
-            : "cannot run \(show(failure.request.arguments[0])): \(Self.text(failure.code))"
+            ? "cannot enter working directory \(show(target.workingDirectory)): \(Self.text(failure.code))"
+            : "cannot run \(show(target.program)): \(Self.text(failure.code))"
         return SpawnError(errno: failure.code, description: text)
     }
 
@@ -481,13 +483,12 @@ final class SupervisedWorker {
     let owner: [UInt8]
     /// Started by the long-lived spawner, which answers before the exec: what it was asked to run, to describe a
     /// start that failed (reported at the start of its stderr). nil otherwise.
-    let startFailureReported: SpawnRequest?
+    let startedBySpawner: (program: [UInt8], workingDirectory: [UInt8])?
     /// Whether its stderr has delivered anything yet: the failure report can only be its first bytes.
     var stderrStarted = false
     var startFailure: StartFailure?
 
     struct StartFailure {
-        let request: SpawnRequest
         /// 'c': entering the working directory; 'x': the exec.
         let stage: UInt8
         let code: Int32
@@ -495,10 +496,11 @@ final class SupervisedWorker {
 
     init(
         handle: WorkerHandle, logPath: [UInt8], logCap: Int, onExit: @escaping (WorkerExit) -> Void,
-        stdoutFD: Int32, stderrFD: Int32, owner: [UInt8], startFailureReported: SpawnRequest? = nil
+        stdoutFD: Int32, stderrFD: Int32, owner: [UInt8],
+        startedBySpawner: (program: [UInt8], workingDirectory: [UInt8])? = nil
     ) {
         self.owner = owner
-        self.startFailureReported = startFailureReported
+        self.startedBySpawner = startedBySpawner
         self.handle = handle
         self.logPath = logPath
         self.logCap = logCap
