@@ -52,6 +52,8 @@ let package = Package(
             name: "OrchestratorPlatform",
             dependencies: ["CLinuxShims", "OrchestratorCore"],
             swiftSettings: strict),
+        // The live dashboard's static files (HTML, CSS, JavaScript; no build step), embedded in the binary.
+        .target(name: "OrchestratorDashboard", exclude: ["Assets"], swiftSettings: strict),
         // The daemon and the commands, composed from the modules above.
         .target(
             name: "OrchestratorDaemon",
@@ -99,6 +101,7 @@ let package = Package(
             name: "OrchestratorDaemonTests",
             dependencies: ["OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorStore", "OrchestratorPlatform"],
             swiftSettings: strict),
+        .testTarget(name: "OrchestratorDashboardTests", dependencies: ["OrchestratorDashboard"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

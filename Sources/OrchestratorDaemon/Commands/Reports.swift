@@ -94,6 +94,8 @@ public enum Reports {
             }
             object["tasks"] = taskRows
             object["paused_handlers"] = pausedHandlers
+            // A job waiting longer than this is starving (it has gained priority by aging all this while).
+            object["starvation_after_seconds"] = Double(config.limits.starvationAfter.wholeMilliseconds) / 1000
             object["uploads"] = ["pending": uploads.pending, "ok": uploads.ok, "failed": uploads.failed]
             object["sweeps"] = Dictionary(uniqueKeysWithValues: sweeps.map { note in
                 (String(note.key.dropFirst("sweep.".count)), ["at": iso(note.at), "result": note.value] as [String: Any])
