@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -323,6 +325,41 @@ int orch_epoll_ready(int epfd, uint64_t *tokens, int max) {
     } while (n < 0 && errno == EINTR);
     for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;
     return n;
+}
+
+int orch_epoll_wait_tokens(int epfd, uint64_t *tokens, int max) {
+    struct epoll_event events[64];
+    if (max > 64) max = 64;
+    int n;
+    do {
+        n = epoll_wait(epfd, events, max, -1);
+    } while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;
+    return n;
+}
+
+int orch_eventfd(void) {
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+int orch_timerfd_create(void) {
+    return timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+}
+
+int orch_timerfd_arm(int fd, int64_t milliseconds) {
+    struct itimerspec spec = {0};
+    if (milliseconds >= 0) {
+        spec.it_value.tv_sec = milliseconds / 1000;
+        spec.it_value.tv_nsec = (milliseconds % 1000) * 1000000;
+        // A zero it_value would disarm it: "now" is the next nanosecond.
+        if (milliseconds == 0) spec.it_value.tv_nsec = 1;
+    }
+    return timerfd_settime(fd, 0, &spec, NULL);
+}
+
+void orch_drain_counter(int fd) {
+    uint64_t value;
+    while (read(fd, &value, sizeof value) < 0 && errno == EINTR) {}
 }
 
 int orch_renameat2_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {

@@ -8,7 +8,7 @@ import Glibc
 /// Starts workers with `posix_spawn` in their own sessions and reaps them through pidfds.
 ///
 /// Per worker: a log file, two pipes (stdout, stderr) and a pidfd, all three watched through one
-/// `ReadinessPoller` on `queue`; no thread per child. When the pidfd becomes
+/// `EventLoop` on `queue`; no thread per child. When the pidfd becomes
 /// readable the leader is a zombie (so its pid and process group id cannot be reused): the
 /// rest of the group is SIGKILLed, the leader is reaped with `wait4` (rusage), the pipes are
 /// drained of what is already buffered (never waiting for EOF: an escaped grandchild may hold
@@ -28,8 +28,9 @@ public final class ProcessSupervisor: @unchecked Sendable {
     private var running: [Int32: SupervisedWorker] = [:]
     /// Reaped workers whose fds are still open; `onExit` not yet called.
     private var finishing = 0
-    /// Created with the first worker.
-    private var poller: ReadinessPoller?
+    /// Watches workers' fds: the owner's loop (the daemon's), given before the first spawn, or one of its own
+    /// created with the first worker.
+    public var eventLoop: EventLoop?
     /// One read buffer shared by every pipe (handlers run one at a time on `queue`).
     let readBuffer: UnsafeMutableRawBufferPointer
     /// Orphans of workers become our children (`PR_SET_CHILD_SUBREAPER` succeeded).
@@ -184,16 +185,16 @@ public final class ProcessSupervisor: @unchecked Sendable {
             startedBySpawner: spawnHelper != nil && helperUse == .spawner && !spawnerFailed
                 ? (program: request.arguments[0], workingDirectory: request.workingDirectory) : nil)
         do throws(SpawnError) {
-            let poller: ReadinessPoller
-            if let existing = self.poller {
-                poller = existing
+            let loop: EventLoop
+            if let existing = eventLoop {
+                loop = existing
             } else {
-                poller = try ReadinessPoller(queue: queue)
-                self.poller = poller
+                loop = try EventLoop(queue: queue)
+                eventLoop = loop
             }
-            try watch(.exit, pidFD, worker, with: poller) { [self] in self.leaderExited(worker) }
-            try watch(.stdout, stdoutPipe[0], worker, with: poller) { [self] in self.readOutput(worker, .stdout) }
-            try watch(.stderr, stderrPipe[0], worker, with: poller) { [self] in self.readOutput(worker, .stderr) }
+            try watch(.exit, pidFD, worker, with: loop) { [self] in self.leaderExited(worker) }
+            try watch(.stdout, stdoutPipe[0], worker, with: loop) { [self] in self.readOutput(worker, .stdout) }
+            try watch(.stderr, stderrPipe[0], worker, with: loop) { [self] in self.readOutput(worker, .stderr) }
         } catch {
             // Cannot supervise it: end it now rather than leave an unsupervised group.
             Self.signalGroup(pid, SIGKILL)
@@ -305,16 +306,16 @@ public final class ProcessSupervisor: @unchecked Sendable {
     // MARK: - Exit
 
     private func watch(
-        _ slot: SupervisedWorker.Slot, _ fd: Int32, _ worker: SupervisedWorker, with poller: ReadinessPoller,
+        _ slot: SupervisedWorker.Slot, _ fd: Int32, _ worker: SupervisedWorker, with loop: EventLoop,
         handler: @escaping () -> Void
     ) throws(SpawnError) {
-        worker.registrations[slot] = try poller.add(fd, handler: handler)
+        worker.registrations[slot] = try loop.add(fd, handler: handler)
     }
 
     /// Closes one of the worker's fds; once the last is closed of a reaped worker, reports its exit.
     func stopWatching(_ worker: SupervisedWorker, _ slot: SupervisedWorker.Slot) {
         guard let registration = worker.registrations.removeValue(forKey: slot) else { return }
-        poller?.remove(registration)
+        eventLoop?.remove(registration)
         close(registration.fd)
         worker.closed.insert(registration.fd)
         if worker.registrations.isEmpty, worker.result != nil { report(worker) }
@@ -467,7 +468,7 @@ final class SupervisedWorker {
     let stdoutFD: Int32
     let stderrFD: Int32
     /// Fds still open and watched.
-    var registrations: [Slot: ReadinessPoller.Registration] = [:]
+    var registrations: [Slot: EventLoop.Registration] = [:]
     /// Fds already closed (only consulted when a spawn is undone).
     var closed: Set<Int32> = []
     /// Set once the leader is reaped.

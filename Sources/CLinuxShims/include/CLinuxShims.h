@@ -79,6 +79,21 @@ int orch_epoll_add(int epfd, int fd, uint64_t token);
 /// (readable, hung up or in error: each means "look at it") and returns how many, or -1.
 int orch_epoll_ready(int epfd, uint64_t *tokens, int max);
 
+/// As orch_epoll_ready, but waits until at least one fd is ready (retried on EINTR).
+int orch_epoll_wait_tokens(int epfd, uint64_t *tokens, int max);
+
+/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
+int orch_eventfd(void);
+
+/// timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK).
+int orch_timerfd_create(void);
+
+/// Arms the timerfd to expire once, `milliseconds` from now (0: at once); a negative value disarms it.
+int orch_timerfd_arm(int fd, int64_t milliseconds);
+
+/// Reads (and so resets) an eventfd's or a timerfd's counter; does nothing if it is zero (non-blocking fd).
+void orch_drain_counter(int fd);
+
 typedef struct {
     pid_t pid;
     pid_t group;     ///< its process group

@@ -367,6 +367,7 @@ extension Dispatcher {
     func sendToMover(_ finished: [FinishedJob]) {
         movesInFlight += 1
         let layout = layout
+        let loop = eventLoop
         moverQueue.async { [self] in
             // The end states committed before this batch was sent must be on disk before a file leaves: a file in
             // Done/ is never found with an older state after a power cut. One sync serves the whole batch, and
@@ -377,7 +378,7 @@ extension Dispatcher {
                 let unmoved: [MovedFile] = finished.map { job in
                     MovedFile(job: job, finalName: nil, error: error.description, errorCode: error.code)
                 }
-                queue.async { [self] in post(.filesMoved(unmoved)) }
+                loop?.post { [self] in post(.filesMoved(unmoved)) }
                 return
             }
             var touched: Set<PathBytes> = []
@@ -388,7 +389,7 @@ extension Dispatcher {
                 return MovedFile(job: job, finalName: result.finalName, error: result.error, errorCode: result.code)
             }
             for directory in touched { FileSystem.syncDirectory(directory) }
-            queue.async { [self] in post(.filesMoved(moved)) }
+            loop?.post { [self] in post(.filesMoved(moved)) }
         }
     }
 

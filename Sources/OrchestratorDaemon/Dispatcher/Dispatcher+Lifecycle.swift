@@ -16,8 +16,8 @@ extension Dispatcher {
         // Commits do not wait for the disk on this thread; the mover makes them durable before any file leaves
         // the processing area (see sendToMover), and `stop` before the daemon exits.
         try store.syncOnlyWhenAsked()
+        try installEventLoop()
         installSignalHandlers()
-        installTimer()
         if let batch {
             try startBatch(batch)
             if phase == .starting { phase = .running }

@@ -177,7 +177,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
 
     var watcher: InotifyWatcher?
     var wheel: TimerWheel<TimerPurpose>
-    var osTimer: (any DispatchSourceTimer)?
+    /// Created by `start`: worker fds, the timer and the mover's results wake its thread.
+    var eventLoop: EventLoop?
     var armedWakeup: UInt64?
     var signalSources: [any DispatchSourceSignal] = []
 
@@ -244,6 +245,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     // The current cycle.
     var pendingEvents: [DispatcherEvent] = []
     var cycleScheduled = false
+    var inLoopRound = false
     var newClaims: [Claim] = []
     var finishedJobs: [FinishedJob] = []
     /// The writes waiting for the next commit, and the names of moved files that commit frees.
@@ -356,7 +358,18 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     func scheduleCycle() {
         guard !cycleScheduled, phase != .stopped else { return }
         cycleScheduled = true
-        queue.async { [self] in runCycle() }
+        // Inside a round of the event loop the cycle runs when the round ends, on the thread already awake.
+        guard !inLoopRound else { return }
+        queue.async { [self] in if cycleScheduled { runCycle() } }
+    }
+
+    /// A round of the event loop (worker exits and output, the timer, the mover's results): one cycle after
+    /// all of it.
+    func loopRound(_ handlers: () -> Void) {
+        inLoopRound = true
+        handlers()
+        inLoopRound = false
+        if cycleScheduled { runCycle() }
     }
 
     func runCycle() {
@@ -466,24 +479,23 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         let next = wheel.nextWakeup()
         guard next != armedWakeup else { return }
         armedWakeup = next
-        guard let timer = osTimer else { return }
-        if let next {
-            let delay = next > now ? next - now : 0
-            timer.schedule(deadline: .now() + .milliseconds(Int(delay)), leeway: .milliseconds(1))
-        } else {
-            timer.schedule(deadline: .distantFuture)
-        }
+        guard let eventLoop else { return }
+        eventLoop.setTimer(after: next.map { $0 > now ? $0 - now : 0 })
     }
 
-    func installTimer() {
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.setEventHandler { [unowned self] in
+    /// The loop that wakes the dispatcher: worker fds (through the supervisor), the wheel's timer, the mover.
+    func installEventLoop() throws {
+        let loop = try EventLoop(queue: queue)
+        loop.round = { [weak self] handlers in
+            if let self { loopRound(handlers) } else { handlers() }
+        }
+        loop.onTimer = { [weak self] in
+            guard let self else { return }
             armedWakeup = nil
             post(.timerFired)
         }
-        timer.schedule(deadline: .distantFuture)
-        timer.resume()
-        osTimer = timer
+        supervisor.eventLoop = loop
+        eventLoop = loop
     }
 
     // MARK: Store writes
@@ -580,7 +592,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         }
         watcher?.cancel()
         wakeWatcher?.cancel()
-        osTimer?.cancel()
+        eventLoop?.stop()
         for source in signalSources { source.cancel() }
         supervisor.endEscapedDescendants()
         notifier.notify("STOPPING=1")
