@@ -355,13 +355,25 @@ extension Dispatcher {
     func moveFinishedFiles() {
         // One batch at a time: what finishes while a batch commits and moves goes with the next one, so that
         // under load one commit and one directory fsync serve many files (group commit), and idle, one file.
-        guard !finishedJobs.isEmpty, movesInFlight == 0, !phase.isPausedForDisk else { return }
+        guard !finishedJobs.isEmpty, movesInFlight == 0, !phase.isPausedForDisk, moveBatchTimer == nil else { return }
+        // Batches at most every `moveBatchInterval` under load: each costs a commit and two fsyncs whatever its
+        // size, so a burst's files go in fewer, larger batches; a file after a quiet moment goes at once.
+        if let last = lastMoveBatch, now < last + Self.moveBatchInterval, !phase.isStopping,
+            finishedJobs.count < Self.moveBatchLimit
+        {
+            moveBatchTimer = schedule(.moveBatchDue, after: last + Self.moveBatchInterval - now)
+            return
+        }
         // The end states first: a file never leaves before its job's end is durable.
         guard flushWrites(), phase != .stopped else { return }
+        lastMoveBatch = now
         let finished = finishedJobs
         finishedJobs.removeAll(keepingCapacity: true)
         sendToMover(finished)
     }
+
+    static let moveBatchInterval: UInt64 = 10
+    static let moveBatchLimit = 256
 
     /// The moves run on the mover queue; their results come back as `.filesMoved`.
     func sendToMover(_ finished: [FinishedJob]) {

@@ -263,7 +263,22 @@ extension Dispatcher {
             logger.debug("killed by a signal; waiting a moment for a stop signal", metadata: ["job": "\(jobID)"])
             return
         }
+        if verdict == .succeeded {
+            // Its slot is free now; the bookkeeping of a success waits until the cycle has refilled the free
+            // slots, so that the next worker starts sooner. A failure is decided at once: its breaker and retry
+            // may hold back what starts next.
+            succeededExits.append((jobID, exit, attempt))
+            return
+        }
         finishAttempt(jobID: jobID, exit, attempt: attempt, verdict: verdict)
+    }
+
+    /// The successes `handleExit` left for after the cycle's first starts.
+    func finishSucceededExits() {
+        guard !succeededExits.isEmpty else { return }
+        let exits = succeededExits
+        succeededExits.removeAll(keepingCapacity: true)
+        for (jobID, exit, attempt) in exits { finishAttempt(jobID: jobID, exit, attempt: attempt, verdict: .succeeded) }
     }
 
     /// The window for a stop signal has passed, or the stop began: decide the waiting exits.

@@ -32,6 +32,8 @@ enum TimerPurpose: Hashable, Sendable {
     case shutdownDeadline
     case watchdogPing
     case flushWrites
+    /// The next batch of finished files may go to the mover (see `moveFinishedFiles`).
+    case moveBatchDue
     case taskSlot(task: String)
     /// A worker killed from outside: its verdict waits for a stop signal that may be on its way.
     case verdictDue(jobID: Int64)
@@ -226,6 +228,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var pausedByMoves = false
     var diskRetryTimer: TimerHandle?
     var spawnerIdleTimer: TimerHandle?
+    /// When the last batch of finished files went to the mover, and the timer for the next one.
+    var lastMoveBatch: UInt64?
+    var moveBatchTimer: TimerHandle?
     /// Files that reached Done while the disk was full; their uploads are recorded when space returns.
     var uploadsToRecord: [MovedFile] = []
     /// Task runs that came due while the disk was full; recorded and queued when space returns.
@@ -246,6 +251,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var pendingEvents: [DispatcherEvent] = []
     var cycleScheduled = false
     var inLoopRound = false
+    /// Workers that exited 0 this cycle, recorded after the cycle's first starts (`finishSucceededExits`).
+    var succeededExits: [(jobID: Int64, exit: WorkerExit, attempt: RunningAttempt)] = []
     var newClaims: [Claim] = []
     var finishedJobs: [FinishedJob] = []
     /// The writes waiting for the next commit, and the names of moved files that commit frees.
@@ -377,10 +384,15 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         guard phase != .stopped else { return }
         let events = pendingEvents
         pendingEvents.removeAll(keepingCapacity: true)
-        for event in events { handle(event) }
+        for event in events {
+            // Whatever else happens sees the successes recorded: only exits may go ahead of them.
+            if case .workerExited = event {} else { finishSucceededExits() }
+            handle(event)
+        }
         // Slots freed by exits are refilled first from jobs already committed: the claim commit and the
         // moves below wait on fsyncs, and a free slot should not wait with them.
         startWorkers()
+        finishSucceededExits()
         continueScan()
         commitClaims()
         startWorkers()
@@ -470,6 +482,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .flushWrites:
                 flushTimer = nil
                 flushWrites()
+            case .moveBatchDue:
+                moveBatchTimer = nil  // The cycle that follows sends the batch.
             }
         }
     }
