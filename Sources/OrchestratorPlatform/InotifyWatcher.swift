@@ -28,13 +28,16 @@ public struct WatchError: Error, Sendable, CustomStringConvertible {
     public let description: String
 }
 
-/// Raw inotify (`inotify_init1(IN_NONBLOCK|IN_CLOEXEC)`) read through a DispatchSource on the
-/// dispatcher's queue: no thread of its own, no global state, and the fd never leaks into workers.
+/// Raw inotify (`inotify_init1(IN_NONBLOCK|IN_CLOEXEC)`) read on the dispatcher's queue, through its event
+/// loop when given one (a burst's events then wake the thread already waiting for workers), else through a
+/// DispatchSource: no thread of its own, no global state, and the fd never leaks into workers.
 public final class InotifyWatcher: @unchecked Sendable {  // confined to `queue`
     private let fd: Int32
     private let root: PathBytes
     private let queue: DispatchQueue
     private var source: (any DispatchSourceRead)?
+    private var loop: EventLoop?
+    private var registration: EventLoop.Registration?
     private var directories: [Int32: RelativePath] = [:]
     private let handler: ([WatchEvent]) -> Void
     private var buffer = [UInt8](repeating: 0, count: 65536)
@@ -42,7 +45,9 @@ public final class InotifyWatcher: @unchecked Sendable {  // confined to `queue`
     private static let fileMask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MODIFY | IN_ONLYDIR | IN_CREATE)
     private static let rootMask = fileMask | UInt32(IN_DELETE_SELF | IN_MOVE_SELF)
 
-    public init(root: PathBytes, queue: DispatchQueue, handler: @escaping ([WatchEvent]) -> Void) throws(WatchError) {
+    public init(
+        root: PathBytes, queue: DispatchQueue, loop: EventLoop? = nil, handler: @escaping ([WatchEvent]) -> Void
+    ) throws(WatchError) {
         let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else {
             let code = errno
@@ -59,6 +64,16 @@ public final class InotifyWatcher: @unchecked Sendable {  // confined to `queue`
         } catch {
             close(fd)
             throw error
+        }
+        if let loop {
+            do {
+                registration = try loop.add(fd) { [weak self] in self?.drain() }
+                self.loop = loop
+            } catch {
+                close(fd)
+                throw WatchError(description: error.description)
+            }
+            return
         }
         let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         source.setEventHandler { [unowned self] in self.drain() }
@@ -89,6 +104,11 @@ public final class InotifyWatcher: @unchecked Sendable {  // confined to `queue`
     public func cancel() {
         source?.cancel()
         source = nil
+        if let registration {
+            loop?.remove(registration)
+            close(fd)
+            self.registration = nil
+        }
     }
 
     private func drain() {

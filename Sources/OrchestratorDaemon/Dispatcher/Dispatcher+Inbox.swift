@@ -189,7 +189,7 @@ extension Dispatcher {
 
     func startWatching() {
         do {
-            let watcher = try InotifyWatcher(root: layout.inbox, queue: queue) { [unowned self] events in
+            let watcher = try InotifyWatcher(root: layout.inbox, queue: queue, loop: eventLoop) { [unowned self] events in
                 post(.watch(events))
             }
             self.watcher = watcher

@@ -427,7 +427,7 @@ extension Dispatcher {
     private func startWakeWatch() {
         do {
             try FileSystem.createDirectories(wakeDirectory)
-            wakeWatcher = try InotifyWatcher(root: wakeDirectory, queue: queue) { [unowned self] _ in
+            wakeWatcher = try InotifyWatcher(root: wakeDirectory, queue: queue, loop: eventLoop) { [unowned self] _ in
                 post(.wake)
             }
         } catch {
