@@ -30,7 +30,7 @@ extension Dispatcher {
             let host = running.isEmpty ? nil : hostMonitor.sample(at: time, workers: running.values.map(\.worker.pid))
             let decision = admission.decide(
                 candidate: candidate, running: runningEstimate, runningCount: running.count, host: host)
-            if case .wait(let reason, let retryLater) = decision {
+            if case .wait(let reason, let retryLater, _) = decision {
                 noteAdmission(waiting: reason)
                 if retryLater, admissionRecheck == nil {
                     admissionRecheck = schedule(.admissionRecheck, after: Self.admissionRecheckDelay)
