@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Linux calls that Glibc does not export to Swift (GNU extensions, raw syscalls).
@@ -52,12 +54,20 @@ let package = Package(
             name: "OrchestratorPlatform",
             dependencies: ["CLinuxShims", "OrchestratorCore"],
             swiftSettings: strict),
+        // Prometheus metrics of the daemon: what it counts and the text `GET /metrics` serves.
+        .target(
+            name: "OrchestratorMetrics",
+            dependencies: [
+                "OrchestratorCore", .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict),
         // The daemon and the commands, composed from the modules above.
         .target(
             name: "OrchestratorDaemon",
             dependencies: [
                 "OrchestratorCore", "OrchestratorConfig", "OrchestratorStore", "OrchestratorPlatform",
-                "OrchestratorSchedule", "OrchestratorCron",
+                "OrchestratorSchedule", "OrchestratorCron", "OrchestratorMetrics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
@@ -97,8 +107,12 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "OrchestratorDaemonTests",
-            dependencies: ["OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorStore", "OrchestratorPlatform"],
+            dependencies: [
+                "OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorStore", "OrchestratorPlatform",
+                "OrchestratorMetrics",
+            ],
             swiftSettings: strict),
+        .testTarget(name: "OrchestratorMetricsTests", dependencies: ["OrchestratorMetrics", "OrchestratorCore"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
