@@ -109,10 +109,12 @@ let package = Package(
             name: "OrchestratorDaemonTests",
             dependencies: [
                 "OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorStore", "OrchestratorPlatform",
-                "OrchestratorMetrics",
+                "OrchestratorMetrics", "TestSupport",
             ],
             swiftSettings: strict),
-        .testTarget(name: "OrchestratorMetricsTests", dependencies: ["OrchestratorMetrics", "OrchestratorCore"], swiftSettings: strict),
+        .testTarget(
+            name: "OrchestratorMetricsTests", dependencies: ["OrchestratorMetrics", "OrchestratorCore", "TestSupport"],
+            swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

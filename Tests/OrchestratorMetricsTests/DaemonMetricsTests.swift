@@ -1,6 +1,7 @@
 import CoreMetrics
 import OrchestratorCore
 import OrchestratorMetrics
+import TestSupport
 import Testing
 
 @Suite struct DaemonMetricsTests {

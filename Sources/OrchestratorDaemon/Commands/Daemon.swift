@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import OrchestratorConfig
 import OrchestratorCore
+import OrchestratorMetrics
 import OrchestratorPlatform
 import OrchestratorStore
 
@@ -54,9 +55,11 @@ public enum Daemon {
 
         var signalsBeforeStart: (@Sendable () -> [Int32])?
         if let signals = opened.signals { signalsBeforeStart = { signals.handOver() } }
+        // `serveMetrics` receives the renderer of `GET /metrics` once the dispatcher runs.
         let (exitCode, _) = try runDispatcher(
             config: config, store: opened.store, logger: logger, notifier: notifier, batch: nil,
-            signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil)
+            signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil, metrics: DaemonMetrics(),
+            serveMetrics: nil)
         withExtendedLifetime((lock, inboxLocks)) {}
         return exitCode == 0 ? .ok : .failure
     }
@@ -66,13 +69,17 @@ public enum Daemon {
     /// `signalsBeforeStart`: signals that came before the dispatcher listens (while `watch` waited for space),
     /// handed to it once it has started.
     /// `waitedForSpace`: the open waited for space; the dispatcher fires `error.critical` for it once it runs.
+    /// `metrics`: what the dispatcher records into; `serveMetrics` gets their text renderer once it has started.
     static func runDispatcher(
         config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?,
-        signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false
+        signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false, metrics: DaemonMetrics? = nil,
+        serveMetrics: (@Sendable (_ render: @escaping @Sendable () -> String) -> Void)? = nil
     ) throws(CommandError) -> (Int32, BatchReport) {
         let finished = DispatchSemaphore(value: 0)
         let exitCode = LockedBox<Int32>(0)
-        let dispatcher = Dispatcher(config: config, store: store, logger: logger, notifier: notifier, batch: batch) { code in
+        let dispatcher = Dispatcher(
+            config: config, store: store, logger: logger, notifier: notifier, batch: batch, metrics: metrics
+        ) { code in
             exitCode.value = code
             finished.signal()
         }
@@ -84,6 +91,7 @@ public enum Daemon {
                 try dispatcher.start()
                 if waitedForSpace { dispatcher.startedAfterWaitingForSpace() }
                 for number in early { dispatcher.post(.signal(number)) }
+                if let metrics, let serveMetrics { serveMetrics(dispatcher.metricsText(metrics)) }
             } catch {
                 startError.value = "\(error)"
                 dispatcher.stop(exitCode: 1)

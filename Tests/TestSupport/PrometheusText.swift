@@ -1,25 +1,25 @@
 /// A small reader of the Prometheus text exposition format (version 0.0.4), strict enough to catch what a
 /// scraper would refuse: every sample line is `name{labels} value` or `name value`, label values are quoted
 /// with `\\`, `\"` and `\n` escapes, and `# TYPE` comes before the family's samples.
-struct PrometheusText {
-    struct Sample: Equatable {
-        let name: String
-        let labels: [String: String]
-        let value: Double
+public struct PrometheusText {
+    public struct Sample: Equatable, Sendable {
+        public let name: String
+        public let labels: [String: String]
+        public let value: Double
     }
 
-    struct ParseError: Error, CustomStringConvertible {
-        let line: String
-        let why: String
-        var description: String { "\(why): \(line)" }
+    public struct ParseError: Error, CustomStringConvertible {
+        public let line: String
+        public let why: String
+        public var description: String { "\(why): \(line)" }
     }
 
-    private(set) var samples: [Sample] = []
+    public private(set) var samples: [Sample] = []
     /// Family name to its type.
-    private(set) var types: [String: String] = [:]
-    private(set) var help: [String: String] = [:]
+    public private(set) var types: [String: String] = [:]
+    public private(set) var help: [String: String] = [:]
 
-    init(_ text: String) throws {
+    public init(_ text: String) throws {
         for line in text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) {
             if line.hasPrefix("# TYPE ") {
                 let parts = line.dropFirst(7).split(separator: " ").map(String.init)
@@ -45,7 +45,7 @@ struct PrometheusText {
     }
 
     /// The family a sample belongs to: histograms add `_bucket`, `_sum` and `_count`.
-    static func family(of name: String) -> String {
+    public static func family(of name: String) -> String {
         for suffix in ["_bucket", "_sum", "_count"] where name.hasSuffix(suffix) {
             return String(name.dropLast(suffix.count))
         }
@@ -53,12 +53,12 @@ struct PrometheusText {
     }
 
     /// The one sample with this name and exactly these labels.
-    func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+    public func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
         let matches = samples.filter { $0.name == name && $0.labels == labels }
         return matches.count == 1 ? matches[0].value : nil
     }
 
-    func samples(named name: String) -> [Sample] { samples.filter { $0.name == name } }
+    public func samples(named name: String) -> [Sample] { samples.filter { $0.name == name } }
 
     private static func sample(_ line: String) throws -> Sample {
         var characters = Substring(line)
