@@ -69,6 +69,33 @@ import Testing
         #expect(text.value("orchestrator_handler_run_duration_seconds_count", ["handler": "accept"]) == 4)
     }
 
+    /// A breaker that opens: its counter, its gauge and the job parked behind it, as scraped.
+    @Test(.timeLimit(.minutes(1))) func anOpenBreakerShowsInItsGaugeAndCounter() throws {
+        let root = try Self.makeInstance(
+            """
+            [limits]
+            max_concurrent = 1
+
+            [[handler]]
+            name = "flaky"
+            command = ["false"]
+            max_attempts = 1
+            breaker = { failures = 2, cooldown = "10m" }
+            """)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let running = try RunningDispatcher(configFile: root + "/config/orchestrator.toml")
+        defer { running.stop() }
+        for name in ["a.txt", "b.txt", "c.txt"] { try Self.drop(name, into: root + "/Inbox") }
+        let text = try running.waitForMetrics("the third file waits behind the open breaker") {
+            $0.value("orchestrator_jobs", ["state": "breaker_wait"]) == 1
+        }
+        #expect(text.value("orchestrator_handler_breaker_opens_total", ["handler": "flaky"]) == 1)
+        #expect(text.value("orchestrator_handler_breaker_state", ["handler": "flaky"]) == 2)
+        #expect(text.value("orchestrator_handler_runs_total", ["handler": "flaky", "result": "failed"]) == 2)
+        #expect(text.value("orchestrator_jobs_finished_total", ["kind": "file", "state": "failed"]) == 2)
+        #expect(text.value("orchestrator_queue_depth") == 0)
+    }
+
     /// Without metrics (one-shot commands) nothing is recorded and nothing breaks.
     @Test(.timeLimit(.minutes(1))) func aDispatcherWithoutMetricsRunsAsBefore() throws {
         let root = try Self.makeInstance(
