@@ -85,7 +85,8 @@ let package = Package(
         .executableTarget(
             name: "orchestrator-bench",
             dependencies: [
-                "OrchestratorCore", "OrchestratorCron", .product(name: "HeapModule", package: "swift-collections"),
+                "OrchestratorCore", "OrchestratorCron", "OrchestratorMetrics",
+                .product(name: "HeapModule", package: "swift-collections"),
             ],
             path: "Benchmarks/Swift", swiftSettings: strict),
         // Helpers shared by the test targets.
