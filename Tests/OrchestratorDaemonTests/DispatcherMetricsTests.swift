@@ -45,9 +45,12 @@ import Testing
         #expect(text.samples(named: "orchestrator_handler_runs_total").isEmpty)
 
         for name in ["a.txt", "b.txt", "c.txt", "d.bad"] { try Self.drop(name, into: root + "/Inbox") }
+        // The gauges are counted on the dispatcher's queue just before the counters are read, so a scrape may
+        // show a job as running that its counters already have as finished: wait for both to agree.
         text = try running.waitForMetrics("four files have finished") {
             $0.value("orchestrator_jobs_finished_total", ["kind": "file", "state": "done"]) == 3
                 && $0.value("orchestrator_jobs_finished_total", ["kind": "file", "state": "failed"]) == 1
+                && $0.value("orchestrator_jobs", ["state": "running"]) == 0
         }
         #expect(text.value("orchestrator_handler_runs_total", ["handler": "accept", "result": "succeeded"]) == 3)
         #expect(text.value("orchestrator_handler_runs_total", ["handler": "accept", "result": "failed"]) == 0)
