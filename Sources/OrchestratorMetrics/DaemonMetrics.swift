@@ -106,6 +106,7 @@ public final class DaemonMetrics: Sendable {
     public let factory: PrometheusMetricsFactory
 
     private let meters = Mutex<[MeteredOwner: OwnerMeter]>([:])
+    private let gaugeSource = Mutex<(@Sendable () -> LiveGauges?)?>(nil)
     private let breakerGauges = Mutex<[MeteredOwner: Gauge]>([:])
     private let queueWait: [JobKind: ValueHistogram]
     private let finished: [JobKind: (done: Counter, failed: Counter)]
@@ -239,8 +240,21 @@ public final class DaemonMetrics: Sendable {
 
     // MARK: Rendering
 
+    /// Where `prometheusText()` reads the gauges from: the dispatcher, once it exists (the HTTP server gets the
+    /// renderer before). The source answers nil when it cannot in time.
+    public func readGauges(from source: @escaping @Sendable () -> LiveGauges?) {
+        gaugeSource.withLock { $0 = source }
+    }
+
+    /// What `GET /metrics` serves: the counters, and the gauges as the source of `readGauges(from:)` has them now
+    /// (without a source, or when it does not answer, as the last scrape left them).
+    public func prometheusText() -> String {
+        let source = gaugeSource.withLock { $0 }
+        return prometheusText(live: source?())
+    }
+
     /// The Prometheus text exposition. `live`: the dispatcher's state now; nil keeps the gauges as the last
-    /// scrape left them (the dispatcher did not answer in time).
+    /// scrape left them.
     public func prometheusText(live: LiveGauges?) -> String {
         if let live { update(live) }
         return registry.emitToString()

@@ -149,8 +149,9 @@ final class RunningDispatcher: Sendable {
             notifier: SystemdNotifier(environment: [:]), metrics: metrics
         ) { _ in stopped.signal() }
         self.dispatcher = dispatcher
+        // What the HTTP server is handed, before the dispatcher starts.
         if let metrics {
-            render = dispatcher.metricsText(metrics)
+            render = { metrics.prometheusText() }
         } else {
             render = { "" }
         }

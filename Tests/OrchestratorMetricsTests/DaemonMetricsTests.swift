@@ -1,4 +1,5 @@
 import CoreMetrics
+import Foundation
 import OrchestratorCore
 import OrchestratorMetrics
 import TestSupport
@@ -108,6 +109,27 @@ import Testing
         #expect(text.samples(named: "orchestrator_task_breaker_state").isEmpty)
         #expect(text.value("orchestrator_disk_paused") == 0)
         #expect(text.value("orchestrator_jobs", ["state": "queued"]) == 0)
+    }
+
+    @Test func theRendererReadsGaugesFromTheSourceBoundLater() throws {
+        let metrics = DaemonMetrics()
+        // Handed to the HTTP server before the dispatcher exists: counters only, gauges at 0.
+        let render: @Sendable () -> String = { metrics.prometheusText() }
+        metrics.inotifyOverflowed()
+        var text = try PrometheusText(render())
+        #expect(text.value("orchestrator_inotify_overflows_total") == 1)
+        #expect(text.value("orchestrator_queue_depth") == 0)
+
+        let answer = Answer()
+        metrics.readGauges { answer.next() }
+        answer.set(LiveGauges(jobs: [.queued: 5], queueDepth: 5))
+        text = try PrometheusText(render())
+        #expect(text.value("orchestrator_queue_depth") == 5)
+        // No answer in time: the last values stay.
+        answer.set(nil)
+        text = try PrometheusText(render())
+        #expect(text.value("orchestrator_queue_depth") == 5)
+        #expect(answer.calls == 2)
     }
 
     @Test func rareEventsAreCountedByTheirFixedWords() throws {
@@ -234,4 +256,20 @@ import Testing
 
 extension String {
     fileprivate var replacingInf: String { self == "+Inf" ? "inf" : self }
+}
+
+/// A gauge source whose answer the test sets.
+private final class Answer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: LiveGauges?
+    private(set) var calls = 0
+
+    func set(_ gauges: LiveGauges?) { lock.withLock { value = gauges } }
+
+    func next() -> LiveGauges? {
+        lock.withLock {
+            calls += 1
+            return value
+        }
+    }
 }

@@ -12,7 +12,10 @@ import OrchestratorStore
 /// `orchestrator watch`: checks the folders and commands, prepares the folders, takes the state dir's lock
 /// and the Inbox's (`InboxOwner`), opens the store and runs the dispatcher until SIGTERM/SIGINT.
 public enum Daemon {
-    public static func run(config: Config, logFormat: LogFormat, dryRun: Bool) throws(CommandError) -> ExitStatus {
+    /// `metrics`: what the dispatcher records into; `metrics.prometheusText()` is what `GET /metrics` serves.
+    public static func run(
+        config: Config, logFormat: LogFormat, dryRun: Bool, metrics: DaemonMetrics = DaemonMetrics()
+    ) throws(CommandError) -> ExitStatus {
         let logger = makeLogger(format: logFormat)
         try refuseHostProblems(config, commands: true)
         try prepareFolders(config)
@@ -55,11 +58,9 @@ public enum Daemon {
 
         var signalsBeforeStart: (@Sendable () -> [Int32])?
         if let signals = opened.signals { signalsBeforeStart = { signals.handOver() } }
-        // `serveMetrics` receives the renderer of `GET /metrics` once the dispatcher runs.
         let (exitCode, _) = try runDispatcher(
             config: config, store: opened.store, logger: logger, notifier: notifier, batch: nil,
-            signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil, metrics: DaemonMetrics(),
-            serveMetrics: nil)
+            signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil, metrics: metrics)
         withExtendedLifetime((lock, inboxLocks)) {}
         return exitCode == 0 ? .ok : .failure
     }
@@ -69,11 +70,10 @@ public enum Daemon {
     /// `signalsBeforeStart`: signals that came before the dispatcher listens (while `watch` waited for space),
     /// handed to it once it has started.
     /// `waitedForSpace`: the open waited for space; the dispatcher fires `error.critical` for it once it runs.
-    /// `metrics`: what the dispatcher records into; `serveMetrics` gets their text renderer once it has started.
+    /// `metrics`: what the dispatcher records into (nil: nothing, as for one-shot runs).
     static func runDispatcher(
         config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?,
-        signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false, metrics: DaemonMetrics? = nil,
-        serveMetrics: (@Sendable (_ render: @escaping @Sendable () -> String) -> Void)? = nil
+        signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false, metrics: DaemonMetrics? = nil
     ) throws(CommandError) -> (Int32, BatchReport) {
         let finished = DispatchSemaphore(value: 0)
         let exitCode = LockedBox<Int32>(0)
@@ -91,7 +91,6 @@ public enum Daemon {
                 try dispatcher.start()
                 if waitedForSpace { dispatcher.startedAfterWaitingForSpace() }
                 for number in early { dispatcher.post(.signal(number)) }
-                if let metrics, let serveMetrics { serveMetrics(dispatcher.metricsText(metrics)) }
             } catch {
                 startError.value = "\(error)"
                 dispatcher.stop(exitCode: 1)

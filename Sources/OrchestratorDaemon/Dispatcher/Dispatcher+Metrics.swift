@@ -6,11 +6,11 @@ import OrchestratorStore
 /// Metrics: counters are recorded where the dispatcher decides things (see the `metrics?.` calls); gauges are
 /// read from its memory when scraped, on its queue, never from the store.
 extension Dispatcher {
-    /// What `GET /metrics` serves: the counters, and the gauges as the dispatcher's memory has them now. The
-    /// scrape waits for the dispatcher's queue at most `patience` (a cycle may be in a commit), then serves
-    /// the gauges of the previous scrape rather than hang.
-    func metricsText(_ metrics: DaemonMetrics, patience: DispatchTimeInterval = .seconds(1)) -> @Sendable () -> String {
-        { [self] in metrics.prometheusText(live: liveGauges(patience: patience)) }
+    /// `metrics.prometheusText()` reads its gauges from this dispatcher's memory. A scrape waits for the
+    /// dispatcher's queue at most `patience` (a cycle may be in a commit), then serves the gauges of the previous
+    /// scrape rather than hang.
+    func serveGauges(to metrics: DaemonMetrics, patience: DispatchTimeInterval = .seconds(1)) {
+        metrics.readGauges { [weak self] in self?.liveGauges(patience: patience) }
     }
 
     /// The gauges, counted on the dispatcher's queue: one pass over the unfinished jobs, which a scrape

@@ -320,6 +320,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         admission = Self.admission(config)
         ready = ReadyQueue(agingStep: Self.agingStep(config))
         settling = SettleBook(settle: UInt64(max(0, config.inbox.settle.wholeMilliseconds)))
+        if let metrics { serveGauges(to: metrics) }
     }
 
     static func eventListeners(_ config: Config) -> [String: [String]] {
