@@ -99,6 +99,43 @@ import Testing
         #expect(text.value("orchestrator_queue_depth") == 0)
     }
 
+    /// The second job does not fit beside the first's CPU estimate: one refusal for that spell, however many
+    /// cycles look at the queue meanwhile; the wait shows in the queue-wait histogram.
+    @Test(.timeLimit(.minutes(1))) func anAdmissionWaitIsCountedOncePerSpellByItsLimit() throws {
+        let root = try Self.makeInstance(
+            """
+            [limits]
+            max_concurrent = 2
+            max_cpu_percent = 80
+
+            [[handler]]
+            name = "heavy"
+            command = ["sleep", "1"]
+            cpu_percent = 60
+            """)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let running = try RunningDispatcher(configFile: root + "/config/orchestrator.toml")
+        defer { running.stop() }
+        for name in ["a.txt", "b.txt"] { try Self.drop(name, into: root + "/Inbox") }
+        var text = try running.waitForMetrics("the second job waits for the first's CPU estimate") {
+            $0.value("orchestrator_admission_refusals_total", ["reason": "cpu_estimates"]) == 1
+                && $0.value("orchestrator_queue_depth") == 1
+        }
+        #expect(text.value("orchestrator_jobs", ["state": "running"]) == 1)
+        text = try running.waitForMetrics("both have run") {
+            $0.value("orchestrator_handler_runs_total", ["handler": "heavy", "result": "succeeded"]) == 2
+        }
+        #expect(text.value("orchestrator_admission_refusals_total", ["reason": "cpu_estimates"]) == 1)
+        for limit in AdmissionLimit.allCases where limit != .cpuEstimates {
+            #expect(text.value("orchestrator_admission_refusals_total", ["reason": limit.rawValue]) == 0)
+        }
+        // The second waited for most of the first's second.
+        #expect(text.value("orchestrator_queue_wait_seconds_bucket", ["kind": "file", "le": "0.5"]) == 1)
+        #expect(text.value("orchestrator_queue_wait_seconds_count", ["kind": "file"]) == 2)
+        let durations = try #require(text.value("orchestrator_handler_run_duration_seconds_sum", ["handler": "heavy"]))
+        #expect(durations >= 2 && durations < 10)
+    }
+
     /// Without metrics (one-shot commands) nothing is recorded and nothing breaks.
     @Test(.timeLimit(.minutes(1))) func aDispatcherWithoutMetricsRunsAsBefore() throws {
         let root = try Self.makeInstance(
