@@ -1,7 +1,6 @@
 @preconcurrency import Dispatch
 import OrchestratorCore
 import OrchestratorMetrics
-import OrchestratorStore
 
 /// Metrics: counters are recorded where the dispatcher decides things (see the `metrics?.` calls); gauges are
 /// read from its memory when scraped, on its queue, never from the store.
