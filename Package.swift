@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Linux calls that Glibc does not export to Swift (GNU extensions, raw syscalls).
@@ -54,12 +56,20 @@ let package = Package(
             swiftSettings: strict),
         // The live dashboard's static files (HTML, CSS, JavaScript; no build step), embedded in the binary.
         .target(name: "OrchestratorDashboard", exclude: ["Assets"], swiftSettings: strict),
+        // Prometheus metrics of the daemon: what it counts and the text `GET /metrics` serves.
+        .target(
+            name: "OrchestratorMetrics",
+            dependencies: [
+                "OrchestratorCore", .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict),
         // The daemon and the commands, composed from the modules above.
         .target(
             name: "OrchestratorDaemon",
             dependencies: [
                 "OrchestratorCore", "OrchestratorConfig", "OrchestratorStore", "OrchestratorPlatform",
-                "OrchestratorSchedule", "OrchestratorCron",
+                "OrchestratorSchedule", "OrchestratorCron", "OrchestratorMetrics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
@@ -77,7 +87,8 @@ let package = Package(
         .executableTarget(
             name: "orchestrator-bench",
             dependencies: [
-                "OrchestratorCore", "OrchestratorCron", .product(name: "HeapModule", package: "swift-collections"),
+                "OrchestratorCore", "OrchestratorCron", "OrchestratorMetrics",
+                .product(name: "HeapModule", package: "swift-collections"),
             ],
             path: "Benchmarks/Swift", swiftSettings: strict),
         // Helpers shared by the test targets.
@@ -99,7 +110,13 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "OrchestratorDaemonTests",
-            dependencies: ["OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorStore", "OrchestratorPlatform"],
+            dependencies: [
+                "OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorStore", "OrchestratorPlatform",
+                "OrchestratorMetrics", "TestSupport",
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "OrchestratorMetricsTests", dependencies: ["OrchestratorMetrics", "OrchestratorCore", "TestSupport"],
             swiftSettings: strict),
         .testTarget(name: "OrchestratorDashboardTests", dependencies: ["OrchestratorDashboard"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),

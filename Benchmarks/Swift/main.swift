@@ -3,6 +3,7 @@
 // throughput. Figures are for comparison within one run only.
 //
 //   orchestrator-bench                 everything
+//   orchestrator-bench metrics         only the cost of recording metrics per file and of a scrape
 //   orchestrator-bench cron [EXPR...]  only cron; EXPRs (default: bench.sh's five) for the fires-in-sequence
 //                                      figure, the in-process counterpart of `bench.sh cron-cli`
 import Foundation
@@ -96,6 +97,10 @@ func report(_ name: String, _ result: (schedule: Double, cancel: Double, fire: D
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first == "metrics" {
+    runMetricsBench()
+    exit(0)
+}
 let onlyCron = arguments.first == "cron"
 if !onlyCron {
     print("\(count) timers, deadlines 1 ms ... 2 h, advanced in 1 s steps")

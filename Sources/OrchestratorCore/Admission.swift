@@ -35,8 +35,19 @@ public struct HostLoad: Sendable, Equatable {
 public enum AdmissionDecision: Sendable, Equatable {
     case admit
     /// Why the next job waits; `retryLater` when only the host's measured load holds it back, which
-    /// changes without any event of ours.
-    case wait(reason: String, retryLater: Bool)
+    /// changes without any event of ours. `limit` names the reason in a word, for metrics.
+    case wait(reason: String, retryLater: Bool, limit: AdmissionLimit)
+}
+
+/// Which limit holds the queue back: a fixed set, so that metrics can count waits by it.
+public enum AdmissionLimit: String, Sendable, CaseIterable {
+    case maxConcurrent = "max_concurrent"
+    case cpuEstimates = "cpu_estimates"
+    case memoryEstimates = "memory_estimates"
+    case hostMemory = "host_memory"
+    case hostCPU = "host_cpu"
+    /// Not the policy's: workers could not be started for lack of processes or memory (see SpawnThrottle).
+    case cannotStart = "cannot_start"
 }
 
 /// Whether the next job in the queue may start: within `max_concurrent`, the running estimates plus its
@@ -57,30 +68,30 @@ public struct AdmissionPolicy: Sendable, Equatable {
         candidate: LoadEstimate, running: LoadEstimate, runningCount: Int, host: HostLoad?
     ) -> AdmissionDecision {
         if runningCount >= maxConcurrent {
-            return .wait(reason: "max_concurrent \(maxConcurrent) reached", retryLater: false)
+            return .wait(reason: "max_concurrent \(maxConcurrent) reached", retryLater: false, limit: .maxConcurrent)
         }
         if runningCount == 0 { return .admit }
         if running.cpu + candidate.cpu > maxCPU {
             return .wait(
                 reason: "estimates: running \(Self.show(running.cpu))% + next \(Self.show(candidate.cpu))% CPU > max_cpu_percent \(Self.show(maxCPU))",
-                retryLater: false)
+                retryLater: false, limit: .cpuEstimates)
         }
         if running.memory + candidate.memory > maxMemory {
             return .wait(
                 reason: "estimates: running \(Self.show(running.memory))% + next \(Self.show(candidate.memory))% memory > max_memory_percent \(Self.show(maxMemory))",
-                retryLater: false)
+                retryLater: false, limit: .memoryEstimates)
         }
         if let host {
             if host.memory >= maxMemory {
                 return .wait(
                     reason: "host memory in use \(Self.show(host.memory))% >= max_memory_percent \(Self.show(maxMemory))",
-                    retryLater: true)
+                    retryLater: true, limit: .hostMemory)
             }
             // Unknown only in the first second of a busy spell (the daemon samples every second while workers run).
             if let otherCPU = host.otherCPU, otherCPU >= maxCPU {
                 return .wait(
                     reason: "host CPU used by other processes \(Self.show(otherCPU))% >= max_cpu_percent \(Self.show(maxCPU))",
-                    retryLater: true)
+                    retryLater: true, limit: .hostCPU)
             }
         }
         return .admit

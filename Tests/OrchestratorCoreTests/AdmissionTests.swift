@@ -8,11 +8,11 @@ import Testing
     @Test func estimatesMustFitBesideWhatRuns() {
         let sixty = LoadEstimate(cpu: 60, memory: 10)
         #expect(policy.decide(candidate: sixty, running: sixty, runningCount: 1, host: nil)
-            == .wait(reason: "estimates: running 60% + next 60% CPU > max_cpu_percent 80", retryLater: false))
+            == .wait(reason: "estimates: running 60% + next 60% CPU > max_cpu_percent 80", retryLater: false, limit: .cpuEstimates))
         #expect(policy.decide(candidate: LoadEstimate(cpu: 20), running: sixty, runningCount: 1, host: nil) == .admit)
         let heavy = LoadEstimate(memory: 50)
         #expect(policy.decide(candidate: heavy, running: heavy, runningCount: 1, host: nil)
-            == .wait(reason: "estimates: running 50% + next 50% memory > max_memory_percent 85", retryLater: false))
+            == .wait(reason: "estimates: running 50% + next 50% memory > max_memory_percent 85", retryLater: false, limit: .memoryEstimates))
     }
 
     @Test func aJobLargerThanTheLimitsRunsWhenNothingElseDoes() {
@@ -24,11 +24,11 @@ import Testing
 
     @Test func aBusyHostHoldsNewWorkBackAndSaysWhy() {
         let decision = policy.decide(candidate: .none, running: .none, runningCount: 1, host: HostLoad(otherCPU: 92.5, memory: 40))
-        #expect(decision == .wait(reason: "host CPU used by other processes 92.5% >= max_cpu_percent 80", retryLater: true))
+        #expect(decision == .wait(reason: "host CPU used by other processes 92.5% >= max_cpu_percent 80", retryLater: true, limit: .hostCPU))
         #expect(policy.decide(candidate: .none, running: .none, runningCount: 1, host: HostLoad(otherCPU: 10, memory: 90))
-            == .wait(reason: "host memory in use 90% >= max_memory_percent 85", retryLater: true))
+            == .wait(reason: "host memory in use 90% >= max_memory_percent 85", retryLater: true, limit: .hostMemory))
         #expect(policy.decide(candidate: .none, running: .none, runningCount: 4, host: nil)
-            == .wait(reason: "max_concurrent 4 reached", retryLater: false))
+            == .wait(reason: "max_concurrent 4 reached", retryLater: false, limit: .maxConcurrent))
     }
 
     @Test func procFilesAreParsed() throws {

@@ -5,13 +5,17 @@ import Foundation
 import Logging
 import OrchestratorConfig
 import OrchestratorCore
+import OrchestratorMetrics
 import OrchestratorPlatform
 import OrchestratorStore
 
 /// `orchestrator watch`: checks the folders and commands, prepares the folders, takes the state dir's lock
 /// and the Inbox's (`InboxOwner`), opens the store and runs the dispatcher until SIGTERM/SIGINT.
 public enum Daemon {
-    public static func run(config: Config, logFormat: LogFormat, dryRun: Bool) throws(CommandError) -> ExitStatus {
+    /// `metrics`: what the dispatcher records into; `metrics.prometheusText()` is what `GET /metrics` serves.
+    public static func run(
+        config: Config, logFormat: LogFormat, dryRun: Bool, metrics: DaemonMetrics = DaemonMetrics()
+    ) throws(CommandError) -> ExitStatus {
         blockChildExitSignals()
         let logger = makeLogger(format: logFormat)
         try refuseHostProblems(config, commands: true)
@@ -57,7 +61,7 @@ public enum Daemon {
         if let signals = opened.signals { signalsBeforeStart = { signals.handOver() } }
         let (exitCode, _) = try runDispatcher(
             config: config, store: opened.store, logger: logger, notifier: notifier, batch: nil,
-            signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil)
+            signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil, metrics: metrics)
         withExtendedLifetime((lock, inboxLocks)) {}
         return exitCode == 0 ? .ok : .failure
     }
@@ -79,14 +83,17 @@ public enum Daemon {
     /// `signalsBeforeStart`: signals that came before the dispatcher listens (while `watch` waited for space),
     /// handed to it once it has started.
     /// `waitedForSpace`: the open waited for space; the dispatcher fires `error.critical` for it once it runs.
+    /// `metrics`: what the dispatcher records into (nil: nothing, as for one-shot runs).
     static func runDispatcher(
         config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?,
-        signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false
+        signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false, metrics: DaemonMetrics? = nil
     ) throws(CommandError) -> (Int32, BatchReport) {
         blockChildExitSignals()
         let finished = DispatchSemaphore(value: 0)
         let exitCode = LockedBox<Int32>(0)
-        let dispatcher = Dispatcher(config: config, store: store, logger: logger, notifier: notifier, batch: batch) { code in
+        let dispatcher = Dispatcher(
+            config: config, store: store, logger: logger, notifier: notifier, batch: batch, metrics: metrics
+        ) { code in
             exitCode.value = code
             finished.signal()
         }

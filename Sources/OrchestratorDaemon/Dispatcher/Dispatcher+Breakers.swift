@@ -101,6 +101,7 @@ extension Dispatcher {
         let opened = breaker.recordFailure(at: now)
         breakers[owner] = breaker
         if opened {
+            metrics?.breakerOpened(owner.metered)
             logger.warning(
                 "circuit open", metadata: [
                     "owner": "\(ownerName(owner))", "failures": "\(breaker.consecutiveFailures)",

@@ -43,6 +43,7 @@ extension Dispatcher {
             return
         }
         phase = .pausedForDisk(path: path.description)
+        metrics?.diskPauseBegan()
         scan = nil
         diskRetryDelay = Self.firstDiskRetry
         armDiskRetry(doubling: false)

@@ -31,6 +31,7 @@ extension Dispatcher {
                 // So may files.
                 startScan(reason: "new folder")
             case .overflow:
+                metrics?.inotifyOverflowed()
                 logger.warning("inotify queue overflowed; rescanning Inbox (raise fs.inotify.max_queued_events)")
                 startScan(reason: "overflow")
             case .rootGone:
@@ -87,6 +88,7 @@ extension Dispatcher {
             return
         }
         logger.debug("scanning Inbox", metadata: ["reason": "\(reason)"])
+        metrics?.inboxScanStarted(reason: reason)
         scan = DirectoryCursor(root: layout.inbox, recursive: config.inbox.recursive) { [config] directory in
             config.skipsFolder(directory)
         }
@@ -113,7 +115,7 @@ extension Dispatcher {
         }
         if cursor.isFinished {
             scan = nil
-            noteSweep("ingest", "\(scanClaimed) files found that no event announced")
+            noteSweep("ingest", "\(scanClaimed) files found that no event announced", items: scanClaimed)
             scanClaimed = 0
             if rescanRequested {
                 rescanRequested = false
@@ -154,7 +156,9 @@ extension Dispatcher {
             recreateInboxWatch()
         }
         let snapshot = HealthSnapshot(at: Self.wallClock(), by: "daemon", problems: problems, notes: [])
-        noteSweep("watchdog", snapshot.healthy ? "healthy" : "unhealthy: " + problems.joined(separator: "; "))
+        noteSweep(
+            "watchdog", snapshot.healthy ? "healthy" : "unhealthy: " + problems.joined(separator: "; "),
+            result: snapshot.healthy ? "healthy" : "unhealthy")
         let text = snapshot.json
         record { try $0.setDaemonNote(HealthSnapshot.noteKey, text, at: snapshot.at) }
         if !snapshot.healthy {
@@ -328,6 +332,7 @@ extension Dispatcher {
                 names.assign(name, to: id)  // Until its file has moved to Failed/.
                 if batch != nil { batchReport.filesFailed += 1 }
                 logger.warning("failing", metadata: ["file": "\(name)", "job": "\(id)", "reason": "\(failure ?? "no handler")"])
+                metrics?.jobFinished(.file, succeeded: false)
                 finishedJobs.append(FinishedJob(jobID: id, name: name, succeeded: false))
             }
         }

@@ -390,12 +390,14 @@ extension Dispatcher {
             retryDue(jobID)
             requeued += 1
         }
-        noteSweep(uploadsOnly ? "upload" : "retry", "\(requeued) due \(uploadsOnly ? "uploads" : "retries") re-queued")
+        noteSweep(uploadsOnly ? "upload" : "retry", "\(requeued) due \(uploadsOnly ? "uploads" : "retries") re-queued", items: requeued)
     }
 
     /// The last result of a sweep under `watch`, for `status`.
-    func noteSweep(_ mode: String, _ summary: String) {
+    /// `result` and `items` are for metrics: a fixed word, and what it found or re-queued.
+    func noteSweep(_ mode: String, _ summary: String, result: String = "ok", items: Int? = nil) {
         guard batch == nil else { return }
+        metrics?.sweepFinished(mode, result: result, items: items)
         let wallNow = Self.wallClock()
         record { try $0.setDaemonNote("sweep.\(mode)", summary, at: wallNow) }
     }

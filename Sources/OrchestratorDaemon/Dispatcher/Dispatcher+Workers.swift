@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import OrchestratorConfig
 import OrchestratorCore
+import OrchestratorMetrics
 import OrchestratorPlatform
 import OrchestratorStore
 
@@ -30,8 +31,8 @@ extension Dispatcher {
             let host = running.isEmpty ? nil : hostMonitor.sample(at: time, workers: running.values.map(\.worker.pid))
             let decision = admission.decide(
                 candidate: candidate, running: runningEstimate, runningCount: running.count, host: host)
-            if case .wait(let reason, let retryLater) = decision {
-                noteAdmission(waiting: reason)
+            if case .wait(let reason, let retryLater, let limit) = decision {
+                noteAdmission(waiting: reason, limit: limit)
                 if retryLater, admissionRecheck == nil {
                     admissionRecheck = schedule(.admissionRecheck, after: Self.admissionRecheckDelay)
                 }
@@ -40,7 +41,7 @@ extension Dispatcher {
             _ = ready.pop(at: time, isStale: { jobs[$0]?.state != .queued })
             guard !parkIfPaused(job), breakerAdmits(job) else { continue }
             noteAdmission(waiting: nil)
-            start(job)
+            start(job, queuedAt: entry.queuedAt)
         }
     }
 
@@ -103,7 +104,11 @@ extension Dispatcher {
     func task(named name: String) -> TaskDefinition? { config.tasks.first { $0.name == name } }
 
     /// Records why the queue waits (for `status`) when that changes.
-    private func noteAdmission(waiting reason: String?) {
+    private func noteAdmission(waiting reason: String?, limit: AdmissionLimit? = nil) {
+        if limit != admissionLimit {
+            admissionLimit = limit
+            if let limit { metrics?.admissionRefused(limit) }
+        }
         guard reason != admissionWait else { return }
         admissionWait = reason
         if let reason { logger.debug("queue waits", metadata: ["reason": "\(reason)"]) }
@@ -133,11 +138,13 @@ extension Dispatcher {
         }
     }
 
-    private func start(_ job: LiveJob) {
+    private func start(_ job: LiveJob, queuedAt: UInt64) {
         guard let spec = spec(of: job.owner) else {
             ownerRemoved(job)
             return
         }
+        let meter = metrics?.meter(for: job.owner.metered)
+        meter?.started(afterWaiting: Self.seconds(since: queuedAt, now: now))
         let number = job.attempts + 1
         let logPath = nextLogPath(jobID: job.id, attempt: number)
         var environment = workerEnvironment
@@ -175,7 +182,7 @@ extension Dispatcher {
             spawnThrottle.started()
             var attempt = RunningAttempt(
                 jobID: jobID, number: number, spec: spec, worker: worker, estimate: estimate(of: job.owner),
-                startedAt: now)
+                startedAt: now, meter: meter)
             runningEstimate = runningEstimate + attempt.estimate
             attempt.timeoutTimer = schedule(.timeout(jobID: jobID), after: ticks(spec.timeout))
             taskStarted(job, at: wallNow)
@@ -197,6 +204,7 @@ extension Dispatcher {
             // The command could not start at all (missing, not executable): a failed attempt like any other.
             logger.error("cannot start worker", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "error": "\(error)"])
             taskStarted(job, at: wallNow)
+            meter?.attemptEnded(.startFailed, seconds: nil)
             let reason = error.description
             record { transaction in
                 let attemptID = try transaction.startAttempt(jobID: jobID, number: number, logPath: logPath.bytes, at: wallNow)
@@ -223,6 +231,7 @@ extension Dispatcher {
             return
         }
         logger.error("cannot start worker", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "error": "\(reason)"])
+        attempt.meter?.attemptEnded(.startFailed, seconds: nil)
         attemptFailed(jobID: jobID, reason: reason, previous: .running, couldNotStart: true)
     }
 
@@ -295,6 +304,8 @@ extension Dispatcher {
         let wallNow = Self.wallClock()
         let result = Self.describe(exit, attempt: attempt, verdict: verdict)
         let number = attempt.number
+        attempt.meter?.attemptEnded(
+            RunResult(result.outcome, timedOut: attempt.timedOut), seconds: Self.seconds(since: attempt.startedAt, now: now))
         // A job has one running attempt at a time, so its row is found by the job: the row's insert may
         // still be pending in this same batch.
         record { try $0.finishRunningAttempt(jobID: jobID, result, at: wallNow) }
@@ -308,6 +319,7 @@ extension Dispatcher {
         case .succeeded:
             jobs[jobID] = nil  // Its name stays taken in `names` until its file has moved out.
             record { try $0.setState(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow) }
+            metrics?.jobFinished(job.owner.kind, succeeded: true)
             breakerSucceeded(job.owner)
             noteBatchOutcome(job, succeeded: true, finished: true, reason: nil)
             switch job.owner {
@@ -344,7 +356,7 @@ extension Dispatcher {
         jobs[jobID] = waiting
         let limit = spawnThrottle.allowed(configured: config.limits.maxConcurrent)
         let why = "cannot start workers (\(reason)); running at most \(limit) at once"
-        noteAdmission(waiting: why)
+        noteAdmission(waiting: why, limit: .cannotStart)
         logger.warning(
             "cannot start worker for lack of resources; will try again", metadata: [
                 job.logKey: "\(job.name)", "job": "\(jobID)", "error": "\(reason)", "retry_in": "\(delay)ms",
@@ -388,6 +400,7 @@ extension Dispatcher {
         let jobID = job.id
         jobs[jobID] = nil  // A file's name stays taken in `names` until it has moved out.
         noteBatchOutcome(job, succeeded: false, finished: true, reason: reason)
+        metrics?.jobFinished(job.owner.kind, succeeded: false)
         record { try $0.setState(jobID: jobID, from: previous, to: .failed, attempts: attempts, reason: reason, at: wallNow) }
         switch job.owner {
         case .task: taskFinished(job, succeeded: false, couldNotStart: couldNotStart, reason: reason)

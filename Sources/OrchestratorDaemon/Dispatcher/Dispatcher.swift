@@ -6,6 +6,7 @@ import DequeModule
 import Logging
 import OrchestratorConfig
 import OrchestratorCore
+import OrchestratorMetrics
 import OrchestratorPlatform
 import OrchestratorSchedule
 import OrchestratorStore
@@ -124,6 +125,8 @@ struct RunningAttempt {
     var timedOut = false
     var interrupted = false
     let startedAt: UInt64
+    /// Its owner's metrics, looked up once at the start.
+    var meter: OwnerMeter? = nil
 }
 
 /// A file renamed into the processing area this cycle, with what kind of entry it is there.
@@ -167,6 +170,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var configLoadedAt: UnixTime
     let store: Store
     let logger: Logger
+    /// nil: nothing is measured (one-shot commands, tests). See Dispatcher+Metrics.
+    let metrics: DaemonMetrics?
     let queue = DispatchQueue(label: "orchestrator.dispatcher")
     /// Renames into Done/Failed and their directory fsyncs run here, so that the dispatcher keeps
     /// reaping and starting workers meanwhile. Its results come back as `.filesMoved`.
@@ -239,6 +244,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var statusBoard: StatusBoard?
     var runningEstimate = LoadEstimate.none
     var admissionWait: String?
+    /// The limit behind `admissionWait`, counted in metrics when it changes.
+    var admissionLimit: AdmissionLimit?
     var admissionRecheck: TimerHandle?
     var hostSampling: TimerHandle?
     var lastHealthy = true
@@ -299,9 +306,10 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
 
     init(
         config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork? = nil,
-        onStop: @escaping @Sendable (Int32) -> Void
+        metrics: DaemonMetrics? = nil, onStop: @escaping @Sendable (Int32) -> Void
     ) {
         self.config = config
+        self.metrics = metrics
         configLoadedAt = Self.wallClock()
         self.batch = batch
         self.store = store
@@ -321,6 +329,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         admission = Self.admission(config)
         ready = ReadyQueue(agingStep: Self.agingStep(config))
         settling = SettleBook(settle: UInt64(max(0, config.inbox.settle.wholeMilliseconds)))
+        if let metrics { serveGauges(to: metrics) }
     }
 
     static func eventListeners(_ config: Config) -> [String: [String]] {
