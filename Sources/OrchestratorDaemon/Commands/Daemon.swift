@@ -11,7 +11,10 @@ import OrchestratorStore
 /// `orchestrator watch`: checks the folders and commands, prepares the folders, takes the state dir's lock
 /// and the Inbox's (`InboxOwner`), opens the store and runs the dispatcher until SIGTERM/SIGINT.
 public enum Daemon {
-    public static func run(config: Config, logFormat: LogFormat, dryRun: Bool) throws(CommandError) -> ExitStatus {
+    /// `services` run beside the dispatcher (the HTTP API): started once it runs, stopped after it has stopped.
+    public static func run(
+        config: Config, logFormat: LogFormat, dryRun: Bool, services: [DaemonService] = []
+    ) throws(CommandError) -> ExitStatus {
         let logger = makeLogger(format: logFormat)
         try refuseHostProblems(config, commands: true)
         try prepareFolders(config)
@@ -36,6 +39,7 @@ public enum Daemon {
             throw CommandError(.unavailable, "error: \(error)")
         }
 
+        StateOwner.thisProcessIsTheDaemon.value = true
         let inboxLocks: [InstanceLock]
         switch try InboxOwner.acquire(config, role: StateOwner.daemonRole) {
         case .success(let locks): inboxLocks = locks
@@ -54,10 +58,13 @@ public enum Daemon {
 
         var signalsBeforeStart: (@Sendable () -> [Int32])?
         if let signals = opened.signals { signalsBeforeStart = { signals.handOver() } }
+        let serviceFailure = LockedBox<CommandError?>(nil)
         let (exitCode, _) = try runDispatcher(
             config: config, store: opened.store, logger: logger, notifier: notifier, batch: nil,
-            signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil)
+            signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil,
+            services: services, serviceFailure: serviceFailure)
         withExtendedLifetime((lock, inboxLocks)) {}
+        if let failure = serviceFailure.value { throw failure }
         return exitCode == 0 ? .ok : .failure
     }
 
@@ -68,7 +75,8 @@ public enum Daemon {
     /// `waitedForSpace`: the open waited for space; the dispatcher fires `error.critical` for it once it runs.
     static func runDispatcher(
         config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?,
-        signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false
+        signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false,
+        services: [DaemonService] = [], serviceFailure: LockedBox<CommandError?> = LockedBox(nil)
     ) throws(CommandError) -> (Int32, BatchReport) {
         let finished = DispatchSemaphore(value: 0)
         let exitCode = LockedBox<Int32>(0)
@@ -77,6 +85,8 @@ public enum Daemon {
             finished.signal()
         }
         let startError = LockedBox<String?>(nil)
+        let handle = DaemonHandle(dispatcher: dispatcher, config: config, logger: logger, failure: serviceFailure)
+        dispatcher.onConfigApplied = { [handle] fresh in handle.configInForce.value = fresh }
         dispatcher.queue.async {
             // Taken just before `start` installs the dispatcher's own sources, so no signal is seen twice.
             let early = signalsBeforeStart?() ?? []
@@ -84,12 +94,14 @@ public enum Daemon {
                 try dispatcher.start()
                 if waitedForSpace { dispatcher.startedAfterWaitingForSpace() }
                 for number in early { dispatcher.post(.signal(number)) }
+                for service in services { service.start(handle) }
             } catch {
                 startError.value = "\(error)"
                 dispatcher.stop(exitCode: 1)
             }
         }
         finished.wait()
+        for service in services { service.stop() }
         let report = dispatcher.queue.sync { dispatcher.batchReport }
         if let message = startError.value { throw CommandError(.failure, "error: \(message)") }
         return (exitCode.value, report)

@@ -189,7 +189,7 @@ public enum Reports {
 
     public static func show(config: Config, target: String, json: Bool, workingDirectory: String) throws(CommandError) -> String {
         guard let store = try openStoreIfPresent(config) else {
-            throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet")
+            throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet").about(.unknown)
         }
         let found: (JobRecord, [AttemptRecord], [(at: UnixTime, from: String?, to: String, detail: String?)])?
         var upload: JobRecord?
@@ -206,7 +206,8 @@ public enum Reports {
         guard let (job, attempts, transitions) = found else {
             throw CommandError(
                 .badInput,
-                "error: no job matches \(target) (finished jobs older than [retention] jobs = \(config.retention.jobs.configText) are pruned)")
+                "error: no job matches \(target) (finished jobs older than [retention] jobs = \(config.retention.jobs.configText) are pruned)"
+            ).about(.unknown)
         }
         let location = job.finalPath.flatMap { path -> String? in
             guard !path.bytes.isEmpty else { return nil }
