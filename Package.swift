@@ -17,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        // No traits: swift-configuration support and full Foundation are not needed by the API server.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Linux calls that Glibc does not export to Swift (GNU extensions, raw syscalls).
@@ -62,11 +66,25 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict),
+        // The HTTP API inside the daemon: routes onto the command library; the dispatcher knows nothing of it.
+        .target(
+            name: "OrchestratorHTTP",
+            dependencies: [
+                "OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["openapi.json"],  // embedded by scripts/embed-openapi
+            swiftSettings: strict),
         // Thin command-line shell.
         .executableTarget(
             name: "orchestrator",
             dependencies: [
-                "OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorCron",
+                "OrchestratorDaemon", "OrchestratorHTTP", "OrchestratorConfig", "OrchestratorCore", "OrchestratorCron",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -98,6 +116,9 @@ let package = Package(
         .testTarget(
             name: "OrchestratorDaemonTests",
             dependencies: ["OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorStore", "OrchestratorPlatform"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "OrchestratorHTTPTests", dependencies: ["OrchestratorHTTP", "OrchestratorDaemon", "OrchestratorStore"],
             swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
     ],

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import OrchestratorConfig
 import OrchestratorDaemon
+import OrchestratorHTTP
 
 @main
 struct Orchestrator: ParsableCommand {
@@ -64,7 +65,9 @@ extension Orchestrator {
         func run() throws {
             let config = try options.load()
             let status = try reportingErrors { () throws(CommandError) in
-                try Daemon.run(config: config, logFormat: logFormat, dryRun: dryRun)
+                // The metrics renderer is wired here once metrics exist; until then /metrics answers 404.
+                let services = config.http.map { [APIServer.service(settings: $0)] } ?? []
+                return try Daemon.run(config: config, logFormat: logFormat, dryRun: dryRun, services: services)
             }
             if status != .ok { throw ExitCode(status.rawValue) }
         }
