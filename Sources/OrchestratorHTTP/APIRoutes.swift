@@ -35,13 +35,17 @@ struct APIRoutes: Sendable {
         }
         api.get("jobs/:id") { _, context in
             let id = try jobID(context)
-            return try await run { config in try Reports.show(config: config, target: String(id), json: true, workingDirectory: "/") }
+            return try await run { config in
+                try APICommands.requireJob(config: config, id: id)
+                return try Reports.show(config: config, target: String(id), json: true, workingDirectory: "/")
+            }
         }
         api.post("jobs/:id/cancel") { request, context in
             let id = try jobID(context)
             let body = try await object(request, allowed: ["reason"])
             let reason = try body.string("reason")
             return try await run { config in
+                try APICommands.requireJob(config: config, id: id)
                 let message = try InterventionCommands.cancel(config: config, target: String(id), reason: reason, workingDirectory: "/")
                 return try APICommands.render(["job": id, "message": message])
             }
@@ -53,6 +57,7 @@ struct APIRoutes: Sendable {
                 throw APIError(400, "priority: must be a whole number from 1 to 10")
             }
             return try await run { config in
+                try APICommands.requireJob(config: config, id: id)
                 let message = try InterventionCommands.setPriority(config: config, target: String(id), priority: priority, workingDirectory: "/")
                 return try APICommands.render(["job": id, "priority": priority, "message": message])
             }

@@ -98,6 +98,11 @@ import Testing
         #expect(try api.get("/api/v1/openapi.json", token: .some(nil)).object?["openapi"] as? String == "3.1.0")
         #expect(try api.get("/metrics").status == 404, "no metrics renderer in this build")
         #expect(try api.get("/api/v1/nope").status == 404)
+        // An id is an id: a file named like one is not found through it.
+        try instance.drop("777")
+        try instance.waitUntil("777 is in Done/", timeout: 10) { instance.count(in: "Done") == 1 }
+        #expect(try api.get("/api/v1/jobs/777").status == 404)
+        #expect(try api.post("/api/v1/jobs/777/cancel", json: nil).status == 404)
         try api.validate()
         #expect(instance.stopDaemon() == 0)
     }

@@ -24,6 +24,24 @@ public enum APICommands {
         return try Reports.render(["jobs": page.map(jobFields), "next": next] as [String: Any])
     }
 
+    /// Refuses (404) an id that names no job. The commands also take paths and fall back to them; an API id
+    /// must never find a file that happens to be named like a number.
+    public static func requireJob(config: Config, id: Int64) throws(CommandError) {
+        let exists: Bool
+        do {
+            exists = try Reports.openStoreIfPresent(config)?.read { try $0.job(id: id) } != nil
+        } catch let error as CommandError {
+            throw error
+        } catch {
+            throw CommandError(.failure, "error: cannot read the state database: \(error)")
+        }
+        if !exists {
+            throw CommandError(
+                .badInput, "error: no job \(id) (finished jobs older than [retention] jobs = \(config.retention.jobs.configText) are pruned)"
+            ).about(.unknown)
+        }
+    }
+
     /// One job as the list shows it: `show`'s fields without attempts and transitions.
     static func jobFields(_ job: JobRecord) -> [String: Any] {
         var object = Reports.nameFields(job.name)

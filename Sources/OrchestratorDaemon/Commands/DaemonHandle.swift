@@ -38,7 +38,7 @@ public final class DaemonHandle: Sendable {
     public func reload(_ reply: @escaping @Sendable (ReloadOutcome) -> Void) {
         dispatcher.queue.async { [dispatcher] in
             // A stopping dispatcher may never run another cycle: answer now rather than never.
-            guard !dispatcher.phase.isStopping, dispatcher.phase != .stopped else { return reply(.stopping) }
+            guard !dispatcher.phase.isStopping else { return reply(.stopping) }
             dispatcher.post(.reload(reply: reply))
         }
     }
