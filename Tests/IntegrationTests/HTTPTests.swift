@@ -251,6 +251,30 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    @Test func aQueuedEventRunKeepsItsBodyAcrossARestart() throws {
+        let (instance, api) = try started()
+        try instance.drop("block")
+        try instance.waitUntil("the blocker runs", timeout: 10) {
+            (try api.get("/api/v1/status").object?["running"] as? [Any])?.count == 1
+        }
+        #expect(try api.send("POST", "/api/v1/events/hook", body: Data("kept\n".utf8), contentType: "text/plain").status == 202)
+        try instance.waitUntil("the hook run is queued", timeout: 10) {
+            (try api.get("/api/v1/jobs?task=hook&state=queued").object?["jobs"] as? [Any])?.count == 1
+        }
+        #expect(instance.stopDaemon() == 0)
+
+        _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
+        try instance.startDaemon()
+        var runs: [String] = []
+        try instance.waitUntil("the recovered hook run ran", timeout: 15) {
+            runs = (try? FileManager.default.contentsOfDirectory(atPath: instance.root.path))?.filter { $0.hasPrefix("got-") } ?? []
+            return runs.count == 1 && FileManager.default.contents(atPath: instance.path(runs[0]))?.isEmpty == false
+        }
+        #expect(try String(contentsOfFile: instance.path(runs[0]), encoding: .utf8) == "kept\n")
+        #expect(instance.stopDaemon() == 0)
+        try api.validate(skipDocument: true)
+    }
+
     // MARK: priority, handlers, tasks
 
     @Test func badJSONAndPriorityAnswer400Or409() throws {
@@ -412,10 +436,15 @@ final class APIClient: @unchecked Sendable {
     }
 
     /// Every answer so far against the OpenAPI document the daemon serves.
-    func validate(sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let document = try get("/api/v1/openapi.json")
+    /// `skipDocument`: the daemon is gone; the repository's copy of the document is used.
+    func validate(skipDocument: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let documentPath = NSTemporaryDirectory() + "openapi-\(UUID().uuidString).json"
-        try document.body.write(to: URL(fileURLWithPath: documentPath))
+        if skipDocument {
+            let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            try Data(contentsOf: repository.appendingPathComponent("Sources/OrchestratorHTTP/openapi.json")).write(to: URL(fileURLWithPath: documentPath))
+        } else {
+            try get("/api/v1/openapi.json").body.write(to: URL(fileURLWithPath: documentPath))
+        }
         defer { unlink(documentPath) }
         let lines = try lock.withLock { try recorded.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) } }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support/openapi_validate.py").path
