@@ -118,7 +118,11 @@ let package = Package(
             dependencies: ["OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorStore", "OrchestratorPlatform"],
             swiftSettings: strict),
         .testTarget(
-            name: "OrchestratorHTTPTests", dependencies: ["OrchestratorHTTP", "OrchestratorDaemon", "OrchestratorStore"],
+            name: "OrchestratorHTTPTests",
+            dependencies: [
+                "OrchestratorHTTP", "OrchestratorDaemon", "OrchestratorStore", "OrchestratorConfig",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests", dependencies: ["OrchestratorCore"], exclude: ["Support/openapi_validate.py"],

@@ -120,13 +120,18 @@ struct APIRoutes: Sendable {
             }
             return text
         }
+        Self.addMetrics(to: router, metrics)
+        return router
+    }
+
+    /// `GET /metrics`: the renderer's Prometheus text, or 404 without one.
+    static func addMetrics(to router: Router<BasicRequestContext>, _ metrics: (@Sendable () -> String)?) {
         router.get("metrics") { _, _ in
             guard let metrics else { throw APIError(404, "metrics are not available in this build") }
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: metrics())))
         }
-        return router
     }
 
     // MARK: Answering
