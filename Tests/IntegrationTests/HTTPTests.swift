@@ -168,17 +168,25 @@ import Testing
     @Test func replayAndCancelGoThroughTheAPI() throws {
         let (instance, api) = try started()
         try instance.drop("bad1.txt")
-        try instance.waitUntil("bad1.txt is in Failed/", timeout: 10) { instance.count(in: "Failed") == 1 }
+        try instance.drop("bad2.txt")
+        try instance.waitUntil("bad1.txt and bad2.txt are in Failed/", timeout: 10) { instance.count(in: "Failed") == 2 }
 
         #expect(try api.post("/api/v1/replay", json: ["paths": ["../config/orchestrator.toml"]]).status == 400)
         #expect(try api.post("/api/v1/replay", json: ["paths": ["Failed/nothing-here"]]).status == 400)
         #expect(try api.post("/api/v1/replay", json: [:]).status == 400)
         #expect(try api.post("/api/v1/replay", json: ["paths": "Failed/bad1.txt"]).status == 400)
+        #expect(try api.post("/api/v1/replay", json: ["all": false]).status == 400)
+        #expect(try api.post("/api/v1/replay", json: ["all": true, "paths": ["Failed/bad1.txt"]]).status == 400)
         _ = FileManager.default.createFile(atPath: instance.path("fixed"), contents: nil)
         let replay = try api.post("/api/v1/replay", json: ["paths": ["Failed/bad1.txt"]])
         #expect(replay.status == 200)
         #expect((replay.object?["replayed"] as? [String])?.count == 1)
         try instance.waitUntil("the replayed file reaches Done/", timeout: 10) { instance.count(in: "Done") == 1 }
+        #expect(FileManager.default.fileExists(atPath: instance.path("Failed/bad2.txt")), "only the path given")
+        let all = try api.post("/api/v1/replay", json: ["all": true])
+        #expect(all.status == 200)
+        #expect(all.object?["replayed"] as? [String] == ["replayed bad2.txt -> Inbox/bad2.txt"])
+        try instance.waitUntil("bad2.txt reaches Done/", timeout: 10) { instance.count(in: "Done") == 2 }
 
         // The blocker holds the only slot, so that the victim waits in the queue.
         try instance.drop("block")
@@ -206,7 +214,7 @@ import Testing
         #expect(try api.post("/api/v1/jobs/\(victim)/cancel", json: ["reason": 5]).status == 400)
 
         _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
-        try instance.waitUntil("the blocker is done", timeout: 10) { instance.count(in: "Done") == 2 }
+        try instance.waitUntil("the blocker is done", timeout: 10) { instance.count(in: "Done") == 3 }
         #expect(!instance.lines(of: "ran.log").contains("victim.txt"), "the cancelled job never ran")
         try api.validate()
         #expect(instance.stopDaemon() == 0)
