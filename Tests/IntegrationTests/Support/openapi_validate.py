@@ -4,12 +4,13 @@
 argv[1]: the document. stdin: one JSON object per line, {"method", "path", "status", "content_type", "body"}.
 Each response must belong to a documented route and method, have a documented status, the documented content
 type, and (for JSON) a body valid against the documented schema (JSON Schema 2020-12: types, required fields,
-enums, no undocumented fields). Prints every problem; exits 1 if there is any.
+enums, no undocumented fields, date-time formats through rfc3339-validator). Prints every problem; exits 1 if there is any.
 """
 import json
 import re
 import sys
 
+import rfc3339_validator  # noqa: F401  (without it jsonschema skips date-time checks silently)
 from jsonschema import Draft202012Validator
 
 document = json.load(open(sys.argv[1]))
@@ -64,7 +65,8 @@ for number, line in enumerate(sys.stdin, 1):
             continue
         schema = dict(declared[media]["schema"])
         schema["components"] = document["components"]
-        errors = sorted(Draft202012Validator(schema).iter_errors(body), key=lambda e: list(e.path))
+        validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
         for error in errors[:5]:
             problems.append(f"{where}: at {'/'.join(map(str, error.path)) or '(root)'}: {error.message[:300]}")
     checked += 1
