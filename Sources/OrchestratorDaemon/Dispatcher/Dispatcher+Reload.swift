@@ -2,9 +2,9 @@ import OrchestratorConfig
 import OrchestratorCore
 import OrchestratorStore
 
-/// SIGHUP: the config file is read again. A valid config applies to work that starts after it; running
-/// attempts finish under the config they started with. An invalid one, or one that moves `[paths]`, is
-/// refused and the config in force stays.
+/// SIGHUP (or `POST /api/v1/reload`): the config file is read again. A valid config applies to work that
+/// starts after it; running attempts finish under the config they started with. An invalid one, or one
+/// that moves `[paths]` or changes `[http]`, is refused and the config in force stays.
 extension Dispatcher {
     /// `cause`: what asked for it, for the log.
     @discardableResult
