@@ -19,6 +19,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // No traits: swift-configuration support and full Foundation are not needed by the API server.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Linux calls that Glibc does not export to Swift (GNU extensions, raw syscalls).
@@ -74,11 +78,26 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict),
+        // The HTTP API inside the daemon: routes onto the command library; the dispatcher knows nothing of it.
+        .target(
+            name: "OrchestratorHTTP",
+            dependencies: [
+                "OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorStore", "OrchestratorDashboard",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["openapi.json"],  // embedded by scripts/embed-openapi
+            swiftSettings: strict),
         // Thin command-line shell.
         .executableTarget(
             name: "orchestrator",
             dependencies: [
-                "OrchestratorDaemon", "OrchestratorConfig", "OrchestratorCore", "OrchestratorCron",
+                "OrchestratorDaemon", "OrchestratorHTTP", "OrchestratorMetrics", "OrchestratorConfig", "OrchestratorCore",
+                "OrchestratorCron",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -119,7 +138,16 @@ let package = Package(
             name: "OrchestratorMetricsTests", dependencies: ["OrchestratorMetrics", "OrchestratorCore", "TestSupport"],
             swiftSettings: strict),
         .testTarget(name: "OrchestratorDashboardTests", dependencies: ["OrchestratorDashboard"], swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["OrchestratorCore"], swiftSettings: strict),
+        .testTarget(
+            name: "OrchestratorHTTPTests",
+            dependencies: [
+                "OrchestratorHTTP", "OrchestratorDaemon", "OrchestratorStore", "OrchestratorConfig",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests", dependencies: ["OrchestratorCore"], exclude: ["Support/openapi_validate.py"],
+            swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -15,6 +15,8 @@
 #   VARIANTS="helper:ORCH_SPAWN=helper direct:ORCH_SPAWN=direct"   daemon variants (NAME:ENV=VALUE,...),
 #                                            each run in turn against the same floor in every run;
 #   VARIANTS="main:BIN=/tmp/main/orchestrator new:"   BIN= runs another build (orchestrator-spawn beside it)
+#   VARIANTS="plain: api:HTTP=20"   HTTP=N serves the API ([http] on a free loopback port) and polls
+#                                   GET /api/v1/status N times a second while the daemon works
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-5000}
@@ -25,8 +27,8 @@ VARIANTS=${VARIANTS:-default:}
 parts=("${@:-throughput latency idle backlog wheel cron-cli}")
 parts=(${parts[*]})
 work=$(mktemp -d /tmp/orch-bench.XXXXXX)
-pid= ipid=
-cleanup() { for p in $pid $ipid; do kill "$p" 2>/dev/null || true; done; wait; rm -rf "$work"; }
+pid= ipid= poller=
+cleanup() { for p in $pid $ipid $poller; do kill "$p" 2>/dev/null || true; done; wait; rm -rf "$work"; }
 trap cleanup EXIT
 
 scripts/setup
@@ -87,12 +89,35 @@ instance() {  # DIR CONCURRENCY: the bundled config, only the command (and max_c
 }
 start_daemon() {  # DIR [ENV=VALUE,...] -> sets pid; logs at the bundled level (info) unless ORCH_LOG_LEVEL is set.
     # BIN=PATH among the settings runs another build (e.g. a copy of main's, to compare in one run).
-    local envs=() settings=() daemon=$bin e; IFS=, read -ra settings <<< "${2:-}"
-    for e in "${settings[@]}"; do case $e in BIN=*) daemon=${e#BIN=} ;; *) envs+=("$e") ;; esac; done
+    local envs=() settings=() daemon=$bin e poll=; IFS=, read -ra settings <<< "${2:-}"
+    for e in "${settings[@]}"; do case $e in BIN=*) daemon=${e#BIN=} ;; HTTP=*) poll=${e#HTTP=} ;; *) envs+=("$e") ;; esac; done
+    if [ -n "$poll" ]; then printf '\n[http]\nlisten = "127.0.0.1:0"\n' >> "$1/config/orchestrator.toml"; fi
     env "${envs[@]}" "$daemon" watch --config "$1/config/orchestrator.toml" 2>"$1/daemon.log" &
     pid=$!
-    for _ in $(seq 1 400); do grep -q watching "$1/daemon.log" 2>/dev/null && return; sleep 0.05; done
+    for _ in $(seq 1 400); do
+        if grep -q watching "$1/daemon.log" 2>/dev/null && { [ -z "$poll" ] || grep -q "http: listening" "$1/daemon.log"; }; then
+            if [ -n "$poll" ] && [ "$poll" != 0 ]; then start_poller "$(grep -o 'http://127.0.0.1:[0-9]*' "$1/daemon.log" | head -1)" "$poll"; fi
+            return 0
+        fi
+        sleep 0.05
+    done
     echo "bench: the daemon did not say it was watching" >&2; exit 1
+}
+start_poller() {  # URL HZ -> sets poller: GET /api/v1/status HZ times a second, on a fixed schedule, until killed
+    python3 - "$1/api/v1/status" "$2" <<'PY' &
+import sys, time, urllib.request
+url, period = sys.argv[1], 1 / float(sys.argv[2])
+due = time.monotonic()
+while True:
+    urllib.request.urlopen(url, timeout=10).read()
+    due += period
+    time.sleep(max(0, due - time.monotonic()))
+PY
+    poller=$!
+}
+stop_daemon() {  # the poller first, so that it never calls a daemon that is gone
+    if [ -n "$poller" ]; then kill $poller 2>/dev/null || true; wait $poller 2>/dev/null || true; poller=; fi
+    kill $pid; wait $pid || true; pid=
 }
 tck=$(getconf CLK_TCK)
 cpu_ms() { awk -v t="$tck" '{print ($14+$15)*1000/t}' "/proc/$1/stat"; }  # the daemon's threads, not its workers
@@ -121,7 +146,7 @@ burst() {  # RUN CONCURRENCY VARIANT ENV: 5,000 files renamed into a running dae
     instance "$d" "$2"; make_files "$d/stage" "$N"; start_daemon "$d" "$4"
     c0=$(cpu_ms $pid); k0=$(ticks $pid); t0=$(move_all "$d/stage" "$d/Inbox")
     t1=$(wait_count "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite"); c1=$(cpu_ms $pid); k1=$(ticks $pid)
-    kill $pid; wait $pid || true; pid=; check_store "$d" "$N"
+    stop_daemon; check_store "$d" "$N"
     local r; r=$(rate "$N" "$t0" "$t1")
     R[burst_c$2_$3_$1]=$(ratio "$r" "${R[floor_c$2_$1]}"); R[cpu_c$2_$3_$1]=$(per_file "$c0" "$c1" "$N")
     RUN_LINES+=("run $1 burst c=$2 $3: $r files/s, floor ${R[floor_c$2_$1]}, ratio ${R[burst_c$2_$3_$1]}, daemon CPU ${R[cpu_c$2_$3_$1]} ms/file, others used $(others "$k0" "$k1") of the machine")
@@ -133,7 +158,7 @@ backlog_run() {  # RUN VARIANT ENV: 50,000 files in Inbox at start, c=2
     t0=$(now); start_daemon "$d" "$3"; k0=$(ticks $pid)
     t1=$(wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite")
     c1=$(cpu_ms $pid); k1=$(ticks $pid); local hwm; hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
-    kill $pid; wait $pid || true; pid=; check_store "$d" "$BACKLOG"
+    stop_daemon; check_store "$d" "$BACKLOG"
     local r; r=$(rate "$BACKLOG" "$t0" "$t1")
     R[backlog_$2_$1]=$(ratio "$r" "${R[floor_backlog_$1]}"); R[backlog_cpu_$2_$1]=$(per_file 0 "$c1" "$BACKLOG")
     RUN_LINES+=("run $1 backlog c=2 $2: $r files/s, floor ${R[floor_backlog_$1]}, ratio ${R[backlog_$2_$1]}, daemon CPU ${R[backlog_cpu_$2_$1]} ms/file, peak RSS $hwm MB, others used $(others "$k0" "$k1") of the machine")
@@ -166,15 +191,18 @@ latency)
     sleep 1; R[pipeline_latency]=$("$work/latency" "$d" "$LATENCY_RUNS"); kill $ipid; wait $ipid || true; ipid=
     ;;
 idle)
-    d="$work/idle"; instance "$d" 2; start_daemon "$d"; sleep 2
-    # perf's task-clock counts every thread to the microsecond; /proc's ticks are 10 ms each.
-    if perf stat -e task-clock true >/dev/null 2>&1; then
-        R[idle_cpu_ms_30s]=$(perf stat -x, -e task-clock -p $pid -- sleep 30 2>&1 | awk -F, '/task-clock/ {printf "%.2f", $1}')
-    else
-        a=$(cpu_ms $pid); sleep 30; b=$(cpu_ms $pid); R[idle_cpu_ms_30s]=$((b - a))
-    fi
-    R[idle_rss_mb]=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$pid/status)
-    kill $pid; wait $pid || true; pid=
+    # Per variant; HTTP=0 serves the API without a poller (idle with the dashboard closed).
+    for v in $VARIANTS; do
+        d="$work/idle"; instance "$d" 2; start_daemon "$d" "${v#*:}"; sleep 2
+        # perf's task-clock counts every thread to the microsecond; /proc's ticks are 10 ms each.
+        if perf stat -e task-clock true >/dev/null 2>&1; then
+            R[idle_cpu_ms_30s_${v%%:*}]=$(perf stat -x, -e task-clock -p $pid -- sleep 30 2>&1 | awk -F, '/task-clock/ {printf "%.2f", $1}')
+        else
+            a=$(cpu_ms $pid); sleep 30; b=$(cpu_ms $pid); R[idle_cpu_ms_30s_${v%%:*}]=$((b - a))
+        fi
+        R[idle_rss_mb_${v%%:*}]=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$pid/status)
+        stop_daemon
+    done
     ;;
 backlog)
     for run in $(seq 1 "$RUNS"); do
@@ -212,5 +240,7 @@ for v in $VARIANTS; do v=${v%%:*}
 done
 echo "(target: every run >= 0.70; aim 0.85)"
 [ -n "${R[pipeline]:-}" ] && echo "pipeline (xargs -P2) vs floor (c=2): $(ratio "${R[pipeline]}" "${R[pipeline_floor]}")"
-[ -n "${R[idle_cpu_ms_30s]:-}" ] && echo "idle: ${R[idle_cpu_ms_30s]} ms CPU in 30 s (target < 10), RSS ${R[idle_rss_mb]} MB (target < 30)"
+for v in $VARIANTS; do v=${v%%:*}
+    [ -n "${R[idle_cpu_ms_30s_$v]:-}" ] && echo "idle $v: ${R[idle_cpu_ms_30s_$v]} ms CPU in 30 s (target < 10), RSS ${R[idle_rss_mb_$v]} MB (target < 30)"
+done
 exit 0

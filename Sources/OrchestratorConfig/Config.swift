@@ -23,13 +23,15 @@ public struct Config: Sendable {
     public var sweeps: Sweeps
     /// `[retention]`: what the prune sweep deletes.
     public var retention: Retention
+    /// `[http]`: the API server; nil when the table is absent.
+    public var http: HTTPSettings?
     /// Present when loaded from text; lets the daemon place its own start-up checks on lines.
     private var sourceMap: SourceMap?
 
     /// A config built in code (tests, tools); it has no source text, so `line(ofKey:)` is 0.
     public init(file: String, baseDirectory: String, paths: Paths, inbox: InboxSettings = .defaults,
                 limits: Limits = .defaults, handlers: [Handler] = [], tasks: [TaskDefinition] = [],
-                sweeps: Sweeps = .defaults, retention: Retention = .defaults) {
+                sweeps: Sweeps = .defaults, retention: Retention = .defaults, http: HTTPSettings? = nil) {
         self.file = file
         self.baseDirectory = baseDirectory
         self.paths = paths
@@ -39,6 +41,7 @@ public struct Config: Sendable {
         self.tasks = tasks
         self.sweeps = sweeps
         self.retention = retention
+        self.http = http
     }
 
     /// Reads and validates `file` (relative to the current directory if not absolute).

@@ -35,9 +35,10 @@ struct ConfigValidator {
         let retention = readRetention(section("retention", in: root))
         let handlers = readHandlers(arrayOfTables("handler", in: root))
         let tasks = readTasks(arrayOfTables("task", in: root))
+        let http = readHTTP(root)
         guard problems.isEmpty else { return nil }
         return Config(file: absoluteFile, baseDirectory: baseDirectory, paths: paths, inbox: inbox,
-                      limits: limits, handlers: handlers, tasks: tasks, sweeps: sweeps, retention: retention)
+                      limits: limits, handlers: handlers, tasks: tasks, sweeps: sweeps, retention: retention, http: http)
     }
 
     // MARK: - Reporting
@@ -52,7 +53,7 @@ struct ConfigValidator {
 
     // MARK: - Top level and sections
 
-    private static let sectionNames: Set<String> = ["paths", "inbox", "limits", "sweeps", "retention"]
+    private static let sectionNames: Set<String> = ["paths", "inbox", "limits", "sweeps", "retention", "http"]
     private static let arrayNames: Set<String> = ["handler", "task"]
 
     private mutating func checkTopLevel(_ root: [String: TOMLNode]) {
@@ -71,7 +72,7 @@ struct ConfigValidator {
     }
 
     /// The named table, or an empty one when it is absent (every key then takes its default).
-    private mutating func section(_ name: String, in root: [String: TOMLNode]) -> Section {
+    mutating func section(_ name: String, in root: [String: TOMLNode]) -> Section {
         let path = TOMLPath.root.key(name)
         let empty = Section(entries: [:], path: path, title: "[\(name)]")
         guard let node = root[name] else { return empty }

@@ -15,6 +15,8 @@ const CHART_MS = 15000;
 let fastTimer = null;
 let chartTimer = null;
 let lastStatus = null;
+let chartFinished = null;
+let chartFetchedAt = 0;
 
 // ---------- API ----------
 
@@ -219,7 +221,15 @@ function replayPath(job) {
 }
 
 function renderFailed(jobs) {
-  const rows = jobs.filter((job) => job.kind !== "task").map((job) => el("tr", { "data-job": jobID(job) },
+  // Newest first: a file failed, replayed and failed again is listed once, as its latest job.
+  const seen = new Set();
+  const files = jobs.filter((job) => {
+    const key = job.location || jobName(job);
+    if (job.kind === "task" || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  const rows = files.map((job) => el("tr", { "data-job": jobID(job) },
     el("td", {}, jobID(job)),
     el("td", { class: "name" }, jobName(job)),
     el("td", {}, job.attempts_used ?? job.attempts ?? "–"),
@@ -313,6 +323,7 @@ function drawChart(activity) {
   g.scale(ratio, ratio);
   g.clearRect(0, 0, width, height);
   const minutes = activity.minutes || [];
+  canvas.dataset.finished = String(minutes.reduce((sum, m) => sum + m.done + m.failed, 0));
   if (!minutes.length) return;
   const left = 40, right = 50, top = 10, bottom = 20;
   const plotWidth = width - left - right, plotHeight = height - top - bottom;
@@ -373,6 +384,9 @@ async function refreshFast() {
     renderHandlers(tasks, status);
     renderBreakers(status);
     renderHealth(status);
+    // The chart follows what finishes, at most every few seconds.
+    const finished = (status.jobs.done || 0) + (status.jobs.failed || 0);
+    if (finished !== chartFinished && Date.now() - chartFetchedAt > 5000) refreshChart();
     document.getElementById("connection").hidden = true;
   } catch (error) {
     if (error instanceof Unauthorized) return showLogin();
@@ -382,6 +396,8 @@ async function refreshFast() {
 }
 
 async function refreshChart() {
+  chartFetchedAt = Date.now();
+  chartFinished = lastStatus ? (lastStatus.jobs.done || 0) + (lastStatus.jobs.failed || 0) : null;
   try {
     drawChart(await api("/api/v1/activity?window=3600"));
   } catch (error) {

@@ -41,16 +41,13 @@ public final class StatusBoard: @unchecked Sendable {  // used on the dispatcher
         var buffer = [UInt8](repeating: 0, count: size)
         let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
         guard count > 0 else { return nil }
-        let text = String(decoding: buffer[..<count], as: UTF8.self)
-        return text.trimmingCharacters(in: ["\n", "\0", " "])
-    }
-}
-
-private extension String {
-    func trimmingCharacters(in set: Set<Character>) -> String {
-        var scalars = Substring(self)
-        while let first = scalars.first, set.contains(first) { scalars.removeFirst() }
-        while let last = scalars.last, set.contains(last) { scalars.removeLast() }
-        return String(scalars)
+        // Trimmed as bytes: the board is padded with about 4,000 newlines, and trimming them as Characters
+        // (grapheme by grapheme) cost the HTTP API's status a tenth of its time.
+        let padding: Set<UInt8> = [UInt8(ascii: "\n"), 0, UInt8(ascii: " ")]
+        var end = count
+        while end > 0, padding.contains(buffer[end - 1]) { end -= 1 }
+        var start = 0
+        while start < end, padding.contains(buffer[start]) { start += 1 }
+        return String(decoding: buffer[start..<end], as: UTF8.self)
     }
 }

@@ -195,6 +195,7 @@ public final class Store: Sendable {
                 """)
         }
         migrator.registerMigration("v4-intervention") { db in try registerInterventionSchema(db) }
+        migrator.registerMigration("v5-event-body") { db in try registerEventBodySchema(db) }
         return migrator
     }
 }

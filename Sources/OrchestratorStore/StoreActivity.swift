@@ -37,4 +37,18 @@ extension StoreReader {
                 maxSeconds: row["longest"])
         }
     }
+
+    /// How long each job's last ended attempt ran, by job (jobs without one are left out): the job list's run time.
+    public func lastRunDurations(jobIDs: [Int64]) throws -> [Int64: Double] {
+        guard !jobIDs.isEmpty else { return [:] }
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT job_id, ended_at - started_at AS seconds FROM attempt
+                WHERE id IN (SELECT MAX(id) FROM attempt WHERE job_id IN (\(jobIDs.map { _ in "?" }.joined(separator: ",")))
+                             AND ended_at IS NOT NULL GROUP BY job_id)
+                """,
+            arguments: StatementArguments(jobIDs))
+        return Dictionary(rows.map { ($0["job_id"] as Int64, $0["seconds"] as Double) }, uniquingKeysWith: { first, _ in first })
+    }
 }

@@ -137,6 +137,12 @@ extension StoreTransaction {
     /// Deletes up to `limit` handled events and handled requests older than `cutoff`.
     public func deleteHandledEventsAndRequests(before cutoff: UnixTime, limit: Int) throws -> PruneCounts {
         var counts = PruneCounts()
+        // Bodies go first: a crash in between leaves an old handled event without its body, never a body
+        // file that no row names.
+        let bodies = try Data.fetchAll(
+            db, sql: "SELECT body_path FROM event WHERE body_path IS NOT NULL AND id IN (\(StoreReader.prunableEventsSQL) LIMIT ?)",
+            arguments: [cutoff, limit])
+        for body in bodies { unlink(String(decoding: body, as: UTF8.self)) }
         try db.execute(
             sql: "DELETE FROM event WHERE id IN (\(StoreReader.prunableEventsSQL) LIMIT ?)", arguments: [cutoff, limit])
         counts.events = db.changesCount

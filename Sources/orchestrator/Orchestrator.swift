@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import OrchestratorConfig
 import OrchestratorDaemon
+import OrchestratorHTTP
+import OrchestratorMetrics
 
 @main
 struct Orchestrator: ParsableCommand {
@@ -64,7 +66,9 @@ extension Orchestrator {
         func run() throws {
             let config = try options.load()
             let status = try reportingErrors { () throws(CommandError) in
-                try Daemon.run(config: config, logFormat: logFormat, dryRun: dryRun)
+                let metrics = DaemonMetrics()
+                let services = config.http.map { [APIServer.service(settings: $0, metrics: { metrics.prometheusText() })] } ?? []
+                return try Daemon.run(config: config, logFormat: logFormat, dryRun: dryRun, services: services, metrics: metrics)
             }
             if status != .ok { throw ExitCode(status.rawValue) }
         }

@@ -142,6 +142,11 @@ try:
     wait_for("the cancelled job off the running list", lambda: row_for("running", "slow-file.txt") is None)
     shot("07-cancelled")
 
+    # The chart of the last hour counts what ended (it follows the counts at most every 5 s).
+    wait_for("the chart counting the finished jobs",
+             lambda: int(driver.find_element(By.ID, "chart").get_attribute("data-finished") or 0) >= 4, timeout=12)
+    shot("08-chart")
+
     errors = console_errors()
     if errors:
         raise CheckFailed(f"console errors: {errors}")

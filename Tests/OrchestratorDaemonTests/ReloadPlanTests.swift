@@ -44,6 +44,15 @@ import Testing
         let old = try config(tasks: [])
         let moved = Paths(inbox: "/i", done: "/elsewhere", failed: "/f", state: "/s2", processing: "/i/.processing")
         let refusal = ReloadPlan.refusal(from: old, to: try config(tasks: [], paths: moved))
-        #expect(refusal == "[paths] changed (done, state)")
+        #expect(refusal?.0 == "[paths] changed (done, state)")
+        #expect(refusal?.key == "paths")
+    }
+
+    @Test func anHTTPChangeIsRefused() throws {
+        let old = try config(tasks: [])
+        var moved = old
+        moved.http = HTTPSettings(listen: ListenAddress(host: "127.0.0.1", port: 9000))
+        #expect(ReloadPlan.refusal(from: old, to: moved)?.key == "http")
+        #expect(ReloadPlan.refusal(from: moved, to: moved) == nil)
     }
 }

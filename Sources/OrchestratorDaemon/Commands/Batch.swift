@@ -141,7 +141,7 @@ public enum Batch {
 
     public static func taskRun(config: Config, task: String, logFormat: LogFormat) throws(CommandError) -> (ExitStatus, [String]) {
         guard config.tasks.contains(where: { $0.name == task }) else {
-            throw CommandError(.badInput, "error: no task named \"\(task)\" in \(config.file)")
+            throw CommandError(.badInput, "error: no task named \"\(task)\" in \(config.file)").about(.unknown)
         }
         try refuseHostProblems(config, commands: false)
         try Daemon.prepareFolders(config)

@@ -14,6 +14,15 @@ public enum ExitStatus: Int32, Sendable {
 public struct CommandError: Error, Sendable, CustomStringConvertible {
     public let status: ExitStatus
     public let lines: [String]
+    /// Which bad input, where a caller tells them apart (the HTTP API: 404 or 409); nil: plain bad input.
+    public var subject: Subject?
+
+    public enum Subject: Sendable, Equatable {
+        /// No such job, handler or task.
+        case unknown
+        /// It exists, but its state does not allow this (cancel a finished job).
+        case conflict
+    }
 
     public init(_ status: ExitStatus, _ message: String) {
         self.status = status
@@ -30,6 +39,12 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { lines.joined(separator: "\n") }
+
+    public func about(_ subject: Subject) -> CommandError {
+        var error = self
+        error.subject = subject
+        return error
+    }
 }
 
 /// Loads the config for a command; every problem becomes a `FILE:LINE: error:` line and exit 78.

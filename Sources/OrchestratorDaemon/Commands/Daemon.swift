@@ -12,9 +12,11 @@ import OrchestratorStore
 /// `orchestrator watch`: checks the folders and commands, prepares the folders, takes the state dir's lock
 /// and the Inbox's (`InboxOwner`), opens the store and runs the dispatcher until SIGTERM/SIGINT.
 public enum Daemon {
+    /// `services` run beside the dispatcher (the HTTP API): started once it runs, stopped after it has stopped.
     /// `metrics`: what the dispatcher records into; `metrics.prometheusText()` is what `GET /metrics` serves.
     public static func run(
-        config: Config, logFormat: LogFormat, dryRun: Bool, metrics: DaemonMetrics = DaemonMetrics()
+        config: Config, logFormat: LogFormat, dryRun: Bool, services: [DaemonService] = [],
+        metrics: DaemonMetrics = DaemonMetrics()
     ) throws(CommandError) -> ExitStatus {
         blockChildExitSignals()
         let logger = makeLogger(format: logFormat)
@@ -41,6 +43,7 @@ public enum Daemon {
             throw CommandError(.unavailable, "error: \(error)")
         }
 
+        StateOwner.thisProcessIsTheDaemon.value = true
         let inboxLocks: [InstanceLock]
         switch try InboxOwner.acquire(config, role: StateOwner.daemonRole) {
         case .success(let locks): inboxLocks = locks
@@ -59,10 +62,14 @@ public enum Daemon {
 
         var signalsBeforeStart: (@Sendable () -> [Int32])?
         if let signals = opened.signals { signalsBeforeStart = { signals.handOver() } }
+        if !services.isEmpty { Reports.inProcessStore.value = try? Store(directory: config.paths.state) }
+        let serviceFailure = LockedBox<CommandError?>(nil)
         let (exitCode, _) = try runDispatcher(
             config: config, store: opened.store, logger: logger, notifier: notifier, batch: nil,
-            signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil, metrics: metrics)
+            signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil,
+            services: services, serviceFailure: serviceFailure, metrics: metrics)
         withExtendedLifetime((lock, inboxLocks)) {}
+        if let failure = serviceFailure.value { throw failure }
         return exitCode == 0 ? .ok : .failure
     }
 
@@ -86,7 +93,9 @@ public enum Daemon {
     /// `metrics`: what the dispatcher records into (nil: nothing, as for one-shot runs).
     static func runDispatcher(
         config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?,
-        signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false, metrics: DaemonMetrics? = nil
+        signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false,
+        services: [DaemonService] = [], serviceFailure: LockedBox<CommandError?> = LockedBox(nil),
+        metrics: DaemonMetrics? = nil
     ) throws(CommandError) -> (Int32, BatchReport) {
         blockChildExitSignals()
         let finished = DispatchSemaphore(value: 0)
@@ -98,6 +107,8 @@ public enum Daemon {
             finished.signal()
         }
         let startError = LockedBox<String?>(nil)
+        let handle = DaemonHandle(dispatcher: dispatcher, config: config, logger: logger, failure: serviceFailure)
+        dispatcher.onConfigApplied = { [handle] fresh in handle.configInForce.value = fresh }
         dispatcher.queue.async {
             // Taken just before `start` installs the dispatcher's own sources, so no signal is seen twice.
             let early = signalsBeforeStart?() ?? []
@@ -105,12 +116,14 @@ public enum Daemon {
                 try dispatcher.start()
                 if waitedForSpace { dispatcher.startedAfterWaitingForSpace() }
                 for number in early { dispatcher.post(.signal(number)) }
+                for service in services { service.start(handle) }
             } catch {
                 startError.value = "\(error)"
                 dispatcher.stop(exitCode: 1)
             }
         }
         finished.wait()
+        for service in services { service.stop() }
         let report = dispatcher.queue.sync { dispatcher.batchReport }
         if let message = startError.value { throw CommandError(.failure, "error: \(message)") }
         return (exitCode.value, report)

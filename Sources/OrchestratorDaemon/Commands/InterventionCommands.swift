@@ -49,7 +49,7 @@ public enum InterventionCommands {
     /// area, so a crash in between leaves a move that the next start finishes.
     private static func cancelWithoutDaemon(_ config: Config, store: Store, jobID: Int64, reason: String) throws(CommandError) -> String {
         let (job, attempt) = try reading(store) { (try $0.job(id: jobID), try $0.runningAttempt(jobID: jobID)) }
-        guard let job else { throw CommandError(.badInput, "error: job \(jobID): \(Intervention.describe(.unknown))") }
+        guard let job else { throw CommandError(.badInput, "error: job \(jobID): \(Intervention.describe(.unknown))").about(.unknown) }
         switch Intervention.cancel(job.state, daemonRuns: false) {
         case .refuse(let refusal): throw refused(job, refusal, "cancel")
         case .endRunningAttempt, .endLeftoverThenFail, .failNow: break
@@ -128,7 +128,7 @@ public enum InterventionCommands {
 
     public static func setHandlerPaused(config: Config, handler: String, paused: Bool) throws(CommandError) -> String {
         guard config.handlers.contains(where: { $0.name == handler }) else {
-            throw CommandError(.badInput, "error: no handler named \"\(handler)\" in \(config.file)")
+            throw CommandError(.badInput, "error: no handler named \"\(handler)\" in \(config.file)").about(.unknown)
         }
         let store = try Reports.openStore(config)
         let now = Date().timeIntervalSince1970
@@ -148,10 +148,10 @@ public enum InterventionCommands {
     /// The job a target names (an id, or a path in Inbox, the processing area, Done or Failed); 65 if none.
     private static func findJob(_ config: Config, target: String, workingDirectory: String) throws(CommandError) -> (Store, JobRecord) {
         guard let store = try Reports.openStoreIfPresent(config) else {
-            throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet")
+            throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet").about(.unknown)
         }
         let found = try reading(store) { try Reports.findJob($0, config: config, target: target, workingDirectory: workingDirectory) }
-        guard let found else { throw CommandError(.badInput, "error: no job matches \(target)") }
+        guard let found else { throw CommandError(.badInput, "error: no job matches \(target)").about(.unknown) }
         return (store, found)
     }
 
@@ -164,7 +164,12 @@ public enum InterventionCommands {
     }
 
     private static func refused(_ job: JobRecord, _ refusal: Intervention.Refusal, _ what: String) -> CommandError {
-        CommandError(.badInput, "error: cannot \(what) job \(job.id) (\(Reports.printable(job.name))): \(Intervention.describe(refusal))")
+        let error = CommandError(.badInput, "error: cannot \(what) job \(job.id) (\(Reports.printable(job.name))): \(Intervention.describe(refusal))")
+        switch refusal {
+        case .unknown: return error.about(.unknown)
+        case .finished, .notWaiting: return error.about(.conflict)
+        case .outOfRange: return error
+        }
     }
 
     /// Records a request for the running daemon, wakes it and waits for its answer.

@@ -191,7 +191,7 @@ public enum Reports {
 
     public static func show(config: Config, target: String, json: Bool, workingDirectory: String) throws(CommandError) -> String {
         guard let store = try openStoreIfPresent(config) else {
-            throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet")
+            throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet").about(.unknown)
         }
         let found: (JobRecord, [AttemptRecord], [(at: UnixTime, from: String?, to: String, detail: String?)])?
         var upload: JobRecord?
@@ -208,13 +208,10 @@ public enum Reports {
         guard let (job, attempts, transitions) = found else {
             throw CommandError(
                 .badInput,
-                "error: no job matches \(target) (finished jobs older than [retention] jobs = \(config.retention.jobs.configText) are pruned)")
+                "error: no job matches \(target) (finished jobs older than [retention] jobs = \(config.retention.jobs.configText) are pruned)"
+            ).about(.unknown)
         }
-        let location = job.finalPath.flatMap { path -> String? in
-            guard !path.bytes.isEmpty else { return nil }
-            let root = job.state == .done ? config.paths.done : config.paths.failed
-            return PathBytes(root).appending(path).description
-        }
+        let location = location(of: job, config: config)
         if json {
             var object = nameFields(job.name)
             object["job"] = job.id
@@ -314,6 +311,7 @@ public enum Reports {
     /// The store for `status`, or nil with the reason in `cannotRead`; nil without one when nothing has been
     /// recorded yet. Never creates the state dir: status only reads.
     static func openStoreForStatus(_ config: Config, cannotRead: inout [String]) -> Store? {
+        if let store = inProcessStore.value { return store }
         let state = config.paths.state
         var info = stat()
         guard stat(state, &info) == 0 else {
@@ -339,11 +337,26 @@ public enum Reports {
         }
     }
 
+    /// For the commands the HTTP API runs inside the daemon: one store opened once, instead of a pool per
+    /// request. Its own, not the dispatcher's: that one commits without waiting for the disk (see
+    /// `Store.syncOnlyWhenAsked`), and what a command records must be durable when it answers.
+    static let inProcessStore = LockedBox<Store?>(nil)
+
     static func openStore(_ config: Config) throws(CommandError) -> Store {
+        if let store = inProcessStore.value { return store }
         do {
             return try Store(directory: config.paths.state)
         } catch {
             throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
+        }
+    }
+
+    /// Where a finished file job's file is now (Done/ or Failed/), if it got there.
+    static func location(of job: JobRecord, config: Config) -> String? {
+        job.finalPath.flatMap { path -> String? in
+            guard !path.bytes.isEmpty else { return nil }
+            let root = job.state == .done ? config.paths.done : config.paths.failed
+            return PathBytes(root).appending(path).description
         }
     }
 
@@ -417,10 +430,10 @@ public enum Reports {
         LineLogHandler.quoteIfNeeded(name.description)
     }
 
+    /// `2026-01-02T03:04:05.678Z`, as the log writes it: without Foundation's ISO formatter, which builds an
+    /// ICU formatter per call (a tenth of the HTTP API's status) and maps ICU's data into the daemon.
     static func iso(_ time: UnixTime) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: time))
+        LineLogHandler.timestamp(at: time)
     }
 
     static func formatTime(_ time: UnixTime) -> String {

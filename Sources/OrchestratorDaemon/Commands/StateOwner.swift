@@ -16,7 +16,13 @@ enum StateOwner: Equatable {
 
     static func lockPath(_ config: Config) -> String { config.paths.state + "/daemon.lock" }
 
+    /// Set by `watch` once it holds the lock, for the commands the HTTP API runs inside the daemon: a process
+    /// cannot see its own POSIX record lock (F_GETLK reports nobody), and taking it again would succeed and,
+    /// once closed, release the daemon's own.
+    static let thisProcessIsTheDaemon = LockedBox(false)
+
     static func current(_ config: Config) -> StateOwner {
+        if thisProcessIsTheDaemon.value { return .daemon(pid: getpid()) }
         let path = lockPath(config)
         // A holder that has just taken the lock may not have written its pid yet: look again shortly.
         for _ in 0..<50 {
@@ -38,6 +44,7 @@ enum StateOwner: Equatable {
     /// Takes the lock for a one-shot run. While another one-shot run holds it, waits for it (saying so once
     /// on stderr); returns the daemon's pid instead if a daemon holds it.
     static func acquireForOneShot(_ config: Config, role: String) throws(CommandError) -> Result<InstanceLock, DaemonRunning> {
+        if thisProcessIsTheDaemon.value { return .failure(DaemonRunning(pid: getpid())) }
         var said = false
         while true {
             let outcome: InstanceLock.Outcome

@@ -54,7 +54,7 @@ public enum TaskCommands {
 
     public static func setEnabled(config: Config, task: String, enabled: Bool) throws(CommandError) -> String {
         guard config.tasks.contains(where: { $0.name == task }) else {
-            throw CommandError(.badInput, "error: no task named \"\(task)\" in \(config.file)")
+            throw CommandError(.badInput, "error: no task named \"\(task)\" in \(config.file)").about(.unknown)
         }
         let store = try Reports.openStore(config)
         do {

@@ -220,6 +220,7 @@ extension Dispatcher {
         var job = LiveJob(
             id: record.id, name: record.name, owner: owner, state: record.state, priority: priority,
             attempts: record.attempts, maxAttempts: record.maxAttempts)
+        job.eventID = record.eventID
         if shouldQueue, record.state == .retryWait, let notBefore = record.notBefore, notBefore > wallNow {
             job.retryTimer = schedule(.retry(jobID: record.id), after: UInt64((notBefore - wallNow) * 1000))
             jobs[record.id] = job

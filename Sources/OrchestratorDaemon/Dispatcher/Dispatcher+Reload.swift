@@ -2,39 +2,42 @@ import OrchestratorConfig
 import OrchestratorCore
 import OrchestratorStore
 
-/// SIGHUP: the config file is read again. A valid config applies to work that starts after it; running
-/// attempts finish under the config they started with. An invalid one, or one that moves `[paths]`, is
-/// refused and the config in force stays.
+/// SIGHUP (or `POST /api/v1/reload`): the config file is read again. A valid config applies to work that
+/// starts after it; running attempts finish under the config they started with. An invalid one, or one
+/// that moves `[paths]` or changes `[http]`, is refused and the config in force stays.
 extension Dispatcher {
-    func reload() {
+    /// `cause`: what asked for it, for the log.
+    @discardableResult
+    func reload(cause: String = "SIGHUP") -> ReloadOutcome {
         guard !phase.isStopping else {
-            logger.info("SIGHUP while stopping: nothing to reload")
-            return
+            logger.info("\(cause) while stopping: nothing to reload")
+            return .stopping
         }
-        logger.info("SIGHUP: reloading the config", metadata: ["config": "\(config.file)"])
+        logger.info("\(cause): reloading the config", metadata: ["config": "\(config.file)"])
         let fresh: Config
         do {
             fresh = try Config.load(file: config.file)
         } catch {
-            refuseReload(error.problems)
-            return
+            return refuseReload(error.problems)
         }
         // What `watch` checks before it starts, a reload checks too: a command that does not resolve is refused.
         let commandProblems = fresh.commandProblems(searchPath: Config.processSearchPath())
         guard commandProblems.isEmpty else {
-            refuseReload(commandProblems)
-            return
+            return refuseReload(commandProblems)
         }
-        if let problem = ReloadPlan.refusal(from: config, to: fresh) {
-            logger.error("\(fresh.file): error: \(problem); restart to apply. The config in force is unchanged")
-            return
+        if let (problem, key) = ReloadPlan.refusal(from: config, to: fresh) {
+            let line = "\(fresh.file):\(fresh.line(ofKey: key)): error: \(problem); restart to apply"
+            logger.error("\(line). The config in force is unchanged")
+            return .refused([line])
         }
         apply(fresh)
+        return .applied(loadedAt: LineLogHandler.timestamp(at: configLoadedAt))
     }
 
-    private func refuseReload(_ problems: [ConfigProblem]) {
+    private func refuseReload(_ problems: [ConfigProblem]) -> ReloadOutcome {
         for problem in problems { logger.error("\(problem)") }
         logger.error("config reload refused; the config loaded at \(LineLogHandler.timestamp(at: configLoadedAt)) stays in force")
+        return .refused(problems.map(\.description))
     }
 
     private func apply(_ fresh: Config) {
@@ -70,6 +73,7 @@ extension Dispatcher {
             startScan(reason: "config reloaded")
         }
         noteConfigLoaded()
+        onConfigApplied?(fresh)
         logger.info(
             "config reloaded", metadata: [
                 "handlers": "\(fresh.handlers.count)", "tasks": "\(fresh.tasks.count)",
@@ -138,6 +142,14 @@ extension Dispatcher {
     static let configLoadedNote = "config.loaded_at"
 }
 
+/// What a reload did: applied (with the load time `status` shows), refused with every problem as
+/// `FILE:LINE: error: WHAT`, or not tried because the daemon is stopping.
+public enum ReloadOutcome: Sendable, Equatable {
+    case applied(loadedAt: String)
+    case refused([String])
+    case stopping
+}
+
 /// What a reload changes, decided from the two configs alone.
 struct ReloadPlan: Equatable {
     var addedTasks: Set<String> = []
@@ -159,9 +171,12 @@ struct ReloadPlan: Equatable {
         recursiveChanged = old.inbox.recursive != new.inbox.recursive
     }
 
-    /// Why a valid config cannot be applied without a restart, if it cannot.
-    static func refusal(from old: Config, to new: Config) -> String? {
-        old.paths == new.paths ? nil : "[paths] changed (\(Self.changedPaths(old.paths, new.paths).joined(separator: ", ")))"
+    /// Why a valid config cannot be applied without a restart, if it cannot, and the key that says so.
+    static func refusal(from old: Config, to new: Config) -> (String, key: String)? {
+        if old.paths != new.paths { return ("[paths] changed (\(Self.changedPaths(old.paths, new.paths).joined(separator: ", ")))", "paths") }
+        // The server is bound once, at start.
+        if old.http != new.http { return ("[http] changed", "http") }
+        return nil
     }
 
     private static func changedPaths(_ old: Paths, _ new: Paths) -> [String] {

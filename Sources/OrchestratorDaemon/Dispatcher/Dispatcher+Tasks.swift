@@ -251,7 +251,7 @@ extension Dispatcher {
         }
         let job = LiveJob(
             id: id, name: RelativePath(Array(task.name.utf8)), owner: .task(name), state: .queued, priority: priority,
-            attempts: 0, maxAttempts: task.maxAttempts)
+            attempts: 0, maxAttempts: task.maxAttempts, eventID: eventID)
         jobs[id] = job
         // A run started by task.completed or task.failed fires neither: two tasks listening to each other's
         // ends (or one to its own) would otherwise never stop.

@@ -159,6 +159,9 @@ extension Dispatcher {
         case .task(let name):
             values = PlaceholderValues(file: [], name: RelativePath([]), job: job.id, attempt: number)
             environment.append(Array("ORCH_TASK=\(name)".utf8))
+            if let eventID = job.eventID, case let body = EventBodies.path(state: layout.state, event: eventID), FileSystem.exists(body) {
+                environment.append(Array("ORCH_EVENT_FILE=".utf8) + body.bytes)
+            }
         case .upload(let name):
             // {file} is the file's path in Done.
             let file = layout.done.appending(job.name)

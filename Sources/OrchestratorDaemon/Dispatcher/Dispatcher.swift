@@ -21,6 +21,8 @@ enum DispatcherEvent {
     case signal(Int32)
     /// A command recorded something for the daemon (an event, a task toggled) and touched the wake folder.
     case wake
+    /// A reload asked for by a service beside the dispatcher (`POST /api/v1/reload`), which wants its outcome.
+    case reload(reply: @Sendable (ReloadOutcome) -> Void)
 }
 
 /// What a timer on the wheel is for.
@@ -102,6 +104,8 @@ struct LiveJob {
     var attempts: Int
     let maxAttempts: Int
     var retryTimer: TimerHandle?
+    /// A task run's event: its body, if it came with one, is the run's ORCH_EVENT_FILE.
+    var eventID: Int64? = nil
 
     /// The log metadata key that names it.
     var logKey: String {
@@ -274,6 +278,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var processedCount = 0
     var lastStatusNotice: UInt64 = 0
     let onStop: @Sendable (Int32) -> Void
+    /// Told of every config a reload applies (the services beside the dispatcher work with the config in force).
+    var onConfigApplied: (@Sendable (Config) -> Void)?
     /// nil: the daemon. Otherwise a one-shot run that stops once its work is done.
     let batch: BatchWork?
     var batchReport = BatchReport()
@@ -427,6 +433,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         case .signal(let number):
             if number == SIGHUP, batch == nil { reload() } else { beginShutdown(signal: number) }
         case .wake: wakeRequested()
+        case .reload(let reply): reply(batch == nil ? reload(cause: "POST /api/v1/reload") : .stopping)
         }
     }
 

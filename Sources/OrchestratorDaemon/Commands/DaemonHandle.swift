@@ -1,0 +1,53 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import OrchestratorConfig
+
+/// Something `watch` runs beside the dispatcher in the same process (the HTTP API). The daemon does not
+/// know what it is: `start` is called on the dispatcher's queue once the dispatcher runs and must return at
+/// once; `stop` is called after the dispatcher has stopped and returns once the service has ended.
+public struct DaemonService: Sendable {
+    public let start: @Sendable (DaemonHandle) -> Void
+    public let stop: @Sendable () -> Void
+
+    public init(start: @escaping @Sendable (DaemonHandle) -> Void, stop: @escaping @Sendable () -> Void) {
+        self.start = start
+        self.stop = stop
+    }
+}
+
+/// What a service beside the dispatcher may ask of the daemon.
+public final class DaemonHandle: Sendable {
+    public let logger: Logger
+    let configInForce: LockedBox<Config>
+    private let dispatcher: Dispatcher
+    private let failure: LockedBox<CommandError?>
+
+    init(dispatcher: Dispatcher, config: Config, logger: Logger, failure: LockedBox<CommandError?>) {
+        self.dispatcher = dispatcher
+        self.configInForce = LockedBox(config)
+        self.logger = logger
+        self.failure = failure
+    }
+
+    /// The config in force: the one `watch` started with, or the last a reload applied.
+    public var config: Config { configInForce.value }
+
+    /// Reloads the config as SIGHUP does, on the dispatcher's queue, and answers with the outcome.
+    public func reload(_ reply: @escaping @Sendable (ReloadOutcome) -> Void) {
+        dispatcher.queue.async { [dispatcher] in
+            // A stopping dispatcher may never run another cycle: answer now rather than never.
+            guard !dispatcher.phase.isStopping else { return reply(.stopping) }
+            dispatcher.post(.reload(reply: reply))
+        }
+    }
+
+    /// The service cannot run (its port is taken): the daemon stops as on SIGTERM and `watch` exits with
+    /// this error.
+    public func fail(_ error: CommandError) {
+        failure.value = error
+        for line in error.lines { logger.critical("\(line)") }
+        dispatcher.queue.async { [dispatcher] in dispatcher.post(.signal(SIGTERM)) }
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import OrchestratorCore
+import OrchestratorDaemon
+import OrchestratorStore
+
+/// The opaque `next` of a job page: where the next page starts. Clients pass it back unchanged; its text
+/// is versioned so that its content can change without old cursors being misread.
+public enum JobCursor {
+    public static func encode(beforeID id: Int64) -> String {
+        Data("v1:\(id)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// nil for anything `encode` did not make.
+    public static func decode(_ text: String) -> Int64? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64), let plain = String(data: data, encoding: .utf8), plain.hasPrefix("v1:"),
+            let id = Int64(plain.dropFirst(3)), id > 0
+        else { return nil }
+        return id
+    }
+}
+
+/// An answer other than 2xx: its status and the `{"error": ...}` text.
+public struct APIError: Error, Equatable, Sendable {
+    public let status: Int
+    public let message: String
+
+    public init(_ status: Int, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    /// The CLI's exit codes as HTTP statuses: 64 → 400, 65 → 400 (404 unknown, 409 conflict), 78 → 400,
+    /// 69 → 503, 1 → 500. The message is the command's error line without its `error: ` prefix.
+    public init(_ error: CommandError) {
+        let text = error.lines.map { $0.hasPrefix("error: ") ? String($0.dropFirst(7)) : $0 }.joined(separator: "\n")
+        switch (error.status, error.subject) {
+        case (.badInput, .unknown?): self.init(404, text)
+        case (.badInput, .conflict?): self.init(409, text)
+        case (.usage, _), (.badInput, _), (.config, _): self.init(400, text)
+        case (.unavailable, _): self.init(503, text)
+        case (.ok, _), (.failure, _): self.init(500, text)
+        }
+    }
+}
+
+/// `GET /api/v1/jobs` query parameters, checked.
+public struct JobQuery: Equatable, Sendable {
+    public static let defaultLimit = 50
+    public static let maximumLimit = 500
+
+    public var filter = JobFilter()
+    public var limit = JobQuery.defaultLimit
+
+    /// `since`: an ISO-8601 instant (`2026-01-02T03:04:05Z`, fractional seconds allowed) or Unix seconds.
+    public static func parse(_ parameters: [(String, String)]) -> Result<JobQuery, APIError> {
+        var query = JobQuery()
+        for (key, value) in parameters {
+            switch key {
+            case "state":
+                guard let state = JobState(rawValue: value) else {
+                    return .failure(APIError(400, "state: \"\(value)\" is not one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))"))
+                }
+                query.filter.state = state
+            case "handler":
+                guard !value.isEmpty else { return .failure(APIError(400, "handler: must not be empty")) }
+                query.filter.handler = value
+            case "task":
+                guard !value.isEmpty else { return .failure(APIError(400, "task: must not be empty")) }
+                query.filter.task = value
+            case "since":
+                guard let since = parseInstant(value) else {
+                    return .failure(APIError(400, "since: \"\(value)\" is neither an ISO-8601 time nor Unix seconds"))
+                }
+                query.filter.since = since
+            case "limit":
+                guard let limit = Int(value), (1...maximumLimit).contains(limit) else {
+                    return .failure(APIError(400, "limit: must be a whole number from 1 to \(maximumLimit)"))
+                }
+                query.limit = limit
+            case "cursor":
+                guard let id = JobCursor.decode(value) else { return .failure(APIError(400, "cursor: not a cursor this API gave out")) }
+                query.filter.beforeID = id
+            default:
+                return .failure(APIError(400, "unknown parameter \"\(key)\""))
+            }
+        }
+        return .success(query)
+    }
+
+    static func parseInstant(_ text: String) -> Double? {
+        if let seconds = Double(text), seconds.isFinite, !text.contains("e"), !text.contains("E") { return seconds }
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)?.timeIntervalSince1970
+    }
+}
+
+/// `Authorization: Bearer TOKEN`.
+public enum BearerAuth {
+    /// Whether the header carries the token. Compared in time that depends on the lengths only, never on
+    /// where the first difference is.
+    public static func accepts(_ header: String?, token: String) -> Bool {
+        guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else { return false }
+        let given = Array(header.dropFirst(7).utf8)
+        let expected = Array(token.utf8)
+        var difference = UInt8(given.count == expected.count ? 0 : 1)
+        for index in 0..<expected.count {
+            difference |= expected[index] ^ (index < given.count ? given[index] : 0)
+        }
+        return difference == 0
+    }
+}

@@ -1,0 +1,112 @@
+import Dispatch
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOPosix
+import OrchestratorConfig
+import OrchestratorDaemon
+import ServiceLifecycle
+
+/// The HTTP API (`[http]`), served by the daemon beside its dispatcher.
+///
+/// Built from Hummingbird's router and HTTP/1 server on one NIO event-loop thread, run without
+/// `Application`: its date-header cache wakes every second, and an idle daemon must not wake at all
+/// (SPEC guarantee 8). Handlers run the command library (blocking file and store work) on their own
+/// queue, never on the event loop.
+public enum APIServer {
+    /// `metrics`: renders `GET /metrics` (Prometheus text); nil answers it with 404.
+    public static func service(settings: HTTPSettings, metrics: (@Sendable () -> String)? = nil) -> DaemonService {
+        let state = ServerState()
+        return DaemonService(
+            start: { handle in
+                state.launch()
+                Task { await run(settings: settings, metrics: metrics, handle: handle, state: state) }
+            },
+            stop: { state.stop() })
+    }
+
+    private static func run(settings: HTTPSettings, metrics: (@Sendable () -> String)?, handle: DaemonHandle, state: ServerState) async {
+        defer { state.finished.signal() }
+        let quiet = {
+            var logger = handle.logger
+            logger.logLevel = max(logger.logLevel, .warning)
+            return logger
+        }()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let routes = APIRoutes(handle: handle, metrics: metrics)
+        let responder = routes.router().buildResponder()
+        let token = settings.token
+        let listening = LockedFlag()
+        do {
+            let server = try HTTPServerBuilder.http1().buildServer(
+                configuration: ServerConfiguration(address: .hostname(settings.listen.host, port: settings.listen.port)),
+                eventLoopGroup: group, logger: quiet,
+                responder: { (request, writer: consuming ResponseWriter, channel) in
+                    let context = BasicRequestContext(source: .init(channel: channel, logger: quiet))
+                    let response = await APIRoutes.answer(request, context: context, token: token, responder: responder)
+                    try await writer.write(response: response.head, body: response.body)
+                },
+                onServerRunning: { channel in
+                    listening.set()
+                    let port = channel.localAddress?.port ?? settings.listen.port
+                    let address = ListenAddress(host: settings.listen.host, port: port)
+                    handle.logger.info("http: listening on http://\(address)", metadata: ["auth": "\(token == nil ? "none (loopback)" : "bearer token")"])
+                })
+            let services = ServiceGroup(configuration: .init(services: [server], gracefulShutdownSignals: [], logger: quiet))
+            if state.begin(services) {
+                try await services.run()
+            }
+        } catch {
+            if !listening.isSet {
+                handle.fail(CommandError(.unavailable, "error: http: cannot listen on \(settings.listen): \(describe(error))"))
+            } else {
+                handle.logger.error("http: the server stopped: \(describe(error))")
+            }
+        }
+        try? await group.shutdownGracefully()
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
+        return "\(error)"
+    }
+}
+
+/// The running server's group, so that `stop` (on another thread) can end it.
+private final class ServerState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var group: ServiceGroup?
+    private var stopping = false
+    private var launched = false
+    let finished = DispatchSemaphore(value: 0)
+
+    func launch() { lock.withLock { launched = true } }
+
+    /// False if a stop came first: the group is not run.
+    func begin(_ services: ServiceGroup) -> Bool {
+        lock.withLock {
+            group = services
+            return !stopping
+        }
+    }
+
+    /// Ends the server (requests in flight may finish within a few seconds) and waits for it.
+    func stop() {
+        let (group, launched) = lock.withLock { () -> (ServiceGroup?, Bool) in
+            stopping = true
+            return (self.group, self.launched)
+        }
+        guard launched else { return }
+        if let group { Task { await group.triggerGracefulShutdown() } }
+        _ = finished.wait(timeout: .now() + 5)
+    }
+}
+
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}
