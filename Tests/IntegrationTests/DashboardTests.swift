@@ -42,13 +42,7 @@ import Testing
         let instance = try TestInstance(config: Self.config, workers: ["dash.sh": Self.worker])
         try "\(Self.token)\n".write(toFile: instance.path("token"), atomically: true, encoding: .utf8)
         try instance.startDaemon()
-        var base = ""
-        try instance.waitUntil("the daemon logs the API's address", timeout: 10) {
-            guard let range = instance.log.range(of: #"http: listening on (http://127\.0\.0\.1:[0-9]+)"#, options: .regularExpression)
-            else { return false }
-            base = String(instance.log[range].dropFirst("http: listening on ".count))
-            return true
-        }
+        let base = try instance.apiBase()
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let artifacts = repository.appendingPathComponent(".build/test-artifacts/dashboard").path

@@ -29,13 +29,7 @@ import Testing
     @Test func countersMoveAsFilesAreProcessed() throws {
         let instance = try TestInstance(config: Self.config)
         try instance.startDaemon()
-        var base = ""
-        try instance.waitUntil("the daemon logs the API's address", timeout: 10) {
-            guard let range = instance.log.range(of: #"http: listening on (http://127\.0\.0\.1:[0-9]+)"#, options: .regularExpression)
-            else { return false }
-            base = String(instance.log[range].dropFirst("http: listening on ".count))
-            return true
-        }
+        let base = try instance.apiBase()
         let api = APIClient(base: base, token: nil)
 
         var metrics = try Self.scrape(api)

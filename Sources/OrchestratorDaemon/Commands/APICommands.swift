@@ -26,7 +26,7 @@ public enum APICommands {
         let page = rows.prefix(limit)
         let next: Any = rows.count > limit ? cursor(page.last!.id) : NSNull()
         let jobs = page.map { job in
-            var fields = jobFields(job)
+            var fields = Reports.jobFields(job)
             fields["duration_seconds"] = durations[job.id] as Any? ?? NSNull()
             if let location = Reports.location(of: job, config: config) { fields["location"] = location }
             if let notBefore = job.notBefore, job.state == .retryWait { fields["not_before"] = Reports.iso(notBefore) }
@@ -53,22 +53,6 @@ public enum APICommands {
         }
     }
 
-    /// One job as the list shows it: `show`'s fields without attempts and transitions.
-    static func jobFields(_ job: JobRecord) -> [String: Any] {
-        var object = Reports.nameFields(job.name)
-        object["job"] = job.id
-        object["kind"] = job.kind.rawValue
-        object["handler"] = job.handler as Any? ?? NSNull()
-        object["state"] = job.state.rawValue
-        object["priority"] = job.priority
-        object["attempts_used"] = job.attempts
-        object["max_attempts"] = job.maxAttempts
-        object["reason"] = job.reason as Any? ?? NSNull()
-        object["created_at"] = Reports.iso(job.createdAt)
-        object["finished_at"] = job.finishedAt.map(Reports.iso) as Any? ?? NSNull()
-        object.merge(Reports.taskFields(job)) { $1 }
-        return object
-    }
 
     /// Records the event (with its body, if any) durably, then wakes the daemon; its id.
     public static func fireEvent(config: Config, name: String, body: [UInt8]?) throws(CommandError) -> Int64 {

@@ -213,19 +213,8 @@ public enum Reports {
         }
         let location = location(of: job, config: config)
         if json {
-            var object = nameFields(job.name)
-            object["job"] = job.id
-            object["kind"] = job.kind.rawValue
-            object["handler"] = job.handler as Any? ?? NSNull()
-            object["state"] = job.state.rawValue
-            object["priority"] = job.priority
-            object["attempts_used"] = job.attempts
-            object["max_attempts"] = job.maxAttempts
-            object["reason"] = job.reason as Any? ?? NSNull()
+            var object = jobFields(job)
             object["location"] = location as Any? ?? NSNull()
-            object["created_at"] = iso(job.createdAt)
-            object["finished_at"] = job.finishedAt.map(iso) as Any? ?? NSNull()
-            object.merge(taskFields(job)) { $1 }
             if let upload {
                 object["upload"] = [
                     "job": upload.id, "state": Self.uploadState(upload), "attempts": upload.attempts,
@@ -349,6 +338,23 @@ public enum Reports {
         } catch {
             throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
         }
+    }
+
+    /// One job's own fields, as `show --json` and the API's job list give them.
+    static func jobFields(_ job: JobRecord) -> [String: Any] {
+        var object = nameFields(job.name)
+        object["job"] = job.id
+        object["kind"] = job.kind.rawValue
+        object["handler"] = job.handler as Any? ?? NSNull()
+        object["state"] = job.state.rawValue
+        object["priority"] = job.priority
+        object["attempts_used"] = job.attempts
+        object["max_attempts"] = job.maxAttempts
+        object["reason"] = job.reason as Any? ?? NSNull()
+        object["created_at"] = iso(job.createdAt)
+        object["finished_at"] = job.finishedAt.map(iso) as Any? ?? NSNull()
+        object.merge(taskFields(job)) { $1 }
+        return object
     }
 
     /// Where a finished file job's file is now (Done/ or Failed/), if it got there.
