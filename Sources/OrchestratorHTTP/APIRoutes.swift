@@ -16,12 +16,18 @@ struct APIRoutes: Sendable {
     /// Commands read and write files and the store, and may wait for the dispatcher's answer: never on the
     /// event loop or Swift's few cooperative threads.
     private static let work = DispatchQueue(label: "orchestrator.http.work", attributes: .concurrent)
+    /// One per process, as the server is.
+    static let statusMemo = StatusMemo()
 
     func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         let api = router.group("api/v1")
         api.get("openapi.json") { _, _ in Self.json(200, OpenAPIDocument.text) }
-        api.get("status") { _, _ in try await run { config in try Reports.status(config: config, json: true) } }
+        api.get("status") { _, _ in
+            try await run { config in
+                try Self.statusMemo.answer(now: DispatchTime.now().uptimeNanoseconds) { try Reports.status(config: config, json: true) }
+            }
+        }
         api.get("tasks") { _, _ in try await run { config in try TaskCommands.list(config: config, json: true) } }
         api.get("jobs") { request, _ in
             let parameters = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
@@ -169,6 +175,8 @@ struct APIRoutes: Sendable {
             response.headers[.wwwAuthenticate] = "Bearer"
             return response
         }
+        // A change made through the API is seen by the next status answer.
+        defer { if request.method != .get, request.method != .head { statusMemo.invalidate() } }
         do {
             let response = try await responder.respond(to: request, context: context)
             // The router answers an unknown route with an empty 404; every error here has a JSON body.

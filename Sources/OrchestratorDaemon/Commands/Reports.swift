@@ -423,6 +423,7 @@ public enum Reports {
     }
 
     static func render(_ object: Any) throws(CommandError) -> String {
+        if let text = JSONText.render(object) { return text }
         do {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             return String(decoding: data, as: UTF8.self)
