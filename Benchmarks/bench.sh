@@ -104,12 +104,20 @@ start_daemon() {  # DIR [ENV=VALUE,...] -> sets pid; logs at the bundled level (
     echo "bench: the daemon did not say it was watching" >&2; exit 1
 }
 start_poller() {  # URL HZ -> sets poller: GET /api/v1/status HZ times a second, on a fixed schedule, until killed
-    python3 - "$1/api/v1/status" "$2" <<'PY' &
-import sys, time, urllib.request
-url, period = sys.argv[1], 1 / float(sys.argv[2])
+    # One kept-alive connection, as a browser's dashboard or a monitoring agent keeps one.
+    python3 - "$1" "$2" <<'PY' &
+import http.client, sys, time, urllib.parse
+base, period = urllib.parse.urlsplit(sys.argv[1]), 1 / float(sys.argv[2])
+connection = None
 due = time.monotonic()
 while True:
-    urllib.request.urlopen(url, timeout=10).read()
+    try:
+        if connection is None:
+            connection = http.client.HTTPConnection(base.hostname, base.port, timeout=10)
+        connection.request("GET", "/api/v1/status")
+        connection.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        connection = None
     due += period
     time.sleep(max(0, due - time.monotonic()))
 PY
