@@ -316,17 +316,6 @@ int orch_epoll_add(int epfd, int fd, uint64_t token) {
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
 }
 
-int orch_epoll_ready(int epfd, uint64_t *tokens, int max) {
-    struct epoll_event events[64];
-    if (max > 64) max = 64;
-    int n;
-    do {
-        n = epoll_wait(epfd, events, max, 0);
-    } while (n < 0 && errno == EINTR);
-    for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;
-    return n;
-}
-
 int orch_epoll_wait_tokens(int epfd, uint64_t *tokens, int max) {
     struct epoll_event events[64];
     if (max > 64) max = 64;
