@@ -145,6 +145,23 @@ import Testing
         let recent = try api.get("/api/v1/jobs?since=\(Int(Date().timeIntervalSince1970) - 3600)")
         #expect((recent.object?["jobs"] as? [Any])?.count == 7)
 
+        // The list's own fields: where a finished file is now and how long its last attempt ran.
+        let done = try #require(test.first)
+        #expect((done["location"] as? String)?.hasPrefix(instance.path("Done") + "/") == true)
+        #expect((done["duration_seconds"] as? Double).map { $0 >= 0 } == true)
+        #expect(failed.first?["location"] as? String == instance.path("Failed/bad1.txt"))
+
+        // The dashboard's chart: every minute of the window, the seven jobs counted in the minutes they ended.
+        let activity = try api.get("/api/v1/activity?window=600")
+        #expect(activity.status == 200)
+        let minutes = try #require(activity.object?["minutes"] as? [[String: Any]])
+        #expect(minutes.count == 10 && activity.object?["window_seconds"] as? Int == 600)
+        #expect(minutes.compactMap { $0["done"] as? Int }.reduce(0, +) == 6)
+        #expect(minutes.compactMap { $0["failed"] as? Int }.reduce(0, +) == 1)
+        for bad in ["window=59", "window=86401", "window=soon"] {
+            #expect(try api.get("/api/v1/activity?\(bad)").status == 400, "\(bad)")
+        }
+
         for bad in ["state=bogus", "limit=0", "limit=501", "cursor=nope", "since=yesterday", "colour=red"] {
             let answer = try api.get("/api/v1/jobs?\(bad)")
             #expect(answer.status == 400, "\(bad)")
