@@ -10,12 +10,14 @@ import OrchestratorCore
 public final class Store: Sendable {
     let pool: DatabasePool
     public let path: String
+    private let log: LogFile
     static let busyTimeoutMilliseconds = 10_000
 
     /// Opens (creating and migrating if needed) `DIRECTORY/orchestrator.sqlite`.
     public init(directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         path = directory + "/orchestrator.sqlite"
+        log = LogFile(path: path + "-wal")
         var configuration = Configuration()
         // The daemon and one-shot commands touch the same file; wait for each other instead of failing.
         configuration.busyMode = .timeout(Double(Self.busyTimeoutMilliseconds) / 1000)
@@ -46,20 +48,14 @@ public final class Store: Sendable {
     /// files are then still in the processing area and recovered as any interrupted claim.
     public func syncOnlyWhenAsked() throws {
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        // Opened now, while descriptors are plentiful: a daemon at its fd limit can still make its commits durable.
+        try? log.sync()
     }
 
     /// Makes every commit so far durable: an fdatasync of the write-ahead log, where commits go in WAL mode.
     /// Throws the errno (ENOSPC and EIO included: then nothing may rely on the latest commits being on disk).
     public func syncToDisk() throws(StoreSyncError) {
-        let fd = open(path + "-wal", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return }  // No log: every commit is in the database file, synced at checkpoint.
-            throw StoreSyncError(code: errno)
-        }
-        defer { close(fd) }
-        while fdatasync(fd) != 0 {
-            if errno != EINTR { throw StoreSyncError(code: errno) }
-        }
+        try log.sync()
     }
 
     public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
@@ -209,6 +205,39 @@ extension Data {
 }
 
 /// `Store.syncToDisk` failed with this errno.
+/// The write-ahead log, held open once synced: each later sync needs no new descriptor, which a process at its
+/// fd limit could not get (the mover then left files in the processing area until the watchdog sweep). Opened
+/// again if SQLite has replaced the file.
+private final class LogFile: @unchecked Sendable {
+    private let path: String
+    private let lock = NSLock()
+    private var fd: Int32 = -1
+
+    init(path: String) { self.path = path }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    func sync() throws(StoreSyncError) {
+        lock.lock()
+        defer { lock.unlock() }
+        var status = stat()
+        if fd >= 0, fstat(fd, &status) != 0 || status.st_nlink == 0 {
+            close(fd)
+            fd = -1
+        }
+        if fd < 0 {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                if errno == ENOENT { return }  // No log: every commit is in the database file, synced at checkpoint.
+                throw StoreSyncError(code: errno)
+            }
+        }
+        while fdatasync(fd) != 0 {
+            if errno != EINTR { throw StoreSyncError(code: errno) }
+        }
+    }
+}
+
 public struct StoreSyncError: Error, CustomStringConvertible {
     public let code: Int32
     public var description: String { "cannot sync the state database's log: \(String(cString: strerror(code)))" }
