@@ -283,9 +283,16 @@ import Testing
 
     // MARK: Resource limits
 
+    /// Workers that live a moment hold the fds, and a client polling the API takes more now and then, so that
+    /// the daemon's own needs meet the limit too: a file that is done must still leave the processing area at
+    /// once (making its record durable needs no new fd).
     @Test func aLowFileLimitRunsFewerAtOnceAndFailsNothing() throws {
-        let instance = try TestInstance(config: testConfig(handler: "command = [\"/bin/true\"]", maxConcurrent: 16))
+        let instance = try TestInstance(
+            config: testConfig(
+                handler: #"command = ["/bin/sh", "-c", "sleep 0.05"]"#, maxConcurrent: 16,
+                extra: "\n[http]\nlisten = \"127.0.0.1:0\"\n"))
         try instance.startDaemon(openFileLimit: 64)
+        let port = try #require(UInt16(try instance.apiBase().split(separator: ":").last.map(String.init) ?? ""))
         let outside = instance.path("outside")
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
         for index in 0..<300 {
@@ -293,12 +300,36 @@ import Testing
         }
         for index in 0..<300 { try #require(rename("\(outside)/f\(index).txt", instance.path("Inbox/f\(index).txt")) == 0) }
         try instance.waitUntil("all 300 are done", timeout: 120) {
-            instance.count(in: "Done") + instance.count(in: "Failed") == 300
+            getStatusOnANewConnection(port: port)
+            return instance.count(in: "Done") + instance.count(in: "Failed") == 300
         }
         #expect(instance.stopDaemon() == 0)
         #expect(instance.count(in: "Failed") == 0, "\(instance.log.suffix(2000))")
         #expect(instance.count(in: "Done") == 300)
+        #expect(!instance.log.contains("cannot move"), "\(instance.log.suffix(2000))")
     }
+}
+
+/// `GET /api/v1/status` on a connection of its own, read to its end and closed, as `curl` does: each one holds
+/// a descriptor of the daemon's for a moment.
+private func getStatusOnANewConnection(port: UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { return }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let request = Array("GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+    guard write(fd, request, request.count) == request.count else { return }
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while read(fd, &buffer, buffer.count) > 0 {}
 }
 
 /// Guarantee 16: moves always finish.
