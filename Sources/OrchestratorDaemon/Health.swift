@@ -56,7 +56,7 @@ enum HealthChecks {
     }
 
     /// Runs recorded as running for longer than their timeout allows.
-    static func stuckRuns(_ reader: StoreReader, config: Config, now: Double) throws -> [String] {
+    static func stuckRuns(_ reader: any StoreReader, config: Config, now: Double) throws -> [String] {
         var problems: [String] = []
         for attempt in try reader.runningAttempts() {
             guard let job = try reader.job(id: attempt.jobID), let timeout = timeout(of: job, in: config) else { continue }

@@ -12,7 +12,7 @@ import OrchestratorStore
 /// are never touched. Runs off the dispatcher's queue; its deletes go in small transactions, so the
 /// dispatcher's commits wait for one batch at most.
 struct Pruner {
-    let store: Store
+    let store: any Store
     /// The per-attempt log folder.
     let logs: PathBytes
     let retention: Retention

@@ -26,7 +26,7 @@ public struct JobFilter: Sendable, Equatable {
     }
 }
 
-extension StoreReader {
+extension SQLiteReader {
     /// Newest first (by id, the order of creation), at most `limit`.
     public func jobs(_ filter: JobFilter, limit: Int) throws -> [JobRecord] {
         var conditions: [String] = []
@@ -64,7 +64,7 @@ extension StoreReader {
     }
 }
 
-extension Store {
+extension SQLiteStore {
     static func registerEventBodySchema(_ db: Database) throws {
         try db.execute(sql: """
             -- The file holding the body of an event fired through the API (NULL: none). Deleted with the row
@@ -74,7 +74,7 @@ extension Store {
     }
 }
 
-extension StoreTransaction {
+extension SQLiteTransaction {
     public func setEventBodyPath(id: Int64, _ path: [UInt8]) throws {
         try db.execute(sql: "UPDATE event SET body_path = ? WHERE id = ?", arguments: [Data(path), id])
     }

@@ -13,7 +13,7 @@ public struct MinuteActivity: Sendable, Equatable {
     public let maxSeconds: Double?
 }
 
-extension StoreReader {
+extension SQLiteReader {
     /// Per minute from `since` on, the jobs that ended (done or failed), oldest minute first; minutes with
     /// none are left out. Read through the index on `finished_at`, so its cost follows the jobs in the window,
     /// not the table.

@@ -11,6 +11,7 @@ public enum StoreFailure: Sendable, Equatable {
     case fatal
 
     public static func classify(_ error: any Error) -> StoreFailure {
+        if let error = error as? any StoreFailureClassifying { return error.storeFailure }
         // Opening the store also creates its folder, which fails the same ways without SQLite.
         if let error = error as? POSIXError { return [.ENOSPC, .EDQUOT, .EIO].contains(error.code) ? .outOfSpace : .fatal }
         if let error = error as? CocoaError {
@@ -24,4 +25,9 @@ public enum StoreFailure: Sendable, Equatable {
         default: return .fatal
         }
     }
+}
+
+/// An error of an engine whose failures are not SQLite's or the system's, saying which kind it is.
+public protocol StoreFailureClassifying: Error {
+    var storeFailure: StoreFailure { get }
 }

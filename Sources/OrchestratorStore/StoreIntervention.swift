@@ -24,7 +24,7 @@ public struct RequestAnswer: Sendable, Equatable {
     public var result: String?
 }
 
-extension StoreReader {
+extension SQLiteReader {
     /// Handlers paused by `orchestrator handler pause`.
     public func pausedHandlers() throws -> Set<String> {
         Set(try String.fetchAll(db, sql: "SELECT name FROM handler_state WHERE paused = 1"))
@@ -45,7 +45,7 @@ extension StoreReader {
     }
 }
 
-extension StoreTransaction {
+extension SQLiteTransaction {
     public func setHandlerPaused(_ name: String, _ paused: Bool, at now: UnixTime) throws {
         try db.execute(
             sql: """

@@ -42,7 +42,7 @@ public struct ReclaimResult: Sendable, Equatable {
 /// (task, event) key is what stops the replay from running them twice); the newest row of `job`,
 /// `event` and `request`, because SQLite gives a new row the highest id + 1, and an id must never be
 /// reused (log files and the (task, event) keys name rows by id).
-extension StoreReader {
+extension SQLiteReader {
     /// Per task, the runs the scheduler still reads: its latest finished run (`latestTaskRuns`, for
     /// dependency gates and `tasks`), the run with its highest recorded slot (`lastScheduledSlot`: catch-up
     /// runs only slots after it, so with that row gone a slot that ran could run again), and the run that
@@ -119,7 +119,7 @@ extension StoreReader {
         """
 }
 
-extension StoreTransaction {
+extension SQLiteTransaction {
     /// Deletes these jobs with their attempts and transitions.
     public func deleteJobs(_ ids: [Int64]) throws -> PruneCounts {
         guard !ids.isEmpty else { return PruneCounts() }
@@ -140,14 +140,14 @@ extension StoreTransaction {
         // Bodies go first: a crash in between leaves an old handled event without its body, never a body
         // file that no row names.
         let bodies = try Data.fetchAll(
-            db, sql: "SELECT body_path FROM event WHERE body_path IS NOT NULL AND id IN (\(StoreReader.prunableEventsSQL) LIMIT ?)",
+            db, sql: "SELECT body_path FROM event WHERE body_path IS NOT NULL AND id IN (\(SQLiteReader.prunableEventsSQL) LIMIT ?)",
             arguments: [cutoff, limit])
         for body in bodies { unlink(String(decoding: body, as: UTF8.self)) }
         try db.execute(
-            sql: "DELETE FROM event WHERE id IN (\(StoreReader.prunableEventsSQL) LIMIT ?)", arguments: [cutoff, limit])
+            sql: "DELETE FROM event WHERE id IN (\(SQLiteReader.prunableEventsSQL) LIMIT ?)", arguments: [cutoff, limit])
         counts.events = db.changesCount
         try db.execute(
-            sql: "DELETE FROM request WHERE id IN (\(StoreReader.prunableRequestsSQL) LIMIT ?)", arguments: [cutoff, limit])
+            sql: "DELETE FROM request WHERE id IN (\(SQLiteReader.prunableRequestsSQL) LIMIT ?)", arguments: [cutoff, limit])
         counts.requests = db.changesCount
         return counts
     }
@@ -183,7 +183,9 @@ extension Store {
         }
         return total
     }
+}
 
+extension SQLiteStore {
     /// Hands the pages freed by deletes back to the filesystem, `pagesPerStep` pages per transaction. A
     /// database created before auto_vacuum was switched on is rewritten once (VACUUM, which blocks other
     /// writers while it runs); from then on incremental vacuum is enough. Then the WAL is truncated if no
@@ -216,7 +218,7 @@ extension Store {
         // after a moment rather than hold the dispatcher's commits for the usual 10 s busy timeout.
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA busy_timeout = 200")
-            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(Store.busyTimeoutMilliseconds)") }
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(SQLiteStore.busyTimeoutMilliseconds)") }
             _ = try? db.checkpoint(.truncate)
         }
         return result

@@ -61,7 +61,7 @@ public struct EventRecord: Sendable, Equatable {
     public var handledAt: UnixTime?
 }
 
-extension StoreReader {
+extension SQLiteReader {
     /// The highest slot recorded for a task's schedule (its scheduled and caught-up runs).
     public func lastScheduledSlot(task: String) throws -> Int64? {
         try Int64.fetchOne(
@@ -211,7 +211,7 @@ extension EventRecord {
     }
 }
 
-extension StoreTransaction {
+extension SQLiteTransaction {
     /// Records a task run as queued, unless one with the same slot or event exists already (then nil):
     /// the unique key is what keeps a restart, a second process or a one-shot sweep from running a slot twice.
     public func insertTaskRun(

@@ -184,7 +184,7 @@ final class RunningDispatcher: Sendable {
     init(configFile: String, metrics: DaemonMetrics? = DaemonMetrics()) throws {
         let config = try Config.load(file: configFile)
         try Daemon.prepareFolders(config)
-        let store = try Store(directory: config.paths.state)
+        let store = try SQLiteStore(directory: config.paths.state)
         let stopped = stopped
         let dispatcher = Dispatcher(
             config: config, store: store, logger: Daemon.makeLogger(format: .human),

@@ -9,11 +9,11 @@ import Testing
 /// A store in a fresh temporary directory, removed when the test ends.
 final class TemporaryStore {
     let directory: String
-    let store: Store
+    let store: SQLiteStore
 
     init() throws {
         directory = NSTemporaryDirectory() + "orch-store-\(UUID().uuidString.prefix(8))"
-        store = try Store(directory: directory)
+        store = try SQLiteStore(directory: directory)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }
@@ -49,6 +49,9 @@ extension Store {
         }
     }
 
+}
+
+extension SQLiteStore {
     func count(_ table: String) throws -> Int {
         try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
     }
@@ -249,7 +252,7 @@ extension Store {
             try db.execute(sql: "VACUUM")
         }
         #expect(try temp.store.pool.read { try Int.fetchOne($0, sql: "PRAGMA auto_vacuum") } == 0)
-        let reopened = try Store(directory: temp.directory)
+        let reopened = try SQLiteStore(directory: temp.directory)
         let first = try reopened.reclaimFreePages()
         #expect(first.switchedToIncremental)
         #expect(try reopened.pool.read { try Int.fetchOne($0, sql: "PRAGMA auto_vacuum") } == 2)

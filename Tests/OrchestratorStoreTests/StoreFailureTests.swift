@@ -31,9 +31,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: directory + "/orchestrator.sqlite"))
-        #expect(throws: (any Error).self) { try Store(directory: directory) }
+        #expect(throws: (any Error).self) { try SQLiteStore(directory: directory) }
         do {
-            _ = try Store(directory: directory)
+            _ = try SQLiteStore(directory: directory)
         } catch {
             #expect(StoreFailure.classify(error) == .fatal, "\(error)")
         }
@@ -46,7 +46,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         #expect(FileManager.default.createFile(atPath: directory + "/orchestrator.sqlite", contents: nil))
-        let store = try Store(directory: directory)
+        let store = try SQLiteStore(directory: directory)
         let (autoVacuum, journal) = try store.pool.read { db in
             (try Int.fetchOne(db, sql: "PRAGMA auto_vacuum"), try String.fetchOne(db, sql: "PRAGMA journal_mode"))
         }

@@ -171,9 +171,9 @@ public enum Batch {
         case .failure: return (.unavailable, BatchReport())
         }
         let inboxLocks = try InboxOwner.acquireForOneShot(config, role: role)
-        let store: Store
+        let store: any Store
         do {
-            store = try Store(directory: config.paths.state)
+            store = try SQLiteStore(directory: config.paths.state)
         } catch {
             throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
         }

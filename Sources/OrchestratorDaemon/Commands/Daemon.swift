@@ -62,7 +62,7 @@ public enum Daemon {
 
         var signalsBeforeStart: (@Sendable () -> [Int32])?
         if let signals = opened.signals { signalsBeforeStart = { signals.handOver() } }
-        if !services.isEmpty { Reports.inProcessStore.value = try? Store(directory: config.paths.state) }
+        if !services.isEmpty { Reports.inProcessStore.value = try? SQLiteStore(directory: config.paths.state) }
         let serviceFailure = LockedBox<CommandError?>(nil)
         let (exitCode, _) = try runDispatcher(
             config: config, store: opened.store, logger: logger, notifier: notifier, batch: nil,
@@ -92,7 +92,7 @@ public enum Daemon {
     /// `waitedForSpace`: the open waited for space; the dispatcher fires `error.critical` for it once it runs.
     /// `metrics`: what the dispatcher records into (nil: nothing, as for one-shot runs).
     static func runDispatcher(
-        config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?,
+        config: Config, store: any Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?,
         signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false,
         services: [DaemonService] = [], serviceFailure: LockedBox<CommandError?> = LockedBox(nil),
         metrics: DaemonMetrics? = nil

@@ -47,7 +47,7 @@ public enum InterventionCommands {
 
     /// The whole cancel, by this command: the job's end is committed before its file leaves the processing
     /// area, so a crash in between leaves a move that the next start finishes.
-    private static func cancelWithoutDaemon(_ config: Config, store: Store, jobID: Int64, reason: String) throws(CommandError) -> String {
+    private static func cancelWithoutDaemon(_ config: Config, store: any Store, jobID: Int64, reason: String) throws(CommandError) -> String {
         let (job, attempt) = try reading(store) { (try $0.job(id: jobID), try $0.runningAttempt(jobID: jobID)) }
         guard let job else { throw CommandError(.badInput, "error: job \(jobID): \(Intervention.describe(.unknown))").about(.unknown) }
         switch Intervention.cancel(job.state, daemonRuns: false) {
@@ -146,7 +146,7 @@ public enum InterventionCommands {
     // MARK: helpers
 
     /// The job a target names (an id, or a path in Inbox, the processing area, Done or Failed); 65 if none.
-    private static func findJob(_ config: Config, target: String, workingDirectory: String) throws(CommandError) -> (Store, JobRecord) {
+    private static func findJob(_ config: Config, target: String, workingDirectory: String) throws(CommandError) -> (any Store, JobRecord) {
         guard let store = try Reports.openStoreIfPresent(config) else {
             throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet").about(.unknown)
         }
@@ -155,7 +155,7 @@ public enum InterventionCommands {
         return (store, found)
     }
 
-    private static func reading<T>(_ store: Store, _ body: (StoreReader) throws -> T) throws(CommandError) -> T {
+    private static func reading<T>(_ store: any Store, _ body: (any StoreReader) throws -> T) throws(CommandError) -> T {
         do {
             return try store.read(body)
         } catch {
@@ -173,7 +173,7 @@ public enum InterventionCommands {
     }
 
     /// Records a request for the running daemon, wakes it and waits for its answer.
-    private static func ask(_ config: Config, store: Store, kind: String, target: String, daemonPID: Int32) throws(CommandError) -> String {
+    private static func ask(_ config: Config, store: any Store, kind: String, target: String, daemonPID: Int32) throws(CommandError) -> String {
         let id: Int64
         do {
             id = try store.write { try $0.insertRequest(kind: kind, target: target, at: Date().timeIntervalSince1970) }

@@ -58,7 +58,7 @@ public enum Reports {
                     }
                 }
             } catch {
-                cannotRead.append("cannot read the state database \(opened.path): \(error)")
+                cannotRead.append("cannot read the state database \(opened.location): \(error)")
                 (counts, runningJobs, breakers, admissionWait, health) = (QueueCounts(byState: [:]), [], [], nil, nil)
                 (uploads, sweeps, store) = ((0, 0, 0), [], nil)
             }
@@ -272,7 +272,7 @@ public enum Reports {
     }
 
     /// A job id, or a path in Inbox/Done/Failed (or the name relative to them).
-    static func findJob(_ reader: StoreReader, config: Config, target: String, workingDirectory: String) throws -> JobRecord? {
+    static func findJob(_ reader: any StoreReader, config: Config, target: String, workingDirectory: String) throws -> JobRecord? {
         if let id = Int64(target) {
             if let job = try reader.job(id: id) { return job }
         }
@@ -299,7 +299,7 @@ public enum Reports {
 
     /// The store for `status`, or nil with the reason in `cannotRead`; nil without one when nothing has been
     /// recorded yet. Never creates the state dir: status only reads.
-    static func openStoreForStatus(_ config: Config, cannotRead: inout [String]) -> Store? {
+    static func openStoreForStatus(_ config: Config, cannotRead: inout [String]) -> (any Store)? {
         if let store = inProcessStore.value { return store }
         let state = config.paths.state
         var info = stat()
@@ -319,7 +319,7 @@ public enum Reports {
         let database = state + "/orchestrator.sqlite"
         guard FileManager.default.fileExists(atPath: database) else { return nil }
         do {
-            return try Store(directory: state)
+            return try SQLiteStore(directory: state)
         } catch {
             cannotRead.append("cannot open the state database \(database): \(error)")
             return nil
@@ -329,12 +329,12 @@ public enum Reports {
     /// For the commands the HTTP API runs inside the daemon: one store opened once, instead of a pool per
     /// request. Its own, not the dispatcher's: that one commits without waiting for the disk (see
     /// `Store.syncOnlyWhenAsked`), and what a command records must be durable when it answers.
-    static let inProcessStore = LockedBox<Store?>(nil)
+    static let inProcessStore = LockedBox<(any Store)?>(nil)
 
-    static func openStore(_ config: Config) throws(CommandError) -> Store {
+    static func openStore(_ config: Config) throws(CommandError) -> any Store {
         if let store = inProcessStore.value { return store }
         do {
-            return try Store(directory: config.paths.state)
+            return try SQLiteStore(directory: config.paths.state)
         } catch {
             throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
         }
@@ -366,7 +366,7 @@ public enum Reports {
         }
     }
 
-    static func openStoreIfPresent(_ config: Config) throws(CommandError) -> Store? {
+    static func openStoreIfPresent(_ config: Config) throws(CommandError) -> (any Store)? {
         guard FileManager.default.fileExists(atPath: config.paths.state + "/orchestrator.sqlite") else { return nil }
         return try openStore(config)
     }

@@ -14,7 +14,7 @@ import OrchestratorStore
 /// told so without READY=1, and SIGTERM/SIGINT end the wait with exit 0.
 enum StoreOpening {
     struct Opened {
-        let store: Store
+        let store: any Store
         /// Set when the open had to wait: its signal sources, to hand over once the dispatcher listens.
         let signals: StartSignals?
     }
@@ -31,7 +31,7 @@ enum StoreOpening {
         while true {
             let failure: any Error
             do {
-                let store = try Store(directory: state)
+                let store = try SQLiteStore(directory: state)
                 if signals != nil {
                     board?.post("")
                     _ = markerPath.withCString(unlink)

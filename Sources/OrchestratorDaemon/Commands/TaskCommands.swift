@@ -104,7 +104,7 @@ public enum TaskCommands {
     }
 
     /// Attempts, failures and durations of each handler's file jobs.
-    static func handlerRows(config: Config, store: Store?) throws(CommandError) -> [[String: Any]] {
+    static func handlerRows(config: Config, store: (any Store)?) throws(CommandError) -> [[String: Any]] {
         var rows: [[String: Any]] = []
         do {
             for handler in config.handlers {
@@ -121,7 +121,7 @@ public enum TaskCommands {
     }
 
     /// One row per configured task: trigger, next fire, last result, what it waits for, statistics.
-    static func rows(config: Config, store: Store?, now: Date = Date()) throws(CommandError) -> [[String: Any]] {
+    static func rows(config: Config, store: (any Store)?, now: Date = Date()) throws(CommandError) -> [[String: Any]] {
         var overrides: [String: Bool] = [:]
         var latest: [String: TaskRunRecord] = [:]
         var waits: [String: [String]] = [:]

@@ -172,7 +172,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var config: Config
     /// When the config in force was loaded (Unix seconds), for `status`.
     var configLoadedAt: UnixTime
-    let store: Store
+    let store: any Store
     let logger: Logger
     /// nil: nothing is measured (one-shot commands, tests). See Dispatcher+Metrics.
     let metrics: DaemonMetrics?
@@ -267,7 +267,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var newClaims: [Claim] = []
     var finishedJobs: [FinishedJob] = []
     /// The writes waiting for the next commit, and the names of moved files that commit frees.
-    var writes = WriteBatch<(StoreTransaction) throws -> Void, (name: RelativePath, job: Int64)>()
+    var writes = WriteBatch<(any StoreTransaction) throws -> Void, (name: RelativePath, job: Int64)>()
     var flushTimer: TimerHandle?
 
     var phase = DaemonPhase.starting
@@ -311,7 +311,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     }
 
     init(
-        config: Config, store: Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork? = nil,
+        config: Config, store: any Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork? = nil,
         metrics: DaemonMetrics? = nil, onStop: @escaping @Sendable (Int32) -> Void
     ) {
         self.config = config
@@ -531,7 +531,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     // MARK: Store writes
 
     /// Queues a write for this cycle's transaction.
-    func record(_ write: @escaping (StoreTransaction) throws -> Void) {
+    func record(_ write: @escaping (any StoreTransaction) throws -> Void) {
         writes.record(write)
     }
 
@@ -564,7 +564,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// One write batch: the pending writes and `body` in one transaction (one fsync). On success the pending
     /// writes are done. Out of space, they stay pending, the daemon pauses and nil is returned; any other
     /// failure stops the daemon, since the store is the ledger every guarantee rests on.
-    func commit<T>(_ what: String, _ body: (StoreTransaction) throws -> T) -> T? {
+    func commit<T>(_ what: String, _ body: (any StoreTransaction) throws -> T) -> T? {
         let batch = writes.snapshot()
         do {
             let result = try store.write { transaction in

@@ -2,14 +2,12 @@ import Foundation
 import GRDB
 import OrchestratorCore
 
-/// The durable ledger: one row per job, per attempt and per state transition.
-///
-/// All SQL lives in this module; the rest of the code sees domain methods. The daemon commits the
-/// transitions of a whole dispatch cycle in one transaction (`write`), which is what makes durable
-/// bookkeeping affordable at hundreds of files per second.
-public final class Store: Sendable {
+/// The ledger in one SQLite file in the state folder (WAL mode), through GRDB: the engine of a single daemon.
+/// The daemon and one-shot commands on the same state folder share it, each waiting for the other's writes.
+public final class SQLiteStore: Store {
     let pool: DatabasePool
     public let path: String
+    public var location: String { path }
     private let log: LogFile
     static let busyTimeoutMilliseconds = 10_000
 
@@ -58,12 +56,12 @@ public final class Store: Sendable {
         try log.sync()
     }
 
-    public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
-        try pool.write { db in try body(StoreTransaction(db: db)) }
+    public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
+        try pool.write { db in try body(SQLiteTransaction(db: db)) }
     }
 
-    public func read<T>(_ body: (StoreReader) throws -> T) throws -> T {
-        try pool.read { db in try body(StoreReader(db: db)) }
+    public func read<T>(_ body: (any StoreReader) throws -> T) throws -> T {
+        try pool.read { db in try body(SQLiteReader(db: db)) }
     }
 
     private static var migrator: DatabaseMigrator {

@@ -2,8 +2,8 @@ import Foundation
 import GRDB
 import OrchestratorCore
 
-/// Reads, usable inside or outside a write transaction.
-public struct StoreReader {
+/// Reads from the SQLite engine, usable inside or outside a write transaction.
+public struct SQLiteReader: StoreReader {
     let db: Database
 
     public func job(id: Int64) throws -> JobRecord? {
@@ -88,11 +88,11 @@ public struct StoreReader {
     }
 }
 
-/// Writes, inside one transaction opened by `Store.write`.
-public struct StoreTransaction {
+/// Writes to the SQLite engine, inside one transaction opened by `SQLiteStore.write`.
+public struct SQLiteTransaction: StoreTransaction {
     let db: Database
 
-    public var reader: StoreReader { StoreReader(db: db) }
+    public var reader: any StoreReader { SQLiteReader(db: db) }
 
     /// Inserts a job and its first transition; returns its id.
     public func insertJob(

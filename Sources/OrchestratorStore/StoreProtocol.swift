@@ -1,0 +1,205 @@
+import OrchestratorCore
+
+/// The durable ledger, whatever engine keeps it: one row per job, per attempt and per state transition, and
+/// the small tables beside them (events, requests, task state, breakers, daemon notes).
+///
+/// The dispatcher and the commands see only this protocol and the two below; each engine keeps all of its
+/// SQL to itself. `SQLiteStore` is the engine of a single daemon. The daemon commits the transitions of a
+/// whole dispatch cycle in one `write`, which is what makes durable bookkeeping affordable at thousands of
+/// files per second, so an engine must make one `write` one transaction.
+///
+/// Errors an engine throws are classified by `StoreFailure.classify` (full disk, busy, or fatal); an engine
+/// whose errors are not SQLite's or the system's makes them `StoreFailureClassifying`.
+public protocol Store: AnyObject, Sendable {
+    /// Where the ledger is, for messages: the SQLite file, or the server and database.
+    var location: String { get }
+    /// Runs `body` in one transaction and commits it; a throw rolls all of it back.
+    func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T
+    /// Runs `body` on a consistent view of the ledger.
+    func read<T>(_ body: (any StoreReader) throws -> T) throws -> T
+    /// From now on a commit may return before it is on disk; `syncToDisk` makes every commit so far durable.
+    /// The daemon calls that before the effects that must follow a durable record (a file leaving the
+    /// processing area, its own stop).
+    func syncOnlyWhenAsked() throws
+    /// Makes every commit so far durable; throws the errno (ENOSPC and EIO included: then nothing may rely on
+    /// the latest commits being on disk).
+    func syncToDisk() throws(StoreSyncError)
+    /// Hands the space freed by deletes back to the filesystem, `pagesPerStep` pages per transaction.
+    func reclaimFreePages(pagesPerStep: Int) throws -> ReclaimResult
+    /// What the ledger takes on disk, in bytes.
+    var bytesOnDisk: Int64 { get }
+}
+
+extension Store {
+    public func reclaimFreePages() throws -> ReclaimResult { try reclaimFreePages(pagesPerStep: 2048) }
+}
+
+/// Reads, usable inside or outside a write transaction.
+public protocol StoreReader {
+    // Jobs, attempts, transitions.
+    func job(id: Int64) throws -> JobRecord?
+    /// The newest job for a name (any state).
+    func latestJob(kind: JobKind, name: RelativePath) throws -> JobRecord?
+    /// The newest job whose file ended under this path in Done/ or Failed/.
+    func latestJob(finalPath: RelativePath) throws -> JobRecord?
+    /// In id order.
+    func jobs(inStates states: [JobState]) throws -> [JobRecord]
+    /// Newest first (by id, the order of creation), at most `limit`.
+    func jobs(_ filter: JobFilter, limit: Int) throws -> [JobRecord]
+    /// Finished jobs whose file has not been moved out of the processing area yet.
+    func unmovedFinishedJobs() throws -> [JobRecord]
+    /// In attempt order.
+    func attempts(jobID: Int64) throws -> [AttemptRecord]
+    func runningAttempts() throws -> [AttemptRecord]
+    /// The job's running attempt, if one is recorded.
+    func runningAttempt(jobID: Int64) throws -> AttemptRecord?
+    func transitions(jobID: Int64) throws -> [(at: UnixTime, from: String?, to: String, detail: String?)]
+    /// Attempts, newest first; `failedOnly` keeps attempts that failed.
+    func history(limit: Int, failedOnly: Bool) throws -> [HistoryRow]
+    func counts() throws -> QueueCounts
+    /// Per minute from `since` on, the jobs that ended (done or failed), oldest minute first; minutes with
+    /// none are left out. Its cost follows the jobs in the window, not the table.
+    func activityPerMinute(since: UnixTime) throws -> [MinuteActivity]
+    /// How long each job's last ended attempt ran, by job (jobs without one are left out).
+    func lastRunDurations(jobIDs: [Int64]) throws -> [Int64: Double]
+
+    // Tasks, events, requests.
+    /// The highest slot recorded for a task's schedule (its scheduled and caught-up runs).
+    func lastScheduledSlot(task: String) throws -> Int64?
+    /// The newest finished run of each task that has one.
+    func latestTaskRuns() throws -> [String: TaskRunRecord]
+    /// When a task's latest run (finished or not) started, if it ever ran.
+    func lastTaskStart(task: String) throws -> UnixTime?
+    /// Finished attempts of a task (kind `.task`) or of a handler's file jobs (kind `.file`).
+    func statistics(kind: JobKind, owner: String) throws -> RunStatistics
+    /// Overrides set by `task enable|disable`, by task name.
+    func taskEnabledOverrides() throws -> [String: Bool]
+    /// What each task's due run waits for, as the daemon last recorded it.
+    func taskWaits() throws -> [String: [String]]
+    func eventName(id: Int64) throws -> String?
+    /// The file holding the body an event was fired with (`POST /api/v1/events/NAME`), if it had one.
+    func eventBodyPath(id: Int64) throws -> [UInt8]?
+    func pendingEvents() throws -> [EventRecord]
+    func pendingRequests() throws -> [(id: Int64, kind: String, target: String)]
+    func requestAnswer(id: Int64) throws -> RequestAnswer?
+
+    // Uploads, handlers, breakers, notes.
+    /// Uploads by state: pending (queued, running, waiting to retry), ok, failed.
+    func uploadCounts() throws -> (pending: Int, ok: Int, failed: Int)
+    /// The newest upload job of a Done file.
+    func latestUpload(path: RelativePath) throws -> JobRecord?
+    /// Handlers paused by `orchestrator handler pause`.
+    func pausedHandlers() throws -> Set<String>
+    func breakers() throws -> [BreakerRecord]
+    /// Notes whose key starts with `prefix`, with when they were written.
+    func daemonNotes(prefix: String) throws -> [(key: String, value: String, at: UnixTime)]
+    func daemonNote(_ key: String) throws -> String?
+
+    // Retention.
+    /// Per task, the runs the scheduler still reads: its latest finished run (`latestTaskRuns`, for
+    /// dependency gates and `tasks`), the run with its highest recorded slot (`lastScheduledSlot`: catch-up
+    /// runs only slots after it, so with that row gone a slot that ran could run again), and the run that
+    /// started last (`lastTaskStart`).
+    func taskRunsToKeep() throws -> Set<Int64>
+    /// Up to `limit` finished jobs that finished before `cutoff` and may go, oldest first.
+    func prunableJobs(finishedBefore cutoff: UnixTime, keeping: Set<Int64>, limit: Int) throws -> [Int64]
+    /// What a prune with this cutoff would delete, counted without deleting (`sweep --dry-run`).
+    func pruneCounts(finishedBefore cutoff: UnixTime) throws -> PruneCounts
+}
+
+/// Writes, inside one transaction opened by `Store.write`.
+///
+/// Requirements take every argument; the extension below gives the optional ones their defaults. An engine
+/// must implement each requirement itself: one left to the extension would call itself.
+public protocol StoreTransaction {
+    /// Reads that see this transaction's writes.
+    var reader: any StoreReader { get }
+
+    // Jobs and attempts.
+    /// Inserts a job and its first transition; returns its id.
+    func insertJob(
+        kind: JobKind, name: RelativePath, handler: String?, state: JobState, priority: Int, maxAttempts: Int,
+        reason: String?, detail: String?, claim: (device: UInt64, inode: UInt64)?, at now: UnixTime
+    ) throws -> Int64
+    /// Moves a job to `state`, recording the transition; `attempts` and `reason` are updated when given.
+    func setState(
+        jobID: Int64, from: JobState?, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
+        detail: String?, at now: UnixTime
+    ) throws
+    /// Records something that happened to a job without changing its state (shown by `show`).
+    func addNote(jobID: Int64, state: JobState, detail: String, at now: UnixTime) throws
+    /// Sets a waiting job's base priority, noted in its transitions (`show`).
+    func setPriority(jobID: Int64, state: JobState, priority: Int, at now: UnixTime) throws
+    func setFinalPath(jobID: Int64, _ path: RelativePath) throws
+    func startAttempt(jobID: Int64, number: Int, logPath: [UInt8], at now: UnixTime) throws -> Int64
+    func setAttemptProcess(attemptID: Int64, pid: Int32, startTime: UInt64?) throws
+    func finishAttempt(attemptID: Int64, _ result: AttemptResult, at now: UnixTime) throws
+    /// Ends the attempt of a job that is still marked running.
+    func finishRunningAttempt(jobID: Int64, _ result: AttemptResult, at now: UnixTime) throws
+
+    // Tasks, uploads, events, requests.
+    /// Records a task run as queued, unless one with the same slot or event exists already (then nil):
+    /// the unique key is what keeps a restart, a second process or a one-shot sweep from running a slot twice.
+    func insertTaskRun(
+        task: String, priority: Int, maxAttempts: Int, cause: TaskCause, slot: Int64?, eventID: Int64?,
+        detail: String, at now: UnixTime
+    ) throws -> Int64?
+    /// Queues the upload of a Done file, unless one is already live for it (then nil).
+    func insertUpload(path: RelativePath, handler: String, maxAttempts: Int, at now: UnixTime) throws -> Int64?
+    func insertEvent(name: String, source: String, at now: UnixTime) throws -> Int64
+    func setEventBodyPath(id: Int64, _ path: [UInt8]) throws
+    func markEventHandled(id: Int64, at now: UnixTime) throws
+    func insertRequest(kind: String, target: String, at now: UnixTime) throws -> Int64
+    func markRequestHandled(id: Int64, at now: UnixTime) throws
+    /// The daemon's answer to a request, with its handled mark.
+    func answerRequest(id: Int64, result: String, at now: UnixTime) throws
+    /// Records when a task was first seen, if not yet; returns the baseline in force.
+    func ensureTaskBaseline(task: String, now milliseconds: Int64) throws -> Int64
+    /// Records what a task's due run waits for; nil or empty clears it.
+    func setTaskWaiting(task: String, for prerequisites: [String]?) throws
+    func setTaskEnabled(task: String, _ enabled: Bool) throws
+
+    // Handlers, breakers, notes.
+    func setHandlerPaused(_ name: String, _ paused: Bool, at now: UnixTime) throws
+    func setBreaker(owner: String, state: String, consecutiveFailures: Int, openUntil: UnixTime?, at now: UnixTime) throws
+    func clearBreakers() throws
+    /// Sets or (nil) clears a note.
+    func setDaemonNote(_ key: String, _ value: String?, at now: UnixTime) throws
+
+    // Retention.
+    /// Deletes these jobs with their attempts and transitions.
+    func deleteJobs(_ ids: [Int64]) throws -> PruneCounts
+    /// Deletes up to `limit` handled events and handled requests older than `cutoff`.
+    func deleteHandledEventsAndRequests(before cutoff: UnixTime, limit: Int) throws -> PruneCounts
+    /// Records that the log file of an attempt of this job was deleted, so `show` says so.
+    func markLogPruned(jobID: Int64, logPath: [UInt8], at now: UnixTime) throws
+}
+
+extension StoreTransaction {
+    public func insertJob(
+        kind: JobKind, name: RelativePath, handler: String?, state: JobState, priority: Int, maxAttempts: Int,
+        reason: String? = nil, detail: String? = nil, claim: (device: UInt64, inode: UInt64)? = nil, at now: UnixTime
+    ) throws -> Int64 {
+        try insertJob(
+            kind: kind, name: name, handler: handler, state: state, priority: priority, maxAttempts: maxAttempts,
+            reason: reason, detail: detail, claim: claim, at: now)
+    }
+
+    public func setState(
+        jobID: Int64, from: JobState?, to state: JobState, attempts: Int? = nil, notBefore: UnixTime? = nil,
+        reason: String? = nil, detail: String? = nil, at now: UnixTime
+    ) throws {
+        try setState(
+            jobID: jobID, from: from, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
+            detail: detail, at: now)
+    }
+
+    public func insertTaskRun(
+        task: String, priority: Int, maxAttempts: Int, cause: TaskCause, slot: Int64? = nil, eventID: Int64? = nil,
+        detail: String, at now: UnixTime
+    ) throws -> Int64? {
+        try insertTaskRun(
+            task: task, priority: priority, maxAttempts: maxAttempts, cause: cause, slot: slot, eventID: eventID,
+            detail: detail, at: now)
+    }
+}
