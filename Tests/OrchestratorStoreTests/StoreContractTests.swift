@@ -1,0 +1,390 @@
+import Foundation
+import OrchestratorCore
+import Testing
+
+@testable import OrchestratorStore
+
+/// An engine the contract runs against: a fresh, empty ledger per test, removed by `cleanUp`.
+struct StoreEngine: CustomTestStringConvertible, Sendable {
+    let name: String
+    let open: @Sendable () throws -> (store: any Store, cleanUp: @Sendable () -> Void)
+
+    var testDescription: String { name }
+
+    static let sqlite = StoreEngine(name: "sqlite") {
+        let directory = NSTemporaryDirectory() + "orch-contract-\(UUID().uuidString.prefix(8))"
+        let store = try SQLiteStore(directory: directory)
+        return (store, { try? FileManager.default.removeItem(atPath: directory) })
+    }
+
+    /// Every engine: the contract below is what the dispatcher and the commands rely on, whichever keeps the ledger.
+    static let all: [StoreEngine] = [.sqlite]
+}
+
+private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8)) }
+
+/// What every store engine must do, as the dispatcher and the commands use it (see StoreProtocol.swift).
+@Suite struct StoreContractTests {
+    private func withStore(_ engine: StoreEngine, _ body: (any Store) throws -> Void) throws {
+        let (store, cleanUp) = try engine.open()
+        defer { cleanUp() }
+        try body(store)
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func aJobReadsBackAsWritten(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            // Names are bytes: not UTF-8, a newline, and the largest identity values survive the round trip.
+            let name = RelativePath([0x66, 0xFF, 0x0A, 0x2F, 0x61])
+            let id = try store.write {
+                try $0.insertJob(
+                    kind: .file, name: name, handler: "convert", state: .queued, priority: 7, maxAttempts: 4,
+                    detail: "arrived", claim: (device: UInt64.max, inode: 1 << 63), at: 1000)
+            }
+            let job = try #require(try store.read { try $0.job(id: id) })
+            #expect(job.kind == .file && job.name == name && job.handler == "convert" && job.state == .queued)
+            #expect(job.priority == 7 && job.maxAttempts == 4 && job.attempts == 0)
+            #expect(job.claimDevice == UInt64.max && job.claimInode == 1 << 63)
+            #expect(job.createdAt == 1000 && job.updatedAt == 1000 && job.finishedAt == nil && job.finalPath == nil)
+            let transitions = try store.read { try $0.transitions(jobID: id) }
+            #expect(transitions.count == 1)
+            #expect(transitions.first?.from == nil && transitions.first?.to == "queued" && transitions.first?.detail == "arrived")
+            #expect(try store.read { try $0.latestJob(kind: .file, name: name) }?.id == id)
+            #expect(try store.read { try $0.job(id: id + 1000) } == nil)
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func aNameHasOneLiveFileJobAtATime(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let first = try store.write {
+                try $0.insertJob(kind: .file, name: path("a.txt"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1)
+            }
+            #expect(throws: (any Error).self) {
+                try store.write {
+                    try $0.insertJob(kind: .file, name: path("a.txt"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 2)
+                }
+            }
+            try store.write { try $0.setState(jobID: first, from: .queued, to: .done, at: 3) }
+            let second = try store.write {
+                try $0.insertJob(kind: .file, name: path("a.txt"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 4)
+            }
+            #expect(second != first)
+            #expect(try store.read { try $0.latestJob(kind: .file, name: path("a.txt")) }?.id == second)
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func aFailedWriteLeavesNothingBehind(engine: StoreEngine) throws {
+        struct Abandon: Error {}
+        try withStore(engine) { store in
+            #expect(throws: Abandon.self) {
+                try store.write { (transaction: any StoreTransaction) throws -> Void in
+                    let id = try transaction.insertJob(
+                        kind: .file, name: path("x"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1)
+                    // Reads inside the transaction see its own writes.
+                    #expect(try transaction.reader.job(id: id)?.state == .queued)
+                    _ = try transaction.insertEvent(name: "e", source: "test", at: 1)
+                    throw Abandon()
+                }
+            }
+            let counts = try store.read { try $0.counts() }
+            let events = try store.read { try $0.pendingEvents() }
+            #expect(counts.byState.isEmpty && events.isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func stateChangesKeepWhatTheyDoNotName(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let id = try store.write {
+                try $0.insertJob(kind: .file, name: path("f"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1)
+            }
+            try store.write { try $0.setState(jobID: id, from: .queued, to: .running, attempts: 1, at: 2) }
+            try store.write {
+                try $0.setState(jobID: id, from: .running, to: .retryWait, notBefore: 60, reason: "exit 1", at: 3)
+            }
+            var job = try #require(try store.read { try $0.job(id: id) })
+            #expect(job.state == .retryWait && job.attempts == 1 && job.notBefore == 60 && job.reason == "exit 1")
+            #expect(job.updatedAt == 3 && job.finishedAt == nil)
+            try store.write { try $0.setState(jobID: id, from: .retryWait, to: .queued, at: 60) }
+            job = try #require(try store.read { try $0.job(id: id) })
+            // The reason stays (COALESCE); a state without a not-before clears it.
+            #expect(job.state == .queued && job.reason == "exit 1" && job.notBefore == nil)
+            try store.write { try $0.setState(jobID: id, from: .queued, to: .failed, attempts: 3, reason: "gave up", at: 70) }
+            job = try #require(try store.read { try $0.job(id: id) })
+            #expect(job.state == .failed && job.attempts == 3 && job.finishedAt == 70 && job.reason == "gave up")
+            let steps = try store.read { try $0.transitions(jobID: id) }.map { "\($0.from ?? "-")>\($0.to)" }
+            #expect(steps == ["->queued", "queued>running", "running>retry_wait", "retry_wait>queued", "queued>failed"])
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func finishedFilesAreFoundUntilMoved(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let id = try store.write {
+                try $0.insertJob(kind: .file, name: path("d/f"), handler: "h", state: .done, priority: 5, maxAttempts: 3, at: 1)
+            }
+            #expect(try store.read { try $0.job(id: id) }?.finishedAt == 1)
+            #expect(try store.read { try $0.unmovedFinishedJobs() }.map(\.id) == [id])
+            try store.write { try $0.setFinalPath(jobID: id, path("d/f (2)")) }
+            #expect(try store.read { try $0.unmovedFinishedJobs() }.isEmpty)
+            #expect(try store.read { try $0.latestJob(finalPath: path("d/f (2)")) }?.id == id)
+            #expect(try store.read { try $0.latestJob(finalPath: path("d/f")) } == nil)
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func attemptsRecordTheirProcessAndResult(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let job = try store.write {
+                try $0.insertJob(kind: .file, name: path("f"), handler: "h", state: .running, priority: 5, maxAttempts: 3, at: 1)
+            }
+            let log: [UInt8] = Array("/state/logs/job-1-attempt-1.log".utf8) + [0xFE]
+            let attempt = try store.write { transaction in
+                let attempt = try transaction.startAttempt(jobID: job, number: 1, logPath: log, at: 10)
+                try transaction.setAttemptProcess(attemptID: attempt, pid: 4242, startTime: UInt64.max)
+                return attempt
+            }
+            #expect(try store.read { try $0.runningAttempts() }.map(\.id) == [attempt])
+            let running = try #require(try store.read { try $0.runningAttempt(jobID: job) })
+            #expect(running.pid == 4242 && running.startTime == UInt64.max && running.logPath == log && running.outcome == .running)
+            let tail: [UInt8] = [0x00, 0xFF, 0x0A]
+            try store.write {
+                try $0.finishAttempt(
+                    attemptID: attempt,
+                    AttemptResult(
+                        outcome: .failed, exitCode: 3, timedOut: true, userCPU: 0.25, systemCPU: 0.5, maxRSSKiB: 2048,
+                        stderrTail: tail, reason: "exit 3"),
+                    at: 12.5)
+            }
+            let ended = try #require(try store.read { try $0.attempts(jobID: job) }.first)
+            #expect(ended.outcome == .failed && ended.exitCode == 3 && ended.signal == nil && ended.timedOut)
+            #expect(ended.userCPU == 0.25 && ended.systemCPU == 0.5 && ended.maxRSSKiB == 2048 && ended.stderrTail == tail)
+            #expect(ended.startedAt == 10 && ended.endedAt == 12.5 && ended.reason == "exit 3")
+            #expect(try store.read { try $0.runningAttempts() }.isEmpty)
+            #expect(try store.read { try $0.runningAttempt(jobID: job) } == nil)
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func aRunningAttemptIsEndedByItsJob(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let job = try store.write {
+                try $0.insertJob(kind: .file, name: path("f"), handler: "h", state: .running, priority: 5, maxAttempts: 3, at: 1)
+            }
+            _ = try store.write { try $0.startAttempt(jobID: job, number: 1, logPath: [], at: 1) }
+            try store.write {
+                try $0.finishRunningAttempt(jobID: job, AttemptResult(outcome: .interrupted, signal: 15, reason: "stopped"), at: 2)
+            }
+            let attempt = try #require(try store.read { try $0.attempts(jobID: job) }.first)
+            #expect(attempt.outcome == .interrupted && attempt.signal == 15 && attempt.endedAt == 2)
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func aTaskSlotOrEventQueuesOneRun(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let run = try store.write {
+                try $0.insertTaskRun(task: "backup", priority: 5, maxAttempts: 1, cause: .schedule, slot: 60_000, detail: "slot", at: 60)
+            }
+            #expect(run != nil)
+            let again = try store.write {
+                try $0.insertTaskRun(task: "backup", priority: 5, maxAttempts: 1, cause: .catchUp, slot: 60_000, detail: "slot", at: 61)
+            }
+            #expect(again == nil)
+            // Another task's same slot, and a run without slot or event, are their own.
+            #expect(try store.write {
+                try $0.insertTaskRun(task: "report", priority: 5, maxAttempts: 1, cause: .schedule, slot: 60_000, detail: "slot", at: 60)
+            } != nil)
+            #expect(try store.write { try $0.insertTaskRun(task: "backup", priority: 11, maxAttempts: 1, cause: .manual, detail: "run", at: 62) } != nil)
+            #expect(try store.write { try $0.insertTaskRun(task: "backup", priority: 11, maxAttempts: 1, cause: .manual, detail: "run", at: 63) } != nil)
+            let event = try store.write { try $0.insertEvent(name: "uploaded", source: "cli", at: 70) }
+            #expect(try store.write {
+                try $0.insertTaskRun(task: "backup", priority: 5, maxAttempts: 1, cause: .event, eventID: event, detail: "event", at: 70)
+            } != nil)
+            #expect(try store.write {
+                try $0.insertTaskRun(task: "backup", priority: 5, maxAttempts: 1, cause: .event, eventID: event, detail: "event", at: 71)
+            } == nil)
+            #expect(try store.read { try $0.lastScheduledSlot(task: "backup") } == 60_000)
+            #expect(try store.read { try $0.lastScheduledSlot(task: "nothing") } == nil)
+            let job = try #require(try store.read { try $0.job(id: run!) })
+            #expect(job.kind == .task && job.name == path("backup") && job.slotMs == 60_000 && job.cause == "schedule")
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func theLatestTaskRunsAreWhatTheSchedulerReads(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            func finishedRun(_ task: String, slot: Int64, start: UnixTime, end: UnixTime, succeeded: Bool) throws -> Int64 {
+                try store.write { transaction in
+                    let id = try #require(try transaction.insertTaskRun(
+                        task: task, priority: 5, maxAttempts: 1, cause: .schedule, slot: slot, detail: "slot", at: start))
+                    try transaction.setState(jobID: id, from: .queued, to: .running, attempts: 1, at: start)
+                    let attempt = try transaction.startAttempt(jobID: id, number: 1, logPath: [], at: start)
+                    try transaction.setAttemptProcess(attemptID: attempt, pid: 1, startTime: nil)
+                    try transaction.finishAttempt(attemptID: attempt, AttemptResult(outcome: succeeded ? .succeeded : .failed), at: end)
+                    try transaction.setState(jobID: id, from: .running, to: succeeded ? .done : .failed, reason: succeeded ? nil : "exit 1", at: end)
+                    return id
+                }
+            }
+            _ = try finishedRun("a", slot: 1, start: 10, end: 12, succeeded: true)
+            let latest = try finishedRun("a", slot: 2, start: 20, end: 24, succeeded: false)
+            let other = try finishedRun("b", slot: 1, start: 15, end: 16, succeeded: true)
+            let runs = try store.read { try $0.latestTaskRuns() }
+            #expect(runs["a"]?.jobID == latest && runs["a"]?.state == .failed && runs["a"]?.reason == "exit 1")
+            #expect(runs["a"]?.startedAt == 20 && runs["a"]?.finishedAt == 24 && runs["a"]?.couldNotStart == false)
+            #expect(runs["b"]?.jobID == other && runs.count == 2)
+            #expect(try store.read { try $0.lastTaskStart(task: "a") } == 20)
+            let statistics = try store.read { try $0.statistics(kind: .task, owner: "a") }
+            #expect(statistics.executions == 2 && statistics.failures == 1 && statistics.averageSeconds == 3)
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func anUploadIsQueuedOncePerDoneFile(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let first = try store.write { try $0.insertUpload(path: path("r.pdf"), handler: "h", maxAttempts: 3, at: 1) }
+            #expect(first != nil)
+            #expect(try store.write { try $0.insertUpload(path: path("r.pdf"), handler: "h", maxAttempts: 3, at: 2) } == nil)
+            #expect(try store.read { try $0.uploadCounts() } == (pending: 1, ok: 0, failed: 0))
+            try store.write { try $0.setState(jobID: first!, from: .queued, to: .done, at: 3) }
+            #expect(try store.read { try $0.uploadCounts() } == (pending: 0, ok: 1, failed: 0))
+            #expect(try store.read { try $0.latestUpload(path: path("r.pdf")) }?.id == first)
+            #expect(try store.write { try $0.insertUpload(path: path("r.pdf"), handler: "h", maxAttempts: 3, at: 4) } != nil)
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func eventsAndRequestsWaitUntilHandled(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let event = try store.write { transaction in
+                let id = try transaction.insertEvent(name: "ingested", source: "api", at: 5)
+                try transaction.setEventBodyPath(id: id, Array("/state/events/1".utf8))
+                return id
+            }
+            #expect(try store.read { try $0.pendingEvents() }.map(\.id) == [event])
+            #expect(try store.read { try $0.eventName(id: event) } == "ingested")
+            #expect(try store.read { try $0.eventBodyPath(id: event) } == Array("/state/events/1".utf8))
+            try store.write { try $0.markEventHandled(id: event, at: 6) }
+            #expect(try store.read { try $0.pendingEvents() }.isEmpty)
+
+            let plain = try store.write { try $0.insertRequest(kind: "sweep", target: "ingest", at: 7) }
+            let asked = try store.write { try $0.insertRequest(kind: "cancel", target: "12", at: 8) }
+            #expect(try store.read { try $0.pendingRequests() }.map(\.id) == [plain, asked])
+            #expect(try store.read { try $0.requestAnswer(id: asked) } == RequestAnswer(handled: false, result: nil))
+            try store.write { transaction in
+                try transaction.markRequestHandled(id: plain, at: 9)
+                try transaction.answerRequest(id: asked, result: "cancelled", at: 9)
+            }
+            #expect(try store.read { try $0.pendingRequests() }.isEmpty)
+            #expect(try store.read { try $0.requestAnswer(id: asked) } == RequestAnswer(handled: true, result: "cancelled"))
+            #expect(try store.read { try $0.requestAnswer(id: asked + 100) } == nil)
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func taskStateKeepsItsFirstBaselineAndLatestSettings(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            #expect(try store.write { try $0.ensureTaskBaseline(task: "t", now: 1_000) } == 1_000)
+            #expect(try store.write { try $0.ensureTaskBaseline(task: "t", now: 9_000) } == 1_000)
+            try store.write { transaction in
+                try transaction.setTaskEnabled(task: "t", false)
+                try transaction.setTaskEnabled(task: "u", true)
+                try transaction.setTaskWaiting(task: "t", for: ["a", "b"])
+            }
+            #expect(try store.read { try $0.taskEnabledOverrides() } == ["t": false, "u": true])
+            #expect(try store.read { try $0.taskWaits() } == ["t": ["a", "b"]])
+            try store.write { try $0.setTaskWaiting(task: "t", for: []) }
+            #expect(try store.read { try $0.taskWaits() }.isEmpty)
+            // The settings did not reset the baseline.
+            #expect(try store.write { try $0.ensureTaskBaseline(task: "t", now: 9_000) } == 1_000)
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func notesBreakersAndPausesAreSetAndCleared(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            try store.write { transaction in
+                try transaction.setDaemonNote("sweep.ingest", "3 files", at: 1)
+                try transaction.setDaemonNote("sweep.retry", "none due", at: 2)
+                try transaction.setDaemonNote("admission", "waiting for memory", at: 3)
+                try transaction.setBreaker(owner: "handler:h", state: "open", consecutiveFailures: 5, openUntil: 90, at: 4)
+                try transaction.setHandlerPaused("h", true, at: 5)
+                try transaction.setHandlerPaused("g", true, at: 5)
+            }
+            #expect(try store.read { try $0.daemonNotes(prefix: "sweep.") }.map(\.key).sorted() == ["sweep.ingest", "sweep.retry"])
+            #expect(try store.read { try $0.daemonNote("admission") } == "waiting for memory")
+            let breaker = try #require(try store.read { try $0.breakers() }.first)
+            #expect(breaker.owner == "handler:h" && breaker.state == "open" && breaker.consecutiveFailures == 5 && breaker.openUntil == 90)
+            #expect(try store.read { try $0.pausedHandlers() } == ["h", "g"])
+            try store.write { transaction in
+                try transaction.setDaemonNote("admission", nil, at: 6)
+                try transaction.setBreaker(owner: "handler:h", state: "closed", consecutiveFailures: 0, openUntil: nil, at: 7)
+                try transaction.setHandlerPaused("g", false, at: 8)
+            }
+            #expect(try store.read { try $0.daemonNote("admission") } == nil)
+            #expect(try store.read { try $0.breakers() }.map(\.state) == ["closed"])
+            #expect(try store.read { try $0.pausedHandlers() } == ["h"])
+            try store.write { try $0.clearBreakers() }
+            #expect(try store.read { try $0.breakers() }.isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func aPrioritySetByHandIsKeptAndNoted(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let id = try store.write {
+                try $0.insertJob(kind: .file, name: path("f"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1)
+            }
+            #expect(try store.read { try $0.job(id: id) }?.prioritySetByHand == false)
+            try store.write { try $0.setPriority(jobID: id, state: .queued, priority: 9, at: 2) }
+            let job = try #require(try store.read { try $0.job(id: id) })
+            #expect(job.priority == 9 && job.prioritySetByHand && job.state == .queued)
+            #expect(try store.read { try $0.transitions(jobID: id) }.last?.detail == "priority set to 9")
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func jobListsAreFilteredAndPagedNewestFirst(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            var ids: [Int64] = []
+            try store.write { transaction in
+                for index in 0..<5 {
+                    ids.append(try transaction.insertJob(
+                        kind: .file, name: path("f\(index)"), handler: index % 2 == 0 ? "even" : "odd",
+                        state: index < 2 ? .done : .queued, priority: 5, maxAttempts: 3, at: UnixTime(index)))
+                }
+                ids.append(try #require(try transaction.insertTaskRun(
+                    task: "t", priority: 5, maxAttempts: 1, cause: .manual, detail: "run", at: 10)))
+            }
+            #expect(try store.read { try $0.jobs(JobFilter(), limit: 3) }.map(\.id) == Array(ids.reversed().prefix(3)))
+            #expect(try store.read { try $0.jobs(JobFilter(beforeID: ids[3]), limit: 10) }.map(\.id) == [ids[2], ids[1], ids[0]])
+            #expect(try store.read { try $0.jobs(JobFilter(handler: "even"), limit: 10) }.map(\.id) == [ids[4], ids[2], ids[0]])
+            #expect(try store.read { try $0.jobs(JobFilter(state: .done), limit: 10) }.map(\.id) == [ids[1], ids[0]])
+            #expect(try store.read { try $0.jobs(JobFilter(task: "t"), limit: 10) }.map(\.id) == [ids[5]])
+            #expect(try store.read { try $0.jobs(JobFilter(since: 3), limit: 10) }.map(\.id) == [ids[5], ids[4], ids[3]])
+            #expect(try store.read { try $0.jobs(inStates: [.queued]) }.map(\.id) == [ids[2], ids[3], ids[4], ids[5]])
+            #expect(try store.read { try $0.counts() }.byState == [.done: 2, .queued: 4])
+        }
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func historyIsNewestFirstAndCanKeepOnlyFailures(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let job = try store.write {
+                try $0.insertJob(kind: .file, name: path("f"), handler: "h", state: .running, priority: 5, maxAttempts: 3, at: 1)
+            }
+            try store.write { transaction in
+                for (number, outcome) in [(1, AttemptOutcome.failed), (2, .succeeded)] {
+                    let attempt = try transaction.startAttempt(jobID: job, number: number, logPath: [], at: UnixTime(number * 10))
+                    try transaction.finishAttempt(attemptID: attempt, AttemptResult(outcome: outcome), at: UnixTime(number * 10 + 1))
+                }
+                _ = try transaction.startAttempt(jobID: job, number: 3, logPath: [], at: 40)
+            }
+            #expect(try store.read { try $0.history(limit: 10, failedOnly: false) }.map(\.attempt.number) == [2, 1])
+            #expect(try store.read { try $0.history(limit: 10, failedOnly: true) }.map(\.attempt.number) == [1])
+            #expect(try store.read { try $0.history(limit: 1, failedOnly: false) }.first?.job.id == job)
+        }
+    }
+}
