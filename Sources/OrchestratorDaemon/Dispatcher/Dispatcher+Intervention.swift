@@ -88,7 +88,14 @@ extension Dispatcher {
 
     /// A job this daemon does not hold as live: finished (or finishing), or unknown.
     private func answerFromStore(_ jobID: Int64) -> String {
-        let record = try? store.read { try $0.job(id: jobID) }
+        let record: JobRecord?
+        do {
+            record = try store.read { try $0.job(id: jobID) }
+        } catch {
+            // Nothing is changed on this answer; the command says the job is unknown and the log says why.
+            logger.error("cannot read job \(jobID) to answer a request", metadata: ["error": "\(error)"])
+            record = nil
+        }
         guard let record else { return InterventionRequest.answer(.unknown) }
         // Live in the store but not here: it has just finished and its end is not committed yet.
         return InterventionRequest.answer(.finished(record.state.isTerminal ? record.state : .done))

@@ -41,7 +41,11 @@ extension Dispatcher {
             }
             metrics?.sweepFinished("prune", result: result)
             // Written here rather than through the dispatcher's cycle: nothing in it waits for this.
-            try? store.write { try $0.setDaemonNote("sweep.prune", summary, at: Self.wallClock()) }
+            do {
+                try store.write { try $0.setDaemonNote("sweep.prune", summary, at: Self.wallClock()) }
+            } catch {
+                logger.warning("cannot record the prune sweep's summary for status", metadata: ["error": "\(error)"])
+            }
         }
     }
 }
