@@ -274,10 +274,19 @@ public final class PostgresConnection {
         PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
     }
 
+    /// libpq's message on one line: its own messages continue on tab-indented lines, and each server message
+    /// starts with a severity we drop.
     private static func errorMessage(of connection: OpaquePointer) -> String {
-        let message = String(cString: PQerrorMessage(connection))
-        let lines = message.split(whereSeparator: \.isNewline).map { $0.trimmingPrefix("FATAL:  ").trimmingPrefix("ERROR:  ") }
-        return lines.isEmpty ? "unknown error" : lines.joined(separator: "; ")
+        var sentences: [String] = []
+        for line in String(cString: PQerrorMessage(connection)).split(whereSeparator: \.isNewline) {
+            let text = String(line.trimmingPrefix("FATAL:  ").trimmingPrefix("ERROR:  ")).trimmingPrefix(while: \.isWhitespace)
+            if line.first?.isWhitespace == true, let last = sentences.popLast() {
+                sentences.append(last + " " + text)
+            } else if !text.isEmpty {
+                sentences.append(String(text))
+            }
+        }
+        return sentences.isEmpty ? "unknown error" : sentences.joined(separator: "; ")
     }
 
     /// Server notices (e.g. "there is no transaction in progress") would go to stderr by default; the return values
