@@ -53,6 +53,11 @@ let package = Package(
             name: "OrchestratorStore",
             dependencies: ["OrchestratorCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
+        // libpq, PostgreSQL's C client (Debian's libpq-dev; scripts/setup installs it).
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // A synchronous PostgreSQL client over libpq: URLs, statements with bound parameters, transactions,
+        // classified errors, LISTEN/NOTIFY through a socket for the event loop, advisory locks.
+        .target(name: "OrchestratorPostgres", dependencies: ["CLibPQ"], swiftSettings: strict),
         // Linux effects: inotify, posix_spawn + pidfd, renames, locks, sd_notify.
         .target(
             name: "OrchestratorPlatform",
@@ -127,6 +132,8 @@ let package = Package(
             name: "OrchestratorStoreTests",
             dependencies: ["OrchestratorStore", "OrchestratorCore", "OrchestratorSchedule", "OrchestratorConfig", "OrchestratorCron"],
             swiftSettings: strict),
+        // Against a real server: $ORCH_TEST_POSTGRES_URL, which scripts/test sets (scripts/postgres).
+        .testTarget(name: "OrchestratorPostgresTests", dependencies: ["OrchestratorPostgres"], swiftSettings: strict),
         .testTarget(
             name: "OrchestratorDaemonTests",
             dependencies: [

@@ -1,0 +1,310 @@
+import CLibPQ
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One connection to a PostgreSQL server through libpq, used synchronously: every call blocks until the server has
+/// answered, except `consumeNotifications`, which only reads what has already arrived.
+///
+/// Confinement: a connection is not Sendable. It belongs to the one queue or thread that made it (the store's
+/// queue, or the event loop for the LISTEN connection); libpq allows no two calls on one connection at a time.
+public final class PostgresConnection {
+    private let connection: OpaquePointer
+    public let url: PostgresURL
+    /// Channels to LISTEN on again after `reconnect()`, since a new session starts with none.
+    private var channels: [String] = []
+    private var inTransaction = false
+
+    /// Connects, or throws a `.connection` error naming why not. Unless the URL says otherwise, a connection
+    /// attempt gives up after 10 s (libpq's default is to wait forever) and names itself `orchestrator` in
+    /// `pg_stat_activity`.
+    public convenience init(url text: String) throws {
+        try self.init(url: PostgresURL(text))
+    }
+
+    public init(url: PostgresURL) throws {
+        self.url = url
+        var pairs = url.connectionParameters
+        if !pairs.contains(where: { $0.keyword == "connect_timeout" }) { pairs.append(("connect_timeout", "10")) }
+        pairs.append(("fallback_application_name", "orchestrator"))
+        let keywords = pairs.map { strdup($0.keyword) }
+        let values = pairs.map { strdup($0.value) }
+        defer { (keywords + values).forEach { free($0) } }
+        let made = (keywords.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { keywordList in
+            (values.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { valueList in
+                PQconnectdbParams(keywordList.baseAddress, valueList.baseAddress, 0)
+            }
+        }
+        guard let made else { throw PostgresError(kind: .client, message: "libpq could not allocate a connection") }
+        guard PQstatus(made) == CONNECTION_OK else {
+            let message = Self.errorMessage(of: made)
+            PQfinish(made)
+            throw PostgresError(kind: .connection, message: "cannot connect to \(url.redacted): \(message)")
+        }
+        connection = made
+        silenceNotices()
+    }
+
+    deinit { PQfinish(connection) }
+
+    /// Whether the connection was usable at its last operation. libpq learns of a dead server only when it next
+    /// reads or writes; a LISTEN socket in an epoll set becomes readable when the server closes it.
+    public var isConnected: Bool { PQstatus(connection) == CONNECTION_OK }
+
+    /// The server process serving this connection (what `pg_terminate_backend` and `pg_locks.pid` name).
+    public var backendPID: Int32 { PQbackendPID(connection) }
+
+    /// The socket to wait on for notifications (epoll or poll, readable). It changes with `reconnect()`: take the
+    /// old one out of the set before and add the new one after. -1 while there is no connection.
+    public var socketDescriptor: Int32 { PQsocket(connection) }
+
+    // MARK: Statements
+
+    /// Runs one statement with `$1, $2, ...` bound to `parameters` (never spliced into the SQL text).
+    @discardableResult
+    public func execute(_ sql: String, _ parameters: [PostgresValue?] = []) throws -> PostgresResult {
+        var types: [UInt32] = []
+        var formats: [Int32] = []
+        var lengths: [Int32] = []
+        var buffers: [UnsafeMutablePointer<CChar>?] = []
+        defer { buffers.forEach { $0?.deallocate() } }
+        for (index, parameter) in parameters.enumerated() {
+            let (type, binary, bytes) = try Self.encode(parameter, number: index + 1)
+            types.append(type)
+            formats.append(binary ? 1 : 0)
+            lengths.append(Int32(bytes?.count ?? 0))
+            buffers.append(bytes.map { bytes in
+                // Text parameters are read up to a NUL, so each buffer ends with one; bytea's length is explicit.
+                let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+                bytes.withUnsafeBytes { UnsafeMutableRawPointer(buffer).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+                buffer[bytes.count] = 0
+                return buffer
+            })
+        }
+        let result = buffers.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
+            PQexecParams(connection, sql, Int32(parameters.count), types, values.baseAddress, lengths, formats, 0)
+        }
+        return try consume(result)
+    }
+
+    /// Runs several `;`-separated statements without parameters (a migration), in one implicit transaction unless
+    /// the script has its own BEGIN/COMMIT. Returns the last statement's result.
+    @discardableResult
+    public func executeScript(_ sql: String) throws -> PostgresResult {
+        try consume(PQexec(connection, sql))
+    }
+
+    /// Runs `body` between BEGIN and COMMIT. If `body` throws, the transaction is rolled back and the error
+    /// rethrown; if the COMMIT fails (or the server turns it into a rollback because a statement in it failed),
+    /// that is the error. Transactions do not nest.
+    public func transaction<T>(
+        isolation: IsolationLevel = .readCommitted, _ body: (PostgresConnection) throws -> T
+    ) throws -> T {
+        guard !inTransaction else {
+            throw PostgresError(kind: .client, message: "a transaction is already open on this connection (they do not nest)")
+        }
+        try execute("BEGIN ISOLATION LEVEL \(isolation.rawValue)")
+        inTransaction = true
+        defer { inTransaction = false }
+        let value: T
+        do {
+            value = try body(self)
+        } catch {
+            // A broken connection has no transaction left to end; the original error says what happened.
+            if isConnected { _ = try? execute("ROLLBACK") }
+            throw error
+        }
+        let commit = try execute("COMMIT")
+        // COMMIT of a transaction in which a statement failed (and the error was caught) succeeds as "ROLLBACK".
+        guard commit.command == "COMMIT" else {
+            throw PostgresError(
+                kind: .server, message: "the transaction was rolled back at COMMIT because a statement in it had failed")
+        }
+        return value
+    }
+
+    public enum IsolationLevel: String, Sendable {
+        case readCommitted = "READ COMMITTED"
+        case repeatableRead = "REPEATABLE READ"
+        case serializable = "SERIALIZABLE"
+    }
+
+    // MARK: LISTEN / NOTIFY
+
+    /// Starts receiving notifications on `channel` (the name is quoted, so it is taken exactly as given).
+    public func listen(_ channel: String) throws {
+        try execute("LISTEN \(try Self.quoteIdentifier(channel))")
+        if !channels.contains(channel) { channels.append(channel) }
+    }
+
+    public func unlisten(_ channel: String) throws {
+        try execute("UNLISTEN \(try Self.quoteIdentifier(channel))")
+        channels.removeAll { $0 == channel }
+    }
+
+    /// Sends a notification; inside a transaction it is delivered at COMMIT, and not at all on rollback.
+    public func notify(_ channel: String, payload: String = "") throws {
+        try execute("SELECT pg_notify($1, $2)", [.text(channel), .text(payload)])
+    }
+
+    /// The notifications that have arrived, without waiting for more: call it when `socketDescriptor` is readable.
+    /// Throws a `.connection` error when the server has closed the connection.
+    public func consumeNotifications() throws -> [PostgresNotification] {
+        guard PQconsumeInput(connection) == 1 else { throw connectionError() }
+        var notifications: [PostgresNotification] = []
+        while let notify = PQnotifies(connection) {
+            defer { PQfreemem(notify) }
+            notifications.append(
+                PostgresNotification(
+                    channel: String(cString: notify.pointee.relname),
+                    payload: notify.pointee.extra.map { String(cString: $0) } ?? "",
+                    senderPID: notify.pointee.be_pid))
+        }
+        return notifications
+    }
+
+    // MARK: Advisory locks (session level: held until unlocked or the connection ends)
+
+    /// Waits until the lock is held.
+    public func advisoryLock(_ key: Int64) throws {
+        try execute("SELECT pg_advisory_lock($1)", [.int(key)])
+    }
+
+    /// Takes the lock if no other session holds it; true when taken.
+    public func tryAdvisoryLock(_ key: Int64) throws -> Bool {
+        try execute("SELECT pg_try_advisory_lock($1)", [.int(key)]).scalar?.bool() ?? false
+    }
+
+    /// Releases one hold of the lock; false when this session did not hold it.
+    @discardableResult
+    public func advisoryUnlock(_ key: Int64) throws -> Bool {
+        try execute("SELECT pg_advisory_unlock($1)", [.int(key)]).scalar?.bool() ?? false
+    }
+
+    // MARK: Reconnecting
+
+    /// Closes the connection and opens it again with the same parameters (`PQreset`), then LISTENs again on the
+    /// channels it listened on. Session state is gone: advisory locks, prepared statements, an open transaction.
+    /// Notifications sent while it was down are lost, so the caller catches up by reading the tables.
+    public func reconnect() throws {
+        inTransaction = false
+        PQreset(connection)
+        guard isConnected else {
+            throw PostgresError(kind: .connection, message: "cannot reconnect to \(url.redacted): \(Self.errorMessage(of: connection))")
+        }
+        silenceNotices()
+        for channel in channels { try execute("LISTEN \(try Self.quoteIdentifier(channel))") }
+    }
+
+    // MARK: Internals
+
+    /// Copies a result out of libpq and clears it, or turns it into a classified error.
+    private func consume(_ result: OpaquePointer?) throws -> PostgresResult {
+        guard let result else { throw connectionError() }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return Self.copy(result)
+        case PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_COPY_BOTH:
+            throw PostgresError(kind: .client, message: "COPY is not supported by this client")
+        default:
+            let sqlState = Self.field(result, "C")
+            throw PostgresError(
+                kind: PostgresError.kind(sqlState: sqlState, connectionBroken: !isConnected), sqlState: sqlState,
+                message: Self.field(result, "M") ?? Self.errorMessage(of: connection), detail: Self.field(result, "D"),
+                constraint: Self.field(result, "n"))
+        }
+    }
+
+    private func connectionError() -> PostgresError {
+        PostgresError(
+            kind: isConnected ? .server : .connection, message: Self.errorMessage(of: connection))
+    }
+
+    private static func copy(_ result: OpaquePointer) -> PostgresResult {
+        let columnCount = PQnfields(result)
+        let columns = (0..<columnCount).map { index in
+            PostgresColumn(name: String(cString: PQfname(result, index)), typeOID: PQftype(result, index))
+        }
+        let rows = (0..<PQntuples(result)).map { row in
+            PostgresRow(
+                columns: columns,
+                cells: (0..<columnCount).map { column -> [UInt8]? in
+                    guard PQgetisnull(result, row, column) == 0 else { return nil }
+                    let length = Int(PQgetlength(result, row, column))
+                    return PQgetvalue(result, row, column).withMemoryRebound(to: UInt8.self, capacity: length) {
+                        Array(UnsafeBufferPointer(start: $0, count: length))
+                    }
+                })
+        }
+        return PostgresResult(
+            columns: columns, rows: rows, command: String(cString: PQcmdStatus(result)),
+            affectedRows: Int(String(cString: PQcmdTuples(result))) ?? 0)
+    }
+
+    /// A parameter's type OID (0: let the server infer it), whether it is sent in binary, and its bytes (nil: NULL).
+    static func encode(_ value: PostgresValue?, number: Int) throws(PostgresError) -> (UInt32, Bool, [UInt8]?) {
+        switch value {
+        case nil: return (0, false, nil)
+        case .int(let value): return (PostgresType.int8, false, Array(String(value).utf8))
+        case .double(let value):
+            let text =
+                value.isNaN ? "NaN" : value == .infinity ? "Infinity" : value == -.infinity ? "-Infinity" : "\(value)"
+            return (PostgresType.float8, false, Array(text.utf8))
+        case .bool(let value): return (PostgresType.bool, false, Array((value ? "true" : "false").utf8))
+        case .text(let value):
+            guard !value.utf8.contains(0) else {
+                throw PostgresError(
+                    kind: .client, message: "parameter $\(number) is text with a NUL character, which PostgreSQL text cannot hold (send it as bytes)")
+            }
+            return (0, false, Array(value.utf8))
+        case .bytes(let value): return (PostgresType.bytea, true, value)
+        }
+    }
+
+    static func quoteIdentifier(_ name: String) throws(PostgresError) -> String {
+        guard !name.isEmpty, !name.utf8.contains(0) else {
+            throw PostgresError(kind: .client, message: "a channel name must be non-empty text without NUL")
+        }
+        return "\"" + name.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
+    }
+
+    private static func field(_ result: OpaquePointer, _ code: Character) -> String? {
+        PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
+    }
+
+    /// libpq's message on one line: its own messages continue on tab-indented lines, and each server message
+    /// starts with a severity we drop.
+    private static func errorMessage(of connection: OpaquePointer) -> String {
+        var sentences: [String] = []
+        for line in String(cString: PQerrorMessage(connection)).split(whereSeparator: \.isNewline) {
+            let text = String(line.trimmingPrefix("FATAL:  ").trimmingPrefix("ERROR:  ")).trimmingPrefix(while: \.isWhitespace)
+            if line.first?.isWhitespace == true, let last = sentences.popLast() {
+                sentences.append(last + " " + text)
+            } else if !text.isEmpty {
+                sentences.append(String(text))
+            }
+        }
+        return sentences.isEmpty ? "unknown error" : sentences.joined(separator: "; ")
+    }
+
+    /// Server notices (e.g. "there is no transaction in progress") would go to stderr by default; the return values
+    /// of these calls already say what the notices would.
+    private func silenceNotices() {
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
+    }
+}
+
+/// A notification received on a channel this connection LISTENs on.
+public struct PostgresNotification: Sendable, Equatable {
+    public let channel: String
+    public let payload: String
+    public let senderPID: Int32
+
+    public init(channel: String, payload: String, senderPID: Int32) {
+        self.channel = channel
+        self.payload = payload
+        self.senderPID = senderPID
+    }
+}
