@@ -46,7 +46,9 @@ let package = Package(
         // TOML file -> validated Config, every problem with file:line.
         .target(
             name: "OrchestratorConfig",
-            dependencies: ["OrchestratorCore", "OrchestratorCron", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: [
+                "OrchestratorCore", "OrchestratorCron", "OrchestratorPostgres", .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
             swiftSettings: strict),
         // The durable ledger: jobs, attempts, transitions (GRDB over system SQLite).
         .target(
@@ -58,6 +60,11 @@ let package = Package(
         // A synchronous PostgreSQL client over libpq: URLs, statements with bound parameters, transactions,
         // classified errors, LISTEN/NOTIFY through a socket for the event loop, advisory locks.
         .target(name: "OrchestratorPostgres", dependencies: ["CLibPQ"], swiftSettings: strict),
+        // The ledger in PostgreSQL, the engine several daemons can share: the store protocol over OrchestratorPostgres.
+        .target(
+            name: "OrchestratorPostgresStore",
+            dependencies: ["OrchestratorStore", "OrchestratorPostgres", "OrchestratorCore"],
+            swiftSettings: strict),
         // Linux effects: inotify, posix_spawn + pidfd, renames, locks, sd_notify.
         .target(
             name: "OrchestratorPlatform",
@@ -77,8 +84,8 @@ let package = Package(
         .target(
             name: "OrchestratorDaemon",
             dependencies: [
-                "OrchestratorCore", "OrchestratorConfig", "OrchestratorStore", "OrchestratorPlatform",
-                "OrchestratorSchedule", "OrchestratorCron", "OrchestratorMetrics",
+                "OrchestratorCore", "OrchestratorConfig", "OrchestratorStore", "OrchestratorPostgresStore",
+                "OrchestratorPlatform", "OrchestratorSchedule", "OrchestratorCron", "OrchestratorMetrics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
@@ -130,7 +137,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "OrchestratorStoreTests",
-            dependencies: ["OrchestratorStore", "OrchestratorCore", "OrchestratorSchedule", "OrchestratorConfig", "OrchestratorCron"],
+            dependencies: [
+                "OrchestratorStore", "OrchestratorPostgresStore", "OrchestratorPostgres", "OrchestratorCore",
+                "OrchestratorSchedule", "OrchestratorConfig", "OrchestratorCron",
+            ],
             swiftSettings: strict),
         // Against a real server: $ORCH_TEST_POSTGRES_URL, which scripts/test sets (scripts/postgres).
         .testTarget(name: "OrchestratorPostgresTests", dependencies: ["OrchestratorPostgres"], swiftSettings: strict),

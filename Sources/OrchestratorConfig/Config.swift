@@ -25,13 +25,16 @@ public struct Config: Sendable {
     public var retention: Retention
     /// `[http]`: the API server; nil when the table is absent.
     public var http: HTTPSettings?
+    /// `[store]` (or `--store`, `$ORCHESTRATOR_STORE`): where the ledger is.
+    public var store: StoreSettings
     /// Present when loaded from text; lets the daemon place its own start-up checks on lines.
     private var sourceMap: SourceMap?
 
     /// A config built in code (tests, tools); it has no source text, so `line(ofKey:)` is 0.
     public init(file: String, baseDirectory: String, paths: Paths, inbox: InboxSettings = .defaults,
                 limits: Limits = .defaults, handlers: [Handler] = [], tasks: [TaskDefinition] = [],
-                sweeps: Sweeps = .defaults, retention: Retention = .defaults, http: HTTPSettings? = nil) {
+                sweeps: Sweeps = .defaults, retention: Retention = .defaults, http: HTTPSettings? = nil,
+                store: StoreSettings = .sqlite) {
         self.file = file
         self.baseDirectory = baseDirectory
         self.paths = paths
@@ -42,6 +45,7 @@ public struct Config: Sendable {
         self.sweeps = sweeps
         self.retention = retention
         self.http = http
+        self.store = store
     }
 
     /// Reads and validates `file` (relative to the current directory if not absolute).

@@ -36,9 +36,11 @@ struct ConfigValidator {
         let handlers = readHandlers(arrayOfTables("handler", in: root))
         let tasks = readTasks(arrayOfTables("task", in: root))
         let http = readHTTP(root)
+        let store = readStore(root)
         guard problems.isEmpty else { return nil }
         return Config(file: absoluteFile, baseDirectory: baseDirectory, paths: paths, inbox: inbox,
-                      limits: limits, handlers: handlers, tasks: tasks, sweeps: sweeps, retention: retention, http: http)
+                      limits: limits, handlers: handlers, tasks: tasks, sweeps: sweeps, retention: retention, http: http,
+                      store: store)
     }
 
     // MARK: - Reporting
@@ -53,7 +55,7 @@ struct ConfigValidator {
 
     // MARK: - Top level and sections
 
-    private static let sectionNames: Set<String> = ["paths", "inbox", "limits", "sweeps", "retention", "http"]
+    private static let sectionNames: Set<String> = ["paths", "inbox", "limits", "sweeps", "retention", "http", "store"]
     private static let arrayNames: Set<String> = ["handler", "task"]
 
     private mutating func checkTopLevel(_ root: [String: TOMLNode]) {

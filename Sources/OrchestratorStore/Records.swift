@@ -73,6 +73,27 @@ public struct AttemptRecord: Sendable, Equatable {
     public var reason: String?
     /// When the prune sweep deleted its log file; nil while it is kept (or was never written).
     public var logPrunedAt: UnixTime?
+
+    public init(id: Int64, jobID: Int64, number: Int, outcome: AttemptOutcome, startedAt: UnixTime, endedAt: UnixTime?, pid: Int32?, startTime: UInt64?, exitCode: Int32?, signal: Int32?, timedOut: Bool, userCPU: Double?, systemCPU: Double?, maxRSSKiB: Int?, logPath: [UInt8]?, stderrTail: [UInt8], reason: String?, logPrunedAt: UnixTime?) {
+        self.id = id
+        self.jobID = jobID
+        self.number = number
+        self.outcome = outcome
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.pid = pid
+        self.startTime = startTime
+        self.exitCode = exitCode
+        self.signal = signal
+        self.timedOut = timedOut
+        self.userCPU = userCPU
+        self.systemCPU = systemCPU
+        self.maxRSSKiB = maxRSSKiB
+        self.logPath = logPath
+        self.stderrTail = stderrTail
+        self.reason = reason
+        self.logPrunedAt = logPrunedAt
+    }
 }
 
 /// The result of one attempt, as the dispatcher learned it from the reaper.
@@ -108,6 +129,11 @@ public struct AttemptResult: Sendable {
 public struct HistoryRow: Sendable {
     public var job: JobRecord
     public var attempt: AttemptRecord
+
+    public init(job: JobRecord, attempt: AttemptRecord) {
+        self.job = job
+        self.attempt = attempt
+    }
 }
 
 public struct QueueCounts: Sendable, Equatable {

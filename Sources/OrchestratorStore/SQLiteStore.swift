@@ -238,5 +238,6 @@ private final class LogFile: @unchecked Sendable {
 
 public struct StoreSyncError: Error, CustomStringConvertible {
     public let code: Int32
+    public init(code: Int32) { self.code = code }
     public var description: String { "cannot sync the state database's log: \(String(cString: strerror(code)))" }
 }

@@ -11,6 +11,14 @@ public struct MinuteActivity: Sendable, Equatable {
     /// Of the jobs that ran (a file refused before any attempt has no duration).
     public let averageSeconds: Double?
     public let maxSeconds: Double?
+
+    public init(minute: UnixTime, done: Int, failed: Int, averageSeconds: Double?, maxSeconds: Double?) {
+        self.minute = minute
+        self.done = done
+        self.failed = failed
+        self.averageSeconds = averageSeconds
+        self.maxSeconds = maxSeconds
+    }
 }
 
 extension SQLiteReader {

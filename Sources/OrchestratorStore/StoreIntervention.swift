@@ -22,6 +22,11 @@ func registerInterventionSchema(_ db: Database) throws {
 public struct RequestAnswer: Sendable, Equatable {
     public var handled: Bool
     public var result: String?
+
+    public init(handled: Bool, result: String?) {
+        self.handled = handled
+        self.result = result
+    }
 }
 
 extension SQLiteReader {

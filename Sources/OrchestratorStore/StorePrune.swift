@@ -32,6 +32,11 @@ public struct ReclaimResult: Sendable, Equatable {
     public var switchedToIncremental: Bool
     /// Pages handed back to the filesystem.
     public var pagesFreed: Int
+
+    public init(switchedToIncremental: Bool, pagesFreed: Int) {
+        self.switchedToIncremental = switchedToIncremental
+        self.pagesFreed = pagesFreed
+    }
 }
 
 /// What the prune sweep may delete, and what it must keep.

@@ -26,6 +26,15 @@ public struct TaskRunRecord: Sendable, Equatable {
     public var finishedAt: UnixTime
     /// Its last attempt never started a process (the command is missing or not executable).
     public var couldNotStart: Bool
+
+    public init(jobID: Int64, state: JobState, reason: String?, startedAt: UnixTime, finishedAt: UnixTime, couldNotStart: Bool) {
+        self.jobID = jobID
+        self.state = state
+        self.reason = reason
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.couldNotStart = couldNotStart
+    }
 }
 
 /// Counts and durations of one task's or handler's finished attempts.
@@ -51,6 +60,14 @@ public struct BreakerRecord: Sendable, Equatable {
     public var consecutiveFailures: Int
     public var openUntil: UnixTime?
     public var updatedAt: UnixTime
+
+    public init(owner: String, state: String, consecutiveFailures: Int, openUntil: UnixTime?, updatedAt: UnixTime) {
+        self.owner = owner
+        self.state = state
+        self.consecutiveFailures = consecutiveFailures
+        self.openUntil = openUntil
+        self.updatedAt = updatedAt
+    }
 }
 
 public struct EventRecord: Sendable, Equatable {
@@ -59,6 +76,14 @@ public struct EventRecord: Sendable, Equatable {
     public var source: String
     public var createdAt: UnixTime
     public var handledAt: UnixTime?
+
+    public init(id: Int64, name: String, source: String, createdAt: UnixTime, handledAt: UnixTime?) {
+        self.id = id
+        self.name = name
+        self.source = source
+        self.createdAt = createdAt
+        self.handledAt = handledAt
+    }
 }
 
 extension SQLiteReader {

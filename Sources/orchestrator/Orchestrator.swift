@@ -28,7 +28,18 @@ struct ConfigOption: ParsableArguments {
         return chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
     }
 
-    func load() throws -> Config { try reportingErrors { () throws(CommandError) in try loadConfig(path) } }
+    @Option(
+        name: .long,
+        help: "Store URL, postgres://USER@HOST:PORT/DB (default: $ORCHESTRATOR_STORE, else [store] url, else SQLite in the state dir).")
+    var store: String?
+
+    func load() throws -> Config {
+        try reportingErrors { () throws(CommandError) in
+            var config = try loadConfig(path)
+            try StoreFactory.applyOverride(to: &config, flag: store, environment: ProcessInfo.processInfo.environment)
+            return config
+        }
+    }
 }
 
 /// Prints a command's error lines on stderr and exits with its status; never a stack trace.

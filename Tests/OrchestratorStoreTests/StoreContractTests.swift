@@ -1,5 +1,7 @@
 import Foundation
 import OrchestratorCore
+import OrchestratorPostgres
+import OrchestratorPostgresStore
 import Testing
 
 @testable import OrchestratorStore
@@ -17,8 +19,23 @@ struct StoreEngine: CustomTestStringConvertible, Sendable {
         return (store, { try? FileManager.default.removeItem(atPath: directory) })
     }
 
+    /// A schema of its own in the test server's database (`$ORCH_TEST_POSTGRES_URL`, set by scripts/test), dropped
+    /// afterwards. Under `CI=true` a missing server fails the tests instead of leaving the engine out.
+    static let postgres = StoreEngine(name: "postgres") {
+        guard let url = ProcessInfo.processInfo.environment["ORCH_TEST_POSTGRES_URL"], !url.isEmpty else {
+            throw PostgresError(kind: .client, message: "CI=true but ORCH_TEST_POSTGRES_URL is unset: the CI run has no PostgreSQL")
+        }
+        let schema = "orch_contract_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        let store = try PostgresStore(url: url, schema: schema)
+        return (store, { _ = try? PostgresConnection(url: url).execute("DROP SCHEMA \"\(schema)\" CASCADE") })
+    }
+
     /// Every engine: the contract below is what the dispatcher and the commands rely on, whichever keeps the ledger.
-    static let all: [StoreEngine] = [.sqlite]
+    static let all: [StoreEngine] = {
+        let environment = ProcessInfo.processInfo.environment
+        let server = !(environment["ORCH_TEST_POSTGRES_URL"] ?? "").isEmpty || environment["CI"] == "true"
+        return server ? [.sqlite, .postgres] : [.sqlite]
+    }()
 }
 
 private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8)) }

@@ -173,9 +173,9 @@ public enum Batch {
         let inboxLocks = try InboxOwner.acquireForOneShot(config, role: role)
         let store: any Store
         do {
-            store = try SQLiteStore(directory: config.paths.state)
+            store = try StoreFactory.open(config)
         } catch {
-            throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
+            throw CommandError(.failure, "error: cannot open \(StoreFactory.describe(config)): \(error)")
         }
         // Not the systemd notifier of a unit a one-shot may run under: only the daemon speaks to it.
         let (exitCode, report) = try Daemon.runDispatcher(

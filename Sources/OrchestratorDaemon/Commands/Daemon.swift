@@ -62,7 +62,7 @@ public enum Daemon {
 
         var signalsBeforeStart: (@Sendable () -> [Int32])?
         if let signals = opened.signals { signalsBeforeStart = { signals.handOver() } }
-        if !services.isEmpty { Reports.inProcessStore.value = try? SQLiteStore(directory: config.paths.state) }
+        if !services.isEmpty { Reports.inProcessStore.value = try? StoreFactory.open(config) }
         let serviceFailure = LockedBox<CommandError?>(nil)
         let (exitCode, _) = try runDispatcher(
             config: config, store: opened.store, logger: logger, notifier: notifier, batch: nil,

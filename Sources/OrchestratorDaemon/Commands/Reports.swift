@@ -301,6 +301,14 @@ public enum Reports {
     /// recorded yet. Never creates the state dir: status only reads.
     static func openStoreForStatus(_ config: Config, cannotRead: inout [String]) -> (any Store)? {
         if let store = inProcessStore.value { return store }
+        if config.store.url != nil {
+            do {
+                return try StoreFactory.open(config)
+            } catch {
+                cannotRead.append("cannot open \(StoreFactory.describe(config)): \(error)")
+                return nil
+            }
+        }
         let state = config.paths.state
         var info = stat()
         guard stat(state, &info) == 0 else {
@@ -334,9 +342,9 @@ public enum Reports {
     static func openStore(_ config: Config) throws(CommandError) -> any Store {
         if let store = inProcessStore.value { return store }
         do {
-            return try SQLiteStore(directory: config.paths.state)
+            return try StoreFactory.open(config)
         } catch {
-            throw CommandError(.failure, "error: cannot open the state database in \(config.paths.state): \(error)")
+            throw CommandError(.failure, "error: cannot open \(StoreFactory.describe(config)): \(error)")
         }
     }
 
@@ -366,8 +374,11 @@ public enum Reports {
         }
     }
 
+    /// The store, or nil when SQLite's file does not exist yet (nothing recorded; reading must not create it). A
+    /// server's store is always there.
     static func openStoreIfPresent(_ config: Config) throws(CommandError) -> (any Store)? {
-        guard FileManager.default.fileExists(atPath: config.paths.state + "/orchestrator.sqlite") else { return nil }
+        guard config.store.url != nil || FileManager.default.fileExists(atPath: config.paths.state + "/orchestrator.sqlite")
+        else { return nil }
         return try openStore(config)
     }
 

@@ -31,7 +31,7 @@ enum StoreOpening {
         while true {
             let failure: any Error
             do {
-                let store = try SQLiteStore(directory: state)
+                let store = try StoreFactory.open(config)
                 if signals != nil {
                     board?.post("")
                     _ = markerPath.withCString(unlink)
@@ -45,7 +45,7 @@ enum StoreOpening {
                 failure = error
             }
             guard StoreOpenWait.waits(for: StoreFailure.classify(failure)) else {
-                throw CommandError(.failure, "error: cannot open the state database in \(state): \(failure)")
+                throw CommandError(.failure, "error: cannot open \(StoreFactory.describe(config)): \(failure)")
             }
             let delay = wait.failed(at: monotonicNow())
             let retryIn = "\(delay.components.seconds)s"

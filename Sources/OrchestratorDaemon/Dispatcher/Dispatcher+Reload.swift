@@ -14,12 +14,14 @@ extension Dispatcher {
             return .stopping
         }
         logger.info("\(cause): reloading the config", metadata: ["config": "\(config.file)"])
-        let fresh: Config
+        var fresh: Config
         do {
             fresh = try Config.load(file: config.file)
         } catch {
             return refuseReload(error.problems)
         }
+        // A store given by `--store` or the environment is not the file's to change.
+        if config.store.origin != .configFile { fresh.store = config.store }
         // What `watch` checks before it starts, a reload checks too: a command that does not resolve is refused.
         let commandProblems = fresh.commandProblems(searchPath: Config.processSearchPath())
         guard commandProblems.isEmpty else {
@@ -176,6 +178,8 @@ struct ReloadPlan: Equatable {
         if old.paths != new.paths { return ("[paths] changed (\(Self.changedPaths(old.paths, new.paths).joined(separator: ", ")))", "paths") }
         // The server is bound once, at start.
         if old.http != new.http { return ("[http] changed", "http") }
+        // The dispatcher holds its store from the start.
+        if old.store != new.store { return ("[store] changed", "store") }
         return nil
     }
 

@@ -1,0 +1,274 @@
+import Foundation
+import OrchestratorCore
+import OrchestratorPostgres
+import OrchestratorStore
+
+/// The ledger in a PostgreSQL database (`[store] url`), through libpq: the engine several daemons can share.
+///
+/// Two connections, each used by one caller at a time: the writer for `write` and `syncToDisk` (the dispatcher's
+/// commits), the reader for `read` (status, the API, commands), so that a report never waits behind a commit.
+/// A read runs in a REPEATABLE READ, READ ONLY transaction: one consistent view, as SQLite's WAL readers have.
+///
+/// Migrations run under a session advisory lock, so daemons starting together migrate once.
+public final class PostgresStore: Store, @unchecked Sendable {  // each connection is used under its own lock
+    public let url: PostgresURL
+    /// The schema the tables live in; nil: the connection's default (`public`).
+    public let schema: String?
+    private let writer: LockedConnection
+    private let reader: LockedConnection
+
+    /// The advisory lock key that serialises migrations: "orchestr" in ASCII.
+    static let migrationLockKey: Int64 = 0x6F72_6368_6573_7472
+
+    /// Connects (twice) and migrates. `schema`: a schema of its own, created if missing (tests use one each).
+    public init(url text: String, schema: String? = nil) throws {
+        url = try PostgresURL(text)
+        self.schema = schema
+        let setup = try schema.map { ["SET search_path TO \(try Self.quoteIdentifier($0))"] } ?? []
+        writer = LockedConnection(try Self.connect(url, schema: schema, setup: setup), sessionSetup: setup)
+        reader = LockedConnection(try Self.connect(url, schema: schema, setup: setup), sessionSetup: setup)
+        try writer.use { try Self.migrate($0) }
+    }
+
+    private static func connect(_ url: PostgresURL, schema: String?, setup: [String]) throws -> PostgresConnection {
+        let connection = try PostgresConnection(url: url)
+        if let schema { try connection.execute("CREATE SCHEMA IF NOT EXISTS \(try quoteIdentifier(schema))") }
+        for statement in setup { try connection.execute(statement) }
+        return connection
+    }
+
+    static func quoteIdentifier(_ name: String) throws -> String {
+        guard !name.isEmpty, !name.utf8.contains(0) else {
+            throw PostgresError(kind: .client, message: "a schema name must be non-empty text without NUL")
+        }
+        return "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    public var location: String { url.redacted + (schema.map { " (schema \($0))" } ?? "") }
+
+    public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
+        try writer.use { connection in
+            try connection.transaction { try body(PostgresTransaction(connection: $0)) }
+        }
+    }
+
+    public func read<T>(_ body: (any StoreReader) throws -> T) throws -> T {
+        try reader.use { connection in
+            try connection.transaction(isolation: .repeatableRead) { try body(PostgresReader(connection: $0)) }
+        }
+    }
+
+    /// Commits return before the server has flushed them (`synchronous_commit = off`); `syncToDisk` waits for
+    /// the flush. A crash of the server loses at most the unflushed tail, whose files are still in the processing
+    /// area and are recovered as any interrupted claim, as with SQLite.
+    public func syncOnlyWhenAsked() throws {
+        try writer.setUpSession("SET synchronous_commit = off")
+    }
+
+    /// A transaction that takes a transaction id commits with `synchronous_commit = on`, which waits until the
+    /// write-ahead log is flushed up to it, and so past every commit before it.
+    public func syncToDisk() throws(StoreSyncError) {
+        do {
+            try writer.use { connection in
+                try connection.transaction { connection in
+                    try connection.execute("SET LOCAL synchronous_commit = on")
+                    try connection.execute("SELECT txid_current()")
+                }
+            }
+        } catch {
+            throw StoreSyncError(code: EIO)
+        }
+    }
+
+    /// The server reclaims deleted rows itself (autovacuum); there is nothing for the prune sweep to hand back.
+    public func reclaimFreePages(pagesPerStep: Int) throws -> ReclaimResult {
+        ReclaimResult(switchedToIncremental: false, pagesFreed: 0)
+    }
+
+    /// The orchestrator's tables with their indexes and TOAST.
+    public var bytesOnDisk: Int64 {
+        let size = try? reader.use { connection in
+            try connection.execute(
+                """
+                SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relkind = 'r' AND n.nspname = current_schema() AND c.relname = ANY($1::text[])
+                """, [.text("{" + Self.tables.joined(separator: ",") + "}")]
+            ).scalar?.int64()
+        }
+        return (size ?? nil) ?? 0
+    }
+
+    static let tables = [
+        "job", "attempt", "transition", "event", "task_state", "request", "daemon_note", "breaker", "handler_state",
+    ]
+
+    // MARK: Schema
+
+    /// Append-only, like SQLite's: a released migration is never edited, a change is a new one.
+    static let migrations: [(name: String, sql: String)] = [
+        (
+            "v1",
+            """
+            CREATE TABLE job (
+                id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                kind TEXT NOT NULL,
+                name BYTEA NOT NULL,
+                handler TEXT,
+                state TEXT NOT NULL,
+                priority INTEGER NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                max_attempts INTEGER NOT NULL,
+                not_before DOUBLE PRECISION,
+                final_path BYTEA,
+                reason TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                finished_at DOUBLE PRECISION,
+                cause TEXT,
+                slot_ms BIGINT,
+                event_id BIGINT,
+                claim_device BIGINT,
+                claim_inode BIGINT,
+                priority_set_at DOUBLE PRECISION
+            );
+            -- One live job per file name and per Done file's upload; one run per task slot and per task event.
+            CREATE UNIQUE INDEX job_live_file ON job(name) WHERE kind = 'file' AND state NOT IN ('done', 'failed');
+            CREATE UNIQUE INDEX job_live_upload ON job(name) WHERE kind = 'upload' AND state NOT IN ('done', 'failed');
+            CREATE UNIQUE INDEX job_task_slot ON job(name, slot_ms) WHERE kind = 'task' AND slot_ms IS NOT NULL;
+            CREATE UNIQUE INDEX job_task_event ON job(name, event_id) WHERE kind = 'task' AND event_id IS NOT NULL;
+            CREATE INDEX job_name ON job(name, id);
+            CREATE INDEX job_state ON job(state);
+            CREATE INDEX job_final_path ON job(final_path) WHERE final_path IS NOT NULL;
+            CREATE INDEX job_task_latest ON job(name, finished_at) WHERE kind = 'task';
+            CREATE INDEX job_finished ON job(finished_at) WHERE state IN ('done', 'failed');
+            CREATE TABLE attempt (
+                id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                job_id BIGINT NOT NULL REFERENCES job(id),
+                number INTEGER NOT NULL,
+                outcome TEXT NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL,
+                ended_at DOUBLE PRECISION,
+                pid INTEGER,
+                start_time BIGINT,
+                exit_code INTEGER,
+                signal INTEGER,
+                timed_out BOOLEAN NOT NULL DEFAULT false,
+                user_cpu DOUBLE PRECISION,
+                system_cpu DOUBLE PRECISION,
+                max_rss_kib BIGINT,
+                log_path BYTEA,
+                stderr_tail BYTEA,
+                reason TEXT,
+                log_pruned_at DOUBLE PRECISION
+            );
+            CREATE INDEX attempt_job ON attempt(job_id, number);
+            CREATE INDEX attempt_running ON attempt(id) WHERE outcome = 'running';
+            CREATE TABLE transition (
+                id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                job_id BIGINT NOT NULL REFERENCES job(id),
+                at DOUBLE PRECISION NOT NULL,
+                from_state TEXT,
+                to_state TEXT NOT NULL,
+                detail TEXT
+            );
+            CREATE INDEX transition_job ON transition(job_id, id);
+            CREATE TABLE event (
+                id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                name TEXT NOT NULL,
+                source TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                handled_at DOUBLE PRECISION,
+                body_path BYTEA
+            );
+            CREATE INDEX event_pending ON event(id) WHERE handled_at IS NULL;
+            CREATE INDEX event_handled ON event(handled_at) WHERE handled_at IS NOT NULL;
+            CREATE TABLE task_state (
+                name TEXT PRIMARY KEY,
+                enabled BOOLEAN,
+                baseline_ms BIGINT,
+                waiting_for TEXT
+            );
+            CREATE TABLE request (
+                id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                handled_at DOUBLE PRECISION,
+                result TEXT
+            );
+            CREATE INDEX request_handled ON request(handled_at) WHERE handled_at IS NOT NULL;
+            CREATE TABLE daemon_note (key TEXT PRIMARY KEY, value TEXT, updated_at DOUBLE PRECISION NOT NULL);
+            CREATE TABLE breaker (
+                owner TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                consecutive_failures INTEGER NOT NULL,
+                open_until DOUBLE PRECISION,
+                updated_at DOUBLE PRECISION NOT NULL
+            );
+            CREATE TABLE handler_state (name TEXT PRIMARY KEY, paused BOOLEAN NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
+            """
+        )
+    ]
+
+    /// Applies the migrations not yet recorded, each in its own transaction, while holding the migration lock.
+    static func migrate(_ connection: PostgresConnection) throws {
+        try connection.advisoryLock(migrationLockKey)
+        defer { _ = try? connection.advisoryUnlock(migrationLockKey) }
+        try connection.execute(
+            "CREATE TABLE IF NOT EXISTS orchestrator_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        let applied = Set(
+            try connection.execute("SELECT name FROM orchestrator_migration").rows.compactMap { try $0[0].string() })
+        for migration in migrations where !applied.contains(migration.name) {
+            try connection.transaction { connection in
+                try connection.executeScript(migration.sql)
+                try connection.execute("INSERT INTO orchestrator_migration (name) VALUES ($1)", [.text(migration.name)])
+            }
+        }
+    }
+}
+
+/// A connection and the lock that gives it to one caller at a time.
+final class LockedConnection: @unchecked Sendable {  // everything is touched only while `lock` is held
+    private let lock = NSLock()
+    private let connection: PostgresConnection
+    /// Statements that set up the session (search path, commit mode), run again on a new session.
+    private var sessionSetup: [String]
+
+    init(_ connection: PostgresConnection, sessionSetup: [String]) {
+        self.connection = connection
+        self.sessionSetup = sessionSetup
+    }
+
+    func use<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        // A connection that broke (a server restart, a network cut) is opened again before use, with its session
+        // set up as before; if the server is still away, the error says so and the caller retries later.
+        if !connection.isConnected {
+            try connection.reconnect()
+            for statement in sessionSetup { try connection.execute(statement) }
+        }
+        return try body(connection)
+    }
+
+    /// Runs `statement` now and on every new session.
+    func setUpSession(_ statement: String) throws {
+        _ = try use { try $0.execute(statement) }
+        lock.lock()
+        sessionSetup.append(statement)
+        lock.unlock()
+    }
+}
+
+extension PostgresError: StoreFailureClassifying {
+    /// A server out of reach (or restarting) is waited for like a busy SQLite file; a full disk on the server
+    /// (53100) like a full local one; anything else means the ledger cannot be trusted.
+    public var storeFailure: StoreFailure {
+        switch kind {
+        case .connection, .serialization: return .busy
+        case .constraint, .client: return .fatal
+        case .server: return sqlState == "53100" ? .outOfSpace : .fatal
+        }
+    }
+}
