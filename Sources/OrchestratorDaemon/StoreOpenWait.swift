@@ -14,7 +14,8 @@ struct StoreOpenWait: Equatable {
     /// An open that failed for lack of space (SQLite's FULL or IOERR, ENOSPC, EDQUOT, EIO: the store's one
     /// policy) heals when space returns; a corrupt or unreadable database, or one locked by another process,
     /// does not come right by waiting here, so `watch` exits 1 as before.
-    static func waits(for failure: StoreFailure) -> Bool { failure == .outOfSpace }
+    /// A store's server that cannot be reached is waited for the same way: it comes back by itself.
+    static func waits(for failure: StoreFailure) -> Bool { failure == .outOfSpace || failure == .unreachable }
 
     /// systemd's watchdog interval (half of `WATCHDOG_USEC`), nil when nobody asked for pings.
     let pingInterval: Duration?

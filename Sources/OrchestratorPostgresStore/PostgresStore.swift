@@ -46,39 +46,63 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
 
     public var location: String { url.redacted + (schema.map { " (schema \($0))" } ?? "") }
 
+    /// A failure before COMMIT was sent leaves nothing behind, and a lost connection then means "try again once the
+    /// server is back". A connection lost while COMMIT was on its way is another matter: the server may or may not
+    /// have applied it, so the batch cannot simply be sent again. That is `CommitOutcomeUnknown`, which stops the
+    /// daemon; the next start's recovery reads what the store holds and the folders, as after a crash.
     public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
         try writer.use { connection in
-            try connection.transaction { try body(PostgresTransaction(connection: $0)) }
+            do {
+                try connection.execute("BEGIN")
+            } catch let error as PostgresError where error.kind == .connection {
+                // Nothing was sent yet: a connection that died since its last use (a server restart) is opened again.
+                try writer.renew(connection)
+                try connection.execute("BEGIN")
+            }
+            let value: T
+            do {
+                value = try body(PostgresTransaction(connection: connection))
+            } catch {
+                if connection.isConnected { _ = try? connection.execute("ROLLBACK") }
+                throw error
+            }
+            let commit: PostgresResult
+            do {
+                commit = try connection.execute("COMMIT")
+            } catch let error as PostgresError where error.kind == .connection {
+                throw CommitOutcomeUnknown(underlying: error)
+            }
+            // COMMIT of a transaction in which a statement failed (and the error was caught) answers ROLLBACK.
+            guard commit.command == "COMMIT" else {
+                throw PostgresError(kind: .server, message: "the transaction was rolled back at COMMIT because a statement in it had failed")
+            }
+            return value
         }
     }
 
+    /// Reads change nothing, so one that lost its connection (a server restart since the last use) is read again
+    /// on a new one.
     public func read<T>(_ body: (any StoreReader) throws -> T) throws -> T {
+        do {
+            return try readOnce(body)
+        } catch let error as PostgresError where error.kind == .connection {
+            return try readOnce(body)
+        }
+    }
+
+    private func readOnce<T>(_ body: (any StoreReader) throws -> T) throws -> T {
         try reader.use { connection in
             try connection.transaction(isolation: .repeatableRead) { try body(PostgresReader(connection: $0)) }
         }
     }
 
-    /// Commits return before the server has flushed them (`synchronous_commit = off`); `syncToDisk` waits for
-    /// the flush. A crash of the server loses at most the unflushed tail, whose files are still in the processing
-    /// area and are recovered as any interrupted claim, as with SQLite.
-    public func syncOnlyWhenAsked() throws {
-        try writer.setUpSession("SET synchronous_commit = off")
-    }
+    /// Every commit is durable when it returns (the server's `synchronous_commit` stays on). SQLite's engine may
+    /// defer its fsync because only a power cut loses page-cached commits; a PostgreSQL server that crashes and
+    /// restarts would lose unflushed ones, and the daemon has acted on them by then (workers started, ids used).
+    public func syncOnlyWhenAsked() throws {}
 
-    /// A transaction that takes a transaction id commits with `synchronous_commit = on`, which waits until the
-    /// write-ahead log is flushed up to it, and so past every commit before it.
-    public func syncToDisk() throws(StoreSyncError) {
-        do {
-            try writer.use { connection in
-                try connection.transaction { connection in
-                    try connection.execute("SET LOCAL synchronous_commit = on")
-                    try connection.execute("SELECT txid_current()")
-                }
-            }
-        } catch {
-            throw StoreSyncError(code: EIO)
-        }
-    }
+    /// Nothing to do: see `syncOnlyWhenAsked`.
+    public func syncToDisk() throws(StoreSyncError) {}
 
     /// The server reclaims deleted rows itself (autovacuum); there is nothing for the prune sweep to hand back.
     public func reclaimFreePages(pagesPerStep: Int) throws -> ReclaimResult {
@@ -233,7 +257,7 @@ final class LockedConnection: @unchecked Sendable {  // everything is touched on
     private let lock = NSLock()
     private let connection: PostgresConnection
     /// Statements that set up the session (search path, commit mode), run again on a new session.
-    private var sessionSetup: [String]
+    private let sessionSetup: [String]
 
     init(_ connection: PostgresConnection, sessionSetup: [String]) {
         self.connection = connection
@@ -245,28 +269,37 @@ final class LockedConnection: @unchecked Sendable {  // everything is touched on
         defer { lock.unlock() }
         // A connection that broke (a server restart, a network cut) is opened again before use, with its session
         // set up as before; if the server is still away, the error says so and the caller retries later.
-        if !connection.isConnected {
-            try connection.reconnect()
-            for statement in sessionSetup { try connection.execute(statement) }
-        }
+        if !connection.isConnected { try renew(connection) }
         return try body(connection)
     }
 
-    /// Runs `statement` now and on every new session.
-    func setUpSession(_ statement: String) throws {
-        _ = try use { try $0.execute(statement) }
-        lock.lock()
-        sessionSetup.append(statement)
-        lock.unlock()
+    /// A new session for `connection`, set up as the first was; only inside `use`.
+    func renew(_ connection: PostgresConnection) throws {
+        try connection.reconnect()
+        for statement in sessionSetup { try connection.execute(statement) }
     }
 }
 
+/// The connection was lost while COMMIT was on its way: whether the server applied the transaction is unknown.
+public struct CommitOutcomeUnknown: Error, CustomStringConvertible, StoreFailureClassifying {
+    public let underlying: PostgresError
+
+    public var description: String {
+        "the connection to the store's server was lost during a commit, so whether it was applied is unknown (\(underlying))"
+    }
+
+    /// Sending the batch again could apply it twice; stopping hands the question to the next start's recovery.
+    public var storeFailure: StoreFailure { .fatal }
+}
+
 extension PostgresError: StoreFailureClassifying {
-    /// A server out of reach (or restarting) is waited for like a busy SQLite file; a full disk on the server
-    /// (53100) like a full local one; anything else means the ledger cannot be trusted.
+    /// A server out of reach (or restarting) is waited for; a transaction the server rolled back for a conflict is
+    /// retried like a busy SQLite file; a full disk on the server (53100) is waited for like a full local one;
+    /// anything else means the ledger cannot be trusted.
     public var storeFailure: StoreFailure {
         switch kind {
-        case .connection, .serialization: return .busy
+        case .connection: return .unreachable
+        case .serialization: return .busy
         case .constraint, .client: return .fatal
         case .server: return sqlState == "53100" ? .outOfSpace : .fatal
         }

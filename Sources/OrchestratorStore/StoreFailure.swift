@@ -8,6 +8,8 @@ public enum StoreFailure: Sendable, Equatable {
     case outOfSpace
     /// Another process holds the write lock past the busy timeout (a one-shot prune's VACUUM): try again soon.
     case busy
+    /// The store's server cannot be reached (down, restarting, the network cut): try again with backoff.
+    case unreachable
     case fatal
 
     public static func classify(_ error: any Error) -> StoreFailure {

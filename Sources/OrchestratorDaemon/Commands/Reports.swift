@@ -116,7 +116,7 @@ public enum Reports {
         lines.append(daemonLine)
         for problem in cannotRead { lines.append("warning:  \(problem)") }
         if let configLoadedAt { lines.append("config:   \(config.file), in force since \(configLoadedAt)") }
-        if let paused { lines.append("PAUSED:   \(paused.dropFirst("paused: ".count)); nothing new starts until space returns") }
+        if let paused { lines.append("PAUSED:   \(paused.dropFirst("paused: ".count)); nothing new starts until \(paused.hasPrefix("paused: no space") ? "space returns" : "that changes")") }
         lines.append("inbox:    \(waiting) waiting")
         lines.append(
             "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "

@@ -28,6 +28,7 @@ enum StoreOpening {
         var wait = StoreOpenWait(pingInterval: notifier.watchdogInterval, now: monotonicNow())
         var signals: StartSignals?
         var board: StatusBoard?
+        var waitedFor: StoreFailure?
         while true {
             let failure: any Error
             do {
@@ -37,14 +38,17 @@ enum StoreOpening {
                     _ = markerPath.withCString(unlink)
                     // A last ping: the dispatcher's start (recovery) runs before its own pings begin.
                     if wait.pingInterval != nil { notifier.notify("WATCHDOG=1") }
-                    notifier.notify("STATUS=space is back; starting")
-                    logger.info("space is back; resuming", metadata: ["path": "\(state)"])
+                    let back = waitedFor == .unreachable ? "the store's server is back" : "space is back"
+                    notifier.notify("STATUS=\(back); starting")
+                    logger.info("\(back); resuming", metadata: ["path": "\(state)"])
                 }
                 return Opened(store: store, signals: signals)
             } catch {
                 failure = error
             }
-            guard StoreOpenWait.waits(for: StoreFailure.classify(failure)) else {
+            let kind = StoreFailure.classify(failure)
+            waitedFor = kind
+            guard StoreOpenWait.waits(for: kind) else {
                 throw CommandError(.failure, "error: cannot open \(StoreFactory.describe(config)): \(failure)")
             }
             let delay = wait.failed(at: monotonicNow())
@@ -52,15 +56,23 @@ enum StoreOpening {
             let listening: StartSignals
             if let signals {
                 listening = signals
-                logger.debug("still no space", metadata: ["path": "\(state)", "retry_in": "\(retryIn)"])
+                logger.debug(kind == .unreachable ? "still unreachable" : "still no space", metadata: ["path": "\(state)", "retry_in": "\(retryIn)"])
             } else {
                 listening = StartSignals()
                 signals = listening
-                let free = StoreOpenWait.describe(freeBytes: FileSystem.space(PathBytes(state))?.free)
-                logger.error(
-                    "cannot open the state database in \(state): no space (\(free) on its filesystem); waiting for space, not exiting",
-                    metadata: ["error": "\(failure)", "retry_in": "\(retryIn)"])
-                let text = "paused: no space on \(state)"
+                let text: String
+                if kind == .unreachable {
+                    logger.error(
+                        "cannot reach \(StoreFactory.describe(config)); waiting for it, not exiting",
+                        metadata: ["error": "\(failure)", "retry_in": "\(retryIn)"])
+                    text = "paused: the store's server cannot be reached"
+                } else {
+                    let free = StoreOpenWait.describe(freeBytes: FileSystem.space(PathBytes(state))?.free)
+                    logger.error(
+                        "cannot open the state database in \(state): no space (\(free) on its filesystem); waiting for space, not exiting",
+                        metadata: ["error": "\(failure)", "retry_in": "\(retryIn)"])
+                    text = "paused: no space on \(state)"
+                }
                 // The board's block was allocated by an earlier start, or cannot be had now (a first start on a
                 // full disk): then an empty marker file, which needs no data block, says it instead.
                 board = StatusBoard(path: boardPath)

@@ -48,7 +48,8 @@ extension Dispatcher {
         diskRetryDelay = Self.firstDiskRetry
         armDiskRetry(doubling: false)
         let text = "paused: \(cause)"
-        logger.critical("\(text); nothing new starts until space returns", metadata: ["error": "\(reason)"])
+        pauseEndsWhen = why == nil ? "space returns" : "that changes"
+        logger.critical("\(text); nothing new starts until \(pauseEndsWhen)", metadata: ["error": "\(reason)"])
         statusBoard?.post(text)
         notifier.notify("STATUS=\(text)")
         // Listeners run when the event can be recorded: now if only another disk is full, else on resume.
@@ -114,7 +115,7 @@ extension Dispatcher {
         diskRetryTimer = nil
         statusBoard?.post("")
         notifier.notify("STATUS=resumed")
-        logger.info("space is back; resuming", metadata: ["path": "\(path)"])
+        logger.info(pauseEndsWhen == "space returns" ? "space is back; resuming" : "the store can be written again; resuming", metadata: ["path": "\(path)"])
         if criticalPending { criticalPending = !emit("error.critical") }
         if !uploadsToRecord.isEmpty {
             let moved = uploadsToRecord

@@ -233,6 +233,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// While paused for a full disk: the next retry's delay, and whether `error.critical` still has to fire.
     var diskRetryDelay = Dispatcher.firstDiskRetry
     var criticalPending = false
+    /// What ends the current pause, for the log: "space returns", or "that changes" for another cause.
+    var pauseEndsWhen = "space returns"
     /// The pause began with a move that ran out of space: it ends when a move goes through.
     var pausedByMoves = false
     var diskRetryTimer: TimerHandle?
@@ -579,6 +581,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             switch StoreFailure.classify(error) {
             case .outOfSpace:
                 pauseForDisk(path: layout.state, reason: "cannot \(what): \(error)")
+            case .unreachable:
+                pauseForDisk(path: layout.state, reason: "cannot \(what): \(error)", why: "the store's server cannot be reached")
             case .busy:
                 // Another process holds the store (a one-shot prune's VACUUM): the same pause as for a full
                 // disk, so that everything waiting on this commit is retried, not dropped.

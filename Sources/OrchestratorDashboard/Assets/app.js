@@ -138,7 +138,7 @@ function renderHeader(status) {
   document.getElementById("refreshed").textContent = "updated " + new Date().toLocaleTimeString();
   const banner = document.getElementById("banner");
   const warnings = [];
-  if (status.paused) warnings.push(status.paused + ": nothing new starts until space returns");
+  if (status.paused) warnings.push(status.paused + ": nothing new starts until " + (status.paused.startsWith("paused: no space") ? "space returns" : "that changes"));
   for (const problem of status.cannot_read || []) warnings.push(problem);
   banner.hidden = warnings.length === 0;
   banner.replaceChildren(...warnings.map((w) => el("div", {}, w)));

@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// The daemon on a PostgreSQL store (`--store`, `[store] url`, `$ORCHESTRATOR_STORE`): the same guarantees as on
+/// SQLite, across a SIGKILL of the daemon and a crash of the server. Against the server scripts/test starts
+/// (scripts/postgres); each test has a database of its own. Under `CI=true` a missing server fails these tests.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct PostgresStoreTests {
+    /// Records each run in runs.log, then takes a moment, so that a kill finds files in flight.
+    static let recordingWorker = """
+        command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log; sleep 0.05']
+        max_attempts = 1
+        """
+
+    struct Server {
+        let url: String
+        let environment: [String: String]
+
+        init() throws {
+            environment = ProcessInfo.processInfo.environment
+            guard let url = environment["ORCH_TEST_POSTGRES_URL"], !url.isEmpty else {
+                throw TimedOut(description: "ORCH_TEST_POSTGRES_URL is unset: run scripts/test (it starts a PostgreSQL)")
+            }
+            self.url = url
+        }
+
+        /// A new, empty database on the server; its URL.
+        func freshDatabase() throws -> String {
+            let name = "orch_it_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+            _ = try Self.psql(url, "CREATE DATABASE \(name)")
+            guard let slash = url.lastIndex(of: "/") else { throw TimedOut(description: "no database in \(url)") }
+            return url[..<slash] + "/" + name
+        }
+
+        /// `pg_ctl ARGS` on the test server, as the user that runs it.
+        func pgctl(_ arguments: [String]) throws {
+            guard let data = environment["ORCH_TEST_POSTGRES_DATA"], let bin = environment["ORCH_TEST_POSTGRES_BIN"] else {
+                throw TimedOut(description: "scripts/postgres did not say where the server's data is")
+            }
+            var command = [bin + "/pg_ctl", "-D", data] + arguments
+            if let user = environment["ORCH_TEST_POSTGRES_USER"], !user.isEmpty { command = ["/usr/sbin/runuser", "-u", user, "--"] + command }
+            // Not Foundation's Process: the server pg_ctl leaves running inherits what Process watches for its
+            // child's end, so Process would wait for the server. posix_spawn and waitpid see pg_ctl's own exit.
+            var pid: pid_t = 0
+            let argv = command.map { strdup($0) } + [nil]
+            defer { argv.forEach { free($0) } }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            guard posix_spawn(&pid, command[0], &actions, nil, argv, environ) == 0 else {
+                throw TimedOut(description: "cannot start pg_ctl")
+            }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+            guard status == 0 else { throw TimedOut(description: "pg_ctl \(arguments) failed (wait status \(status))") }
+        }
+
+        func crash() throws { try pgctl(["-m", "immediate", "-w", "stop"]) }
+
+        func start() throws {
+            let sockets = environment["ORCH_TEST_POSTGRES_SOCKETS"] ?? "/tmp"
+            let port = environment["ORCH_TEST_POSTGRES_PORT"] ?? "5432"
+            try pgctl([
+                "-w", "-l", sockets + "/server.log", "start", "-o", "-p \(port) -k \(sockets) -c listen_addresses=127.0.0.1",
+            ])
+        }
+    }
+
+    @Test func filesReachDoneExactlyOnceAcrossASIGKILLOfTheDaemon() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let instance = try TestInstance(config: testConfig(handler: Self.recordingWorker))
+        try instance.startDaemon(extraArguments: ["--store", store])
+        let names = (1...60).map { "f\($0).txt" }
+        for name in names { try instance.drop(name) }
+        try instance.waitUntil("a third is done", timeout: 30) { instance.count(in: "Done") >= 20 }
+        instance.killDaemon()
+        let interrupted = Set(instance.lines(of: "runs.log")).subtracting(instance.names(in: "Done").map { String(decoding: $0, as: UTF8.self) })
+
+        try instance.startDaemon(environment: ["ORCHESTRATOR_STORE": store])
+        try instance.waitUntil("every file is done", timeout: 60) { instance.count(in: "Done") == 60 }
+        #expect(instance.count(in: "Failed") == 0 && instance.count(in: "Inbox") == 0)
+        #expect(instance.count(in: "Inbox/.processing") == 0)
+        // Only a run the kill cut short ran again (at most max_concurrent of them).
+        let runs = instance.lines(of: "runs.log")
+        var perFile: [String: Int] = [:]
+        for run in runs { perFile[run, default: 0] += 1 }
+        let repeated = Set(perFile.filter { $0.value > 1 }.keys)
+        #expect(Set(perFile.keys) == Set(names))
+        #expect(repeated.count <= 2 && repeated.isSubset(of: interrupted), "repeated \(repeated), in flight at the kill \(interrupted)")
+        #expect(perFile.values.allSatisfy { $0 <= 2 })
+        // The store agrees: one job per file, each done with one succeeded attempt.
+        let rows = try Server.psql(
+            store, "SELECT count(*), count(DISTINCT name), count(*) FILTER (WHERE state = 'done') FROM job")
+        #expect(rows == "60|60|60")
+        let succeeded = try Server.psql(store, "SELECT count(*) FROM attempt WHERE outcome = 'succeeded'")
+        #expect(succeeded == "60")
+        let status = try instance.run(["status", "--store", store])
+        #expect(status.status == 0 && status.stdout.contains("finished: 60 done, 0 failed"), "\(status.stdout)")
+        instance.stopDaemon()
+    }
+
+    @Test func aServerCrashPausesTheDaemonAndNothingIsLostOrRunTwice() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let instance = try TestInstance(config: testConfig(handler: Self.recordingWorker))
+        defer { try? server.start() }  // Never leave the other tests without their server.
+        try instance.startDaemon(extraArguments: ["--store", store])
+        for index in 1...80 { try instance.drop("g\(index).txt") }
+        try instance.waitUntil("some are done", timeout: 30) { instance.count(in: "Done") >= 5 }
+        try server.crash()
+        try instance.waitUntil("the daemon pauses", timeout: 30) {
+            instance.log.contains("paused: the store's server cannot be reached")
+        }
+        let paused = try instance.run(["status", "--store", store])
+        #expect(paused.stdout.contains("PAUSED:   the store's server cannot be reached"), "\(paused.stdout)")
+        try server.start()
+        try instance.waitUntil("every file is done", timeout: 60) { instance.count(in: "Done") == 80 }
+        #expect(instance.log.contains("the store can be written again; resuming"))
+        #expect(instance.daemon?.isRunning == true, "the daemon never exits for a server that went away")
+        #expect(instance.count(in: "Failed") == 0)
+        let runs = instance.lines(of: "runs.log")
+        #expect(runs.count == 80 && Set(runs).count == 80, "every file ran once: \(runs.count) runs")
+        #expect(try Server.psql(store, "SELECT count(*), count(*) FILTER (WHERE state = 'done') FROM job") == "80|80")
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    @Test func aBadStoreURLIsRefusedWhereverItComesFrom() throws {
+        let instance = try TestInstance(config: testConfig(handler: Self.recordingWorker, extra: """
+
+            [store]
+            url = "postgres://someone@localhost:0/db"
+            """))
+        let fromFile = try instance.run(["config", "check"])
+        #expect(fromFile.status == 78)
+        #expect(fromFile.stderr.contains("orchestrator.toml:14: error: [store] url: the port \"0\" is not a number from 1 to 65535"), "\(fromFile.stderr)")
+        let instance2 = try TestInstance(config: testConfig(handler: Self.recordingWorker))
+        let flag = try instance2.run(["status", "--store", "mysql://root@localhost/db"])
+        #expect(flag.status == 64 && flag.stderr.contains("error: --store: \"mysql://root@localhost/db\" is not a store URL"), "\(flag.stderr)")
+        var environment = ProcessInfo.processInfo.environment
+        environment["ORCHESTRATOR_STORE"] = "postgres://someone@[::1/db"
+        let variable = try instance2.run(["watch"], environment: environment, timeout: 10)
+        #expect(variable.status == 78 && variable.stderr.hasPrefix("error: ORCHESTRATOR_STORE: "), "\(variable.stderr)")
+    }
+}
+
+extension PostgresStoreTests.Server {
+    /// Runs SQL with psql and returns its unaligned output.
+    static func psql(_ url: String, _ sql: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        process.arguments = [url, "-v", "ON_ERROR_STOP=1", "-XAtqc", sql]
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("psql-\(UUID().uuidString).out")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: output) }
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        try process.run()
+        guard waitForExit(process, within: 30, "psql") else { throw TimedOut(description: "psql hung on \(sql)") }
+        guard process.terminationStatus == 0 else { throw TimedOut(description: "psql failed on \(sql)") }
+        return ((try? String(contentsOf: output, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
