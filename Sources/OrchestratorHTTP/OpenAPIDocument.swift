@@ -1294,7 +1294,8 @@ enum OpenAPIDocument {
           "sweeps",
           "tasks",
           "uploads",
-          "starvation_after_seconds"
+          "starvation_after_seconds",
+          "store"
         ],
         "properties": {
           "daemon": {
@@ -1552,6 +1553,10 @@ enum OpenAPIDocument {
             "type": "number",
             "minimum": 0,
             "description": "a job waiting longer than this is starving ([limits] starvation_after)"
+          },
+          "store": {
+            "type": "string",
+            "description": "Where the ledger is: \"sqlite\", or the PostgreSQL store's URL without its password."
           }
         },
         "additionalProperties": false

@@ -103,6 +103,7 @@ public enum Reports {
             object["queue_waits_because"] = admissionWait as Any? ?? NSNull()
             object["cannot_read"] = cannotRead
             object["config_loaded_at"] = configLoadedAt as Any? ?? NSNull()
+            object["store"] = config.store.shown
             object["paused"] = paused as Any? ?? NSNull()
             object["healthy"] = daemonPID != nil && (health?.healthy ?? true)
             object["health"] = health.map { snapshot -> [String: Any] in
@@ -116,6 +117,7 @@ public enum Reports {
         lines.append(daemonLine)
         for problem in cannotRead { lines.append("warning:  \(problem)") }
         if let configLoadedAt { lines.append("config:   \(config.file), in force since \(configLoadedAt)") }
+        lines.append("store:    " + (config.store.url == nil ? "sqlite in \(config.paths.state)" : config.store.shown))
         if let paused { lines.append("PAUSED:   \(paused.dropFirst("paused: ".count)); nothing new starts until \(paused.hasPrefix("paused: no space") ? "space returns" : "that changes")") }
         lines.append("inbox:    \(waiting) waiting")
         lines.append(
