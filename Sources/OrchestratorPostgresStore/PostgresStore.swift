@@ -232,7 +232,17 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
             );
             CREATE TABLE handler_state (name TEXT PRIMARY KEY, paused BOOLEAN NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
             """
-        )
+        ),
+        (
+            "v2-leases",
+            """
+            -- The node a running job is claimed by, and when its lease runs out (the server's clock, Unix seconds).
+            ALTER TABLE job ADD COLUMN owner TEXT, ADD COLUMN lease_until DOUBLE PRECISION,
+                ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
+            CREATE INDEX job_lease ON job(lease_until) WHERE state = 'running';
+            CREATE INDEX job_queued ON job(priority, id) WHERE state = 'queued';
+            """
+        ),
     ]
 
     /// Applies the migrations not yet recorded, each in its own transaction, while holding the migration lock.

@@ -372,7 +372,7 @@ struct PostgresTransaction: StoreTransaction {
         try connection.execute(sql, parameters).scalar?.int64()
     }
 
-    private func addTransition(jobID: Int64, from: JobState?, to: JobState, detail: String?, at now: UnixTime) throws {
+    func addTransition(jobID: Int64, from: JobState?, to: JobState, detail: String?, at now: UnixTime) throws {
         try connection.execute(
             "INSERT INTO transition (job_id, at, from_state, to_state, detail) VALUES ($1, $2, $3, $4, $5)",
             [.int(jobID), .double(now), from.map { .text($0.rawValue) }, .text(to.rawValue), detail.map { .text($0) }])
@@ -647,6 +647,11 @@ extension JobRecord {
         slotMs = try cell("slot_ms").int64()
         eventID = try cell("event_id").int64()
         prioritySetByHand = try cell("priority_set_at").double() != nil
+        if row.columns.contains(where: { $0.name == prefix + "owner" }) {
+            owner = try cell("owner").string()
+            leaseUntil = try cell("lease_until").double()
+            claims = Int(try cell("claims").int64() ?? 0)
+        }
     }
 }
 

@@ -28,6 +28,12 @@ public struct JobRecord: Sendable, Equatable {
     public var claimInode: UInt64?
     /// Its priority was set by `orchestrator priority`: a restart keeps it instead of the handler's.
     public var prioritySetByHand = false
+    /// The node whose claim the job is running under (`claimNext`); nil when no node holds it.
+    public var owner: String? = nil
+    /// When that claim's lease runs out, on the store's clock (Unix seconds), unless renewed.
+    public var leaseUntil: UnixTime? = nil
+    /// How many times the job has been claimed: what names one claim, since a rescued run gives its attempt back.
+    public var claims: Int = 0
 
     /// A record built in code (tests, planners); the store builds them from rows.
     public init(

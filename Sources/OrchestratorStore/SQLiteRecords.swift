@@ -26,6 +26,9 @@ extension JobRecord {
         claimDevice = (row[prefix + "claim_device"] as Int64?).map { UInt64(bitPattern: $0) }
         claimInode = (row[prefix + "claim_inode"] as Int64?).map { UInt64(bitPattern: $0) }
         prioritySetByHand = (row[prefix + "priority_set_at"] as Double?) != nil
+        owner = row.hasColumn(prefix + "owner") ? row[prefix + "owner"] : nil
+        leaseUntil = row.hasColumn(prefix + "lease_until") ? row[prefix + "lease_until"] : nil
+        claims = row.hasColumn(prefix + "claims") ? row[prefix + "claims"] : 0
     }
 }
 

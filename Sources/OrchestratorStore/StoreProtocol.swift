@@ -173,6 +173,26 @@ public protocol StoreTransaction {
     func deleteHandledEventsAndRequests(before cutoff: UnixTime, limit: Int) throws -> PruneCounts
     /// Records that the log file of an attempt of this job was deleted, so `show` says so.
     func markLogPruned(jobID: Int64, logPath: [UInt8], at now: UnixTime) throws
+
+    // Claims under a lease: how several daemons share one store's queue. Times in leases are the store's own
+    // clock, so that daemons whose clocks differ agree on when a lease ran out.
+    /// Takes the queued job of `kinds` that is due (no `not_before` in the future) with the highest aged priority
+    /// (base priority + 1 per `agingStep` seconds waited, at most 10), oldest first among equals, skipping any row
+    /// another transaction holds: it becomes `running`, owned by `node` for `lease` seconds, with one more
+    /// attempt and one more claim (`JobRecord.claims` names this claim). nil when nothing is due.
+    func claimNext(node: String, lease: Double, kinds: [JobKind], agingStep: Double) throws -> JobRecord?
+    /// Extends the lease of every job `node` holds running; how many it holds.
+    func renewLeases(node: String, lease: Double) throws -> Int
+    /// Takes back every running job whose lease ran out: its attempt was cut short (interrupted, which spends no
+    /// attempt), and it is queued again. The lease check is part of the update, so a job completed meanwhile is
+    /// never taken back. The jobs taken back.
+    func rescueExpiredLeases(at now: UnixTime) throws -> [Int64]
+    /// Moves a job `node` claimed from `running` to `state`, only while that claim still holds (same owner, same
+    /// claim number, still running); false when it does not (the lease ran out and another daemon rescued the job):
+    /// then nothing is written, and the caller must act as if the run never counted.
+    func finishClaimed(
+        jobID: Int64, node: String, claim: Int, to state: JobState, notBefore: UnixTime?, reason: String?, at now: UnixTime
+    ) throws -> Bool
 }
 
 extension StoreTransaction {

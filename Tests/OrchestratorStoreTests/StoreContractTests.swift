@@ -6,17 +6,26 @@ import Testing
 
 @testable import OrchestratorStore
 
-/// An engine the contract runs against: a fresh, empty ledger per test, removed by `cleanUp`.
+/// An engine the contract runs against: a fresh, empty ledger per test, removed by `cleanUp`; `another` opens one
+/// more handle on the same ledger (a second daemon, or a command beside the daemon).
 struct StoreEngine: CustomTestStringConvertible, Sendable {
+    struct Opened {
+        let store: any Store
+        let another: @Sendable () throws -> any Store
+        let cleanUp: @Sendable () -> Void
+    }
+
     let name: String
-    let open: @Sendable () throws -> (store: any Store, cleanUp: @Sendable () -> Void)
+    let open: @Sendable () throws -> Opened
 
     var testDescription: String { name }
 
     static let sqlite = StoreEngine(name: "sqlite") {
         let directory = NSTemporaryDirectory() + "orch-contract-\(UUID().uuidString.prefix(8))"
         let store = try SQLiteStore(directory: directory)
-        return (store, { try? FileManager.default.removeItem(atPath: directory) })
+        return Opened(
+            store: store, another: { try SQLiteStore(directory: directory) },
+            cleanUp: { try? FileManager.default.removeItem(atPath: directory) })
     }
 
     /// A schema of its own in the test server's database (`$ORCH_TEST_POSTGRES_URL`, set by scripts/test), dropped
@@ -27,7 +36,9 @@ struct StoreEngine: CustomTestStringConvertible, Sendable {
         }
         let schema = "orch_contract_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
         let store = try PostgresStore(url: url, schema: schema)
-        return (store, { _ = try? PostgresConnection(url: url).execute("DROP SCHEMA \"\(schema)\" CASCADE") })
+        return Opened(
+            store: store, another: { try PostgresStore(url: url, schema: schema) },
+            cleanUp: { _ = try? PostgresConnection(url: url).execute("DROP SCHEMA \"\(schema)\" CASCADE") })
     }
 
     /// Every engine: the contract below is what the dispatcher and the commands rely on, whichever keeps the ledger.
@@ -43,9 +54,9 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
 /// What every store engine must do, as the dispatcher and the commands use it (see StoreProtocol.swift).
 @Suite struct StoreContractTests {
     private func withStore(_ engine: StoreEngine, _ body: (any Store) throws -> Void) throws {
-        let (store, cleanUp) = try engine.open()
-        defer { cleanUp() }
-        try body(store)
+        let opened = try engine.open()
+        defer { opened.cleanUp() }
+        try body(opened.store)
     }
 
     @Test(arguments: StoreEngine.all)

@@ -1,0 +1,85 @@
+import OrchestratorCore
+import OrchestratorPostgres
+import OrchestratorStore
+
+/// The server's clock, Unix seconds with a fraction: the time a statement runs, not its transaction's start.
+let serverClock = "extract(epoch FROM clock_timestamp())::double precision"
+
+/// Claims under a lease, in PostgreSQL: several daemons at once, so a claim skips rows another transaction holds
+/// and every later step checks, inside its own UPDATE, that the claim still stands.
+extension PostgresTransaction {
+    func claimNext(node: String, lease: Double, kinds: [JobKind], agingStep: Double) throws -> JobRecord? {
+        guard !kinds.isEmpty else { return nil }
+        let rows = try connection.execute(
+            """
+            UPDATE job SET state = 'running', owner = $1, attempts = attempts + 1, claims = claims + 1, lease_until = \(serverClock) + $2,
+                           updated_at = \(serverClock)
+            WHERE id = (
+                SELECT id FROM job
+                WHERE state = 'queued' AND kind = ANY($3::text[]) AND (not_before IS NULL OR not_before <= \(serverClock))
+                ORDER BY CASE WHEN priority >= 10 THEN priority
+                              ELSE LEAST(10, priority + CASE WHEN $4 > 0 THEN floor((\(serverClock) - updated_at) / $4)::int ELSE 0 END)
+                         END DESC, id
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED)
+            RETURNING *
+            """,
+            [.text(node), .double(lease), .text(PostgresReader.textArray(kinds.map(\.rawValue))), .double(agingStep)]
+        ).rows
+        guard let row = rows.first else { return nil }
+        let job = try JobRecord(postgres: row)
+        try addTransition(jobID: job.id, from: .queued, to: .running, detail: "claimed by \(node)", at: job.updatedAt)
+        return job
+    }
+
+    func renewLeases(node: String, lease: Double) throws -> Int {
+        try connection.execute(
+            "UPDATE job SET lease_until = \(serverClock) + $1 WHERE owner = $2 AND state = 'running'",
+            [.double(lease), .text(node)]
+        ).affectedRows
+    }
+
+    func rescueExpiredLeases(at now: UnixTime) throws -> [Int64] {
+        // The expiry is checked again by the UPDATE itself, on the row as it is once locked: a completion that
+        // committed first has moved the job out of `running`, and it stays done.
+        let rows = try connection.execute(
+            """
+            WITH expired AS (
+                SELECT id, owner FROM job WHERE state = 'running' AND lease_until < \(serverClock) FOR UPDATE SKIP LOCKED)
+            UPDATE job SET state = 'queued', owner = NULL, lease_until = NULL, attempts = GREATEST(0, job.attempts - 1),
+                           updated_at = $1
+            FROM expired
+            WHERE job.id = expired.id AND job.state = 'running' AND job.lease_until < \(serverClock)
+            RETURNING job.id, expired.owner
+            """, [.double(now)]
+        ).rows
+        var rescued: [Int64] = []
+        for row in rows {
+            guard let id = try row[0].int64() else { continue }
+            let owner = try row[1].string() ?? "?"
+            try finishRunningAttempt(jobID: id, AttemptResult(outcome: .interrupted, reason: "the lease of \(owner) ran out"), at: now)
+            try addTransition(jobID: id, from: .running, to: .queued, detail: "rescued: the lease of \(owner) ran out", at: now)
+            rescued.append(id)
+        }
+        return rescued.sorted()
+    }
+
+    func finishClaimed(
+        jobID: Int64, node: String, claim: Int, to state: JobState, notBefore: UnixTime?, reason: String?, at now: UnixTime
+    ) throws -> Bool {
+        let updated = try connection.execute(
+            """
+            UPDATE job SET state = $1, owner = NULL, lease_until = NULL, not_before = $2, reason = COALESCE($3, reason),
+                           updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
+            WHERE id = $6 AND state = 'running' AND owner = $7 AND claims = $8
+            """,
+            [
+                .text(state.rawValue), notBefore.map { .double($0) }, reason.map { .text($0) }, .double(now),
+                .bool(state.isTerminal), .int(jobID), .text(node), .int(Int64(claim)),
+            ]
+        ).affectedRows
+        guard updated == 1 else { return false }
+        try addTransition(jobID: jobID, from: .running, to: state, detail: reason, at: now)
+        return true
+    }
+}

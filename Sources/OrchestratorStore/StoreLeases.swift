@@ -1,0 +1,90 @@
+import Foundation
+import GRDB
+import OrchestratorCore
+
+/// The store's clock in SQL: Unix seconds with a fraction (`unixepoch('subsec')` needs SQLite 3.42).
+let sqliteClock = "((julianday('now') - 2440587.5) * 86400.0)"
+
+/// Claims under a lease, in SQLite: one writer at a time, so each statement is atomic without row locks.
+func registerLeaseSchema(_ db: Database) throws {
+    try db.execute(sql: """
+        -- The node a running job is claimed by, and when its lease runs out (the store's clock, Unix seconds).
+        ALTER TABLE job ADD COLUMN owner TEXT;
+        ALTER TABLE job ADD COLUMN lease_until REAL;
+        -- How many times the job was claimed: the claim a later step must still hold.
+        ALTER TABLE job ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX job_lease ON job(lease_until) WHERE state = 'running';
+        CREATE INDEX job_queued ON job(priority, id) WHERE state = 'queued';
+        """)
+}
+
+extension SQLiteTransaction {
+    public func claimNext(node: String, lease: Double, kinds: [JobKind], agingStep: Double) throws -> JobRecord? {
+        guard !kinds.isEmpty else { return nil }
+        let marks = kinds.map { _ in "?" }.joined(separator: ",")
+        let arguments: [any DatabaseValueConvertible] = [node, lease] + kinds.map(\.rawValue) + [agingStep, agingStep]
+        guard let row = try Row.fetchOne(
+            db,
+            sql: """
+                UPDATE job SET state = 'running', owner = ?, attempts = attempts + 1, claims = claims + 1, lease_until = \(sqliteClock) + ?,
+                               updated_at = \(sqliteClock)
+                WHERE id = (
+                    SELECT id FROM job
+                    WHERE state = 'queued' AND kind IN (\(marks)) AND (not_before IS NULL OR not_before <= \(sqliteClock))
+                    ORDER BY CASE WHEN priority >= 10 THEN priority
+                                  ELSE MIN(10, priority + CASE WHEN ? > 0 THEN CAST((\(sqliteClock) - updated_at) / ? AS INTEGER) ELSE 0 END)
+                             END DESC, id
+                    LIMIT 1)
+                RETURNING *
+                """,
+            arguments: StatementArguments(arguments))
+        else { return nil }
+        let job = JobRecord(row: row)
+        try addTransition(jobID: job.id, from: .queued, to: .running, detail: "claimed by \(node)", at: job.updatedAt)
+        return job
+    }
+
+    public func renewLeases(node: String, lease: Double) throws -> Int {
+        try db.execute(
+            sql: "UPDATE job SET lease_until = \(sqliteClock) + ? WHERE owner = ? AND state = 'running'", arguments: [lease, node])
+        return db.changesCount
+    }
+
+    public func rescueExpiredLeases(at now: UnixTime) throws -> [Int64] {
+        let expired = try Row.fetchAll(
+            db, sql: "SELECT id, owner FROM job WHERE state = 'running' AND lease_until < \(sqliteClock)")
+        var rescued: [Int64] = []
+        for row in expired {
+            let id: Int64 = row["id"]
+            let owner: String = row["owner"] ?? "?"
+            try db.execute(
+                sql: """
+                    UPDATE job SET state = 'queued', owner = NULL, lease_until = NULL, attempts = MAX(0, attempts - 1),
+                                   updated_at = ?
+                    WHERE id = ? AND state = 'running' AND lease_until < \(sqliteClock)
+                    """,
+                arguments: [now, id])
+            guard db.changesCount == 1 else { continue }
+            try finishRunningAttempt(
+                jobID: id, AttemptResult(outcome: .interrupted, reason: "the lease of \(owner) ran out"), at: now)
+            try addTransition(jobID: id, from: .running, to: .queued, detail: "rescued: the lease of \(owner) ran out", at: now)
+            rescued.append(id)
+        }
+        return rescued
+    }
+
+    public func finishClaimed(
+        jobID: Int64, node: String, claim: Int, to state: JobState, notBefore: UnixTime?, reason: String?, at now: UnixTime
+    ) throws -> Bool {
+        try db.execute(
+            sql: """
+                UPDATE job SET state = ?, owner = NULL, lease_until = NULL, not_before = ?, reason = COALESCE(?, reason),
+                               updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END
+                WHERE id = ? AND state = 'running' AND owner = ? AND claims = ?
+                """,
+            arguments: [state.rawValue, notBefore, reason, now, state.isTerminal, now, jobID, node, claim])
+        guard db.changesCount == 1 else { return false }
+        try addTransition(jobID: jobID, from: .running, to: state, detail: reason, at: now)
+        return true
+    }
+}
