@@ -10,6 +10,23 @@ public enum StoreFactory {
         return try SQLiteStore(directory: config.paths.state)
     }
 
+    /// A PostgreSQL store is one daemon's (or one one-shot run's) at a time, whatever its state folder, until
+    /// several daemons can share one through claims under leases; 69 when another holds it. A SQLite store is
+    /// already the state folder's, whose lock the caller holds.
+    static func holdExclusively(_ store: any Store, _ config: Config) throws(CommandError) {
+        guard let postgres = store as? PostgresStore else { return }
+        let held: Bool
+        do {
+            held = try postgres.holdExclusively()
+        } catch {
+            throw CommandError(.failure, "error: cannot lock \(describe(config)): \(error)")
+        }
+        guard held else {
+            throw CommandError(
+                .unavailable, "error: another orchestrator daemon or one-shot run is using \(describe(config)); one at a time per store")
+        }
+    }
+
     /// Where the ledger is, for messages.
     static func describe(_ config: Config) -> String {
         config.store.url == nil ? "the state database in \(config.paths.state)" : "the store at \(config.store.shown)"

@@ -19,6 +19,15 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
 
     /// The advisory lock key that serialises migrations: "orchestr" in ASCII.
     static let migrationLockKey: Int64 = 0x6F72_6368_6573_7472
+    /// The advisory lock key the daemon of a store holds (`holdExclusively`): "orchdaem".
+    static let daemonLockKey: Int64 = 0x6F72_6368_6461_656D
+
+    /// Takes the store for this process alone, as its one daemon (several daemons on one store need claims under
+    /// leases, which the dispatcher does not use yet): a session advisory lock on the writer connection, taken
+    /// again whenever that connection is renewed. False when another process holds it.
+    public func holdExclusively() throws -> Bool {
+        try writer.holdLock(Self.daemonLockKey)
+    }
 
     /// Connects (twice) and migrates. `schema`: a schema of its own, created if missing (tests use one each).
     public init(url text: String, schema: String? = nil) throws {
@@ -283,10 +292,27 @@ final class LockedConnection: @unchecked Sendable {  // everything is touched on
         return try body(connection)
     }
 
-    /// A new session for `connection`, set up as the first was; only inside `use`.
+    /// A new session for `connection`, set up as the first was; only inside `use`. A lock held for the process is
+    /// taken again; if another process took it while the connection was down, the store is no longer this
+    /// process's alone, and the error says so (the daemon stops).
     func renew(_ connection: PostgresConnection) throws {
         try connection.reconnect()
         for statement in sessionSetup { try connection.execute(statement) }
+        if let key = heldLock, try !connection.tryAdvisoryLock(key) {
+            throw PostgresError(
+                kind: .client, message: "another daemon took the store while the connection to its server was down")
+        }
+    }
+
+    /// A session advisory lock this connection keeps for the life of the process.
+    private var heldLock: Int64?
+
+    func holdLock(_ key: Int64) throws -> Bool {
+        try use { connection in
+            guard try connection.tryAdvisoryLock(key) else { return false }
+            heldLock = key
+            return true
+        }
     }
 }
 

@@ -128,6 +128,27 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    @Test func aSecondDaemonOnTheSameStoreExits69WhateverItsStateFolder() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let first = try TestInstance(config: testConfig(handler: Self.recordingWorker))
+        try first.startDaemon(extraArguments: ["--store", store])
+        let second = try TestInstance(config: testConfig(handler: Self.recordingWorker))
+        let refused = try second.run(["watch", "--store", store], timeout: 30)
+        #expect(refused.status == 69, "\(refused.stderr)")
+        #expect(refused.stderr.contains("another orchestrator daemon or one-shot run is using the store at"), "\(refused.stderr)")
+        let sweep = try second.run(["sweep", "--mode", "ingest", "--store", store], timeout: 30)
+        #expect(sweep.status == 69, "a one-shot run is refused too: \(sweep.stderr)")
+        // The first goes on working, and once it stops the store is free.
+        try first.drop("a.txt")
+        try first.waitUntil("the first daemon's file is done", timeout: 20) { first.count(in: "Done") == 1 }
+        #expect(first.stopDaemon() == 0)
+        try second.startDaemon(extraArguments: ["--store", store])
+        try second.drop("b.txt")
+        try second.waitUntil("the second daemon's file is done", timeout: 20) { second.count(in: "Done") == 1 }
+        #expect(second.stopDaemon() == 0)
+    }
+
     @Test func aBadStoreURLIsRefusedWhereverItComesFrom() throws {
         let instance = try TestInstance(config: testConfig(handler: Self.recordingWorker, extra: """
 
