@@ -382,20 +382,23 @@ struct PostgresTransaction: StoreTransaction {
         kind: JobKind, name: RelativePath, handler: String?, state: JobState, priority: Int, maxAttempts: Int,
         reason: String?, detail: String?, claim: (device: UInt64, inode: UInt64)?, at now: UnixTime
     ) throws -> Int64 {
+        // One round trip for the job and its first transition: each costs the dispatcher's thread a wait.
         guard let id = try insertedID(
             """
-            INSERT INTO job (kind, name, handler, state, priority, max_attempts, reason, created_at, updated_at,
-                             finished_at, claim_device, claim_inode)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) RETURNING id
+            WITH inserted AS (
+                INSERT INTO job (kind, name, handler, state, priority, max_attempts, reason, created_at, updated_at,
+                                 finished_at, claim_device, claim_inode)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) RETURNING id)
+            INSERT INTO transition (job_id, at, from_state, to_state, detail)
+            SELECT id, $8, NULL, $4, $12 FROM inserted RETURNING job_id
             """,
             [
                 .text(kind.rawValue), .bytes(name.bytes), handler.map { .text($0) }, .text(state.rawValue),
                 .int(Int64(priority)), .int(Int64(maxAttempts)), reason.map { .text($0) }, .double(now),
                 state.isTerminal ? .double(now) : nil, claim.map { .int(Int64(bitPattern: $0.device)) },
-                claim.map { .int(Int64(bitPattern: $0.inode)) },
+                claim.map { .int(Int64(bitPattern: $0.inode)) }, detail.map { .text($0) },
             ])
         else { throw PostgresError(kind: .client, message: "INSERT INTO job returned no id") }
-        try addTransition(jobID: id, from: nil, to: state, detail: detail, at: now)
         return id
     }
 
@@ -403,18 +406,21 @@ struct PostgresTransaction: StoreTransaction {
         jobID: Int64, from: JobState?, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
         detail: String?, at now: UnixTime
     ) throws {
+        // The update and its transition in one round trip (a data-modifying WITH runs whether or not it is read).
         try connection.execute(
             """
-            UPDATE job SET state = $1, attempts = COALESCE($2, attempts), not_before = $3,
-                           reason = COALESCE($4, reason), updated_at = $5,
-                           finished_at = CASE WHEN $6 THEN $5 ELSE finished_at END
-            WHERE id = $7
+            WITH updated AS (
+                UPDATE job SET state = $1, attempts = COALESCE($2, attempts), not_before = $3,
+                               reason = COALESCE($4, reason), updated_at = $5,
+                               finished_at = CASE WHEN $6 THEN $5 ELSE finished_at END
+                WHERE id = $7)
+            INSERT INTO transition (job_id, at, from_state, to_state, detail) VALUES ($7, $5, $8, $1, $9)
             """,
             [
                 .text(state.rawValue), attempts.map { .int(Int64($0)) }, notBefore.map { .double($0) },
-                reason.map { .text($0) }, .double(now), .bool(state.isTerminal), .int(jobID),
+                reason.map { .text($0) }, .double(now), .bool(state.isTerminal), .int(jobID), from.map { .text($0.rawValue) },
+                (detail ?? reason).map { .text($0) },
             ])
-        try addTransition(jobID: jobID, from: from, to: state, detail: detail ?? reason, at: now)
     }
 
     func addNote(jobID: Int64, state: JobState, detail: String, at now: UnixTime) throws {
