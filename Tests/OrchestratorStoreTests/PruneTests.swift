@@ -48,23 +48,16 @@ extension Store {
             return id
         }
     }
-
 }
 
-extension SQLiteStore {
-    func count(_ table: String) throws -> Int {
-        try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
-    }
-
-    func jobIDs() throws -> Set<Int64> {
-        try pool.read { Set(try Int64.fetchAll($0, sql: "SELECT id FROM job")) }
-    }
-}
-
+/// The retention contract on every engine (what the prune sweep may delete and what it must keep), then SQLite's
+/// own page reclaiming.
 @Suite struct PruneTests {
-    @Test func oldFinishedFileJobsGoWithTheirAttemptsAndTransitions() throws {
-        let temp = try TemporaryStore()
-        let store = temp.store
+    @Test(arguments: StoreEngine.all)
+    func oldFinishedFileJobsGoWithTheirAttemptsAndTransitions(engine: StoreEngine) throws {
+        let ledger = try engine.open()
+        defer { ledger.cleanUp() }
+        let store = ledger.store
         let old = try (0..<5).map { try store.finishedFile("old-\($0)", at: 1000 + Double($0)) }
         let oldFailed = try store.finishedFile("old-failed", at: 1010, succeeded: false)
         let recent = try store.finishedFile("recent", at: 5000)
@@ -72,16 +65,18 @@ extension SQLiteStore {
         #expect(counts.jobs == 6)
         #expect(counts.attempts == 6)
         #expect(counts.transitions == 6 * 3)
-        #expect(try store.jobIDs() == [recent])
-        #expect(try store.count("attempt") == 1)
-        #expect(try store.count("transition") == 3)
+        #expect(try ledger.jobIDs() == [recent])
+        #expect(try ledger.count("attempt") == 1)
+        #expect(try ledger.count("transition") == 3)
         #expect(try store.read { try $0.job(id: old[0]) } == nil)
         #expect(try store.read { try $0.job(id: oldFailed) } == nil)
     }
 
-    @Test func liveJobsAndFilesStillInTheProcessingAreaAreKept() throws {
-        let temp = try TemporaryStore()
-        let store = temp.store
+    @Test(arguments: StoreEngine.all)
+    func liveJobsAndFilesStillInTheProcessingAreaAreKept(engine: StoreEngine) throws {
+        let ledger = try engine.open()
+        defer { ledger.cleanUp() }
+        let store = ledger.store
         let unmoved = try store.finishedFile("unmoved", at: 1000, moved: false)
         let queued = try store.write {
             try $0.insertJob(kind: .file, name: name("queued"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 900)
@@ -95,12 +90,14 @@ extension SQLiteStore {
         _ = try store.finishedFile("newest", at: 5000)
         let counts = try store.prune(finishedBefore: 2000)
         #expect(counts.jobs == 0)
-        #expect(try store.jobIDs().isSuperset(of: [unmoved, queued, retrying]))
+        #expect(try ledger.jobIDs().isSuperset(of: [unmoved, queued, retrying]))
     }
 
-    @Test func theNewestRowIsKeptSoThatNoIDIsEverReused() throws {
-        let temp = try TemporaryStore()
-        let store = temp.store
+    @Test(arguments: StoreEngine.all)
+    func theNewestRowIsKeptSoThatNoIDIsEverReused(engine: StoreEngine) throws {
+        let ledger = try engine.open()
+        defer { ledger.cleanUp() }
+        let store = ledger.store
         let ids = try (0..<3).map { try store.finishedFile("f\($0)", at: 1000 + Double($0)) }
         let oldEvent = try store.write { try $0.insertEvent(name: "e", source: "test", at: 1000) }
         let newestEvent = try store.write { try $0.insertEvent(name: "e", source: "test", at: 1000) }
@@ -110,16 +107,18 @@ extension SQLiteStore {
         }
         let counts = try store.prune(finishedBefore: 2000)
         #expect(counts.jobs == 2 && counts.events == 1)
-        #expect(try store.jobIDs() == [ids[2]])
+        #expect(try ledger.jobIDs() == [ids[2]])
         let next = try store.finishedFile("next", at: 3000)
         #expect(next == ids[2] + 1)
         let nextEvent = try store.write { try $0.insertEvent(name: "e", source: "test", at: 3000) }
         #expect(nextEvent == newestEvent + 1)
     }
 
-    @Test func deletesInBatchesUntilNothingOldIsLeft() throws {
-        let temp = try TemporaryStore()
-        let store = temp.store
+    @Test(arguments: StoreEngine.all)
+    func deletesInBatchesUntilNothingOldIsLeft(engine: StoreEngine) throws {
+        let ledger = try engine.open()
+        defer { ledger.cleanUp() }
+        let store = ledger.store
         for index in 0..<35 { _ = try store.finishedFile("f\(index)", at: 1000 + Double(index)) }
         var batches = 0
         let counts = try store.prune(finishedBefore: 2000, batchSize: 10, shouldContinue: {
@@ -129,12 +128,14 @@ extension SQLiteStore {
         // 34 of 35 (the newest row stays): 10 + 10 + 10 + 4; then one round for events and requests.
         #expect(counts.jobs == 34)
         #expect(batches == 5)
-        #expect(try store.count("job") == 1)
+        #expect(try ledger.count("job") == 1)
     }
 
-    @Test func dryRunCountsWhatThePruneDeletes() throws {
-        let temp = try TemporaryStore()
-        let store = temp.store
+    @Test(arguments: StoreEngine.all)
+    func dryRunCountsWhatThePruneDeletes(engine: StoreEngine) throws {
+        let ledger = try engine.open()
+        defer { ledger.cleanUp() }
+        let store = ledger.store
         for index in 0..<7 { _ = try store.finishedFile("f\(index)", at: 1000 + Double(index)) }
         _ = try store.finishedTaskRun("t", slot: 1_000_000, at: 1000)
         _ = try store.finishedTaskRun("t", slot: 2_000_000, at: 1001)
@@ -150,9 +151,11 @@ extension SQLiteStore {
 
     // MARK: Tasks
 
-    @Test func theRunsTheSchedulerReadsAreKept() throws {
-        let temp = try TemporaryStore()
-        let store = temp.store
+    @Test(arguments: StoreEngine.all)
+    func theRunsTheSchedulerReadsAreKept(engine: StoreEngine) throws {
+        let ledger = try engine.open()
+        defer { ledger.cleanUp() }
+        let store = ledger.store
         // Slots in order, but the manual run finished last and the slot 4 run started last of the scheduled.
         for slot in 1...4 { _ = try store.finishedTaskRun("t", slot: Int64(slot) * 60_000, at: 1000 + Double(slot)) }
         let manual = try store.finishedTaskRun("t", slot: nil, cause: .manual, at: 1100)
@@ -174,12 +177,14 @@ extension SQLiteStore {
         #expect(after.2 == before.2)
         #expect(after.3 == before.3 && after.4 == before.4)
         // t: slots 1-3 went, slot 4 (highest slot) and the manual run (latest) stayed.
-        #expect(try store.count("job") == 4)
+        #expect(try ledger.count("job") == 4)
     }
 
-    @Test func aPrunedSlotIsNeverRunAgain() throws {
-        let temp = try TemporaryStore()
-        let store = temp.store
+    @Test(arguments: StoreEngine.all)
+    func aPrunedSlotIsNeverRunAgain(engine: StoreEngine) throws {
+        let ledger = try engine.open()
+        defer { ledger.cleanUp() }
+        let store = ledger.store
         let minute: Int64 = 60_000
         let utc = try loadZone("UTC")
         let schedule = try #require(try SlotSchedule(trigger: .every(.seconds(60)), hostZone: utc))
@@ -203,9 +208,11 @@ extension SQLiteStore {
         #expect(again == nil)
     }
 
-    @Test func taskRunsOfAnEventNotYetHandledAreKept() throws {
-        let temp = try TemporaryStore()
-        let store = temp.store
+    @Test(arguments: StoreEngine.all)
+    func taskRunsOfAnEventNotYetHandledAreKept(engine: StoreEngine) throws {
+        let ledger = try engine.open()
+        defer { ledger.cleanUp() }
+        let store = ledger.store
         let pending = try store.write { try $0.insertEvent(name: "e", source: "test", at: 1000) }
         let handled = try store.write { try $0.insertEvent(name: "e", source: "test", at: 1000) }
         try store.write { try $0.markEventHandled(id: handled, at: 1000) }
@@ -215,8 +222,8 @@ extension SQLiteStore {
         _ = try store.finishedFile("newest", at: 5000)
         _ = try store.prune(finishedBefore: 2000)
         // The run of the pending event, the latest run of a (event + 100), the newest job.
-        #expect(try store.jobIDs().contains(ofPending))
-        #expect(try store.count("job") == 3)
+        #expect(try ledger.jobIDs().contains(ofPending))
+        #expect(try ledger.count("job") == 3)
         #expect(try store.read { try $0.pendingEvents().map(\.id) } == [pending])
     }
 
@@ -259,9 +266,11 @@ extension SQLiteStore {
         #expect(try reopened.reclaimFreePages().switchedToIncremental == false)
     }
 
-    @Test func aPrunedLogIsMarkedOnItsAttempt() throws {
-        let temp = try TemporaryStore()
-        let store = temp.store
+    @Test(arguments: StoreEngine.all)
+    func aPrunedLogIsMarkedOnItsAttempt(engine: StoreEngine) throws {
+        let ledger = try engine.open()
+        defer { ledger.cleanUp() }
+        let store = ledger.store
         let id = try store.finishedFile("f", at: 1000)
         try store.write { try $0.markLogPruned(jobID: id, logPath: Array("/logs/job-\(id)-attempt-1.log".utf8), at: 3000) }
         #expect(try store.read { try $0.attempts(jobID: id) }.map(\.logPrunedAt) == [3000])

@@ -2,9 +2,16 @@ import Foundation
 import OrchestratorCore
 import OrchestratorPostgres
 import OrchestratorPostgresStore
+import GRDB
 import Testing
 
 @testable import OrchestratorStore
+
+/// A value used from one test at a time (a connection is not Sendable).
+final class LockedBox<Value>: @unchecked Sendable {  // `value` is only used by the test that made it
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
 
 /// An engine the contract runs against: a fresh, empty ledger per test, removed by `cleanUp`; `another` opens one
 /// more handle on the same ledger (a second daemon, or a command beside the daemon).
@@ -13,6 +20,12 @@ struct StoreEngine: CustomTestStringConvertible, Sendable {
         let store: any Store
         let another: @Sendable () throws -> any Store
         let cleanUp: @Sendable () -> Void
+        /// Runs a query whose one column is an integer, straight on the engine (what the protocol does not offer:
+        /// counting a table's rows, listing its ids).
+        let integers: @Sendable (String) throws -> [Int64]
+
+        func count(_ table: String) throws -> Int { Int(try integers("SELECT COUNT(*) FROM \(table)").first ?? 0) }
+        func jobIDs() throws -> Set<Int64> { Set(try integers("SELECT id FROM job")) }
     }
 
     let name: String
@@ -25,7 +38,8 @@ struct StoreEngine: CustomTestStringConvertible, Sendable {
         let store = try SQLiteStore(directory: directory)
         return Opened(
             store: store, another: { try SQLiteStore(directory: directory) },
-            cleanUp: { try? FileManager.default.removeItem(atPath: directory) })
+            cleanUp: { try? FileManager.default.removeItem(atPath: directory) },
+            integers: { sql in try store.pool.read { try Int64.fetchAll($0, sql: sql) } })
     }
 
     /// A schema of its own in the test server's database (`$ORCH_TEST_POSTGRES_URL`, set by scripts/test), dropped
@@ -36,9 +50,12 @@ struct StoreEngine: CustomTestStringConvertible, Sendable {
         }
         let schema = "orch_contract_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
         let store = try PostgresStore(url: url, schema: schema)
+        let connection = LockedBox(try PostgresConnection(url: url))
+        _ = try connection.value.execute("SET search_path TO \"\(schema)\"")
         return Opened(
             store: store, another: { try PostgresStore(url: url, schema: schema) },
-            cleanUp: { _ = try? PostgresConnection(url: url).execute("DROP SCHEMA \"\(schema)\" CASCADE") })
+            cleanUp: { _ = try? PostgresConnection(url: url).execute("DROP SCHEMA \"\(schema)\" CASCADE") },
+            integers: { sql in try connection.value.execute(sql).rows.compactMap { try $0[0].int64() } })
     }
 
     /// Every engine: the contract below is what the dispatcher and the commands rely on, whichever keeps the ledger.
