@@ -41,7 +41,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
     /// How workers go through the helper.
     private let helperUse: HelperUse
     /// The long-lived spawner, once started; registered in `liveWorkers` so that orphan sweeps spare it.
-    private var spawner: (pid: pid_t, socket: Int32)?
+    private var spawner: (pid: pid_t, socket: Int32, replies: Int32)?
     /// Starting or talking to the spawner failed twice in a row: one helper run per worker from now on.
     private var spawnerFailed = false
     /// The daemon's PATH, which bare command names are looked up in (glibc's default if unset).
@@ -109,7 +109,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
 
     deinit {
         if let spawner {
-            orch_spawner_stop(spawner.socket, spawner.pid)
+            orch_spawner_stop(spawner.socket, spawner.replies, spawner.pid)
             Self.liveWorkers.withLock { $0[spawner.pid] = nil }
         }
         readBuffer.deallocate()
@@ -252,16 +252,17 @@ public final class ProcessSupervisor: @unchecked Sendable {
             if spawner == nil {
                 var spawnerPID: pid_t = 0
                 var socket: Int32 = -1
-                guard orch_spawner_start(helper, &spawnerPID, &socket) == 0 else { break }
-                spawner = (spawnerPID, socket)
+                var replies: Int32 = -1
+                guard orch_spawner_start(helper, &spawnerPID, &socket, &replies) == 0 else { break }
+                spawner = (spawnerPID, socket, replies)
                 live[spawnerPID] = []
             }
             guard let current = spawner else { break }
-            let rc = orch_spawner_request(current.socket, search, path, argv, envp, cwd, stdout, stderr, &pid)
+            let rc = orch_spawner_request(current.socket, current.replies, search, path, argv, envp, cwd, stdout, stderr, &pid)
             if rc >= 0 { return rc }
             // Gone (killed, crashed) or not answering: end it and try a new one. A spawner that did not answer
             // may have started the worker all the same: that one is ended first, or the attempt would run twice.
-            orch_spawner_stop(current.socket, current.pid)
+            orch_spawner_stop(current.socket, current.replies, current.pid)
             live[current.pid] = nil
             spawner = nil
             Self.endUnregisteredChildren(owner: owner, live: live)
@@ -277,7 +278,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         guard let current = spawner else { return }
         spawner = nil
-        orch_spawner_stop(current.socket, current.pid)
+        orch_spawner_stop(current.socket, current.replies, current.pid)
         Self.liveWorkers.withLock { $0[current.pid] = nil }
     }
 

@@ -12,8 +12,9 @@
 //
 // Two ways to use it (by ProcessSupervisor only):
 //
-// orchestrator-spawn s: a spawner that lives as long as the daemon (the default). fd 3 is a stream socket to the
-//   daemon. Each request is a header of four 32-bit words (payload length, 1 to search PATH, argc, envc) carrying
+// orchestrator-spawn s: a spawner that lives as long as the daemon (the default). fd 3 is a stream socket the
+//   daemon's requests come in on, fd 4 one the replies go out on (one socket both ways woke each side once more
+//   per worker: see orch_spawner_start). Each request is a header of four 32-bit words (payload length, 1 to search PATH, argc, envc) carrying
 //   the worker's stdout and stderr as SCM_RIGHTS, then the payload: PROGRAM, SEARCH_PATH, the working directory,
 //   ARGV..., ENVP..., each NUL-terminated. The reply is two 32-bit words: the worker's pid and 0, or 0 and the
 //   errno of a failed fork. It is sent right after the fork, not after the exec, so the daemon does not wait for
@@ -80,7 +81,7 @@ static inline word syscall3(word n, word a, word b, word c) { return syscall5(n,
 __asm__(".text\n.globl _start\n_start:\n mov x29, #0\n mov x30, #0\n mov x0, sp\n and sp, x0, #-16\n bl spawn_main\n brk #0\n");
 #endif
 
-enum { REPORT_FD = 3, F_SETFD = 2, FD_CLOEXEC = 1, CLONE_PARENT = 0x8000, PATH_MAX = 4096 };
+enum { REPORT_FD = 3, REPLY_FD = 4, F_SETFD = 2, FD_CLOEXEC = 1, CLONE_PARENT = 0x8000, PATH_MAX = 4096 };
 enum { EACCES = 13, ENOENT = 2, ENOTDIR = 20, ENODEV = 19, ESTALE = 116, ETIMEDOUT = 110, ENAMETOOLONG = 36 };
 enum { EINTR = 4, E2BIG = 7, EINVAL = 22, EPROTO = 71 };
 enum { SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_CMSG_CLOEXEC = 0x40000000 };
@@ -184,9 +185,13 @@ static int read_fully(int fd, char *to, unsigned long length) {
     return 1;
 }
 
+/// Replies go out on fd 4, a socket of their own (see orch_spawner_start), or on fd 3 for a daemon that passed
+/// none (one built before the split, running on after this program was updated beside it).
+static int reply_fd = REPLY_FD;
+
 static void reply(int pid, int error) {
     int words[2] = {pid, error};
-    syscall3(SYS_write, REPORT_FD, (word)words, sizeof words);  // A gone daemon ends us (SIGPIPE) or the next read.
+    syscall3(SYS_write, reply_fd, (word)words, sizeof words);  // A gone daemon ends us (SIGPIPE) or the next read.
 }
 
 /// dup3 refuses to copy an fd onto itself; then only close-on-exec has to go.
@@ -235,6 +240,7 @@ static void serve_one(int out, int err, unsigned int search, char **argv, char *
 
 __attribute__((noreturn)) static void serve(void) {
     syscall3(SYS_fcntl, REPORT_FD, F_SETFD, FD_CLOEXEC);
+    if (syscall3(SYS_fcntl, REPLY_FD, F_SETFD, FD_CLOEXEC) < 0) reply_fd = REPORT_FD;
     for (;;) {
         unsigned int header[4];
         union { struct cmsghdr header; char bytes[sizeof(struct cmsghdr) + 2 * sizeof(int) + 8]; } control;

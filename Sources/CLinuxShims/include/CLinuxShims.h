@@ -30,16 +30,16 @@ int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, co
                           char *const argv[], char *const envp[], const char *cwd, int stdout_fd, int stderr_fd);
 
 /// Starts orchestrator-spawn as a long-lived spawner (`helper s`, see spawn.c) in its own session, connected by
-/// a stream socket; 0 or an errno.
-int orch_spawner_start(const char *helper, pid_t *pid, int *sock);
+/// two stream sockets, one for requests and one for replies; 0 or an errno.
+int orch_spawner_start(const char *helper, pid_t *pid, int *requests, int *replies);
 
 /// Like orch_spawn_via_helper, through a running spawner: 0 and *pid; a positive errno if the worker could not
 /// start (a forked one is reaped); -1 if the spawner is gone or does not answer (stop it and start another).
-int orch_spawner_request(int sock, const char *search, const char *path, char *const argv[], char *const envp[],
-                         const char *cwd, int stdout_fd, int stderr_fd, pid_t *pid);
+int orch_spawner_request(int sock, int replies, const char *search, const char *path, char *const argv[],
+                         char *const envp[], const char *cwd, int stdout_fd, int stderr_fd, pid_t *pid);
 
 /// Ends a spawner and reaps it.
-void orch_spawner_stop(int sock, pid_t pid);
+void orch_spawner_stop(int sock, int replies, pid_t pid);
 
 /// Whether a chdir to `path` would succeed, without changing directory: 0, or the errno value
 /// chdir would give (ENOENT, ENOTDIR, EACCES...). Used to explain a failed orch_spawn.
