@@ -232,11 +232,59 @@ static int send_all(int sock, const char *bytes, size_t length) {
     return 0;
 }
 
-int orch_spawner_request(int sock, int replies, const char *search, const char *path, char *const argv[],
-                         char *const envp[], const char *cwd, int stdout_fd, int stderr_fd, pid_t *pid) {
+int orch_spawner_order(int sock, uint32_t count) {
+    uint32_t order[2] = {0x6f67797a, count};  // ZYGOTE_ORDER (spawn.c)
+    return send_all(sock, (const char *)order, sizeof order);
+}
+
+int orch_spawner_take(int replies, int wait, pid_t *pid, int *zygote) {
+    int32_t answer[2];
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(sizeof(int))]; } control;
+    struct iovec iov = {answer, sizeof answer};
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+                             .msg_controllen = sizeof control.bytes};
+    ssize_t n;
+    do n = recvmsg(replies, &message, MSG_CMSG_CLOEXEC | (wait ? 0 : MSG_DONTWAIT));
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && !wait && (errno == EAGAIN || errno == EWOULDBLOCK)) return -2;
+    if (n <= 0) return -1;  // Gone, or no answer within the time limit.
+    int fd = -1;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
+    if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+        cmsg->cmsg_len >= CMSG_LEN(sizeof(int))) {
+        memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+    }
+    size_t got = (size_t)n;
+    while (got < sizeof answer) {  // Sent as one piece of 8 bytes; this only guards against a short read.
+        n = recv(replies, (char *)answer + got, sizeof answer - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (fd >= 0) close(fd);
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    if (answer[1] != 0) {
+        if (fd >= 0) close(fd);
+        return answer[1];
+    }
+    if (answer[0] <= 0 || fd < 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    // A zygote that stopped reading (SIGSTOP) must not hang the daemon in a large request.
+    struct timeval limit = {.tv_sec = 5, .tv_usec = 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    *pid = answer[0];
+    *zygote = fd;
+    return 0;
+}
+
+int orch_zygote_request(int zygote, const char *search, const char *path, char *const argv[], char *const envp[],
+                        const char *cwd, int stdout_fd, int stderr_fd) {
     char here[PATH_MAX];
     if (cwd == NULL || cwd[0] == '\0') {
-        // The spawner runs in "/": an unset working directory means ours, as with posix_spawn.
+        // The zygote runs in "/": an unset working directory means ours, as with posix_spawn.
         if (getcwd(here, sizeof here) == NULL) return errno;
         cwd = here;
     }
@@ -244,7 +292,7 @@ int orch_spawner_request(int sock, int replies, const char *search, const char *
     size_t length = strlen(path) + 1 + (search ? strlen(search) : 0) + 1 + strlen(cwd) + 1;
     for (; argv[argc] != NULL; argc++) length += strlen(argv[argc]) + 1;
     for (; envp[envc] != NULL; envc++) length += strlen(envp[envc]) + 1;
-    if (length > (1u << 20)) return E2BIG;
+    if (length > (1u << 20) || (size_t)argc + envc + 2 > 32768) return E2BIG;  // PAYLOAD_MAX, POINTERS_MAX
     char *payload = malloc(length);
     if (payload == NULL) return ENOMEM;
     char *at = payload;
@@ -268,40 +316,30 @@ int orch_spawner_request(int sock, int replies, const char *search, const char *
     int fds[2] = {stdout_fd, stderr_fd};
     memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
     ssize_t sent;
-    do sent = sendmsg(sock, &message, MSG_NOSIGNAL);
+    do sent = sendmsg(zygote, &message, MSG_NOSIGNAL);
     while (sent < 0 && errno == EINTR);
     int broken = sent <= 0;
     if (!broken) {
         // The rest of a large request (the fds went with the first byte).
         size_t total = sizeof header + length, done = (size_t)sent;
         if (done < sizeof header) {
-            broken = send_all(sock, (char *)header + done, sizeof header - done) != 0;
+            broken = send_all(zygote, (char *)header + done, sizeof header - done) != 0;
             done = sizeof header;
         }
-        if (!broken && done < total) broken = send_all(sock, payload + (done - sizeof header), total - done) != 0;
+        if (!broken && done < total) broken = send_all(zygote, payload + (done - sizeof header), total - done) != 0;
     }
     free(payload);
-    if (broken) return -1;
-    int32_t answer[2];
-    size_t got = 0;
-    while (got < sizeof answer) {
-        ssize_t n = recv(replies, (char *)answer + got, sizeof answer - got, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;  // Gone, or no answer within the time limit.
-        got += (size_t)n;
-    }
-    if (answer[1] != 0) {
-        if (answer[0] > 0) reap_blocking(answer[0]);  // Our child (CLONE_PARENT); it exits 127 at once.
-        return answer[1];
-    }
-    if (answer[0] <= 0) return -1;
-    *pid = answer[0];
-    return 0;
+    return broken ? -1 : 0;
 }
 
-void orch_spawner_stop(int sock, int replies, pid_t pid) {
+void orch_zygote_end(int zygote, pid_t pid) {
+    close(zygote);  // End of file: it exits (a request cut short included).
+    kill(pid, SIGKILL);  // Even if stopped.
+    reap_blocking(pid);
+}
+
+void orch_spawner_stop(int sock, pid_t pid) {
     close(sock);  // End of file: it exits.
-    close(replies);
     kill(pid, SIGKILL);  // Even if stopped or hung.
     reap_blocking(pid);
 }

@@ -18,7 +18,8 @@ import Glibc
 /// workers' escaped descendants (see ProcessSupervisor+Orphans.swift). Workers are started
 /// through the `orchestrator-spawn` helper, if there is one, so that their max RSS is their own
 /// (see spawn.c): by default one spawner process started with the first worker and kept for the
-/// next ones (a round trip over a socket per worker), otherwise one helper run per worker.
+/// next ones, which forks each worker ahead of need (a zygote: the start is one message to it, with
+/// no fork and no wait), otherwise one helper run per worker.
 ///
 /// `@unchecked Sendable`: every stored property other than the immutable `queue` is touched
 /// only on `queue` (checked with `dispatchPrecondition` in debug builds).
@@ -42,6 +43,15 @@ public final class ProcessSupervisor: @unchecked Sendable {
     private let helperUse: HelperUse
     /// The long-lived spawner, once started; registered in `liveWorkers` so that orphan sweeps spare it.
     private var spawner: (pid: pid_t, socket: Int32, replies: Int32)?
+    /// Its zygotes taken from `replies` and not yet used, oldest first; registered in `liveWorkers` (owner empty).
+    private var zygotes: [(pid: pid_t, socket: Int32)] = []
+    /// Zygotes ordered from the spawner and not yet taken from `replies` (announced or still to come).
+    private var zygotesOrdered = 0
+    /// How many zygotes wait ready while the spawner lives: one per worker that can exit in the same round at
+    /// the bundled concurrency, so that a round's starts do not wait for a fork.
+    public static let zygotePool: UInt32 = 2
+    /// orch_spawner_take without waiting: nothing announced yet.
+    private static let noneYet: Int32 = -2
     /// Starting or talking to the spawner failed twice in a row: one helper run per worker from now on.
     private var spawnerFailed = false
     /// The daemon's PATH, which bare command names are looked up in (glibc's default if unset).
@@ -108,10 +118,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
     }
 
     deinit {
-        if let spawner {
-            orch_spawner_stop(spawner.socket, spawner.replies, spawner.pid)
-            Self.liveWorkers.withLock { $0[spawner.pid] = nil }
-        }
+        Self.liveWorkers.withLock { stopSpawner(live: &$0) }
         readBuffer.deallocate()
     }
 
@@ -240,15 +247,25 @@ public final class ProcessSupervisor: @unchecked Sendable {
         }
     }
 
-    /// Starts the worker through the long-lived spawner, starting it first if needed: 0 or the errno of the
-    /// worker's start. nil if the spawner cannot be had (twice: gone, hung, or not startable): the caller runs
-    /// the helper once for this worker, and so for every later one.
+    /// Starts the worker through one of the long-lived spawner's zygotes, starting the spawner first if needed:
+    /// 0 or the errno of the worker's start. nil if the spawner cannot be had (twice: gone, hung, or not
+    /// startable): the caller runs the helper once for this worker, and so for every later one.
     private func requestFromSpawner(
         _ helper: UnsafePointer<CChar>, _ pid: inout pid_t, search: UnsafePointer<CChar>?, _ path: UnsafePointer<CChar>,
         _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>,
         _ cwd: UnsafePointer<CChar>, _ stdout: Int32, _ stderr: Int32, owner: [UInt8], live: inout [Int32: [UInt8]]
     ) -> Int32? {
-        for _ in 0..<2 {
+        var spawnerFailures = 0
+        // A zygote found gone (killed while it waited) is ended and the next one tried: it ran nothing. Several in
+        // a row count as the spawner's failure (sending itself fails, or something ends every zygote).
+        var zygotesGone = 0
+        while spawnerFailures < 2 {
+            if zygotesGone > Int(Self.zygotePool) {
+                stopSpawner(live: &live)
+                zygotesGone = 0
+                spawnerFailures += 1
+                continue
+            }
             if spawner == nil {
                 var spawnerPID: pid_t = 0
                 var socket: Int32 = -1
@@ -256,36 +273,137 @@ public final class ProcessSupervisor: @unchecked Sendable {
                 guard orch_spawner_start(helper, &spawnerPID, &socket, &replies) == 0 else { break }
                 spawner = (spawnerPID, socket, replies)
                 live[spawnerPID] = []
+                zygotesOrdered = 0
+                if orch_spawner_order(socket, Self.zygotePool) == 0 { zygotesOrdered = Int(Self.zygotePool) }
             }
             guard let current = spawner else { break }
-            let rc = orch_spawner_request(current.socket, current.replies, search, path, argv, envp, cwd, stdout, stderr, &pid)
-            if rc >= 0 { return rc }
-            // Gone (killed, crashed) or not answering: end it and try a new one. A spawner that did not answer
-            // may have started the worker all the same: that one is ended first, or the attempt would run twice.
-            orch_spawner_stop(current.socket, current.replies, current.pid)
-            live[current.pid] = nil
-            spawner = nil
-            Self.endUnregisteredChildren(owner: owner, live: live)
+            let zygote: (pid: pid_t, socket: Int32)
+            switch takeZygote(from: current, live: &live) {
+            case .failed(let code):
+                return code
+            case .gone:
+                // Gone (killed, crashed) or not answering: end it and try a new one. A zygote it forked and did
+                // not announce is ended too, unused, rather than left waiting.
+                stopSpawner(live: &live)
+                Self.endUnregisteredChildren(owner: owner, live: live)
+                spawnerFailures += 1
+                continue
+            case .ready(let ready):
+                zygote = ready
+            }
+            let rc = orch_zygote_request(zygote.socket, search, path, argv, envp, cwd, stdout, stderr)
+            if rc > 0 {
+                // Nothing was sent (too large, out of memory): the zygote waits for the next worker.
+                zygotes.insert(zygote, at: 0)
+                return rc
+            }
+            // Its replacement is forked while this one becomes the worker (a failure shows at the next take).
+            if orch_spawner_order(current.socket, 1) == 0 { zygotesOrdered += 1 }
+            if rc == 0 {
+                close(zygote.socket)
+                pid = zygote.pid
+                return 0
+            }
+            orch_zygote_end(zygote.socket, zygote.pid)
+            live[zygote.pid] = nil
+            zygotesGone += 1
         }
         spawnerFailed = true
         return nil
     }
 
-    /// Ends the long-lived spawner; the next worker starts another. The daemon calls this when its queue has
-    /// run dry: the spawner then lives through bursts and backlogs, and an idle daemon's only children are
-    /// its workers (what a service manager's tree kill, or a look at the process tree, expects).
-    public func releaseSpawner() {
-        dispatchPrecondition(condition: .onQueue(queue))
+    private enum ZygoteTake {
+        case ready((pid: pid_t, socket: Int32))
+        /// The spawner could not fork one (and none is ready): the worker cannot start now.
+        case failed(Int32)
+        case gone
+    }
+
+    /// The oldest ready zygote, after taking in those announced meanwhile (without waiting); if none is ready,
+    /// waits for the next (the spawner's time limit: then `.gone`).
+    private func takeZygote(
+        from current: (pid: pid_t, socket: Int32, replies: Int32), live: inout [Int32: [UInt8]]
+    ) -> ZygoteTake {
+        var waitForOne = false
+        while zygotesOrdered > 0 || zygotes.isEmpty {
+            if zygotes.isEmpty, zygotesOrdered == 0 {
+                guard orch_spawner_order(current.socket, 1) == 0 else { return .gone }
+                zygotesOrdered = 1
+            }
+            waitForOne = zygotes.isEmpty
+            var zygotePID: pid_t = 0
+            var socket: Int32 = -1
+            let rc = orch_spawner_take(current.replies, waitForOne ? 1 : 0, &zygotePID, &socket)
+            if rc == Self.noneYet, !waitForOne { break }
+            if rc < 0 { return .gone }
+            zygotesOrdered -= 1
+            if rc > 0 {
+                if zygotes.isEmpty { return .failed(rc) }
+                continue
+            }
+            live[zygotePID] = []
+            zygotes.append((zygotePID, socket))
+        }
+        return .ready(zygotes.removeFirst())
+    }
+
+    /// Takes in the zygotes announced so far, without waiting, so that an orphan sweep sees them registered.
+    func collectAnnouncedZygotes(live: inout [Int32: [UInt8]]) {
+        guard let current = spawner else { return }
+        while zygotesOrdered > 0 {
+            var zygotePID: pid_t = 0
+            var socket: Int32 = -1
+            let rc = orch_spawner_take(current.replies, 0, &zygotePID, &socket)
+            if rc < 0 { return }  // None yet; or the spawner is gone, which the next start notices.
+            zygotesOrdered -= 1
+            guard rc == 0 else { continue }
+            live[zygotePID] = []
+            zygotes.append((zygotePID, socket))
+        }
+    }
+
+    /// Ends the spawner and every zygote of it not yet used, and reaps them all.
+    private func stopSpawner(live: inout [Int32: [UInt8]]) {
         guard let current = spawner else { return }
         spawner = nil
-        orch_spawner_stop(current.socket, current.replies, current.pid)
-        Self.liveWorkers.withLock { $0[current.pid] = nil }
+        // Once the spawner is reaped, everything it announced is in `replies`: taken there and ended too.
+        orch_spawner_stop(current.socket, current.pid)
+        live[current.pid] = nil
+        while zygotesOrdered > 0 {
+            var zygotePID: pid_t = 0
+            var socket: Int32 = -1
+            let rc = orch_spawner_take(current.replies, 0, &zygotePID, &socket)
+            if rc < 0 { break }
+            zygotesOrdered -= 1
+            if rc == 0 { zygotes.append((zygotePID, socket)) }
+        }
+        close(current.replies)
+        zygotesOrdered = 0
+        for zygote in zygotes {
+            orch_zygote_end(zygote.socket, zygote.pid)
+            live[zygote.pid] = nil
+        }
+        zygotes.removeAll()
+    }
+
+    /// Ends the long-lived spawner and its unused zygotes; the next worker starts another. The daemon calls this
+    /// when its queue has run dry: the spawner then lives through bursts and backlogs, and an idle daemon's only
+    /// children are its workers (what a service manager's tree kill, or a look at the process tree, expects).
+    public func releaseSpawner() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        Self.liveWorkers.withLock { stopSpawner(live: &$0) }
     }
 
     /// The long-lived spawner's pid, while there is one (for tests).
     public var spawnerPID: pid_t? {
         dispatchPrecondition(condition: .onQueue(queue))
         return spawner?.pid
+    }
+
+    /// The pids of the zygotes taken in and not yet used (for tests); each holds one socket of ours open.
+    public var readyZygotePIDs: [pid_t] {
+        dispatchPrecondition(condition: .onQueue(queue))
+        return zygotes.map(\.pid)
     }
 
     /// The start time of a worker not yet reaped (then its pid is still its own: at worst a zombie), nil once
@@ -370,8 +488,8 @@ public final class ProcessSupervisor: @unchecked Sendable {
 
     // MARK: - Previous daemons' workers
 
-    /// Sends `signal` to the worker's process group, or to the worker alone while it has none yet: the spawner
-    /// answers before its child has called setsid, and until then the child has started nothing else.
+    /// Sends `signal` to the worker's process group, or to the worker alone while it has none yet: a zygote may
+    /// be announced before it has called setsid, and until then it has started nothing else.
     public static func signalGroup(_ pid: Int32, _ signal: Int32) {
         if kill(-pid, signal) != 0, errno == ESRCH { kill(pid, signal) }
     }
@@ -483,8 +601,8 @@ final class SupervisedWorker {
     var stderrTail: [UInt8] = []
     /// Ties its orphans to it (`ProcessSupervisor.owner(inEnvironment:)`); empty if it cannot.
     let owner: [UInt8]
-    /// Started by the long-lived spawner, which answers before the exec: what it was asked to run, to describe a
-    /// start that failed (reported at the start of its stderr). nil otherwise.
+    /// Started by a zygote of the long-lived spawner, whose exec is not waited for: what it was asked to run, to
+    /// describe a start that failed (reported at the start of its stderr). nil otherwise.
     let startedBySpawner: (program: [UInt8], workingDirectory: [UInt8])?
     /// Whether its stderr has delivered anything yet: the failure report can only be its first bytes.
     var stderrStarted = false

@@ -33,13 +33,25 @@ int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, co
 /// two stream sockets, one for requests and one for replies; 0 or an errno.
 int orch_spawner_start(const char *helper, pid_t *pid, int *requests, int *replies);
 
-/// Like orch_spawn_via_helper, through a running spawner: 0 and *pid; a positive errno if the worker could not
-/// start (a forked one is reaped); -1 if the spawner is gone or does not answer (stop it and start another).
-int orch_spawner_request(int sock, int replies, const char *search, const char *path, char *const argv[],
-                         char *const envp[], const char *cwd, int stdout_fd, int stderr_fd, pid_t *pid);
+/// Asks a running spawner for `count` more zygotes (spawn.c): 0, or -1 if it is gone or does not read.
+int orch_spawner_order(int sock, uint32_t count);
 
-/// Ends a spawner and reaps it.
-void orch_spawner_stop(int sock, int replies, pid_t pid);
+/// Takes the spawner's next announcement from `replies`, waiting for it (at most the socket's time limit) if
+/// `wait`: 0 with *pid the zygote's pid and *zygote its socket; -2 (without `wait`) if none has come yet; the
+/// positive errno of a fork that failed; -1 if the spawner is gone or does not answer (stop it).
+int orch_spawner_take(int replies, int wait, pid_t *pid, int *zygote);
+
+/// Sends a zygote the request that makes it the worker (its pid is the zygote's): 0 once sent (a chdir or exec
+/// that fails is reported on the worker's stderr, see spawn.c); a positive errno if nothing was sent (the zygote
+/// stays unused); -1 if the zygote is gone or does not read (end it with orch_zygote_end: it runs nothing).
+int orch_zygote_request(int zygote, const char *search, const char *path, char *const argv[], char *const envp[],
+                        const char *cwd, int stdout_fd, int stderr_fd);
+
+/// Ends an unused zygote (or one whose request failed) and reaps it; closes its socket.
+void orch_zygote_end(int zygote, pid_t pid);
+
+/// Ends a spawner and reaps it; its replies socket stays open (what it announced can still be taken there).
+void orch_spawner_stop(int sock, pid_t pid);
 
 /// Whether a chdir to `path` would succeed, without changing directory: 0, or the errno value
 /// chdir would give (ENOENT, ENOTDIR, EACCES...). Used to explain a failed orch_spawn.
