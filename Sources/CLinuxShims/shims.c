@@ -237,9 +237,9 @@ int orch_spawner_order(int sock, uint32_t count) {
     return send_all(sock, (const char *)order, sizeof order);
 }
 
-int orch_spawner_take(int replies, int wait, pid_t *pid, int *zygote) {
+int orch_spawner_take(int replies, int wait, pid_t *pid, int fds[4]) {
     int32_t answer[2];
-    union { struct cmsghdr align; char bytes[CMSG_SPACE(sizeof(int))]; } control;
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(4 * sizeof(int))]; } control;
     struct iovec iov = {answer, sizeof answer};
     struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
                              .msg_controllen = sizeof control.bytes};
@@ -248,40 +248,33 @@ int orch_spawner_take(int replies, int wait, pid_t *pid, int *zygote) {
     while (n < 0 && errno == EINTR);
     if (n < 0 && !wait && (errno == EAGAIN || errno == EWOULDBLOCK)) return -2;
     if (n <= 0) return -1;  // Gone, or no answer within the time limit.
-    int fd = -1;
+    int received[4] = {-1, -1, -1, -1};
+    int count = 0;
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
-    if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
-        cmsg->cmsg_len >= CMSG_LEN(sizeof(int))) {
-        memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+    if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+        count = (int)((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        if (count > 4) count = 4;
+        memcpy(received, CMSG_DATA(cmsg), (size_t)count * sizeof(int));
     }
     size_t got = (size_t)n;
     while (got < sizeof answer) {  // Sent as one piece of 8 bytes; this only guards against a short read.
         n = recv(replies, (char *)answer + got, sizeof answer - got, 0);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            if (fd >= 0) close(fd);
-            return -1;
-        }
+        if (n <= 0) break;
         got += (size_t)n;
     }
-    if (answer[1] != 0) {
-        if (fd >= 0) close(fd);
-        return answer[1];
+    int rc = got < sizeof answer ? -1 : answer[1] != 0 ? answer[1] : answer[0] <= 0 || count != 4 ? -1 : 0;
+    if (rc != 0) {
+        for (int i = 0; i < count; i++) close(received[i]);
+        return rc;
     }
-    if (answer[0] <= 0 || fd < 0) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    // A zygote that stopped reading (SIGSTOP) must not hang the daemon in a large request.
-    struct timeval limit = {.tv_sec = 5, .tv_usec = 0};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
     *pid = answer[0];
-    *zygote = fd;
+    memcpy(fds, received, sizeof received);
     return 0;
 }
 
 int orch_zygote_request(int zygote, const char *search, const char *path, char *const argv[], char *const envp[],
-                        const char *cwd, int stdout_fd, int stderr_fd) {
+                        const char *cwd) {
     char here[PATH_MAX];
     if (cwd == NULL || cwd[0] == '\0') {
         // The zygote runs in "/": an unset working directory means ours, as with posix_spawn.
@@ -293,9 +286,12 @@ int orch_zygote_request(int zygote, const char *search, const char *path, char *
     for (; argv[argc] != NULL; argc++) length += strlen(argv[argc]) + 1;
     for (; envp[envc] != NULL; envc++) length += strlen(envp[envc]) + 1;
     if (length > (1u << 20) || (size_t)argc + envc + 2 > 32768) return E2BIG;  // PAYLOAD_MAX, POINTERS_MAX
-    char *payload = malloc(length);
-    if (payload == NULL) return ENOMEM;
-    char *at = payload;
+    uint32_t header[4] = {(uint32_t)length, search ? 1 : 0, argc, envc};
+    size_t total = sizeof header + length;
+    char *message = malloc(total);
+    if (message == NULL) return ENOMEM;
+    memcpy(message, header, sizeof header);
+    char *at = message + sizeof header;
 #define PUT(s) do { size_t n_ = strlen(s) + 1; memcpy(at, (s), n_); at += n_; } while (0)
     PUT(path);
     PUT(search ? search : "");
@@ -303,37 +299,14 @@ int orch_zygote_request(int zygote, const char *search, const char *path, char *
     for (uint32_t i = 0; i < argc; i++) PUT(argv[i]);
     for (uint32_t i = 0; i < envc; i++) PUT(envp[i]);
 #undef PUT
-    uint32_t header[4] = {(uint32_t)length, search ? 1 : 0, argc, envc};
-    union { struct cmsghdr align; char bytes[CMSG_SPACE(2 * sizeof(int))]; } control;
-    memset(&control, 0, sizeof control);
-    struct iovec iov[2] = {{header, sizeof header}, {payload, length}};
-    struct msghdr message = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = control.bytes,
-                             .msg_controllen = sizeof control.bytes};
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(2 * sizeof(int));
-    int fds[2] = {stdout_fd, stderr_fd};
-    memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
-    ssize_t sent;
-    do sent = sendmsg(zygote, &message, MSG_NOSIGNAL);
-    while (sent < 0 && errno == EINTR);
-    int broken = sent <= 0;
-    if (!broken) {
-        // The rest of a large request (the fds went with the first byte).
-        size_t total = sizeof header + length, done = (size_t)sent;
-        if (done < sizeof header) {
-            broken = send_all(zygote, (char *)header + done, sizeof header - done) != 0;
-            done = sizeof header;
-        }
-        if (!broken && done < total) broken = send_all(zygote, payload + (done - sizeof header), total - done) != 0;
-    }
-    free(payload);
+    int broken = send_all(zygote, message, total) != 0;
+    free(message);
     return broken ? -1 : 0;
 }
 
-void orch_zygote_end(int zygote, pid_t pid) {
-    close(zygote);  // End of file: it exits (a request cut short included).
+void orch_zygote_end(const int fds[4], pid_t pid) {
+    close(fds[0]);  // End of file: it exits (a request cut short included).
+    for (int i = 1; i < 4; i++) close(fds[i]);
     kill(pid, SIGKILL);  // Even if stopped.
     reap_blocking(pid);
 }

@@ -44,7 +44,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
     /// The long-lived spawner, once started; registered in `liveWorkers` so that orphan sweeps spare it.
     private var spawner: (pid: pid_t, socket: Int32, replies: Int32)?
     /// Its zygotes taken from `replies` and not yet used, oldest first; registered in `liveWorkers` (owner empty).
-    private var zygotes: [(pid: pid_t, socket: Int32)] = []
+    private var zygotes: [Zygote] = []
     /// Zygotes ordered from the spawner and not yet taken from `replies` (announced or still to come).
     private var zygotesOrdered = 0
     /// How many zygotes wait ready while the spawner lives: one per worker that can exit in the same round at
@@ -139,6 +139,93 @@ public final class ProcessSupervisor: @unchecked Sendable {
         }
         try Self.checkNoNUL(request)
 
+        let owner = Self.owner(inEnvironment: request.environment)
+        let started: StartedProcess
+        let throughZygote: Bool
+        if let viaZygote = try startThroughZygote(request, owner: owner) {
+            started = viaZygote
+            throughZygote = true
+        } else {
+            started = try startWithPipes(request, owner: owner)
+            throughZygote = false
+        }
+        let pid = started.pid
+
+        // Its start time (which tells it from a later process of the same pid) is read only when asked for:
+        // most workers of a burst are gone before anyone needs it (see `startTime(ofLive:)`).
+        let handle = WorkerHandle(pid: pid, startTime: 0)
+        let worker = SupervisedWorker(
+            handle: handle, logPath: request.logPath, logCap: max(0, request.logCap), onExit: onExit,
+            stdoutFD: started.stdout, stderrFD: started.stderr, owner: owner,
+            startedBySpawner: throughZygote
+                ? (program: request.arguments[0], workingDirectory: request.workingDirectory) : nil)
+        do throws(SpawnError) {
+            let loop: EventLoop
+            if let existing = eventLoop {
+                loop = existing
+            } else {
+                loop = try EventLoop(queue: queue)
+                eventLoop = loop
+            }
+            try watch(.exit, started.pidFD, worker, with: loop) { [self] in self.leaderExited(worker) }
+            try watch(.stdout, started.stdout, worker, with: loop) { [self] in self.readOutput(worker, .stdout) }
+            try watch(.stderr, started.stderr, worker, with: loop) { [self] in self.readOutput(worker, .stderr) }
+        } catch {
+            // Cannot supervise it: end it now rather than leave an unsupervised group.
+            Self.signalGroup(pid, SIGKILL)
+            var reaped = orch_reaped()
+            _ = orch_reap(pid, &reaped)
+            Self.liveWorkers.withLock { $0[pid] = nil }
+            for slot in Array(worker.registrations.keys) { stopWatching(worker, slot) }
+            for fd in [started.pidFD, started.stdout, started.stderr] where !worker.closed.contains(fd) { close(fd) }
+            throw error
+        }
+        running[pid] = worker
+        return handle
+    }
+
+    /// A started worker's pid and the fds it is watched through: its pidfd and the read ends of its output pipes.
+    private struct StartedProcess {
+        let pid: pid_t
+        let pidFD: Int32
+        let stdout: Int32
+        let stderr: Int32
+    }
+
+    /// Through a zygote of the long-lived spawner, which comes with its pipes and pidfd; nil when there is no
+    /// spawner to use (another way, or it failed): then `startWithPipes`.
+    private func startThroughZygote(_ request: SpawnRequest, owner: [UInt8]) throws(SpawnError) -> StartedProcess? {
+        guard let helper = spawnHelper, helperUse == .spawner, !spawnerFailed else { return nil }
+        let program = request.arguments[0]
+        let bare = !program.contains(UInt8(ascii: "/"))
+        var pid: pid_t = 0
+        var fds: [Int32] = [-1, -1, -1, -1]
+        let outcome: Int32? = Self.liveWorkers.withLock { live in
+            withCStringArray(request.arguments) { argv in
+                withCStringArray(request.environment) { envp in
+                    withCBytes(program) { path in
+                        withCBytes(request.workingDirectory) { cwd in
+                            withCBytes(helper) { helper in
+                                withCBytes(searchPath) { search in
+                                    let rc = requestFromSpawner(
+                                        helper, &pid, &fds, search: bare ? search : nil, path, argv, envp, cwd,
+                                        owner: owner, live: &live)
+                                    if rc == 0 { live[pid] = owner }
+                                    return rc
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard let rc = outcome else { return nil }
+        guard rc == 0 else { throw SpawnError(errno: rc, description: Self.describeSpawnFailure(rc, request)) }
+        return StartedProcess(pid: pid, pidFD: fds[1], stdout: fds[2], stderr: fds[3])
+    }
+
+    /// Started straight from this process or by one helper run: the pipes and pidfd are made here.
+    private func startWithPipes(_ request: SpawnRequest, owner: [UInt8]) throws(SpawnError) -> StartedProcess {
         var stdoutPipe: [Int32] = [-1, -1]
         var stderrPipe: [Int32] = [-1, -1]
         func closeAll() {
@@ -151,13 +238,12 @@ public final class ProcessSupervisor: @unchecked Sendable {
         }
 
         var pid: pid_t = 0
-        let owner = Self.owner(inEnvironment: request.environment)
         let rc = Self.liveWorkers.withLock { live in
-            var rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1], live: &live)
+            var rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1])
             if rc != 0, let helper = spawnHelper, withCBytes(helper, { access($0, X_OK) }) != 0 {
                 // The helper went away (a reinstall): spawn directly rather than fail every worker.
                 spawnHelper = nil
-                rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1], live: &live)
+                rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1])
             }
             if rc == 0 { live[pid] = owner }
             return rc
@@ -180,46 +266,14 @@ public final class ProcessSupervisor: @unchecked Sendable {
             _ = orch_reap(pid, &reaped)
             Self.liveWorkers.withLock { $0[pid] = nil }
             closeAll()
+            let program = request.arguments[0]
             throw SpawnError(errno: e, description: "cannot watch \(Self.show(program)) (pidfd_open): \(Self.text(e))")
         }
-
-        // Its start time (which tells it from a later process of the same pid) is read only when asked for:
-        // most workers of a burst are gone before anyone needs it (see `startTime(ofLive:)`).
-        let handle = WorkerHandle(pid: pid, startTime: 0)
-        let worker = SupervisedWorker(
-            handle: handle, logPath: request.logPath, logCap: max(0, request.logCap), onExit: onExit,
-            stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0], owner: owner,
-            startedBySpawner: spawnHelper != nil && helperUse == .spawner && !spawnerFailed
-                ? (program: request.arguments[0], workingDirectory: request.workingDirectory) : nil)
-        do throws(SpawnError) {
-            let loop: EventLoop
-            if let existing = eventLoop {
-                loop = existing
-            } else {
-                loop = try EventLoop(queue: queue)
-                eventLoop = loop
-            }
-            try watch(.exit, pidFD, worker, with: loop) { [self] in self.leaderExited(worker) }
-            try watch(.stdout, stdoutPipe[0], worker, with: loop) { [self] in self.readOutput(worker, .stdout) }
-            try watch(.stderr, stderrPipe[0], worker, with: loop) { [self] in self.readOutput(worker, .stderr) }
-        } catch {
-            // Cannot supervise it: end it now rather than leave an unsupervised group.
-            Self.signalGroup(pid, SIGKILL)
-            var reaped = orch_reaped()
-            _ = orch_reap(pid, &reaped)
-            Self.liveWorkers.withLock { $0[pid] = nil }
-            for slot in Array(worker.registrations.keys) { stopWatching(worker, slot) }
-            for fd in [pidFD, stdoutPipe[0], stderrPipe[0]] where !worker.closed.contains(fd) { close(fd) }
-            throw error
-        }
-        running[pid] = worker
-        return handle
+        return StartedProcess(pid: pid, pidFD: pidFD, stdout: stdoutPipe[0], stderr: stderrPipe[0])
     }
 
-    /// Called with `liveWorkers` locked (`live`), where a new spawner is registered.
-    private func startProcess(
-        _ pid: inout pid_t, _ request: SpawnRequest, stdout: Int32, stderr: Int32, live: inout [Int32: [UInt8]]
-    ) -> Int32 {
+    /// Called with `liveWorkers` locked.
+    private func startProcess(_ pid: inout pid_t, _ request: SpawnRequest, stdout: Int32, stderr: Int32) -> Int32 {
         let program = request.arguments[0]
         let bare = !program.contains(UInt8(ascii: "/"))
         return withCStringArray(request.arguments) { argv in
@@ -231,14 +285,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
                         }
                         return withCBytes(helper) { helper in
                             withCBytes(searchPath) { search in
-                                if helperUse == .spawner, !spawnerFailed,
-                                    let rc = requestFromSpawner(
-                                        helper, &pid, search: bare ? search : nil, path, argv, envp, cwd, stdout, stderr,
-                                        owner: Self.owner(inEnvironment: request.environment), live: &live)
-                                {
-                                    return rc
-                                }
-                                return orch_spawn_via_helper(&pid, helper, bare ? search : nil, path, argv, envp, cwd, stdout, stderr)
+                                orch_spawn_via_helper(&pid, helper, bare ? search : nil, path, argv, envp, cwd, stdout, stderr)
                             }
                         }
                     }
@@ -248,12 +295,14 @@ public final class ProcessSupervisor: @unchecked Sendable {
     }
 
     /// Starts the worker through one of the long-lived spawner's zygotes, starting the spawner first if needed:
-    /// 0 or the errno of the worker's start. nil if the spawner cannot be had (twice: gone, hung, or not
-    /// startable): the caller runs the helper once for this worker, and so for every later one.
+    /// 0 (`pid` and `fds` the zygote's: socket, now closed, pidfd, stdout and stderr) or the errno of the worker's
+    /// start. nil if the spawner cannot be had (twice: gone, hung, or not startable): the caller runs the helper
+    /// once for this worker, and so for every later one.
     private func requestFromSpawner(
-        _ helper: UnsafePointer<CChar>, _ pid: inout pid_t, search: UnsafePointer<CChar>?, _ path: UnsafePointer<CChar>,
-        _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>,
-        _ cwd: UnsafePointer<CChar>, _ stdout: Int32, _ stderr: Int32, owner: [UInt8], live: inout [Int32: [UInt8]]
+        _ helper: UnsafePointer<CChar>, _ pid: inout pid_t, _ fds: inout [Int32], search: UnsafePointer<CChar>?,
+        _ path: UnsafePointer<CChar>, _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>,
+        _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>, _ cwd: UnsafePointer<CChar>, owner: [UInt8],
+        live: inout [Int32: [UInt8]]
     ) -> Int32? {
         var spawnerFailures = 0
         // A zygote found gone (killed while it waited) is ended and the next one tried: it ran nothing. Several in
@@ -277,7 +326,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
                 if orch_spawner_order(socket, Self.zygotePool) == 0 { zygotesOrdered = Int(Self.zygotePool) }
             }
             guard let current = spawner else { break }
-            let zygote: (pid: pid_t, socket: Int32)
+            let zygote: Zygote
             switch takeZygote(from: current, live: &live) {
             case .failed(let code):
                 return code
@@ -291,7 +340,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
             case .ready(let ready):
                 zygote = ready
             }
-            let rc = orch_zygote_request(zygote.socket, search, path, argv, envp, cwd, stdout, stderr)
+            let rc = orch_zygote_request(zygote.fds[0], search, path, argv, envp, cwd)
             if rc > 0 {
                 // Nothing was sent (too large, out of memory): the zygote waits for the next worker.
                 zygotes.insert(zygote, at: 0)
@@ -300,11 +349,12 @@ public final class ProcessSupervisor: @unchecked Sendable {
             // Its replacement is forked while this one becomes the worker (a failure shows at the next take).
             if orch_spawner_order(current.socket, 1) == 0 { zygotesOrdered += 1 }
             if rc == 0 {
-                close(zygote.socket)
+                close(zygote.fds[0])
                 pid = zygote.pid
+                fds = zygote.fds
                 return 0
             }
-            orch_zygote_end(zygote.socket, zygote.pid)
+            orch_zygote_end(zygote.fds, zygote.pid)
             live[zygote.pid] = nil
             zygotesGone += 1
         }
@@ -312,9 +362,16 @@ public final class ProcessSupervisor: @unchecked Sendable {
         return nil
     }
 
+    /// A child forked ahead of need (spawn.c) and its fds: its socket, pidfd, and the read ends of its stdout and
+    /// stderr pipes.
+    private struct Zygote {
+        let pid: pid_t
+        let fds: [Int32]
+    }
+
     private enum ZygoteTake {
-        case ready((pid: pid_t, socket: Int32))
-        /// The spawner could not fork one (and none is ready): the worker cannot start now.
+        case ready(Zygote)
+        /// The spawner could not make one (and none is ready): the worker cannot start now.
         case failed(Int32)
         case gone
     }
@@ -324,25 +381,16 @@ public final class ProcessSupervisor: @unchecked Sendable {
     private func takeZygote(
         from current: (pid: pid_t, socket: Int32, replies: Int32), live: inout [Int32: [UInt8]]
     ) -> ZygoteTake {
-        var waitForOne = false
         while zygotesOrdered > 0 || zygotes.isEmpty {
             if zygotes.isEmpty, zygotesOrdered == 0 {
                 guard orch_spawner_order(current.socket, 1) == 0 else { return .gone }
                 zygotesOrdered = 1
             }
-            waitForOne = zygotes.isEmpty
-            var zygotePID: pid_t = 0
-            var socket: Int32 = -1
-            let rc = orch_spawner_take(current.replies, waitForOne ? 1 : 0, &zygotePID, &socket)
+            let waitForOne = zygotes.isEmpty
+            let rc = takeAnnouncement(from: current, wait: waitForOne, live: &live)
             if rc == Self.noneYet, !waitForOne { break }
             if rc < 0 { return .gone }
-            zygotesOrdered -= 1
-            if rc > 0 {
-                if zygotes.isEmpty { return .failed(rc) }
-                continue
-            }
-            live[zygotePID] = []
-            zygotes.append((zygotePID, socket))
+            if rc > 0, zygotes.isEmpty { return .failed(rc) }
         }
         return .ready(zygotes.removeFirst())
     }
@@ -350,16 +398,25 @@ public final class ProcessSupervisor: @unchecked Sendable {
     /// Takes in the zygotes announced so far, without waiting, so that an orphan sweep sees them registered.
     func collectAnnouncedZygotes(live: inout [Int32: [UInt8]]) {
         guard let current = spawner else { return }
-        while zygotesOrdered > 0 {
-            var zygotePID: pid_t = 0
-            var socket: Int32 = -1
-            let rc = orch_spawner_take(current.replies, 0, &zygotePID, &socket)
-            if rc < 0 { return }  // None yet; or the spawner is gone, which the next start notices.
-            zygotesOrdered -= 1
-            guard rc == 0 else { continue }
+        // Stops at none yet, or at a gone spawner, which the next start notices.
+        while zygotesOrdered > 0, takeAnnouncement(from: current, wait: false, live: &live) >= 0 {}
+    }
+
+    /// One announcement from the spawner: a zygote (registered, appended to `zygotes`) and 0, the errno of one it
+    /// could not make, or negative: `noneYet`, or the spawner is gone.
+    private func takeAnnouncement(
+        from current: (pid: pid_t, socket: Int32, replies: Int32), wait: Bool, live: inout [Int32: [UInt8]]
+    ) -> Int32 {
+        var zygotePID: pid_t = 0
+        var fds: [Int32] = [-1, -1, -1, -1]
+        let rc = orch_spawner_take(current.replies, wait ? 1 : 0, &zygotePID, &fds)
+        guard rc >= 0 else { return rc }
+        zygotesOrdered -= 1
+        if rc == 0 {
             live[zygotePID] = []
-            zygotes.append((zygotePID, socket))
+            zygotes.append(Zygote(pid: zygotePID, fds: fds))
         }
+        return rc
     }
 
     /// Ends the spawner and every zygote of it not yet used, and reaps them all.
@@ -369,18 +426,11 @@ public final class ProcessSupervisor: @unchecked Sendable {
         // Once the spawner is reaped, everything it announced is in `replies`: taken there and ended too.
         orch_spawner_stop(current.socket, current.pid)
         live[current.pid] = nil
-        while zygotesOrdered > 0 {
-            var zygotePID: pid_t = 0
-            var socket: Int32 = -1
-            let rc = orch_spawner_take(current.replies, 0, &zygotePID, &socket)
-            if rc < 0 { break }
-            zygotesOrdered -= 1
-            if rc == 0 { zygotes.append((zygotePID, socket)) }
-        }
+        while zygotesOrdered > 0, takeAnnouncement(from: current, wait: false, live: &live) >= 0 {}
         close(current.replies)
         zygotesOrdered = 0
         for zygote in zygotes {
-            orch_zygote_end(zygote.socket, zygote.pid)
+            orch_zygote_end(zygote.fds, zygote.pid)
             live[zygote.pid] = nil
         }
         zygotes.removeAll()
@@ -400,7 +450,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
         return spawner?.pid
     }
 
-    /// The pids of the zygotes taken in and not yet used (for tests); each holds one socket of ours open.
+    /// The pids of the zygotes taken in and not yet used (for tests); each holds four fds of ours open.
     public var readyZygotePIDs: [pid_t] {
         dispatchPrecondition(condition: .onQueue(queue))
         return zygotes.map(\.pid)

@@ -18,10 +18,10 @@
 //   way from a free slot to the worker's exec. fd 3 is a stream socket the daemon's orders come in on: two 32-bit
 //   words, ZYGOTE_ORDER and how many zygotes to make. fd 4 is one the announcements go out on (one socket both
 //   ways woke each side once more per message: see orch_spawner_start): two 32-bit words, the zygote's pid and
-//   0 with the daemon's end of its socket as SCM_RIGHTS, or 0 and the errno of a failed fork. A request to a
-//   zygote is a header of four 32-bit words (payload length, 1 to search PATH, argc, envc) carrying the worker's
-//   stdout and stderr as SCM_RIGHTS, then the payload: PROGRAM, SEARCH_PATH, the working directory, ARGV...,
-//   ENVP..., each NUL-terminated. The daemon does not wait for the exec: a worker whose chdir or exec fails says
+//   0 with four fds as SCM_RIGHTS (the daemon's end of the zygote's socket, its pidfd, the read ends of its
+//   stdout and stderr pipes: made here, off the daemon's thread), or 0 and the errno of a failed fork. A request
+//   to a zygote is a header of four 32-bit words (payload length, 1 to search PATH, argc, envc), then the
+//   payload: PROGRAM, SEARCH_PATH, the working directory, ARGV..., ENVP..., each NUL-terminated. The daemon does not wait for the exec: a worker whose chdir or exec fails says
 //   so in the first 17 bytes of its stderr (`report_start_failure`) and exits 127, and the daemon, which reaps
 //   it, reports the failed start then. End of file on its socket ends a zygote (exit 0, the daemon reaps it),
 //   end of file on fd 3 the spawner.
@@ -43,7 +43,8 @@ typedef long word;
 #if defined(__x86_64__)
 enum {
     SYS_read = 0, SYS_write = 1, SYS_close = 3, SYS_fcntl = 72, SYS_setsid = 112, SYS_execve = 59, SYS_exit = 60,
-    SYS_clone = 56, SYS_dup3 = 292, SYS_chdir = 80, SYS_recvmsg = 47, SYS_sendmsg = 46, SYS_socketpair = 53
+    SYS_clone = 56, SYS_dup3 = 292, SYS_chdir = 80, SYS_recvmsg = 47, SYS_sendmsg = 46, SYS_socketpair = 53,
+    SYS_pipe2 = 293, SYS_setsockopt = 54
 };
 
 static inline word syscall3(word n, word a, word b, word c) {
@@ -64,7 +65,8 @@ __asm__(".text\n.globl _start\n_start:\n xor %rbp,%rbp\n mov %rsp,%rdi\n and $-1
 #else
 enum {
     SYS_read = 63, SYS_write = 64, SYS_close = 57, SYS_fcntl = 25, SYS_setsid = 157, SYS_execve = 221, SYS_exit = 93,
-    SYS_clone = 220, SYS_dup3 = 24, SYS_chdir = 49, SYS_recvmsg = 212, SYS_sendmsg = 211, SYS_socketpair = 199
+    SYS_clone = 220, SYS_dup3 = 24, SYS_chdir = 49, SYS_recvmsg = 212, SYS_sendmsg = 211, SYS_socketpair = 199,
+    SYS_pipe2 = 59, SYS_setsockopt = 208
 };
 
 static inline word syscall5(word n, word a, word b, word c, word d, word e) {
@@ -87,7 +89,8 @@ enum { REPORT_FD = 3, REPLY_FD = 4, F_SETFD = 2, FD_CLOEXEC = 1, CLONE_PARENT = 
 enum { EACCES = 13, ENOENT = 2, ENOTDIR = 20, ENODEV = 19, ESTALE = 116, ETIMEDOUT = 110, ENAMETOOLONG = 36 };
 enum { EINTR = 4, E2BIG = 7, EINVAL = 22, EPROTO = 71 };
 enum { SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_CMSG_CLOEXEC = 0x40000000 };
-enum { AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 02000000 };
+enum { AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 02000000, O_CLOEXEC = 02000000, O_NONBLOCK = 04000 };
+enum { F_SETFL = 4, SO_SNDTIMEO = 21, CLONE_PIDFD = 0x1000 };
 /// The first word of an order: larger than any payload length, so a request in an older build's format is told
 /// apart.
 enum { ZYGOTE_ORDER = 0x6f67797a };
@@ -212,24 +215,9 @@ static int move_fd(int fd, int to) {
 
 /// A zygote: forked ahead of need, it waits on its own socket for the one request it will ever serve, then
 /// becomes that worker (its pid is the one the daemon was given with the socket). End of file: not needed.
-__attribute__((noreturn)) static void zygote(int sock) {
+__attribute__((noreturn)) static void zygote(int sock, int out, int err) {
     unsigned int header[4];
-    union { struct cmsghdr header; char bytes[sizeof(struct cmsghdr) + 2 * sizeof(int) + 8]; } control;
-    struct iovec iov = {header, sizeof header};
-    struct msghdr message = {0, 0, &iov, 1, &control, sizeof control, 0};
-    word n;
-    do n = syscall3(SYS_recvmsg, sock, (word)&message, MSG_CMSG_CLOEXEC);
-    while (n == -EINTR);
-    if (n <= 0) exit_now(0);
-    int out = -1, err = -1;
-    if (message.control_length >= sizeof(struct cmsghdr) + 2 * sizeof(int) && control.header.level == SOL_SOCKET &&
-        control.header.type == SCM_RIGHTS) {
-        int *received = (int *)(control.bytes + sizeof(struct cmsghdr));
-        out = received[0];
-        err = received[1];
-    }
-    if (n < (word)sizeof header && !read_fully(sock, (char *)header + n, sizeof header - (unsigned long)n))
-        exit_now(0);
+    if (!read_fully(sock, (char *)header, sizeof header)) exit_now(0);
     unsigned int length = header[0], search = header[1], argc = header[2], envc = header[3];
     // The daemon refuses larger requests before sending (orch_zygote_request): these cannot come from it.
     if (length > PAYLOAD_MAX || (unsigned long)argc + envc + 2 > POINTERS_MAX) exit_now(127);
@@ -252,8 +240,8 @@ __attribute__((noreturn)) static void zygote(int sock) {
         }
         count++;
     }
-    // Every fd of ours is close-on-exec (the received ones too); 0 is /dev/null already.
-    word moved = out < 0 || err < 0 ? -1 : move_fd(out, 1);
+    // Every fd of ours is close-on-exec (the pipes' write ends too); 0 is /dev/null already.
+    word moved = move_fd(out, 1);
     if (moved >= 0) moved = move_fd(err, 2);
     if (moved < 0) exit_now(127);  // stderr is not the pipe: nothing to say it on
     if (count != wanted || argc == 0) {
@@ -276,40 +264,65 @@ __attribute__((noreturn)) static void zygote(int sock) {
     exit_now(127);
 }
 
-/// Tells the daemon about a new zygote: its pid and 0 with the daemon's end of its socket, or 0 and the errno of
-/// a failed fork.
-static void announce(int pid, int error, int sock) {
+/// Tells the daemon about a new zygote: its pid and 0 with four fds (the daemon's end of the zygote's socket, its
+/// pidfd, and the read ends of its stdout and stderr pipes), or 0 and the errno of a failure (no fds).
+static void announce(int pid, int error, const int fds[4]) {
     int words[2] = {pid, error};
     struct iovec iov = {words, sizeof words};
-    union { struct cmsghdr header; char bytes[sizeof(struct cmsghdr) + 8]; } control;
-    control.header.length = sizeof(struct cmsghdr) + sizeof(int);
+    union { struct cmsghdr header; char bytes[sizeof(struct cmsghdr) + 4 * sizeof(int)]; } control;
+    control.header.length = sizeof(struct cmsghdr) + 4 * sizeof(int);
     control.header.level = SOL_SOCKET;
     control.header.type = SCM_RIGHTS;
-    memcpy(control.bytes + sizeof(struct cmsghdr), &sock, sizeof sock);
-    struct msghdr message = {0, 0, &iov, 1, sock >= 0 ? &control : 0, sock >= 0 ? sizeof control : 0, 0};
+    if (fds) memcpy(control.bytes + sizeof(struct cmsghdr), fds, 4 * sizeof(int));
+    struct msghdr message = {0, 0, &iov, 1, fds ? &control : 0, fds ? sizeof control : 0, 0};
     // 8 bytes: all or nothing. A gone daemon ends us (SIGPIPE) or the next read.
     syscall3(SYS_sendmsg, REPLY_FD, (word)&message, 0);
 }
 
+static void close_all(const int *fds, int count) {
+    for (int i = 0; i < count; i++)
+        if (fds[i] >= 0) syscall3(SYS_close, fds[i], 0, 0);
+}
+
+/// Everything a worker's start needs that does not depend on its request is made here, off the daemon's thread:
+/// the socket the request comes on, the output pipes (the daemon's read ends non-blocking), the fork, the pidfd.
 static void make_zygote(void) {
-    int pair[2];
-    word made = syscall5(SYS_socketpair, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, (word)pair, 0);
+    // sock, stdout, stderr: [0] the daemon's end, [1] the zygote's.
+    int fds[6] = {-1, -1, -1, -1, -1, -1};
+    word made = syscall5(SYS_socketpair, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, (word)fds, 0);
+    if (made >= 0) made = syscall3(SYS_pipe2, (word)(fds + 2), O_CLOEXEC, 0);
+    if (made >= 0) made = syscall3(SYS_pipe2, (word)(fds + 4), O_CLOEXEC, 0);
+    if (made >= 0) made = syscall3(SYS_fcntl, fds[2], F_SETFL, O_NONBLOCK);
+    if (made >= 0) made = syscall3(SYS_fcntl, fds[4], F_SETFL, O_NONBLOCK);
+    if (made >= 0) {
+        // A zygote that stopped reading (SIGSTOP) must not hang the daemon in a large request.
+        long limit[2] = {5, 0};
+        made = syscall5(SYS_setsockopt, fds[0], SOL_SOCKET, SO_SNDTIMEO, (word)limit, sizeof limit);
+    }
     if (made < 0) {
-        announce(0, (int)-made, -1);
+        close_all(fds, 6);
+        announce(0, (int)-made, 0);
         return;
     }
     // fork(), but a sibling: the daemon's child from the start, as every worker must be.
-    word pid = syscall5(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
+    int pidfd = -1;
+    word pid = syscall5(SYS_clone, CLONE_PARENT | CLONE_PIDFD, 0, (word)&pidfd, 0, 0);
     if (pid == 0) {
         syscall3(SYS_close, REPORT_FD, 0, 0);
         syscall3(SYS_close, REPLY_FD, 0, 0);
-        syscall3(SYS_close, pair[0], 0, 0);
+        int ours[3] = {fds[0], fds[2], fds[4]};
+        close_all(ours, 3);
         syscall3(SYS_setsid, 0, 0, 0);  // Cannot fail: a fresh child leads no group.
-        zygote(pair[1]);
+        zygote(fds[1], fds[3], fds[5]);
     }
-    announce(pid < 0 ? 0 : (int)pid, pid < 0 ? (int)-pid : 0, pid < 0 ? -1 : pair[0]);
-    syscall3(SYS_close, pair[0], 0, 0);
-    syscall3(SYS_close, pair[1], 0, 0);
+    if (pid < 0) {
+        announce(0, (int)-pid, 0);
+    } else {
+        int theirs[4] = {fds[0], pidfd, fds[2], fds[4]};
+        announce((int)pid, 0, theirs);
+        syscall3(SYS_close, pidfd, 0, 0);
+    }
+    close_all(fds, 6);
 }
 
 /// Orders are 32-bit counts of zygotes wanted; anything else (a daemon of another build) ends us, and the daemon

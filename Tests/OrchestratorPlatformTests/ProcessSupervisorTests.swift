@@ -466,10 +466,11 @@ struct ProcessSupervisorTests {
         // Other suites may hold fds briefly; their supervisors' event loops (three fds each, for as long as a
         // supervisor lives) are theirs, not a failed start's.
         let perWorker = { (fds: [String]) in fds.filter { !$0.hasPrefix("anon_inode:[event") && $0 != "anon_inode:[timerfd]" } }
-        // Each zygote taken in and not yet used holds a socket; how many there are depends on the spawner's pace.
+        // Each zygote taken in and not yet used holds four fds (its socket, pidfd and pipes); how many there are
+        // depends on the spawner's pace.
         #expect(await eventually {
-            perWorker(openFDs()).count - harness.onQueue { $0.readyZygotePIDs.count }
-                <= perWorker(before).count - zygotesBefore
+            perWorker(openFDs()).count - 4 * harness.onQueue { $0.readyZygotePIDs.count }
+                <= perWorker(before).count - 4 * zygotesBefore
         })
         #expect(harness.onQueue { $0.runningCount } == 0)
     }

@@ -37,18 +37,20 @@ int orch_spawner_start(const char *helper, pid_t *pid, int *requests, int *repli
 int orch_spawner_order(int sock, uint32_t count);
 
 /// Takes the spawner's next announcement from `replies`, waiting for it (at most the socket's time limit) if
-/// `wait`: 0 with *pid the zygote's pid and *zygote its socket; -2 (without `wait`) if none has come yet; the
-/// positive errno of a fork that failed; -1 if the spawner is gone or does not answer (stop it).
-int orch_spawner_take(int replies, int wait, pid_t *pid, int *zygote);
+/// `wait`: 0 with *pid the zygote's pid and `fds` its socket, its pidfd and the (non-blocking) read ends of its
+/// stdout and stderr, all close-on-exec; -2 (without `wait`) if none has come yet; the positive errno of a
+/// zygote the spawner could not make; -1 if the spawner is gone or does not answer (stop it).
+int orch_spawner_take(int replies, int wait, pid_t *pid, int fds[4]);
 
-/// Sends a zygote the request that makes it the worker (its pid is the zygote's): 0 once sent (a chdir or exec
-/// that fails is reported on the worker's stderr, see spawn.c); a positive errno if nothing was sent (the zygote
-/// stays unused); -1 if the zygote is gone or does not read (end it with orch_zygote_end: it runs nothing).
+/// Sends a zygote (`fds[0]` from orch_spawner_take) the request that makes it the worker (its pid is the
+/// zygote's): 0 once sent (a chdir or exec that fails is reported on the worker's stderr, see spawn.c); a positive
+/// errno if nothing was sent (the zygote stays unused); -1 if the zygote is gone or does not read (end it with
+/// orch_zygote_end: it runs nothing).
 int orch_zygote_request(int zygote, const char *search, const char *path, char *const argv[], char *const envp[],
-                        const char *cwd, int stdout_fd, int stderr_fd);
+                        const char *cwd);
 
-/// Ends an unused zygote (or one whose request failed) and reaps it; closes its socket.
-void orch_zygote_end(int zygote, pid_t pid);
+/// Ends an unused zygote (or one whose request failed) and reaps it; closes its four fds.
+void orch_zygote_end(const int fds[4], pid_t pid);
 
 /// Ends a spawner and reaps it; its replies socket stays open (what it announced can still be taken there).
 void orch_spawner_stop(int sock, pid_t pid);
