@@ -263,7 +263,13 @@ int orch_spawner_take(int replies, int wait, pid_t *pid, int fds[4]) {
         if (n <= 0) break;
         got += (size_t)n;
     }
-    int rc = got < sizeof answer ? -1 : answer[1] != 0 ? answer[1] : answer[0] <= 0 || count != 4 ? -1 : 0;
+    int rc = got < sizeof answer ? -1 : answer[1] != 0 ? answer[1] : answer[0] <= 0 ? -1 : 0;
+    if (rc == 0 && count != 4) {
+        // Fds dropped on the way in: we are at our fd limit. The zygote cannot be used (or reached): end it.
+        kill(answer[0], SIGKILL);
+        reap_blocking(answer[0]);
+        rc = EMFILE;
+    }
     if (rc != 0) {
         for (int i = 0; i < count; i++) close(received[i]);
         return rc;

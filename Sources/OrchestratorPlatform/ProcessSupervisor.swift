@@ -47,9 +47,15 @@ public final class ProcessSupervisor: @unchecked Sendable {
     private var zygotes: [Zygote] = []
     /// Zygotes ordered from the spawner and not yet taken from `replies` (announced or still to come).
     private var zygotesOrdered = 0
-    /// How many zygotes wait ready while the spawner lives: one per worker that can exit in the same round at
-    /// the bundled concurrency, so that a round's starts do not wait for a fork.
+    /// How many zygotes a new spawner makes ahead: one per worker that can exit in the same round at the bundled
+    /// concurrency, so that a round's starts do not wait for a fork.
     public static let zygotePool: UInt32 = 2
+    /// How many are kept ahead: one more each time a start had to wait for one after the spawner had made its
+    /// first (it falls behind at higher concurrency, or on a busy machine), up to `zygotePoolMax`.
+    private var zygoteTarget = Int(ProcessSupervisor.zygotePool)
+    static let zygotePoolMax = 8
+    /// Whether the current spawner has announced a zygote yet (waiting for its first is no sign of falling behind).
+    private var spawnerHasAnnounced = false
     /// orch_spawner_take without waiting: nothing announced yet.
     private static let noneYet: Int32 = -2
     /// Starting or talking to the spawner failed twice in a row: one helper run per worker from now on.
@@ -309,7 +315,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
         // a row count as the spawner's failure (sending itself fails, or something ends every zygote).
         var zygotesGone = 0
         while spawnerFailures < 2 {
-            if zygotesGone > Int(Self.zygotePool) {
+            if zygotesGone > zygoteTarget {
                 stopSpawner(live: &live)
                 zygotesGone = 0
                 spawnerFailures += 1
@@ -323,7 +329,8 @@ public final class ProcessSupervisor: @unchecked Sendable {
                 spawner = (spawnerPID, socket, replies)
                 live[spawnerPID] = []
                 zygotesOrdered = 0
-                if orch_spawner_order(socket, Self.zygotePool) == 0 { zygotesOrdered = Int(Self.zygotePool) }
+                spawnerHasAnnounced = false
+                if orch_spawner_order(socket, UInt32(zygoteTarget)) == 0 { zygotesOrdered = zygoteTarget }
             }
             guard let current = spawner else { break }
             let zygote: Zygote
@@ -387,6 +394,12 @@ public final class ProcessSupervisor: @unchecked Sendable {
                 zygotesOrdered = 1
             }
             let waitForOne = zygotes.isEmpty
+            if waitForOne, spawnerHasAnnounced, zygoteTarget < Self.zygotePoolMax,
+                orch_spawner_order(current.socket, 1) == 0
+            {
+                zygoteTarget += 1
+                zygotesOrdered += 1
+            }
             let rc = takeAnnouncement(from: current, wait: waitForOne, live: &live)
             if rc == Self.noneYet, !waitForOne { break }
             if rc < 0 { return .gone }
@@ -415,6 +428,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
         if rc == 0 {
             live[zygotePID] = []
             zygotes.append(Zygote(pid: zygotePID, fds: fds))
+            spawnerHasAnnounced = true
         }
         return rc
     }

@@ -39,7 +39,8 @@ int orch_spawner_order(int sock, uint32_t count);
 /// Takes the spawner's next announcement from `replies`, waiting for it (at most the socket's time limit) if
 /// `wait`: 0 with *pid the zygote's pid and `fds` its socket, its pidfd and the (non-blocking) read ends of its
 /// stdout and stderr, all close-on-exec; -2 (without `wait`) if none has come yet; the positive errno of a
-/// zygote the spawner could not make; -1 if the spawner is gone or does not answer (stop it).
+/// zygote the spawner could not make, or EMFILE for one whose fds we had no room for (it is ended and reaped);
+/// -1 if the spawner is gone or does not answer (stop it).
 int orch_spawner_take(int replies, int wait, pid_t *pid, int fds[4]);
 
 /// Sends a zygote (`fds[0]` from orch_spawner_take) the request that makes it the worker (its pid is the
