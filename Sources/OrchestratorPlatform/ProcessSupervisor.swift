@@ -353,13 +353,20 @@ public final class ProcessSupervisor: @unchecked Sendable {
                 zygotes.insert(zygote, at: 0)
                 return rc
             }
-            // Its replacement is forked while this one becomes the worker (a failure shows at the next take).
-            if orch_spawner_order(current.socket, 1) == 0 { zygotesOrdered += 1 }
+            // Its replacement is forked while this one becomes the worker. A spawner that cannot take the order is
+            // gone: ended now, with the zygotes it left, and the next start has a new one.
+            let ordered = orch_spawner_order(current.socket, 1) == 0
+            if ordered { zygotesOrdered += 1 }
             if rc == 0 {
                 close(zygote.fds[0])
                 pid = zygote.pid
                 fds = zygote.fds
+                if !ordered { stopSpawner(live: &live) }
                 return 0
+            }
+            if !ordered {
+                stopSpawner(live: &live)
+                spawnerFailures += 1
             }
             orch_zygote_end(zygote.fds, zygote.pid)
             live[zygote.pid] = nil

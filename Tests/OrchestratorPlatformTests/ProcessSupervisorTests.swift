@@ -83,14 +83,16 @@ struct ProcessSupervisorTests {
         #expect(harness.onQueue { $0.spawnerPID } == first)
 
         kill(first, SIGKILL)
-        // Noticed at the first start after it is gone: zygotes it forked ahead may serve a start or two before.
-        var second = first
-        for _ in 0...ProcessSupervisor.zygotePool where second == first {
+        // Noticed at the first start after it is gone (a zygote it forked ahead serves that one, and its order for
+        // a replacement fails): ended then, and the next start has a new one.
+        var replacement: pid_t? = first
+        for _ in 0...ProcessSupervisor.zygotePool + 1 where replacement == first || replacement == nil {
             let after = try await harness.start(["/bin/sh", "-c", "true"]).exit()
             #expect(after.termination == .exited(0))
             #expect(after.maxRSSKiB > 256 && after.maxRSSKiB < 8 * 1024)
-            second = try #require(harness.onQueue { $0.spawnerPID })
+            replacement = harness.onQueue { $0.spawnerPID }
         }
+        let second = try #require(replacement)
         #expect(second != first)
         // The killed one was reaped, not left a zombie.
         #expect(kill(first, 0) != 0)
@@ -149,6 +151,28 @@ struct ProcessSupervisorTests {
         #expect(exit.termination == .exited(4))
         #expect(exit.maxRSSKiB > 256 && exit.maxRSSKiB < 8 * 1024)
         for zygote in killed { #expect(kill(zygote, 0) != 0, "zygote \(zygote) reaped") }
+    }
+
+    /// A request too large to send fails the start at once and leaves the zygote it would have used unused, for
+    /// the next worker.
+    @Test func aRequestTooLargeToSendLeavesItsZygoteForTheNext() async throws {
+        let harness = Harness()
+        #expect(try await harness.start(["/bin/true"]).exit().termination == .exited(0))
+        #expect(await eventually {
+            harness.onQueue { supervisor in
+                _ = supervisor.endEscapedDescendants()  // Takes in the announced ones.
+                return supervisor.readyZygotePIDs.count == Int(ProcessSupervisor.zygotePool)
+            }
+        })
+        let oldest = try #require(harness.onQueue { $0.readyZygotePIDs.first })
+        let tooLarge = #expect(throws: SpawnError.self) {
+            try harness.start(["/bin/true", String(repeating: "x", count: 1 << 20)])
+        }
+        #expect(tooLarge?.errno == E2BIG)
+        #expect(harness.onQueue { $0.readyZygotePIDs.first } == oldest)
+        let next = try harness.start(["/bin/true"])
+        #expect(next.handle.pid == oldest)
+        #expect(try await next.exit().termination == .exited(0))
     }
 
     @Test func directSpawnStartsAtThisProcesssPeakRSS() async throws {
