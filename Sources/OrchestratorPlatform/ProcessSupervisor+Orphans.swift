@@ -100,11 +100,11 @@ extension ProcessSupervisor {
         Self.liveWorkers.withLock { live in
             // Those announced and not yet taken in are our children in other sessions too.
             collectAnnouncedZygotes(live: &live)
-            return sweepOrphans(sparingLiveOwners: sparingLiveOwners, live: live)
+            return sweepOrphans(sparingLiveOwners: sparingLiveOwners, live: &live)
         }
     }
 
-    private func sweepOrphans(sparingLiveOwners: Bool, live: [Int32: [UInt8]]) -> SweepResult {
+    private func sweepOrphans(sparingLiveOwners: Bool, live: inout [Int32: [UInt8]]) -> SweepResult {
         var result = SweepResult()
         var children: [orch_child] = []
         var count = 0
@@ -116,10 +116,17 @@ extension ProcessSupervisor {
         let ownSession = getsid(0)
         var liveOwners: Set<[UInt8]>?
         var oldestLiveStart: UInt64?
+        var zygotesCollectedAgain = false
         for child in children[..<count] where child.session != ownSession && live[child.pid] == nil {
             if child.exited != 0 {
                 if orch_reap_if_exited(child.pid) == 1 { result.reaped += 1 }
                 continue
+            }
+            if !zygotesCollectedAgain {
+                // A zygote forked since the first look may have been announced by now.
+                zygotesCollectedAgain = true
+                collectAnnouncedZygotes(live: &live)
+                if live[child.pid] != nil { continue }
             }
             if sparingLiveOwners {
                 let owners = liveOwners ?? Set(live.values.filter { !$0.isEmpty })

@@ -471,6 +471,12 @@ public final class ProcessSupervisor: @unchecked Sendable {
         return spawner?.pid
     }
 
+    /// Takes in the zygotes announced so far (for tests; starts and orphan sweeps do it themselves).
+    public func takeInAnnouncedZygotes() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        Self.liveWorkers.withLock { collectAnnouncedZygotes(live: &$0) }
+    }
+
     /// The pids of the zygotes taken in and not yet used (for tests); each holds four fds of ours open.
     public var readyZygotePIDs: [pid_t] {
         dispatchPrecondition(condition: .onQueue(queue))
