@@ -27,24 +27,24 @@
 #define RENAME_NOREPLACE (1 << 0)
 #endif
 
-// An fd below 4 would be overwritten by an earlier dup2 action (or keep FD_CLOEXEC when
-// dup2'ed onto itself), so such fds are first copied to a number >= 4.
+// An fd below 5 would be overwritten by an earlier dup2 action (or keep FD_CLOEXEC when
+// dup2'ed onto itself), so such fds are first copied to a number >= 5.
 static int lift_fd(int fd, int *temp) {
     *temp = -1;
-    if (fd < 0 || fd > 3) return fd;
-    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 4);
+    if (fd < 0 || fd > 4) return fd;
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 5);
     if (copy < 0) return -1;
     *temp = copy;
     return copy;
 }
 
-// fds 0-2 from `in` (in[0] < 0: /dev/null; in[1] or in[2] < 0: the caller's), in[3] >= 0 becomes fd 3, the rest
-// closed.
+// fds 0-2 from `in` (in[0] < 0: /dev/null; in[1] or in[2] < 0: the caller's), in[3] >= 0 becomes fd 3 and
+// in[4] >= 0 fd 4 (only with fd 3), the rest closed.
 static int spawn_with(pid_t *pid, const char *path, char *const argv[], char *const envp[],
-                      const char *cwd, const int in[4], int search_path) {
-    int temps[4] = {-1, -1, -1, -1};
-    int fds[4];
-    for (int i = 0; i < 4; i++) {
+                      const char *cwd, const int in[5], int search_path) {
+    int temps[5] = {-1, -1, -1, -1, -1};
+    int fds[5];
+    for (int i = 0; i < 5; i++) {
         fds[i] = lift_fd(in[i], &temps[i]);
         if (fds[i] < 0 && in[i] >= 0) {
             int err = errno;
@@ -86,13 +86,14 @@ static int spawn_with(pid_t *pid, const char *path, char *const argv[], char *co
         if (fds[i] < 0) continue;
         if ((rc = posix_spawn_file_actions_adddup2(&actions, fds[i], i)) != 0) goto out_all;
     }
-    if (fds[3] >= 0) {
-        if ((rc = posix_spawn_file_actions_adddup2(&actions, fds[3], 3)) != 0) goto out_all;
+    for (int i = 3; i < 5; i++) {
+        if (fds[i] < 0) continue;
+        if ((rc = posix_spawn_file_actions_adddup2(&actions, fds[i], i)) != 0) goto out_all;
     }
     if (cwd != NULL && cwd[0] != '\0') {
         if ((rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto out_all;
     }
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, fds[3] >= 0 ? 4 : 3)) != 0) goto out_all;
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, fds[4] >= 0 ? 5 : fds[3] >= 0 ? 4 : 3)) != 0) goto out_all;
 
     if (search_path) {
         rc = posix_spawnp(pid, path, &actions, &attr, argv, envp);
@@ -105,13 +106,13 @@ out_all:
 out_attr:
     posix_spawnattr_destroy(&attr);
 out_temps:
-    for (int i = 0; i < 4; i++) if (temps[i] >= 0) close(temps[i]);
+    for (int i = 0; i < 5; i++) if (temps[i] >= 0) close(temps[i]);
     return rc;
 }
 
 int orch_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd, int search_path) {
-    int in[4] = {stdin_fd, stdout_fd, stderr_fd, -1};
+    int in[5] = {stdin_fd, stdout_fd, stderr_fd, -1, -1};
     return spawn_with(pid, path, argv, envp, cwd, in, search_path);
 }
 
@@ -143,7 +144,7 @@ int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, co
         return err;
     }
     pid_t helper_pid = 0;
-    int in[4] = {-1, stdout_fd, stderr_fd, report[1]};
+    int in[5] = {-1, stdout_fd, stderr_fd, report[1], -1};
     int rc = spawn_with(&helper_pid, helper, helper_argv, envp, cwd, in, 0);
     free(helper_argv);
     close(report[1]);
@@ -181,33 +182,42 @@ int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, co
     return 0;
 }
 
-int orch_spawner_start(const char *helper, pid_t *pid, int *sock) {
-    int pair[2];
+int orch_spawner_start(const char *helper, pid_t *pid, int *requests, int *replies) {
+    // Two sockets, one per direction. On one socket both ways, each side's read of the other's message freed
+    // buffer space charged to the sender's end, and that woke the sender blocked in its own read for nothing
+    // (unix_write_space wakes every waiter on the socket): two wake-ups more per worker, one of them the daemon's.
+    int pair[2], back[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return errno;
-    char *argv[] = {(char *)helper, "s", NULL};
-    char *envp[] = {NULL};
-    // fds 0-2 /dev/null (fd 0 is every worker's stdin; 1 and 2 must not hold a reader of ours open), the socket
-    // as fd 3. Its own session: a terminal's ^C is the daemon's to handle, not the spawner's.
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null < 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, back) != 0) {
         int err = errno;
         close(pair[0]);
         close(pair[1]);
         return err;
     }
-    int in[4] = {-1, null, null, pair[1]};
-    int rc = spawn_with(pid, helper, argv, envp, "/", in, 0);
-    close(null);
+    char *argv[] = {(char *)helper, "s", NULL};
+    char *envp[] = {NULL};
+    // fds 0-2 /dev/null (fd 0 is every worker's stdin; 1 and 2 must not hold a reader of ours open), requests
+    // come in on fd 3, replies go out on fd 4. Its own session: a terminal's ^C is the daemon's to handle.
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int rc = null < 0 ? errno : 0;
+    if (rc == 0) {
+        int in[5] = {-1, null, null, pair[1], back[1]};
+        rc = spawn_with(pid, helper, argv, envp, "/", in, 0);
+        close(null);
+    }
     close(pair[1]);
+    close(back[1]);
     if (rc != 0) {
         close(pair[0]);
+        close(back[0]);
         return rc;
     }
     // A spawner that stopped answering (SIGSTOP, a hang) is given up on rather than waited for forever.
     struct timeval limit = {.tv_sec = 5, .tv_usec = 0};
-    setsockopt(pair[0], SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    setsockopt(back[0], SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     setsockopt(pair[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-    *sock = pair[0];
+    *requests = pair[0];
+    *replies = back[0];
     return 0;
 }
 
@@ -222,11 +232,58 @@ static int send_all(int sock, const char *bytes, size_t length) {
     return 0;
 }
 
-int orch_spawner_request(int sock, const char *search, const char *path, char *const argv[], char *const envp[],
-                         const char *cwd, int stdout_fd, int stderr_fd, pid_t *pid) {
+int orch_spawner_order(int sock, uint32_t count) {
+    uint32_t order[2] = {0x6f67797a, count};  // ZYGOTE_ORDER (spawn.c)
+    return send_all(sock, (const char *)order, sizeof order);
+}
+
+int orch_spawner_take(int replies, int wait, pid_t *pid, int fds[4]) {
+    int32_t answer[2];
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(4 * sizeof(int))]; } control;
+    struct iovec iov = {answer, sizeof answer};
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+                             .msg_controllen = sizeof control.bytes};
+    ssize_t n;
+    do n = recvmsg(replies, &message, MSG_CMSG_CLOEXEC | (wait ? 0 : MSG_DONTWAIT));
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && !wait && (errno == EAGAIN || errno == EWOULDBLOCK)) return -2;
+    if (n <= 0) return -1;  // Gone, or no answer within the time limit.
+    int received[4] = {-1, -1, -1, -1};
+    int count = 0;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
+    if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+        count = (int)((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        if (count > 4) count = 4;
+        memcpy(received, CMSG_DATA(cmsg), (size_t)count * sizeof(int));
+    }
+    size_t got = (size_t)n;
+    while (got < sizeof answer) {  // Sent as one piece of 8 bytes; this only guards against a short read.
+        n = recv(replies, (char *)answer + got, sizeof answer - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    int rc = got < sizeof answer ? -1 : answer[1] != 0 ? answer[1] : answer[0] <= 0 ? -1 : 0;
+    if (rc == 0 && count != 4) {
+        // Fds dropped on the way in: we are at our fd limit. The zygote cannot be used (or reached): end it.
+        kill(answer[0], SIGKILL);
+        reap_blocking(answer[0]);
+        rc = EMFILE;
+    }
+    if (rc != 0) {
+        for (int i = 0; i < count; i++) close(received[i]);
+        return rc;
+    }
+    *pid = answer[0];
+    memcpy(fds, received, sizeof received);
+    return 0;
+}
+
+int orch_zygote_request(int zygote, const char *search, const char *path, char *const argv[], char *const envp[],
+                        const char *cwd) {
     char here[PATH_MAX];
     if (cwd == NULL || cwd[0] == '\0') {
-        // The spawner runs in "/": an unset working directory means ours, as with posix_spawn.
+        // The zygote runs in "/": an unset working directory means ours, as with posix_spawn.
         if (getcwd(here, sizeof here) == NULL) return errno;
         cwd = here;
     }
@@ -234,10 +291,13 @@ int orch_spawner_request(int sock, const char *search, const char *path, char *c
     size_t length = strlen(path) + 1 + (search ? strlen(search) : 0) + 1 + strlen(cwd) + 1;
     for (; argv[argc] != NULL; argc++) length += strlen(argv[argc]) + 1;
     for (; envp[envc] != NULL; envc++) length += strlen(envp[envc]) + 1;
-    if (length > (1u << 20)) return E2BIG;
-    char *payload = malloc(length);
-    if (payload == NULL) return ENOMEM;
-    char *at = payload;
+    if (length > (1u << 20) || (size_t)argc + envc + 2 > 32768) return E2BIG;  // PAYLOAD_MAX, POINTERS_MAX
+    uint32_t header[4] = {(uint32_t)length, search ? 1 : 0, argc, envc};
+    size_t total = sizeof header + length;
+    char *message = malloc(total);
+    if (message == NULL) return ENOMEM;
+    memcpy(message, header, sizeof header);
+    char *at = message + sizeof header;
 #define PUT(s) do { size_t n_ = strlen(s) + 1; memcpy(at, (s), n_); at += n_; } while (0)
     PUT(path);
     PUT(search ? search : "");
@@ -245,48 +305,16 @@ int orch_spawner_request(int sock, const char *search, const char *path, char *c
     for (uint32_t i = 0; i < argc; i++) PUT(argv[i]);
     for (uint32_t i = 0; i < envc; i++) PUT(envp[i]);
 #undef PUT
-    uint32_t header[4] = {(uint32_t)length, search ? 1 : 0, argc, envc};
-    union { struct cmsghdr align; char bytes[CMSG_SPACE(2 * sizeof(int))]; } control;
-    memset(&control, 0, sizeof control);
-    struct iovec iov[2] = {{header, sizeof header}, {payload, length}};
-    struct msghdr message = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = control.bytes,
-                             .msg_controllen = sizeof control.bytes};
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(2 * sizeof(int));
-    int fds[2] = {stdout_fd, stderr_fd};
-    memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
-    ssize_t sent;
-    do sent = sendmsg(sock, &message, MSG_NOSIGNAL);
-    while (sent < 0 && errno == EINTR);
-    int broken = sent <= 0;
-    if (!broken) {
-        // The rest of a large request (the fds went with the first byte).
-        size_t total = sizeof header + length, done = (size_t)sent;
-        if (done < sizeof header) {
-            broken = send_all(sock, (char *)header + done, sizeof header - done) != 0;
-            done = sizeof header;
-        }
-        if (!broken && done < total) broken = send_all(sock, payload + (done - sizeof header), total - done) != 0;
-    }
-    free(payload);
-    if (broken) return -1;
-    int32_t answer[2];
-    size_t got = 0;
-    while (got < sizeof answer) {
-        ssize_t n = recv(sock, (char *)answer + got, sizeof answer - got, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;  // Gone, or no answer within the time limit.
-        got += (size_t)n;
-    }
-    if (answer[1] != 0) {
-        if (answer[0] > 0) reap_blocking(answer[0]);  // Our child (CLONE_PARENT); it exits 127 at once.
-        return answer[1];
-    }
-    if (answer[0] <= 0) return -1;
-    *pid = answer[0];
-    return 0;
+    int broken = send_all(zygote, message, total) != 0;
+    free(message);
+    return broken ? -1 : 0;
+}
+
+void orch_zygote_end(const int fds[4], pid_t pid) {
+    close(fds[0]);  // End of file: it exits (a request cut short included).
+    for (int i = 1; i < 4; i++) close(fds[i]);
+    kill(pid, SIGKILL);  // Even if stopped.
+    reap_blocking(pid);
 }
 
 void orch_spawner_stop(int sock, pid_t pid) {

@@ -94,7 +94,17 @@ extension ProcessSupervisor {
     }
 
     /// One look at our children: reaps the exited, kills the live ones not spared.
+    /// Under the registry's lock throughout: zygotes (spawn.c) are forked ahead of their registration, so another
+    /// supervisor of this process must not take in and start one between this sweep's look and its kill.
     func sweepOrphans(sparingLiveOwners: Bool) -> SweepResult {
+        Self.liveWorkers.withLock { live in
+            // Those announced and not yet taken in are our children in other sessions too.
+            collectAnnouncedZygotes(live: &live)
+            return sweepOrphans(sparingLiveOwners: sparingLiveOwners, live: &live)
+        }
+    }
+
+    private func sweepOrphans(sparingLiveOwners: Bool, live: inout [Int32: [UInt8]]) -> SweepResult {
         var result = SweepResult()
         var children: [orch_child] = []
         var count = 0
@@ -104,13 +114,19 @@ extension ProcessSupervisor {
         } while count == children.count
         guard count > 0 else { return result }
         let ownSession = getsid(0)
-        let live = Self.liveWorkers.snapshot()
         var liveOwners: Set<[UInt8]>?
         var oldestLiveStart: UInt64?
+        var zygotesCollectedAgain = false
         for child in children[..<count] where child.session != ownSession && live[child.pid] == nil {
             if child.exited != 0 {
                 if orch_reap_if_exited(child.pid) == 1 { result.reaped += 1 }
                 continue
+            }
+            if !zygotesCollectedAgain {
+                // A zygote forked since the first look may have been announced by now.
+                zygotesCollectedAgain = true
+                collectAnnouncedZygotes(live: &live)
+                if live[child.pid] != nil { continue }
             }
             if sparingLiveOwners {
                 let owners = liveOwners ?? Set(live.values.filter { !$0.isEmpty })
@@ -181,6 +197,4 @@ final class WorkerRegistry: @unchecked Sendable {
         defer { pthread_mutex_unlock(mutex) }
         return try body(&workers)
     }
-
-    func snapshot() -> [Int32: [UInt8]] { withLock { $0 } }
 }

@@ -18,7 +18,8 @@ import Glibc
 /// workers' escaped descendants (see ProcessSupervisor+Orphans.swift). Workers are started
 /// through the `orchestrator-spawn` helper, if there is one, so that their max RSS is their own
 /// (see spawn.c): by default one spawner process started with the first worker and kept for the
-/// next ones (a round trip over a socket per worker), otherwise one helper run per worker.
+/// next ones, which forks each worker ahead of need (a zygote: the start is one message to it, with
+/// no fork and no wait), otherwise one helper run per worker.
 ///
 /// `@unchecked Sendable`: every stored property other than the immutable `queue` is touched
 /// only on `queue` (checked with `dispatchPrecondition` in debug builds).
@@ -41,7 +42,22 @@ public final class ProcessSupervisor: @unchecked Sendable {
     /// How workers go through the helper.
     private let helperUse: HelperUse
     /// The long-lived spawner, once started; registered in `liveWorkers` so that orphan sweeps spare it.
-    private var spawner: (pid: pid_t, socket: Int32)?
+    private var spawner: (pid: pid_t, socket: Int32, replies: Int32)?
+    /// Its zygotes taken from `replies` and not yet used, oldest first; registered in `liveWorkers` (owner empty).
+    private var zygotes: [Zygote] = []
+    /// Zygotes ordered from the spawner and not yet taken from `replies` (announced or still to come).
+    private var zygotesOrdered = 0
+    /// How many zygotes a new spawner makes ahead: one per worker that can exit in the same round at the bundled
+    /// concurrency, so that a round's starts do not wait for a fork.
+    public static let zygotePool: UInt32 = 2
+    /// How many are kept ahead: one more each time a start had to wait for one after the spawner had made its
+    /// first (it falls behind at higher concurrency, or on a busy machine), up to `zygotePoolMax`.
+    private var zygoteTarget = Int(ProcessSupervisor.zygotePool)
+    static let zygotePoolMax = 8
+    /// Whether the current spawner has announced a zygote yet (waiting for its first is no sign of falling behind).
+    private var spawnerHasAnnounced = false
+    /// orch_spawner_take without waiting: nothing announced yet.
+    private static let noneYet: Int32 = -2
     /// Starting or talking to the spawner failed twice in a row: one helper run per worker from now on.
     private var spawnerFailed = false
     /// The daemon's PATH, which bare command names are looked up in (glibc's default if unset).
@@ -108,10 +124,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
     }
 
     deinit {
-        if let spawner {
-            orch_spawner_stop(spawner.socket, spawner.pid)
-            Self.liveWorkers.withLock { $0[spawner.pid] = nil }
-        }
+        Self.liveWorkers.withLock { stopSpawner(live: &$0) }
         readBuffer.deallocate()
     }
 
@@ -132,6 +145,93 @@ public final class ProcessSupervisor: @unchecked Sendable {
         }
         try Self.checkNoNUL(request)
 
+        let owner = Self.owner(inEnvironment: request.environment)
+        let started: StartedProcess
+        let throughZygote: Bool
+        if let viaZygote = try startThroughZygote(request, owner: owner) {
+            started = viaZygote
+            throughZygote = true
+        } else {
+            started = try startWithPipes(request, owner: owner)
+            throughZygote = false
+        }
+        let pid = started.pid
+
+        // Its start time (which tells it from a later process of the same pid) is read only when asked for:
+        // most workers of a burst are gone before anyone needs it (see `startTime(ofLive:)`).
+        let handle = WorkerHandle(pid: pid, startTime: 0)
+        let worker = SupervisedWorker(
+            handle: handle, logPath: request.logPath, logCap: max(0, request.logCap), onExit: onExit,
+            stdoutFD: started.stdout, stderrFD: started.stderr, owner: owner,
+            startedBySpawner: throughZygote
+                ? (program: request.arguments[0], workingDirectory: request.workingDirectory) : nil)
+        do throws(SpawnError) {
+            let loop: EventLoop
+            if let existing = eventLoop {
+                loop = existing
+            } else {
+                loop = try EventLoop(queue: queue)
+                eventLoop = loop
+            }
+            try watch(.exit, started.pidFD, worker, with: loop) { [self] in self.leaderExited(worker) }
+            try watch(.stdout, started.stdout, worker, with: loop) { [self] in self.readOutput(worker, .stdout) }
+            try watch(.stderr, started.stderr, worker, with: loop) { [self] in self.readOutput(worker, .stderr) }
+        } catch {
+            // Cannot supervise it: end it now rather than leave an unsupervised group.
+            Self.signalGroup(pid, SIGKILL)
+            var reaped = orch_reaped()
+            _ = orch_reap(pid, &reaped)
+            Self.liveWorkers.withLock { $0[pid] = nil }
+            for slot in Array(worker.registrations.keys) { stopWatching(worker, slot) }
+            for fd in [started.pidFD, started.stdout, started.stderr] where !worker.closed.contains(fd) { close(fd) }
+            throw error
+        }
+        running[pid] = worker
+        return handle
+    }
+
+    /// A started worker's pid and the fds it is watched through: its pidfd and the read ends of its output pipes.
+    private struct StartedProcess {
+        let pid: pid_t
+        let pidFD: Int32
+        let stdout: Int32
+        let stderr: Int32
+    }
+
+    /// Through a zygote of the long-lived spawner, which comes with its pipes and pidfd; nil when there is no
+    /// spawner to use (another way, or it failed): then `startWithPipes`.
+    private func startThroughZygote(_ request: SpawnRequest, owner: [UInt8]) throws(SpawnError) -> StartedProcess? {
+        guard let helper = spawnHelper, helperUse == .spawner, !spawnerFailed else { return nil }
+        let program = request.arguments[0]
+        let bare = !program.contains(UInt8(ascii: "/"))
+        var pid: pid_t = 0
+        var fds: [Int32] = [-1, -1, -1, -1]
+        let outcome: Int32? = Self.liveWorkers.withLock { live in
+            withCStringArray(request.arguments) { argv in
+                withCStringArray(request.environment) { envp in
+                    withCBytes(program) { path in
+                        withCBytes(request.workingDirectory) { cwd in
+                            withCBytes(helper) { helper in
+                                withCBytes(searchPath) { search in
+                                    let rc = requestFromSpawner(
+                                        helper, &pid, &fds, search: bare ? search : nil, path, argv, envp, cwd,
+                                        owner: owner, live: &live)
+                                    if rc == 0 { live[pid] = owner }
+                                    return rc
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard let rc = outcome else { return nil }
+        guard rc == 0 else { throw SpawnError(errno: rc, description: Self.describeSpawnFailure(rc, request)) }
+        return StartedProcess(pid: pid, pidFD: fds[1], stdout: fds[2], stderr: fds[3])
+    }
+
+    /// Started straight from this process or by one helper run: the pipes and pidfd are made here.
+    private func startWithPipes(_ request: SpawnRequest, owner: [UInt8]) throws(SpawnError) -> StartedProcess {
         var stdoutPipe: [Int32] = [-1, -1]
         var stderrPipe: [Int32] = [-1, -1]
         func closeAll() {
@@ -144,13 +244,12 @@ public final class ProcessSupervisor: @unchecked Sendable {
         }
 
         var pid: pid_t = 0
-        let owner = Self.owner(inEnvironment: request.environment)
         let rc = Self.liveWorkers.withLock { live in
-            var rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1], live: &live)
+            var rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1])
             if rc != 0, let helper = spawnHelper, withCBytes(helper, { access($0, X_OK) }) != 0 {
                 // The helper went away (a reinstall): spawn directly rather than fail every worker.
                 spawnHelper = nil
-                rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1], live: &live)
+                rc = startProcess(&pid, request, stdout: stdoutPipe[1], stderr: stderrPipe[1])
             }
             if rc == 0 { live[pid] = owner }
             return rc
@@ -173,46 +272,14 @@ public final class ProcessSupervisor: @unchecked Sendable {
             _ = orch_reap(pid, &reaped)
             Self.liveWorkers.withLock { $0[pid] = nil }
             closeAll()
+            let program = request.arguments[0]
             throw SpawnError(errno: e, description: "cannot watch \(Self.show(program)) (pidfd_open): \(Self.text(e))")
         }
-
-        // Its start time (which tells it from a later process of the same pid) is read only when asked for:
-        // most workers of a burst are gone before anyone needs it (see `startTime(ofLive:)`).
-        let handle = WorkerHandle(pid: pid, startTime: 0)
-        let worker = SupervisedWorker(
-            handle: handle, logPath: request.logPath, logCap: max(0, request.logCap), onExit: onExit,
-            stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0], owner: owner,
-            startedBySpawner: spawnHelper != nil && helperUse == .spawner && !spawnerFailed
-                ? (program: request.arguments[0], workingDirectory: request.workingDirectory) : nil)
-        do throws(SpawnError) {
-            let loop: EventLoop
-            if let existing = eventLoop {
-                loop = existing
-            } else {
-                loop = try EventLoop(queue: queue)
-                eventLoop = loop
-            }
-            try watch(.exit, pidFD, worker, with: loop) { [self] in self.leaderExited(worker) }
-            try watch(.stdout, stdoutPipe[0], worker, with: loop) { [self] in self.readOutput(worker, .stdout) }
-            try watch(.stderr, stderrPipe[0], worker, with: loop) { [self] in self.readOutput(worker, .stderr) }
-        } catch {
-            // Cannot supervise it: end it now rather than leave an unsupervised group.
-            Self.signalGroup(pid, SIGKILL)
-            var reaped = orch_reaped()
-            _ = orch_reap(pid, &reaped)
-            Self.liveWorkers.withLock { $0[pid] = nil }
-            for slot in Array(worker.registrations.keys) { stopWatching(worker, slot) }
-            for fd in [pidFD, stdoutPipe[0], stderrPipe[0]] where !worker.closed.contains(fd) { close(fd) }
-            throw error
-        }
-        running[pid] = worker
-        return handle
+        return StartedProcess(pid: pid, pidFD: pidFD, stdout: stdoutPipe[0], stderr: stderrPipe[0])
     }
 
-    /// Called with `liveWorkers` locked (`live`), where a new spawner is registered.
-    private func startProcess(
-        _ pid: inout pid_t, _ request: SpawnRequest, stdout: Int32, stderr: Int32, live: inout [Int32: [UInt8]]
-    ) -> Int32 {
+    /// Called with `liveWorkers` locked.
+    private func startProcess(_ pid: inout pid_t, _ request: SpawnRequest, stdout: Int32, stderr: Int32) -> Int32 {
         let program = request.arguments[0]
         let bare = !program.contains(UInt8(ascii: "/"))
         return withCStringArray(request.arguments) { argv in
@@ -224,14 +291,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
                         }
                         return withCBytes(helper) { helper in
                             withCBytes(searchPath) { search in
-                                if helperUse == .spawner, !spawnerFailed,
-                                    let rc = requestFromSpawner(
-                                        helper, &pid, search: bare ? search : nil, path, argv, envp, cwd, stdout, stderr,
-                                        owner: Self.owner(inEnvironment: request.environment), live: &live)
-                                {
-                                    return rc
-                                }
-                                return orch_spawn_via_helper(&pid, helper, bare ? search : nil, path, argv, envp, cwd, stdout, stderr)
+                                orch_spawn_via_helper(&pid, helper, bare ? search : nil, path, argv, envp, cwd, stdout, stderr)
                             }
                         }
                     }
@@ -240,51 +300,187 @@ public final class ProcessSupervisor: @unchecked Sendable {
         }
     }
 
-    /// Starts the worker through the long-lived spawner, starting it first if needed: 0 or the errno of the
-    /// worker's start. nil if the spawner cannot be had (twice: gone, hung, or not startable): the caller runs
-    /// the helper once for this worker, and so for every later one.
+    /// Starts the worker through one of the long-lived spawner's zygotes, starting the spawner first if needed:
+    /// 0 (`pid` and `fds` the zygote's: socket, now closed, pidfd, stdout and stderr) or the errno of the worker's
+    /// start. nil if the spawner cannot be had (twice: gone, hung, or not startable): the caller runs the helper
+    /// once for this worker, and so for every later one.
     private func requestFromSpawner(
-        _ helper: UnsafePointer<CChar>, _ pid: inout pid_t, search: UnsafePointer<CChar>?, _ path: UnsafePointer<CChar>,
-        _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>,
-        _ cwd: UnsafePointer<CChar>, _ stdout: Int32, _ stderr: Int32, owner: [UInt8], live: inout [Int32: [UInt8]]
+        _ helper: UnsafePointer<CChar>, _ pid: inout pid_t, _ fds: inout [Int32], search: UnsafePointer<CChar>?,
+        _ path: UnsafePointer<CChar>, _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>,
+        _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>, _ cwd: UnsafePointer<CChar>, owner: [UInt8],
+        live: inout [Int32: [UInt8]]
     ) -> Int32? {
-        for _ in 0..<2 {
+        var spawnerFailures = 0
+        // A zygote found gone (killed while it waited) is ended and the next one tried: it ran nothing. Several in
+        // a row count as the spawner's failure (sending itself fails, or something ends every zygote).
+        var zygotesGone = 0
+        while spawnerFailures < 2 {
+            if zygotesGone > zygoteTarget {
+                stopSpawner(live: &live)
+                zygotesGone = 0
+                spawnerFailures += 1
+                continue
+            }
             if spawner == nil {
                 var spawnerPID: pid_t = 0
                 var socket: Int32 = -1
-                guard orch_spawner_start(helper, &spawnerPID, &socket) == 0 else { break }
-                spawner = (spawnerPID, socket)
+                var replies: Int32 = -1
+                guard orch_spawner_start(helper, &spawnerPID, &socket, &replies) == 0 else { break }
+                spawner = (spawnerPID, socket, replies)
                 live[spawnerPID] = []
+                zygotesOrdered = 0
+                spawnerHasAnnounced = false
+                if orch_spawner_order(socket, UInt32(zygoteTarget)) == 0 { zygotesOrdered = zygoteTarget }
             }
             guard let current = spawner else { break }
-            let rc = orch_spawner_request(current.socket, search, path, argv, envp, cwd, stdout, stderr, &pid)
-            if rc >= 0 { return rc }
-            // Gone (killed, crashed) or not answering: end it and try a new one. A spawner that did not answer
-            // may have started the worker all the same: that one is ended first, or the attempt would run twice.
-            orch_spawner_stop(current.socket, current.pid)
-            live[current.pid] = nil
-            spawner = nil
-            Self.endUnregisteredChildren(owner: owner, live: live)
+            let zygote: Zygote
+            switch takeZygote(from: current, live: &live) {
+            case .failed(let code):
+                return code
+            case .gone:
+                // Gone (killed, crashed) or not answering: end it and try a new one. A zygote it forked and did
+                // not announce is ended too, unused, rather than left waiting.
+                stopSpawner(live: &live)
+                Self.endUnregisteredChildren(owner: owner, live: live)
+                spawnerFailures += 1
+                continue
+            case .ready(let ready):
+                zygote = ready
+            }
+            let rc = orch_zygote_request(zygote.fds[0], search, path, argv, envp, cwd)
+            if rc > 0 {
+                // Nothing was sent (too large, out of memory): the zygote waits for the next worker.
+                zygotes.insert(zygote, at: 0)
+                return rc
+            }
+            // Its replacement is forked while this one becomes the worker. A spawner that cannot take the order is
+            // gone: ended now, with the zygotes it left, and the next start has a new one.
+            let ordered = orch_spawner_order(current.socket, 1) == 0
+            if ordered { zygotesOrdered += 1 }
+            if rc == 0 {
+                close(zygote.fds[0])
+                pid = zygote.pid
+                fds = zygote.fds
+                if !ordered { stopSpawner(live: &live) }
+                return 0
+            }
+            if !ordered {
+                stopSpawner(live: &live)
+                spawnerFailures += 1
+            }
+            orch_zygote_end(zygote.fds, zygote.pid)
+            live[zygote.pid] = nil
+            zygotesGone += 1
         }
         spawnerFailed = true
         return nil
     }
 
-    /// Ends the long-lived spawner; the next worker starts another. The daemon calls this when its queue has
-    /// run dry: the spawner then lives through bursts and backlogs, and an idle daemon's only children are
-    /// its workers (what a service manager's tree kill, or a look at the process tree, expects).
-    public func releaseSpawner() {
-        dispatchPrecondition(condition: .onQueue(queue))
+    /// A child forked ahead of need (spawn.c) and its fds: its socket, pidfd, and the read ends of its stdout and
+    /// stderr pipes.
+    private struct Zygote {
+        let pid: pid_t
+        let fds: [Int32]
+    }
+
+    private enum ZygoteTake {
+        case ready(Zygote)
+        /// The spawner could not make one (and none is ready): the worker cannot start now.
+        case failed(Int32)
+        case gone
+    }
+
+    /// The oldest ready zygote, after taking in those announced meanwhile (without waiting); if none is ready,
+    /// waits for the next (the spawner's time limit: then `.gone`).
+    private func takeZygote(
+        from current: (pid: pid_t, socket: Int32, replies: Int32), live: inout [Int32: [UInt8]]
+    ) -> ZygoteTake {
+        while zygotesOrdered > 0 || zygotes.isEmpty {
+            if zygotes.isEmpty, zygotesOrdered == 0 {
+                guard orch_spawner_order(current.socket, 1) == 0 else { return .gone }
+                zygotesOrdered = 1
+            }
+            let waitForOne = zygotes.isEmpty
+            if waitForOne, spawnerHasAnnounced, zygoteTarget < Self.zygotePoolMax,
+                orch_spawner_order(current.socket, 1) == 0
+            {
+                zygoteTarget += 1
+                zygotesOrdered += 1
+            }
+            let rc = takeAnnouncement(from: current, wait: waitForOne, live: &live)
+            if rc == Self.noneYet, !waitForOne { break }
+            if rc < 0 { return .gone }
+            if rc > 0, zygotes.isEmpty { return .failed(rc) }
+        }
+        return .ready(zygotes.removeFirst())
+    }
+
+    /// Takes in the zygotes announced so far, without waiting, so that an orphan sweep sees them registered.
+    func collectAnnouncedZygotes(live: inout [Int32: [UInt8]]) {
+        guard let current = spawner else { return }
+        // Stops at none yet, or at a gone spawner, which the next start notices.
+        while zygotesOrdered > 0, takeAnnouncement(from: current, wait: false, live: &live) >= 0 {}
+    }
+
+    /// One announcement from the spawner: a zygote (registered, appended to `zygotes`) and 0, the errno of one it
+    /// could not make, or negative: `noneYet`, or the spawner is gone.
+    private func takeAnnouncement(
+        from current: (pid: pid_t, socket: Int32, replies: Int32), wait: Bool, live: inout [Int32: [UInt8]]
+    ) -> Int32 {
+        var zygotePID: pid_t = 0
+        var fds: [Int32] = [-1, -1, -1, -1]
+        let rc = orch_spawner_take(current.replies, wait ? 1 : 0, &zygotePID, &fds)
+        guard rc >= 0 else { return rc }
+        zygotesOrdered -= 1
+        if rc == 0 {
+            live[zygotePID] = []
+            zygotes.append(Zygote(pid: zygotePID, fds: fds))
+            spawnerHasAnnounced = true
+        }
+        return rc
+    }
+
+    /// Ends the spawner and every zygote of it not yet used, and reaps them all.
+    private func stopSpawner(live: inout [Int32: [UInt8]]) {
         guard let current = spawner else { return }
         spawner = nil
+        // Once the spawner is reaped, everything it announced is in `replies`: taken there and ended too.
         orch_spawner_stop(current.socket, current.pid)
-        Self.liveWorkers.withLock { $0[current.pid] = nil }
+        live[current.pid] = nil
+        while zygotesOrdered > 0, takeAnnouncement(from: current, wait: false, live: &live) >= 0 {}
+        close(current.replies)
+        zygotesOrdered = 0
+        for zygote in zygotes {
+            orch_zygote_end(zygote.fds, zygote.pid)
+            live[zygote.pid] = nil
+        }
+        zygotes.removeAll()
+    }
+
+    /// Ends the long-lived spawner and its unused zygotes; the next worker starts another. The daemon calls this
+    /// when its queue has run dry: the spawner then lives through bursts and backlogs, and an idle daemon's only
+    /// children are its workers (what a service manager's tree kill, or a look at the process tree, expects).
+    public func releaseSpawner() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        Self.liveWorkers.withLock { stopSpawner(live: &$0) }
     }
 
     /// The long-lived spawner's pid, while there is one (for tests).
     public var spawnerPID: pid_t? {
         dispatchPrecondition(condition: .onQueue(queue))
         return spawner?.pid
+    }
+
+    /// Takes in the zygotes announced so far (for tests; starts and orphan sweeps do it themselves).
+    public func takeInAnnouncedZygotes() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        Self.liveWorkers.withLock { collectAnnouncedZygotes(live: &$0) }
+    }
+
+    /// The pids of the zygotes taken in and not yet used (for tests); each holds four fds of ours open.
+    public var readyZygotePIDs: [pid_t] {
+        dispatchPrecondition(condition: .onQueue(queue))
+        return zygotes.map(\.pid)
     }
 
     /// The start time of a worker not yet reaped (then its pid is still its own: at worst a zombie), nil once
@@ -369,8 +565,8 @@ public final class ProcessSupervisor: @unchecked Sendable {
 
     // MARK: - Previous daemons' workers
 
-    /// Sends `signal` to the worker's process group, or to the worker alone while it has none yet: the spawner
-    /// answers before its child has called setsid, and until then the child has started nothing else.
+    /// Sends `signal` to the worker's process group, or to the worker alone while it has none yet: a zygote may
+    /// be announced before it has called setsid, and until then it has started nothing else.
     public static func signalGroup(_ pid: Int32, _ signal: Int32) {
         if kill(-pid, signal) != 0, errno == ESRCH { kill(pid, signal) }
     }
@@ -482,8 +678,8 @@ final class SupervisedWorker {
     var stderrTail: [UInt8] = []
     /// Ties its orphans to it (`ProcessSupervisor.owner(inEnvironment:)`); empty if it cannot.
     let owner: [UInt8]
-    /// Started by the long-lived spawner, which answers before the exec: what it was asked to run, to describe a
-    /// start that failed (reported at the start of its stderr). nil otherwise.
+    /// Started by a zygote of the long-lived spawner, whose exec is not waited for: what it was asked to run, to
+    /// describe a start that failed (reported at the start of its stderr). nil otherwise.
     let startedBySpawner: (program: [UInt8], workingDirectory: [UInt8])?
     /// Whether its stderr has delivered anything yet: the failure report can only be its first bytes.
     var stderrStarted = false

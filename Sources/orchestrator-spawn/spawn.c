@@ -12,16 +12,19 @@
 //
 // Two ways to use it (by ProcessSupervisor only):
 //
-// orchestrator-spawn s: a spawner that lives as long as the daemon (the default). fd 3 is a stream socket to the
-//   daemon. Each request is a header of four 32-bit words (payload length, 1 to search PATH, argc, envc) carrying
-//   the worker's stdout and stderr as SCM_RIGHTS, then the payload: PROGRAM, SEARCH_PATH, the working directory,
-//   ARGV..., ENVP..., each NUL-terminated. The reply is two 32-bit words: the worker's pid and 0, or 0 and the
-//   errno of a failed fork. It is sent right after the fork, not after the exec, so the daemon does not wait for
-//   the exec (nor for this process to be scheduled twice more): a worker whose chdir or exec fails says so in
-//   the first 17 bytes of its stderr (`report_start_failure`) and exits 127, and the daemon, which reaps it,
-//   reports the failed start then. Until the worker's setsid, moments after the reply, it is in this process's
-//   group; the daemon signals it alone while its own group does not exist yet. End of file on the socket ends
-//   the spawner. This costs the daemon one round trip per worker instead of starting this program.
+// orchestrator-spawn s: a spawner that lives as long as the daemon (the default). It forks zygotes ahead of need:
+//   children (CLONE_PARENT: the daemon's, in sessions of their own) that each wait for one request on a socket
+//   of their own and then become that worker, so neither the fork nor a round trip to this process is on the
+//   way from a free slot to the worker's exec. fd 3 is a stream socket the daemon's orders come in on: two 32-bit
+//   words, ZYGOTE_ORDER and how many zygotes to make. fd 4 is one the announcements go out on (one socket both
+//   ways woke each side once more per message: see orch_spawner_start): two 32-bit words, the zygote's pid and
+//   0 with four fds as SCM_RIGHTS (the daemon's end of the zygote's socket, its pidfd, the read ends of its
+//   stdout and stderr pipes: made here, off the daemon's thread), or 0 and the errno of a failed fork. A request
+//   to a zygote is a header of four 32-bit words (payload length, 1 to search PATH, argc, envc), then the
+//   payload: PROGRAM, SEARCH_PATH, the working directory, ARGV..., ENVP..., each NUL-terminated. The daemon does not wait for the exec: a worker whose chdir or exec fails says
+//   so in the first 17 bytes of its stderr (`report_start_failure`) and exits 127, and the daemon, which reaps
+//   it, reports the failed start then. End of file on its socket ends a zygote (exit 0, the daemon reaps it),
+//   end of file on fd 3 the spawner.
 //
 // orchestrator-spawn MODE SEARCH_PATH PROGRAM ARGV0 ARGV1 ...: starts one worker and exits.
 //   MODE "p": look PROGRAM up in SEARCH_PATH (execvp rules); "n": PROGRAM is a path, SEARCH_PATH is ignored.
@@ -40,7 +43,8 @@ typedef long word;
 #if defined(__x86_64__)
 enum {
     SYS_read = 0, SYS_write = 1, SYS_close = 3, SYS_fcntl = 72, SYS_setsid = 112, SYS_execve = 59, SYS_exit = 60,
-    SYS_clone = 56, SYS_dup3 = 292, SYS_chdir = 80, SYS_recvmsg = 47
+    SYS_clone = 56, SYS_dup3 = 292, SYS_chdir = 80, SYS_recvmsg = 47, SYS_sendmsg = 46, SYS_socketpair = 53,
+    SYS_pipe2 = 293, SYS_setsockopt = 54
 };
 
 static inline word syscall3(word n, word a, word b, word c) {
@@ -61,7 +65,8 @@ __asm__(".text\n.globl _start\n_start:\n xor %rbp,%rbp\n mov %rsp,%rdi\n and $-1
 #else
 enum {
     SYS_read = 63, SYS_write = 64, SYS_close = 57, SYS_fcntl = 25, SYS_setsid = 157, SYS_execve = 221, SYS_exit = 93,
-    SYS_clone = 220, SYS_dup3 = 24, SYS_chdir = 49, SYS_recvmsg = 212
+    SYS_clone = 220, SYS_dup3 = 24, SYS_chdir = 49, SYS_recvmsg = 212, SYS_sendmsg = 211, SYS_socketpair = 199,
+    SYS_pipe2 = 59, SYS_setsockopt = 208
 };
 
 static inline word syscall5(word n, word a, word b, word c, word d, word e) {
@@ -80,10 +85,15 @@ static inline word syscall3(word n, word a, word b, word c) { return syscall5(n,
 __asm__(".text\n.globl _start\n_start:\n mov x29, #0\n mov x30, #0\n mov x0, sp\n and sp, x0, #-16\n bl spawn_main\n brk #0\n");
 #endif
 
-enum { REPORT_FD = 3, F_SETFD = 2, FD_CLOEXEC = 1, CLONE_PARENT = 0x8000, PATH_MAX = 4096 };
+enum { REPORT_FD = 3, REPLY_FD = 4, F_SETFD = 2, FD_CLOEXEC = 1, CLONE_PARENT = 0x8000, PATH_MAX = 4096 };
 enum { EACCES = 13, ENOENT = 2, ENOTDIR = 20, ENODEV = 19, ESTALE = 116, ETIMEDOUT = 110, ENAMETOOLONG = 36 };
 enum { EINTR = 4, E2BIG = 7, EINVAL = 22, EPROTO = 71 };
 enum { SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_CMSG_CLOEXEC = 0x40000000 };
+enum { AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 02000000, O_CLOEXEC = 02000000, O_NONBLOCK = 04000 };
+enum { F_SETFL = 4, SO_SNDTIMEO = 21, CLONE_PIDFD = 0x1000 };
+/// The first word of an order: larger than any payload length, so a request in an older build's format is told
+/// apart.
+enum { ZYGOTE_ORDER = 0x6f67797a };
 
 // SwiftPM links every executable with swiftc, which adds swiftrt.o: its constructor registers the image's Swift
 // metadata sections with the runtime. This program has no Swift code and no constructors run (no libc start-up),
@@ -184,17 +194,6 @@ static int read_fully(int fd, char *to, unsigned long length) {
     return 1;
 }
 
-static void reply(int pid, int error) {
-    int words[2] = {pid, error};
-    syscall3(SYS_write, REPORT_FD, (word)words, sizeof words);  // A gone daemon ends us (SIGPIPE) or the next read.
-}
-
-/// dup3 refuses to copy an fd onto itself; then only close-on-exec has to go.
-static int move_fd(int fd, int to) {
-    if (fd == to) return (int)syscall3(SYS_fcntl, fd, F_SETFD, 0);
-    return (int)syscall3(SYS_dup3, fd, to, 0);
-}
-
 /// The first bytes a worker that could not be started writes to its stderr before it exits 127: the marker, the
 /// stage that failed ('d' moving its fds, 'c' entering its working directory, 'x' the exec) and the errno as four
 /// bytes in this machine's order. The daemon takes them out of the stream (ProcessSupervisor+Output.swift).
@@ -208,91 +207,134 @@ static void report_start_failure(char stage, int error) {
     syscall3(SYS_write, 2, (word)record, sizeof record);  // 17 bytes < PIPE_BUF: one piece
 }
 
-/// One request: fork the worker (the daemon's child) and reply at once with its pid. Whether its exec succeeds is
-/// not waited for: a failure reaches the daemon through the worker's stderr (`report_start_failure`) and its exit.
-static void serve_one(int out, int err, unsigned int search, char **argv, char **envp,
-                      const char *program, const char *path, const char *cwd) {
-    word pid = syscall5(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
-    if (pid == 0) {
-        // Every fd of ours is close-on-exec (the socket, the received fds); 0 is /dev/null already.
-        syscall3(SYS_setsid, 0, 0, 0);
-        word moved = move_fd(out, 1);
-        if (moved >= 0) moved = move_fd(err, 2);
-        if (moved < 0) exit_now(127);  // stderr is not the pipe: nothing to say it on
-        if (cwd[0] != '\0') {
-            word changed = syscall3(SYS_chdir, (word)cwd, 0, 0);
-            if (changed < 0) {
-                report_start_failure('c', (int)-changed);
-                exit_now(127);
-            }
-        }
-        int error = search ? exec_searching(path, program, argv, envp) : exec(program, argv, envp);
-        report_start_failure('x', error);
-        exit_now(127);
-    }
-    reply(pid < 0 ? 0 : (int)pid, pid < 0 ? (int)-pid : 0);
+/// dup3 refuses to copy an fd onto itself; then only close-on-exec has to go.
+static int move_fd(int fd, int to) {
+    if (fd == to) return (int)syscall3(SYS_fcntl, fd, F_SETFD, 0);
+    return (int)syscall3(SYS_dup3, fd, to, 0);
 }
 
+/// A zygote: forked ahead of need, it waits on its own socket for the one request it will ever serve, then
+/// becomes that worker (its pid is the one the daemon was given with the socket). End of file: not needed.
+__attribute__((noreturn)) static void zygote(int sock, int out, int err) {
+    unsigned int header[4];
+    if (!read_fully(sock, (char *)header, sizeof header)) exit_now(0);
+    unsigned int length = header[0], search = header[1], argc = header[2], envc = header[3];
+    // The daemon refuses larger requests before sending (orch_zygote_request): these cannot come from it.
+    if (length > PAYLOAD_MAX || (unsigned long)argc + envc + 2 > POINTERS_MAX) exit_now(127);
+    if (!read_fully(sock, payload, length)) exit_now(0);  // Cut short: the daemon gave up on this start.
+    syscall3(SYS_close, sock, 0, 0);
+    // PROGRAM, SEARCH_PATH, CWD, ARGV..., ENVP...: split at the NULs.
+    char *strings[3] = {0, 0, 0};
+    unsigned long at = 0, count = 0, wanted = 3 + (unsigned long)argc + envc;
+    while (count < wanted && at < length) {
+        char *start = payload + at;
+        while (at < length && payload[at] != '\0') at++;
+        if (at == length) break;
+        at++;
+        if (count < 3) {
+            strings[count] = start;
+        } else if (count < 3 + argc) {
+            pointers[count - 3] = start;
+        } else {
+            pointers[count - 2] = start;  // After argv's NULL.
+        }
+        count++;
+    }
+    // Every fd of ours is close-on-exec (the pipes' write ends too); 0 is /dev/null already.
+    word moved = move_fd(out, 1);
+    if (moved >= 0) moved = move_fd(err, 2);
+    if (moved < 0) exit_now(127);  // stderr is not the pipe: nothing to say it on
+    if (count != wanted || argc == 0) {
+        report_start_failure('x', EPROTO);
+        exit_now(127);
+    }
+    pointers[argc] = 0;
+    pointers[argc + 1 + envc] = 0;
+    char **argv = pointers, **envp = pointers + argc + 1;
+    const char *program = strings[0], *path = strings[1], *cwd = strings[2];
+    if (cwd[0] != '\0') {
+        word changed = syscall3(SYS_chdir, (word)cwd, 0, 0);
+        if (changed < 0) {
+            report_start_failure('c', (int)-changed);
+            exit_now(127);
+        }
+    }
+    int error = search ? exec_searching(path, program, argv, envp) : exec(program, argv, envp);
+    report_start_failure('x', error);
+    exit_now(127);
+}
+
+/// Tells the daemon about a new zygote: its pid and 0 with four fds (the daemon's end of the zygote's socket, its
+/// pidfd, and the read ends of its stdout and stderr pipes), or 0 and the errno of a failure (no fds).
+static void announce(int pid, int error, const int fds[4]) {
+    int words[2] = {pid, error};
+    struct iovec iov = {words, sizeof words};
+    union { struct cmsghdr header; char bytes[sizeof(struct cmsghdr) + 4 * sizeof(int)]; } control;
+    control.header.length = sizeof(struct cmsghdr) + 4 * sizeof(int);
+    control.header.level = SOL_SOCKET;
+    control.header.type = SCM_RIGHTS;
+    if (fds) memcpy(control.bytes + sizeof(struct cmsghdr), fds, 4 * sizeof(int));
+    struct msghdr message = {0, 0, &iov, 1, fds ? &control : 0, fds ? sizeof control : 0, 0};
+    // 8 bytes: all or nothing. A gone daemon ends us (SIGPIPE) or the next read.
+    syscall3(SYS_sendmsg, REPLY_FD, (word)&message, 0);
+}
+
+static void close_all(const int *fds, int count) {
+    for (int i = 0; i < count; i++)
+        if (fds[i] >= 0) syscall3(SYS_close, fds[i], 0, 0);
+}
+
+/// Everything a worker's start needs that does not depend on its request is made here, off the daemon's thread:
+/// the socket the request comes on, the output pipes (the daemon's read ends non-blocking), the fork, the pidfd.
+static void make_zygote(void) {
+    // sock, stdout, stderr: [0] the daemon's end, [1] the zygote's.
+    int fds[6] = {-1, -1, -1, -1, -1, -1};
+    word made = syscall5(SYS_socketpair, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, (word)fds, 0);
+    if (made >= 0) made = syscall3(SYS_pipe2, (word)(fds + 2), O_CLOEXEC, 0);
+    if (made >= 0) made = syscall3(SYS_pipe2, (word)(fds + 4), O_CLOEXEC, 0);
+    if (made >= 0) made = syscall3(SYS_fcntl, fds[2], F_SETFL, O_NONBLOCK);
+    if (made >= 0) made = syscall3(SYS_fcntl, fds[4], F_SETFL, O_NONBLOCK);
+    if (made >= 0) {
+        // A zygote that stopped reading (SIGSTOP) must not hang the daemon in a large request.
+        long limit[2] = {5, 0};
+        made = syscall5(SYS_setsockopt, fds[0], SOL_SOCKET, SO_SNDTIMEO, (word)limit, sizeof limit);
+    }
+    if (made < 0) {
+        close_all(fds, 6);
+        announce(0, (int)-made, 0);
+        return;
+    }
+    // fork(), but a sibling: the daemon's child from the start, as every worker must be.
+    int pidfd = -1;
+    word pid = syscall5(SYS_clone, CLONE_PARENT | CLONE_PIDFD, 0, (word)&pidfd, 0, 0);
+    if (pid == 0) {
+        syscall3(SYS_close, REPORT_FD, 0, 0);
+        syscall3(SYS_close, REPLY_FD, 0, 0);
+        int ours[3] = {fds[0], fds[2], fds[4]};
+        close_all(ours, 3);
+        syscall3(SYS_setsid, 0, 0, 0);  // Cannot fail: a fresh child leads no group.
+        zygote(fds[1], fds[3], fds[5]);
+    }
+    if (pid < 0) {
+        announce(0, (int)-pid, 0);
+    } else {
+        int theirs[4] = {fds[0], pidfd, fds[2], fds[4]};
+        announce((int)pid, 0, theirs);
+        syscall3(SYS_close, pidfd, 0, 0);
+    }
+    close_all(fds, 6);
+}
+
+/// Orders are 32-bit counts of zygotes wanted; anything else (a daemon of another build) ends us, and the daemon
+/// then runs the helper per worker.
 __attribute__((noreturn)) static void serve(void) {
     syscall3(SYS_fcntl, REPORT_FD, F_SETFD, FD_CLOEXEC);
+    if (syscall3(SYS_fcntl, REPLY_FD, F_SETFD, FD_CLOEXEC) < 0) exit_now(0);
     for (;;) {
-        unsigned int header[4];
-        union { struct cmsghdr header; char bytes[sizeof(struct cmsghdr) + 2 * sizeof(int) + 8]; } control;
-        struct iovec iov = {header, sizeof header};
-        struct msghdr message = {0, 0, &iov, 1, &control, sizeof control, 0};
-        word n;
-        do n = syscall3(SYS_recvmsg, REPORT_FD, (word)&message, MSG_CMSG_CLOEXEC);
-        while (n == -EINTR);
-        if (n <= 0) exit_now(0);  // The daemon is gone (or closed the socket to end us).
-        int fds[2] = {-1, -1};
-        if (message.control_length >= sizeof(struct cmsghdr) + 2 * sizeof(int) && control.header.level == SOL_SOCKET &&
-            control.header.type == SCM_RIGHTS) {
-            int *received = (int *)(control.bytes + sizeof(struct cmsghdr));
-            fds[0] = received[0];
-            fds[1] = received[1];
-        }
-        if (n < (word)sizeof header && !read_fully(REPORT_FD, (char *)header + n, sizeof header - (unsigned long)n))
-            exit_now(0);
-        unsigned int length = header[0], search = header[1], argc = header[2], envc = header[3];
-        int error = 0;
-        if (length > PAYLOAD_MAX || (unsigned long)argc + envc + 2 > POINTERS_MAX) {
-            // Too large to hold: read and drop it, so that the next request starts where it should.
-            error = E2BIG;
-            while (length > 0) {
-                unsigned int chunk = length < PAYLOAD_MAX ? length : PAYLOAD_MAX;
-                if (!read_fully(REPORT_FD, payload, chunk)) exit_now(0);
-                length -= chunk;
-            }
-        } else if (!read_fully(REPORT_FD, payload, length)) {
-            exit_now(0);
-        }
-        // PROGRAM, SEARCH_PATH, CWD, ARGV..., ENVP...: split at the NULs.
-        char *strings[3] = {0, 0, 0};
-        unsigned long at = 0, count = 0, wanted = 3 + (unsigned long)argc + envc;
-        while (error == 0 && count < wanted && at < length) {
-            char *start = payload + at;
-            while (at < length && payload[at] != '\0') at++;
-            if (at == length) break;
-            at++;
-            if (count < 3) {
-                strings[count] = start;
-            } else if (count < 3 + argc) {
-                pointers[count - 3] = start;
-            } else {
-                pointers[count - 2] = start;  // After argv's NULL.
-            }
-            count++;
-        }
-        if (error == 0 && (count != wanted || fds[0] < 0 || fds[1] < 0 || argc == 0)) error = EPROTO;
-        if (error != 0) {
-            reply(0, error);
-        } else {
-            pointers[argc] = 0;
-            pointers[argc + 1 + envc] = 0;
-            serve_one(fds[0], fds[1], search, pointers, pointers + argc + 1, strings[0], strings[1], strings[2]);
-        }
-        if (fds[0] >= 0) syscall3(SYS_close, fds[0], 0, 0);
-        if (fds[1] >= 0) syscall3(SYS_close, fds[1], 0, 0);
+        unsigned int order[2];
+        if (!read_fully(REPORT_FD, (char *)order, sizeof order)) exit_now(0);  // The daemon is gone, or done.
+        if (order[0] != ZYGOTE_ORDER || order[1] > 64) exit_now(0);
+        for (unsigned int i = 0; i < order[1]; i++) make_zygote();
     }
 }
 

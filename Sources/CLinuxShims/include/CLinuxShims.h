@@ -30,15 +30,30 @@ int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, co
                           char *const argv[], char *const envp[], const char *cwd, int stdout_fd, int stderr_fd);
 
 /// Starts orchestrator-spawn as a long-lived spawner (`helper s`, see spawn.c) in its own session, connected by
-/// a stream socket; 0 or an errno.
-int orch_spawner_start(const char *helper, pid_t *pid, int *sock);
+/// two stream sockets, one for requests and one for replies; 0 or an errno.
+int orch_spawner_start(const char *helper, pid_t *pid, int *requests, int *replies);
 
-/// Like orch_spawn_via_helper, through a running spawner: 0 and *pid; a positive errno if the worker could not
-/// start (a forked one is reaped); -1 if the spawner is gone or does not answer (stop it and start another).
-int orch_spawner_request(int sock, const char *search, const char *path, char *const argv[], char *const envp[],
-                         const char *cwd, int stdout_fd, int stderr_fd, pid_t *pid);
+/// Asks a running spawner for `count` more zygotes (spawn.c): 0, or -1 if it is gone or does not read.
+int orch_spawner_order(int sock, uint32_t count);
 
-/// Ends a spawner and reaps it.
+/// Takes the spawner's next announcement from `replies`, waiting for it (at most the socket's time limit) if
+/// `wait`: 0 with *pid the zygote's pid and `fds` its socket, its pidfd and the (non-blocking) read ends of its
+/// stdout and stderr, all close-on-exec; -2 (without `wait`) if none has come yet; the positive errno of a
+/// zygote the spawner could not make, or EMFILE for one whose fds we had no room for (it is ended and reaped);
+/// -1 if the spawner is gone or does not answer (stop it).
+int orch_spawner_take(int replies, int wait, pid_t *pid, int fds[4]);
+
+/// Sends a zygote (`fds[0]` from orch_spawner_take) the request that makes it the worker (its pid is the
+/// zygote's): 0 once sent (a chdir or exec that fails is reported on the worker's stderr, see spawn.c); a positive
+/// errno if nothing was sent (the zygote stays unused); -1 if the zygote is gone or does not read (end it with
+/// orch_zygote_end: it runs nothing).
+int orch_zygote_request(int zygote, const char *search, const char *path, char *const argv[], char *const envp[],
+                        const char *cwd);
+
+/// Ends an unused zygote (or one whose request failed) and reaps it; closes its four fds.
+void orch_zygote_end(const int fds[4], pid_t pid);
+
+/// Ends a spawner and reaps it; its replies socket stays open (what it announced can still be taken there).
 void orch_spawner_stop(int sock, pid_t pid);
 
 /// Whether a chdir to `path` would succeed, without changing directory: 0, or the errno value
