@@ -25,7 +25,7 @@ public struct StoreSettings: Sendable, Hashable {
     /// Why `text` is not a store URL, or nil when it is one.
     public static func problem(with text: String) -> String? {
         guard text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") else {
-            return "\"\(text)\" is not a store URL: expected postgres://USER@HOST:PORT/DATABASE"
+            return "\"\(PostgresURL.masked(text))\" is not a store URL: expected postgres://USER@HOST:PORT/DATABASE"
         }
         do {
             _ = try PostgresURL(text)
