@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+/// What an adversarial review of the PostgreSQL store found: the daemon's words while its server is away, and a
+/// store it can reach but not use. Against the server scripts/test starts (scripts/postgres), as PostgresStoreTests.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct PostgresReviewTests {
+    typealias Server = PostgresStoreTests.Server
+
+    @Test func whileTheServerIsAwayTheWatchdogAndTheTasksNameTheServerNotADisk() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker, extra: """
+
+            [sweeps]
+            watchdog = "1s"
+
+            [[task]]
+            name = "tick"
+            every = "1s"
+            command = ["/bin/true"]
+            """))
+        defer { try? server.start() }  // Never leave the other tests without their server.
+        try instance.startDaemon(extraArguments: ["--store", store])
+        try instance.waitUntil("the task has run", timeout: 20) { instance.log.contains("task=tick") }
+        try server.crash()
+        try instance.waitUntil("the watchdog reports the pause", timeout: 30) {
+            instance.log.contains("unhealthy problems=\"paused: the store's server cannot be reached\"")
+        }
+        try instance.waitUntil("a slot comes due during the pause", timeout: 30) {
+            instance.log.contains("due while paused (the store's server cannot be reached); it runs when that changes")
+        }
+        #expect(!instance.log.contains("no space"), "\(instance.log)")
+        #expect(!instance.log.contains("disk is full"), "\(instance.log)")
+        try server.start()
+        try instance.waitUntil("the daemon resumes", timeout: 60) {
+            instance.log.contains("the store can be written again; resuming")
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+}
