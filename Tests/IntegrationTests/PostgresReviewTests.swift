@@ -37,4 +37,24 @@ import Testing
         }
         #expect(instance.stopDaemon() == 0)
     }
+
+    /// A server that answers "no" (here: no such database, no such role) is not waited for as if it were away: the
+    /// daemon says why and exits 1 at once, and so does a one-shot command.
+    @Test func aDatabaseOrRoleTheServerRefusesIsAClearErrorNotAnEndlessWait() throws {
+        let server = try Server()
+        guard let slash = server.url.lastIndex(of: "/"), let at = server.url.firstIndex(of: "@") else {
+            throw TimedOut(description: "unexpected test URL \(server.url)")
+        }
+        let missingDatabase = String(server.url[..<slash]) + "/orch_review_missing_\(getpid())"
+        let missingRole = "postgres://orch_review_nobody_\(getpid())" + String(server.url[at...])
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker))
+        for (url, words): (String, String) in [(missingDatabase, "database \"orch_review_missing_"), (missingRole, "role \"orch_review_nobody_")] {
+            let daemon = try instance.run(["watch", "--store", url], timeout: 20)
+            #expect(daemon.status == 1, "\(daemon.stderr)")
+            #expect(daemon.stderr.contains("error: cannot open the store at") && daemon.stderr.contains(words), "\(daemon.stderr)")
+            #expect(!daemon.stderr.contains("waiting for it"), "\(daemon.stderr)")
+            let sweep = try instance.run(["sweep", "--mode", "ingest", "--store", url], timeout: 20)
+            #expect(sweep.status == 1 && sweep.stderr.contains(words), "\(sweep.stderr)")
+        }
+    }
 }
