@@ -57,4 +57,36 @@ import Testing
             #expect(sweep.status == 1 && sweep.stderr.contains(words), "\(sweep.stderr)")
         }
     }
+
+    /// A daemon started with `--store`: a command run without it (from another shell, or a worker's hook) would read
+    /// and write a SQLite ledger in the state dir that the daemon never reads; `trigger` said "recorded" and the
+    /// event was lost. It is refused instead, `status` says why, and with the daemon's store everything works.
+    @Test func aCommandGivenAnotherStoreThanTheRunningDaemonsIsRefused() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker, extra: """
+
+            [[task]]
+            name = "hook"
+            on = "review.event"
+            command = ["/bin/sh", "-c", "echo hook >> ../hooks.log"]
+            """))
+        try instance.startDaemon(extraArguments: ["--store", store])
+        let lost = try instance.run(["trigger", "review.event"])
+        #expect(lost.status == 1, "\(lost.stdout)")
+        #expect(lost.stderr.contains("uses the store postgres://"), "\(lost.stderr)")
+        #expect(lost.stderr.contains("this command SQLite in the state dir"), "\(lost.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: instance.root.path + "/.orchestrator/orchestrator.sqlite"))
+        let history = try instance.run(["history"])
+        #expect(history.status == 1 && history.stderr.contains("uses the store postgres://"), "\(history.stderr)")
+        let status = try instance.run(["status"])
+        #expect(status.status == 0 && status.stdout.contains("uses the store postgres://"), "\(status.stdout)")
+
+        let recorded = try instance.run(["trigger", "review.event", "--store", store])
+        #expect(recorded.status == 0, "\(recorded.stderr)")
+        try instance.waitUntil("the hook ran", timeout: 20) { instance.lines(of: "hooks.log").count == 1 }
+        #expect(instance.stopDaemon() == 0)
+        // Without a daemon, a command uses the store it is given.
+        #expect(try instance.run(["history"]).status == 0)
+    }
 }

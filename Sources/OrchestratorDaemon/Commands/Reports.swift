@@ -303,6 +303,10 @@ public enum Reports {
     /// recorded yet. Never creates the state dir: status only reads.
     static func openStoreForStatus(_ config: Config, cannotRead: inout [String]) -> (any Store)? {
         if let store = inProcessStore.value { return store }
+        if let problem = StoreFactory.daemonStoreMismatch(config) {
+            cannotRead.append(problem)
+            return nil
+        }
         if config.store.url != nil {
             do {
                 return try StoreFactory.open(config)
@@ -345,6 +349,8 @@ public enum Reports {
         if let store = inProcessStore.value { return store }
         do {
             return try StoreFactory.open(config)
+        } catch let error as StoreFactory.DaemonUsesAnotherStore {
+            throw CommandError(.failure, "error: \(error)")
         } catch {
             throw CommandError(.failure, "error: cannot open \(StoreFactory.describe(config)): \(error)")
         }
@@ -379,6 +385,7 @@ public enum Reports {
     /// The store, or nil when SQLite's file does not exist yet (nothing recorded; reading must not create it). A
     /// server's store is always there.
     static func openStoreIfPresent(_ config: Config) throws(CommandError) -> (any Store)? {
+        if let problem = StoreFactory.daemonStoreMismatch(config) { throw CommandError(.failure, "error: \(problem)") }
         guard config.store.url != nil || FileManager.default.fileExists(atPath: config.paths.state + "/orchestrator.sqlite")
         else { return nil }
         return try openStore(config)
