@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 
@@ -88,5 +91,25 @@ import Testing
         #expect(instance.stopDaemon() == 0)
         // Without a daemon, a command uses the store it is given.
         #expect(try instance.run(["history"]).status == 0)
+    }
+
+    /// A reload that drops `[store]` is refused like a change of it, and the file it names has no line 0.
+    @Test func aReloadWithoutTheStoreSectionIsRefusedAndNamesNoLineZero() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let base = testConfig(handler: PostgresStoreTests.recordingWorker)
+        let instance = try TestInstance(config: base + "\n[store]\nurl = \"\(store)\"\n")
+        try instance.startDaemon()
+        try base.write(to: instance.configURL, atomically: true, encoding: .utf8)
+        let daemon = try #require(instance.daemon)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the reload is refused", timeout: 20) { instance.log.contains("restart to apply") }
+        #expect(instance.log.contains("orchestrator.toml: error: [store] changed; restart to apply"), "\(instance.log)")
+        #expect(!instance.log.contains(":0: error"), "\(instance.log)")
+        // Still on the server's store.
+        try instance.drop("kept.txt")
+        try instance.waitUntil("the file is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(try Server.psql(store, "SELECT count(*) FROM job WHERE state = 'done'") == "1")
+        #expect(instance.stopDaemon() == 0)
     }
 }
