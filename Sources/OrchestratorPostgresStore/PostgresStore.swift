@@ -255,7 +255,9 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     ]
 
     /// Applies the migrations not yet recorded, each in its own transaction, while holding the migration lock.
+    /// A schema that is up to date is only read, so that a role that may only read (a monitoring `status`) can use it.
     static func migrate(_ connection: PostgresConnection) throws {
+        if try isUpToDate(connection) { return }
         try connection.advisoryLock(migrationLockKey)
         defer { _ = try? connection.advisoryUnlock(migrationLockKey) }
         try connection.execute(
@@ -268,6 +270,17 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                 try connection.execute("INSERT INTO orchestrator_migration (name) VALUES ($1)", [.text(migration.name)])
             }
         }
+    }
+}
+
+extension PostgresStore {
+    /// Whether every migration is recorded; CREATE TABLE IF NOT EXISTS would need the right to create even then.
+    static func isUpToDate(_ connection: PostgresConnection) throws -> Bool {
+        guard try connection.execute("SELECT to_regclass('orchestrator_migration') IS NOT NULL").scalar?.bool() == true
+        else { return false }
+        let applied = Set(
+            try connection.execute("SELECT name FROM orchestrator_migration").rows.compactMap { try $0[0].string() })
+        return migrations.allSatisfy { applied.contains($0.name) }
     }
 }
 

@@ -112,4 +112,28 @@ import Testing
         #expect(try Server.psql(store, "SELECT count(*) FROM job WHERE state = 'done'") == "1")
         #expect(instance.stopDaemon() == 0)
     }
+
+    /// A role that may only read a store made by another (a monitoring account) can run the reports: opening an up
+    /// to date store creates nothing, so it needs no right to create.
+    @Test func aRoleThatMayOnlyReadCanRunTheReports() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker))
+        try instance.startDaemon(extraArguments: ["--store", store])
+        try instance.drop("seen.txt")
+        try instance.waitUntil("the file is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        let role = "orch_review_reader_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        _ = try Server.psql(store, "CREATE ROLE \(role) LOGIN")
+        _ = try Server.psql(store, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        _ = try Server.psql(store, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \(role)")
+        guard let scheme = store.range(of: "://"), let at = store.firstIndex(of: "@") else {
+            throw TimedOut(description: "unexpected test URL \(store)")
+        }
+        let asReader = String(store[..<scheme.upperBound]) + role + String(store[at...])
+        let history = try instance.run(["history", "--store", asReader])
+        #expect(history.status == 0 && history.stdout.contains("seen.txt"), "\(history.stderr)")
+        let status = try instance.run(["status", "--store", asReader])
+        #expect(status.stdout.contains("finished: 1 done, 0 failed") && !status.stdout.contains("warning"), "\(status.stdout)")
+    }
 }
