@@ -35,6 +35,14 @@ public struct StoreSettings: Sendable, Hashable {
         }
     }
 
+    /// Which ledger a `shown` store is, whoever logs in to it and how: the server and database of a PostgreSQL URL
+    /// (libpq's defaults filled in), `sqlite` for SQLite. A monitoring role reads the daemon's store under another
+    /// user name.
+    public static func identity(_ shown: String) -> String {
+        guard shown != "sqlite", let url = try? PostgresURL(shown) else { return shown }
+        return "postgres \(url.host ?? "") \(url.port ?? 5432) \(url.database ?? url.user ?? "")"
+    }
+
     /// The URL with any password replaced, for logs and `status`.
     public var shown: String {
         guard let url else { return "sqlite" }

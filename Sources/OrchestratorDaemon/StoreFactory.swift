@@ -53,7 +53,7 @@ public enum StoreFactory {
             let text = try? String(contentsOfFile: daemonStorePath(config), encoding: .utf8)
         else { return nil }
         let daemons = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !daemons.isEmpty, daemons != config.store.shown else { return nil }
+        guard !daemons.isEmpty, StoreSettings.identity(daemons) != StoreSettings.identity(config.store.shown) else { return nil }
         func describe(_ shown: String) -> String { shown == "sqlite" ? "SQLite in the state dir" : shown }
         return "the daemon (pid \(pid)) on \(config.paths.state) uses the store \(describe(daemons)), this command "
             + "\(describe(config.store.shown)): give it the daemon's --store (or $ORCHESTRATOR_STORE, or [store] url)"

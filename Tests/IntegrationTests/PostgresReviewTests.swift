@@ -113,8 +113,9 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
-    /// A role that may only read a store made by another (a monitoring account) can run the reports: opening an up
-    /// to date store creates nothing, so it needs no right to create.
+    /// A role that may only read a store made by another (a monitoring account) can run the reports beside the
+    /// daemon: opening an up to date store creates nothing, and the same server and database is the daemon's store
+    /// whoever logs in.
     @Test func aRoleThatMayOnlyReadCanRunTheReports() throws {
         let server = try Server()
         let store = try server.freshDatabase()
@@ -122,7 +123,6 @@ import Testing
         try instance.startDaemon(extraArguments: ["--store", store])
         try instance.drop("seen.txt")
         try instance.waitUntil("the file is done", timeout: 20) { instance.count(in: "Done") == 1 }
-        #expect(instance.stopDaemon() == 0)
         let role = "orch_review_reader_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
         _ = try Server.psql(store, "CREATE ROLE \(role) LOGIN")
         _ = try Server.psql(store, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
@@ -135,5 +135,6 @@ import Testing
         #expect(history.status == 0 && history.stdout.contains("seen.txt"), "\(history.stderr)")
         let status = try instance.run(["status", "--store", asReader])
         #expect(status.stdout.contains("finished: 1 done, 0 failed") && !status.stdout.contains("warning"), "\(status.stdout)")
+        #expect(instance.stopDaemon() == 0)
     }
 }
