@@ -55,8 +55,13 @@ public enum StoreFactory {
         let daemons = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !daemons.isEmpty, StoreSettings.identity(daemons) != StoreSettings.identity(config.store.shown) else { return nil }
         func describe(_ shown: String) -> String { shown == "sqlite" ? "SQLite in the state dir" : shown }
+        // SQLite cannot be named by --store: a daemon on it is one started before [store] was added to the file.
+        let remedy =
+            daemons == "sqlite"
+            ? "restart the daemon to move it to that store, or undo the [store] change"
+            : "give it the daemon's --store (or $ORCHESTRATOR_STORE, or [store] url)"
         return "the daemon (pid \(pid)) on \(config.paths.state) uses the store \(describe(daemons)), this command "
-            + "\(describe(config.store.shown)): give it the daemon's --store (or $ORCHESTRATOR_STORE, or [store] url)"
+            + "\(describe(config.store.shown)): \(remedy)"
     }
 
     struct DaemonUsesAnotherStore: Error, CustomStringConvertible {
