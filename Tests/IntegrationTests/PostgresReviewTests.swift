@@ -137,4 +137,26 @@ import Testing
         #expect(status.stdout.contains("finished: 1 done, 0 failed") && !status.stdout.contains("warning"), "\(status.stdout)")
         #expect(instance.stopDaemon() == 0)
     }
+
+    /// With the store's server away and no daemon, `status` says the queue is unknown rather than showing zeros
+    /// that look like an empty queue.
+    @Test func statusWithTheServerAwaySaysTheQueueIsUnknownNotEmpty() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker))
+        defer { try? server.start() }  // Never leave the other tests without their server.
+        try instance.startDaemon(extraArguments: ["--store", store])
+        try instance.drop("one.txt")
+        try instance.waitUntil("the file is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        try server.crash()
+        let status = try instance.run(["status", "--store", store])
+        #expect(status.status == 0, "status answers whatever the store's state")
+        #expect(status.stdout.contains("warning:  cannot open the store at"), "\(status.stdout)")
+        #expect(status.stdout.contains("queue:    unknown (the store cannot be read)"), "\(status.stdout)")
+        #expect(!status.stdout.contains("finished: 0 done"), "\(status.stdout)")
+        try server.start()
+        let back = try instance.run(["status", "--store", store])
+        #expect(back.stdout.contains("finished: 1 done, 0 failed"), "\(back.stdout)")
+    }
 }
