@@ -25,7 +25,7 @@ public struct StoreSettings: Sendable, Hashable {
     /// Why `text` is not a store URL, or nil when it is one.
     public static func problem(with text: String) -> String? {
         guard text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") else {
-            return "\"\(text)\" is not a store URL: expected postgres://USER@HOST:PORT/DATABASE"
+            return "\"\(PostgresURL.masked(text))\" is not a store URL: expected postgres://USER@HOST:PORT/DATABASE"
         }
         do {
             _ = try PostgresURL(text)
@@ -33,6 +33,14 @@ public struct StoreSettings: Sendable, Hashable {
         } catch {
             return "\(error)"
         }
+    }
+
+    /// Which ledger a `shown` store is, whoever logs in to it and how: the server and database of a PostgreSQL URL
+    /// (libpq's defaults filled in), `sqlite` for SQLite. A monitoring role reads the daemon's store under another
+    /// user name.
+    public static func identity(_ shown: String) -> String {
+        guard shown != "sqlite", let url = try? PostgresURL(shown) else { return shown }
+        return "postgres \(url.host ?? "") \(url.port ?? 5432) \(url.database ?? url.user ?? "")"
     }
 
     /// The URL with any password replaced, for logs and `status`.

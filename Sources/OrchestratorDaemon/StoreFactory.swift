@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
 import OrchestratorConfig
 import OrchestratorPostgresStore
 import OrchestratorStore
@@ -6,6 +10,7 @@ import OrchestratorStore
 /// SQLite in the state folder.
 public enum StoreFactory {
     static func open(_ config: Config) throws -> any Store {
+        if let problem = daemonStoreMismatch(config) { throw DaemonUsesAnotherStore(description: problem) }
         if let url = config.store.url { return try PostgresStore(url: url) }
         return try SQLiteStore(directory: config.paths.state)
     }
@@ -25,6 +30,42 @@ public enum StoreFactory {
             throw CommandError(
                 .unavailable, "error: another orchestrator daemon or one-shot run is using \(describe(config)); one at a time per store")
         }
+    }
+
+    /// Which store the state dir's daemon uses (redacted, as `status` shows it), written by `watch` once it holds
+    /// the state dir: a command given no `--store` (or another one) would otherwise read and write another ledger
+    /// than the daemon's, e.g. `trigger` record an event in a SQLite file the daemon never reads.
+    static func daemonStorePath(_ config: Config) -> String { config.paths.state + "/daemon.store" }
+
+    /// Only while holding the state dir's lock. The old file goes first, so that one this start cannot replace (a
+    /// full disk) does not outlive the daemon that wrote it: without the file nothing is checked.
+    static func recordDaemonStore(_ config: Config) {
+        let path = daemonStorePath(config)
+        _ = path.withCString(unlink)
+        try? Data((config.store.shown + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// Why a command must not open `config`'s store: the state dir's daemon uses another one. Nil when it uses the
+    /// same, when no daemon runs (one-shot runs and commands without a daemon use the store they are given), and
+    /// inside the daemon itself (its HTTP API).
+    static func daemonStoreMismatch(_ config: Config) -> String? {
+        guard !StateOwner.thisProcessIsTheDaemon.value, let pid = StateOwner.current(config).daemonPID,
+            let text = try? String(contentsOfFile: daemonStorePath(config), encoding: .utf8)
+        else { return nil }
+        let daemons = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !daemons.isEmpty, StoreSettings.identity(daemons) != StoreSettings.identity(config.store.shown) else { return nil }
+        func describe(_ shown: String) -> String { shown == "sqlite" ? "SQLite in the state dir" : shown }
+        // SQLite cannot be named by --store: a daemon on it is one started before [store] was added to the file.
+        let remedy =
+            daemons == "sqlite"
+            ? "restart the daemon to move it to that store, or undo the [store] change"
+            : "give it the daemon's --store (or $ORCHESTRATOR_STORE, or [store] url)"
+        return "the daemon (pid \(pid)) on \(config.paths.state) uses the store \(describe(daemons)), this command "
+            + "\(describe(config.store.shown)): \(remedy)"
+    }
+
+    struct DaemonUsesAnotherStore: Error, CustomStringConvertible {
+        let description: String
     }
 
     /// Where the ledger is, for messages.

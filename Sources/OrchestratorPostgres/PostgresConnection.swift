@@ -40,7 +40,7 @@ public final class PostgresConnection {
         guard PQstatus(made) == CONNECTION_OK else {
             let message = Self.errorMessage(of: made)
             PQfinish(made)
-            throw PostgresError(kind: .connection, message: "cannot connect to \(url.redacted): \(message)")
+            throw PostgresError(kind: Self.connectFailureKind(message), message: "cannot connect to \(url.redacted): \(message)")
         }
         connection = made
         silenceNotices()
@@ -191,13 +191,33 @@ public final class PostgresConnection {
         inTransaction = false
         PQreset(connection)
         guard isConnected else {
-            throw PostgresError(kind: .connection, message: "cannot reconnect to \(url.redacted): \(Self.errorMessage(of: connection))")
+            let message = Self.errorMessage(of: connection)
+            throw PostgresError(kind: Self.connectFailureKind(message), message: "cannot reconnect to \(url.redacted): \(message)")
         }
         silenceNotices()
         for channel in channels { try execute("LISTEN \(try Self.quoteIdentifier(channel))") }
     }
 
     // MARK: Internals
+
+    /// A server that answered and refused this login (a wrong password, a database or role that does not exist, no
+    /// pg_hba.conf entry) gives the same answer on every retry, so it is `.server`, not a server out of reach to wait
+    /// for. libpq gives no SQLSTATE for a failed connect, so this goes by the server's (English) messages; one it
+    /// does not recognise, a translated one included, is waited for as before.
+    public static func connectFailureKind(_ message: String) -> PostgresError.Kind {
+        rejectedLoginPhrases.contains { message.contains($0) } ? .server : .connection
+    }
+
+    static let rejectedLoginPhrases = [
+        "authentication failed for user",  // password, md5, scram, peer, ident, cert
+        "no password supplied",
+        "no pg_hba.conf entry for",
+        "pg_hba.conf rejects connection",
+        "is not permitted to log in",
+        "permission denied for database",
+        "does not exist",  // the database, or the role
+        "is not currently accepting connections",  // ALTER DATABASE ... ALLOW_CONNECTIONS false
+    ]
 
     /// Copies a result out of libpq and clears it, or turns it into a classified error.
     private func consume(_ result: OpaquePointer?) throws -> PostgresResult {

@@ -30,11 +30,17 @@ public struct PostgresURL: Sendable, Equatable {
         } else {
             throw PostgresURLError("the URL must start with postgres:// or postgresql://")
         }
-        guard !rest.contains("#") else { throw PostgresURLError("the URL has a fragment (#...), which means nothing here") }
-
         let beforeQuery = rest.prefix { $0 != "?" }
         let query = rest.dropFirst(beforeQuery.count).dropFirst()
         let authority = beforeQuery.prefix { $0 != "/" }
+        // An @ in the path, or in the query before its first =, is that of a user name or password with a raw / or ?
+        // in it: the parts this parser would see are pieces of the password, which the messages below would quote.
+        let firstQueryName = query.prefix { $0 != "&" && $0 != "=" }
+        guard authority.contains("@") || !(beforeQuery.contains("@") || firstQueryName.contains("@")) else {
+            throw PostgresURLError(
+                "the URL has an @ after its host part: percent-encode / ? # @ in a user name or password (%2F %3F %23 %40)")
+        }
+        guard !rest.contains("#") else { throw PostgresURLError("the URL has a fragment (#...), which means nothing here") }
         let path = beforeQuery.dropFirst(authority.count).dropFirst()
 
         user = nil
@@ -58,11 +64,17 @@ public struct PostgresURL: Sendable, Equatable {
         database = try Self.nonEmpty(Self.decode(path, "the database name"))
 
         if !query.isEmpty {
+            var afterSecret = false
             for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
                 guard let equals = pair.firstIndex(of: "=") else {
-                    throw PostgresURLError("the query parameter \"\(pair)\" has no value (write \(pair)=VALUE)")
+                    // After a password, a pair without = is most likely the rest of a password with a raw & in it.
+                    throw PostgresURLError(
+                        afterSecret
+                            ? "a query parameter after a password has no value (percent-encode & in a value as %26)"
+                            : "the query parameter \"\(pair)\" has no value (write \(pair)=VALUE)")
                 }
                 let keyword = try Self.decode(pair[..<equals], "a query parameter's name")
+                afterSecret = afterSecret || Self.secretKeywords.contains(keyword)
                 let value = try Self.decode(pair[pair.index(after: equals)...], "the value of \(keyword)")
                 try setParameter(keyword, value)
             }
@@ -92,7 +104,9 @@ public struct PostgresURL: Sendable, Equatable {
         if let host, !host.hasPrefix("/") { text += host.contains(":") ? "[\(host)]" : host }
         if let port { text += ":\(port)" }
         text += "/" + (database.map(Self.encode) ?? "")
-        var query = parameters.keys.sorted().map { "\($0)=\(Self.encode(parameters[$0]!))" }
+        var query = parameters.keys.sorted().map {
+            "\($0)=" + (Self.secretKeywords.contains($0) ? "***" : Self.encode(parameters[$0]!))
+        }
         if let host, host.hasPrefix("/") { query.insert("host=\(Self.encode(host))", at: 0) }
         if !query.isEmpty { text += "?" + query.joined(separator: "&") }
         return text
@@ -183,6 +197,18 @@ public struct PostgresURL: Sendable, Equatable {
             }
         }
         return out
+    }
+
+    /// The keywords whose values are secrets, never printed (`password` itself is kept apart from `parameters`).
+    static let secretKeywords: Set<String> = ["password", "sslpassword"]
+
+    /// `text` with what could be a password (after the first `:` of the part before the last `@`) replaced, for a
+    /// message about text that is not a URL this parser accepts.
+    public static func masked(_ text: String) -> String {
+        guard let at = text.lastIndex(of: "@") else { return text }
+        let start = text.firstRange(of: "://")?.upperBound ?? text.startIndex
+        guard start < at, let colon = text[start..<at].firstIndex(of: ":") else { return text }
+        return String(text[...colon]) + "***" + String(text[at...])
     }
 
     /// Every keyword this libpq understands, so a misspelt one is reported here rather than at the first connect.

@@ -255,19 +255,45 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     ]
 
     /// Applies the migrations not yet recorded, each in its own transaction, while holding the migration lock.
+    /// A schema that is up to date is only read, so that a role that may only read (a monitoring `status`) can use it.
     static func migrate(_ connection: PostgresConnection) throws {
+        if try isUpToDate(connection) { return }
         try connection.advisoryLock(migrationLockKey)
         defer { _ = try? connection.advisoryUnlock(migrationLockKey) }
-        try connection.execute(
-            "CREATE TABLE IF NOT EXISTS orchestrator_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        let applied = Set(
-            try connection.execute("SELECT name FROM orchestrator_migration").rows.compactMap { try $0[0].string() })
+        let recorded = try connection.execute("SELECT to_regclass('orchestrator_migration') IS NOT NULL").scalar?.bool() == true
+        let applied =
+            recorded
+            ? Set(try connection.execute("SELECT name FROM orchestrator_migration").rows.compactMap { try $0[0].string() })
+            : []
         for migration in migrations where !applied.contains(migration.name) {
-            try connection.transaction { connection in
-                try connection.executeScript(migration.sql)
-                try connection.execute("INSERT INTO orchestrator_migration (name) VALUES ($1)", [.text(migration.name)])
+            do {
+                try connection.transaction { connection in
+                    // In the migration's transaction: a first migration that fails leaves no table behind.
+                    try connection.execute(
+                        "CREATE TABLE IF NOT EXISTS orchestrator_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+                    try connection.executeScript(migration.sql)
+                    try connection.execute("INSERT INTO orchestrator_migration (name) VALUES ($1)", [.text(migration.name)])
+                }
+            } catch let error as PostgresError where error.sqlState == "42P07" {
+                // The tables have common names (job, event, request ...): the database is most likely another
+                // application's.
+                throw PostgresError(
+                    kind: error.kind, sqlState: error.sqlState,
+                    message: error.message + "; the orchestrator needs a database of its own, or a schema of its own "
+                        + "named by ?options=-csearch_path%3DNAME (create the schema first)")
             }
         }
+    }
+}
+
+extension PostgresStore {
+    /// Whether every migration is recorded; CREATE TABLE IF NOT EXISTS would need the right to create even then.
+    static func isUpToDate(_ connection: PostgresConnection) throws -> Bool {
+        guard try connection.execute("SELECT to_regclass('orchestrator_migration') IS NOT NULL").scalar?.bool() == true
+        else { return false }
+        let applied = Set(
+            try connection.execute("SELECT name FROM orchestrator_migration").rows.compactMap { try $0[0].string() })
+        return migrations.allSatisfy { applied.contains($0.name) }
     }
 }
 

@@ -221,4 +221,29 @@ struct PostgresConnectionTests {
         try listener.execute("SELECT 1")  // a round trip after which an unheard notification would have arrived
         #expect(try listener.consumeNotifications().isEmpty)
     }
+
+    /// A server that answers and refuses the login gives the same answer on every retry: not a server out of reach.
+    @Test func aRefusedLoginIsAServerErrorNotAConnectionToWaitFor() throws {
+        let url = try #require(TestServer.url)
+        let base = try PostgresURL(url)
+        var noDatabase = base
+        noDatabase.database = TestServer.uniqueName("missing")
+        var noRole = base
+        noRole.user = TestServer.uniqueName("nobody")
+        for refused in [noDatabase, noRole] {
+            #expect {
+                try PostgresConnection(url: refused)
+            } throws: { error in
+                (error as? PostgresError)?.kind == .server && "\(error)".contains("does not exist")
+            }
+        }
+        #expect(PostgresConnection.connectFailureKind(
+            "connection to server at \"h\", port 5432 failed: FATAL:  password authentication failed for user \"u\"") == .server)
+        #expect(PostgresConnection.connectFailureKind(
+            "connection to server at \"h\", port 5432 failed: FATAL:  the database system is starting up") == .connection)
+        #expect(PostgresConnection.connectFailureKind(
+            "connection to server at \"h\", port 5432 failed: FATAL:  sorry, too many clients already") == .connection)
+        #expect(PostgresConnection.connectFailureKind(
+            "connection to server at \"h\", port 5432 failed: Connection refused") == .connection)
+    }
 }

@@ -74,6 +74,41 @@ struct PostgresURLTests {
         }
     }
 
+    /// A password with a raw / or ? (or & in a query value) splits the URL in the wrong places; the message must
+    /// say so without quoting the pieces, which are pieces of the password.
+    @Test(arguments: [
+        "postgres://alice:hun/ter2@h:1/d",
+        "postgres://alice:hun?ter2@h:1/d",
+        "postgres://alice:hu,n/ter2@h:1/d",
+        "postgres://h:1/d?password=hun&ter2",
+        "postgres://h:1/d?sslpassword=hun&ter2&sslmode=require",
+    ])
+    func aMalformedPasswordIsNeverQuotedInTheError(url: String) {
+        #expect {
+            try PostgresURL(url)
+        } throws: { error in
+            guard let message = (error as? PostgresURLError)?.message else { return false }
+            return !message.contains("hun") && !message.contains("ter2")
+        }
+    }
+
+    @Test func anAtInAQueryValueOrAnEncodedPasswordIsStillAccepted() throws {
+        #expect(try PostgresURL("postgres://h/d?application_name=me@host").parameters["application_name"] == "me@host")
+        #expect(try PostgresURL("postgres://u:hun%2Fter2@h/d").password == "hun/ter2")
+    }
+
+    @Test func theSSLKeyPasswordIsRedactedToo() throws {
+        let url = try PostgresURL("postgres://alice@h:1/d?sslpassword=hunter2&sslmode=require")
+        #expect(url.redacted == "postgres://alice@h:1/d?sslmode=require&sslpassword=***")
+    }
+
+    @Test func textThatIsNotAURLIsMaskedBeforeItIsQuoted() {
+        #expect(PostgresURL.masked("Postgres://alice:hunter2@h/d") == "Postgres://alice:***@h/d")
+        #expect(PostgresURL.masked("alice:hunter2@h:5432/d") == "alice:***@h:5432/d")
+        #expect(PostgresURL.masked("mysql://root@localhost/db") == "mysql://root@localhost/db")
+        #expect(PostgresURL.masked("mysql://localhost:3306/db") == "mysql://localhost:3306/db")
+    }
+
     @Test func aServerThatIsNotThereIsAConnectionError() {
         // Port 1 on loopback: nothing listens there, so the connect is refused at once.
         #expect {

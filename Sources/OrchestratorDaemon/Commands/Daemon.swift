@@ -44,6 +44,7 @@ public enum Daemon {
         }
 
         StateOwner.thisProcessIsTheDaemon.value = true
+        StoreFactory.recordDaemonStore(config)
         let inboxLocks: [InstanceLock]
         switch try InboxOwner.acquire(config, role: StateOwner.daemonRole) {
         case .success(let locks): inboxLocks = locks

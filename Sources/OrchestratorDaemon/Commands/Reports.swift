@@ -39,7 +39,8 @@ public enum Reports {
         if !FileSystem.exists(PathBytes(config.paths.inbox)) {
             cannotRead.append("Inbox \(config.paths.inbox) does not exist")
         }
-        var store = openStoreForStatus(config, cannotRead: &cannotRead)
+        var storeUnreadable = false
+        var store = openStoreForStatus(config, cannotRead: &cannotRead, unreadable: &storeUnreadable)
         if let opened = store {
             do {
                 try opened.read { reader in
@@ -59,6 +60,7 @@ public enum Reports {
                 }
             } catch {
                 cannotRead.append("cannot read the state database \(opened.location): \(error)")
+                storeUnreadable = true
                 (counts, runningJobs, breakers, admissionWait, health) = (QueueCounts(byState: [:]), [], [], nil, nil)
                 (uploads, sweeps, store) = ((0, 0, 0), [], nil)
             }
@@ -120,12 +122,17 @@ public enum Reports {
         lines.append("store:    " + (config.store.url == nil ? "sqlite in \(config.paths.state)" : config.store.shown))
         if let paused { lines.append("PAUSED:   \(paused.dropFirst("paused: ".count)); nothing new starts until \(paused.hasPrefix("paused: no space") ? "space returns" : "that changes")") }
         lines.append("inbox:    \(waiting) waiting")
-        lines.append(
-            "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "
-                + "\(counts.count(.retryWait)) waiting to retry, \(counts.count(.breakerWait)) waiting for a breaker, "
-                + "\(counts.count(.paused)) paused")
+        // Zeros read from nowhere would look like an empty queue (a store's server that is away, say).
+        if storeUnreadable {
+            lines.append("queue:    unknown (the store cannot be read)")
+        } else {
+            lines.append(
+                "queue:    \(counts.count(.queued)) queued, \(counts.count(.running)) running, "
+                    + "\(counts.count(.retryWait)) waiting to retry, \(counts.count(.breakerWait)) waiting for a breaker, "
+                    + "\(counts.count(.paused)) paused")
+        }
         if !pausedHandlers.isEmpty { lines.append("handlers: paused: \(pausedHandlers.joined(separator: ", "))") }
-        lines.append("finished: \(counts.count(.done)) done, \(counts.count(.failed)) failed")
+        if !storeUnreadable { lines.append("finished: \(counts.count(.done)) done, \(counts.count(.failed)) failed") }
         if let admissionWait { lines.append("waiting:  \(admissionWait)") }
         for note in sweeps {
             let mode = String(note.key.dropFirst("sweep.".count))
@@ -301,29 +308,40 @@ public enum Reports {
 
     /// The store for `status`, or nil with the reason in `cannotRead`; nil without one when nothing has been
     /// recorded yet. Never creates the state dir: status only reads.
-    static func openStoreForStatus(_ config: Config, cannotRead: inout [String]) -> (any Store)? {
+    /// `unreadable`: set when there is a store that cannot be read now (not when nothing has been recorded yet).
+    static func openStoreForStatus(_ config: Config, cannotRead: inout [String], unreadable: inout Bool) -> (any Store)? {
         if let store = inProcessStore.value { return store }
+        if let problem = StoreFactory.daemonStoreMismatch(config) {
+            cannotRead.append(problem)
+            unreadable = true
+            return nil
+        }
         if config.store.url != nil {
             do {
                 return try StoreFactory.open(config)
             } catch {
                 cannotRead.append("cannot open \(StoreFactory.describe(config)): \(error)")
+                unreadable = true
                 return nil
             }
         }
         let state = config.paths.state
         var info = stat()
         guard stat(state, &info) == 0 else {
-            let reason = errno == ENOENT ? "does not exist (nothing recorded yet)" : "cannot be read: \(String(cString: strerror(errno)))"
+            let missing = errno == ENOENT
+            let reason = missing ? "does not exist (nothing recorded yet)" : "cannot be read: \(String(cString: strerror(errno)))"
             cannotRead.append("state dir \(state) \(reason)")
+            unreadable = !missing
             return nil
         }
         guard (info.st_mode & S_IFMT) == S_IFDIR else {
             cannotRead.append("state dir \(state) is not a folder")
+            unreadable = true
             return nil
         }
         guard access(state, R_OK | X_OK) == 0 else {
             cannotRead.append("state dir \(state) cannot be read: \(String(cString: strerror(errno)))")
+            unreadable = true
             return nil
         }
         let database = state + "/orchestrator.sqlite"
@@ -332,6 +350,7 @@ public enum Reports {
             return try SQLiteStore(directory: state)
         } catch {
             cannotRead.append("cannot open the state database \(database): \(error)")
+            unreadable = true
             return nil
         }
     }
@@ -345,6 +364,8 @@ public enum Reports {
         if let store = inProcessStore.value { return store }
         do {
             return try StoreFactory.open(config)
+        } catch let error as StoreFactory.DaemonUsesAnotherStore {
+            throw CommandError(.failure, "error: \(error)")
         } catch {
             throw CommandError(.failure, "error: cannot open \(StoreFactory.describe(config)): \(error)")
         }
@@ -379,6 +400,7 @@ public enum Reports {
     /// The store, or nil when SQLite's file does not exist yet (nothing recorded; reading must not create it). A
     /// server's store is always there.
     static func openStoreIfPresent(_ config: Config) throws(CommandError) -> (any Store)? {
+        if let problem = StoreFactory.daemonStoreMismatch(config) { throw CommandError(.failure, "error: \(problem)") }
         guard config.store.url != nil || FileManager.default.fileExists(atPath: config.paths.state + "/orchestrator.sqlite")
         else { return nil }
         return try openStore(config)

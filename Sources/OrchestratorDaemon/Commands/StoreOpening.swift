@@ -87,7 +87,9 @@ enum StoreOpening {
             notifier.notify("EXTEND_TIMEOUT_USEC=\(microseconds(wait.extendTimeout(at: monotonicNow())))")
             while true {
                 if let number = listening.stopSignal(waitingUntil: wait.nextWake) {
-                    logger.info("stopped while waiting for space", metadata: ["signal": "\(Dispatcher.signalName(number))"])
+                    logger.info(
+                        kind == .unreachable ? "stopped while waiting for the store's server" : "stopped while waiting for space",
+                        metadata: ["signal": "\(Dispatcher.signalName(number))"])
                     notifier.notify("STOPPING=1")
                     board?.post("")
                     _ = markerPath.withCString(unlink)

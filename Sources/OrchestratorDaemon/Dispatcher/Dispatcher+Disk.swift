@@ -49,6 +49,7 @@ extension Dispatcher {
         armDiskRetry(doubling: false)
         let text = "paused: \(cause)"
         pauseEndsWhen = why == nil ? "space returns" : "that changes"
+        pauseCause = cause
         logger.critical("\(text); nothing new starts until \(pauseEndsWhen)", metadata: ["error": "\(reason)"])
         statusBoard?.post(text)
         notifier.notify("STATUS=\(text)")

@@ -28,7 +28,9 @@ extension Dispatcher {
             return refuseReload(commandProblems)
         }
         if let (problem, key) = ReloadPlan.refusal(from: config, to: fresh) {
-            let line = "\(fresh.file):\(fresh.line(ofKey: key)): error: \(problem); restart to apply"
+            // A section the new file no longer has has no line: then the file alone.
+            let lineNumber = fresh.line(ofKey: key)
+            let line = "\(fresh.file)\(lineNumber > 0 ? ":\(lineNumber)" : ""): error: \(problem); restart to apply"
             logger.error("\(line). The config in force is unchanged")
             return .refused([line])
         }

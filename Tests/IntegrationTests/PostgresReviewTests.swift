@@ -1,0 +1,162 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// What an adversarial review of the PostgreSQL store found: the daemon's words while its server is away, and a
+/// store it can reach but not use. Against the server scripts/test starts (scripts/postgres), as PostgresStoreTests.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct PostgresReviewTests {
+    typealias Server = PostgresStoreTests.Server
+
+    @Test func whileTheServerIsAwayTheWatchdogAndTheTasksNameTheServerNotADisk() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker, extra: """
+
+            [sweeps]
+            watchdog = "1s"
+
+            [[task]]
+            name = "tick"
+            every = "1s"
+            command = ["/bin/true"]
+            """))
+        defer { try? server.start() }  // Never leave the other tests without their server.
+        try instance.startDaemon(extraArguments: ["--store", store])
+        try instance.waitUntil("the task has run", timeout: 20) { instance.log.contains("task=tick") }
+        try server.crash()
+        try instance.waitUntil("the watchdog reports the pause", timeout: 30) {
+            instance.log.contains("unhealthy problems=\"paused: the store's server cannot be reached\"")
+        }
+        try instance.waitUntil("a slot comes due during the pause", timeout: 30) {
+            instance.log.contains("due while paused (the store's server cannot be reached); it runs when that changes")
+        }
+        #expect(!instance.log.contains("no space"), "\(instance.log)")
+        #expect(!instance.log.contains("disk is full"), "\(instance.log)")
+        try server.start()
+        try instance.waitUntil("the daemon resumes", timeout: 60) {
+            instance.log.contains("the store can be written again; resuming")
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    /// A server that answers "no" (here: no such database, no such role) is not waited for as if it were away: the
+    /// daemon says why and exits 1 at once, and so does a one-shot command.
+    @Test func aDatabaseOrRoleTheServerRefusesIsAClearErrorNotAnEndlessWait() throws {
+        let server = try Server()
+        guard let slash = server.url.lastIndex(of: "/"), let at = server.url.firstIndex(of: "@") else {
+            throw TimedOut(description: "unexpected test URL \(server.url)")
+        }
+        let missingDatabase = String(server.url[..<slash]) + "/orch_review_missing_\(getpid())"
+        let missingRole = "postgres://orch_review_nobody_\(getpid())" + String(server.url[at...])
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker))
+        for (url, words): (String, String) in [(missingDatabase, "database \"orch_review_missing_"), (missingRole, "role \"orch_review_nobody_")] {
+            let daemon = try instance.run(["watch", "--store", url], timeout: 20)
+            #expect(daemon.status == 1, "\(daemon.stderr)")
+            #expect(daemon.stderr.contains("error: cannot open the store at") && daemon.stderr.contains(words), "\(daemon.stderr)")
+            #expect(!daemon.stderr.contains("waiting for it"), "\(daemon.stderr)")
+            let sweep = try instance.run(["sweep", "--mode", "ingest", "--store", url], timeout: 20)
+            #expect(sweep.status == 1 && sweep.stderr.contains(words), "\(sweep.stderr)")
+        }
+    }
+
+    /// A daemon started with `--store`: a command run without it (from another shell, or a worker's hook) would read
+    /// and write a SQLite ledger in the state dir that the daemon never reads; `trigger` said "recorded" and the
+    /// event was lost. It is refused instead, `status` says why, and with the daemon's store everything works.
+    @Test func aCommandGivenAnotherStoreThanTheRunningDaemonsIsRefused() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker, extra: """
+
+            [[task]]
+            name = "hook"
+            on = "review.event"
+            command = ["/bin/sh", "-c", "echo hook >> ../hooks.log"]
+            """))
+        try instance.startDaemon(extraArguments: ["--store", store])
+        let lost = try instance.run(["trigger", "review.event"])
+        #expect(lost.status == 1, "\(lost.stdout)")
+        #expect(lost.stderr.contains("uses the store postgres://"), "\(lost.stderr)")
+        #expect(lost.stderr.contains("this command SQLite in the state dir"), "\(lost.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: instance.root.path + "/.orchestrator/orchestrator.sqlite"))
+        let history = try instance.run(["history"])
+        #expect(history.status == 1 && history.stderr.contains("uses the store postgres://"), "\(history.stderr)")
+        let status = try instance.run(["status"])
+        #expect(status.status == 0 && status.stdout.contains("uses the store postgres://"), "\(status.stdout)")
+
+        let recorded = try instance.run(["trigger", "review.event", "--store", store])
+        #expect(recorded.status == 0, "\(recorded.stderr)")
+        try instance.waitUntil("the hook ran", timeout: 20) { instance.lines(of: "hooks.log").count == 1 }
+        #expect(instance.stopDaemon() == 0)
+        // Without a daemon, a command uses the store it is given.
+        #expect(try instance.run(["history"]).status == 0)
+    }
+
+    /// A reload that drops `[store]` is refused like a change of it, and the file it names has no line 0.
+    @Test func aReloadWithoutTheStoreSectionIsRefusedAndNamesNoLineZero() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let base = testConfig(handler: PostgresStoreTests.recordingWorker)
+        let instance = try TestInstance(config: base + "\n[store]\nurl = \"\(store)\"\n")
+        try instance.startDaemon()
+        try base.write(to: instance.configURL, atomically: true, encoding: .utf8)
+        let daemon = try #require(instance.daemon)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the reload is refused", timeout: 20) { instance.log.contains("restart to apply") }
+        #expect(instance.log.contains("orchestrator.toml: error: [store] changed; restart to apply"), "\(instance.log)")
+        #expect(!instance.log.contains(":0: error"), "\(instance.log)")
+        // Still on the server's store.
+        try instance.drop("kept.txt")
+        try instance.waitUntil("the file is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(try Server.psql(store, "SELECT count(*) FROM job WHERE state = 'done'") == "1")
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    /// A role that may only read a store made by another (a monitoring account) can run the reports beside the
+    /// daemon: opening an up to date store creates nothing, and the same server and database is the daemon's store
+    /// whoever logs in.
+    @Test func aRoleThatMayOnlyReadCanRunTheReports() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker))
+        try instance.startDaemon(extraArguments: ["--store", store])
+        try instance.drop("seen.txt")
+        try instance.waitUntil("the file is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        let role = "orch_review_reader_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        _ = try Server.psql(store, "CREATE ROLE \(role) LOGIN")
+        _ = try Server.psql(store, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        _ = try Server.psql(store, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \(role)")
+        guard let scheme = store.range(of: "://"), let at = store.firstIndex(of: "@") else {
+            throw TimedOut(description: "unexpected test URL \(store)")
+        }
+        let asReader = String(store[..<scheme.upperBound]) + role + String(store[at...])
+        let history = try instance.run(["history", "--store", asReader])
+        #expect(history.status == 0 && history.stdout.contains("seen.txt"), "\(history.stderr)")
+        let status = try instance.run(["status", "--store", asReader])
+        #expect(status.stdout.contains("finished: 1 done, 0 failed") && !status.stdout.contains("warning"), "\(status.stdout)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    /// With the store's server away and no daemon, `status` says the queue is unknown rather than showing zeros
+    /// that look like an empty queue.
+    @Test func statusWithTheServerAwaySaysTheQueueIsUnknownNotEmpty() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker))
+        defer { try? server.start() }  // Never leave the other tests without their server.
+        try instance.startDaemon(extraArguments: ["--store", store])
+        try instance.drop("one.txt")
+        try instance.waitUntil("the file is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        try server.crash()
+        let status = try instance.run(["status", "--store", store])
+        #expect(status.status == 0, "status answers whatever the store's state")
+        #expect(status.stdout.contains("warning:  cannot open the store at"), "\(status.stdout)")
+        #expect(status.stdout.contains("queue:    unknown (the store cannot be read)"), "\(status.stdout)")
+        #expect(!status.stdout.contains("finished: 0 done"), "\(status.stdout)")
+        try server.start()
+        let back = try instance.run(["status", "--store", store])
+        #expect(back.stdout.contains("finished: 1 done, 0 failed"), "\(back.stdout)")
+    }
+}
