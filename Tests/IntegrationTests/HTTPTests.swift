@@ -110,9 +110,12 @@ import Testing
         for index in 1...5 { try instance.drop("file\(index).txt") }
         try instance.drop("bad1.txt")
         #expect(try api.post("/api/v1/tasks/hook/run", json: nil).status == 200)
-        try instance.waitUntil("all seven jobs finished", timeout: 20) {
+        // Finished, and each file moved: a job's location is recorded once its file has left the processing area,
+        // a moment after its end state.
+        try instance.waitUntil("all seven jobs finished and their files moved", timeout: 20) {
             let jobs = try api.get("/api/v1/jobs?limit=500").object?["jobs"] as? [[String: Any]] ?? []
             return jobs.count == 7 && jobs.allSatisfy { ["done", "failed"].contains($0["state"] as? String) }
+                && jobs.filter { $0["kind"] as? String == "file" }.allSatisfy { ($0["location"] as? String)?.isEmpty == false }
         }
         let all = try #require(try api.get("/api/v1/jobs?limit=500").object?["jobs"] as? [[String: Any]]).compactMap { $0["job"] as? Int }
         #expect(all == all.sorted(by: >), "newest first")
