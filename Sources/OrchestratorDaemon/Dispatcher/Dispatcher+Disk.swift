@@ -48,9 +48,8 @@ extension Dispatcher {
         diskRetryDelay = Self.firstDiskRetry
         armDiskRetry(doubling: false)
         let text = "paused: \(cause)"
-        pauseEndsWhen = why == nil ? "space returns" : "that changes"
-        pauseCause = cause
-        logger.critical("\(text); nothing new starts until \(pauseEndsWhen)", metadata: ["error": "\(reason)"])
+        pauseReason = PauseReason(text: cause, forSpace: why == nil)
+        logger.critical("\(text); nothing new starts until \(pauseReason.endsWhen)", metadata: ["error": "\(reason)"])
         statusBoard?.post(text)
         notifier.notify("STATUS=\(text)")
         // Listeners run when the event can be recorded: now if only another disk is full, else on resume.
@@ -116,7 +115,7 @@ extension Dispatcher {
         diskRetryTimer = nil
         statusBoard?.post("")
         notifier.notify("STATUS=resumed")
-        logger.info(pauseEndsWhen == "space returns" ? "space is back; resuming" : "the store can be written again; resuming", metadata: ["path": "\(path)"])
+        logger.info(pauseReason.forSpace ? "space is back; resuming" : "the store can be written again; resuming", metadata: ["path": "\(path)"])
         if criticalPending { criticalPending = !emit("error.critical") }
         if !uploadsToRecord.isEmpty {
             let moved = uploadsToRecord
@@ -151,6 +150,16 @@ extension Dispatcher {
     }
 
     private func commitClaimsWhilePaused() -> Bool { recordClaims() }
+}
+
+/// Why the daemon is paused: no space (on a disk the store or the moves need), or another cause that clears by
+/// itself (the store's server away, its database busy). Said by the log, the watchdog and `status`.
+struct PauseReason {
+    /// After "paused: ", e.g. "no space on /srv/state".
+    let text: String
+    let forSpace: Bool
+
+    var endsWhen: String { forSpace ? "space returns" : "that changes" }
 }
 
 /// Errors that mean "no space" rather than "broken".

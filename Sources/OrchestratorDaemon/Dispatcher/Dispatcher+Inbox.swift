@@ -132,7 +132,7 @@ extension Dispatcher {
     func watchdogSweep() {
         guard !phase.isStopping else { return }
         var problems = HealthChecks.disk(config)
-        if phase.isPausedForDisk { problems.append("paused: \(pauseCause)") }
+        if phase.isPausedForDisk { problems.append("paused: \(pauseReason.text)") }
         if let example = stuckMoves.values.first {
             problems.append("stuck: \(stuckMoves.count) files in the processing area (\(example.job.name): \(example.reason))")
             // While paused, the pause's own retry tries them.

@@ -238,7 +238,7 @@ extension Dispatcher {
             if phase.isPausedForDisk {
                 // Recorded, and run, when space returns: a slot due during a pause is not lost.
                 dueWhilePaused.append(PendingRun(cause: cause, slot: slot, eventID: eventID, eventName: eventName, task: name))
-                logger.warning("due while paused (\(pauseCause)); it runs when \(pauseEndsWhen)", metadata: ["task": "\(task.name)"])
+                logger.warning("due while paused (\(pauseReason.text)); it runs when \(pauseReason.endsWhen)", metadata: ["task": "\(task.name)"])
                 return
             }
             logger.error("not run: its run could not be recorded", metadata: ["task": "\(task.name)"])

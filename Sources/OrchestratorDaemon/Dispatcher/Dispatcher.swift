@@ -233,10 +233,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// While paused for a full disk: the next retry's delay, and whether `error.critical` still has to fire.
     var diskRetryDelay = Dispatcher.firstDiskRetry
     var criticalPending = false
-    /// What ends the current pause, for the log: "space returns", or "that changes" for another cause.
-    var pauseEndsWhen = "space returns"
-    /// What the pause is for, as `status` says it after "paused: " (no space, the server, a busy database).
-    var pauseCause = ""
+    /// What the current pause is for (see `PauseReason`).
+    var pauseReason = PauseReason(text: "", forSpace: true)
     /// The pause began with a move that ran out of space: it ends when a move goes through.
     var pausedByMoves = false
     var diskRetryTimer: TimerHandle?
