@@ -344,6 +344,11 @@ int orch_epoll_add(int epfd, int fd, uint64_t token) {
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
 }
 
+int orch_epoll_remove(int epfd, int fd) {
+    struct epoll_event event = {0};
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &event);
+}
+
 int orch_epoll_wait_tokens(int epfd, uint64_t *tokens, int max) {
     struct epoll_event events[64];
     if (max > 64) max = 64;

@@ -71,6 +71,14 @@ public final class EventLoop: @unchecked Sendable {
         handlers[registration.token] = nil
     }
 
+    /// Stops watching an fd that stays open (a store's session socket): it is taken out of the epoll set, so that
+    /// it can be added again.
+    public func removeKeepingOpen(_ registration: Registration) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        handlers[registration.token] = nil
+        _ = orch_epoll_remove(core.epollFD, registration.fd)
+    }
+
     /// Arms the one timer `milliseconds` from now (replacing any earlier setting), or disarms it (nil).
     public func setTimer(after milliseconds: UInt64?) {
         dispatchPrecondition(condition: .onQueue(queue))

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import OrchestratorCore
 import OrchestratorPostgres
 import OrchestratorStore
@@ -23,10 +24,46 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     static let daemonLockKey: Int64 = 0x6F72_6368_6461_656D
 
     /// Takes the store for this process alone, as its one daemon (several daemons on one store need claims under
-    /// leases, which the dispatcher does not use yet): a session advisory lock on the writer connection, taken
-    /// again whenever that connection is renewed. False when another process holds it.
+    /// leases, which the dispatcher does not use yet): a session advisory lock on a connection of its own, which
+    /// does nothing else, so that its socket turns readable exactly when the server ends that session (`holdDescriptor`).
+    /// False when another process holds it.
     public func holdExclusively() throws -> Bool {
-        try writer.holdLock(Self.daemonLockKey)
+        let connection = LockedConnection(try Self.connect(url, schema: schema, setup: sessionSetup), sessionSetup: sessionSetup)
+        guard try connection.holdLock(Self.daemonLockKey) else { return false }
+        let backend = try connection.use { $0.backendPID }
+        holderBackend.withLock { $0 = backend }
+        holder.withLock { $0 = connection }
+        return true
+    }
+
+    private let holder = Mutex<LockedConnection?>(nil)
+    /// The server process of the holding session, as last seen.
+    private let holderBackend = Mutex<Int32>(0)
+    private let sessionSetup: [String]
+
+    public var holdDescriptor: Int32? {
+        guard let connection = holder.withLock({ $0 }) else { return nil }
+        return try? connection.use { $0.socketDescriptor }
+    }
+
+    /// After `holdDescriptor` turned readable: the server ended the session (a restart, `pg_terminate_backend`),
+    /// and with it the lock. A new session takes the lock again at once; if another process took it meanwhile, that
+    /// is an error that says so. Throws a connection error while the server is away (nobody can take the store
+    /// then either).
+    public func checkHold() throws -> StoreHold? {
+        guard let connection = holder.withLock({ $0 }) else { return nil }
+        // `use` renews a session already known to be gone before the body runs: the server process tells.
+        let before = holderBackend.withLock { $0 }
+        let hold = try connection.use { session in
+            do {
+                _ = try session.consumeNotifications()
+            } catch let error as PostgresError where error.kind == .connection {
+                try connection.renew(session)
+            }
+            return (session.socketDescriptor, session.backendPID)
+        }
+        holderBackend.withLock { $0 = hold.1 }
+        return StoreHold(descriptor: hold.0, renewed: hold.1 != before)
     }
 
     /// Connects (twice) and migrates. `schema`: a schema of its own, created if missing (tests use one each).
@@ -34,6 +71,7 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
         url = try PostgresURL(text)
         self.schema = schema
         let setup = try schema.map { ["SET search_path TO \(try Self.quoteIdentifier($0))"] } ?? []
+        sessionSetup = setup
         writer = LockedConnection(try Self.connect(url, schema: schema, setup: setup), sessionSetup: setup)
         reader = LockedConnection(try Self.connect(url, schema: schema, setup: setup), sessionSetup: setup)
         try writer.use { try Self.migrate($0) }

@@ -28,10 +28,33 @@ public protocol Store: AnyObject, Sendable {
     func reclaimFreePages(pagesPerStep: Int) throws -> ReclaimResult
     /// What the ledger takes on disk, in bytes.
     var bytesOnDisk: Int64 { get }
+    /// See the extension below; PostgreSQL's engine has one, SQLite's takes the default.
+    var holdDescriptor: Int32? { get }
+    func checkHold() throws -> StoreHold?
+}
+
+/// What `Store.checkHold` found: the descriptor to watch from now on, and whether the hold had to be taken again.
+public struct StoreHold: Sendable {
+    public let descriptor: Int32
+    public let renewed: Bool
+
+    public init(descriptor: Int32, renewed: Bool) {
+        self.descriptor = descriptor
+        self.renewed = renewed
+    }
 }
 
 extension Store {
     public func reclaimFreePages() throws -> ReclaimResult { try reclaimFreePages(pagesPerStep: 2048) }
+
+    /// A descriptor that turns readable when this process may have lost the store it holds for itself (a server's
+    /// session ending); nil: nothing to watch (SQLite's file is held through the state folder's lock).
+    public var holdDescriptor: Int32? { nil }
+
+    /// After `holdDescriptor` turned readable: takes the hold again if it was lost, and throws if it cannot (the
+    /// server away: `StoreFailure.unreachable`; another process holds it now: anything else). The descriptor to
+    /// watch from now on.
+    public func checkHold() throws -> StoreHold? { nil }
 }
 
 /// Reads, usable inside or outside a write transaction.

@@ -149,6 +149,30 @@ import Testing
         #expect(second.stopDaemon() == 0)
     }
 
+    /// The server ends the session that holds the store's lock (an administrator's `pg_terminate_backend`): the
+    /// daemon notices at once and takes the lock again, so a second daemon started right after finds it held.
+    @Test func aDaemonWhoseLockSessionIsEndedHoldsTheStoreAgainAtOnce() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let first = try TestInstance(config: testConfig(handler: Self.recordingWorker))
+        try first.startDaemon(extraArguments: ["--store", store])
+        let holding = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        let before = try Server.psql(store, holding)
+        #expect(!before.isEmpty, "the daemon holds the store's lock")
+        _ = try Server.psql(store, "SELECT pg_terminate_backend(\(before), 5000)")
+        try first.waitUntil("the daemon holds the store again", timeout: 5) {
+            let now = try Server.psql(store, holding)
+            return !now.isEmpty && now != before
+        }
+        #expect(first.log.contains("the session holding the store ended; the store is held again"), "\(first.log.suffix(2000))")
+        let second = try TestInstance(config: testConfig(handler: Self.recordingWorker))
+        let refused = try second.run(["watch", "--store", store], timeout: 30)
+        #expect(refused.status == 69, "\(refused.stderr)")
+        try first.drop("a.txt")
+        try first.waitUntil("the first daemon still works", timeout: 20) { first.count(in: "Done") == 1 }
+        #expect(first.stopDaemon() == 0)
+    }
+
     @Test func aBadStoreURLIsRefusedWhereverItComesFrom() throws {
         let instance = try TestInstance(config: testConfig(handler: Self.recordingWorker, extra: """
 

@@ -90,6 +90,9 @@ int orch_epoll_create(void);
 /// epoll_ctl(EPOLL_CTL_ADD) of `fd` for input, level-triggered, carrying `token`.
 int orch_epoll_add(int epfd, int fd, uint64_t token);
 
+/// epoll_ctl(EPOLL_CTL_DEL) of `fd`: for an fd that stays open after it is no longer watched.
+int orch_epoll_remove(int epfd, int fd);
+
 /// epoll_wait(epfd, ..., max, -1), retried on EINTR: waits until at least one fd is ready, stores the tokens of
 /// up to `max` ready fds (readable, hung up or in error: each means "look at it") and returns how many, or -1.
 int orch_epoll_wait_tokens(int epfd, uint64_t *tokens, int max);

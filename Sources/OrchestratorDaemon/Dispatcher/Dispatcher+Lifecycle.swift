@@ -17,6 +17,7 @@ extension Dispatcher {
         // the processing area (see sendToMover), and `stop` before the daemon exits.
         try store.syncOnlyWhenAsked()
         try installEventLoop()
+        watchStoreHold(store.holdDescriptor)
         installSignalHandlers()
         if let batch {
             try startBatch(batch)

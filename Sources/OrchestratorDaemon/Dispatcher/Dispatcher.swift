@@ -51,6 +51,8 @@ enum TimerPurpose: Hashable, Sendable {
     /// Nothing has run for a moment: the long-lived spawner can go.
     case spawnerIdle
     case pruneSweep
+    /// The store's server was away when the session holding the store ended: try to take it again.
+    case storeHoldRetry
 }
 
 /// Whose command a job runs: a file's handler or a task, by name, so that a job keeps its owner across a
@@ -192,6 +194,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var eventLoop: EventLoop?
     var armedWakeup: UInt64?
     var signalSources: [any DispatchSourceSignal] = []
+    /// The event loop's watch on the store's hold (`Store.holdDescriptor`), see Dispatcher+StoreHold.
+    var storeHoldWatch: EventLoop.Registration?
 
     var jobs: [Int64: LiveJob] = [:]
     var names = NameLedger()
@@ -502,6 +506,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
                 flushWrites()
             case .moveBatchDue:
                 moveBatchTimer = nil  // The cycle that follows sends the batch.
+            case .storeHoldRetry: storeHoldChanged()
             }
         }
     }
