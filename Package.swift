@@ -56,7 +56,7 @@ let package = Package(
             dependencies: ["OrchestratorCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
         // libpq, PostgreSQL's C client (Debian's libpq-dev; scripts/setup installs it).
-        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .target(name: "CLibPQ"),
         // A synchronous PostgreSQL client over libpq: URLs, statements with bound parameters, transactions,
         // classified errors, LISTEN/NOTIFY through a socket for the event loop, advisory locks.
         .target(name: "OrchestratorPostgres", dependencies: ["CLibPQ"], swiftSettings: strict),

@@ -31,33 +31,34 @@ public final class PostgresConnection {
         let keywords = pairs.map { strdup($0.keyword) }
         let values = pairs.map { strdup($0.value) }
         defer { (keywords + values).forEach { free($0) } }
+        if let problem = orch_pq_load_error() { throw PostgresError(kind: .client, message: String(cString: problem)) }
         let made = (keywords.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { keywordList in
             (values.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { valueList in
-                PQconnectdbParams(keywordList.baseAddress, valueList.baseAddress, 0)
+                orch_PQconnectdbParams(keywordList.baseAddress, valueList.baseAddress, 0)
             }
         }
         guard let made else { throw PostgresError(kind: .client, message: "libpq could not allocate a connection") }
-        guard PQstatus(made) == CONNECTION_OK else {
+        guard orch_PQstatus(made) == CONNECTION_OK else {
             let message = Self.errorMessage(of: made)
-            PQfinish(made)
+            orch_PQfinish(made)
             throw PostgresError(kind: Self.connectFailureKind(message), message: "cannot connect to \(url.redacted): \(message)")
         }
         connection = made
         silenceNotices()
     }
 
-    deinit { PQfinish(connection) }
+    deinit { orch_PQfinish(connection) }
 
     /// Whether the connection was usable at its last operation. libpq learns of a dead server only when it next
     /// reads or writes; a LISTEN socket in an epoll set becomes readable when the server closes it.
-    public var isConnected: Bool { PQstatus(connection) == CONNECTION_OK }
+    public var isConnected: Bool { orch_PQstatus(connection) == CONNECTION_OK }
 
     /// The server process serving this connection (what `pg_terminate_backend` and `pg_locks.pid` name).
-    public var backendPID: Int32 { PQbackendPID(connection) }
+    public var backendPID: Int32 { orch_PQbackendPID(connection) }
 
     /// The socket to wait on for notifications (epoll or poll, readable). It changes with `reconnect()`: take the
     /// old one out of the set before and add the new one after. -1 while there is no connection.
-    public var socketDescriptor: Int32 { PQsocket(connection) }
+    public var socketDescriptor: Int32 { orch_PQsocket(connection) }
 
     // MARK: Statements
 
@@ -83,7 +84,7 @@ public final class PostgresConnection {
             })
         }
         let result = buffers.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
-            PQexecParams(connection, sql, Int32(parameters.count), types, values.baseAddress, lengths, formats, 0)
+            orch_PQexecParams(connection, sql, Int32(parameters.count), types, values.baseAddress, lengths, formats, 0)
         }
         return try consume(result)
     }
@@ -92,7 +93,7 @@ public final class PostgresConnection {
     /// the script has its own BEGIN/COMMIT. Returns the last statement's result.
     @discardableResult
     public func executeScript(_ sql: String) throws -> PostgresResult {
-        try consume(PQexec(connection, sql))
+        try consume(orch_PQexec(connection, sql))
     }
 
     /// Runs `body` between BEGIN and COMMIT. If `body` throws, the transaction is rolled back and the error
@@ -151,10 +152,10 @@ public final class PostgresConnection {
     /// The notifications that have arrived, without waiting for more: call it when `socketDescriptor` is readable.
     /// Throws a `.connection` error when the server has closed the connection.
     public func consumeNotifications() throws -> [PostgresNotification] {
-        guard PQconsumeInput(connection) == 1 else { throw connectionError() }
+        guard orch_PQconsumeInput(connection) == 1 else { throw connectionError() }
         var notifications: [PostgresNotification] = []
-        while let notify = PQnotifies(connection) {
-            defer { PQfreemem(notify) }
+        while let notify = orch_PQnotifies(connection) {
+            defer { orch_PQfreemem(notify) }
             notifications.append(
                 PostgresNotification(
                     channel: String(cString: notify.pointee.relname),
@@ -189,7 +190,7 @@ public final class PostgresConnection {
     /// Notifications sent while it was down are lost, so the caller catches up by reading the tables.
     public func reconnect() throws {
         inTransaction = false
-        PQreset(connection)
+        orch_PQreset(connection)
         guard isConnected else {
             let message = Self.errorMessage(of: connection)
             throw PostgresError(kind: Self.connectFailureKind(message), message: "cannot reconnect to \(url.redacted): \(message)")
@@ -222,8 +223,8 @@ public final class PostgresConnection {
     /// Copies a result out of libpq and clears it, or turns it into a classified error.
     private func consume(_ result: OpaquePointer?) throws -> PostgresResult {
         guard let result else { throw connectionError() }
-        defer { PQclear(result) }
-        switch PQresultStatus(result) {
+        defer { orch_PQclear(result) }
+        switch orch_PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
             return Self.copy(result)
         case PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_COPY_BOTH:
@@ -243,24 +244,24 @@ public final class PostgresConnection {
     }
 
     private static func copy(_ result: OpaquePointer) -> PostgresResult {
-        let columnCount = PQnfields(result)
+        let columnCount = orch_PQnfields(result)
         let columns = (0..<columnCount).map { index in
-            PostgresColumn(name: String(cString: PQfname(result, index)), typeOID: PQftype(result, index))
+            PostgresColumn(name: String(cString: orch_PQfname(result, index)), typeOID: orch_PQftype(result, index))
         }
-        let rows = (0..<PQntuples(result)).map { row in
+        let rows = (0..<orch_PQntuples(result)).map { row in
             PostgresRow(
                 columns: columns,
                 cells: (0..<columnCount).map { column -> [UInt8]? in
-                    guard PQgetisnull(result, row, column) == 0 else { return nil }
-                    let length = Int(PQgetlength(result, row, column))
-                    return PQgetvalue(result, row, column).withMemoryRebound(to: UInt8.self, capacity: length) {
+                    guard orch_PQgetisnull(result, row, column) == 0 else { return nil }
+                    let length = Int(orch_PQgetlength(result, row, column))
+                    return orch_PQgetvalue(result, row, column).withMemoryRebound(to: UInt8.self, capacity: length) {
                         Array(UnsafeBufferPointer(start: $0, count: length))
                     }
                 })
         }
         return PostgresResult(
-            columns: columns, rows: rows, command: String(cString: PQcmdStatus(result)),
-            affectedRows: Int(String(cString: PQcmdTuples(result))) ?? 0)
+            columns: columns, rows: rows, command: String(cString: orch_PQcmdStatus(result)),
+            affectedRows: Int(String(cString: orch_PQcmdTuples(result))) ?? 0)
     }
 
     /// A parameter's type OID (0: let the server infer it), whether it is sent in binary, and its bytes (nil: NULL).
@@ -291,14 +292,14 @@ public final class PostgresConnection {
     }
 
     private static func field(_ result: OpaquePointer, _ code: Character) -> String? {
-        PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
+        orch_PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
     }
 
     /// libpq's message on one line: its own messages continue on tab-indented lines, and each server message
     /// starts with a severity we drop.
     private static func errorMessage(of connection: OpaquePointer) -> String {
         var sentences: [String] = []
-        for line in String(cString: PQerrorMessage(connection)).split(whereSeparator: \.isNewline) {
+        for line in String(cString: orch_PQerrorMessage(connection)).split(whereSeparator: \.isNewline) {
             let text = String(line.trimmingPrefix("FATAL:  ").trimmingPrefix("ERROR:  ")).trimmingPrefix(while: \.isWhitespace)
             if line.first?.isWhitespace == true, let last = sentences.popLast() {
                 sentences.append(last + " " + text)
@@ -312,7 +313,7 @@ public final class PostgresConnection {
     /// Server notices (e.g. "there is no transaction in progress") would go to stderr by default; the return values
     /// of these calls already say what the notices would.
     private func silenceNotices() {
-        PQsetNoticeProcessor(connection, { _, _ in }, nil)
+        orch_PQsetNoticeProcessor(connection, { _, _ in }, nil)
     }
 }
 

@@ -146,7 +146,7 @@ public struct PostgresURL: Sendable, Equatable {
         case "password": password = value
         case "dbname": database = Self.nonEmpty(value)
         default:
-            guard Self.libpqKeywords.contains(keyword) else {
+            guard Self.libpqKeywords?.contains(keyword) ?? true else {
                 throw PostgresURLError("unknown connection parameter \"\(keyword)\" in the query string")
             }
             parameters[keyword] = value
@@ -211,11 +211,12 @@ public struct PostgresURL: Sendable, Equatable {
         return String(text[...colon]) + "***" + String(text[at...])
     }
 
-    /// Every keyword this libpq understands, so a misspelt one is reported here rather than at the first connect.
-    static let libpqKeywords: Set<String> = {
+    /// Every keyword this libpq understands, so a misspelt one is reported here rather than at the first connect;
+    /// nil when libpq cannot be loaded (then the connect says so).
+    static let libpqKeywords: Set<String>? = {
         var keywords: Set<String> = []
-        guard let options = PQconndefaults() else { return keywords }
-        defer { PQconninfoFree(options) }
+        guard orch_pq_load_error() == nil, let options = orch_PQconndefaults() else { return nil }
+        defer { orch_PQconninfoFree(options) }
         var option = options
         while let keyword = option.pointee.keyword {
             keywords.insert(String(cString: keyword))

@@ -123,8 +123,8 @@ public struct PostgresCell: Sendable {
     /// libpq reads both.
     static func unescapeBytea(_ text: [UInt8]) -> [UInt8]? {
         var length = 0
-        guard let bytes = (text + [0]).withUnsafeBufferPointer({ PQunescapeBytea($0.baseAddress, &length) }) else { return nil }
-        defer { PQfreemem(bytes) }
+        guard let bytes = (text + [0]).withUnsafeBufferPointer({ orch_PQunescapeBytea($0.baseAddress, &length) }) else { return nil }
+        defer { orch_PQfreemem(bytes) }
         return Array(UnsafeBufferPointer(start: bytes, count: length))
     }
 }
