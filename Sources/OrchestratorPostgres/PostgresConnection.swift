@@ -98,31 +98,55 @@ public final class PostgresConnection {
 
     /// Runs `body` between BEGIN and COMMIT. If `body` throws, the transaction is rolled back and the error
     /// rethrown; if the COMMIT fails (or the server turns it into a rollback because a statement in it failed),
-    /// that is the error. Transactions do not nest.
+    /// that is the error (see `commit`). Transactions do not nest.
     public func transaction<T>(
         isolation: IsolationLevel = .readCommitted, _ body: (PostgresConnection) throws -> T
     ) throws -> T {
+        try begin(isolation: isolation)
+        let value: T
+        do {
+            value = try body(self)
+        } catch {
+            rollback()
+            throw error
+        }
+        try commit()
+        return value
+    }
+
+    /// BEGIN, for a caller that runs the steps of `transaction` itself (to retry a BEGIN on a new session).
+    public func begin(isolation: IsolationLevel = .readCommitted) throws {
         guard !inTransaction else {
             throw PostgresError(kind: .client, message: "a transaction is already open on this connection (they do not nest)")
         }
         try execute("BEGIN ISOLATION LEVEL \(isolation.rawValue)")
         inTransaction = true
-        defer { inTransaction = false }
-        let value: T
+    }
+
+    /// Ends the open transaction without applying it. A broken connection has no transaction left to end.
+    public func rollback() {
+        inTransaction = false
+        if isConnected { _ = try? execute("ROLLBACK") }
+    }
+
+    /// COMMIT of the open transaction. A COMMIT the server answers with ROLLBACK (a statement in the transaction
+    /// had failed and its error was caught) is an error, not a silent success. A connection lost while COMMIT was
+    /// on its way is `.commitOutcomeUnknown`: the server may or may not have applied it, so whatever the
+    /// transaction did must not simply be sent again.
+    public func commit() throws {
+        inTransaction = false
+        let result: PostgresResult
         do {
-            value = try body(self)
-        } catch {
-            // A broken connection has no transaction left to end; the original error says what happened.
-            if isConnected { _ = try? execute("ROLLBACK") }
-            throw error
+            result = try execute("COMMIT")
+        } catch let error as PostgresError where error.kind == .connection {
+            throw PostgresError(
+                kind: .commitOutcomeUnknown, sqlState: error.sqlState,
+                message: "the connection was lost during COMMIT, so whether the transaction was applied is unknown: \(error.message)")
         }
-        let commit = try execute("COMMIT")
-        // COMMIT of a transaction in which a statement failed (and the error was caught) succeeds as "ROLLBACK".
-        guard commit.command == "COMMIT" else {
+        guard result.command == "COMMIT" else {
             throw PostgresError(
                 kind: .server, message: "the transaction was rolled back at COMMIT because a statement in it had failed")
         }
-        return value
     }
 
     public enum IsolationLevel: String, Sendable {

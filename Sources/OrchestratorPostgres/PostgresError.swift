@@ -15,6 +15,8 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
         case server
         /// An error of this client: a value that cannot be sent or read as asked, or a misuse of the API.
         case client
+        /// The connection was lost while COMMIT was on its way: the transaction may or may not have been applied.
+        case commitOutcomeUnknown
     }
 
     public let kind: Kind

@@ -95,34 +95,25 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
 
     /// A failure before COMMIT was sent leaves nothing behind, and a lost connection then means "try again once the
     /// server is back". A connection lost while COMMIT was on its way is another matter: the server may or may not
-    /// have applied it, so the batch cannot simply be sent again. That is `CommitOutcomeUnknown`, which stops the
+    /// have applied it, so the batch cannot simply be sent again. That is `.commitOutcomeUnknown`, which stops the
     /// daemon; the next start's recovery reads what the store holds and the folders, as after a crash.
     public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
         try writer.use { connection in
             do {
-                try connection.execute("BEGIN")
+                try connection.begin()
             } catch let error as PostgresError where error.kind == .connection {
                 // Nothing was sent yet: a connection that died since its last use (a server restart) is opened again.
                 try writer.renew(connection)
-                try connection.execute("BEGIN")
+                try connection.begin()
             }
             let value: T
             do {
                 value = try body(PostgresTransaction(connection: connection))
             } catch {
-                if connection.isConnected { _ = try? connection.execute("ROLLBACK") }
+                connection.rollback()
                 throw error
             }
-            let commit: PostgresResult
-            do {
-                commit = try connection.execute("COMMIT")
-            } catch let error as PostgresError where error.kind == .connection {
-                throw CommitOutcomeUnknown(underlying: error)
-            }
-            // COMMIT of a transaction in which a statement failed (and the error was caught) answers ROLLBACK.
-            guard commit.command == "COMMIT" else {
-                throw PostgresError(kind: .server, message: "the transaction was rolled back at COMMIT because a statement in it had failed")
-            }
+            try connection.commit()
             return value
         }
     }
@@ -380,18 +371,6 @@ final class LockedConnection: @unchecked Sendable {  // everything is touched on
     }
 }
 
-/// The connection was lost while COMMIT was on its way: whether the server applied the transaction is unknown.
-public struct CommitOutcomeUnknown: Error, CustomStringConvertible, StoreFailureClassifying {
-    public let underlying: PostgresError
-
-    public var description: String {
-        "the connection to the store's server was lost during a commit, so whether it was applied is unknown (\(underlying))"
-    }
-
-    /// Sending the batch again could apply it twice; stopping hands the question to the next start's recovery.
-    public var storeFailure: StoreFailure { .fatal }
-}
-
 extension PostgresError: StoreFailureClassifying {
     /// A server out of reach (or restarting) is waited for; a transaction the server rolled back for a conflict is
     /// retried like a busy SQLite file; a full disk on the server (53100) is waited for like a full local one;
@@ -400,7 +379,8 @@ extension PostgresError: StoreFailureClassifying {
         switch kind {
         case .connection: return .unreachable
         case .serialization: return .busy
-        case .constraint, .client: return .fatal
+        // Sending the batch again could apply it twice: stopping hands it to the next start's recovery.
+        case .constraint, .client, .commitOutcomeUnknown: return .fatal
         case .server: return sqlState == "53100" ? .outOfSpace : .fatal
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import OrchestratorPostgres
 import Testing
@@ -159,6 +160,50 @@ struct PostgresConnectionTests {
         // The reconnected session listens again on its channels.
         try admin.notify(channel, payload: "after reconnect")
         #expect(try TestServer.notifications(on: victim).map(\.payload) == ["after reconnect"])
+    }
+
+    /// A connection lost while COMMIT was on its way is not a plain connection error: whether the server applied the
+    /// transaction is unknown, so a caller must not send it again as it would after a lost BEGIN.
+    @Test func aConnectionLostDuringCommitSaysTheOutcomeIsUnknown() throws {
+        let victim = try TestServer.connect()
+        let table = TestServer.uniqueName("slow_commit")
+        // A deferred constraint trigger runs at COMMIT: this one holds the COMMIT until the backend is ended.
+        try victim.executeScript("""
+            CREATE TABLE \(table) (id int);
+            CREATE FUNCTION \(table)_wait() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER \(table)_at_commit AFTER INSERT ON \(table) DEFERRABLE INITIALLY DEFERRED
+                FOR EACH ROW EXECUTE FUNCTION \(table)_wait();
+            """)
+        let backend = victim.backendPID
+        // Another session ends the victim's backend once it is seen running the COMMIT.
+        let ended = DispatchSemaphore(value: 0)
+        let ender = Thread {
+            defer { ended.signal() }
+            guard let admin = try? TestServer.connect() else { return }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline {
+                let running = try? admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int AND state = 'active' AND query = 'COMMIT'",
+                    [.int(Int64(backend))]
+                ).scalar?.int64()
+                if running == 1 {
+                    _ = try? admin.execute("SELECT pg_terminate_backend($1::int, 5000)", [.int(Int64(backend))])
+                    return
+                }
+                _ = poll(nil, 0, 10)
+            }
+        }
+        try victim.begin()
+        try victim.execute("INSERT INTO \(table) VALUES (1)")
+        ender.start()
+        #expect {
+            try victim.commit()
+        } throws: { error in
+            (error as? PostgresError)?.kind == .commitOutcomeUnknown
+        }
+        ended.wait()
+        let admin = try TestServer.connect()
+        try admin.executeScript("DROP TABLE \(table); DROP FUNCTION \(table)_wait()")
     }
 
     @Test func twoClaimersWithSkipLockedEachGetADifferentRow() throws {
