@@ -109,13 +109,7 @@ struct ProcessSupervisorTests {
     /// (and takes in those announced meanwhile), and releasing the spawner ends and reaps them.
     @Test func zygotesAreSparedBySweepsAndEndedWithTheSpawner() async throws {
         let harness = Harness()
-        #expect(try await harness.start(["/bin/true"]).exit().termination == .exited(0))
-        #expect(await eventually {
-            harness.onQueue { supervisor in
-                supervisor.takeInAnnouncedZygotes()
-                return supervisor.readyZygotePIDs.count == Int(ProcessSupervisor.zygotePool)
-            }
-        })
+        #expect(try await harness.startWithFullZygotePool())
         let zygotes = harness.onQueue { $0.readyZygotePIDs }
         // (Another suite's orphans may be ended by this sweep too: it ends every child it does not know.)
         _ = harness.onQueue { $0.endEscapedDescendants() }
@@ -136,13 +130,7 @@ struct ProcessSupervisorTests {
     /// A zygote killed while it waited runs nothing: the start takes the next one, and the killed ones are reaped.
     @Test func aKilledZygoteIsSkippedAndReaped() async throws {
         let harness = Harness()
-        #expect(try await harness.start(["/bin/true"]).exit().termination == .exited(0))
-        #expect(await eventually {
-            harness.onQueue { supervisor in
-                supervisor.takeInAnnouncedZygotes()
-                return supervisor.readyZygotePIDs.count == Int(ProcessSupervisor.zygotePool)
-            }
-        })
+        #expect(try await harness.startWithFullZygotePool())
         let killed = harness.onQueue { $0.readyZygotePIDs }
         for zygote in killed { kill(zygote, SIGKILL) }
         #expect(await eventually { killed.allSatisfy(isDead) })
@@ -158,13 +146,7 @@ struct ProcessSupervisorTests {
     /// the next worker.
     @Test func aRequestTooLargeToSendLeavesItsZygoteForTheNext() async throws {
         let harness = Harness()
-        #expect(try await harness.start(["/bin/true"]).exit().termination == .exited(0))
-        #expect(await eventually {
-            harness.onQueue { supervisor in
-                supervisor.takeInAnnouncedZygotes()
-                return supervisor.readyZygotePIDs.count == Int(ProcessSupervisor.zygotePool)
-            }
-        })
+        #expect(try await harness.startWithFullZygotePool())
         let oldest = try #require(harness.onQueue { $0.readyZygotePIDs.first })
         let tooLarge = #expect(throws: SpawnError.self) {
             try harness.start(["/bin/true", String(repeating: "x", count: 1 << 20)])
@@ -605,6 +587,20 @@ private final class Locked<Value: Sendable>: @unchecked Sendable {
 }
 
 /// Polls `condition` until it holds or `limit` passes.
+extension Harness {
+    /// Runs one worker, which starts the spawner, then waits until the spawner's first zygotes are ready and taken
+    /// in; false if that did not happen in time.
+    func startWithFullZygotePool() async throws -> Bool {
+        guard try await start(["/bin/true"]).exit().termination == .exited(0) else { return false }
+        return await eventually {
+            onQueue { supervisor in
+                supervisor.takeInAnnouncedZygotes()
+                return supervisor.readyZygotePIDs.count == Int(ProcessSupervisor.zygotePool)
+            }
+        }
+    }
+}
+
 private func eventually(_ limit: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
