@@ -27,6 +27,11 @@ public struct Config: Sendable {
     public var http: HTTPSettings?
     /// `[store]` (or `--store`, `$ORCHESTRATOR_STORE`): where the ledger is.
     public var store: StoreSettings
+    /// `[node]`: this daemon among those sharing a store.
+    public var node: NodeSettings
+    /// A hash of the settings every daemon of a shared store must agree on (see `SharedConfigHash`); empty for a
+    /// config built in code.
+    public var sharedHash: String
     /// Present when loaded from text; lets the daemon place its own start-up checks on lines.
     private var sourceMap: SourceMap?
 
@@ -34,7 +39,7 @@ public struct Config: Sendable {
     public init(file: String, baseDirectory: String, paths: Paths, inbox: InboxSettings = .defaults,
                 limits: Limits = .defaults, handlers: [Handler] = [], tasks: [TaskDefinition] = [],
                 sweeps: Sweeps = .defaults, retention: Retention = .defaults, http: HTTPSettings? = nil,
-                store: StoreSettings = .sqlite) {
+                store: StoreSettings = .sqlite, node: NodeSettings = .defaults, sharedHash: String = "") {
         self.file = file
         self.baseDirectory = baseDirectory
         self.paths = paths
@@ -46,6 +51,8 @@ public struct Config: Sendable {
         self.retention = retention
         self.http = http
         self.store = store
+        self.node = node
+        self.sharedHash = sharedHash
     }
 
     /// Reads and validates `file` (relative to the current directory if not absolute).

@@ -37,10 +37,11 @@ struct ConfigValidator {
         let tasks = readTasks(arrayOfTables("task", in: root))
         let http = readHTTP(root)
         let store = readStore(root)
+        let node = readNode(root)
         guard problems.isEmpty else { return nil }
         return Config(file: absoluteFile, baseDirectory: baseDirectory, paths: paths, inbox: inbox,
                       limits: limits, handlers: handlers, tasks: tasks, sweeps: sweeps, retention: retention, http: http,
-                      store: store)
+                      store: store, node: node, sharedHash: SharedConfigHash.of(root))
     }
 
     // MARK: - Reporting
@@ -55,7 +56,7 @@ struct ConfigValidator {
 
     // MARK: - Top level and sections
 
-    private static let sectionNames: Set<String> = ["paths", "inbox", "limits", "sweeps", "retention", "http", "store"]
+    private static let sectionNames: Set<String> = ["paths", "inbox", "limits", "sweeps", "retention", "http", "store", "node"]
     private static let arrayNames: Set<String> = ["handler", "task"]
 
     private mutating func checkTopLevel(_ root: [String: TOMLNode]) {

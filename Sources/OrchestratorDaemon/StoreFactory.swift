@@ -87,5 +87,6 @@ public enum StoreFactory {
             }
             config.store = StoreSettings(url: variable, origin: .environment)
         }
+        if let problem = config.roleProblem() { throw CommandError(.config, problem.description) }
     }
 }

@@ -1295,7 +1295,9 @@ enum OpenAPIDocument {
           "tasks",
           "uploads",
           "starvation_after_seconds",
-          "store"
+          "store",
+          "daemons",
+          "config_disagreement"
         ],
         "properties": {
           "daemon": {
@@ -1557,6 +1559,87 @@ enum OpenAPIDocument {
           "store": {
             "type": "string",
             "description": "Where the ledger is: \"sqlite\", or the PostgreSQL store's URL without its password."
+          },
+          "daemons": {
+            "type": "array",
+            "description": "Every daemon that registered with the store, by name. On SQLite the one daemon of the state dir.",
+            "items": {
+              "type": "object",
+              "required": [
+                "name",
+                "instance",
+                "pid",
+                "version",
+                "condition",
+                "started_at",
+                "heartbeat_seconds_ago",
+                "leases",
+                "config_hash",
+                "roles"
+              ],
+              "properties": {
+                "name": {
+                  "type": "string",
+                  "description": "[node] name: the owner of the jobs it claims"
+                },
+                "instance": {
+                  "type": "string",
+                  "description": "host:state-dir it runs from"
+                },
+                "pid": {
+                  "type": "integer"
+                },
+                "version": {
+                  "type": "string"
+                },
+                "condition": {
+                  "type": "string",
+                  "enum": [
+                    "running",
+                    "stopped",
+                    "silent"
+                  ],
+                  "description": "silent: no heartbeat for 75 s (shared store) or no daemon holds the state dir (SQLite), and no clean stop"
+                },
+                "started_at": {
+                  "type": "string",
+                  "format": "date-time"
+                },
+                "heartbeat_seconds_ago": {
+                  "type": "number",
+                  "minimum": 0,
+                  "description": "by the store's clock"
+                },
+                "leases": {
+                  "type": "integer",
+                  "minimum": 0,
+                  "description": "running jobs it holds"
+                },
+                "config_hash": {
+                  "type": "string",
+                  "description": "hash of the settings daemons of one store must agree on (not paths, [node], [store], [http] or admission limits)"
+                },
+                "roles": {
+                  "type": "array",
+                  "items": {
+                    "type": "string",
+                    "enum": [
+                      "lister",
+                      "worker",
+                      "scheduler"
+                    ]
+                  }
+                }
+              },
+              "additionalProperties": false
+            }
+          },
+          "config_disagreement": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "Set when running daemons' config hashes differ."
           }
         },
         "additionalProperties": false

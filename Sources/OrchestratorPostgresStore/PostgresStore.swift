@@ -162,7 +162,7 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     }
 
     static let tables = [
-        "job", "attempt", "transition", "event", "task_state", "request", "daemon_note", "breaker", "handler_state",
+        "job", "attempt", "transition", "event", "task_state", "request", "daemon_note", "breaker", "handler_state", "node",
     ]
 
     // MARK: Schema
@@ -279,6 +279,23 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                 ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
             CREATE INDEX job_lease ON job(lease_until) WHERE state = 'running';
             CREATE INDEX job_queued ON job(priority, id) WHERE state = 'queued';
+            """
+        ),
+        (
+            "v3-nodes",
+            """
+            -- The daemons of the store (see StoreNodes.swift); times are the server's clock, Unix seconds.
+            CREATE TABLE node (
+                name TEXT PRIMARY KEY,
+                instance TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                version TEXT NOT NULL,
+                config_hash TEXT NOT NULL,
+                roles TEXT NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL,
+                heartbeat_at DOUBLE PRECISION NOT NULL,
+                stopped_at DOUBLE PRECISION
+            );
             """
         ),
     ]

@@ -191,6 +191,7 @@ public final class SQLiteStore: Store {
         migrator.registerMigration("v4-intervention") { db in try registerInterventionSchema(db) }
         migrator.registerMigration("v5-event-body") { db in try registerEventBodySchema(db) }
         migrator.registerMigration("v6-leases") { db in try registerLeaseSchema(db) }
+        migrator.registerMigration("v7-nodes") { db in try registerNodeSchema(db) }
         return migrator
     }
 }

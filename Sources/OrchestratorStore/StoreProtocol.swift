@@ -118,6 +118,11 @@ public protocol StoreReader {
     func daemonNotes(prefix: String) throws -> [(key: String, value: String, at: UnixTime)]
     func daemonNote(_ key: String) throws -> String?
 
+    // Daemons (see StoreNodes.swift).
+    /// Every daemon that ever registered, by name.
+    func nodes() throws -> [NodeRecord]
+    func node(named name: String) throws -> NodeRecord?
+
     // Retention.
     /// Per task, the runs the scheduler still reads: its latest finished run (`latestTaskRuns`, for
     /// dependency gates and `tasks`), the run with its highest recorded slot (`lastScheduledSlot`: catch-up
@@ -196,6 +201,15 @@ public protocol StoreTransaction {
     func deleteHandledEventsAndRequests(before cutoff: UnixTime, limit: Int) throws -> PruneCounts
     /// Records that the log file of an attempt of this job was deleted, so `show` says so.
     func markLogPruned(jobID: Int64, logPath: [UInt8], at now: UnixTime) throws
+
+    // Daemons.
+    /// Records a starting daemon under its name (replacing what a former daemon of that name left), as running.
+    func registerNode(_ node: NodeRegistration) throws
+    /// Says the daemon is alive, by the store's clock; false when its row is no longer its own (another instance
+    /// registered the name, or it was marked stopped).
+    func heartbeat(node name: String, instance: String) throws -> Bool
+    /// A clean stop: `status` then says stopped rather than silent.
+    func markNodeStopped(node name: String, instance: String) throws
 
     // Claims under a lease: how several daemons share one store's queue. Times in leases are the store's own
     // clock, so that daemons whose clocks differ agree on when a lease ran out.

@@ -169,7 +169,7 @@ extension Orchestrator {
             @Flag(help: "One JSON document on stdout.") var json = false
 
             func run() throws {
-                let (text, status) = ConfigReport.check(path: options.path, json: json)
+                let (text, status) = ConfigReport.check(path: options.path, storeFlag: options.store, json: json)
                 if !text.isEmpty {
                     if json || status == .ok { printOut(text) } else {
                         FileHandle.standardError.write(Data((text + "\n").utf8))

@@ -4,10 +4,16 @@ import OrchestratorConfig
 /// `orchestrator config check`.
 public enum ConfigReport {
     /// The text to print and the exit status: every problem as `FILE:LINE: error: WHAT`, exit 78.
-    public static func check(path: String, json: Bool) -> (String, ExitStatus) {
+    /// `storeFlag`: `--store`, which with `$ORCHESTRATOR_STORE` decides the store the config is checked for.
+    public static func check(path: String, storeFlag: String? = nil, json: Bool) -> (String, ExitStatus) {
         do throws(ConfigErrors) {
-            let config = try Config.load(file: path)
-            let problems = config.hostProblems()
+            var config = try Config.load(file: path)
+            if let flag = storeFlag, StoreSettings.problem(with: flag) == nil {
+                config.store = StoreSettings(url: flag, origin: .commandLine)
+            } else if let variable = ProcessInfo.processInfo.environment["ORCHESTRATOR_STORE"], StoreSettings.problem(with: variable) == nil {
+                config.store = StoreSettings(url: variable, origin: .environment)
+            }
+            let problems = config.hostProblems() + [config.roleProblem()].compactMap { $0 }
             if !problems.isEmpty { throw ConfigErrors(problems: problems) }
             if json {
                 let object: [String: Any] = [

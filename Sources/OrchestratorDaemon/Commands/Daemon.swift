@@ -58,6 +58,7 @@ public enum Daemon {
             return .ok
         }
         try StoreFactory.holdExclusively(opened.store, config)
+        try NodeLiveness.checkName(opened.store, config)
         // A start that waited for space may have left the marker that stands in for the status board (or a
         // killed one did): the store is open, so it is stale.
         _ = Dispatcher.noSpaceMarkerPath(PathBytes(config.paths.state)).withCString(unlink)

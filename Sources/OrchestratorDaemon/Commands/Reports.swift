@@ -28,6 +28,7 @@ public enum Reports {
         var health: HealthSnapshot?
         var uploads = (pending: 0, ok: 0, failed: 0)
         var sweeps: [(key: String, value: String, at: UnixTime)] = []
+        var nodes: [NodeRecord] = []
         // Whatever state the state dir is in, status answers (exit 0) and says what it could not read.
         var cannotRead: [String] = []
         var configLoadedAt: String?
@@ -54,6 +55,7 @@ public enum Reports {
                     health = HealthSnapshot.decode(try reader.daemonNote(HealthSnapshot.noteKey))
                     uploads = try reader.uploadCounts()
                     sweeps = try reader.daemonNotes(prefix: "sweep.")
+                    nodes = try reader.nodes()
                     for attempt in try reader.runningAttempts() {
                         if let job = try reader.job(id: attempt.jobID) { runningJobs.append((job, attempt)) }
                     }
@@ -62,10 +64,13 @@ public enum Reports {
                 cannotRead.append("cannot read the state database \(opened.location): \(error)")
                 storeUnreadable = true
                 (counts, runningJobs, breakers, admissionWait, health) = (QueueCounts(byState: [:]), [], [], nil, nil)
-                (uploads, sweeps, store) = ((0, 0, 0), [], nil)
+                (uploads, sweeps, store, nodes) = ((0, 0, 0), [], nil, [])
             }
         }
         let now = Date().timeIntervalSince1970
+        let shared = config.store.url != nil
+        let conditions = nodes.map { NodeLiveness.condition(of: $0, shared: shared, stateDirDaemonRuns: daemonPID != nil) }
+        let disagreement = NodeLiveness.configDisagreement(zip(nodes, conditions).filter { $0.1 == .running }.map(\.0))
         let taskRows: [[String: Any]]
         do throws(CommandError) {
             taskRows = try TaskCommands.rows(config: config, store: store)
@@ -106,6 +111,15 @@ public enum Reports {
             object["cannot_read"] = cannotRead
             object["config_loaded_at"] = configLoadedAt as Any? ?? NSNull()
             object["store"] = config.store.shown
+            object["daemons"] = zip(nodes, conditions).map { node, condition -> [String: Any] in
+                [
+                    "name": node.name, "instance": node.instance, "pid": Int(node.pid), "version": node.version,
+                    "condition": condition.rawValue, "started_at": iso(node.startedAt),
+                    "heartbeat_seconds_ago": max(0, node.heartbeatAge), "leases": node.leasesHeld,
+                    "config_hash": node.configHash, "roles": node.roles,
+                ]
+            }
+            object["config_disagreement"] = disagreement as Any? ?? NSNull()
             object["paused"] = paused as Any? ?? NSNull()
             object["healthy"] = daemonPID != nil && (health?.healthy ?? true)
             object["health"] = health.map { snapshot -> [String: Any] in
@@ -120,6 +134,19 @@ public enum Reports {
         for problem in cannotRead { lines.append("warning:  \(problem)") }
         if let configLoadedAt { lines.append("config:   \(config.file), in force since \(configLoadedAt)") }
         lines.append("store:    " + (config.store.url == nil ? "sqlite in \(config.paths.state)" : config.store.shown))
+        if shared {
+            for (node, condition) in zip(nodes, conditions) {
+                let state = switch condition {
+                case .running: "running, heartbeat \(formatSeconds(max(0, node.heartbeatAge))) ago"
+                case .stopped: "stopped \(formatSeconds(max(0, node.heartbeatAge))) ago"
+                case .silent: "SILENT for \(formatSeconds(max(0, node.heartbeatAge))) (presumed dead)"
+                }
+                lines.append(
+                    "node:     \(pad(node.name, 16)) \(state), \(node.leasesHeld) leases, config \(node.configHash.prefix(12)), "
+                        + "\(node.roles.joined(separator: "+")), pid \(node.pid) at \(node.instance)")
+            }
+            if let disagreement { lines.append("warning:  \(disagreement)") }
+        }
         if let paused { lines.append("PAUSED:   \(paused.dropFirst("paused: ".count)); nothing new starts until \(paused.hasPrefix("paused: no space") ? "space returns" : "that changes")") }
         lines.append("inbox:    \(waiting) waiting")
         // Zeros read from nowhere would look like an empty queue (a store's server that is away, say).

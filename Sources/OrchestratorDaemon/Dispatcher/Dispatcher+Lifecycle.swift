@@ -355,6 +355,7 @@ extension Dispatcher {
             guard !writes.isEmpty else { return }
             logger.error("stopping with \(finishedJobs.count) finished files whose results could not be recorded; they run again at the next start")
         }
+        if batch == nil { markNodeStopped() }
         flushWrites()
         logger.info("stopped", metadata: ["processed": "\(processedCount)"])
         stop(exitCode: stopExitCode)

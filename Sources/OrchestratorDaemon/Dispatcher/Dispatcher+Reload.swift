@@ -141,6 +141,7 @@ extension Dispatcher {
         let loadedAt = configLoadedAt
         let text = LineLogHandler.timestamp(at: loadedAt)
         record { try $0.setDaemonNote(Self.configLoadedNote, text, at: loadedAt) }
+        registerNode()
     }
 
     static let configLoadedNote = "config.loaded_at"
@@ -182,6 +183,8 @@ struct ReloadPlan: Equatable {
         if old.http != new.http { return ("[http] changed", "http") }
         // The dispatcher holds its store from the start.
         if old.store != new.store { return ("[store] changed", "store") }
+        // The node's name owns its claims in the store, and its roles decide which loops it started.
+        if old.node != new.node { return ("[node] changed", "node") }
         return nil
     }
 

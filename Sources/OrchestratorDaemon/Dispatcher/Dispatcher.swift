@@ -53,6 +53,8 @@ enum TimerPurpose: Hashable, Sendable {
     case pruneSweep
     /// The store's server was away when the session holding the store ended: try to take it again.
     case storeHoldRetry
+    /// A shared store's daemon says it is alive (see Dispatcher+Node).
+    case nodeHeartbeat
 }
 
 /// Whose command a job runs: a file's handler or a task, by name, so that a job keeps its owner across a
@@ -243,6 +245,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var pausedByMoves = false
     var diskRetryTimer: TimerHandle?
     var spawnerIdleTimer: TimerHandle?
+    var nodeHeartbeatTimer: TimerHandle?
     /// When the last batch of finished files went to the mover, and the timer for the next one.
     var lastMoveBatch: UInt64?
     var moveBatchTimer: TimerHandle?
@@ -507,6 +510,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .moveBatchDue:
                 moveBatchTimer = nil  // The cycle that follows sends the batch.
             case .storeHoldRetry: storeHoldChanged()
+            case .nodeHeartbeat: nodeHeartbeatDue()
             }
         }
     }

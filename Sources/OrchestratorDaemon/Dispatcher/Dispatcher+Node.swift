@@ -1,0 +1,48 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import OrchestratorStore
+
+/// The daemon's row among the store's daemons: registered at start and at each reload (its config hash), a
+/// heartbeat every 30 s on a shared store, marked stopped at a clean stop.
+extension Dispatcher {
+    var sharesStore: Bool { config.store.url != nil }
+
+    func registerNode() {
+        let registration = NodeLiveness.registration(config, pid: getpid())
+        record { try $0.registerNode(registration) }
+        if sharesStore, nodeHeartbeatTimer == nil { nodeHeartbeatTimer = schedule(.nodeHeartbeat, after: NodeLiveness.heartbeatMilliseconds) }
+    }
+
+    func nodeHeartbeatDue() {
+        nodeHeartbeatTimer = nil
+        guard !phase.isStopping else { return }
+        // Paused (a full disk, the server away): the retry of the pending writes is what resumes; other daemons see
+        // this one silent meanwhile, as it is.
+        guard !phase.isPausedForDisk else {
+            nodeHeartbeatTimer = schedule(.nodeHeartbeat, after: NodeLiveness.heartbeatMilliseconds)
+            return
+        }
+        let (name, instance) = (config.node.name, NodeLiveness.instance(config))
+        // Its own commit: on an idle daemon the heartbeat is the only write, and it must not wait for another.
+        guard let ours = commit("record the heartbeat", { try $0.heartbeat(node: name, instance: instance) }) else {
+            nodeHeartbeatTimer = schedule(.nodeHeartbeat, after: NodeLiveness.heartbeatMilliseconds)
+            return
+        }
+        guard ours else {
+            // Another daemon took the name, having seen this one silent (stopped past two heartbeats): what this one
+            // runs may be its now, so this one ends its workers and stops.
+            logger.critical("another daemon registered the node name \"\(name)\"; ending workers and stopping")
+            stopExitCode = 1
+            beginShutdown(signal: SIGTERM)
+            shutdownDeadlineReached()
+            return
+        }
+        nodeHeartbeatTimer = schedule(.nodeHeartbeat, after: NodeLiveness.heartbeatMilliseconds)
+    }
+
+    func markNodeStopped() {
+        let (name, instance) = (config.node.name, NodeLiveness.instance(config))
+        record { try $0.markNodeStopped(node: name, instance: instance) }
+    }
+}

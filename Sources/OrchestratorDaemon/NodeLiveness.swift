@@ -1,0 +1,66 @@
+import OrchestratorConfig
+import OrchestratorStore
+
+/// How daemons sharing a store tell each other they are alive, and what is made of their silence.
+enum NodeLiveness {
+    /// A daemon on a shared store says it is alive this often, even when idle: one commit per interval.
+    static let heartbeatMilliseconds: UInt64 = 30_000
+    /// Past two missed heartbeats a daemon is presumed dead: its name may be taken, `status` says silent.
+    static let silentAfter: Double = 75
+
+    enum Condition: String, Equatable {
+        case running
+        /// It stopped cleanly.
+        case stopped
+        /// No heartbeat for `silentAfter` (shared store) or no daemon holds the state dir (SQLite), and no clean
+        /// stop: it was killed, or its host or network is down.
+        case silent
+    }
+
+    /// On SQLite the state dir's lock says whether the daemon runs (it does not beat); on a shared store only the
+    /// heartbeat can.
+    static func condition(of node: NodeRecord, shared: Bool, stateDirDaemonRuns: Bool) -> Condition {
+        if node.stoppedAt != nil { return .stopped }
+        if shared { return node.heartbeatAge <= silentAfter ? .running : .silent }
+        return stateDirDaemonRuns ? .running : .silent
+    }
+
+    /// Why a daemon of `instance` must not start under `node`'s name, or nil: another instance is alive under it.
+    /// The same instance restarting (after a crash its row still looks alive) takes its own name back.
+    static func nameConflict(_ node: NodeRecord?, instance: String) -> String? {
+        guard let node, node.instance != instance, node.stoppedAt == nil, node.heartbeatAge <= silentAfter else {
+            return nil
+        }
+        return "the node name \"\(node.name)\" is in use by the daemon at \(node.instance) (pid \(node.pid), "
+            + "heartbeat \(Reports.formatSeconds(max(0, node.heartbeatAge))) ago); give each daemon its own [node] name"
+    }
+
+    /// Daemons that run with another config than the others, as `status` warns of them; nil when they agree.
+    static func configDisagreement(_ nodes: [NodeRecord]) -> String? {
+        let hashes = Set(nodes.map(\.configHash))
+        guard hashes.count > 1 else { return nil }
+        let listed = nodes.map { "\($0.name) \(String($0.configHash.prefix(12)))" }.joined(separator: ", ")
+        return "the running daemons' configs differ (\(listed)): tasks and handlers may run differently depending on which daemon claims them"
+    }
+
+    /// Refuses (69) a start under a name another live daemon of the store has. Only read here: a full disk must
+    /// not stop the start (the dispatcher records the registration with its first commit).
+    static func checkName(_ store: any Store, _ config: Config) throws(CommandError) {
+        let existing: NodeRecord?
+        do {
+            existing = try store.read { try $0.node(named: config.node.name) }
+        } catch {
+            throw CommandError(.failure, "error: cannot read the daemons of \(StoreFactory.describe(config)): \(error)")
+        }
+        if let conflict = nameConflict(existing, instance: instance(config)) { throw CommandError(.unavailable, "error: \(conflict)") }
+    }
+
+    /// Where this daemon runs from: its host and state dir.
+    static func instance(_ config: Config) -> String { NodeSettings.hostName() + ":" + config.paths.state }
+
+    static func registration(_ config: Config, pid: Int32) -> NodeRegistration {
+        NodeRegistration(
+            name: config.node.name, instance: instance(config), pid: pid, version: OrchestratorVersion.current,
+            configHash: config.sharedHash, roles: config.node.roleList)
+    }
+}

@@ -1,0 +1,135 @@
+import GRDB
+import OrchestratorCore
+
+/// A daemon as the store knows it: who it is, what it runs, and when it last said it was alive.
+public struct NodeRecord: Sendable, Equatable {
+    /// `[node] name`: the owner of the jobs it claims.
+    public var name: String
+    /// The host and state folder it runs from: one name's daemon restarting is the same instance, another
+    /// daemon taking the name is not.
+    public var instance: String
+    public var pid: Int32
+    public var version: String
+    /// `Config.sharedHash`: daemons that disagree on it run the same work differently.
+    public var configHash: String
+    public var roles: [String]
+    /// The store's clock, Unix seconds.
+    public var startedAt: UnixTime
+    public var heartbeatAt: UnixTime
+    /// Set by a clean stop; nil while it runs or after it died.
+    public var stoppedAt: UnixTime?
+    /// Seconds since its last heartbeat, by the store's clock (the daemons' own clocks may differ).
+    public var heartbeatAge: Double
+    /// Running jobs it owns.
+    public var leasesHeld: Int
+
+    public init(
+        name: String, instance: String, pid: Int32, version: String, configHash: String, roles: [String],
+        startedAt: UnixTime, heartbeatAt: UnixTime, stoppedAt: UnixTime?, heartbeatAge: Double, leasesHeld: Int
+    ) {
+        self.name = name
+        self.instance = instance
+        self.pid = pid
+        self.version = version
+        self.configHash = configHash
+        self.roles = roles
+        self.startedAt = startedAt
+        self.heartbeatAt = heartbeatAt
+        self.stoppedAt = stoppedAt
+        self.heartbeatAge = heartbeatAge
+        self.leasesHeld = leasesHeld
+    }
+}
+
+/// What a starting daemon records about itself.
+public struct NodeRegistration: Sendable, Equatable {
+    public var name: String
+    public var instance: String
+    public var pid: Int32
+    public var version: String
+    public var configHash: String
+    public var roles: [String]
+
+    public init(name: String, instance: String, pid: Int32, version: String, configHash: String, roles: [String]) {
+        self.name = name
+        self.instance = instance
+        self.pid = pid
+        self.version = version
+        self.configHash = configHash
+        self.roles = roles
+    }
+}
+
+func registerNodeSchema(_ db: Database) throws {
+    try db.execute(sql: """
+        CREATE TABLE node (
+            name TEXT PRIMARY KEY,
+            instance TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            config_hash TEXT NOT NULL,
+            roles TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            stopped_at REAL
+        );
+        """)
+}
+
+extension NodeRecord {
+    init(row: Row) {
+        self.init(
+            name: row["name"], instance: row["instance"], pid: row["pid"], version: row["version"],
+            configHash: row["config_hash"], roles: NodeRecord.roles(from: row["roles"]), startedAt: row["started_at"],
+            heartbeatAt: row["heartbeat_at"], stoppedAt: row["stopped_at"], heartbeatAge: row["age"], leasesHeld: row["leases"])
+    }
+
+    /// Roles are stored as one comma-separated text: they are only ever shown.
+    public static func roles(from text: String) -> [String] { text.split(separator: ",").map(String.init) }
+}
+
+let sqliteNodeColumns = """
+    node.*, \(sqliteClock) - heartbeat_at AS age,
+    (SELECT COUNT(*) FROM job WHERE job.state = 'running' AND job.owner = node.name) AS leases
+    """
+
+extension SQLiteReader {
+    public func nodes() throws -> [NodeRecord] {
+        try Row.fetchAll(db, sql: "SELECT \(sqliteNodeColumns) FROM node ORDER BY name").map(NodeRecord.init(row:))
+    }
+
+    public func node(named name: String) throws -> NodeRecord? {
+        try Row.fetchOne(db, sql: "SELECT \(sqliteNodeColumns) FROM node WHERE name = ?", arguments: [name])
+            .map(NodeRecord.init(row:))
+    }
+}
+
+extension SQLiteTransaction {
+    public func registerNode(_ node: NodeRegistration) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO node (name, instance, pid, version, config_hash, roles, started_at, heartbeat_at, stopped_at)
+                VALUES (?, ?, ?, ?, ?, ?, \(sqliteClock), \(sqliteClock), NULL)
+                ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pid = excluded.pid, version = excluded.version,
+                    config_hash = excluded.config_hash, roles = excluded.roles,
+                    -- The same daemon registering again (a reload) keeps its start.
+                    started_at = CASE WHEN node.instance = excluded.instance AND node.pid = excluded.pid AND node.stopped_at IS NULL
+                                      THEN node.started_at ELSE excluded.started_at END,
+                    heartbeat_at = excluded.heartbeat_at, stopped_at = NULL
+                """,
+            arguments: [node.name, node.instance, node.pid, node.version, node.configHash, node.roles.joined(separator: ",")])
+    }
+
+    public func heartbeat(node name: String, instance: String) throws -> Bool {
+        try db.execute(
+            sql: "UPDATE node SET heartbeat_at = \(sqliteClock) WHERE name = ? AND instance = ? AND stopped_at IS NULL",
+            arguments: [name, instance])
+        return db.changesCount == 1
+    }
+
+    public func markNodeStopped(node name: String, instance: String) throws {
+        try db.execute(
+            sql: "UPDATE node SET stopped_at = \(sqliteClock), heartbeat_at = \(sqliteClock) WHERE name = ? AND instance = ?",
+            arguments: [name, instance])
+    }
+}
