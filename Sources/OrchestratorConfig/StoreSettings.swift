@@ -6,6 +6,10 @@ public struct StoreSettings: Sendable, Hashable {
     public var url: String?
     /// Where `url` came from. One given on the command line or in the environment outlives a reload of the file.
     public var origin: Origin
+    /// `[store] lease`: how long a claim holds without renewal. A daemon renews its claims every third of it; past
+    /// it, another daemon may take the job back. Longer tolerates longer stalls (a paused VM, a slow server), shorter
+    /// brings a dead daemon's work back sooner. Independent of a task's `timeout`.
+    public var lease: Duration = .seconds(30)
 
     public enum Origin: Sendable, Hashable {
         case configFile
@@ -15,10 +19,14 @@ public struct StoreSettings: Sendable, Hashable {
         case environment
     }
 
-    public init(url: String? = nil, origin: Origin = .configFile) {
+    public init(url: String? = nil, origin: Origin = .configFile, lease: Duration = .seconds(30)) {
         self.url = url
         self.origin = origin
+        self.lease = lease
     }
+
+    /// The lease in seconds, as the store takes it.
+    public var leaseSeconds: Double { Double(lease.wholeMilliseconds) / 1000 }
 
     public static let sqlite = StoreSettings()
 
@@ -54,12 +62,22 @@ extension ConfigValidator {
     mutating func readStore(_ root: [String: TOMLNode]) -> StoreSettings {
         guard root["store"] != nil else { return .sqlite }
         let section = section("store", in: root)
-        checkKeys(section, allowed: ["url"])
-        guard let url = nonEmptyString(section, "url") else { return .sqlite }
+        checkKeys(section, allowed: ["url", "lease"])
+        var settings = StoreSettings.sqlite
+        if let lease = duration(section, "lease") {
+            // Renewed every third of it: below a second, a busy host would lose claims it still works on.
+            if lease < .seconds(1) || lease > .seconds(3600) {
+                report(section.path.key("lease"), "[store] lease: \(lease.configText) is outside 1s...1h")
+            } else {
+                settings.lease = lease
+            }
+        }
+        guard let url = nonEmptyString(section, "url") else { return settings }
         if let problem = StoreSettings.problem(with: url) {
             report(section.path.key("url"), "[store] url: \(problem)")
-            return .sqlite
+            return settings
         }
-        return StoreSettings(url: url, origin: .configFile)
+        settings.url = url
+        return settings
     }
 }

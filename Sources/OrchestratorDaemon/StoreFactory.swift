@@ -80,12 +80,12 @@ public enum StoreFactory {
     ) throws(CommandError) {
         if let flag {
             if let problem = StoreSettings.problem(with: flag) { throw CommandError(.usage, "error: --store: \(problem)") }
-            config.store = StoreSettings(url: flag, origin: .commandLine)
+            (config.store.url, config.store.origin) = (flag, .commandLine)
         } else if let variable = environment["ORCHESTRATOR_STORE"], !variable.isEmpty {
             if let problem = StoreSettings.problem(with: variable) {
                 throw CommandError(.config, "error: ORCHESTRATOR_STORE: \(problem)")
             }
-            config.store = StoreSettings(url: variable, origin: .environment)
+            (config.store.url, config.store.origin) = (variable, .environment)
         }
         if let problem = config.roleProblem() { throw CommandError(.config, problem.description) }
     }

@@ -65,21 +65,49 @@ extension PostgresTransaction {
     }
 
     func finishClaimed(
-        jobID: Int64, node: String, claim: Int, to state: JobState, notBefore: UnixTime?, reason: String?, at now: UnixTime
+        jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
+        detail: String?, at now: UnixTime
     ) throws -> Bool {
         let updated = try connection.execute(
             """
-            UPDATE job SET state = $1, owner = NULL, lease_until = NULL, not_before = $2, reason = COALESCE($3, reason),
-                           updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
+            UPDATE job SET state = $1, owner = NULL, lease_until = NULL, attempts = COALESCE($9, attempts), not_before = $2,
+                           reason = COALESCE($3, reason), updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
             WHERE id = $6 AND state = 'running' AND owner = $7 AND claims = $8
             """,
             [
                 .text(state.rawValue), notBefore.map { .double($0) }, reason.map { .text($0) }, .double(now),
-                .bool(state.isTerminal), .int(jobID), .text(node), .int(Int64(claim)),
+                .bool(state.isTerminal), .int(jobID), .text(node), .int(Int64(claim)), attempts.map { .int(Int64($0)) },
             ]
         ).affectedRows
         guard updated == 1 else { return false }
-        try addTransition(jobID: jobID, from: .running, to: state, detail: reason, at: now)
+        try addTransition(jobID: jobID, from: .running, to: state, detail: detail ?? reason, at: now)
+        return true
+    }
+
+    func claimJob(id: Int64, node: String, lease: Double) throws -> JobRecord? {
+        let rows = try connection.execute(
+            """
+            UPDATE job SET state = 'running', owner = $1, attempts = attempts + 1, claims = claims + 1, lease_until = \(serverClock) + $2,
+                           updated_at = \(serverClock)
+            WHERE id = $3 AND state = 'queued' AND (not_before IS NULL OR not_before <= \(serverClock))
+            RETURNING *
+            """,
+            [.text(node), .double(lease), .int(id)]
+        ).rows
+        guard let row = rows.first else { return nil }
+        let job = try JobRecord(postgres: row)
+        try addTransition(jobID: job.id, from: .queued, to: .running, detail: "claimed by \(node)", at: job.updatedAt)
+        return job
+    }
+
+    func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool {
+        // The job row is locked while the attempt is written, so a rescue cannot slip in between the check and it.
+        let held = try connection.execute(
+            "SELECT 1 FROM job WHERE id = $1 AND state = 'running' AND owner = $2 AND claims = $3 FOR UPDATE",
+            [.int(jobID), .text(node), .int(Int64(claim))]
+        ).rows.count == 1
+        guard held else { return false }
+        try finishRunningAttempt(jobID: jobID, result, at: now)
         return true
     }
 }

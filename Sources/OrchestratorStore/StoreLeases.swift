@@ -74,17 +74,43 @@ extension SQLiteTransaction {
     }
 
     public func finishClaimed(
-        jobID: Int64, node: String, claim: Int, to state: JobState, notBefore: UnixTime?, reason: String?, at now: UnixTime
+        jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
+        detail: String?, at now: UnixTime
     ) throws -> Bool {
         try db.execute(
             sql: """
-                UPDATE job SET state = ?, owner = NULL, lease_until = NULL, not_before = ?, reason = COALESCE(?, reason),
-                               updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END
+                UPDATE job SET state = ?, owner = NULL, lease_until = NULL, attempts = COALESCE(?, attempts), not_before = ?,
+                               reason = COALESCE(?, reason), updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END
                 WHERE id = ? AND state = 'running' AND owner = ? AND claims = ?
                 """,
-            arguments: [state.rawValue, notBefore, reason, now, state.isTerminal, now, jobID, node, claim])
+            arguments: [state.rawValue, attempts, notBefore, reason, now, state.isTerminal, now, jobID, node, claim])
         guard db.changesCount == 1 else { return false }
-        try addTransition(jobID: jobID, from: .running, to: state, detail: reason, at: now)
+        try addTransition(jobID: jobID, from: .running, to: state, detail: detail ?? reason, at: now)
+        return true
+    }
+
+    public func claimJob(id: Int64, node: String, lease: Double) throws -> JobRecord? {
+        guard let row = try Row.fetchOne(
+            db,
+            sql: """
+                UPDATE job SET state = 'running', owner = ?, attempts = attempts + 1, claims = claims + 1, lease_until = \(sqliteClock) + ?,
+                               updated_at = \(sqliteClock)
+                WHERE id = ? AND state = 'queued' AND (not_before IS NULL OR not_before <= \(sqliteClock))
+                RETURNING *
+                """,
+            arguments: [node, lease, id])
+        else { return nil }
+        let job = JobRecord(row: row)
+        try addTransition(jobID: job.id, from: .queued, to: .running, detail: "claimed by \(node)", at: job.updatedAt)
+        return job
+    }
+
+    public func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool {
+        let held = try Bool.fetchOne(
+            db, sql: "SELECT 1 FROM job WHERE id = ? AND state = 'running' AND owner = ? AND claims = ?",
+            arguments: [jobID, node, claim]) ?? false
+        guard held else { return false }
+        try finishRunningAttempt(jobID: jobID, result, at: now)
         return true
     }
 }

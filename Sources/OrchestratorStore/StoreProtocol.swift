@@ -227,12 +227,30 @@ public protocol StoreTransaction {
     /// Moves a job `node` claimed from `running` to `state`, only while that claim still holds (same owner, same
     /// claim number, still running); false when it does not (the lease ran out and another daemon rescued the job):
     /// then nothing is written, and the caller must act as if the run never counted.
+    /// `attempts`: the job's count of attempts afterwards (nil keeps the claim's, which counted this one: an
+    /// interrupted attempt gives it back). `detail`: the transition's, else `reason`.
     func finishClaimed(
-        jobID: Int64, node: String, claim: Int, to state: JobState, notBefore: UnixTime?, reason: String?, at now: UnixTime
+        jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
+        detail: String?, at now: UnixTime
     ) throws -> Bool
+    /// Takes this queued job, as `claimNext` takes the best one: nil when it is not queued and due any more (another
+    /// daemon took it, it was cancelled).
+    func claimJob(id: Int64, node: String, lease: Double) throws -> JobRecord?
+    /// Ends the running attempt of a job `node` holds under `claim`; false (and nothing written) when the claim
+    /// is gone: the running attempt, if any, is then another daemon's.
+    func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool
 }
 
 extension StoreTransaction {
+    public func finishClaimed(
+        jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int? = nil, notBefore: UnixTime?,
+        reason: String?, detail: String? = nil, at now: UnixTime
+    ) throws -> Bool {
+        try finishClaimed(
+            jobID: jobID, node: node, claim: claim, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
+            detail: detail, at: now)
+    }
+
     public func insertJob(
         kind: JobKind, name: RelativePath, handler: String?, state: JobState, priority: Int, maxAttempts: Int,
         reason: String? = nil, detail: String? = nil, claim: (device: UInt64, inode: UInt64)? = nil, at now: UnixTime

@@ -9,9 +9,9 @@ public enum ConfigReport {
         do throws(ConfigErrors) {
             var config = try Config.load(file: path)
             if let flag = storeFlag, StoreSettings.problem(with: flag) == nil {
-                config.store = StoreSettings(url: flag, origin: .commandLine)
+                (config.store.url, config.store.origin) = (flag, .commandLine)
             } else if let variable = ProcessInfo.processInfo.environment["ORCHESTRATOR_STORE"], StoreSettings.problem(with: variable) == nil {
-                config.store = StoreSettings(url: variable, origin: .environment)
+                (config.store.url, config.store.origin) = (variable, .environment)
             }
             let problems = config.hostProblems() + [config.roleProblem()].compactMap { $0 }
             if !problems.isEmpty { throw ConfigErrors(problems: problems) }
