@@ -196,9 +196,11 @@ public final class PostgresConnection {
         try execute("SELECT pg_advisory_lock($1)", [.int(key)])
     }
 
-    /// Takes the lock if no other session holds it; true when taken.
-    public func tryAdvisoryLock(_ key: Int64) throws -> Bool {
-        try execute("SELECT pg_try_advisory_lock($1)", [.int(key)]).scalar?.bool() ?? false
+    /// Takes the lock if no other session holds it (`shared`: if no other session holds it exclusively; shared
+    /// holders coexist); true when taken.
+    public func tryAdvisoryLock(_ key: Int64, shared: Bool = false) throws -> Bool {
+        let function = shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock"
+        return try execute("SELECT \(function)($1)", [.int(key)]).scalar?.bool() ?? false
     }
 
     /// Releases one hold of the lock; false when this session did not hold it.

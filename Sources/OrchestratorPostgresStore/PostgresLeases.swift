@@ -70,7 +70,7 @@ extension PostgresTransaction {
     ) throws -> Bool {
         let updated = try connection.execute(
             """
-            UPDATE job SET state = $1, owner = NULL, lease_until = NULL, attempts = COALESCE($9, attempts), not_before = $2,
+            UPDATE job SET state = $1, lease_until = NULL, attempts = COALESCE($9, attempts), not_before = $2,
                            reason = COALESCE($3, reason), updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
             WHERE id = $6 AND state = 'running' AND owner = $7 AND claims = $8
             """,
@@ -108,6 +108,27 @@ extension PostgresTransaction {
         ).rows.count == 1
         guard held else { return false }
         try finishRunningAttempt(jobID: jobID, result, at: now)
+        return true
+    }
+
+    func finishUnclaimed(
+        jobID: Int64, to state: JobState, attempts: Int?, reason: String?, detail: String?, at now: UnixTime
+    ) throws -> Bool {
+        let rows = try connection.execute(
+            """
+            WITH before AS (SELECT id, state FROM job WHERE id = $1 AND state NOT IN ('running', 'done', 'failed') FOR UPDATE)
+            UPDATE job SET state = $2, attempts = COALESCE($3, job.attempts), reason = COALESCE($4, job.reason), updated_at = $5,
+                           finished_at = CASE WHEN $6 THEN $5 ELSE job.finished_at END
+            FROM before WHERE job.id = before.id AND job.state NOT IN ('running', 'done', 'failed')
+            RETURNING before.state
+            """,
+            [
+                .int(jobID), .text(state.rawValue), attempts.map { .int(Int64($0)) }, reason.map { .text($0) }, .double(now),
+                .bool(state.isTerminal),
+            ]
+        ).rows
+        guard let row = rows.first else { return false }
+        try addTransition(jobID: jobID, from: try row[0].string().flatMap(JobState.init(rawValue:)), to: state, detail: detail ?? reason, at: now)
         return true
     }
 }

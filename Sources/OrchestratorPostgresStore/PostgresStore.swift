@@ -27,9 +27,14 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// leases, which the dispatcher does not use yet): a session advisory lock on a connection of its own, which
     /// does nothing else, so that its socket turns readable exactly when the server ends that session (`holdDescriptor`).
     /// False when another process holds it.
-    public func holdExclusively() throws -> Bool {
+    public func holdExclusively() throws -> Bool { try hold(shared: false) }
+
+    /// `shared`: the hold of a daemon among several on the store (see `holdExclusively`): daemons holding it shared
+    /// coexist, and keep out any process that wants the store alone (a one-shot run's recovery would take their
+    /// running jobs back), as it keeps them out.
+    public func hold(shared: Bool) throws -> Bool {
         let connection = LockedConnection(try Self.connect(url, schema: schema, setup: sessionSetup), sessionSetup: sessionSetup)
-        guard try connection.holdLock(Self.daemonLockKey) else { return false }
+        guard try connection.holdLock(Self.daemonLockKey, shared: shared) else { return false }
         let backend = try connection.use { $0.backendPID }
         holderBackend.withLock { $0 = backend }
         holder.withLock { $0 = connection }
@@ -370,19 +375,19 @@ final class LockedConnection: @unchecked Sendable {  // everything is touched on
     func renew(_ connection: PostgresConnection) throws {
         try connection.reconnect()
         for statement in sessionSetup { try connection.execute(statement) }
-        if let key = heldLock, try !connection.tryAdvisoryLock(key) {
+        if let (key, shared) = heldLock, try !connection.tryAdvisoryLock(key, shared: shared) {
             throw PostgresError(
                 kind: .client, message: "another daemon took the store while the connection to its server was down")
         }
     }
 
     /// A session advisory lock this connection keeps for the life of the process.
-    private var heldLock: Int64?
+    private var heldLock: (key: Int64, shared: Bool)?
 
-    func holdLock(_ key: Int64) throws -> Bool {
+    func holdLock(_ key: Int64, shared: Bool) throws -> Bool {
         try use { connection in
-            guard try connection.tryAdvisoryLock(key) else { return false }
-            heldLock = key
+            guard try connection.tryAdvisoryLock(key, shared: shared) else { return false }
+            heldLock = (key, shared)
             return true
         }
     }

@@ -28,7 +28,8 @@ public struct JobRecord: Sendable, Equatable {
     public var claimInode: UInt64?
     /// Its priority was set by `orchestrator priority`: a restart keeps it instead of the handler's.
     public var prioritySetByHand = false
-    /// The node whose claim the job is running under (`claimNext`); nil when no node holds it.
+    /// The node that claimed the job last (`claimNext`, `claimJob`): while it runs, the node holding it; after, the
+    /// node that ran it. nil when never claimed, or taken back by a rescue.
     public var owner: String? = nil
     /// When that claim's lease runs out, on the store's clock (Unix seconds), unless renewed.
     public var leaseUntil: UnixTime? = nil

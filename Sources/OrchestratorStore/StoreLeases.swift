@@ -79,7 +79,7 @@ extension SQLiteTransaction {
     ) throws -> Bool {
         try db.execute(
             sql: """
-                UPDATE job SET state = ?, owner = NULL, lease_until = NULL, attempts = COALESCE(?, attempts), not_before = ?,
+                UPDATE job SET state = ?, lease_until = NULL, attempts = COALESCE(?, attempts), not_before = ?,
                                reason = COALESCE(?, reason), updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END
                 WHERE id = ? AND state = 'running' AND owner = ? AND claims = ?
                 """,
@@ -111,6 +111,17 @@ extension SQLiteTransaction {
             arguments: [jobID, node, claim]) ?? false
         guard held else { return false }
         try finishRunningAttempt(jobID: jobID, result, at: now)
+        return true
+    }
+
+    public func finishUnclaimed(
+        jobID: Int64, to state: JobState, attempts: Int?, reason: String?, detail: String?, at now: UnixTime
+    ) throws -> Bool {
+        // One writer at a time: what is read here is what the update changes.
+        guard let text = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [jobID]),
+            let previous = JobState(rawValue: text), previous != .running, !previous.isTerminal
+        else { return false }
+        try setState(jobID: jobID, from: previous, to: state, attempts: attempts, reason: reason, detail: detail, at: now)
         return true
     }
 }

@@ -239,6 +239,11 @@ public protocol StoreTransaction {
     /// Ends the running attempt of a job `node` holds under `claim`; false (and nothing written) when the claim
     /// is gone: the running attempt, if any, is then another daemon's.
     func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool
+    /// Ends a job nobody runs (a cancelled or ownerless queued job) in `state`; false, with nothing written, when
+    /// it is running or already finished: then a daemon's claim or end came first.
+    func finishUnclaimed(
+        jobID: Int64, to state: JobState, attempts: Int?, reason: String?, detail: String?, at now: UnixTime
+    ) throws -> Bool
 }
 
 extension StoreTransaction {

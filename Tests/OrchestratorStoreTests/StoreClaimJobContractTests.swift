@@ -7,7 +7,7 @@ import Testing
 /// A daemon that knows which job it wants (one it queued itself) claims that one, and ends its attempt only while
 /// its claim holds: the attempt row of a job another daemon has since claimed again is that daemon's.
 @Suite struct StoreClaimJobContractTests {
-    private func queue(_ store: any Store, _ name: String) throws -> Int64 {
+    func queue(_ store: any Store, _ name: String) throws -> Int64 {
         try store.write {
             try $0.insertJob(
                 kind: .file, name: RelativePath(Array(name.utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1)
@@ -44,7 +44,7 @@ import Testing
                 detail: "interrupted by shutdown", at: 5)
         })
         let job = try #require(try store.read { try $0.job(id: id) })
-        #expect(job.state == .queued && job.attempts == 0 && job.owner == nil && job.leaseUntil == nil)
+        #expect(job.state == .queued && job.attempts == 0 && job.owner == "web1" && job.leaseUntil == nil, "the owner stays: the daemon that ran it last")
         #expect(try store.read { try $0.transitions(jobID: id) }.last?.detail == "interrupted by shutdown")
         // Claimed again, it counts its attempt again, and a failure records the count the dispatcher gives.
         let again = try #require(try store.write { try $0.claimJob(id: id, node: "web1", lease: 30) })
@@ -78,5 +78,28 @@ import Testing
         })
         let attempts = try store.read { try $0.attempts(jobID: id) }
         #expect(attempts.map(\.outcome) == [.interrupted, .failed] && attempts.last?.exitCode == 3)
+    }
+}
+
+extension StoreClaimJobContractTests {
+    @Test(arguments: StoreEngine.all)
+    func aJobNobodyRunsIsEndedOnlyWhileNobodyRunsIt(engine: StoreEngine) throws {
+        let opened = try engine.open()
+        defer { opened.cleanUp() }
+        let store = opened.store
+        let queued = try queue(store, "a")
+        #expect(try store.write {
+            try $0.finishUnclaimed(jobID: queued, to: .failed, attempts: nil, reason: "cancelled", detail: "cancelled by hand", at: 5)
+        })
+        let ended = try #require(try store.read { try $0.job(id: queued) })
+        #expect(ended.state == .failed && ended.finishedAt == 5 && ended.reason == "cancelled")
+        let last = try store.read { try $0.transitions(jobID: queued) }.last
+        #expect(last?.from == "queued" && last?.to == "failed" && last?.detail == "cancelled by hand")
+        #expect(try !store.write { try $0.finishUnclaimed(jobID: queued, to: .failed, attempts: nil, reason: "again", detail: nil, at: 6) })
+
+        let running = try queue(store, "b")
+        _ = try store.write { try $0.claimJob(id: running, node: "vm2", lease: 30) }
+        #expect(try !store.write { try $0.finishUnclaimed(jobID: running, to: .failed, attempts: nil, reason: "x", detail: nil, at: 7) })
+        #expect(try store.read { try $0.job(id: running) }?.state == .running, "vm2's run is not ended from outside")
     }
 }

@@ -100,7 +100,7 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
             })
             #expect(try store.write { try $0.rescueExpiredLeases(at: 4) }.isEmpty)
             let done = try #require(try store.read { try $0.job(id: id) })
-            #expect(done.state == .done && done.owner == nil && done.leaseUntil == nil && done.finishedAt == 3)
+            #expect(done.state == .done && done.owner == "node-a" && done.leaseUntil == nil && done.finishedAt == 3)
         }
     }
 
