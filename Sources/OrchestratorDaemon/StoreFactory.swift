@@ -15,20 +15,23 @@ public enum StoreFactory {
         return try SQLiteStore(directory: config.paths.state)
     }
 
-    /// A PostgreSQL store is one daemon's (or one one-shot run's) at a time, whatever its state folder, until
-    /// several daemons can share one through claims under leases; 69 when another holds it. A SQLite store is
+    /// A PostgreSQL store is shared by its daemons, which hold its lock shared (`shared`), or one one-shot run's
+    /// alone: a one-shot run recovers running jobs as its own. 69 when the other kind holds it. A SQLite store is
     /// already the state folder's, whose lock the caller holds.
-    static func holdExclusively(_ store: any Store, _ config: Config) throws(CommandError) {
+    static func hold(_ store: any Store, _ config: Config, shared: Bool) throws(CommandError) {
         guard let postgres = store as? PostgresStore else { return }
         let held: Bool
         do {
-            held = try postgres.holdExclusively()
+            held = try postgres.hold(shared: shared)
         } catch {
             throw CommandError(.failure, "error: cannot lock \(describe(config)): \(error)")
         }
         guard held else {
             throw CommandError(
-                .unavailable, "error: another orchestrator daemon or one-shot run is using \(describe(config)); one at a time per store")
+                .unavailable,
+                shared
+                    ? "error: a one-shot orchestrator run is using \(describe(config)); daemons start once it is done"
+                    : "error: orchestrator daemons or another one-shot run are using \(describe(config)); a one-shot run needs it alone")
         }
     }
 

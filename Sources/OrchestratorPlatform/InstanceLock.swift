@@ -17,12 +17,14 @@ public final class InstanceLock: @unchecked Sendable {  // immutable after init
         case heldBy(pid: Int32?)
     }
 
-    /// `role` is written beside the pid, so that others can tell who holds it (`holderRole`).
-    public static func acquire(_ path: String, role: String = "") throws(SystemError) -> Outcome {
+    /// `role` is written beside the pid, so that others can tell who holds it (`holderRole`). `shared`: a read
+    /// lock, which other shared holders may hold at the same time and an exclusive one may not (the holder last
+    /// to take it is the one whose role the file names).
+    public static func acquire(_ path: String, role: String = "", shared: Bool = false) throws(SystemError) -> Outcome {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SystemError("open lock", path) }
         var request = flock()
-        request.l_type = Int16(F_WRLCK)
+        request.l_type = Int16(shared ? F_RDLCK : F_WRLCK)
         request.l_whence = Int16(SEEK_SET)
         if fcntl(fd, F_SETLK, &request) != 0 {
             let code = errno

@@ -47,7 +47,6 @@ import Testing
 
         // A daemon of another instance (its own state dir) under a name that is alive: refused, 69.
         let other = try TestInstance(config: testConfig(handler: Self.handler, extra: "\n[node]\nname = \"vm2\"\n"))
-        instance.killDaemon()  // The store is one daemon's at a time for now; the name check comes after that.
         let refused = try other.run(["watch", "--store", store], timeout: 30)
         #expect(refused.status == 69, "\(refused.stderr)")
         #expect(refused.stderr.contains("the node name \"vm2\" is in use by the daemon at otherhost:/var/lib/o (pid 77"), "\(refused.stderr)")
@@ -57,7 +56,8 @@ import Testing
         try other.waitUntil("the name is taken over", timeout: 10) {
             try Server.psql(store, "SELECT pid <> 77 FROM node WHERE name = 'vm2'") == "t"
         }
-        // web1 was SIGKILLed: no clean stop, silent once its heartbeat is old.
+        // web1 is SIGKILLed: no clean stop, silent once its heartbeat is old.
+        instance.killDaemon()
         _ = try Server.psql(store, "UPDATE node SET heartbeat_at = heartbeat_at - 80 WHERE name = 'web1'")
         let afterKill = try other.run(["status", "--store", store])
         #expect(afterKill.stdout.contains("node:     web1") && afterKill.stdout.contains("SILENT for 1m2"), "\(afterKill.stdout)")

@@ -128,7 +128,9 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
-    @Test func aSecondDaemonOnTheSameStoreExits69WhateverItsStateFolder() throws {
+    /// Daemons share a store under names of their own; a one-shot run, whose recovery would take their running
+    /// jobs as its own, needs the store alone.
+    @Test func aSecondDaemonUnderTheSameNameAndAOneShotRunAreRefusedWith69() throws {
         let server = try Server()
         let store = try server.freshDatabase()
         let first = try TestInstance(config: testConfig(handler: Self.recordingWorker))
@@ -136,21 +138,21 @@ import Testing
         let second = try TestInstance(config: testConfig(handler: Self.recordingWorker))
         let refused = try second.run(["watch", "--store", store], timeout: 30)
         #expect(refused.status == 69, "\(refused.stderr)")
-        #expect(refused.stderr.contains("another orchestrator daemon or one-shot run is using the store at"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("is in use by the daemon at") && refused.stderr.contains("give each daemon its own [node] name"), "\(refused.stderr)")
         let sweep = try second.run(["sweep", "--mode", "ingest", "--store", store], timeout: 30)
-        #expect(sweep.status == 69, "a one-shot run is refused too: \(sweep.stderr)")
-        // The first goes on working, and once it stops the store is free.
+        #expect(sweep.status == 69, "a one-shot run is refused: \(sweep.stderr)")
+        #expect(sweep.stderr.contains("a one-shot run needs it alone"), "\(sweep.stderr)")
+        // The first goes on working, and once it stops the store is free for a one-shot run.
         try first.drop("a.txt")
         try first.waitUntil("the first daemon's file is done", timeout: 20) { first.count(in: "Done") == 1 }
         #expect(first.stopDaemon() == 0)
-        try second.startDaemon(extraArguments: ["--store", store])
         try second.drop("b.txt")
-        try second.waitUntil("the second daemon's file is done", timeout: 20) { second.count(in: "Done") == 1 }
-        #expect(second.stopDaemon() == 0)
+        let alone = try second.run(["sweep", "--mode", "ingest", "--store", store], timeout: 30)
+        #expect(alone.status == 0 && second.count(in: "Done") == 1, "\(alone.stderr)")
     }
 
     /// The server ends the session that holds the store's lock (an administrator's `pg_terminate_backend`): the
-    /// daemon notices at once and takes the lock again, so a second daemon started right after finds it held.
+    /// daemon notices at once and takes the lock again, so a one-shot run started right after finds it held.
     @Test func aDaemonWhoseLockSessionIsEndedHoldsTheStoreAgainAtOnce() throws {
         let server = try Server()
         let store = try server.freshDatabase()
@@ -166,8 +168,8 @@ import Testing
         }
         #expect(first.log.contains("the session holding the store ended; the store is held again"), "\(first.log.suffix(2000))")
         let second = try TestInstance(config: testConfig(handler: Self.recordingWorker))
-        let refused = try second.run(["watch", "--store", store], timeout: 30)
-        #expect(refused.status == 69, "\(refused.stderr)")
+        let refused = try second.run(["sweep", "--mode", "ingest", "--store", store], timeout: 30)
+        #expect(refused.status == 69 && refused.stderr.contains("a one-shot run needs it alone"), "\(refused.stderr)")
         try first.drop("a.txt")
         try first.waitUntil("the first daemon still works", timeout: 20) { first.count(in: "Done") == 1 }
         #expect(first.stopDaemon() == 0)

@@ -177,7 +177,7 @@ public enum Batch {
         } catch {
             throw CommandError(.failure, "error: cannot open \(StoreFactory.describe(config)): \(error)")
         }
-        try StoreFactory.holdExclusively(store, config)
+        try StoreFactory.hold(store, config, shared: false)
         // Not the systemd notifier of a unit a one-shot may run under: only the daemon speaks to it.
         let (exitCode, report) = try Daemon.runDispatcher(
             config: config, store: store, logger: Daemon.makeLogger(format: logFormat),

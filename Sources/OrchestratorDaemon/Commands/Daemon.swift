@@ -46,10 +46,13 @@ public enum Daemon {
         StateOwner.thisProcessIsTheDaemon.value = true
         StoreFactory.recordDaemonStore(config)
         let inboxLocks: [InstanceLock]
-        switch try InboxOwner.acquire(config, role: StateOwner.daemonRole) {
+        let sharedInbox = config.store.url != nil
+        let othersHoldInbox = sharedInbox && InboxOwner.lockPaths(config).contains { InstanceLock.holder($0) != nil }
+        switch try InboxOwner.acquire(config, role: StateOwner.daemonRole, shared: sharedInbox) {
         case .success(let locks): inboxLocks = locks
         case .failure(let holder): throw CommandError(.unavailable, "error: \(holder.describe(config))")
         }
+        if sharedInbox { try InboxOwner.claimShared(config, othersHoldIt: othersHoldInbox) }
 
         let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         // A disk too full to open the store on is waited out (guarantee 15), and a stop meanwhile is no failure.
@@ -57,7 +60,7 @@ public enum Daemon {
             withExtendedLifetime((lock, inboxLocks)) {}
             return .ok
         }
-        try StoreFactory.holdExclusively(opened.store, config)
+        try StoreFactory.hold(opened.store, config, shared: true)
         try NodeLiveness.checkName(opened.store, config)
         // A start that waited for space may have left the marker that stands in for the status board (or a
         // killed one did): the store is open, so it is stale.

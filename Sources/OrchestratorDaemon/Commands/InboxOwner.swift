@@ -37,12 +37,15 @@ enum InboxOwner {
         }
     }
 
-    /// Takes every lock, or none: the holder of the first one that is taken.
-    static func acquire(_ config: Config, role: String) throws(CommandError) -> Result<[InstanceLock], Holder> {
+    /// Takes every lock, or none: the holder of the first one that is taken. `shared`: the daemons of one shared
+    /// store own an Inbox together (the store's claims keep each file to one of them); they hold the locks shared,
+    /// which keeps out a daemon on SQLite and one-shot runs, as those keep them out. Daemons of another shared
+    /// store are kept out by `claimShared`.
+    static func acquire(_ config: Config, role: String, shared: Bool = false) throws(CommandError) -> Result<[InstanceLock], Holder> {
         var locks: [InstanceLock] = []
         for path in lockPaths(config) {
             do {
-                switch try InstanceLock.acquire(path, role: "\(role) \(config.paths.state)") {
+                switch try InstanceLock.acquire(path, role: "\(role) \(config.paths.state)", shared: shared) {
                 case .acquired(let lock): locks.append(lock)
                 case .heldBy(let pid): return .failure(holder(path, pid: pid))
                 }
@@ -51,6 +54,23 @@ enum InboxOwner {
             }
         }
         return .success(locks)
+    }
+
+    static let storeNoteName = ".orchestrator.store"
+
+    /// After taking the locks shared: the Inbox is this store's daemons'. While other daemons hold it, the store they
+    /// noted must be this one; the first daemon notes its store.
+    static func claimShared(_ config: Config, othersHoldIt: Bool) throws(CommandError) {
+        let path = config.paths.inbox + "/" + storeNoteName
+        let mine = StoreSettings.identity(config.store.shown)
+        if othersHoldIt, let noted = try? String(contentsOfFile: path, encoding: .utf8),
+            case let theirs = noted.trimmingCharacters(in: .whitespacesAndNewlines), !theirs.isEmpty, theirs != mine
+        {
+            throw CommandError(
+                .unavailable,
+                "error: orchestrator daemons of another store (\(theirs)) own Inbox \(config.paths.inbox); daemons share an Inbox only through one store")
+        }
+        try? Data((mine + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     /// For a one-shot run that already holds its state lock: waits while another one-shot run (of another

@@ -52,7 +52,7 @@ extension Dispatcher {
         breakerParked[job.owner, default: []].append(jobID)
         let wallNow = Self.wallClock()
         let detail = "circuit open for \(ownerName(job.owner))"
-        record { try $0.setState(jobID: jobID, from: .queued, to: .breakerWait, detail: detail, at: wallNow) }
+        recordTransition(jobID: jobID, from: .queued, to: .breakerWait, detail: detail, at: wallNow)
         armBreakerTimer(job.owner)
     }
 
@@ -75,7 +75,7 @@ extension Dispatcher {
             job.state = .queued
             jobs[jobID] = job
             enqueue(job)
-            record { try $0.setState(jobID: jobID, from: .breakerWait, to: .queued, detail: "circuit let it through", at: wallNow) }
+            recordTransition(jobID: jobID, from: .breakerWait, to: .queued, detail: "circuit let it through", at: wallNow)
             released += 1
         }
     }

@@ -372,8 +372,9 @@ extension Dispatcher {
         // The end states first: a file never leaves before its job's end is durable.
         guard flushWrites(), phase != .stopped else { return }
         lastMoveBatch = now
-        let finished = finishedJobs
+        let finished = withoutLostClaims(finishedJobs)
         finishedJobs.removeAll(keepingCapacity: true)
+        guard !finished.isEmpty else { return }
         sendToMover(finished)
     }
 

@@ -142,7 +142,7 @@ extension Dispatcher {
         jobs[jobID]?.state = .paused
         intervention.parked[name, default: []].append(jobID)
         let wallNow = Self.wallClock()
-        record { try $0.setState(jobID: jobID, from: from, to: .paused, detail: "handler \(name) is paused", at: wallNow) }
+        recordTransition(jobID: jobID, from: from, to: .paused, detail: "handler \(name) is paused", at: wallNow)
     }
 
     /// `handler pause|resume` as the store holds them: newly paused handlers' queued jobs are parked at
@@ -166,7 +166,7 @@ extension Dispatcher {
                 job.state = .queued
                 jobs[jobID] = job
                 enqueue(job)
-                record { try $0.setState(jobID: jobID, from: .paused, to: .queued, detail: "handler \(name) resumed", at: wallNow) }
+                recordTransition(jobID: jobID, from: .paused, to: .queued, detail: "handler \(name) resumed", at: wallNow)
             }
         }
     }

@@ -30,7 +30,8 @@ extension Dispatcher {
         // Circuits start closed; what `status` shows must say so.
         record { try $0.clearBreakers() }
         try recoverJobs()
-        adoptUnrecordedClaims()
+        // On a shared store another daemon's claim of a file may be between its rename and its commit.
+        if !claimsJobs { adoptUnrecordedClaims() }
         adoptRecoveredUploads()
         try startTasks()
         startWatching()
@@ -87,6 +88,14 @@ extension Dispatcher {
             (try reader.runningAttempts(), try reader.jobs(inStates: [.running, .queued, .retryWait, .breakerWait, .paused]),
              try reader.unmovedFinishedJobs())
         }
+        if claimsJobs {
+            let shared = recoverOwnClaims(live: found, unmoved: unmoved)
+            recoveredTaskJobs = shared.tasks
+            recoveredUploads = shared.uploads
+            finishRecoveredMoves(unmoved: shared.unmoved, live: [])
+            flushWrites()
+            return
+        }
         for attempt in attempts {
             let attemptID = attempt.id
             record {
@@ -106,9 +115,17 @@ extension Dispatcher {
         recoveredTaskJobs = all.filter { $0.kind == .task }
         recoveredUploads = all.filter { $0.kind == .upload }
         let live = all.filter { $0.kind == .file }
+        finishRecoveredMoves(unmoved: unmoved, live: filesToo ? live : [])
+        if !live.isEmpty || !unmoved.isEmpty {
+            logger.info("recovered jobs from the store", metadata: ["live": "\(live.count)", "moved": "\(unmoved.count)"])
+        }
+        flushWrites()
+    }
 
+    /// What the store and the folders say of the files of live and of finished-but-unmoved jobs, acted on.
+    private func finishRecoveredMoves(unmoved: [JobRecord], live: [JobRecord]) {
         let plan = RecoveryPlan(
-            unmoved: unmoved, live: filesToo ? live : [],
+            unmoved: unmoved, live: live,
             handler: { [config] job in
                 (config.handlers.first { $0.name == job.handler } ?? config.handler(for: job.name))?.name
             },
@@ -143,10 +160,6 @@ extension Dispatcher {
         }
         // Their uploads, as for any file that reaches Done (committed with the final paths).
         queueUploads(recoveredMoves)
-        if !live.isEmpty || !unmoved.isEmpty {
-            logger.info("recovered jobs from the store", metadata: ["live": "\(live.count)", "moved": "\(unmoved.count)"])
-        }
-        flushWrites()
     }
 
     /// A finished job's file still in the processing area goes to Done/ or Failed/ (never run again); a move

@@ -22,7 +22,7 @@ extension Dispatcher {
                 hostSampling = schedule(.hostSample, after: Self.hostSampleInterval)
             }
         }
-        while running.count < spawnThrottle.allowed(configured: config.limits.maxConcurrent) {
+        while running.count < spawnThrottle.allowed(configured: config.limits.maxConcurrent), phase.admitsNewWork {
             // One reading of the clock for both peek and pop: aging must not change the choice in between.
             let time = now
             guard let entry = ready.peek(at: time, isStale: { jobs[$0]?.state != .queued }), let job = jobs[entry.id] else { break }
@@ -40,6 +40,15 @@ extension Dispatcher {
             }
             _ = ready.pop(at: time, isStale: { jobs[$0]?.state != .queued })
             guard !parkIfPaused(job), breakerAdmits(job) else { continue }
+            switch claimForStart(job) {
+            case .claimed: break
+            case .takenElsewhere:
+                forgetTakenElsewhere(job)
+                continue
+            case .notNow:
+                enqueue(job)
+                return
+            }
             noteAdmission(waiting: nil)
             start(job, queuedAt: entry.queuedAt)
         }
@@ -138,7 +147,7 @@ extension Dispatcher {
         }
     }
 
-    private func start(_ job: LiveJob, queuedAt: UInt64) {
+    func start(_ job: LiveJob, queuedAt: UInt64) {
         guard let spec = spec(of: job.owner) else {
             ownerRemoved(job)
             return
@@ -192,6 +201,7 @@ extension Dispatcher {
             running[jobID] = attempt
             logger.debug(
                 "started", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)", "pid": "\(worker.pid)"])
+            let claimed = claimsJobs  // The claim recorded queued -> running already.
             record { [supervisor] transaction in
                 let attemptID = try transaction.startAttempt(jobID: jobID, number: number, logPath: logPath.bytes, at: wallNow)
                 // Read when the row is written: a worker already reaped by then needs no identity for recovery
@@ -199,7 +209,7 @@ extension Dispatcher {
                 // burst costs more than the rest of its bookkeeping.
                 try transaction.setAttemptProcess(
                     attemptID: attemptID, pid: worker.pid, startTime: supervisor.startTime(ofLive: worker))
-                try transaction.setState(jobID: jobID, from: .queued, to: .running, detail: "attempt \(number)", at: wallNow)
+                if !claimed { try transaction.setState(jobID: jobID, from: .queued, to: .running, detail: "attempt \(number)", at: wallNow) }
             }
         } catch where SpawnThrottle.isShortage(errno: error.errno) {
             startDeferred(job, reason: error.description)
@@ -214,7 +224,7 @@ extension Dispatcher {
                 try transaction.finishAttempt(
                     attemptID: attemptID, AttemptResult(outcome: .failed, exitCode: 127, reason: reason), at: wallNow)
             }
-            attemptFailed(jobID: jobID, reason: reason, previous: .queued, couldNotStart: true)
+            attemptFailed(jobID: jobID, reason: reason, previous: claimsJobs ? .running : .queued, couldNotStart: true)
         }
     }
 
@@ -224,9 +234,9 @@ extension Dispatcher {
         guard let job = jobs[jobID] else { return }
         let wallNow = Self.wallClock()
         let reason = failure.description
-        record { try $0.finishRunningAttempt(jobID: jobID, AttemptResult(outcome: .failed, exitCode: 127, reason: reason), at: wallNow) }
+        recordAttemptEnd(jobID: jobID, AttemptResult(outcome: .failed, exitCode: 127, reason: reason), at: wallNow)
         if SpawnThrottle.isShortage(errno: failure.errno) {
-            record { try $0.setState(jobID: jobID, from: .running, to: .queued, detail: "cannot start: \(reason)", at: wallNow) }
+            recordTransition(jobID: jobID, from: .running, to: .queued, attempts: job.attempts, detail: "cannot start: \(reason)", at: wallNow)
             var queued = job
             queued.state = .queued
             jobs[jobID] = queued
@@ -303,7 +313,7 @@ extension Dispatcher {
     }
 
     func finishAttempt(jobID: Int64, _ exit: WorkerExit, attempt: RunningAttempt, verdict: AttemptVerdict) {
-        guard let job = jobs[jobID] else { return }
+        guard let job = jobs[jobID], !endOfLostClaim(jobID) else { return }
         let wallNow = Self.wallClock()
         let result = Self.describe(exit, attempt: attempt, verdict: verdict)
         let number = attempt.number
@@ -311,17 +321,17 @@ extension Dispatcher {
             RunResult(result.outcome, timedOut: attempt.timedOut), seconds: Self.seconds(since: attempt.startedAt, now: now))
         // A job has one running attempt at a time, so its row is found by the job: the row's insert may
         // still be pending in this same batch.
-        record { try $0.finishRunningAttempt(jobID: jobID, result, at: wallNow) }
+        recordAttemptEnd(jobID: jobID, result, at: wallNow)
         switch result.outcome {
         case .interrupted:
             // Cut short by shutdown: the attempt does not count and the file stays claimed for the next start.
             jobs[jobID]?.state = .queued
             breakerNoVerdict(job.owner)
-            record { try $0.setState(jobID: jobID, from: .running, to: .queued, detail: "interrupted by shutdown", at: wallNow) }
+            recordTransition(jobID: jobID, from: .running, to: .queued, attempts: job.attempts, detail: "interrupted by shutdown", at: wallNow)
             logger.info("interrupted; will run again at next start", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)"])
         case .succeeded:
             jobs[jobID] = nil  // Its name stays taken in `names` until its file has moved out.
-            record { try $0.setState(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow) }
+            recordTransition(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow)
             metrics?.jobFinished(job.owner.kind, succeeded: true)
             breakerSucceeded(job.owner)
             noteBatchOutcome(job, succeeded: true, finished: true, reason: nil)
@@ -366,11 +376,10 @@ extension Dispatcher {
                 "max_running": "\(limit)",
             ])
         let notBefore = wallNow + Double(delay) / 1000
-        record {
-            try $0.setState(
-                jobID: jobID, from: .queued, to: .retryWait, notBefore: notBefore, detail: "cannot start: \(reason)",
-                at: wallNow)
-        }
+        // Claimed on a shared store: the claim is given back, for whichever daemon can start it first.
+        recordTransition(
+            jobID: jobID, from: claimsJobs ? .running : .queued, to: .retryWait, attempts: job.attempts, notBefore: notBefore,
+            detail: "cannot start: \(reason)", at: wallNow)
     }
 
     /// A reload removed the handler or task of a job that had not started yet: a file is matched again
@@ -404,7 +413,7 @@ extension Dispatcher {
         jobs[jobID] = nil  // A file's name stays taken in `names` until it has moved out.
         noteBatchOutcome(job, succeeded: false, finished: true, reason: reason)
         metrics?.jobFinished(job.owner.kind, succeeded: false)
-        record { try $0.setState(jobID: jobID, from: previous, to: .failed, attempts: attempts, reason: reason, at: wallNow) }
+        recordTransition(jobID: jobID, from: previous, to: .failed, attempts: attempts, reason: reason, at: wallNow)
         switch job.owner {
         case .task: taskFinished(job, succeeded: false, couldNotStart: couldNotStart, reason: reason)
         case .upload: break
@@ -438,11 +447,8 @@ extension Dispatcher {
             jobs[jobID] = job
             noteBatchOutcome(job, succeeded: false, finished: false, reason: reason)
             let notBefore = wallNow + Double(delay.wholeMilliseconds) / 1000
-            record {
-                try $0.setState(
-                    jobID: jobID, from: previous, to: .retryWait, attempts: attempts, notBefore: notBefore, reason: reason,
-                    at: wallNow)
-            }
+            recordTransition(
+                jobID: jobID, from: previous, to: .retryWait, attempts: attempts, notBefore: notBefore, reason: reason, at: wallNow)
             logger.warning(
                 "attempt failed; retrying", metadata: [
                     job.logKey: "\(job.name)", "job": "\(jobID)", "attempt": "\(attempts)", "reason": "\(reason)",
@@ -460,7 +466,7 @@ extension Dispatcher {
         jobs[jobID] = job
         enqueue(job)
         let wallNow = Self.wallClock()
-        record { try $0.setState(jobID: jobID, from: .retryWait, to: .queued, detail: "backoff elapsed", at: wallNow) }
+        recordTransition(jobID: jobID, from: .retryWait, to: .queued, detail: "backoff elapsed", at: wallNow)
     }
 
     func timeoutReached(_ jobID: Int64) {

@@ -55,6 +55,8 @@ enum TimerPurpose: Hashable, Sendable {
     case storeHoldRetry
     /// A shared store's daemon says it is alive (see Dispatcher+Node).
     case nodeHeartbeat
+    /// A shared store's daemon renews the leases of the jobs it runs (see Dispatcher+Claims).
+    case leaseRenewal
 }
 
 /// Whose command a job runs: a file's handler or a task, by name, so that a job keeps its owner across a
@@ -246,6 +248,13 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var diskRetryTimer: TimerHandle?
     var spawnerIdleTimer: TimerHandle?
     var nodeHeartbeatTimer: TimerHandle?
+    /// On a shared store: the claim number of each job this daemon holds running (see Dispatcher+Claims).
+    var heldClaims: [Int64: Int] = [:]
+    /// Jobs whose claim turned out lost: nothing of them is written or moved from here on.
+    var lostClaims: Set<Int64> = []
+    var leaseTimer: TimerHandle?
+    /// Other daemons may have queued work this one has not seen: free slots claim from the store.
+    var foreignWorkPending = false
     /// When the last batch of finished files went to the mover, and the timer for the next one.
     var lastMoveBatch: UInt64?
     var moveBatchTimer: TimerHandle?
@@ -420,6 +429,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         continueScan()
         commitClaims()
         startWorkers()
+        claimForeignWork()
         // Idle for a moment (nothing queued or running): the spawner goes, and comes back with the next worker
         // (see releaseSpawner). Not at every empty queue, or a trickle of files would start one per file.
         if readyCount == 0, running.isEmpty, spawnerIdleTimer == nil, supervisor.spawnerPID != nil {
@@ -511,6 +521,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
                 moveBatchTimer = nil  // The cycle that follows sends the batch.
             case .storeHoldRetry: storeHoldChanged()
             case .nodeHeartbeat: nodeHeartbeatDue()
+            case .leaseRenewal: leaseRenewalDue()
             }
         }
     }

@@ -1,0 +1,285 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import OrchestratorCore
+import OrchestratorPlatform
+import OrchestratorStore
+
+/// Several daemons on one shared store (PostgreSQL): a job runs only under a claim in the store, held under a
+/// lease this daemon renews while it runs, and every later step of the job is guarded by that claim. A daemon that
+/// stalls past its lease loses the job to another daemon's rescue; its late end is refused and moves nothing.
+///
+/// On SQLite the daemon is alone: none of this runs, and the state changes are written as they always were.
+extension Dispatcher {
+    /// Jobs run under claims: a daemon (not a one-shot run, which holds the store alone) on a shared store.
+    var claimsJobs: Bool { sharesStore && batch == nil }
+
+    enum StartClaim {
+        case claimed
+        /// Another daemon took it first, or it is no longer queued (cancelled from another daemon).
+        case takenElsewhere
+        /// The store cannot be written now (paused); the job waits.
+        case notNow
+    }
+
+    /// Before a worker starts: the job becomes this daemon's in the store, in one transaction with the writes
+    /// pending (among them the job's own insert, when it was queued this cycle).
+    func claimForStart(_ job: LiveJob) -> StartClaim {
+        guard claimsJobs, heldClaims[job.id] == nil else { return .claimed }
+        let (node, lease, jobID) = (config.node.name, config.store.leaseSeconds, job.id)
+        guard let outcome = commit("claim a job", { try $0.claimJob(id: jobID, node: node, lease: lease) }) else {
+            return .notNow
+        }
+        guard let claimed = outcome else { return .takenElsewhere }
+        heldClaims[jobID] = claimed.claims
+        armLeaseRenewal()
+        return .claimed
+    }
+
+    /// A job of this daemon's memory that another daemon runs (or ended): forgotten here.
+    func forgetTakenElsewhere(_ job: LiveJob) {
+        jobs[job.id] = nil
+        switch job.owner {
+        case .handler:
+            for waiting in names.release(job.name, job: job.id) { noteActivity(waiting) }
+        case .task(let name):
+            if var runtime = taskRuntimes[name] {
+                if let next = runtime.runs.finished(job.id, stillLive: { jobs[$0] != nil }), let held = jobs[next] { enqueue(held) }
+                taskRuntimes[name] = runtime
+            }
+        case .upload: break
+        }
+        logger.debug("another daemon took it first", metadata: [job.logKey: "\(job.name)", "job": "\(job.id)"])
+    }
+
+    /// A job's state change. A running job's end goes through its claim; other changes of a job every daemon can
+    /// see stay in memory unless they end it (a breaker's or a pause's wait is this daemon's own: in the store the
+    /// job stays queued, for any daemon to claim).
+    func recordTransition(
+        jobID: Int64, from previous: JobState?, to state: JobState, attempts: Int? = nil, notBefore: UnixTime? = nil,
+        reason: String? = nil, detail: String? = nil, at wallNow: UnixTime
+    ) {
+        guard claimsJobs else {
+            record {
+                try $0.setState(
+                    jobID: jobID, from: previous, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
+                    detail: detail, at: wallNow)
+            }
+            return
+        }
+        let node = config.node.name
+        if previous == .running {
+            guard let claim = heldClaims.removeValue(forKey: jobID) else {
+                // Its claim was found lost: whatever this daemon decided, another daemon has the job now.
+                lostClaims.insert(jobID)
+                return
+            }
+            // A retry waits in the store as queued with its time, so that any daemon can run it when it is due.
+            let stored: JobState = state == .retryWait ? .queued : state
+            record { [self] transaction in
+                let held = try transaction.finishClaimed(
+                    jobID: jobID, node: node, claim: claim, to: stored, attempts: attempts, notBefore: notBefore,
+                    reason: reason, detail: detail, at: wallNow)
+                if !held { lostClaims.insert(jobID) }
+            }
+            return
+        }
+        guard state.isTerminal else { return }
+        record { [self] transaction in
+            let ended = try transaction.finishUnclaimed(
+                jobID: jobID, to: state, attempts: attempts, reason: reason, detail: detail, at: wallNow)
+            if !ended { lostClaims.insert(jobID) }
+        }
+    }
+
+    /// A running attempt's end, under the job's claim on a shared store.
+    func recordAttemptEnd(jobID: Int64, _ result: AttemptResult, at wallNow: UnixTime) {
+        guard claimsJobs else {
+            record { try $0.finishRunningAttempt(jobID: jobID, result, at: wallNow) }
+            return
+        }
+        guard let claim = heldClaims[jobID] else { return }
+        let node = config.node.name
+        // Refused, the job's end below is refused too, and says the claim is lost.
+        record { _ = try $0.finishClaimedAttempt(jobID: jobID, node: node, claim: claim, result, at: wallNow) }
+    }
+
+    /// Finished files whose claim turned out lost when their end was committed: another daemon has the job, and
+    /// its file stays in the processing area for that daemon.
+    func withoutLostClaims(_ finished: [FinishedJob]) -> [FinishedJob] {
+        guard !lostClaims.isEmpty else { return finished }
+        return finished.filter { job in
+            guard lostClaims.remove(job.jobID) != nil else { return true }
+            logger.warning(
+                "the claim on this job was lost (its lease ran out); another daemon runs it, nothing is moved",
+                metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
+            for waiting in names.release(job.name, job: job.jobID) { noteActivity(waiting) }
+            return false
+        }
+    }
+
+    // MARK: Recovery
+
+    /// Recovery on a shared store: only this daemon's own jobs. Its running jobs were cut short (it is starting, so
+    /// whatever ran them died) and go back to the queue at once, without waiting for their leases; its finished
+    /// files still in the processing area are moved. Queued jobs are everyone's: free slots claim them from the
+    /// store (`claimForeignWork`), best first. Other daemons' running jobs and moves are theirs.
+    /// Returns what the shared recovery leaves to the usual path: the task runs and uploads to adopt, the finished
+    /// jobs to move.
+    func recoverOwnClaims(live found: [JobRecord], unmoved: [JobRecord])
+        -> (tasks: [JobRecord], uploads: [JobRecord], unmoved: [JobRecord])
+    {
+        let (node, wallNow) = (config.node.name, Self.wallClock())
+        let mine = found.filter { $0.state == .running && $0.owner == node }
+        var requeued: [JobRecord] = []
+        for job in mine {
+            let (jobID, claim, attempts) = (job.id, job.claims, max(0, job.attempts - 1))
+            let interrupted = AttemptResult(outcome: .interrupted, reason: "the daemon stopped while it ran")
+            record { transaction in
+                _ = try transaction.finishClaimedAttempt(jobID: jobID, node: node, claim: claim, interrupted, at: wallNow)
+                _ = try transaction.finishClaimed(
+                    jobID: jobID, node: node, claim: claim, to: .queued, attempts: attempts, notBefore: nil, reason: nil,
+                    detail: "recovered after the daemon stopped", at: wallNow)
+            }
+            var queued = job
+            queued.state = .queued
+            queued.attempts = attempts
+            requeued.append(queued)
+        }
+        foreignWorkPending = true
+        if !mine.isEmpty { logger.info("recovered this daemon's interrupted jobs", metadata: ["jobs": "\(mine.count)"]) }
+        // A task's runs stay with a daemon that queued them (see `claimForeignWork`): each starting daemon adopts
+        // the queued ones, and the claim decides which runs each.
+        let tasks = requeued.filter { $0.kind == .task } + found.filter { $0.kind == .task && $0.state == .queued }
+        return (tasks, [], unmoved.filter { $0.owner == node })
+    }
+
+    // MARK: Leases
+
+    func armLeaseRenewal() {
+        guard claimsJobs, leaseTimer == nil, !heldClaims.isEmpty else { return }
+        leaseTimer = schedule(.leaseRenewal, after: UInt64(max(1, config.store.lease.wholeMilliseconds / 3)))
+    }
+
+    /// Every third of the lease while this daemon holds claims: one statement renews them all; claims found lost
+    /// end their workers; leases other daemons let run out are taken back for any daemon to claim.
+    func leaseRenewalDue() {
+        leaseTimer = nil
+        guard claimsJobs, !heldClaims.isEmpty, !phase.isPausedForDisk else {
+            armLeaseRenewal()
+            return
+        }
+        let (node, lease, held, wallNow) = (config.node.name, config.store.leaseSeconds, heldClaims, Self.wallClock())
+        let outcome = commit("renew leases") { transaction -> (lost: [Int64], rescued: [Int64]) in
+            let renewed = try transaction.renewLeases(node: node, lease: lease)
+            var lost: [Int64] = []
+            if renewed < held.count {
+                for (id, claim) in held {
+                    let job = try transaction.reader.job(id: id)
+                    if job?.state != .running || job?.owner != node || job?.claims != claim { lost.append(id) }
+                }
+            }
+            return (lost, try transaction.rescueExpiredLeases(at: wallNow))
+        }
+        if let outcome {
+            for jobID in outcome.lost { claimLost(jobID) }
+            if !outcome.rescued.isEmpty {
+                logger.warning("took back jobs whose daemon's lease ran out", metadata: ["jobs": "\(outcome.rescued.count)"])
+                foreignWorkPending = true
+            }
+        }
+        armLeaseRenewal()
+    }
+
+    /// This daemon stalled past its lease and another took the job back: its worker must not go on beside the
+    /// other daemon's run. Nothing of the job is recorded or moved from here on.
+    func claimLost(_ jobID: Int64) {
+        guard heldClaims.removeValue(forKey: jobID) != nil else { return }
+        lostClaims.insert(jobID)
+        logger.error("the lease on this job ran out and another daemon took it back; ending its worker", metadata: ["job": "\(jobID)"])
+        if var attempt = running[jobID] {
+            attempt.interrupted = true
+            running[jobID] = attempt
+            supervisor.signal(attempt.worker, SIGKILL)
+        }
+    }
+
+    /// A worker whose claim was lost has exited: forgotten, its slot free, nothing written.
+    func endOfLostClaim(_ jobID: Int64) -> Bool {
+        guard lostClaims.contains(jobID), heldClaims[jobID] == nil, let job = jobs[jobID] else { return false }
+        lostClaims.remove(jobID)
+        forgetTakenElsewhere(job)
+        return true
+    }
+
+    // MARK: Work queued by other daemons
+
+    /// Free slots take queued jobs of any daemon (files and uploads; a task's runs stay with the daemon whose
+    /// scheduler queued them), best first, after this daemon's own queue: at start, after a rescue, and when
+    /// another daemon says it queued work.
+    func claimForeignWork() {
+        guard claimsJobs, foreignWorkPending, phase.admitsNewWork, readyCount == 0 else { return }
+        let (node, lease) = (config.node.name, config.store.leaseSeconds)
+        let agingStep = Double(Self.agingStep(config)) / 1000
+        while running.count < spawnThrottle.allowed(configured: config.limits.maxConcurrent), phase.admitsNewWork {
+            guard let claimed = commit("claim a job", { try $0.claimNext(node: node, lease: lease, kinds: [.file, .upload], agingStep: agingStep) })
+            else { return }
+            guard let taken = claimed else {
+                foreignWorkPending = false
+                return
+            }
+            guard let job = adoptClaimed(taken) else { continue }
+            heldClaims[taken.id] = taken.claims
+            armLeaseRenewal()
+            start(job, queuedAt: now)
+        }
+    }
+
+    /// A job claimed from the store, in memory as one of this daemon's; nil when its handler is gone here (then it
+    /// is given back).
+    private func adoptClaimed(_ record: JobRecord) -> LiveJob? {
+        let owner: JobOwner
+        let handlerName = record.handler ?? ""
+        switch record.kind {
+        case .file:
+            guard let handler = config.handlers.first(where: { $0.name == handlerName }) ?? config.handler(for: record.name) else {
+                return release(record, reason: "no handler here for it")
+            }
+            // Daemons that share a store share its files only through one processing area: one on other folders
+            // leaves the job to those that have its file.
+            guard let status = FileSystem.status(layout.processing.appending(record.name)),
+                RecoveryPlan.isClaimedFile(status, of: record)
+            else { return release(record, reason: "its file is not in this daemon's processing area") }
+            owner = .handler(handler.name)
+            names.assign(record.name, to: record.id)
+        case .upload:
+            guard config.handlers.contains(where: { $0.name == handlerName && $0.upload != nil }) else {
+                return release(record, reason: "its handler has no upload command here")
+            }
+            owner = .upload(handlerName)
+        case .task:
+            return release(record, reason: "a task's run stays with its daemon")
+        }
+        // Counted by the claim; in memory the count is of attempts that ended.
+        let job = LiveJob(
+            id: record.id, name: record.name, owner: owner, state: .queued, priority: record.priority,
+            attempts: max(0, record.attempts - 1), maxAttempts: record.maxAttempts)
+        jobs[record.id] = job
+        return job
+    }
+
+    /// How long a job given back waits before any daemon claims it again: this one would otherwise take it back at once.
+    static let givenBackDelay: Double = 5
+
+    /// Gives a claimed job back to the queue untouched (its attempt uncounted): another daemon may run it.
+    private func release(_ claimed: JobRecord, reason: String) -> LiveJob? {
+        let (node, wallNow) = (config.node.name, Self.wallClock())
+        logger.warning("claimed a job this daemon cannot run; giving it back", metadata: ["job": "\(claimed.id)", "reason": "\(reason)"])
+        record {
+            _ = try $0.finishClaimed(
+                jobID: claimed.id, node: node, claim: claimed.claims, to: .queued, attempts: max(0, claimed.attempts - 1),
+                notBefore: wallNow + Self.givenBackDelay, reason: nil, detail: "given back by \(node): \(reason)", at: wallNow)
+        }
+        return nil
+    }
+}

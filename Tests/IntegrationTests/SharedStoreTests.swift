@@ -1,0 +1,131 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// Several daemons on one PostgreSQL store and one Inbox: each file runs once, on whichever daemon claims it, and a
+/// daemon killed mid-work loses nothing. Against the server scripts/test starts; under `CI=true` a missing one fails.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct SharedStoreTests {
+    typealias Server = PostgresStoreTests.Server
+
+    /// Three daemons with state folders of their own on the first one's Inbox, Done and Failed; each worker run is
+    /// a line in the first one's runs.log.
+    struct Cluster {
+        let daemons: [TestInstance]
+        let store: String
+        var first: TestInstance { daemons[0] }
+
+        init(count: Int = 3, lease: String = "30s", workerSeconds: String = "0.02", maxConcurrent: Int = 2) throws {
+            store = try Server().freshDatabase()
+            let first = try TestInstance(config: "")
+            let runs = first.path("runs.log")
+            var daemons: [TestInstance] = []
+            for index in 1...count {
+                let config = testConfig(
+                    handler: """
+                        command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> \(runs); sleep \(workerSeconds)']
+                        max_attempts = 3
+                        """, maxConcurrent: maxConcurrent, settle: "50ms",
+                    extra: """
+
+                        [paths]
+                        inbox = "\(first.path("Inbox"))"
+                        done = "\(first.path("Done"))"
+                        failed = "\(first.path("Failed"))"
+
+                        [node]
+                        name = "n\(index)"
+
+                        [store]
+                        url = "\(store)"
+                        lease = "\(lease)"
+                        """)
+                if index == 1 {
+                    try config.write(to: first.configURL, atomically: true, encoding: .utf8)
+                    daemons.append(first)
+                } else {
+                    daemons.append(try TestInstance(config: config))
+                }
+            }
+            self.daemons = daemons
+        }
+
+        func start() throws { for daemon in daemons { try daemon.startDaemon() } }
+
+        func runs() -> [String: Int] {
+            var perFile: [String: Int] = [:]
+            for run in first.lines(of: "runs.log") { perFile[run, default: 0] += 1 }
+            return perFile
+        }
+    }
+
+    @Test func threeDaemonsOnOneInboxRunEachFileOnce() throws {
+        let cluster = try Cluster()
+        try cluster.start()
+        let names = (1...300).map { "f\($0).txt" }
+        for name in names { try cluster.first.drop(name) }
+        try cluster.first.waitUntil("every file is done", timeout: 120) { cluster.first.count(in: "Done") == 300 }
+        #expect(cluster.first.count(in: "Failed") == 0 && cluster.first.count(in: "Inbox") == 0)
+        #expect(cluster.first.count(in: "Inbox/.processing") == 0)
+        let runs = cluster.runs()
+        #expect(Set(runs.keys) == Set(names) && runs.values.allSatisfy { $0 == 1 }, "\(runs.filter { $0.value != 1 })")
+        let rows = try Server.psql(
+            cluster.store, "SELECT count(*), count(DISTINCT name), count(*) FILTER (WHERE state = 'done') FROM job")
+        #expect(rows == "300|300|300")
+        #expect(try Server.psql(cluster.store, "SELECT count(*) FROM attempt WHERE outcome = 'succeeded'") == "300")
+        // The work was shared: more than one daemon ran files.
+        let owners = try Server.psql(cluster.store, "SELECT count(DISTINCT owner) FROM job")
+        #expect((Int(owners) ?? 0) >= 2, "owners: \(owners)")
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0, "\(daemon.log.suffix(1500))") }
+        #expect(try Server.psql(cluster.store, "SELECT count(*) FROM node WHERE stopped_at IS NOT NULL") == "3")
+    }
+}
+
+extension SharedStoreTests {
+    /// A daemon SIGKILLed mid-work: its running jobs come back when their 3 s leases run out (within the lease and
+    /// 2 s) and run on the others; nothing is lost, each file is in Done once, and only the interrupted runs repeat.
+    @Test func aDaemonKilledMidWorkLosesNothingAndOnlyItsInterruptedRunsRepeat() throws {
+        let cluster = try Cluster(lease: "3s", workerSeconds: "0.3")
+        try cluster.start()
+        let names = (1...60).map { "k\($0).txt" }
+        for name in names { try cluster.first.drop(name) }
+        let victim = cluster.daemons[1]
+        try victim.waitUntil("the victim runs files", timeout: 30) {
+            try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE owner = 'n2' AND state = 'running'") != "0"
+        }
+        let held = try Server.psql(cluster.store, "SELECT name FROM job WHERE owner = 'n2' AND state = 'running' ORDER BY id")
+            .split(separator: "\n").map { String(decoding: Data(hexBytea: String($0)), as: UTF8.self) }
+        victim.killDaemon()
+        let killedAt = Date().timeIntervalSince1970
+        try cluster.first.waitUntil("every file is done", timeout: 120) { cluster.first.count(in: "Done") == 60 }
+        #expect(cluster.first.count(in: "Failed") == 0 && cluster.first.count(in: "Inbox/.processing") == 0)
+
+        // Taken back after the lease ran out, and not much later.
+        let rescues = try Server.psql(
+            cluster.store, "SELECT at FROM transition WHERE detail LIKE 'rescued: the lease of n2%' ORDER BY at")
+            .split(separator: "\n").compactMap { Double($0) }
+        #expect(rescues.count == held.count, "held \(held), rescued \(rescues.count)")
+        #expect(rescues.allSatisfy { $0 - killedAt <= 3 + 2 }, "rescued \(rescues.map { $0 - killedAt }) s after the kill")
+        // Only what n2 was running ran twice; everything else once.
+        let runs = cluster.runs()
+        #expect(Set(runs.keys) == Set(names))
+        let repeated = Set(runs.filter { $0.value > 1 }.keys)
+        #expect(repeated.isSubset(of: Set(held)) && runs.values.allSatisfy { $0 <= 2 }, "repeated \(repeated), n2 held \(held)")
+        #expect(try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE state = 'done'") == "60")
+        for daemon in [cluster.daemons[0], cluster.daemons[2]] { #expect(daemon.stopDaemon() == 0) }
+    }
+}
+
+extension Data {
+    /// psql's text form of a bytea: `\x` and hex digits.
+    init(hexBytea text: String) {
+        var bytes: [UInt8] = []
+        var digits = text.hasPrefix("\\x") ? Substring(text.dropFirst(2)) : Substring(text)
+        while digits.count >= 2, let byte = UInt8(digits.prefix(2), radix: 16) {
+            bytes.append(byte)
+            digits = digits.dropFirst(2)
+        }
+        self.init(bytes)
+    }
+}
