@@ -129,3 +129,42 @@ extension Data {
         self.init(bytes)
     }
 }
+
+extension SharedStoreTests {
+    /// No leader: every daemon's scheduler fires each slot of an `every = "1s"` task, and the slot's unique key in
+    /// the store lets one of them queue it. Over 60 s each slot runs once, whichever daemon runs it.
+    @Test func anEverySecondTaskRunsOncePerSlotAcrossThreeDaemons() throws {
+        let cluster = try Cluster()
+        let ticks = cluster.first.path("ticks.log")
+        for daemon in cluster.daemons {
+            var config = try String(contentsOf: daemon.configURL, encoding: .utf8)
+            config += """
+
+                [[task]]
+                name = "tick"
+                every = "1s"
+                command = ["/bin/sh", "-c", 'echo "$ORCH_JOB_ID" >> \(ticks)']
+                """
+            try config.write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        }
+        try cluster.start()
+        let started = Date()
+        // Files and a trigger alongside: the sweep and event paths work with the scheduler on three daemons.
+        for index in 1...30 { try cluster.first.drop("t\(index).txt") }
+        try cluster.first.waitUntil("a minute of slots", timeout: 90) { Date().timeIntervalSince(started) >= 60 }
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+
+        let rows = try Server.psql(
+            cluster.store, "SELECT count(*), count(DISTINCT slot_ms), count(*) FILTER (WHERE state = 'done') FROM job WHERE kind = 'task'")
+            .split(separator: "|").compactMap { Int($0) }
+        #expect(rows.count == 3 && rows[0] == rows[1], "one run per slot: \(rows)")
+        #expect(rows.count == 3 && rows[0] >= 55 && rows[0] <= 62, "about one slot a second for 60 s: \(rows)")
+        let runs = cluster.first.lines(of: "ticks.log")
+        #expect(runs.count == Set(runs).count, "no run ran twice")
+        #expect(rows.count == 3 && runs.count >= rows[2], "every done run ran: \(runs.count) runs, \(rows)")
+        // Which daemon queued a slot was a race; more than one did over a minute.
+        let runners = try Server.psql(cluster.store, "SELECT count(DISTINCT owner) FROM job WHERE kind = 'task'")
+        #expect((Int(runners) ?? 0) >= 2, "runners: \(runners)")
+        #expect(cluster.first.count(in: "Done") == 30)
+    }
+}

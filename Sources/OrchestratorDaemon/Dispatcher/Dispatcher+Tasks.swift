@@ -246,7 +246,10 @@ extension Dispatcher {
         }
         if let eventID { settleEvent(eventID) }
         guard let id else {
-            logger.info("not run: this slot already ran", metadata: ["task": "\(task.name)", "slot": "\(slot.map(String.init) ?? "-")"])
+            // On a shared store every daemon's scheduler fires each slot, and one of them queues it: not news.
+            logger.log(
+                level: claimsJobs ? .debug : .info, "not run: this slot already ran",
+                metadata: ["task": "\(task.name)", "slot": "\(slot.map(String.init) ?? "-")"])
             return
         }
         let job = LiveJob(
