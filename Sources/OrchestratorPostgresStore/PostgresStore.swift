@@ -116,18 +116,15 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                 try connection.begin()
             }
             let value: T
+            let transaction = PostgresTransaction(connection: connection, wakeup: WakeupMark())
             do {
-                let transaction = PostgresTransaction(connection: connection, wakeup: WakeupMark())
                 value = try body(transaction)
-                // Once per transaction however many jobs it queued; the server delivers it at COMMIT, or never.
-                if transaction.wakeup.needed, announcesWakeups.load(ordering: .relaxed) {
-                    try connection.notify(wakeupChannel)
-                }
             } catch {
                 connection.rollback()
                 throw error
             }
-            try connection.commit()
+            // Once per transaction however many jobs it queued, in the COMMIT's round trip: delivered with it, or never.
+            try connection.commit(notifying: transaction.wakeup.needed && announcesWakeups.load(ordering: .relaxed) ? wakeupChannel : nil)
             return value
         }
     }

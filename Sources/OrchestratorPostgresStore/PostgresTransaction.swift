@@ -365,7 +365,7 @@ struct PostgresReader: StoreReader {
 /// Writes to the PostgreSQL engine, inside one transaction opened by `PostgresStore.write`.
 struct PostgresTransaction: StoreTransaction {
     let connection: PostgresConnection
-    /// Set by every write that makes a job claimable; `PostgresStore.write` then announces it before COMMIT.
+    /// Set by every write that makes a job claimable; `PostgresStore.write` then announces it with the COMMIT.
     let wakeup: WakeupMark
 
     var reader: any StoreReader { PostgresReader(connection: connection) }
