@@ -133,21 +133,37 @@ public final class PostgresConnection {
     /// had failed and its error was caught) is an error, not a silent success. A connection lost while COMMIT was
     /// on its way is `.commitOutcomeUnknown`: the server may or may not have applied it, so whatever the
     /// transaction did must not simply be sent again.
-    public func commit() throws {
+    ///
+    /// `notifying`: a notification (empty payload) on that channel, sent in the same round trip as the COMMIT and so
+    /// delivered with it. Should it fail, the transaction is rolled back and that is the error.
+    public func commit(notifying channel: String? = nil) throws {
         inTransaction = false
         let result: PostgresResult
         do {
-            result = try execute("COMMIT")
+            if let channel {
+                let literal = "'" + channel.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
+                do {
+                    // One simple query: the server stops at the first statement that fails, COMMIT included.
+                    result = try executeScript("SELECT pg_notify(\(literal), ''); COMMIT")
+                } catch let error as PostgresError where error.kind != .connection {
+                    rollback()
+                    // 25P02: the transaction had failed before; say so as a plain COMMIT would.
+                    guard error.sqlState == "25P02" else { throw error }
+                    throw Self.rolledBackAtCommit
+                }
+            } else {
+                result = try execute("COMMIT")
+            }
         } catch let error as PostgresError where error.kind == .connection {
             throw PostgresError(
                 kind: .commitOutcomeUnknown, sqlState: error.sqlState,
                 message: "the connection was lost during COMMIT, so whether the transaction was applied is unknown: \(error.message)")
         }
-        guard result.command == "COMMIT" else {
-            throw PostgresError(
-                kind: .server, message: "the transaction was rolled back at COMMIT because a statement in it had failed")
-        }
+        guard result.command == "COMMIT" else { throw Self.rolledBackAtCommit }
     }
+
+    private static let rolledBackAtCommit = PostgresError(
+        kind: .server, message: "the transaction was rolled back at COMMIT because a statement in it had failed")
 
     public enum IsolationLevel: String, Sendable {
         case readCommitted = "READ COMMITTED"

@@ -61,6 +61,7 @@ extension PostgresTransaction {
             try addTransition(jobID: id, from: .running, to: .queued, detail: "rescued: the lease of \(owner) ran out", at: now)
             rescued.append(id)
         }
+        if !rescued.isEmpty { wakeup.needed = true }
         return rescued.sorted()
     }
 
@@ -81,6 +82,7 @@ extension PostgresTransaction {
         ).affectedRows
         guard updated == 1 else { return false }
         try addTransition(jobID: jobID, from: .running, to: state, detail: detail ?? reason, at: now)
+        if state == .queued { wakeup.needed = true }
         return true
     }
 
@@ -130,5 +132,23 @@ extension PostgresTransaction {
         guard let row = rows.first else { return false }
         try addTransition(jobID: jobID, from: try row[0].string().flatMap(JobState.init(rawValue:)), to: state, detail: detail ?? reason, at: now)
         return true
+    }
+}
+
+extension PostgresReader {
+    func nextClaimable(kinds: [JobKind]) throws -> ClaimableTime? {
+        // The clock read once: `at` for a job without `not_before` and `now` must be the same instant.
+        let row = try connection.execute(
+            """
+            WITH clock AS (SELECT \(serverClock) AS now)
+            SELECT LEAST(
+                       (SELECT MIN(COALESCE(not_before, clock.now)) FROM job WHERE state = 'queued' AND kind = ANY($1::text[])),
+                       (SELECT MIN(lease_until) FROM job WHERE state = 'running')),
+                   clock.now
+            FROM clock
+            """, [.text(Self.textArray(kinds.map(\.rawValue)))]
+        ).rows.first
+        guard let row, let at = try row[0].double(), let now = try row[1].double() else { return nil }
+        return ClaimableTime(at: at, now: now)
     }
 }

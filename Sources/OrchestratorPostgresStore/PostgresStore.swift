@@ -9,6 +9,7 @@ import OrchestratorStore
 /// Two connections, each used by one caller at a time: the writer for `write` and `syncToDisk` (the dispatcher's
 /// commits), the reader for `read` (status, the API, commands), so that a report never waits behind a commit.
 /// A read runs in a REPEATABLE READ, READ ONLY transaction: one consistent view, as SQLite's WAL readers have.
+/// The hold (`holdExclusively`) and each listener (`openWakeups`) have sessions of their own besides.
 ///
 /// Migrations run under a session advisory lock, so daemons starting together migrate once.
 public final class PostgresStore: Store, @unchecked Sendable {  // each connection is used under its own lock
@@ -17,6 +18,10 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     public let schema: String?
     private let writer: LockedConnection
     private let reader: LockedConnection
+    /// Where commits that make work claimable are announced (see PostgresWakeups.swift).
+    let wakeupChannel: String
+    /// Off only to measure what the announcements cost.
+    let announcesWakeups = Atomic<Bool>(true)
 
     /// The advisory lock key that serialises migrations: "orchestr" in ASCII.
     static let migrationLockKey: Int64 = 0x6F72_6368_6573_7472
@@ -77,9 +82,13 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
         self.schema = schema
         let setup = try schema.map { ["SET search_path TO \(try Self.quoteIdentifier($0))"] } ?? []
         sessionSetup = setup
-        writer = LockedConnection(try Self.connect(url, schema: schema, setup: setup), sessionSetup: setup)
+        let writer = LockedConnection(try Self.connect(url, schema: schema, setup: setup), sessionSetup: setup)
+        self.writer = writer
         reader = LockedConnection(try Self.connect(url, schema: schema, setup: setup), sessionSetup: setup)
-        try writer.use { try Self.migrate($0) }
+        wakeupChannel = try writer.use { connection in
+            try Self.migrate(connection)
+            return try Self.wakeupChannel(connection)
+        }
     }
 
     private static func connect(_ url: PostgresURL, schema: String?, setup: [String]) throws -> PostgresConnection {
@@ -112,13 +121,15 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                 try connection.begin()
             }
             let value: T
+            let transaction = PostgresTransaction(connection: connection, wakeup: WakeupMark())
             do {
-                value = try body(PostgresTransaction(connection: connection))
+                value = try body(transaction)
             } catch {
                 connection.rollback()
                 throw error
             }
-            try connection.commit()
+            // Once per transaction however many jobs it queued, in the COMMIT's round trip: delivered with it, or never.
+            try connection.commit(notifying: transaction.wakeup.needed && announcesWakeups.load(ordering: .relaxed) ? wakeupChannel : nil)
             return value
         }
     }

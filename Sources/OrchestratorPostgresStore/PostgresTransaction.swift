@@ -365,6 +365,8 @@ struct PostgresReader: StoreReader {
 /// Writes to the PostgreSQL engine, inside one transaction opened by `PostgresStore.write`.
 struct PostgresTransaction: StoreTransaction {
     let connection: PostgresConnection
+    /// Set by every write that makes a job claimable; `PostgresStore.write` then announces it with the COMMIT.
+    let wakeup: WakeupMark
 
     var reader: any StoreReader { PostgresReader(connection: connection) }
 
@@ -399,6 +401,7 @@ struct PostgresTransaction: StoreTransaction {
                 claim.map { .int(Int64(bitPattern: $0.inode)) }, detail.map { .text($0) },
             ])
         else { throw PostgresError(kind: .client, message: "INSERT INTO job returned no id") }
+        if state == .queued { wakeup.needed = true }
         return id
     }
 
@@ -421,6 +424,8 @@ struct PostgresTransaction: StoreTransaction {
                 reason.map { .text($0) }, .double(now), .bool(state.isTerminal), .int(jobID), from.map { .text($0.rawValue) },
                 (detail ?? reason).map { .text($0) },
             ])
+        // Also queued to queued: a new `not_before` may be earlier than what other daemons sleep until.
+        if state == .queued { wakeup.needed = true }
     }
 
     func addNote(jobID: Int64, state: JobState, detail: String, at now: UnixTime) throws {
@@ -495,6 +500,7 @@ struct PostgresTransaction: StoreTransaction {
             ])
         else { return nil }
         try addTransition(jobID: id, from: nil, to: .queued, detail: detail, at: now)
+        wakeup.needed = true
         return id
     }
 
@@ -506,6 +512,7 @@ struct PostgresTransaction: StoreTransaction {
             """, [.bytes(path.bytes), .text(handler), .int(Int64(maxAttempts)), .double(now)])
         else { return nil }
         try addTransition(jobID: id, from: nil, to: .queued, detail: "file reached Done", at: now)
+        wakeup.needed = true
         return id
     }
 

@@ -125,3 +125,23 @@ extension SQLiteTransaction {
         return true
     }
 }
+
+extension SQLiteReader {
+    public func nextClaimable(kinds: [JobKind]) throws -> ClaimableTime? {
+        // 'now' is one value for the whole statement, so `at` and `now` agree.
+        let marks = kinds.map { _ in "?" }.joined(separator: ",")
+        let queued = kinds.isEmpty
+            ? "NULL" : "(SELECT MIN(COALESCE(not_before, \(sqliteClock))) FROM job WHERE state = 'queued' AND kind IN (\(marks)))"
+        guard let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT \(queued), (SELECT MIN(lease_until) FROM job WHERE state = 'running'), \(sqliteClock)
+                """,
+            arguments: StatementArguments(kinds.map(\.rawValue)))
+        else { return nil }
+        let due: Double? = row[0]
+        let leaseEnds: Double? = row[1]
+        guard let at = [due, leaseEnds].compactMap({ $0 }).min() else { return nil }
+        return ClaimableTime(at: at, now: row[2])
+    }
+}

@@ -31,6 +31,10 @@ public protocol Store: AnyObject, Sendable {
     /// See the extension below; PostgreSQL's engine has one, SQLite's takes the default.
     var holdDescriptor: Int32? { get }
     func checkHold() throws -> StoreHold?
+    /// Starts listening for other processes' commits that make a job claimable (see `StoreWakeups`, which says how
+    /// to use it); nil when the engine has nothing to hear (SQLite's: one daemon, which knows its own commits).
+    /// Each call opens a listener of its own (on PostgreSQL, a connection of its own).
+    func openWakeups() throws -> (any StoreWakeups)?
 }
 
 /// What `Store.checkHold` found: the descriptor to watch from now on, and whether the hold had to be taken again.
@@ -55,6 +59,71 @@ extension Store {
     /// server away: `StoreFailure.unreachable`; another process holds it now: anything else). The descriptor to
     /// watch from now on.
     public func checkHold() throws -> StoreHold? { nil }
+
+    public func openWakeups() throws -> (any StoreWakeups)? { nil }
+}
+
+/// How a daemon sharing a store learns, without polling, that a job may have become claimable: a descriptor that
+/// turns readable when a transaction that made one claimable commits (a job inserted or set `queued`, even with a
+/// `not_before` still ahead, or a lease rescued). A wake-up says "look again", not what to take; several commits
+/// may fold into one, and the store's own commits wake it too.
+///
+/// What the caller does:
+/// 1. Open it before the first claim, then claim once anyway: only commits after the listener started are heard.
+/// 2. Watch `descriptor` for readability; when readable, `drain` (it never waits) and act on the batch:
+///    `mustLook` → claim until nothing is due, then sleep until `StoreReader.nextClaimable` at the latest.
+/// 3. `renewed`: the listening session had ended and a new one listens now. What was committed in between was not
+///    heard, which is why `mustLook` is then true; and the descriptor was closed and replaced (its number may be
+///    the same), so take the old one out of the event loop and add `descriptor` again.
+/// 4. A throw that `StoreFailure.classify` calls `.unreachable`: the server is away and nothing listens; there is
+///    no descriptor to watch (-1). Call `drain` again later (a timer); once the server is back it renews and says so.
+///    Any other throw means the listener cannot be used (a refused login): treat it as unreachable or stop.
+///
+/// Wake-ups only save the wait: a daemon that never hears one must still claim every job in time, at the times
+/// `nextClaimable` gives. The object may be used from any thread, one call at a time.
+public protocol StoreWakeups: AnyObject, Sendable {
+    /// The descriptor to watch for readability; -1 while nothing listens (the server away). It changes when `drain`
+    /// reports `renewed`.
+    var descriptor: Int32 { get }
+    /// Takes in everything that arrived, without waiting; renews a lost session (see the protocol's comment).
+    func drain() throws -> WakeupBatch
+}
+
+/// What `StoreWakeups.drain` took in.
+public struct WakeupBatch: Sendable, Equatable {
+    /// At least one commit announced claimable work since the last drain.
+    public let notified: Bool
+    /// The listening session was lost and a new one listens now: announcements in between are lost.
+    public let renewed: Bool
+    /// The descriptor to watch from now on (`StoreWakeups.descriptor`).
+    public let descriptor: Int32
+
+    public init(notified: Bool, renewed: Bool, descriptor: Int32) {
+        self.notified = notified
+        self.renewed = renewed
+        self.descriptor = descriptor
+    }
+
+    /// Whether to claim now: something was announced, or announcements may have been missed.
+    public var mustLook: Bool { notified || renewed }
+}
+
+/// When the next job becomes claimable or rescuable (`StoreReader.nextClaimable`). Both times are the store's clock
+/// (the server's, for PostgreSQL), read in one statement, so `delay` holds whatever the caller's own clock says.
+public struct ClaimableTime: Sendable, Equatable {
+    /// The earliest time a queued job is due (`not_before`, or now when it has none) or a running job's lease runs
+    /// out; at or before `now` when something is claimable or rescuable already.
+    public let at: UnixTime
+    /// The store's clock when it was read.
+    public let now: UnixTime
+
+    public init(at: UnixTime, now: UnixTime) {
+        self.at = at
+        self.now = now
+    }
+
+    /// Seconds from the read until `at`; 0 when it has passed.
+    public var delay: Double { max(0, at - now) }
 }
 
 /// Reads, usable inside or outside a write transaction.
@@ -80,6 +149,12 @@ public protocol StoreReader {
     /// Attempts, newest first; `failedOnly` keeps attempts that failed.
     func history(limit: Int, failedOnly: Bool) throws -> [HistoryRow]
     func counts() throws -> QueueCounts
+    /// When a daemon that claims `kinds` must look next, if no wake-up comes first: the earliest `not_before` of a
+    /// queued job of those kinds (now, for one without), or the earliest lease of a running job of any kind to run
+    /// out (`rescueExpiredLeases` then takes it back). nil: nothing is queued or running, only a wake-up can bring
+    /// work. Times are the store's clock (see `ClaimableTime`). A lease taken after the read is not in it, and claims
+    /// wake nobody (each would wake every daemon), so a daemon that rescues reads this again at least once a lease.
+    func nextClaimable(kinds: [JobKind]) throws -> ClaimableTime?
     /// Per minute from `since` on, the jobs that ended (done or failed), oldest minute first; minutes with
     /// none are left out. Its cost follows the jobs in the window, not the table.
     func activityPerMinute(since: UnixTime) throws -> [MinuteActivity]
