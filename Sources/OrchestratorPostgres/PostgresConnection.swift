@@ -123,6 +123,31 @@ public final class PostgresConnection {
         inTransaction = true
     }
 
+    /// BEGIN, and the transaction's id in the same round trip: with it, a COMMIT whose outcome was lost can be
+    /// looked up once the server answers again (`transactionStatus`).
+    public func beginIdentified(isolation: IsolationLevel = .readCommitted) throws -> Int64 {
+        guard !inTransaction else {
+            throw PostgresError(kind: .client, message: "a transaction is already open on this connection (they do not nest)")
+        }
+        let result = try executeScript("BEGIN ISOLATION LEVEL \(isolation.rawValue); SELECT txid_current()")
+        inTransaction = true
+        guard let id = try result.scalar?.int64() else {
+            rollback()
+            throw PostgresError(kind: .client, message: "the server gave no transaction id")
+        }
+        return id
+    }
+
+    public enum TransactionStatus: String, Sendable {
+        case committed, aborted
+        case inProgress = "in progress"
+    }
+
+    /// What became of a transaction `beginIdentified` named (`txid_status`); nil when the server no longer knows.
+    public func transactionStatus(_ id: Int64) throws -> TransactionStatus? {
+        try execute("SELECT txid_status($1)", [.int(id)]).scalar?.string().flatMap(TransactionStatus.init(rawValue:))
+    }
+
     /// Ends the open transaction without applying it. A broken connection has no transaction left to end.
     public func rollback() {
         inTransaction = false

@@ -109,16 +109,20 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
 
     /// A failure before COMMIT was sent leaves nothing behind, and a lost connection then means "try again once the
     /// server is back". A connection lost while COMMIT was on its way is another matter: the server may or may not
-    /// have applied it, so the batch cannot simply be sent again. That is `.commitOutcomeUnknown`, which stops the
-    /// daemon; the next start's recovery reads what the store holds and the folders, as after a crash.
+    /// have applied it, so the batch cannot simply be sent again. The transaction's id, taken with BEGIN, settles it
+    /// once the server answers again (a crash and restart, a cut network): applied, the write succeeded; not applied,
+    /// it failed like any write to a server that went away, and is sent again. A server that stays away longer than
+    /// `outcomeWait` leaves it `.commitOutcomeUnknown`, which stops the daemon; the next start's recovery reads what
+    /// the store holds and the folders, as after a crash.
     public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
         try writer.use { connection in
+            let transactionID: Int64
             do {
-                try connection.begin()
+                transactionID = try connection.beginIdentified()
             } catch let error as PostgresError where error.kind == .connection {
                 // Nothing was sent yet: a connection that died since its last use (a server restart) is opened again.
                 try writer.renew(connection)
-                try connection.begin()
+                transactionID = try connection.beginIdentified()
             }
             let value: T
             let transaction = PostgresTransaction(connection: connection, wakeup: WakeupMark())
@@ -128,10 +132,46 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                 connection.rollback()
                 throw error
             }
-            // Once per transaction however many jobs it queued, in the COMMIT's round trip: delivered with it, or never.
-            try connection.commit(notifying: transaction.wakeup.needed && announcesWakeups.load(ordering: .relaxed) ? wakeupChannel : nil)
+            do {
+                // Once per transaction however many jobs it queued, in the COMMIT's round trip: delivered with it, or never.
+                try connection.commit(notifying: transaction.wakeup.needed && announcesWakeups.load(ordering: .relaxed) ? wakeupChannel : nil)
+            } catch let error as PostgresError where error.kind == .commitOutcomeUnknown {
+                try settleLostCommit(transactionID, connection: connection, error: error)
+            }
             return value
         }
+    }
+
+    /// How long a write whose COMMIT was lost waits for the server to say what became of it.
+    static let outcomeWait: Double = 30
+
+    /// Returns when the lost COMMIT was applied; throws a connection error (sent again later) when it was not, and
+    /// `lost` when the server does not answer within `outcomeWait`.
+    private func settleLostCommit(_ id: Int64, connection: PostgresConnection, error lost: PostgresError) throws {
+        var waited = 0.0
+        var pause = 0.1
+        while waited < Self.outcomeWait {
+            let status: PostgresConnection.TransactionStatus?
+            do {
+                if !connection.isConnected { try writer.renew(connection) }
+                status = try connection.transactionStatus(id)
+            } catch let error as PostgresError where error.kind == .connection {
+                status = nil  // The server is still away.
+            }
+            switch status {
+            case .committed?: return
+            case .aborted?:
+                throw PostgresError(
+                    kind: .connection, message: "the connection was lost during COMMIT and the server did not apply it: \(lost.message)")
+            case .inProgress?, nil:
+                // Away, or the old session still finishing it (a cut network): ask again.
+                break
+            }
+            usleep(useconds_t(pause * 1_000_000))
+            waited += pause
+            pause = min(1, pause * 2)
+        }
+        throw lost
     }
 
     /// Reads change nothing, so one that lost its connection (a server restart since the last use) is read again

@@ -168,3 +168,60 @@ extension SharedStoreTests {
         #expect(cluster.first.count(in: "Done") == 30)
     }
 }
+
+extension SharedStoreTests {
+    /// A daemon stopped (SIGSTOP) past its lease: an idle daemon takes the job back when the lease runs out and runs
+    /// it; when the stopped one resumes, its late end is refused and moves nothing.
+    @Test func aDaemonStoppedPastItsLeaseHasItsLateEndRefused() throws {
+        let cluster = try Cluster(count: 2, lease: "3s", workerSeconds: "1")
+        let (idle, stalled) = (cluster.daemons[0], cluster.daemons[1])
+        try stalled.startDaemon()
+        try cluster.first.drop("a.txt")
+        try stalled.waitUntil("n2 runs the file", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT owner FROM job WHERE state = 'running'") == "n2"
+        }
+        try idle.startDaemon()
+        let pid = try #require(stalled.daemon?.processIdentifier)
+        kill(pid, SIGSTOP)
+        let stoppedAt = Date()
+        try idle.waitUntil("n1 took the job back and ran it", timeout: 20) { cluster.first.count(in: "Done") == 1 }
+        #expect(Date().timeIntervalSince(stoppedAt) < 3 + 2 + 1 + 2, "rescued within the lease and 2 s, then a 1 s run")
+        kill(pid, SIGCONT)
+        try stalled.waitUntil("n2 saw its claim was lost", timeout: 20) {
+            stalled.log.contains("another daemon runs it, nothing is moved") || stalled.log.contains("another daemon took it back")
+        }
+        // One file in Done, none elsewhere; the store has the rescue and n1's success, and nothing of n2's late end.
+        #expect(cluster.first.names(in: "Done") == [Array("a.txt".utf8)] && cluster.first.count(in: "Failed") == 0)
+        #expect(cluster.first.count(in: "Inbox/.processing") == 0)
+        #expect(try Server.psql(cluster.store, "SELECT state, owner, claims FROM job") == "done|n1|2")
+        #expect(try Server.psql(cluster.store, "SELECT string_agg(outcome, ',' ORDER BY id) FROM attempt") == "interrupted,succeeded")
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+    }
+}
+
+extension SharedStoreTests {
+    /// The server crashes (`pg_ctl stop -m immediate`) under three busy daemons and comes back: they wait for it,
+    /// settle any COMMIT the crash cut off, and go on; every file ends in Done once, and none of them exits.
+    @Test func threeDaemonsRideOutAServerCrash() throws {
+        let server = try Server()
+        let cluster = try Cluster(workerSeconds: "0.05")
+        defer { try? server.start() }  // Never leave the other tests without their server.
+        try cluster.start()
+        let names = (1...150).map { "c\($0).txt" }
+        for name in names { try cluster.first.drop(name) }
+        try cluster.first.waitUntil("some are done", timeout: 30) { cluster.first.count(in: "Done") >= 20 }
+        try server.crash()
+        try cluster.first.waitUntil("a daemon pauses", timeout: 30) {
+            cluster.daemons.contains { $0.log.contains("paused: the store's server cannot be reached") }
+        }
+        try server.start()
+        try cluster.first.waitUntil("every file is done", timeout: 90) { cluster.first.count(in: "Done") == 150 }
+        #expect(cluster.first.count(in: "Failed") == 0 && cluster.first.count(in: "Inbox/.processing") == 0)
+        for daemon in cluster.daemons { #expect(daemon.daemon?.isRunning == true, "\(daemon.log.suffix(2000))") }
+        let runs = cluster.runs()
+        // A run the crash cut off from the store runs again; nothing is lost and nothing runs three times.
+        #expect(Set(runs.keys) == Set(names) && runs.values.allSatisfy { $0 <= 2 }, "\(runs.filter { $0.value > 1 })")
+        #expect(try Server.psql(cluster.store, "SELECT count(*), count(*) FILTER (WHERE state = 'done') FROM job") == "150|150")
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+    }
+}

@@ -222,10 +222,11 @@ extension Dispatcher {
         let (node, lease) = (config.node.name, config.store.leaseSeconds)
         let agingStep = Double(Self.agingStep(config)) / 1000
         while running.count < spawnThrottle.allowed(configured: config.limits.maxConcurrent), phase.admitsNewWork {
-            guard let claimed = commit("claim a job", { try $0.claimNext(node: node, lease: lease, kinds: [.file, .upload], agingStep: agingStep) })
+            guard let claimed = commit("claim a job", { try $0.claimNext(node: node, lease: lease, kinds: Self.foreignKinds, agingStep: agingStep) })
             else { return }
             guard let taken = claimed else {
                 foreignWorkPending = false
+                armClaimableTimer()
                 return
             }
             guard let job = adoptClaimed(taken) else { continue }

@@ -35,6 +35,7 @@ extension Dispatcher {
         adoptRecoveredUploads()
         try startTasks()
         startWatching()
+        startWakeups()
         startScan(reason: "start")
         for sweep in [TimerPurpose.ingestSweep, .retrySweep, .uploadSweep] { armSweep(sweep) }
         noteConfigLoaded()

@@ -57,6 +57,10 @@ enum TimerPurpose: Hashable, Sendable {
     case nodeHeartbeat
     /// A shared store's daemon renews the leases of the jobs it runs (see Dispatcher+Claims).
     case leaseRenewal
+    /// Listening for other daemons' work failed (the server is away): try again.
+    case wakeupRetry
+    /// The next job of the shared store is due, or a lease runs out (see Dispatcher+Wakeups).
+    case claimableDue
 }
 
 /// Whose command a job runs: a file's handler or a task, by name, so that a job keeps its owner across a
@@ -255,6 +259,10 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var leaseTimer: TimerHandle?
     /// Other daemons may have queued work this one has not seen: free slots claim from the store.
     var foreignWorkPending = false
+    /// Announcements of other daemons' work (see Dispatcher+Wakeups).
+    var wakeups: (any StoreWakeups)?
+    var wakeupWatch: EventLoop.Registration?
+    var claimableTimer: TimerHandle?
     /// When the last batch of finished files went to the mover, and the timer for the next one.
     var lastMoveBatch: UInt64?
     var moveBatchTimer: TimerHandle?
@@ -522,6 +530,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             case .storeHoldRetry: storeHoldChanged()
             case .nodeHeartbeat: nodeHeartbeatDue()
             case .leaseRenewal: leaseRenewalDue()
+            case .wakeupRetry: wakeupsReadable()
+            case .claimableDue: claimableDue()
             }
         }
     }

@@ -1,0 +1,93 @@
+import OrchestratorCore
+import OrchestratorPlatform
+import OrchestratorStore
+
+/// How an idle daemon on a shared store hears of work without polling: another daemon's commit that queues work
+/// announces it (PostgreSQL NOTIFY on a session of the store's own, watched by the event loop), and between
+/// announcements a timer waits for the next time something becomes claimable or rescuable (a retry's time, a lease
+/// that runs out). Correct without announcements: the timer alone finds a dead daemon's work and due retries.
+extension Dispatcher {
+    func startWakeups() {
+        guard claimsJobs else { return }
+        do {
+            wakeups = try store.openWakeups()
+        } catch {
+            logger.warning("cannot listen for other daemons' work; trying again shortly", metadata: ["error": "\(error)"])
+            _ = schedule(.wakeupRetry, after: Self.storeHoldRetryDelay)
+        }
+        watchWakeups(wakeups?.descriptor)
+        // Work queued before the listening began was announced to no one.
+        foreignWorkPending = true
+    }
+
+    private func watchWakeups(_ descriptor: Int32?) {
+        if let watch = wakeupWatch {
+            eventLoop?.removeKeepingOpen(watch)
+            wakeupWatch = nil
+        }
+        guard let descriptor, descriptor >= 0, let eventLoop else { return }
+        do {
+            wakeupWatch = try eventLoop.add(descriptor) { [weak self] in self?.wakeupsReadable() }
+        } catch {
+            logger.warning("cannot watch for other daemons' work; relying on the timer", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func wakeupsReadable() {
+        guard phase != .stopped else { return }
+        guard let wakeups else {
+            startWakeups()
+            return
+        }
+        do {
+            let batch = try wakeups.drain()
+            if batch.renewed { watchWakeups(batch.descriptor) }
+            if batch.mustLook {
+                foreignWorkPending = true
+                scheduleCycle()
+            }
+        } catch {
+            // The server is away: so is everyone's work. Listen again once it is back.
+            watchWakeups(nil)
+            _ = schedule(.wakeupRetry, after: Self.storeHoldRetryDelay)
+        }
+    }
+
+    /// After a look that found nothing to claim: sleep until the next job becomes due or a lease runs out (and
+    /// its rescue is due), at least `minimumLookInterval` from now so that a job this daemon cannot claim never
+    /// makes it spin. Nothing queued or running anywhere: no timer at all.
+    func armClaimableTimer() {
+        guard claimsJobs, !phase.isStopping, !phase.isPausedForDisk else { return }
+        if let timer = claimableTimer {
+            wheel.cancel(timer)
+            claimableTimer = nil
+        }
+        let next: ClaimableTime?
+        do {
+            next = try store.read { try $0.nextClaimable(kinds: Self.foreignKinds) }
+        } catch {
+            logger.warning("cannot read when work is next due; the next announcement or lease renewal looks again", metadata: ["error": "\(error)"])
+            return
+        }
+        guard let next else { return }
+        let delay = max(Self.minimumLookInterval, UInt64(next.delay * 1000) + Self.rescueMargin)
+        claimableTimer = schedule(.claimableDue, after: delay)
+    }
+
+    func claimableDue() {
+        claimableTimer = nil
+        guard claimsJobs, !phase.isStopping else { return }
+        let wallNow = Self.wallClock()
+        if let rescued = commit("take back expired leases", { try $0.rescueExpiredLeases(at: wallNow) }), !rescued.isEmpty {
+            logger.warning("took back jobs whose daemon's lease ran out", metadata: ["jobs": "\(rescued.count)"])
+        }
+        // The cycle that follows claims; when that finds nothing, it arms this timer again.
+        foreignWorkPending = true
+    }
+
+    /// Files and uploads: a task's runs stay with the daemon whose scheduler queued them (see `claimForeignWork`).
+    static let foreignKinds: [JobKind] = [.file, .upload]
+    static let minimumLookInterval: UInt64 = 100
+    /// A lease is rescued once it has run out by the store's clock: a moment after, not a moment before.
+    static let rescueMargin: UInt64 = 50
+}
