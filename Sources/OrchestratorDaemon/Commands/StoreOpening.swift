@@ -121,6 +121,11 @@ final class StartSignals: @unchecked Sendable {  // `received` under `lock`; the
     private var sources: [any DispatchSourceSignal] = []
 
     init() {
+        // One already pending (blocked by whoever started the daemon) would be discarded by ignoring it below.
+        var pending = sigset_t()
+        sigemptyset(&pending)
+        sigpending(&pending)
+        received = [SIGTERM, SIGINT, SIGHUP].filter { sigismember(&pending, $0) == 1 }
         for number in [SIGTERM, SIGINT, SIGHUP] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)

@@ -61,7 +61,11 @@ extension Dispatcher {
     /// before it could record their pids.
     private func endOrphanedWorkers() throws {
         var victims: [WorkerHandle] = []
-        for attempt in try store.read({ try $0.runningAttempts() }) {
+        // On a shared store the running attempts of other daemons are theirs, alive on their hosts (or this one).
+        let node = config.node.name
+        let ownRunning: Set<Int64>? = claimsJobs
+            ? Set(try store.read { try $0.jobs(inStates: [.running]) }.filter { $0.owner == node }.map(\.id)) : nil
+        for attempt in try store.read({ try $0.runningAttempts() }) where ownRunning?.contains(attempt.jobID) ?? true {
             guard let pid = attempt.pid, let startTime = attempt.startTime else { continue }
             victims.append(WorkerHandle(pid: pid, startTime: startTime))
         }
@@ -271,6 +275,13 @@ extension Dispatcher {
     // MARK: Signals and shutdown
 
     private func installSignalHandlers() {
+        // A signal that came while it was blocked (a start from a process that blocks them, as test runners do)
+        // waits as pending, and ignoring it below would discard it: a stop sent during the start would be lost.
+        var pending = sigset_t()
+        sigemptyset(&pending)
+        sigpending(&pending)
+        let early = [SIGTERM, SIGINT, SIGHUP].filter { sigismember(&pending, $0) == 1 }
+        defer { for number in early { post(.signal(number)) } }
         // A one-shot run has no config to reload: SIGHUP (a closed terminal) stops it like SIGTERM.
         for number in [SIGTERM, SIGINT, SIGHUP] {
             // Ignored until libdispatch installs its handler, which it does once per signal: one installed

@@ -62,10 +62,12 @@ final class TestInstance: @unchecked Sendable {
 
     /// Starts `watch` and waits until it says it is watching. `openFileLimit`: under `ulimit -n` of that many.
     func startDaemon(extraArguments: [String] = [], environment: [String: String] = [:], openFileLimit: Int? = nil) throws {
+        // A restart appends to the log: only what this start wrote counts.
+        let before = log.utf8.count
         let process = try launchDaemon(extraArguments: extraArguments, environment: environment, openFileLimit: openFileLimit)
         try waitUntil("daemon reports it is watching", timeout: 60) {
             if !process.isRunning { throw TimedOut(description: "the daemon exited with \(process.terminationStatus) before watching") }
-            return self.log.contains("watching")
+            return String(decoding: Array(self.log.utf8).dropFirst(before), as: UTF8.self).contains("watching")
         }
     }
 
