@@ -2,12 +2,13 @@
 #include "CLinuxShims.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,228 @@ static int lift_fd(int fd, int *temp) {
     return copy;
 }
 
+static int reap_blocking(pid_t pid) {
+    int status;
+    pid_t rc;
+    do {
+        rc = waitpid(pid, &status, 0);
+    } while (rc < 0 && errno == EINTR);
+    return rc == pid ? 0 : -1;
+}
+
+// MARK: - Starting processes: from one thread, each set to die with the daemon
+
+// Every process the daemon starts (a worker, the long-lived spawner, a one-shot helper) is started here, by
+// start_child on parent_thread, and gets PR_SET_PDEATHSIG(SIGKILL) before its exec, which keeps it (not for a
+// set-id program). Why: a daemon that is SIGKILLed cannot end its workers, and with a shared store another daemon
+// runs their files again once their lease runs out; a worker that ran on would run its file twice at once. The
+// signal is SIGKILL because nobody is left to wait for a graceful end, nor to reap it: a worker that caught
+// SIGTERM and took its time would be exactly the double run this prevents. (A clean stop ends workers itself,
+// after shutdown_grace, before the daemon exits, so this signal only reaches what a killed or crashed daemon left.)
+// posix_spawn cannot run a prctl in the child, so start_child does what glibc's does (clone with CLONE_VM |
+// CLONE_VFORK on a stack of its own, signals blocked, dispositions reset in the child) and adds the prctl.
+//
+// The kernel sends it when the *thread* that is the child's parent exits, not the process: a child of a Dispatch
+// worker thread would be killed when that thread idles out. So the parent is one thread that is never ended,
+// started with the first spawn; callers hand it the spawn and wait. The zygotes and one-shot workers forked with
+// CLONE_PARENT by orchestrator-spawn have this thread for their parent too, and set the signal themselves
+// (spawn.c), since a fork clears it.
+
+struct child_start {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    const char *search;  // PATH to look `path` up in; NULL: `path` is a path
+    int fds[5];          // as spawn_with's, already lifted to >= 5
+    pid_t parent;        // the daemon: getppid() in the child must say so
+    int error;           // set by the child (shared memory) when it could not exec
+};
+
+enum { CHILD_STACK_SIZE = 256 * 1024 };
+// Only parent_thread starts children, one at a time: one stack serves them all. Untouched pages cost nothing.
+static char child_stack[CHILD_STACK_SIZE] __attribute__((aligned(64)));
+
+__attribute__((noreturn)) static void child_fail(struct child_start *start, int error) {
+    start->error = error;
+    for (;;) syscall(SYS_exit, 127);  // This child only, before exec: nothing of the daemon's to flush.
+}
+
+/// execvp's rules as posix_spawnp applies them (no /bin/sh fallback for ENOEXEC): an empty entry is the working
+/// directory, ENOENT-like failures try the next entry, EACCES is reported only if nothing else is found.
+static int exec_searching(const char *search, const char *program, char *const argv[], char *const envp[]) {
+    if (strchr(program, '/') != NULL) {
+        execve(program, argv, envp);
+        return errno;
+    }
+    char candidate[PATH_MAX];
+    size_t length = strlen(program);
+    int saw_eacces = 0;
+    const char *entry = search;
+    for (;;) {
+        const char *end = strchrnul(entry, ':');
+        size_t dir = (size_t)(end - entry);
+        int error = ENAMETOOLONG;
+        if (dir + 1 + length + 1 <= sizeof candidate) {
+            memcpy(candidate, entry, dir);
+            size_t n = dir;
+            if (dir > 0) candidate[n++] = '/';
+            memcpy(candidate + n, program, length + 1);
+            execve(candidate, argv, envp);
+            error = errno;
+        }
+        switch (error) {
+        case EACCES: saw_eacces = 1; break;
+        case ENOENT: case ENOTDIR: case ENODEV: case ESTALE: case ETIMEDOUT: case ENAMETOOLONG: break;
+        default: return error;
+        }
+        if (*end == '\0') return saw_eacces ? EACCES : ENOENT;
+        entry = end + 1;
+    }
+}
+
+/// The child, sharing the daemon's memory until it execs (CLONE_VM | CLONE_VFORK): raw system calls only, and
+/// every signal blocked until its dispositions are the defaults, so no handler of the daemon's runs here.
+static int child_main(void *argument) {
+    struct child_start *start = argument;
+    // Every disposition to the default, glibc's internal signals included (sigaction refuses those). The
+    // kernel's struct: handler (0: SIG_DFL), flags, restorer, mask.
+    unsigned long default_action[4] = {0, 0, 0, 0};
+    for (int sig = 1; sig < 65; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        syscall(SYS_rt_sigaction, sig, default_action, NULL, 8);
+    }
+    setsid();  // Cannot fail: a fresh child leads no group.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) child_fail(start, errno);
+    // The daemon died before the prctl: the signal will never come, so end now.
+    if (getppid() != start->parent) child_fail(start, ESRCH);
+    const int *fds = start->fds;
+    if (fds[0] >= 0) {
+        if (dup2(fds[0], 0) < 0) child_fail(start, errno);
+    } else {
+        int null = open("/dev/null", O_RDONLY);
+        if (null < 0) child_fail(start, errno);
+        if (null != 0) {
+            if (dup2(null, 0) < 0) child_fail(start, errno);
+            close(null);
+        }
+    }
+    for (int i = 1; i < 5; i++) {
+        if (fds[i] >= 0 && dup2(fds[i], i) < 0) child_fail(start, errno);
+    }
+    if (start->cwd != NULL && start->cwd[0] != '\0' && chdir(start->cwd) != 0) child_fail(start, errno);
+    unsigned int first_closed = fds[4] >= 0 ? 5 : fds[3] >= 0 ? 4 : 3;
+    if (syscall(SYS_close_range, first_closed, ~0U, 0) != 0) {
+        if (errno != ENOSYS) child_fail(start, errno);
+        struct rlimit limit;  // A kernel before 5.9: one by one.
+        unsigned long last = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 1048576 ? limit.rlim_cur : 1048576;
+        for (unsigned long fd = first_closed; fd < last; fd++) close((int)fd);
+    }
+    unsigned long none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
+    int error;
+    if (start->search != NULL) {
+        error = exec_searching(start->search, start->path, start->argv, start->envp);
+    } else {
+        execve(start->path, start->argv, start->envp);
+        error = errno;
+    }
+    child_fail(start, error);
+    return 0;
+}
+
+/// Starts the child (called on parent_thread): 0 with *pid, or an errno (its exec's too, as posix_spawn reports).
+static int start_child(struct child_start *start, pid_t *pid) {
+    start->parent = getpid();
+    start->error = 0;
+    // All signals blocked (glibc's internal ones too) while the child shares our memory and stack.
+    unsigned long all = ~0UL, before = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &before, 8);
+    pid_t child = clone(child_main, child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, start);
+    int error = child < 0 ? errno : 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &before, NULL, 8);
+    if (error != 0) return error;
+    // CLONE_VFORK: the child has exec'd or exited by now.
+    if (start->error != 0) {
+        reap_blocking(child);
+        return start->error;
+    }
+    *pid = child;
+    return 0;
+}
+
+struct parent_job {
+    struct child_start *start;
+    pid_t *pid;
+    int result;
+    int finished;
+};
+
+static pthread_mutex_t parent_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t parent_asked = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t parent_answered = PTHREAD_COND_INITIALIZER;
+static struct parent_job *parent_pending;
+static pthread_once_t parent_once = PTHREAD_ONCE_INIT;
+static int parent_start_error;
+static pid_t parent_tid;
+
+static void *parent_thread(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&parent_lock);
+    parent_tid = (pid_t)syscall(SYS_gettid);
+    pthread_cond_broadcast(&parent_answered);
+    for (;;) {  // Never returns: its exit would SIGKILL every worker.
+        while (parent_pending == NULL) pthread_cond_wait(&parent_asked, &parent_lock);
+        struct parent_job *job = parent_pending;
+        pthread_mutex_unlock(&parent_lock);
+        job->result = start_child(job->start, job->pid);
+        pthread_mutex_lock(&parent_lock);
+        job->finished = 1;
+        parent_pending = NULL;
+        pthread_cond_broadcast(&parent_answered);
+    }
+    return NULL;
+}
+
+static void start_parent_thread(void) {
+    pthread_attr_t attr;
+    pthread_t thread;
+    parent_start_error = pthread_attr_init(&attr);
+    if (parent_start_error != 0) return;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    // No signal is handled on it (it inherits this mask): the daemon's handlers run on its other threads.
+    sigset_t all, before;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &before);
+    parent_start_error = pthread_create(&thread, &attr, parent_thread, NULL);
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+    pthread_attr_destroy(&attr);
+}
+
+/// Runs start_child on parent_thread and waits for it.
+static int start_child_from_parent_thread(struct child_start *start, pid_t *pid) {
+    pthread_once(&parent_once, start_parent_thread);
+    if (parent_start_error != 0) return parent_start_error;
+    struct parent_job job = {start, pid, 0, 0};
+    pthread_mutex_lock(&parent_lock);
+    while (parent_pending != NULL) pthread_cond_wait(&parent_answered, &parent_lock);
+    parent_pending = &job;
+    pthread_cond_signal(&parent_asked);
+    while (!job.finished) pthread_cond_wait(&parent_answered, &parent_lock);
+    pthread_mutex_unlock(&parent_lock);
+    return job.result;
+}
+
+pid_t orch_parent_thread_id(void) {
+    pthread_once(&parent_once, start_parent_thread);
+    if (parent_start_error != 0) return 0;
+    pthread_mutex_lock(&parent_lock);
+    while (parent_tid == 0) pthread_cond_wait(&parent_answered, &parent_lock);
+    pid_t tid = parent_tid;
+    pthread_mutex_unlock(&parent_lock);
+    return tid;
+}
+
 // fds 0-2 from `in` (in[0] < 0: /dev/null; in[1] or in[2] < 0: the caller's), in[3] >= 0 becomes fd 3 and
 // in[4] >= 0 fd 4 (only with fd 3), the rest closed.
 static int spawn_with(pid_t *pid, const char *path, char *const argv[], char *const envp[],
@@ -53,59 +276,14 @@ static int spawn_with(pid_t *pid, const char *path, char *const argv[], char *co
         }
     }
 
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_t actions;
-    int rc = posix_spawnattr_init(&attr);
-    if (rc != 0) goto out_temps;
-    rc = posix_spawn_file_actions_init(&actions);
-    if (rc != 0) goto out_attr;
-
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-#if defined(__GLIBC__) && defined(__SIGRTMIN)
-    // sigfillset leaves out glibc's internal signals (32 SIGCANCEL, 33 SIGSETXID), and the
-    // spawn helper then sets them to SIG_IGN in the child, which exec preserves (seen on 2.36:
-    // SigIgn 0x180000000). Naming them in the default set makes them SIG_DFL like the rest.
-    for (int sig = __SIGRTMIN; sig < SIGRTMIN; sig++) {
-        all.__val[(sig - 1) / (8 * sizeof(all.__val[0]))] |= 1UL << ((sig - 1) % (8 * sizeof(all.__val[0])));
-    }
-#endif
-    if ((rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-                                                  POSIX_SPAWN_SETSIGDEF)) != 0) goto out_all;
-    if ((rc = posix_spawnattr_setsigmask(&attr, &none)) != 0) goto out_all;
-    if ((rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0) goto out_all;
-
-    if (fds[0] >= 0) {
-        rc = posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
-    } else {
-        rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    }
-    if (rc != 0) goto out_all;
-    for (int i = 1; i < 3; i++) {
-        if (fds[i] < 0) continue;
-        if ((rc = posix_spawn_file_actions_adddup2(&actions, fds[i], i)) != 0) goto out_all;
-    }
-    for (int i = 3; i < 5; i++) {
-        if (fds[i] < 0) continue;
-        if ((rc = posix_spawn_file_actions_adddup2(&actions, fds[i], i)) != 0) goto out_all;
-    }
-    if (cwd != NULL && cwd[0] != '\0') {
-        if ((rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto out_all;
-    }
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, fds[4] >= 0 ? 5 : fds[3] >= 0 ? 4 : 3)) != 0) goto out_all;
-
+    // posix_spawnp's PATH: the calling process's, glibc's default if unset.
+    const char *search = NULL;
     if (search_path) {
-        rc = posix_spawnp(pid, path, &actions, &attr, argv, envp);
-    } else {
-        rc = posix_spawn(pid, path, &actions, &attr, argv, envp);
+        search = getenv("PATH");
+        if (search == NULL) search = "/bin:/usr/bin";
     }
-
-out_all:
-    posix_spawn_file_actions_destroy(&actions);
-out_attr:
-    posix_spawnattr_destroy(&attr);
-out_temps:
+    struct child_start start = {path, argv, envp, cwd, search, {fds[0], fds[1], fds[2], fds[3], fds[4]}, 0, 0};
+    int rc = start_child_from_parent_thread(&start, pid);
     for (int i = 0; i < 5; i++) if (temps[i] >= 0) close(temps[i]);
     return rc;
 }
@@ -116,14 +294,6 @@ int orch_spawn(pid_t *pid, const char *path, char *const argv[], char *const env
     return spawn_with(pid, path, argv, envp, cwd, in, search_path);
 }
 
-static int reap_blocking(pid_t pid) {
-    int status;
-    pid_t rc;
-    do {
-        rc = waitpid(pid, &status, 0);
-    } while (rc < 0 && errno == EINTR);
-    return rc == pid ? 0 : -1;
-}
 
 int orch_spawn_via_helper(pid_t *pid, const char *helper, const char *search, const char *path,
                           char *const argv[], char *const envp[], const char *cwd, int stdout_fd, int stderr_fd) {

@@ -5,7 +5,8 @@ import Dispatch
 import Glibc
 #endif
 
-/// Starts workers with `posix_spawn` in their own sessions and reaps them through pidfds.
+/// Starts workers in their own sessions and reaps them through pidfds; each dies with this process
+/// (`PR_SET_PDEATHSIG`, SIGKILL: see shims.c), so a SIGKILLed daemon leaves no worker running.
 ///
 /// Per worker: a log file, two pipes (stdout, stderr) and a pidfd, all three watched through one
 /// `EventLoop` on `queue`; no thread per child. When the pidfd becomes
@@ -36,7 +37,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
     let readBuffer: UnsafeMutableRawBufferPointer
     /// Orphans of workers become our children (`PR_SET_CHILD_SUBREAPER` succeeded).
     public let isSubreaper: Bool
-    /// orchestrator-spawn, while workers are started through it; nil: `posix_spawn` straight from
+    /// orchestrator-spawn, while workers are started through it; nil: started (vfork) straight from
     /// this process, whose peak RSS the kernel then folds into every worker's max RSS at exec.
     private var spawnHelper: [UInt8]?
     /// How workers go through the helper.
@@ -465,6 +466,11 @@ public final class ProcessSupervisor: @unchecked Sendable {
         Self.liveWorkers.withLock { stopSpawner(live: &$0) }
     }
 
+    /// The thread every worker, spawner and helper is started from (its kernel thread id), started if needed; 0 if
+    /// it cannot be. It lives as long as the process: a child's PR_SET_PDEATHSIG fires when the thread that is its
+    /// parent exits, so a child of a Dispatch thread would be killed when that thread idles out (shims.c). For tests.
+    public static var parentThreadID: pid_t { orch_parent_thread_id() }
+
     /// The long-lived spawner's pid, while there is one (for tests).
     public var spawnerPID: pid_t? {
         dispatchPrecondition(condition: .onQueue(queue))
@@ -632,7 +638,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
     }
 
     private static func describeSpawnFailure(_ code: Int32, _ request: SpawnRequest) -> String {
-        // posix_spawn reports a failed chdir and a failed exec the same way; tell them apart.
+        // A failed chdir and a failed exec are reported the same way (as posix_spawn does); tell them apart.
         if !request.workingDirectory.isEmpty {
             let problem = withCBytes(request.workingDirectory) { orch_check_enterable_dir($0) }
             if problem != 0 {

@@ -29,10 +29,11 @@
 // orchestrator-spawn MODE SEARCH_PATH PROGRAM ARGV0 ARGV1 ...: starts one worker and exits.
 //   MODE "p": look PROGRAM up in SEARCH_PATH (execvp rules); "n": PROGRAM is a path, SEARCH_PATH is ignored.
 // The environment is the worker's. fds 0-2, the working directory, the signal mask and dispositions are the
-// worker's already (set by the daemon's posix_spawn). fd 3 is the report pipe: records of 8 bytes, a tag and a
+// worker's already (set by the daemon as it started this process: shims.c, child_main). fd 3 is the report pipe: records of 8 bytes, a tag and a
 // 32-bit value: 'P' the worker's pid, 'E' the errno of a failed exec, 'F' the errno of a failed fork.
 // The worker never sees fd 3 (close-on-exec), so end of file on the pipe means the worker has exec'd or exited.
 // In both modes the worker is forked from this process, whose mm is a few pages, and is the daemon's child.
+// Every process forked here (zygote, worker) dies with the daemon, as this one does: see die_with_daemon.
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #error "orchestrator-spawn: add this architecture's system call convention"
@@ -44,7 +45,7 @@ typedef long word;
 enum {
     SYS_read = 0, SYS_write = 1, SYS_close = 3, SYS_fcntl = 72, SYS_setsid = 112, SYS_execve = 59, SYS_exit = 60,
     SYS_clone = 56, SYS_dup3 = 292, SYS_chdir = 80, SYS_recvmsg = 47, SYS_sendmsg = 46, SYS_socketpair = 53,
-    SYS_pipe2 = 293, SYS_setsockopt = 54
+    SYS_pipe2 = 293, SYS_setsockopt = 54, SYS_prctl = 157, SYS_getppid = 110
 };
 
 static inline word syscall3(word n, word a, word b, word c) {
@@ -66,7 +67,7 @@ __asm__(".text\n.globl _start\n_start:\n xor %rbp,%rbp\n mov %rsp,%rdi\n and $-1
 enum {
     SYS_read = 63, SYS_write = 64, SYS_close = 57, SYS_fcntl = 25, SYS_setsid = 157, SYS_execve = 221, SYS_exit = 93,
     SYS_clone = 220, SYS_dup3 = 24, SYS_chdir = 49, SYS_recvmsg = 212, SYS_sendmsg = 211, SYS_socketpair = 199,
-    SYS_pipe2 = 59, SYS_setsockopt = 208
+    SYS_pipe2 = 59, SYS_setsockopt = 208, SYS_prctl = 167, SYS_getppid = 173
 };
 
 static inline word syscall5(word n, word a, word b, word c, word d, word e) {
@@ -91,6 +92,7 @@ enum { EINTR = 4, E2BIG = 7, EINVAL = 22, EPROTO = 71 };
 enum { SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_CMSG_CLOEXEC = 0x40000000 };
 enum { AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 02000000, O_CLOEXEC = 02000000, O_NONBLOCK = 04000 };
 enum { F_SETFL = 4, SO_SNDTIMEO = 21, CLONE_PIDFD = 0x1000 };
+enum { PR_SET_PDEATHSIG = 1, SIGKILL = 9 };
 /// The first word of an order: larger than any payload length, so a request in an older build's format is told
 /// apart.
 enum { ZYGOTE_ORDER = 0x6f67797a };
@@ -117,6 +119,20 @@ void *memset(void *to, int c, unsigned long n) {
 
 __attribute__((noreturn)) static void exit_now(int code) {
     for (;;) syscall3(SYS_exit, code, 0, 0);
+}
+
+/// The daemon's pid, read at start. The daemon started this process with PR_SET_PDEATHSIG(SIGKILL) after checking
+/// in it that the daemon was still its parent (shims.c, child_main): had the daemon died since, we would be killed
+/// before returning from getppid, so what it says is the daemon.
+static int daemon_pid;
+
+/// A fork clears PR_SET_PDEATHSIG: a zygote or worker forked here (CLONE_PARENT: the parent is the daemon's thread
+/// that started us, which never ends before the daemon) sets it again, so that it dies with the daemon (SIGKILL,
+/// see shims.c). A daemon that died before the prctl sends nothing: then the parent is no longer the daemon, and
+/// this returns 0 (the caller ends without running anything).
+static int die_with_daemon(void) {
+    if (syscall3(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0) < 0) return 0;
+    return syscall3(SYS_getppid, 0, 0, 0) == daemon_pid;
 }
 
 static void report_to(int fd, char tag, int value) {
@@ -313,6 +329,7 @@ static void make_zygote(void) {
         int ours[3] = {fds[0], fds[2], fds[4]};
         close_all(ours, 3);
         syscall3(SYS_setsid, 0, 0, 0);  // Cannot fail: a fresh child leads no group.
+        if (!die_with_daemon()) exit_now(0);  // The daemon is gone: nobody will ask this zygote for anything.
         zygote(fds[1], fds[3], fds[5]);
     }
     if (pid < 0) {
@@ -342,6 +359,7 @@ __attribute__((used, noreturn)) void spawn_main(word *stack) {
     int argc = (int)stack[0];
     char **argv = (char **)(stack + 1);
     char **envp = argv + argc + 1;
+    daemon_pid = (int)syscall3(SYS_getppid, 0, 0, 0);
     if (argc == 2 && argv[1][0] == 's' && argv[1][1] == '\0') serve();
     if (argc < 5) exit_now(125);
     const char *mode = argv[1];
@@ -351,7 +369,7 @@ __attribute__((used, noreturn)) void spawn_main(word *stack) {
 
     syscall3(SYS_fcntl, REPORT_FD, F_SETFD, FD_CLOEXEC);
     // fork(), but a sibling: a new process with its own signal struct, whose parent is the daemon. With
-    // CLONE_PARENT the exit signal is ours (SIGCHLD, from the daemon's posix_spawn).
+    // CLONE_PARENT the exit signal is ours (SIGCHLD, from the daemon's clone: shims.c, start_child).
     word pid = syscall5(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
     if (pid < 0) {
         report('F', (int)-pid);
@@ -359,6 +377,7 @@ __attribute__((used, noreturn)) void spawn_main(word *stack) {
     }
     if (pid == 0) {
         syscall3(SYS_setsid, 0, 0, 0);  // Cannot fail: a fresh child leads no group.
+        if (!die_with_daemon()) exit_now(127);  // The daemon is gone: its worker must not run unsupervised.
         int error = mode[0] == 'p' ? exec_searching(search, program, worker_argv, envp)
                                    : exec(program, worker_argv, envp);
         report('E', error);

@@ -12,11 +12,12 @@ extern "C" {
 #endif
 
 /// Starts `path` in a new session (pid == pgid == sid) with an empty signal mask, every
-/// catchable signal at its default action, fds 0/1/2 taken from the three fds (stdin_fd < 0
+/// catchable signal at its default action, PR_SET_PDEATHSIG(SIGKILL) (it dies with this process; started from
+/// one thread that lives as long as the process, see shims.c), fds 0/1/2 taken from the three fds (stdin_fd < 0
 /// means /dev/null; stdout_fd or stderr_fd < 0 keeps the caller's), working directory `cwd`
 /// (NULL or "" keeps the caller's; a relative `path` is resolved after the chdir), and every
-/// other fd closed. `search_path` != 0 uses posix_spawnp (PATH of the calling process).
-/// Returns 0, or an errno value (posix_spawn style: glibc reports exec failures such as
+/// other fd closed. `search_path` != 0 looks `path` up as posix_spawnp does (PATH of the calling process).
+/// Returns 0, or an errno value (posix_spawn style: exec failures such as
 /// ENOENT, EACCES or a failed chdir this way). errno is not used.
 int orch_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd, int search_path);
@@ -55,6 +56,11 @@ void orch_zygote_end(const int fds[4], pid_t pid);
 
 /// Ends a spawner and reaps it; its replies socket stays open (what it announced can still be taken there).
 void orch_spawner_stop(int sock, pid_t pid);
+
+/// The kernel thread id of the thread every child of ours is started from (shims.c: it lives as long as the
+/// process, so that the children's PR_SET_PDEATHSIG fires only when the process dies), starting it if needed;
+/// 0 if it cannot be started. For tests.
+pid_t orch_parent_thread_id(void);
 
 /// Whether a chdir to `path` would succeed, without changing directory: 0, or the errno value
 /// chdir would give (ENOENT, ENOTDIR, EACCES...). Used to explain a failed orch_spawn.
