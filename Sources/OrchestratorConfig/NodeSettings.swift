@@ -82,6 +82,11 @@ extension ConfigValidator {
                 roles.insert(role)
             }
             if given.isEmpty { report(section.path.key("roles"), "[node] roles: a daemon needs at least one role") }
+            // A task's runs stay with the daemon whose scheduler queued them (its run book, overlap and `after`
+            // rules are that daemon's): a scheduler runs them.
+            if roles.contains(.scheduler), !roles.contains(.worker) {
+                report(section.path.key("roles"), "[node] roles: \"scheduler\" needs \"worker\" too: a daemon runs the task runs it queues")
+            }
             settings.roles = roles
         }
         return settings

@@ -251,3 +251,27 @@ extension SharedStoreTests {
         for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
     }
 }
+
+extension SharedStoreTests {
+    /// Roles divide the work: a lister only registers what arrives in Inbox; a worker without the lister role never
+    /// watches Inbox and runs what the lister registered, woken by its announcement; only the scheduler fires slots.
+    @Test func aListerRegistersAndAWorkerRuns() throws {
+        let cluster = try Cluster(count: 2)
+        let (lister, worker) = (cluster.daemons[0], cluster.daemons[1])
+        for (daemon, roles) in [(lister, #"["lister"]"#), (worker, #"["worker", "scheduler"]"#)] {
+            var config = try String(contentsOf: daemon.configURL, encoding: .utf8)
+            config = config.replacingOccurrences(of: "[node]\n", with: "[node]\nroles = \(roles)\n")
+            try config.write(to: daemon.configURL, atomically: true, encoding: .utf8)
+        }
+        try cluster.start()
+        let names = (1...50).map { "w\($0).txt" }
+        for name in names { try cluster.first.drop(name) }
+        try cluster.first.waitUntil("every file is done", timeout: 60) { cluster.first.count(in: "Done") == 50 }
+        #expect(Set(cluster.runs().keys) == Set(names) && cluster.runs().values.allSatisfy { $0 == 1 })
+        #expect(try Server.psql(cluster.store, "SELECT string_agg(DISTINCT owner, ',') FROM job") == "n2")
+        #expect(!lister.log.contains(" done "), "the lister runs nothing")
+        let status = try lister.run(["status"])
+        #expect(status.stdout.contains(", lister, pid") && status.stdout.contains(", worker+scheduler, pid"), "\(status.stdout)")
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+    }
+}

@@ -84,4 +84,12 @@ private let handler = """
         let otherCommand = try load(handler.replacingOccurrences(of: "convert\", \"{file}", with: "convert\", \"-q\", \"{file}") + "[limits]\nshutdown_grace = \"5s\"\n")
         #expect(slower.sharedHash != base.sharedHash && otherCommand.sharedHash != base.sharedHash)
     }
+
+    @Test func aSchedulerMustAlsoBeAWorker() {
+        #expect(problems(handler + "[node]\nroles = [\"lister\", \"scheduler\"]\n") == [
+            #"5: [node] roles: "scheduler" needs "worker" too: a daemon runs the task runs it queues"#
+        ])
+        #expect(problems(handler + "[node]\nroles = [\"lister\"]\n").isEmpty)
+        #expect(problems(handler + "[node]\nroles = [\"worker\"]\n").isEmpty)
+    }
 }

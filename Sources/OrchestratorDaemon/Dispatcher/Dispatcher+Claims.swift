@@ -215,10 +215,10 @@ extension Dispatcher {
     // MARK: Work queued by other daemons
 
     /// Free slots take queued jobs of any daemon (files and uploads; a task's runs stay with the daemon whose
-    /// scheduler queued them), best first, after this daemon's own queue: at start, after a rescue, and when
-    /// another daemon says it queued work.
+    /// scheduler queued them, which is also a worker), best first, after this daemon's own queue: at start, after a
+    /// rescue, and when another daemon says it queued work.
     func claimForeignWork() {
-        guard claimsJobs, foreignWorkPending, phase.admitsNewWork, readyCount == 0 else { return }
+        guard claimsJobs, foreignWorkPending, phase.admitsNewWork, readyCount == 0, runs(.worker) else { return }
         let (node, lease) = (config.node.name, config.store.leaseSeconds)
         let agingStep = Double(Self.agingStep(config)) / 1000
         while running.count < spawnThrottle.allowed(configured: config.limits.maxConcurrent), phase.admitsNewWork {

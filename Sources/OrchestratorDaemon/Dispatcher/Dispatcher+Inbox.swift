@@ -319,6 +319,14 @@ extension Dispatcher {
         guard let created = recorded else { return false }
         newClaims.removeFirst(claims.count)
         for (name, id, handler, failure) in created {
+            if handler != nil, !runs(.worker) {
+                // Registered for the workers of the store (told by the commit's announcement); nothing to keep here.
+                // Its file in the processing area keeps the name until a worker has moved it out.
+                names.assign(name, to: id)
+                for waiting in names.release(name, job: id) { noteActivity(waiting) }
+                logger.debug("registered", metadata: ["file": "\(name)", "job": "\(id)"])
+                continue
+            }
             if let handler {
                 let job = LiveJob(
                     id: id, name: name, owner: .handler(handler.name), state: .queued, priority: handler.priority,

@@ -34,10 +34,13 @@ extension Dispatcher {
         if !claimsJobs { adoptUnrecordedClaims() }
         adoptRecoveredUploads()
         try startTasks()
-        startWatching()
+        // A daemon without the lister role leaves Inbox to those that have it.
+        if runs(.lister) {
+            startWatching()
+            startScan(reason: "start")
+        }
         startWakeups()
-        startScan(reason: "start")
-        for sweep in [TimerPurpose.ingestSweep, .retrySweep, .uploadSweep] { armSweep(sweep) }
+        for sweep in [TimerPurpose.ingestSweep, .retrySweep, .uploadSweep] where sweep != .ingestSweep || runs(.lister) { armSweep(sweep) }
         noteConfigLoaded()
         if !supervisor.measuresWorkersOwnUsage {
             logger.warning("orchestrator-spawn is not beside the orchestrator binary; workers start directly and their max RSS includes the daemon's")

@@ -1,12 +1,16 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import OrchestratorConfig
 import OrchestratorStore
 
 /// The daemon's row among the store's daemons: registered at start and at each reload (its config hash), a
 /// heartbeat every 30 s on a shared store, marked stopped at a clean stop.
 extension Dispatcher {
     var sharesStore: Bool { config.store.url != nil }
+
+    /// What this daemon does among those of its store (`[node] roles`); on SQLite, everything.
+    func runs(_ role: NodeRole) -> Bool { config.node.roles.contains(role) }
 
     func registerNode() {
         let registration = NodeLiveness.registration(config, pid: getpid())

@@ -49,7 +49,8 @@ extension Dispatcher {
         try prepareTaskRuntimes()
         let nowMs = daemonStartMs
         for task in config.tasks { try adoptRecoveredRuns(task.name) }
-        for task in config.tasks {
+        // Slots fire on the daemons with the scheduler role (each slot once, whichever daemon queues it).
+        for task in config.tasks where runs(.scheduler) {
             guard let schedule = taskRuntimes[task.name]?.schedule else { continue }
             if schedule.isReboot {
                 due(task.name, cause: .reboot, slot: nowMs)
@@ -300,7 +301,7 @@ extension Dispatcher {
     /// False if the event could not be recorded (the disk is full).
     @discardableResult
     func emit(_ name: String) -> Bool {
-        guard let listeners = eventListeners[name], !listeners.isEmpty, !phase.isStopping else { return true }
+        guard let listeners = eventListeners[name], !listeners.isEmpty, !phase.isStopping, runs(.scheduler) else { return true }
         let wallNow = Self.wallClock()
         let source = batch == nil ? "daemon" : "sweep"
         guard let id = commit("record event \(name)", { try $0.insertEvent(name: name, source: source, at: wallNow) }) else {
@@ -341,7 +342,8 @@ extension Dispatcher {
                     handle(request: request.kind, target: request.target)
                 }
             }
-            for event in try store.read({ try $0.pendingEvents() }) {
+            // Events queue task runs: the scheduler's work.
+            for event in try store.read({ try $0.pendingEvents() }) where runs(.scheduler) {
                 dispatchEvent(id: event.id, name: event.name, source: event.source)
             }
             // Committed now, not with the next cycle: a second wake-up (one per inotify read) would otherwise

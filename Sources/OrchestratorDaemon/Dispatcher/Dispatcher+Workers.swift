@@ -16,7 +16,7 @@ extension Dispatcher {
     static let logCap = 10 << 20
 
     func startWorkers() {
-        guard phase.admitsNewWork else { return }
+        guard phase.admitsNewWork, runs(.worker) else { return }
         defer {
             if !running.isEmpty, hostSampling == nil {
                 hostSampling = schedule(.hostSample, after: Self.hostSampleInterval)
