@@ -19,6 +19,8 @@ public enum Intervention {
     public enum Refusal: Equatable, Sendable {
         case unknown
         case finished(JobState)
+        /// On a shared store: another daemon holds the job (it runs there, or waits in its memory).
+        case otherDaemon(String)
         /// `priority` of a job that is not waiting (running).
         case notWaiting(JobState)
         /// A priority outside 1...10.
@@ -69,6 +71,7 @@ public enum Intervention {
         switch refusal {
         case .unknown: "no such job"
         case .finished(let state): "it has already finished (\(state.rawValue))"
+        case .otherDaemon(let node): "daemon \(node) holds it; give this command that daemon's config"
         case .notWaiting(let state): "it is not waiting (\(state.rawValue)); only a waiting job's priority can change"
         case .outOfRange(let value): "priority \(value) is outside \(priorities.lowerBound)..\(priorities.upperBound)"
         }

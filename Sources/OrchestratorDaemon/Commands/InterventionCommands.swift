@@ -167,7 +167,7 @@ public enum InterventionCommands {
         let error = CommandError(.badInput, "error: cannot \(what) job \(job.id) (\(Reports.printable(job.name))): \(Intervention.describe(refusal))")
         switch refusal {
         case .unknown: return error.about(.unknown)
-        case .finished, .notWaiting: return error.about(.conflict)
+        case .finished, .notWaiting, .otherDaemon: return error.about(.conflict)
         case .outOfRange: return error
         }
     }

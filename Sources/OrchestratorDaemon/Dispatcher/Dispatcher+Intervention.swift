@@ -97,6 +97,8 @@ extension Dispatcher {
             record = nil
         }
         guard let record else { return InterventionRequest.answer(.unknown) }
+        // On a shared store a live job this daemon does not hold is another daemon's (or was queued by one).
+        if claimsJobs, !record.state.isTerminal { return InterventionRequest.answer(.otherDaemon(record.owner ?? "that queued it")) }
         // Live in the store but not here: it has just finished and its end is not committed yet.
         return InterventionRequest.answer(.finished(record.state.isTerminal ? record.state : .done))
     }
@@ -201,6 +203,7 @@ enum InterventionRequest {
         switch refusal {
         case .unknown: "unknown"
         case .finished(let state): "finished \(state.rawValue)"
+        case .otherDaemon(let node): "other_daemon \(node)"
         case .notWaiting(let state): "not_waiting \(state.rawValue)"
         case .outOfRange(let value): "out_of_range \(value)"
         }
@@ -213,6 +216,7 @@ enum InterventionRequest {
         switch parts.first {
         case "unknown": return .unknown
         case "finished": return .finished(JobState(rawValue: value) ?? .done)
+        case "other_daemon": return .otherDaemon(value)
         case "not_waiting": return .notWaiting(JobState(rawValue: value) ?? .running)
         case "out_of_range": return .outOfRange(Int(value) ?? 0)
         default: return nil
