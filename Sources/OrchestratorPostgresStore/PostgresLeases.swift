@@ -12,24 +12,27 @@ extension PostgresTransaction {
         guard !kinds.isEmpty else { return nil }
         let rows = try connection.execute(
             """
-            UPDATE job SET state = 'running', owner = $1, attempts = attempts + 1, claims = claims + 1, lease_until = \(serverClock) + $2,
-                           updated_at = \(serverClock)
-            WHERE id = (
-                SELECT id FROM job
-                WHERE state = 'queued' AND kind = ANY($3::text[]) AND (not_before IS NULL OR not_before <= \(serverClock))
-                ORDER BY CASE WHEN priority >= 10 THEN priority
-                              ELSE LEAST(10, priority + CASE WHEN $4 > 0 THEN floor((\(serverClock) - updated_at) / $4)::int ELSE 0 END)
-                         END DESC, id
-                LIMIT 1
-                FOR UPDATE SKIP LOCKED)
-            RETURNING *
+            WITH claimed AS (
+                UPDATE job SET state = 'running', owner = $1, attempts = attempts + 1, claims = claims + 1,
+                               lease_until = \(serverClock) + $2, updated_at = \(serverClock)
+                WHERE id = (
+                    SELECT id FROM job
+                    WHERE state = 'queued' AND kind = ANY($3::text[]) AND (not_before IS NULL OR not_before <= \(serverClock))
+                    ORDER BY CASE WHEN priority >= 10 THEN priority
+                                  ELSE LEAST(10, priority + CASE WHEN $4 > 0 THEN floor((\(serverClock) - updated_at) / $4)::int ELSE 0 END)
+                             END DESC, id
+                    LIMIT 1
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING *),
+            noted AS (
+                INSERT INTO transition (job_id, at, from_state, to_state, detail)
+                SELECT id, updated_at, 'queued', 'running', 'claimed by ' || $1 FROM claimed)
+            SELECT * FROM claimed
             """,
             [.text(node), .double(lease), .text(PostgresReader.textArray(kinds.map(\.rawValue))), .double(agingStep)]
         ).rows
         guard let row = rows.first else { return nil }
-        let job = try JobRecord(postgres: row)
-        try addTransition(jobID: job.id, from: .queued, to: .running, detail: "claimed by \(node)", at: job.updatedAt)
-        return job
+        return try JobRecord(postgres: row)
     }
 
     func renewLeases(node: String, lease: Double) throws -> Int {
@@ -69,19 +72,24 @@ extension PostgresTransaction {
         jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
         detail: String?, at now: UnixTime
     ) throws -> Bool {
-        let updated = try connection.execute(
+        // The guarded update and its transition in one round trip: the dispatcher's thread waits for each.
+        let rows = try connection.execute(
             """
-            UPDATE job SET state = $1, lease_until = NULL, attempts = COALESCE($9, attempts), not_before = $2,
-                           reason = COALESCE($3, reason), updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
-            WHERE id = $6 AND state = 'running' AND owner = $7 AND claims = $8
+            WITH ended AS (
+                UPDATE job SET state = $1, lease_until = NULL, attempts = COALESCE($9, attempts), not_before = $2,
+                               reason = COALESCE($3, reason), updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
+                WHERE id = $6 AND state = 'running' AND owner = $7 AND claims = $8
+                RETURNING id)
+            INSERT INTO transition (job_id, at, from_state, to_state, detail)
+            SELECT id, $4, 'running', $1, $10 FROM ended RETURNING job_id
             """,
             [
                 .text(state.rawValue), notBefore.map { .double($0) }, reason.map { .text($0) }, .double(now),
                 .bool(state.isTerminal), .int(jobID), .text(node), .int(Int64(claim)), attempts.map { .int(Int64($0)) },
+                (detail ?? reason).map { .text($0) },
             ]
-        ).affectedRows
-        guard updated == 1 else { return false }
-        try addTransition(jobID: jobID, from: .running, to: state, detail: detail ?? reason, at: now)
+        ).rows
+        guard !rows.isEmpty else { return false }
         if state == .queued { wakeup.needed = true }
         return true
     }
@@ -89,28 +97,35 @@ extension PostgresTransaction {
     func claimJob(id: Int64, node: String, lease: Double) throws -> JobRecord? {
         let rows = try connection.execute(
             """
-            UPDATE job SET state = 'running', owner = $1, attempts = attempts + 1, claims = claims + 1, lease_until = \(serverClock) + $2,
-                           updated_at = \(serverClock)
-            WHERE id = $3 AND state = 'queued' AND (not_before IS NULL OR not_before <= \(serverClock))
-            RETURNING *
+            WITH claimed AS (
+                UPDATE job SET state = 'running', owner = $1, attempts = attempts + 1, claims = claims + 1,
+                               lease_until = \(serverClock) + $2, updated_at = \(serverClock)
+                WHERE id = $3 AND state = 'queued' AND (not_before IS NULL OR not_before <= \(serverClock))
+                RETURNING *),
+            noted AS (
+                INSERT INTO transition (job_id, at, from_state, to_state, detail)
+                SELECT id, updated_at, 'queued', 'running', 'claimed by ' || $1 FROM claimed)
+            SELECT * FROM claimed
             """,
             [.text(node), .double(lease), .int(id)]
         ).rows
         guard let row = rows.first else { return nil }
-        let job = try JobRecord(postgres: row)
-        try addTransition(jobID: job.id, from: .queued, to: .running, detail: "claimed by \(node)", at: job.updatedAt)
-        return job
+        return try JobRecord(postgres: row)
     }
 
     func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool {
         // The job row is locked while the attempt is written, so a rescue cannot slip in between the check and it.
         let held = try connection.execute(
-            "SELECT 1 FROM job WHERE id = $1 AND state = 'running' AND owner = $2 AND claims = $3 FOR UPDATE",
-            [.int(jobID), .text(node), .int(Int64(claim))]
-        ).rows.count == 1
-        guard held else { return false }
-        try finishRunningAttempt(jobID: jobID, result, at: now)
-        return true
+            """
+            WITH held AS (SELECT id FROM job WHERE id = $11 AND state = 'running' AND owner = $12 AND claims = $13 FOR UPDATE),
+            ended AS (
+                UPDATE attempt SET \(Self.resultColumns) FROM held WHERE attempt.job_id = held.id AND attempt.outcome = 'running'
+                RETURNING attempt.id)
+            SELECT count(*) FROM held
+            """,
+            Self.parameters(result, at: now) + [.int(jobID), .text(node), .int(Int64(claim))]
+        ).scalar?.int64()
+        return held == 1
     }
 
     func finishUnclaimed(

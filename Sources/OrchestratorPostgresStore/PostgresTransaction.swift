@@ -457,12 +457,12 @@ struct PostgresTransaction: StoreTransaction {
             [.int(Int64(pid)), startTime.map { .int(Int64(bitPattern: $0)) }, .int(attemptID)])
     }
 
-    private static let resultColumns = """
+    static let resultColumns = """
         outcome = $1, ended_at = $2, exit_code = $3, signal = $4, timed_out = $5, user_cpu = $6, system_cpu = $7,
         max_rss_kib = $8, stderr_tail = $9, reason = $10
         """
 
-    private static func parameters(_ result: AttemptResult, at now: UnixTime) -> [PostgresValue?] {
+    static func parameters(_ result: AttemptResult, at now: UnixTime) -> [PostgresValue?] {
         [
             .text(result.outcome.rawValue), .double(now), result.exitCode.map { .int(Int64($0)) },
             result.signal.map { .int(Int64($0)) }, .bool(result.timedOut), result.userCPU.map { .double($0) },

@@ -81,8 +81,10 @@ extension ParentThreadTests {
         defer { close(leaked) }
         let ignored = signal(SIGUSR1, SIG_IGN)
         defer { signal(SIGUSR1, ignored) }
-        // A bare name, found through PATH; $$ is the worker itself.
-        let script = "grep -E '^(SigBlk|SigIgn):' /proc/$$/status; readlink /proc/$$/fd/0; ls /proc/$$/fd; "
+        // A bare name, found through PATH; $$ is the worker itself. Its signal state is read with builtins only: while
+        // the shell forks a command (dash uses vfork) it blocks every signal for a moment, which the command could see.
+        let script = "while read -r key value; do case $key in SigBlk:|SigIgn:) printf '%s\\t%s\\n' $key $value;; esac; done < /proc/$$/status; "
+            + "readlink /proc/$$/fd/0; ls /proc/$$/fd; "
             + "ps -o pid=,pgid=,sid= -p $$; pwd"
         let request = SpawnRequest(
             arguments: ["sh", "-c", script].map { Array($0.utf8) }, environment: [Array("PATH=/usr/bin:/bin".utf8)],

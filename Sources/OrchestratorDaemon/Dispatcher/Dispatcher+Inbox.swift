@@ -160,7 +160,7 @@ extension Dispatcher {
             "watchdog", snapshot.healthy ? "healthy" : "unhealthy: " + problems.joined(separator: "; "),
             result: snapshot.healthy ? "healthy" : "unhealthy")
         let text = snapshot.json
-        record { try $0.setDaemonNote(HealthSnapshot.noteKey, text, at: snapshot.at) }
+        recordForStatus { try $0.setDaemonNote(HealthSnapshot.noteKey, text, at: snapshot.at) }
         if !snapshot.healthy {
             logger.error("unhealthy", metadata: ["problems": "\(problems.joined(separator: "; "))"])
             if lastHealthy { emit("error.critical") }

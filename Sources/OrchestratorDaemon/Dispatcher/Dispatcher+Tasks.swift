@@ -404,7 +404,7 @@ extension Dispatcher {
         guard batch == nil else { return }
         metrics?.sweepFinished(mode, result: result, items: items)
         let wallNow = Self.wallClock()
-        record { try $0.setDaemonNote("sweep.\(mode)", summary, at: wallNow) }
+        recordForStatus { try $0.setDaemonNote("sweep.\(mode)", summary, at: wallNow) }
     }
 
     /// `task enable|disable` as the store holds them; nil (and logged) if it cannot be read, in which case

@@ -295,6 +295,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// The writes waiting for the next commit, and the names of moved files that commit frees.
     var writes = WriteBatch<(any StoreTransaction) throws -> Void, (name: RelativePath, job: Int64)>()
     var flushTimer: TimerHandle?
+    /// Every pending write is one `recordForStatus` made: no commit of its own.
+    var writesWaitForNothing = false
 
     var phase = DaemonPhase.starting
     /// The exit code once drained: 1 when a one-shot run gave up (no space).
@@ -565,13 +567,22 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// Queues a write for this cycle's transaction.
     func record(_ write: @escaping (any StoreTransaction) throws -> Void) {
         writes.record(write)
+        writesWaitForNothing = false
+    }
+
+    /// A write only `status` reads (a sweep's note, the health snapshot): on a shared store it waits for the next
+    /// commit there is anyway, at the latest the heartbeat's, so that an idle daemon commits twice a minute.
+    func recordForStatus(_ write: @escaping (any StoreTransaction) throws -> Void) {
+        guard claimsJobs else { return record(write) }
+        if writes.isEmpty { writesWaitForNothing = true }
+        writes.record(write)
     }
 
     /// Writes that need not precede any effect (rows of workers just started, retry bookkeeping) wait
     /// for the next cycle's commit, or at most `deferredWriteDelay`: under load one commit then serves
     /// several cycles, and the store is never more than a moment behind.
     func deferWrites() {
-        guard !writes.isEmpty, flushTimer == nil, !phase.isPausedForDisk else { return }
+        guard !writes.isEmpty, flushTimer == nil, !phase.isPausedForDisk, !writesWaitForNothing || phase.isStopping else { return }
         if phase.isStopping {
             flushWrites()
             return
@@ -606,6 +617,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             for (name, job) in writes.committed(batch) {
                 for waiting in names.release(name, job: job) { noteActivity(waiting) }
             }
+            if writes.isEmpty { writesWaitForNothing = false }
             return result
         } catch {
             switch StoreFailure.classify(error) {
