@@ -55,6 +55,38 @@ enum NodeLiveness {
         if let conflict = nameConflict(existing, instance: instance(config)) { throw CommandError(.unavailable, "error: \(conflict)") }
     }
 
+    static let foldersNote = "shared.folders"
+
+    /// The daemons of one store share one Inbox, Done, Failed and processing area: a job claimed by any of them
+    /// finds its file in the processing area, and a name is live once across them. A daemon whose folders differ
+    /// from those of the store's live daemons is refused (78, at `[paths]`); with none alive, its folders become
+    /// the store's.
+    static func checkFolders(_ store: any Store, _ config: Config) throws(CommandError) {
+        let mine = folders(config)
+        let instance = instance(config)
+        do {
+            let (noted, nodes) = try store.read { (try $0.daemonNote(foldersNote), try $0.nodes()) }
+            let othersAlive = nodes.contains {
+                $0.instance != instance && condition(of: $0, shared: true, stateDirDaemonRuns: false) == .running
+            }
+            if let noted, noted != mine, othersAlive {
+                throw CommandError(
+                    .config,
+                    "\(config.file):\(config.line(ofKey: "paths")): error: [paths]: the daemons of this store use \(noted); "
+                        + "this daemon's are \(mine): daemons of one store share one Inbox, Done, Failed and processing area")
+            }
+            if noted != mine { try store.write { try $0.setDaemonNote(foldersNote, mine, at: Dispatcher.wallClock()) } }
+        } catch let error as CommandError {
+            throw error
+        } catch {
+            throw CommandError(.failure, "error: cannot read the daemons of \(StoreFactory.describe(config)): \(error)")
+        }
+    }
+
+    static func folders(_ config: Config) -> String {
+        "inbox \(config.paths.inbox), done \(config.paths.done), failed \(config.paths.failed), processing \(config.paths.processing)"
+    }
+
     /// Where this daemon runs from: its host and state dir.
     static func instance(_ config: Config) -> String { NodeSettings.hostName() + ":" + config.paths.state }
 

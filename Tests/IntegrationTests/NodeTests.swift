@@ -46,7 +46,17 @@ import Testing
         #expect(disagreement.contains("vm2 00000000dead") && disagreement.contains("web1 \(hash.prefix(12))"))
 
         // A daemon of another instance (its own state dir) under a name that is alive: refused, 69.
-        let other = try TestInstance(config: testConfig(handler: Self.handler, extra: "\n[node]\nname = \"vm2\"\n"))
+        // Its own state dir, the same folders (daemons of one store share them).
+        let other = try TestInstance(config: testConfig(handler: Self.handler, extra: """
+
+            [node]
+            name = "vm2"
+
+            [paths]
+            inbox = "\(instance.path("Inbox"))"
+            done = "\(instance.path("Done"))"
+            failed = "\(instance.path("Failed"))"
+            """))
         let refused = try other.run(["watch", "--store", store], timeout: 30)
         #expect(refused.status == 69, "\(refused.stderr)")
         #expect(refused.stderr.contains("the node name \"vm2\" is in use by the daemon at otherhost:/var/lib/o (pid 77"), "\(refused.stderr)")

@@ -275,3 +275,29 @@ extension SharedStoreTests {
         for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
     }
 }
+
+extension SharedStoreTests {
+    /// Daemons of one store share one set of folders: a job any of them claims finds its file in the processing
+    /// area, and a file name is live once across them. One on other folders is refused while the others run.
+    @Test func aDaemonOnOtherFoldersIsRefusedWhileTheStoresDaemonsRun() throws {
+        let cluster = try Cluster(count: 1)
+        try cluster.start()
+        let stranger = try TestInstance(config: testConfig(handler: "command = [\"/bin/true\"]", extra: """
+
+            [node]
+            name = "stranger"
+
+            [store]
+            url = "\(cluster.store)"
+            """))
+        let refused = try stranger.run(["watch"], timeout: 30)
+        #expect(refused.status == 78, "\(refused.stderr)")
+        #expect(refused.stderr.contains("error: [paths]: the daemons of this store use inbox \(cluster.first.path("Inbox"))"), "\(refused.stderr)")
+        // Once the store's daemons have stopped, another set of folders may take it over.
+        #expect(cluster.first.stopDaemon() == 0)
+        try stranger.startDaemon()
+        try stranger.drop("s.txt")
+        try stranger.waitUntil("the new folders work", timeout: 20) { stranger.count(in: "Done") == 1 }
+        #expect(stranger.stopDaemon() == 0)
+    }
+}

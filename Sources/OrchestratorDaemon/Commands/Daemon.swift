@@ -62,6 +62,7 @@ public enum Daemon {
         }
         try StoreFactory.hold(opened.store, config, shared: true)
         try NodeLiveness.checkName(opened.store, config)
+        if config.store.url != nil { try NodeLiveness.checkFolders(opened.store, config) }
         // A start that waited for space may have left the marker that stands in for the status board (or a
         // killed one did): the store is open, so it is stale.
         _ = Dispatcher.noSpaceMarkerPath(PathBytes(config.paths.state)).withCString(unlink)

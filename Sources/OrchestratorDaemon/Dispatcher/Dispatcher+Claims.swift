@@ -165,7 +165,7 @@ extension Dispatcher {
     /// end their workers; leases other daemons let run out are taken back for any daemon to claim.
     func leaseRenewalDue() {
         leaseTimer = nil
-        guard claimsJobs, !heldClaims.isEmpty, !phase.isPausedForDisk else {
+        guard claimsJobs, !heldClaims.isEmpty, !storeUnavailable else {
             armLeaseRenewal()
             return
         }

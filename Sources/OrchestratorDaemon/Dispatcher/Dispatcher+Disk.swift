@@ -77,8 +77,9 @@ extension Dispatcher {
             let retry = stuckMoves.filter { !$0.value.retrying }
             for jobID in retry.keys { stuckMoves[jobID]?.retrying = true }
             // Files that finished meanwhile go too: their end states were just committed.
-            let toMove = finishedJobs + retry.values.map(\.job)
+            let toMove = withoutLostClaims(finishedJobs + retry.values.map(\.job))
             finishedJobs.removeAll()
+            for jobID in retry.keys where !toMove.contains(where: { $0.jobID == jobID }) { stuckMoves[jobID] = nil }
             if !toMove.isEmpty {
                 sendToMover(toMove)
             } else if movesInFlight == 0 {

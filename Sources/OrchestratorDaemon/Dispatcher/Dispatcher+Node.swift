@@ -23,7 +23,7 @@ extension Dispatcher {
         guard !phase.isStopping else { return }
         // Paused (a full disk, the server away): the retry of the pending writes is what resumes; other daemons see
         // this one silent meanwhile, as it is.
-        guard !phase.isPausedForDisk else {
+        guard !storeUnavailable else {
             nodeHeartbeatTimer = schedule(.nodeHeartbeat, after: NodeLiveness.heartbeatMilliseconds)
             return
         }

@@ -297,6 +297,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var flushTimer: TimerHandle?
     /// Every pending write is one `recordForStatus` made: no commit of its own.
     var writesWaitForNothing = false
+    /// The last commit failed (the disk under SQLite is full, the server is away): a pause for a full Done or Failed
+    /// leaves a shared store writable, and this daemon must go on renewing its leases there.
+    var storeUnavailable = false
 
     var phase = DaemonPhase.starting
     /// The exit code once drained: 1 when a one-shot run gave up (no space).
@@ -618,8 +621,10 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
                 for waiting in names.release(name, job: job) { noteActivity(waiting) }
             }
             if writes.isEmpty { writesWaitForNothing = false }
+            storeUnavailable = false
             return result
         } catch {
+            storeUnavailable = true
             switch StoreFailure.classify(error) {
             case .outOfSpace:
                 pauseForDisk(path: layout.state, reason: "cannot \(what): \(error)")
