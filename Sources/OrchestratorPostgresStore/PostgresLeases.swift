@@ -128,6 +128,28 @@ extension PostgresTransaction {
         return held == 1
     }
 
+    func adoptFile(
+        name: RelativePath, handler: String, priority: Int, maxAttempts: Int, claim: (device: UInt64, inode: UInt64)?,
+        at now: UnixTime
+    ) throws -> Int64? {
+        let rows = try connection.execute(
+            """
+            WITH adopted AS (
+                INSERT INTO job (kind, name, handler, state, priority, max_attempts, created_at, updated_at, claim_device, claim_inode)
+                VALUES ('file', $1, $2, 'queued', $3, $4, $5, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id)
+            INSERT INTO transition (job_id, at, from_state, to_state, detail)
+            SELECT id, $5, NULL, 'queued', 'adopted: found in the processing area with no job' FROM adopted RETURNING job_id
+            """,
+            [
+                .bytes(name.bytes), .text(handler), .int(Int64(priority)), .int(Int64(maxAttempts)), .double(now),
+                claim.map { .int(Int64(bitPattern: $0.device)) }, claim.map { .int(Int64(bitPattern: $0.inode)) },
+            ]
+        ).rows
+        guard let id = try rows.first?[0].int64() else { return nil }
+        wakeup.needed = true
+        return id
+    }
+
     func finishUnclaimed(
         jobID: Int64, to state: JobState, attempts: Int?, reason: String?, detail: String?, at now: UnixTime
     ) throws -> Bool {

@@ -114,6 +114,26 @@ extension SQLiteTransaction {
         return true
     }
 
+    public func adoptFile(
+        name: RelativePath, handler: String, priority: Int, maxAttempts: Int, claim: (device: UInt64, inode: UInt64)?,
+        at now: UnixTime
+    ) throws -> Int64? {
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO job (kind, name, handler, state, priority, max_attempts, created_at, updated_at,
+                                           claim_device, claim_inode)
+                VALUES ('file', ?, ?, 'queued', ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                name.bytes.data, handler, priority, maxAttempts, now, now, claim.map { Int64(bitPattern: $0.device) },
+                claim.map { Int64(bitPattern: $0.inode) },
+            ])
+        guard db.changesCount > 0 else { return nil }
+        let id = db.lastInsertedRowID
+        try addTransition(jobID: id, from: nil, to: .queued, detail: "adopted: found in the processing area with no job", at: now)
+        return id
+    }
+
     public func finishUnclaimed(
         jobID: Int64, to state: JobState, attempts: Int?, reason: String?, detail: String?, at now: UnixTime
     ) throws -> Bool {

@@ -314,6 +314,13 @@ public protocol StoreTransaction {
     /// Ends the running attempt of a job `node` holds under `claim`; false (and nothing written) when the claim
     /// is gone: the running attempt, if any, is then another daemon's.
     func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool
+    /// Queues a file found in the processing area with no live job (its daemon died between its rename and its
+    /// commit), unless a live job of that name exists by now (another daemon adopted it, or its own commit came):
+    /// then nil. Several daemons may adopt the same file at once; one wins.
+    func adoptFile(
+        name: RelativePath, handler: String, priority: Int, maxAttempts: Int, claim: (device: UInt64, inode: UInt64)?,
+        at now: UnixTime
+    ) throws -> Int64?
     /// Ends a job nobody runs (a cancelled or ownerless queued job) in `state`; false, with nothing written, when
     /// it is running or already finished: then a daemon's claim or end came first.
     func finishUnclaimed(

@@ -229,7 +229,14 @@ extension Dispatcher {
                 armClaimableTimer()
                 return
             }
-            guard let job = adoptClaimed(taken) else { continue }
+            // A job this daemon cannot run ends the look: the next one would likely be the same.
+            guard let job = adoptClaimed(taken) else { return }
+            if let reason = heldBack(job) {
+                jobs[job.id] = nil
+                if case .handler = job.owner { _ = names.release(job.name, job: job.id) }
+                _ = release(taken, reason: reason)
+                return
+            }
             heldClaims[taken.id] = taken.claims
             armLeaseRenewal()
             start(job, queuedAt: now)
@@ -269,6 +276,25 @@ extension Dispatcher {
         return job
     }
 
+    /// Why a job claimed from the store must not start here now: what holds back this daemon's own jobs (a paused
+    /// handler, an open breaker, the admission limits) holds back others' too.
+    private func heldBack(_ job: LiveJob) -> String? {
+        switch job.owner {
+        case .handler(let name), .upload(let name):
+            if intervention.pausedHandlers == nil { intervention.pausedHandlers = readPausedHandlers() ?? [] }
+            if intervention.pausedHandlers?.contains(name) == true { return "handler \(name) is paused" }
+        case .task: break
+        }
+        if breakers[job.owner]?.isOpen == true { return "its circuit breaker is open" }
+        let host = running.isEmpty ? nil : hostMonitor.sample(at: now, workers: running.values.map(\.worker.pid))
+        if case .wait(let reason, _, _) = admission.decide(
+            candidate: estimate(of: job.owner), running: runningEstimate, runningCount: running.count, host: host)
+        {
+            return reason
+        }
+        return nil
+    }
+
     /// How long a job given back waits before any daemon claims it again: this one would otherwise take it back at once.
     static let givenBackDelay: Double = 5
 
@@ -282,5 +308,54 @@ extension Dispatcher {
                 notBefore: wallNow + Self.givenBackDelay, reason: nil, detail: "given back by \(node): \(reason)", at: wallNow)
         }
         return nil
+    }
+}
+
+extension Dispatcher {
+    /// On a shared store, files in the processing area with no job (a daemon died between its rename and its
+    /// commit) are adopted by any lister: a file seen unregistered, as the same inode, at two watchdog sweeps in a
+    /// row, far longer than any claim takes to commit. The store's unique live name decides between daemons that
+    /// adopt it at once. (On SQLite the start adopts them, the state dir's lock keeping everyone else out.)
+    func adoptOrphanedFiles() {
+        guard claimsJobs, runs(.lister), !phase.isStopping, !phase.isPausedForDisk else { return }
+        var seen: [RelativePath: FileStatus] = [:]
+        let cursor = DirectoryCursor(root: layout.processing, recursive: true) { _ in false }
+        while case let slice = cursor.next(limit: 512), !slice.isEmpty {
+            // Hidden names are never input: a hidden entry is a lock.
+            for file in slice where !names.isTaken(file.path) && !file.path.hasHiddenComponent {
+                if file.status.kind == .regular { seen[file.path] = file.status }
+            }
+        }
+        let again = seen.filter { name, status in
+            orphanCandidates[name].map { $0.device == status.device && $0.inode == status.inode } ?? false
+        }
+        orphanCandidates = seen
+        let wallNow = Self.wallClock()
+        for (name, status) in again.sorted(by: { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }) {
+            guard let handler = config.handler(for: name) else { continue }
+            let latest: JobRecord?
+            do {
+                latest = try store.read { try $0.latestJob(kind: .file, name: name) }
+            } catch {
+                logger.warning("cannot read the store to adopt a file left in the processing area", metadata: ["error": "\(error)"])
+                return
+            }
+            // Live, or finished and not yet moved out: its daemon (or that daemon's next start) has it.
+            if let latest, !latest.state.isTerminal || latest.finalPath == nil { continue }
+            let adopted = commit("adopt a file left in the processing area") {
+                try $0.adoptFile(
+                    name: name, handler: handler.name, priority: handler.priority, maxAttempts: handler.maxAttempts,
+                    claim: (status.device, status.inode), at: wallNow)
+            }
+            guard let id = adopted ?? nil else { continue }
+            orphanCandidates[name] = nil
+            logger.warning("adopted a file left in the processing area with no job", metadata: ["file": "\(name)", "job": "\(id)"])
+            let job = LiveJob(
+                id: id, name: name, owner: .handler(handler.name), state: .queued, priority: handler.priority, attempts: 0,
+                maxAttempts: handler.maxAttempts)
+            jobs[id] = job
+            names.assign(name, to: id)
+            enqueue(job)
+        }
     }
 }

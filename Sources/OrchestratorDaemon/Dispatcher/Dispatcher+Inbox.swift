@@ -155,6 +155,7 @@ extension Dispatcher {
             logger.warning("Inbox \(layout.inbox) was replaced; watching the new one")
             recreateInboxWatch()
         }
+        adoptOrphanedFiles()
         let snapshot = HealthSnapshot(at: Self.wallClock(), by: "daemon", problems: problems, notes: [])
         noteSweep(
             "watchdog", snapshot.healthy ? "healthy" : "unhealthy: " + problems.joined(separator: "; "),

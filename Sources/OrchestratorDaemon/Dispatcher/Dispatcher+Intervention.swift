@@ -174,7 +174,7 @@ extension Dispatcher {
     }
 
     /// nil (and logged) if the store cannot be read; what is in force then stays in force.
-    private func readPausedHandlers() -> Set<String>? {
+    func readPausedHandlers() -> Set<String>? {
         do {
             return try store.read { try $0.pausedHandlers() }
         } catch {

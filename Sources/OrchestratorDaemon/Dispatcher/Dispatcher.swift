@@ -259,6 +259,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var leaseTimer: TimerHandle?
     /// Other daemons may have queued work this one has not seen: free slots claim from the store.
     var foreignWorkPending = false
+    /// Files in the shared processing area with no job at the last watchdog sweep (see `adoptOrphanedFiles`).
+    var orphanCandidates: [RelativePath: FileStatus] = [:]
     /// Announcements of other daemons' work (see Dispatcher+Wakeups).
     var wakeups: (any StoreWakeups)?
     var wakeupWatch: EventLoop.Registration?

@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// What a review of several daemons on one store found broken, each as the guarantee it must keep. Against the
+/// server scripts/postgres starts.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct SharedStoreReviewTests {
+    typealias Server = PostgresStoreTests.Server
+    typealias Cluster = SharedStoreTests.Cluster
+
+    /// A daemon killed between its claiming rename and the claim's commit leaves a file in the shared processing area
+    /// with no job (here placed directly). A lister adopts it once it has seen it so at two watchdog sweeps.
+    @Test func aFileClaimedButNeverRecordedStillEndsInDone() throws {
+        let cluster = try Cluster(count: 2, extra: "\n[sweeps]\nwatchdog = \"1s\"\n")
+        try cluster.start()
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+        try cluster.first.drop("orphan.txt", into: "Inbox/.processing")
+        try cluster.start()
+        try cluster.first.waitUntil("the orphan is processed", timeout: 20) { cluster.first.count(in: "Done") == 1 }
+        #expect(cluster.first.names(in: "Done") == [Array("orphan.txt".utf8)])
+        #expect(cluster.runs() == ["orphan.txt": 1])
+        #expect(try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE state = 'done'") == "1")
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+    }
+
+    /// `cancel` given to one daemon's config for a job another daemon runs is refused with that daemon's name; the
+    /// answer never claims the job has finished while it runs.
+    @Test func cancelThroughOneDaemonNamesTheDaemonThatRunsTheJob() throws {
+        let cluster = try Cluster(count: 2, workerSeconds: "20")
+        let (asked, runner) = (cluster.daemons[0], cluster.daemons[1])
+        try runner.startDaemon()
+        try cluster.first.drop("long.txt")
+        try runner.waitUntil("n2 runs it", timeout: 20) { try Server.psql(cluster.store, "SELECT owner FROM job WHERE state = 'running'") == "n2" }
+        try asked.startDaemon()
+        let id = try Server.psql(cluster.store, "SELECT id FROM job")
+        let answer = try asked.run(["cancel", id])
+        #expect(answer.status == 65, "\(answer.stderr)")
+        #expect(answer.stderr.contains("daemon n2 holds it; give this command that daemon's config"), "\(answer.stderr)")
+        let direct = try runner.run(["cancel", id])
+        #expect(direct.status == 0, "\(direct.stderr)")
+        try cluster.first.waitUntil("the job is cancelled", timeout: 15) { cluster.first.count(in: "Failed") == 1 }
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+    }
+
+    /// `handler pause` (given to every daemon): nothing of the handler starts, whichever daemon claims the job.
+    @Test func aPausedHandlerRunsNothingOnAnyDaemon() throws {
+        let cluster = try Cluster(count: 2)
+        try cluster.start()
+        for daemon in cluster.daemons { #expect(try daemon.run(["handler", "pause", "test"]).status == 0) }
+        for index in 1...4 { try cluster.first.drop("p\(index).txt") }
+        // Long enough for every daemon to have been woken for them and to have given them back at least once.
+        expectQuiet(for: 8, "a paused handler's file running") { !cluster.runs().isEmpty }
+        for daemon in cluster.daemons { #expect(try daemon.run(["handler", "resume", "test"]).status == 0) }
+        try cluster.first.waitUntil("they run once resumed", timeout: 30) { cluster.first.count(in: "Done") == 4 }
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+    }
+}
