@@ -540,8 +540,11 @@ struct PostgresTransaction: StoreTransaction {
         return id
     }
 
-    func markRequestHandled(id: Int64, at now: UnixTime) throws {
-        try connection.execute("UPDATE request SET handled_at = $1 WHERE id = $2", [.double(now), .int(id)])
+    @discardableResult
+    func markRequestHandled(id: Int64, at now: UnixTime) throws -> Bool {
+        try connection.execute(
+            "UPDATE request SET handled_at = $1 WHERE id = $2 AND handled_at IS NULL", [.double(now), .int(id)]
+        ).affectedRows == 1
     }
 
     func answerRequest(id: Int64, result: String, at now: UnixTime) throws {

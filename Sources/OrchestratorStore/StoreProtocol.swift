@@ -253,7 +253,9 @@ public protocol StoreTransaction {
     func setEventBodyPath(id: Int64, _ path: [UInt8]) throws
     func markEventHandled(id: Int64, at now: UnixTime) throws
     func insertRequest(kind: String, target: String, at now: UnixTime) throws -> Int64
-    func markRequestHandled(id: Int64, at now: UnixTime) throws
+    /// True when this call marked it (it was not handled yet): on a shared store, the daemon that handles it.
+    @discardableResult
+    func markRequestHandled(id: Int64, at now: UnixTime) throws -> Bool
     /// The daemon's answer to a request, with its handled mark.
     func answerRequest(id: Int64, result: String, at now: UnixTime) throws
     /// Records when a task was first seen, if not yet; returns the baseline in force.

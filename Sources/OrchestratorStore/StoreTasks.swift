@@ -280,8 +280,10 @@ extension SQLiteTransaction {
         return db.lastInsertedRowID
     }
 
-    public func markRequestHandled(id: Int64, at now: UnixTime) throws {
-        try db.execute(sql: "UPDATE request SET handled_at = ? WHERE id = ?", arguments: [now, id])
+    @discardableResult
+    public func markRequestHandled(id: Int64, at now: UnixTime) throws -> Bool {
+        try db.execute(sql: "UPDATE request SET handled_at = ? WHERE id = ? AND handled_at IS NULL", arguments: [now, id])
+        return db.changesCount == 1
     }
 
     public func markEventHandled(id: Int64, at now: UnixTime) throws {

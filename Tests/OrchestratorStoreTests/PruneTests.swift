@@ -142,7 +142,7 @@ extension Store {
         _ = try store.finishedTaskRun("t", slot: 3_000_000, at: 1002)
         let request = try store.write { try $0.insertRequest(kind: "sweep", target: "all", at: 1000) }
         _ = try store.write { try $0.insertRequest(kind: "sweep", target: "all", at: 1000) }
-        try store.write { try $0.markRequestHandled(id: request, at: 1000) }
+        _ = try store.write { try $0.markRequestHandled(id: request, at: 1000) }
         let predicted = try store.read { try $0.pruneCounts(finishedBefore: 2000) }
         let deleted = try store.prune(finishedBefore: 2000)
         #expect(predicted == deleted)

@@ -324,6 +324,8 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
             }
             #expect(try store.read { try $0.pendingRequests() }.isEmpty)
             #expect(try store.read { try $0.requestAnswer(id: asked) } == RequestAnswer(handled: true, result: "cancelled"))
+            // Several daemons read each request; only the first mark counts, so one of them handles it.
+            #expect(try !store.write { try $0.markRequestHandled(id: plain, at: 10) })
             #expect(try store.read { try $0.requestAnswer(id: asked + 100) } == nil)
         }
     }

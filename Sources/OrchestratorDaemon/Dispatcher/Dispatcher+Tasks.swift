@@ -335,9 +335,15 @@ extension Dispatcher {
         do {
             let requests = try store.read { try $0.pendingRequests() }
             for request in requests {
-                // Marked first: the mark commits with the run it queues, so a crash cannot run it twice.
+                // Marked first: the mark commits with the run it queues, so a crash cannot run it twice. On a shared
+                // store every daemon reads the request: the one whose mark goes through handles it.
                 let wallNow = Self.wallClock()
-                record { try $0.markRequestHandled(id: request.id, at: wallNow) }
+                if claimsJobs {
+                    let requestID = request.id
+                    guard commit("take a request", { try $0.markRequestHandled(id: requestID, at: wallNow) }) == true else { continue }
+                } else {
+                    record { try $0.markRequestHandled(id: request.id, at: wallNow) }
+                }
                 if !handleIntervention(requestID: request.id, kind: request.kind, target: request.target) {
                     handle(request: request.kind, target: request.target)
                 }
