@@ -62,21 +62,31 @@ extension Dispatcher {
             wheel.cancel(timer)
             claimableTimer = nil
         }
-        let next: ClaimableTime?
+        guard let next = readNextClaimable() else { return }
+        claimableTimer = schedule(.claimableDue, after: max(Self.minimumLookInterval, UInt64(next.delay * 1000) + Self.rescueMargin))
+    }
+
+    /// nil: nothing queued or running anywhere, or the store cannot be read (then the next announcement or
+    /// renewal looks again).
+    private func readNextClaimable() -> ClaimableTime? {
         do {
-            next = try store.read { try $0.nextClaimable(kinds: Self.foreignKinds) }
+            return try store.read { try $0.nextClaimable(kinds: Self.foreignKinds) }
         } catch {
             logger.warning("cannot read when work is next due; the next announcement or lease renewal looks again", metadata: ["error": "\(error)"])
-            return
+            return nil
         }
-        guard let next else { return }
-        let delay = max(Self.minimumLookInterval, UInt64(next.delay * 1000) + Self.rescueMargin)
-        claimableTimer = schedule(.claimableDue, after: delay)
     }
 
     func claimableDue() {
         claimableTimer = nil
         guard claimsJobs, !phase.isStopping else { return }
+        // Most wake-ups find the lease they were set for renewed by its live daemon: then nothing is written, and
+        // the timer waits for the new time.
+        guard let next = readNextClaimable() else { return }
+        guard next.delay <= 0 else {
+            claimableTimer = schedule(.claimableDue, after: max(Self.minimumLookInterval, UInt64(next.delay * 1000) + Self.rescueMargin))
+            return
+        }
         let wallNow = Self.wallClock()
         if let rescued = commit("take back expired leases", { try $0.rescueExpiredLeases(at: wallNow) }), !rescued.isEmpty {
             logger.warning("took back jobs whose daemon's lease ran out", metadata: ["jobs": "\(rescued.count)"])
