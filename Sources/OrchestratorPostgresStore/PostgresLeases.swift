@@ -42,19 +42,24 @@ extension PostgresTransaction {
         ).affectedRows
     }
 
-    func rescueExpiredLeases(at now: UnixTime) throws -> [Int64] {
+    func rescueExpiredLeases(at now: UnixTime, graceAfterRestart: Double) throws -> [Int64] {
         // The expiry is checked again by the UPDATE itself, on the row as it is once locked: a completion that
         // committed first has moved the job out of `running`, and it stays done.
         let rows = try connection.execute(
             """
-            WITH expired AS (
-                SELECT id, owner FROM job WHERE state = 'running' AND lease_until < \(serverClock) FOR UPDATE SKIP LOCKED)
+            WITH started AS (SELECT extract(epoch FROM pg_postmaster_start_time())::double precision AS at),
+            expired AS (
+                SELECT id, owner FROM job, started
+                WHERE state = 'running' AND lease_until < \(serverClock)
+                  -- Ran out while the server was down: its daemon may be alive and renewing as soon as it can.
+                  AND (lease_until >= started.at OR \(serverClock) - started.at > $2)
+                FOR UPDATE OF job SKIP LOCKED)
             UPDATE job SET state = 'queued', owner = NULL, lease_until = NULL, attempts = GREATEST(0, job.attempts - 1),
                            updated_at = $1
             FROM expired
             WHERE job.id = expired.id AND job.state = 'running' AND job.lease_until < \(serverClock)
             RETURNING job.id, expired.owner
-            """, [.double(now)]
+            """, [.double(now), .double(graceAfterRestart)]
         ).rows
         var rescued: [Int64] = []
         for row in rows {

@@ -50,7 +50,8 @@ extension SQLiteTransaction {
         return db.changesCount
     }
 
-    public func rescueExpiredLeases(at now: UnixTime) throws -> [Int64] {
+    /// One SQLite file has no server to restart: `graceAfterRestart` does not apply.
+    public func rescueExpiredLeases(at now: UnixTime, graceAfterRestart: Double) throws -> [Int64] {
         let expired = try Row.fetchAll(
             db, sql: "SELECT id, owner FROM job WHERE state = 'running' AND lease_until < \(sqliteClock)")
         var rescued: [Int64] = []

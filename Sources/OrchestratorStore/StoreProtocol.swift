@@ -300,7 +300,11 @@ public protocol StoreTransaction {
     /// Takes back every running job whose lease ran out: its attempt was cut short (interrupted, which spends no
     /// attempt), and it is queued again. The lease check is part of the update, so a job completed meanwhile is
     /// never taken back. The jobs taken back.
-    func rescueExpiredLeases(at now: UnixTime) throws -> [Int64]
+    ///
+    /// `graceAfterRestart`: a lease that ran out while the store's server was down (its daemon could not renew it)
+    /// is taken back only once the server has been up this long, time for live daemons to renew: an outage longer
+    /// than the lease then reruns nothing. A lease that ran out while the server was up is taken back at once.
+    func rescueExpiredLeases(at now: UnixTime, graceAfterRestart: Double) throws -> [Int64]
     /// Moves a job `node` claimed from `running` to `state`, only while that claim still holds (same owner, same
     /// claim number, still running); false when it does not (the lease ran out and another daemon rescued the job):
     /// then nothing is written, and the caller must act as if the run never counted.
@@ -331,6 +335,10 @@ public protocol StoreTransaction {
 }
 
 extension StoreTransaction {
+    public func rescueExpiredLeases(at now: UnixTime) throws -> [Int64] {
+        try rescueExpiredLeases(at: now, graceAfterRestart: 0)
+    }
+
     public func finishClaimed(
         jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int? = nil, notBefore: UnixTime?,
         reason: String?, detail: String? = nil, at now: UnixTime

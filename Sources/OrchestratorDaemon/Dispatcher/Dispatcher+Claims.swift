@@ -165,7 +165,9 @@ extension Dispatcher {
     /// end their workers; leases other daemons let run out are taken back for any daemon to claim.
     func leaseRenewalDue() {
         leaseTimer = nil
-        guard claimsJobs, !heldClaims.isEmpty, !storeUnavailable else {
+        // Tried even while the store cannot be written: the renewal is also how this daemon is back first after an
+        // outage, before the others' rescues (which wait `lease` after a server restart) take its jobs.
+        guard claimsJobs, !heldClaims.isEmpty else {
             armLeaseRenewal()
             return
         }
@@ -179,7 +181,7 @@ extension Dispatcher {
                     if job?.state != .running || job?.owner != node || job?.claims != claim { lost.append(id) }
                 }
             }
-            return (lost, try transaction.rescueExpiredLeases(at: wallNow))
+            return (lost, try transaction.rescueExpiredLeases(at: wallNow, graceAfterRestart: lease))
         }
         if let outcome {
             for jobID in outcome.lost { claimLost(jobID) }

@@ -88,7 +88,7 @@ extension Dispatcher {
             return
         }
         let wallNow = Self.wallClock()
-        if let rescued = commit("take back expired leases", { try $0.rescueExpiredLeases(at: wallNow) }), !rescued.isEmpty {
+        if let rescued = commit("take back expired leases", { [lease = config.store.leaseSeconds] in try $0.rescueExpiredLeases(at: wallNow, graceAfterRestart: lease) }), !rescued.isEmpty {
             logger.warning("took back jobs whose daemon's lease ran out", metadata: ["jobs": "\(rescued.count)"])
         }
         // The cycle that follows claims; when that finds nothing, it arms this timer again.
