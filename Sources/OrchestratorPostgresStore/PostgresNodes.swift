@@ -20,9 +20,11 @@ extension PostgresReader {
 
     private static func node(from row: PostgresRow) throws -> NodeRecord {
         NodeRecord(
-            name: try row[0].string() ?? "", instance: try row[1].string() ?? "", pid: Int32(try row[2].int64() ?? 0),
-            version: try row[3].string() ?? "", configHash: try row[4].string() ?? "",
-            roles: NodeRecord.roles(from: try row[5].string() ?? ""), startedAt: try row[6].double() ?? 0,
+            registration: NodeRegistration(
+                name: try row[0].string() ?? "", instance: try row[1].string() ?? "", pid: Int32(try row[2].int64() ?? 0),
+                version: try row[3].string() ?? "", configHash: try row[4].string() ?? "",
+                roles: NodeRecord.roles(from: try row[5].string() ?? "")),
+            startedAt: try row[6].double() ?? 0,
             heartbeatAt: try row[7].double() ?? 0, stoppedAt: try row[8].double(), heartbeatAge: try row[9].double() ?? 0,
             leasesHeld: Int(try row[10].int64() ?? 0))
     }

@@ -3,16 +3,8 @@ import OrchestratorCore
 
 /// A daemon as the store knows it: who it is, what it runs, and when it last said it was alive.
 public struct NodeRecord: Sendable, Equatable {
-    /// `[node] name`: the owner of the jobs it claims.
-    public var name: String
-    /// The host and state folder it runs from: one name's daemon restarting is the same instance, another
-    /// daemon taking the name is not.
-    public var instance: String
-    public var pid: Int32
-    public var version: String
-    /// `Config.sharedHash`: daemons that disagree on it run the same work differently.
-    public var configHash: String
-    public var roles: [String]
+    /// What it recorded at its start (or last reload).
+    public var registration: NodeRegistration
     /// The store's clock, Unix seconds.
     public var startedAt: UnixTime
     public var heartbeatAt: UnixTime
@@ -24,26 +16,31 @@ public struct NodeRecord: Sendable, Equatable {
     public var leasesHeld: Int
 
     public init(
-        name: String, instance: String, pid: Int32, version: String, configHash: String, roles: [String],
-        startedAt: UnixTime, heartbeatAt: UnixTime, stoppedAt: UnixTime?, heartbeatAge: Double, leasesHeld: Int
+        registration: NodeRegistration, startedAt: UnixTime, heartbeatAt: UnixTime, stoppedAt: UnixTime?,
+        heartbeatAge: Double, leasesHeld: Int
     ) {
-        self.name = name
-        self.instance = instance
-        self.pid = pid
-        self.version = version
-        self.configHash = configHash
-        self.roles = roles
+        self.registration = registration
         self.startedAt = startedAt
         self.heartbeatAt = heartbeatAt
         self.stoppedAt = stoppedAt
         self.heartbeatAge = heartbeatAge
         self.leasesHeld = leasesHeld
     }
+
+    public var name: String { registration.name }
+    public var instance: String { registration.instance }
+    public var pid: Int32 { registration.pid }
+    public var version: String { registration.version }
+    public var configHash: String { registration.configHash }
+    public var roles: [String] { registration.roles }
 }
 
 /// What a starting daemon records about itself.
 public struct NodeRegistration: Sendable, Equatable {
+    /// `[node] name`: the owner of the jobs it claims.
     public var name: String
+    /// The host and state folder it runs from: one name's daemon restarting is the same instance, another
+    /// daemon taking the name is not.
     public var instance: String
     public var pid: Int32
     public var version: String
@@ -79,9 +76,11 @@ func registerNodeSchema(_ db: Database) throws {
 extension NodeRecord {
     init(row: Row) {
         self.init(
-            name: row["name"], instance: row["instance"], pid: row["pid"], version: row["version"],
-            configHash: row["config_hash"], roles: NodeRecord.roles(from: row["roles"]), startedAt: row["started_at"],
-            heartbeatAt: row["heartbeat_at"], stoppedAt: row["stopped_at"], heartbeatAge: row["age"], leasesHeld: row["leases"])
+            registration: NodeRegistration(
+                name: row["name"], instance: row["instance"], pid: row["pid"], version: row["version"],
+                configHash: row["config_hash"], roles: NodeRecord.roles(from: row["roles"])),
+            startedAt: row["started_at"], heartbeatAt: row["heartbeat_at"], stoppedAt: row["stopped_at"],
+            heartbeatAge: row["age"], leasesHeld: row["leases"])
     }
 
     /// Roles are stored as one comma-separated text: they are only ever shown.

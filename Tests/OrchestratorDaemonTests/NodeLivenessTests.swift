@@ -8,8 +8,9 @@ import Testing
         _ name: String = "web1", instance: String = "a:/s", age: Double, stopped: Bool = false, hash: String = "h1"
     ) -> NodeRecord {
         NodeRecord(
-            name: name, instance: instance, pid: 42, version: "0.1.0", configHash: hash, roles: ["worker"], startedAt: 0,
-            heartbeatAt: 100, stoppedAt: stopped ? 100 : nil, heartbeatAge: age, leasesHeld: 0)
+            registration: NodeRegistration(
+                name: name, instance: instance, pid: 42, version: "0.1.0", configHash: hash, roles: ["worker"]),
+            startedAt: 0, heartbeatAt: 100, stoppedAt: stopped ? 100 : nil, heartbeatAge: age, leasesHeld: 0)
     }
 
     @Test func aSharedStoresDaemonIsAliveWhileItBeatsAndSilentAfterTwoMissedBeats() {

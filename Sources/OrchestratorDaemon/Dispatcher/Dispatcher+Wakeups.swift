@@ -63,6 +63,10 @@ extension Dispatcher {
             claimableTimer = nil
         }
         guard let next = readNextClaimable() else { return }
+        sleepUntil(next)
+    }
+
+    private func sleepUntil(_ next: ClaimableTime) {
         claimableTimer = schedule(.claimableDue, after: max(Self.minimumLookInterval, UInt64(next.delay * 1000) + Self.rescueMargin))
     }
 
@@ -84,7 +88,7 @@ extension Dispatcher {
         // the timer waits for the new time.
         guard let next = readNextClaimable() else { return }
         guard next.delay <= 0 else {
-            claimableTimer = schedule(.claimableDue, after: max(Self.minimumLookInterval, UInt64(next.delay * 1000) + Self.rescueMargin))
+            sleepUntil(next)
             return
         }
         let wallNow = Self.wallClock()
