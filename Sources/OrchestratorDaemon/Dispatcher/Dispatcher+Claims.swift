@@ -224,6 +224,13 @@ extension Dispatcher {
         let (node, lease) = (config.node.name, config.store.leaseSeconds)
         let agingStep = Double(Self.agingStep(config)) / 1000
         while running.count < spawnThrottle.allowed(configured: config.limits.maxConcurrent), phase.admitsNewWork {
+            // The host's limits first: a job claimed and then given back for them would wait out the give-back delay.
+            // Held back, the admission recheck (or the next exit) looks again, as for this daemon's own queue.
+            if let reason = hostHoldsBack() {
+                noteAdmission(waiting: reason)
+                if admissionRecheck == nil { admissionRecheck = schedule(.admissionRecheck, after: Self.admissionRecheckDelay) }
+                return
+            }
             guard let claimed = commit("claim a job", { try $0.claimNext(node: node, lease: lease, kinds: Self.foreignKinds, agingStep: agingStep) })
             else { return }
             guard let taken = claimed else {
@@ -288,13 +295,16 @@ extension Dispatcher {
         case .task: break
         }
         if breakers[job.owner]?.isOpen == true { return "its circuit breaker is open" }
-        let host = running.isEmpty ? nil : hostMonitor.sample(at: now, workers: running.values.map(\.worker.pid))
-        if case .wait(let reason, _, _) = admission.decide(
-            candidate: estimate(of: job.owner), running: runningEstimate, runningCount: running.count, host: host)
-        {
-            return reason
-        }
         return nil
+    }
+
+    /// What the admission limits say before anything is claimed (a claimed job's own estimate is not known yet).
+    private func hostHoldsBack() -> String? {
+        let host = running.isEmpty ? nil : hostMonitor.sample(at: now, workers: running.values.map(\.worker.pid))
+        guard case .wait(let reason, _, _) = admission.decide(
+            candidate: .none, running: runningEstimate, runningCount: running.count, host: host)
+        else { return nil }
+        return reason
     }
 
     /// How long a job given back waits before any daemon claims it again: this one would otherwise take it back at once.

@@ -113,7 +113,7 @@ extension Dispatcher {
     func task(named name: String) -> TaskDefinition? { config.tasks.first { $0.name == name } }
 
     /// Records why the queue waits (for `status`) when that changes.
-    private func noteAdmission(waiting reason: String?, limit: AdmissionLimit? = nil) {
+    func noteAdmission(waiting reason: String?, limit: AdmissionLimit? = nil) {
         if limit != admissionLimit {
             admissionLimit = limit
             if let limit { metrics?.admissionRefused(limit) }
