@@ -28,10 +28,9 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// The advisory lock key the daemon of a store holds (`holdExclusively`): "orchdaem".
     static let daemonLockKey: Int64 = 0x6F72_6368_6461_656D
 
-    /// Takes the store for this process alone, as its one daemon (several daemons on one store need claims under
-    /// leases, which the dispatcher does not use yet): a session advisory lock on a connection of its own, which
-    /// does nothing else, so that its socket turns readable exactly when the server ends that session (`holdDescriptor`).
-    /// False when another process holds it.
+    /// Takes the store for this process alone, as a one-shot run needs it (its recovery takes running jobs as its
+    /// own): a session advisory lock on a connection of its own, which does nothing else, so that its socket turns
+    /// readable exactly when the server ends that session (`holdDescriptor`). False when another process holds it.
     public func holdExclusively() throws -> Bool { try hold(shared: false) }
 
     /// `shared`: the hold of a daemon among several on the store (see `holdExclusively`): daemons holding it shared
@@ -148,9 +147,11 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// Returns when the lost COMMIT was applied; throws a connection error (sent again later) when it was not, and
     /// `lost` when the server does not answer within `outcomeWait`.
     private func settleLostCommit(_ id: Int64, connection: PostgresConnection, error lost: PostgresError) throws {
-        var waited = 0.0
+        // Measured on the clock, not by adding up the pauses: a reconnect to a host that does not answer takes up to
+        // libpq's connect_timeout itself.
+        let deadline = ContinuousClock.now + .milliseconds(Int(Self.outcomeWait * 1000))
         var pause = 0.1
-        while waited < Self.outcomeWait {
+        while ContinuousClock.now < deadline {
             let status: PostgresConnection.TransactionStatus?
             do {
                 if !connection.isConnected { try writer.renew(connection) }
@@ -168,7 +169,6 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                 break
             }
             usleep(useconds_t(pause * 1_000_000))
-            waited += pause
             pause = min(1, pause * 2)
         }
         throw lost
