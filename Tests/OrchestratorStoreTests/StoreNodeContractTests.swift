@@ -20,7 +20,7 @@ import Testing
         let store = opened.store
         try store.write { try $0.registerNode(registration("web1")) }
         try store.write { try $0.registerNode(registration("vm2", instance: "host-b:/var/lib/o", pid: 7, hash: "bb")) }
-        let id = try store.write {
+        _ = try store.write {
             try $0.insertJob(kind: .file, name: RelativePath(Array("a".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1)
         }
         _ = try store.write { try $0.claimNext(node: "vm2", lease: 60, kinds: [.file], agingStep: 0) }
@@ -35,7 +35,6 @@ import Testing
         #expect(vm2.heartbeatAge > -1 && vm2.heartbeatAge < 5)
         #expect(try store.read { try $0.node(named: "web1") }?.pid == 100)
         #expect(try store.read { try $0.node(named: "nobody") } == nil)
-        _ = id
     }
 
     @Test(arguments: StoreEngine.all)

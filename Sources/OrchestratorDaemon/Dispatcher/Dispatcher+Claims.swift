@@ -124,11 +124,9 @@ extension Dispatcher {
     /// whatever ran them died) and go back to the queue at once, without waiting for their leases; its finished
     /// files still in the processing area are moved. Queued jobs are everyone's: free slots claim them from the
     /// store (`claimForeignWork`), best first. Other daemons' running jobs and moves are theirs.
-    /// Returns what the shared recovery leaves to the usual path: the task runs and uploads to adopt, the finished
-    /// jobs to move.
-    func recoverOwnClaims(live found: [JobRecord], unmoved: [JobRecord])
-        -> (tasks: [JobRecord], uploads: [JobRecord], unmoved: [JobRecord])
-    {
+    /// Returns what the shared recovery leaves to the usual path: the task runs to adopt (uploads are claimed like
+    /// any queued work) and the finished jobs to move.
+    func recoverOwnClaims(live found: [JobRecord], unmoved: [JobRecord]) -> (tasks: [JobRecord], unmoved: [JobRecord]) {
         let (node, wallNow) = (config.node.name, Self.wallClock())
         let mine = found.filter { $0.state == .running && $0.owner == node }
         var requeued: [JobRecord] = []
@@ -151,7 +149,7 @@ extension Dispatcher {
         // A task's runs stay with a daemon that queued them (see `claimForeignWork`): each starting daemon adopts
         // the queued ones, and the claim decides which runs each.
         let tasks = requeued.filter { $0.kind == .task } + found.filter { $0.kind == .task && $0.state == .queued }
-        return (tasks, [], unmoved.filter { $0.owner == node })
+        return (tasks, unmoved.filter { $0.owner == node })
     }
 
     // MARK: Leases

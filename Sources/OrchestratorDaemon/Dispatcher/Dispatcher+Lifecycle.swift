@@ -99,7 +99,7 @@ extension Dispatcher {
         if claimsJobs {
             let shared = recoverOwnClaims(live: found, unmoved: unmoved)
             recoveredTaskJobs = shared.tasks
-            recoveredUploads = shared.uploads
+            recoveredUploads = []
             finishRecoveredMoves(unmoved: shared.unmoved, live: [])
             flushWrites()
             return
