@@ -41,6 +41,15 @@ static __typeof__(PQcmdTuples) *p_PQcmdTuples;
 static __typeof__(PQcmdStatus) *p_PQcmdStatus;
 static __typeof__(PQclear) *p_PQclear;
 static __typeof__(PQbackendPID) *p_PQbackendPID;
+static __typeof__(PQprepare) *p_PQprepare;
+static __typeof__(PQexecPrepared) *p_PQexecPrepared;
+static __typeof__(PQsendQueryParams) *p_PQsendQueryParams;
+static __typeof__(PQsendPrepare) *p_PQsendPrepare;
+static __typeof__(PQsendQueryPrepared) *p_PQsendQueryPrepared;
+static __typeof__(PQgetResult) *p_PQgetResult;
+static __typeof__(PQenterPipelineMode) *p_PQenterPipelineMode;
+static __typeof__(PQexitPipelineMode) *p_PQexitPipelineMode;
+static __typeof__(PQpipelineSync) *p_PQpipelineSync;
 
 static void load(void) {
     void *library = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
@@ -76,6 +85,16 @@ static void load(void) {
     if (!(p_PQcmdStatus = (__typeof__(PQcmdStatus) *)dlsym(library, "PQcmdStatus"))) { load_error = "libpq.so.5 has no PQcmdStatus"; return; }
     if (!(p_PQclear = (__typeof__(PQclear) *)dlsym(library, "PQclear"))) { load_error = "libpq.so.5 has no PQclear"; return; }
     if (!(p_PQbackendPID = (__typeof__(PQbackendPID) *)dlsym(library, "PQbackendPID"))) { load_error = "libpq.so.5 has no PQbackendPID"; return; }
+    if (!(p_PQprepare = (__typeof__(PQprepare) *)dlsym(library, "PQprepare"))) { load_error = "libpq.so.5 has no PQprepare"; return; }
+    if (!(p_PQexecPrepared = (__typeof__(PQexecPrepared) *)dlsym(library, "PQexecPrepared"))) { load_error = "libpq.so.5 has no PQexecPrepared"; return; }
+    if (!(p_PQsendQueryParams = (__typeof__(PQsendQueryParams) *)dlsym(library, "PQsendQueryParams"))) { load_error = "libpq.so.5 has no PQsendQueryParams"; return; }
+    if (!(p_PQsendPrepare = (__typeof__(PQsendPrepare) *)dlsym(library, "PQsendPrepare"))) { load_error = "libpq.so.5 has no PQsendPrepare"; return; }
+    if (!(p_PQsendQueryPrepared = (__typeof__(PQsendQueryPrepared) *)dlsym(library, "PQsendQueryPrepared"))) { load_error = "libpq.so.5 has no PQsendQueryPrepared"; return; }
+    if (!(p_PQgetResult = (__typeof__(PQgetResult) *)dlsym(library, "PQgetResult"))) { load_error = "libpq.so.5 has no PQgetResult"; return; }
+    // Pipeline mode came with libpq 14; without it, statements are sent one at a time.
+    p_PQenterPipelineMode = (__typeof__(PQenterPipelineMode) *)dlsym(library, "PQenterPipelineMode");
+    p_PQexitPipelineMode = (__typeof__(PQexitPipelineMode) *)dlsym(library, "PQexitPipelineMode");
+    p_PQpipelineSync = (__typeof__(PQpipelineSync) *)dlsym(library, "PQpipelineSync");
     load_error = NULL;
 }
 
@@ -223,4 +242,58 @@ void orch_PQclear(PGresult *res) {
 int orch_PQbackendPID(const PGconn *conn) {
     pthread_once(&once, load);
     return p_PQbackendPID(conn);
+}
+
+PGresult * orch_PQprepare(PGconn *conn, const char *stmtName, const char *query, int nParams, const Oid *paramTypes) {
+    pthread_once(&once, load);
+    return p_PQprepare(conn, stmtName, query, nParams, paramTypes);
+}
+
+PGresult * orch_PQexecPrepared(PGconn *conn, const char *stmtName, int nParams, const char *const *paramValues,
+                               const int *paramLengths, const int *paramFormats, int resultFormat) {
+    pthread_once(&once, load);
+    return p_PQexecPrepared(conn, stmtName, nParams, paramValues, paramLengths, paramFormats, resultFormat);
+}
+
+int orch_PQsendQueryParams(PGconn *conn, const char *command, int nParams, const Oid *paramTypes,
+                           const char *const *paramValues, const int *paramLengths, const int *paramFormats,
+                           int resultFormat) {
+    pthread_once(&once, load);
+    return p_PQsendQueryParams(conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats, resultFormat);
+}
+
+int orch_PQsendPrepare(PGconn *conn, const char *stmtName, const char *query, int nParams, const Oid *paramTypes) {
+    pthread_once(&once, load);
+    return p_PQsendPrepare(conn, stmtName, query, nParams, paramTypes);
+}
+
+int orch_PQsendQueryPrepared(PGconn *conn, const char *stmtName, int nParams, const char *const *paramValues,
+                             const int *paramLengths, const int *paramFormats, int resultFormat) {
+    pthread_once(&once, load);
+    return p_PQsendQueryPrepared(conn, stmtName, nParams, paramValues, paramLengths, paramFormats, resultFormat);
+}
+
+PGresult * orch_PQgetResult(PGconn *conn) {
+    pthread_once(&once, load);
+    return p_PQgetResult(conn);
+}
+
+int orch_pq_has_pipeline(void) {
+    pthread_once(&once, load);
+    return p_PQenterPipelineMode && p_PQexitPipelineMode && p_PQpipelineSync;
+}
+
+int orch_PQenterPipelineMode(PGconn *conn) {
+    pthread_once(&once, load);
+    return p_PQenterPipelineMode ? p_PQenterPipelineMode(conn) : 0;
+}
+
+int orch_PQexitPipelineMode(PGconn *conn) {
+    pthread_once(&once, load);
+    return p_PQexitPipelineMode ? p_PQexitPipelineMode(conn) : 0;
+}
+
+int orch_PQpipelineSync(PGconn *conn) {
+    pthread_once(&once, load);
+    return p_PQpipelineSync ? p_PQpipelineSync(conn) : 0;
 }

@@ -15,6 +15,12 @@ public final class PostgresConnection {
     /// Channels to LISTEN on again after `reconnect()`, since a new session starts with none.
     private var channels: [String] = []
     private var inTransaction = false
+    /// Statements `executeLater` queued in the open transaction, not sent yet.
+    private var queued: [Statement] = []
+    /// Statements prepared in this session, by text and parameter types; a new session (`reconnect`) has none.
+    private var prepared: [PreparedKey: String] = [:]
+    /// Names are never reused within a session, even after the cache is dropped, since the old ones may still exist.
+    private var preparedCount = 0
 
     /// Connects, or throws a `.connection` error naming why not. Unless the URL says otherwise, a connection
     /// attempt gives up after 10 s (libpq's default is to wait forever) and names itself `orchestrator` in
@@ -62,31 +68,203 @@ public final class PostgresConnection {
 
     // MARK: Statements
 
-    /// Runs one statement with `$1, $2, ...` bound to `parameters` (never spliced into the SQL text).
+    /// Runs one statement with `$1, $2, ...` bound to `parameters` (never spliced into the SQL text). Statements
+    /// queued by `executeLater` go first, in the same round trip.
     @discardableResult
     public func execute(_ sql: String, _ parameters: [PostgresValue?] = []) throws -> PostgresResult {
+        guard queued.isEmpty else {
+            let statements = queued + [Statement(sql: sql, parameters: parameters)]
+            queued = []
+            return try pipeline(statements)
+        }
+        let encoded = try EncodedParameters(parameters)
+        let statement = try preparedStatement(sql, types: encoded.types)
+        let result = encoded.values.withUnsafeBufferPointer { values in
+            if let statement {
+                orch_PQexecPrepared(
+                    connection, statement, encoded.count, values.baseAddress, encoded.lengths, encoded.formats, 0)
+            } else {
+                orch_PQexecParams(
+                    connection, sql, encoded.count, encoded.types, values.baseAddress, encoded.lengths, encoded.formats, 0)
+            }
+        }
+        return try consumeStatement(result)
+    }
+
+    /// Queues a statement inside the open transaction whose answer the caller does not wait for; it is sent with the
+    /// next statement that is waited for, or with COMMIT, in one round trip (pipeline mode). An error it meets
+    /// surfaces there and fails the transaction as a whole, so only statements whose errors nobody handles one by
+    /// one belong here. Without a transaction, or with a libpq older than 14, it runs at once.
+    public func executeLater(_ sql: String, _ parameters: [PostgresValue?] = []) throws {
+        guard inTransaction, Self.hasPipeline else {
+            try execute(sql, parameters)
+            return
+        }
+        queued.append(Statement(sql: sql, parameters: parameters))
+        // A long pipeline could fill both sockets' buffers (the server waiting to send results, this side to send
+        // statements); the daemon's transactions stay far below this.
+        if queued.count >= Self.queueLimit {
+            let statements = queued
+            queued = []
+            _ = try pipeline(statements)
+        }
+    }
+
+    static let hasPipeline = orch_pq_has_pipeline() == 1
+    static let queueLimit = 64
+
+    private struct Statement {
+        let sql: String
+        let parameters: [PostgresValue?]
+    }
+
+    /// Parameters as libpq takes them: types (0: let the server infer it), text or binary formats, lengths and
+    /// NUL-terminated buffers (nil: NULL), freed with this value.
+    private final class EncodedParameters {
         var types: [UInt32] = []
         var formats: [Int32] = []
         var lengths: [Int32] = []
-        var buffers: [UnsafeMutablePointer<CChar>?] = []
-        defer { buffers.forEach { $0?.deallocate() } }
-        for (index, parameter) in parameters.enumerated() {
-            let (type, binary, bytes) = try Self.encode(parameter, number: index + 1)
-            types.append(type)
-            formats.append(binary ? 1 : 0)
-            lengths.append(Int32(bytes?.count ?? 0))
-            buffers.append(bytes.map { bytes in
-                // Text parameters are read up to a NUL, so each buffer ends with one; bytea's length is explicit.
-                let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-                bytes.withUnsafeBytes { UnsafeMutableRawPointer(buffer).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
-                buffer[bytes.count] = 0
-                return buffer
-            })
+        var values: [UnsafePointer<CChar>?] = []
+        var count: Int32 { Int32(types.count) }
+
+        init(_ parameters: [PostgresValue?]) throws {
+            for (index, parameter) in parameters.enumerated() {
+                let (type, binary, bytes) = try PostgresConnection.encode(parameter, number: index + 1)
+                types.append(type)
+                formats.append(binary ? 1 : 0)
+                lengths.append(Int32(bytes?.count ?? 0))
+                values.append(bytes.map { bytes in
+                    // Text parameters are read up to a NUL, so each buffer ends with one; bytea's length is explicit.
+                    let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+                    bytes.withUnsafeBytes { UnsafeMutableRawPointer(buffer).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+                    buffer[bytes.count] = 0
+                    return UnsafePointer(buffer)
+                })
+            }
         }
-        let result = buffers.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
-            orch_PQexecParams(connection, sql, Int32(parameters.count), types, values.baseAddress, lengths, formats, 0)
+
+        deinit { values.forEach { $0?.deallocate() } }
+    }
+
+    /// Sends `statements` (and the preparation of those not yet prepared) in one pipeline with one sync, then reads
+    /// every answer. Returns the last statement's result; throws the first error (the server skips what follows it).
+    private func pipeline(_ statements: [Statement]) throws -> PostgresResult {
+        let encoded = try statements.map { try EncodedParameters($0.parameters) }
+        guard orch_PQenterPipelineMode(connection) == 1 else { throw connectionError() }
+        enum Sent {
+            case preparation(PreparedKey)
+            case statement(last: Bool)
         }
-        return try consume(result)
+        var sent: [Sent] = []
+        for (index, statement) in statements.enumerated() {
+            let parameters = encoded[index]
+            let key = PreparedKey(sql: statement.sql, types: parameters.types)
+            var name = prepared[key]
+            if name == nil, prepared.count < Self.preparedLimit, Self.isPreparable(statement.sql) {
+                let made = "orch_\(preparedCount)"
+                preparedCount += 1
+                guard orch_PQsendPrepare(connection, made, statement.sql, parameters.count, parameters.types) == 1 else {
+                    throw abandonPipeline()
+                }
+                prepared[key] = made  // Taken back below should the server refuse it.
+                sent.append(.preparation(key))
+                name = made
+            }
+            let queuedOK = parameters.values.withUnsafeBufferPointer { values in
+                if let name {
+                    orch_PQsendQueryPrepared(
+                        connection, name, parameters.count, values.baseAddress, parameters.lengths, parameters.formats, 0)
+                } else {
+                    orch_PQsendQueryParams(
+                        connection, statement.sql, parameters.count, parameters.types, values.baseAddress,
+                        parameters.lengths, parameters.formats, 0)
+                }
+            }
+            guard queuedOK == 1 else { throw abandonPipeline() }
+            sent.append(.statement(last: index == statements.count - 1))
+        }
+        guard orch_PQpipelineSync(connection) == 1 else { throw abandonPipeline() }
+        var firstError: PostgresError?
+        var last: PostgresResult?
+        for item in sent {
+            guard let result = orch_PQgetResult(connection) else { throw abandonPipeline() }
+            if orch_PQresultStatus(result) == PGRES_PIPELINE_ABORTED {
+                orch_PQclear(result)
+                if case .preparation(let key) = item { prepared[key] = nil }
+            } else {
+                do {
+                    let copied = try consumeStatement(result)
+                    if case .statement(last: true) = item { last = copied }
+                } catch let error as PostgresError {
+                    if case .preparation(let key) = item { prepared[key] = nil }
+                    if firstError == nil { firstError = error }
+                    if error.kind == .connection { throw abandonPipeline() }
+                }
+            }
+            // Each command's results end with a null result.
+            while let extra = orch_PQgetResult(connection) { orch_PQclear(extra) }
+        }
+        guard let sync = orch_PQgetResult(connection) else { throw abandonPipeline() }
+        let synced = orch_PQresultStatus(sync) == PGRES_PIPELINE_SYNC
+        orch_PQclear(sync)
+        guard synced, orch_PQexitPipelineMode(connection) == 1 else { throw abandonPipeline() }
+        if let firstError { throw firstError }
+        guard let last else { throw PostgresError(kind: .client, message: "the server sent no result for a statement") }
+        return last
+    }
+
+    /// A pipeline that broke off (the connection failed while it was sent or read): its answers are not coming, so
+    /// the session is not reused as it is; the error says so as a lost connection, which the store renews.
+    private func abandonPipeline() -> PostgresError {
+        let error = connectionError()
+        if isConnected { orch_PQreset(connection) }
+        prepared.removeAll()
+        inTransaction = false
+        return PostgresError(kind: .connection, message: error.message)
+    }
+
+    /// `consume`, and a statement error that invalidates the prepared statements drops them.
+    private func consumeStatement(_ result: OpaquePointer?) throws -> PostgresResult {
+        do {
+            return try consume(result)
+        } catch let error as PostgresError where Self.invalidatesPreparedStatements(error) {
+            // The session lost them (a pooler reset it) or a schema change altered a result's columns: prepared
+            // again from the next statement on. This statement's transaction has failed either way.
+            prepared.removeAll()
+            throw error
+        }
+    }
+
+    /// The daemon sends the same few dozen statements thousands of times: prepared once per session, the server
+    /// parses and plans each only once (measured: most of the server's CPU per file). Utility statements (BEGIN,
+    /// LISTEN, DDL) and statements past `preparedLimit` (text built from data) go unnamed, as before.
+    private func preparedStatement(_ sql: String, types: [UInt32]) throws -> String? {
+        let key = PreparedKey(sql: sql, types: types)
+        if let name = prepared[key] { return name }
+        guard prepared.count < Self.preparedLimit, Self.isPreparable(sql) else { return nil }
+        let name = "orch_\(preparedCount)"
+        _ = try consume(orch_PQprepare(connection, name, sql, Int32(types.count), types))
+        preparedCount += 1
+        prepared[key] = name
+        return name
+    }
+
+    private struct PreparedKey: Hashable {
+        let sql: String
+        let types: [UInt32]
+    }
+
+    static let preparedLimit = 256
+
+    static func isPreparable(_ sql: String) -> Bool {
+        let word = sql.drop(while: \.isWhitespace).prefix(while: \.isLetter).uppercased()
+        return ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"].contains(word)
+    }
+
+    /// 26000: the named statement is not in the session; 0A000 "cached plan must not change result type": the
+    /// schema under it changed.
+    static func invalidatesPreparedStatements(_ error: PostgresError) -> Bool {
+        error.sqlState == "26000" || (error.sqlState == "0A000" && error.message.contains("cached plan"))
     }
 
     /// Runs several `;`-separated statements without parameters (a migration), in one implicit transaction unless
@@ -151,6 +329,7 @@ public final class PostgresConnection {
     /// Ends the open transaction without applying it. A broken connection has no transaction left to end.
     public func rollback() {
         inTransaction = false
+        queued = []
         if isConnected { _ = try? execute("ROLLBACK") }
     }
 
@@ -163,9 +342,23 @@ public final class PostgresConnection {
     /// delivered with it. Should it fail, the transaction is rolled back and that is the error.
     public func commit(notifying channel: String? = nil) throws {
         inTransaction = false
+        var statements = queued
+        queued = []
         let result: PostgresResult
         do {
-            if let channel {
+            if !statements.isEmpty {
+                // The statements still queued, the notification and COMMIT in one round trip. After an error the
+                // server skips the rest of the pipeline, COMMIT included.
+                if let channel { statements.append(Statement(sql: "SELECT pg_notify($1, '')", parameters: [.text(channel)])) }
+                statements.append(Statement(sql: "COMMIT", parameters: []))
+                do {
+                    result = try pipeline(statements)
+                } catch let error as PostgresError where error.kind != .connection {
+                    rollback()
+                    guard error.sqlState == "25P02" else { throw error }
+                    throw Self.rolledBackAtCommit
+                }
+            } else if let channel {
                 let literal = "'" + channel.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
                 do {
                     // One simple query: the server stops at the first statement that fails, COMMIT included.
@@ -257,6 +450,9 @@ public final class PostgresConnection {
     /// Notifications sent while it was down are lost, so the caller catches up by reading the tables.
     public func reconnect() throws {
         inTransaction = false
+        queued = []
+        prepared.removeAll()
+        _ = orch_PQexitPipelineMode(connection)
         orch_PQreset(connection)
         guard isConnected else {
             let message = Self.errorMessage(of: connection)

@@ -119,19 +119,25 @@ extension PostgresTransaction {
     }
 
     func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool {
-        // The job row is locked while the attempt is written, so a rescue cannot slip in between the check and it.
         let held = try connection.execute(
-            """
-            WITH held AS (SELECT id FROM job WHERE id = $11 AND state = 'running' AND owner = $12 AND claims = $13 FOR UPDATE),
-            ended AS (
-                UPDATE attempt SET \(Self.resultColumns) FROM held WHERE attempt.job_id = held.id AND attempt.outcome = 'running'
-                RETURNING attempt.id)
-            SELECT count(*) FROM held
-            """,
-            Self.parameters(result, at: now) + [.int(jobID), .text(node), .int(Int64(claim))]
+            Self.claimedAttemptEnd, Self.parameters(result, at: now) + [.int(jobID), .text(node), .int(Int64(claim))]
         ).scalar?.int64()
         return held == 1
     }
+
+    func endClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws {
+        try connection.executeLater(
+            Self.claimedAttemptEnd, Self.parameters(result, at: now) + [.int(jobID), .text(node), .int(Int64(claim))])
+    }
+
+    /// The job row is locked while the attempt is written, so a rescue cannot slip in between the check and it.
+    static let claimedAttemptEnd = """
+        WITH held AS (SELECT id FROM job WHERE id = $11 AND state = 'running' AND owner = $12 AND claims = $13 FOR UPDATE),
+        ended AS (
+            UPDATE attempt SET \(resultColumns) FROM held WHERE attempt.job_id = held.id AND attempt.outcome = 'running'
+            RETURNING attempt.id)
+        SELECT count(*) FROM held
+        """
 
     func adoptFile(
         name: RelativePath, handler: String, priority: Int, maxAttempts: Int, claim: (device: UInt64, inode: UInt64)?,

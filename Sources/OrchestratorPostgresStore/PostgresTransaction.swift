@@ -375,7 +375,7 @@ struct PostgresTransaction: StoreTransaction {
     }
 
     func addTransition(jobID: Int64, from: JobState?, to: JobState, detail: String?, at now: UnixTime) throws {
-        try connection.execute(
+        try connection.executeLater(
             "INSERT INTO transition (job_id, at, from_state, to_state, detail) VALUES ($1, $2, $3, $4, $5)",
             [.int(jobID), .double(now), from.map { .text($0.rawValue) }, .text(to.rawValue), detail.map { .text($0) }])
     }
@@ -409,8 +409,9 @@ struct PostgresTransaction: StoreTransaction {
         jobID: Int64, from: JobState?, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
         detail: String?, at now: UnixTime
     ) throws {
-        // The update and its transition in one round trip (a data-modifying WITH runs whether or not it is read).
-        try connection.execute(
+        // The update and its transition in one statement (a data-modifying WITH runs whether or not it is read), sent
+        // with the next one.
+        try connection.executeLater(
             """
             WITH updated AS (
                 UPDATE job SET state = $1, attempts = COALESCE($2, attempts), not_before = $3,
@@ -433,14 +434,14 @@ struct PostgresTransaction: StoreTransaction {
     }
 
     func setPriority(jobID: Int64, state: JobState, priority: Int, at now: UnixTime) throws {
-        try connection.execute(
+        try connection.executeLater(
             "UPDATE job SET priority = $1, priority_set_at = $2, updated_at = $2 WHERE id = $3",
             [.int(Int64(priority)), .double(now), .int(jobID)])
         try addNote(jobID: jobID, state: state, detail: "priority set to \(priority)", at: now)
     }
 
     func setFinalPath(jobID: Int64, _ path: RelativePath) throws {
-        try connection.execute("UPDATE job SET final_path = $1 WHERE id = $2", [.bytes(path.bytes), .int(jobID)])
+        try connection.executeLater("UPDATE job SET final_path = $1 WHERE id = $2", [.bytes(path.bytes), .int(jobID)])
     }
 
     func startAttempt(jobID: Int64, number: Int, logPath: [UInt8], at now: UnixTime) throws -> Int64 {
@@ -451,8 +452,22 @@ struct PostgresTransaction: StoreTransaction {
         return id
     }
 
+    func recordStartedAttempt(
+        jobID: Int64, number: Int, logPath: [UInt8], pid: Int32, startTime: UInt64?, at now: UnixTime
+    ) throws {
+        try connection.executeLater(
+            """
+            INSERT INTO attempt (job_id, number, outcome, started_at, log_path, pid, start_time)
+            VALUES ($1, $2, 'running', $3, $4, $5, $6)
+            """,
+            [
+                .int(jobID), .int(Int64(number)), .double(now), .bytes(logPath), .int(Int64(pid)),
+                startTime.map { .int(Int64(bitPattern: $0)) },
+            ])
+    }
+
     func setAttemptProcess(attemptID: Int64, pid: Int32, startTime: UInt64?) throws {
-        try connection.execute(
+        try connection.executeLater(
             "UPDATE attempt SET pid = $1, start_time = $2 WHERE id = $3",
             [.int(Int64(pid)), startTime.map { .int(Int64(bitPattern: $0)) }, .int(attemptID)])
     }
@@ -472,12 +487,12 @@ struct PostgresTransaction: StoreTransaction {
     }
 
     func finishAttempt(attemptID: Int64, _ result: AttemptResult, at now: UnixTime) throws {
-        try connection.execute(
+        try connection.executeLater(
             "UPDATE attempt SET \(Self.resultColumns) WHERE id = $11", Self.parameters(result, at: now) + [.int(attemptID)])
     }
 
     func finishRunningAttempt(jobID: Int64, _ result: AttemptResult, at now: UnixTime) throws {
-        try connection.execute(
+        try connection.executeLater(
             "UPDATE attempt SET \(Self.resultColumns) WHERE job_id = $11 AND outcome = 'running'",
             Self.parameters(result, at: now) + [.int(jobID)])
     }

@@ -236,6 +236,10 @@ public protocol StoreTransaction {
     func setFinalPath(jobID: Int64, _ path: RelativePath) throws
     func startAttempt(jobID: Int64, number: Int, logPath: [UInt8], at now: UnixTime) throws -> Int64
     func setAttemptProcess(attemptID: Int64, pid: Int32, startTime: UInt64?) throws
+    /// `startAttempt` and `setAttemptProcess` for a caller that needs no attempt id: an engine may write it as one
+    /// row and send it with the transaction's next statement (`recordStartedAttempt` in the extension does both).
+    func recordStartedAttempt(
+        jobID: Int64, number: Int, logPath: [UInt8], pid: Int32, startTime: UInt64?, at now: UnixTime) throws
     func finishAttempt(attemptID: Int64, _ result: AttemptResult, at now: UnixTime) throws
     /// Ends the attempt of a job that is still marked running.
     func finishRunningAttempt(jobID: Int64, _ result: AttemptResult, at now: UnixTime) throws
@@ -320,6 +324,9 @@ public protocol StoreTransaction {
     /// Ends the running attempt of a job `node` holds under `claim`; false (and nothing written) when the claim
     /// is gone: the running attempt, if any, is then another daemon's.
     func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool
+    /// `finishClaimedAttempt` for a caller that does not wait to learn whether the claim held (the job's own end,
+    /// in the same transaction, says so): an engine may send it with the transaction's next statement.
+    func endClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws
     /// Queues a file found in the processing area with no live job (its daemon died between its rename and its
     /// commit), unless a live job of that name exists by now (another daemon adopted it, or its own commit came):
     /// then nil. Several daemons may adopt the same file at once; one wins.
@@ -346,6 +353,17 @@ extension StoreTransaction {
         try finishClaimed(
             jobID: jobID, node: node, claim: claim, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
             detail: detail, at: now)
+    }
+
+    public func recordStartedAttempt(
+        jobID: Int64, number: Int, logPath: [UInt8], pid: Int32, startTime: UInt64?, at now: UnixTime
+    ) throws {
+        let attemptID = try startAttempt(jobID: jobID, number: number, logPath: logPath, at: now)
+        try setAttemptProcess(attemptID: attemptID, pid: pid, startTime: startTime)
+    }
+
+    public func endClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws {
+        _ = try finishClaimedAttempt(jobID: jobID, node: node, claim: claim, result, at: now)
     }
 
     public func insertJob(

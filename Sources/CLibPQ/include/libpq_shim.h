@@ -32,6 +32,15 @@
 #define PQcmdStatus orch_PQcmdStatus
 #define PQclear orch_PQclear
 #define PQbackendPID orch_PQbackendPID
+#define PQprepare orch_PQprepare
+#define PQexecPrepared orch_PQexecPrepared
+#define PQsendQueryParams orch_PQsendQueryParams
+#define PQsendPrepare orch_PQsendPrepare
+#define PQsendQueryPrepared orch_PQsendQueryPrepared
+#define PQgetResult orch_PQgetResult
+#define PQenterPipelineMode orch_PQenterPipelineMode
+#define PQexitPipelineMode orch_PQexitPipelineMode
+#define PQpipelineSync orch_PQpipelineSync
 
 #if __has_include(<libpq-fe.h>)
 #include <libpq-fe.h>
@@ -67,8 +76,20 @@
 #undef PQcmdStatus
 #undef PQclear
 #undef PQbackendPID
+#undef PQprepare
+#undef PQexecPrepared
+#undef PQsendQueryParams
+#undef PQsendPrepare
+#undef PQsendQueryPrepared
+#undef PQgetResult
+#undef PQenterPipelineMode
+#undef PQexitPipelineMode
+#undef PQpipelineSync
 
 /// Why libpq could not be loaded (no libpq.so.5 on this machine, or a symbol missing from it); NULL once it is.
 const char *orch_pq_load_error(void);
+
+/// Whether this libpq has pipeline mode (libpq 14 and later); without it the orch_PQ...Pipeline... calls return 0.
+int orch_pq_has_pipeline(void);
 
 #endif

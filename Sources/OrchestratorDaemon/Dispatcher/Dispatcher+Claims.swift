@@ -101,7 +101,7 @@ extension Dispatcher {
         guard let claim = heldClaims[jobID] else { return }
         let node = config.node.name
         // Refused, the job's end below is refused too, and says the claim is lost.
-        record { _ = try $0.finishClaimedAttempt(jobID: jobID, node: node, claim: claim, result, at: wallNow) }
+        record { try $0.endClaimedAttempt(jobID: jobID, node: node, claim: claim, result, at: wallNow) }
     }
 
     /// Finished files whose claim turned out lost when their end was committed: another daemon has the job, and
@@ -134,7 +134,7 @@ extension Dispatcher {
             let (jobID, claim, attempts) = (job.id, job.claims, max(0, job.attempts - 1))
             let interrupted = AttemptResult(outcome: .interrupted, reason: "the daemon stopped while it ran")
             record { transaction in
-                _ = try transaction.finishClaimedAttempt(jobID: jobID, node: node, claim: claim, interrupted, at: wallNow)
+                try transaction.endClaimedAttempt(jobID: jobID, node: node, claim: claim, interrupted, at: wallNow)
                 _ = try transaction.finishClaimed(
                     jobID: jobID, node: node, claim: claim, to: .queued, attempts: attempts, notBefore: nil, reason: nil,
                     detail: "recovered after the daemon stopped", at: wallNow)

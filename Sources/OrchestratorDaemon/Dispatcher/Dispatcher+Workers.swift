@@ -203,12 +203,12 @@ extension Dispatcher {
                 "started", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)", "pid": "\(worker.pid)"])
             let claimed = claimsJobs  // The claim recorded queued -> running already.
             record { [supervisor] transaction in
-                let attemptID = try transaction.startAttempt(jobID: jobID, number: number, logPath: logPath.bytes, at: wallNow)
                 // Read when the row is written: a worker already reaped by then needs no identity for recovery
                 // (its end is in this batch or waiting for its verdict), and reading /proc for each worker of a
                 // burst costs more than the rest of its bookkeeping.
-                try transaction.setAttemptProcess(
-                    attemptID: attemptID, pid: worker.pid, startTime: supervisor.startTime(ofLive: worker))
+                try transaction.recordStartedAttempt(
+                    jobID: jobID, number: number, logPath: logPath.bytes, pid: worker.pid,
+                    startTime: supervisor.startTime(ofLive: worker), at: wallNow)
                 if !claimed { try transaction.setState(jobID: jobID, from: .queued, to: .running, detail: "attempt \(number)", at: wallNow) }
             }
         } catch where SpawnThrottle.isShortage(errno: error.errno) {
