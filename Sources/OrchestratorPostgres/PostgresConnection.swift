@@ -57,7 +57,10 @@ public final class PostgresConnection {
 
     /// Whether the connection was usable at its last operation. libpq learns of a dead server only when it next
     /// reads or writes; a LISTEN socket in an epoll set becomes readable when the server closes it.
-    public var isConnected: Bool { orch_PQstatus(connection) == CONNECTION_OK }
+    public var isConnected: Bool { !abandoned && orch_PQstatus(connection) == CONNECTION_OK }
+
+    /// A pipeline broke off on this session (see `abandonPipeline`): it counts as lost until `reconnect()`.
+    private var abandoned = false
 
     /// The server process serving this connection (what `pg_terminate_backend` and `pg_locks.pid` name).
     public var backendPID: Int32 { orch_PQbackendPID(connection) }
@@ -153,7 +156,7 @@ public final class PostgresConnection {
         guard orch_PQenterPipelineMode(connection) == 1 else { throw connectionError() }
         enum Sent {
             case preparation(PreparedKey)
-            case statement(last: Bool)
+            case statement(Int)
         }
         var sent: [Sent] = []
         for (index, statement) in statements.enumerated() {
@@ -181,7 +184,7 @@ public final class PostgresConnection {
                 }
             }
             guard queuedOK == 1 else { throw abandonPipeline() }
-            sent.append(.statement(last: index == statements.count - 1))
+            sent.append(.statement(index))
         }
         guard orch_PQpipelineSync(connection) == 1 else { throw abandonPipeline() }
         var firstError: PostgresError?
@@ -194,7 +197,7 @@ public final class PostgresConnection {
             } else {
                 do {
                     let copied = try consumeStatement(result)
-                    if case .statement(last: true) = item { last = copied }
+                    if case .statement(let index) = item, index == statements.count - 1 { last = copied }
                 } catch let error as PostgresError {
                     if case .preparation(let key) = item { prepared[key] = nil }
                     if firstError == nil { firstError = error }
@@ -214,13 +217,15 @@ public final class PostgresConnection {
     }
 
     /// A pipeline that broke off (the connection failed while it was sent or read): its answers are not coming, so
-    /// the session is not reused as it is; the error says so as a lost connection, which the store renews.
+    /// the session is not reused as it is; the error says so as a lost connection, and `isConnected` turns false,
+    /// so the store renews it.
     private func abandonPipeline() -> PostgresError {
-        let error = connectionError()
-        if isConnected { orch_PQreset(connection) }
+        let message = Self.errorMessage(of: connection)
+        // Reset by the session's owner, who also sets the session up again (`reconnect()` and what follows it).
+        abandoned = true
         prepared.removeAll()
         inTransaction = false
-        return PostgresError(kind: .connection, message: error.message)
+        return PostgresError(kind: .connection, message: message)
     }
 
     /// `consume`, and a statement error that invalidates the prepared statements drops them.
@@ -293,38 +298,29 @@ public final class PostgresConnection {
     }
 
     /// BEGIN, for a caller that runs the steps of `transaction` itself (to retry a BEGIN on a new session).
-    public func begin(isolation: IsolationLevel = .readCommitted) throws {
+    ///
+    /// `sendingLater`: BEGIN goes with the transaction's first statement (or COMMIT) instead, saving a round trip. A
+    /// session found dead then fails that statement, not the BEGIN, so only a session known alive a moment ago should
+    /// (`answeredWithin`).
+    public func begin(isolation: IsolationLevel = .readCommitted, sendingLater: Bool = false) throws {
         guard !inTransaction else {
             throw PostgresError(kind: .client, message: "a transaction is already open on this connection (they do not nest)")
         }
-        try execute("BEGIN ISOLATION LEVEL \(isolation.rawValue)")
+        let statement = "BEGIN ISOLATION LEVEL \(isolation.rawValue)"
+        if sendingLater, Self.hasPipeline {
+            queued.append(Statement(sql: statement, parameters: []))
+        } else {
+            try execute(statement)
+        }
         inTransaction = true
     }
 
-    /// BEGIN, and the transaction's id in the same round trip: with it, a COMMIT whose outcome was lost can be
-    /// looked up once the server answers again (`transactionStatus`).
-    public func beginIdentified(isolation: IsolationLevel = .readCommitted) throws -> Int64 {
-        guard !inTransaction else {
-            throw PostgresError(kind: .client, message: "a transaction is already open on this connection (they do not nest)")
-        }
-        let result = try executeScript("BEGIN ISOLATION LEVEL \(isolation.rawValue); SELECT txid_current()")
-        inTransaction = true
-        guard let id = try result.scalar?.int64() else {
-            rollback()
-            throw PostgresError(kind: .client, message: "the server gave no transaction id")
-        }
-        return id
+    /// Whether the server answered on this session within `interval`: a session that did is very likely alive.
+    public func answeredWithin(_ interval: Duration) -> Bool {
+        lastAnswer.map { ContinuousClock.now - $0 < interval } ?? false
     }
 
-    public enum TransactionStatus: String, Sendable {
-        case committed, aborted
-        case inProgress = "in progress"
-    }
-
-    /// What became of a transaction `beginIdentified` named (`txid_status`); nil when the server no longer knows.
-    public func transactionStatus(_ id: Int64) throws -> TransactionStatus? {
-        try execute("SELECT txid_status($1)", [.int(id)]).scalar?.string().flatMap(TransactionStatus.init(rawValue:))
-    }
+    private var lastAnswer: ContinuousClock.Instant?
 
     /// Ends the open transaction without applying it. A broken connection has no transaction left to end.
     public func rollback() {
@@ -454,6 +450,7 @@ public final class PostgresConnection {
         prepared.removeAll()
         _ = orch_PQexitPipelineMode(connection)
         orch_PQreset(connection)
+        abandoned = false
         guard isConnected else {
             let message = Self.errorMessage(of: connection)
             throw PostgresError(kind: Self.connectFailureKind(message), message: "cannot reconnect to \(url.redacted): \(message)")
@@ -489,6 +486,7 @@ public final class PostgresConnection {
         defer { orch_PQclear(result) }
         switch orch_PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            lastAnswer = .now
             return Self.copy(result)
         case PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_COPY_BOTH:
             throw PostgresError(kind: .client, message: "COPY is not supported by this client")

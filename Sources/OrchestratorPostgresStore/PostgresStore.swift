@@ -18,6 +18,10 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     public let schema: String?
     private let writer: LockedConnection
     private let reader: LockedConnection
+    /// The writer's job ids taken ahead (see `JobIDPool`).
+    private let jobIDs = JobIDPool()
+    /// The writer's numbering of its transactions (see `write`).
+    private let commitMarks = CommitMarks()
     /// Where commits that make work claimable are announced (see PostgresWakeups.swift).
     let wakeupChannel: String
     /// Off only to measure what the announcements cost.
@@ -108,25 +112,37 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
 
     /// A failure before COMMIT was sent leaves nothing behind, and a lost connection then means "try again once the
     /// server is back". A connection lost while COMMIT was on its way is another matter: the server may or may not
-    /// have applied it, so the batch cannot simply be sent again. The transaction's id, taken with BEGIN, settles it
-    /// once the server answers again (a crash and restart, a cut network): applied, the write succeeded; not applied,
-    /// it failed like any write to a server that went away, and is sent again. A server that stays away longer than
-    /// `outcomeWait` leaves it `.commitOutcomeUnknown`, which stops the daemon; the next start's recovery reads what
-    /// the store holds and the folders, as after a crash.
+    /// have applied it, so the batch cannot simply be sent again. Each write transaction also numbers itself in the
+    /// writer's row of `commit_mark`; once the server answers again (a crash and restart, a cut network) that row
+    /// settles it: the number there, the write succeeded; an older one, it failed like any write to a server that
+    /// went away, and is sent again. (The transaction id cannot tell: a server that crashes before the COMMIT is
+    /// durable hands the same id to a new transaction after its restart.)
+    ///
+    /// A server that does not answer within `settleWait` leaves the outcome open: the write fails as for a server out
+    /// of reach (the daemon pauses and says so, and tries again with backoff), and every later write first settles
+    /// the open one. Not applied, the later write goes ahead. Applied after all, the daemon's memory is behind the
+    /// store: that write fails as `.commitOutcomeUnknown`, which stops the daemon, and its next start's recovery reads
+    /// what the store holds and the folders, as after a crash.
     public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
         try writer.use { connection in
-            let transactionID: Int64
-            do {
-                transactionID = try connection.beginIdentified()
-            } catch let error as PostgresError where error.kind == .connection {
-                // Nothing was sent yet: a connection that died since its last use (a server restart) is opened again.
-                try writer.renew(connection)
-                transactionID = try connection.beginIdentified()
+            if let open = unsettled.withLock({ $0 }) {
+                try settleOpenCommit(open, connection: connection)
             }
+            if !commitMarks.registered {
+                // The writer's row exists before any transaction numbers itself in it, so that a lost COMMIT's
+                // update always has a row to wait on (`committedNumber`).
+                try withRenewal(connection) { try commitMarks.register($0) }
+            }
+            let busy = connection.answeredWithin(Self.aliveWithin)
+            // Busy: BEGIN goes with the first statement. Idle: sent alone, so that a session that died since its
+            // last use (a server restart) is opened again before anything is written.
+            try withRenewal(connection) { try $0.begin(sendingLater: busy) }
             let value: T
-            let transaction = PostgresTransaction(connection: connection, wakeup: WakeupMark())
+            let transaction = PostgresTransaction(connection: connection, wakeup: WakeupMark(), jobIDs: jobIDs)
+            let number: Int64
             do {
                 value = try body(transaction)
+                number = try commitMarks.mark(connection)
             } catch {
                 connection.rollback()
                 throw error
@@ -135,43 +151,69 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                 // Once per transaction however many jobs it queued, in the COMMIT's round trip: delivered with it, or never.
                 try connection.commit(notifying: transaction.wakeup.needed && announcesWakeups.load(ordering: .relaxed) ? wakeupChannel : nil)
             } catch let error as PostgresError where error.kind == .commitOutcomeUnknown {
-                try settleLostCommit(transactionID, connection: connection, error: error)
+                try settleLostCommit(number, connection: connection, error: error)
             }
             return value
         }
     }
 
-    /// How long a write whose COMMIT was lost waits for the server to say what became of it.
-    static let outcomeWait: Double = 30
+    /// Runs `step`, and once more on a new session if the connection had died since its last use. Only for steps
+    /// that write nothing before they fail.
+    private func withRenewal(_ connection: PostgresConnection, _ step: (PostgresConnection) throws -> Void) throws {
+        do {
+            try step(connection)
+        } catch let error as PostgresError where error.kind == .connection {
+            try writer.renew(connection)
+            try step(connection)
+        }
+    }
 
-    /// Returns when the lost COMMIT was applied; throws a connection error (sent again later) when it was not, and
-    /// `lost` when the server does not answer within `outcomeWait`.
-    private func settleLostCommit(_ id: Int64, connection: PostgresConnection, error lost: PostgresError) throws {
+    /// A busy writer session that answered this recently is taken to be alive: its BEGIN is not sent on its own to
+    /// find out (and to open a new session if it is not).
+    static let aliveWithin: Duration = .seconds(1)
+
+    /// How long a write whose COMMIT was lost waits for the server to say what became of it before the daemon is
+    /// told the server is out of reach: a quick restart or a blip is settled within the write.
+    static let settleWait: Duration = .seconds(3)
+
+    /// The number of a lost COMMIT whose outcome the server has not told yet (see `write`).
+    private let unsettled = Mutex<Int64?>(nil)
+
+    /// Returns when the lost COMMIT was applied; throws a connection error (sent again later) when it was not, or
+    /// when the server does not answer within `settleWait` (then the outcome stays open for the next write).
+    private func settleLostCommit(_ number: Int64, connection: PostgresConnection, error lost: PostgresError) throws {
         // Measured on the clock, not by adding up the pauses: a reconnect to a host that does not answer takes up to
         // libpq's connect_timeout itself.
-        let deadline = ContinuousClock.now + .milliseconds(Int(Self.outcomeWait * 1000))
+        let deadline = ContinuousClock.now + Self.settleWait
         var pause = 0.1
-        while ContinuousClock.now < deadline {
-            let status: PostgresConnection.TransactionStatus?
-            do {
-                if !connection.isConnected { try writer.renew(connection) }
-                status = try connection.transactionStatus(id)
-            } catch let error as PostgresError where error.kind == .connection {
-                status = nil  // The server is still away.
+        while true {
+            if let applied = try? commitMarks.applied(number, on: connection, renewing: writer) {
+                guard applied else {
+                    throw PostgresError(
+                        kind: .connection, message: "the connection was lost during COMMIT and the server did not apply it: \(lost.message)")
+                }
+                return
             }
-            switch status {
-            case .committed?: return
-            case .aborted?:
-                throw PostgresError(
-                    kind: .connection, message: "the connection was lost during COMMIT and the server did not apply it: \(lost.message)")
-            case .inProgress?, nil:
-                // Away, or the old session still finishing it (a cut network): ask again.
-                break
-            }
+            guard ContinuousClock.now < deadline else { break }
             usleep(useconds_t(pause * 1_000_000))
             pause = min(1, pause * 2)
         }
-        throw lost
+        unsettled.withLock { $0 = number }
+        throw PostgresError(
+            kind: .connection,
+            message: "the connection was lost during COMMIT and the server has not answered since, so whether it was applied is settled once it does: \(lost.message)")
+    }
+
+    /// Before any other write, the outcome a lost COMMIT left open: not applied, the write goes ahead; still unknown,
+    /// it fails as for a server out of reach; applied, it fails as `.commitOutcomeUnknown` (see `write`).
+    private func settleOpenCommit(_ number: Int64, connection: PostgresConnection) throws {
+        let applied = try commitMarks.applied(number, on: connection, renewing: writer)
+        unsettled.withLock { $0 = nil }
+        if applied {
+            throw PostgresError(
+                kind: .commitOutcomeUnknown,
+                message: "a COMMIT lost when the server went away turned out applied once it answered, after this daemon had taken it for not applied; it stops so that its next start recovers from the store")
+        }
     }
 
     /// Reads change nothing, so one that lost its connection (a server restart since the last use) is read again
@@ -219,6 +261,7 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
 
     static let tables = [
         "job", "attempt", "transition", "event", "task_state", "request", "daemon_note", "breaker", "handler_state", "node",
+        "commit_mark",
     ]
 
     // MARK: Schema
@@ -351,6 +394,19 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                 started_at DOUBLE PRECISION NOT NULL,
                 heartbeat_at DOUBLE PRECISION NOT NULL,
                 stopped_at DOUBLE PRECISION
+            );
+            """
+        ),
+        (
+            "v6-commit-marks",
+            """
+            -- Each writer session numbers its write transactions here, in the transaction itself: what settles a
+            -- COMMIT whose answer a crash or a cut network lost (see PostgresStore.write). Rows of writers gone a week
+            -- are deleted by the next writer that registers.
+            CREATE TABLE commit_mark (
+                writer TEXT PRIMARY KEY,
+                number BIGINT NOT NULL,
+                at DOUBLE PRECISION NOT NULL
             );
             """
         ),

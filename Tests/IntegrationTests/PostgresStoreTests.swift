@@ -128,6 +128,54 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// The server crashes while a COMMIT is on its way and stays down past the write's own wait for the outcome: the
+    /// daemon pauses as for any server out of reach (before, it sat silent for 30 s and then exited), and once the
+    /// server answers it learns the COMMIT was not applied, sends it again and goes on. Nothing is lost or run twice.
+    @Test func aCommitLostInACrashIsSettledOnceTheServerIsBackWhileTheDaemonPauses() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let instance = try TestInstance(config: testConfig(handler: Self.recordingWorker))
+        defer { try? server.start() }  // Never leave the other tests without their server.
+        try instance.startDaemon(extraArguments: ["--store", store])
+        try instance.drop("first.txt")
+        try instance.waitUntil("the first file is done", timeout: 30) { instance.count(in: "Done") == 1 }
+        // At COMMIT, the registration of slow.txt takes a lock (which names its session) and waits, but only on the
+        // server as it runs now: after the restart the same registration goes through.
+        let key = Int64.random(in: 1...Int64.max)
+        _ = try Server.psql(store, """
+            CREATE FUNCTION hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.name = convert_to('slow.txt', 'UTF8') AND pg_postmaster_start_time() < '\(Self.serverClockNow(store))'::timestamptz THEN
+                    PERFORM pg_advisory_lock(\(key)); PERFORM pg_sleep(60);
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT ON job DEFERRABLE INITIALLY DEFERRED
+                FOR EACH ROW EXECUTE FUNCTION hold_commit();
+            """)
+        try instance.drop("slow.txt")
+        try instance.waitUntil("the registration's COMMIT is under way", timeout: 20) {
+            try !Server.psql(store, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = \(UInt32(truncatingIfNeeded: key))").isEmpty
+        }
+        try server.crash()
+        try instance.waitUntil("the daemon pauses", timeout: 30) {
+            instance.log.contains("paused: the store's server cannot be reached")
+        }
+        #expect(instance.log.contains("whether it was applied is settled once it does"), "\(instance.log.suffix(2000))")
+        try server.start()
+        try instance.drop("after.txt")
+        try instance.waitUntil("every file is done", timeout: 60) { instance.count(in: "Done") == 3 }
+        #expect(instance.daemon?.isRunning == true, "the daemon never exits for a server that went away")
+        #expect(instance.count(in: "Failed") == 0)
+        #expect(instance.lines(of: "runs.log").sorted() == ["after.txt", "first.txt", "slow.txt"])
+        #expect(try Server.psql(store, "SELECT count(*), count(DISTINCT name), count(*) FILTER (WHERE state = 'done') FROM job") == "3|3|3")
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    static func serverClockNow(_ store: String) throws -> String {
+        try Server.psql(store, "SELECT now()::text")
+    }
+
     /// Daemons share a store under names of their own; a one-shot run, whose recovery would take their running
     /// jobs as its own, needs the store alone.
     @Test func aSecondDaemonUnderTheSameNameAndAOneShotRunAreRefusedWith69() throws {

@@ -133,4 +133,28 @@ struct PostgresPipelineTests {
         #expect(try db.execute("SELECT $1", [nil]).scalar?.isNull == true)
         #expect(try db.execute("SELECT $1", [.int(6)]).scalar?.int64() == 6)
     }
+    @Test func aBeginSentWithTheFirstStatementOpensTheTransactionAsOneSentAlone() throws {
+        let db = try TestServer.connect()
+        let other = try TestServer.connect()
+        let table = TestServer.uniqueName("pipe")
+        try other.execute("CREATE TABLE \(table) (id bigint PRIMARY KEY)")
+        defer { _ = try? other.execute("DROP TABLE \(table)") }
+        try db.begin(sendingLater: true)
+        try db.executeLater("INSERT INTO \(table) VALUES ($1)", [.int(1)])
+        #expect(try db.execute("SELECT count(*) FROM \(table)").scalar?.int64() == 1)
+        // Not visible to others before COMMIT: the statements ran in the transaction, not each on its own.
+        #expect(try other.execute("SELECT count(*) FROM \(table)").scalar?.int64() == 0)
+        try db.commit()
+        #expect(try other.execute("SELECT count(*) FROM \(table)").scalar?.int64() == 1)
+
+        try db.begin(sendingLater: true)
+        try db.executeLater("INSERT INTO \(table) VALUES ($1)", [.int(2)])
+        db.rollback()
+        try db.begin(sendingLater: true)
+        try db.commit()  // Nothing but BEGIN and COMMIT.
+        try db.begin(sendingLater: true)
+        try db.executeLater("INSERT INTO \(table) VALUES ($1)", [.int(3)])
+        try db.commit()
+        #expect(try other.execute("SELECT array_agg(id ORDER BY id)::text FROM \(table)").scalar?.string() == "{1,3}")
+    }
 }
