@@ -158,19 +158,40 @@ extension SQLiteReader {
     }
 }
 
+/// The upsert both engines' `registerNode` and `claimNodeName` share; `clock` is the engine's SQL for now.
+package func nodeUpsert(clock: String, placeholders: [String]) -> String {
+    let values = placeholders.joined(separator: ", ")
+    return """
+        INSERT INTO node (name, instance, pid, version, config_hash, roles, started_at, heartbeat_at, stopped_at)
+        VALUES (\(values), \(clock), \(clock), NULL)
+        ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pid = excluded.pid, version = excluded.version,
+            config_hash = excluded.config_hash, roles = excluded.roles,
+            -- The same daemon registering again (a reload) keeps its start.
+            started_at = CASE WHEN node.instance = excluded.instance AND node.pid = excluded.pid AND node.stopped_at IS NULL
+                              THEN node.started_at ELSE excluded.started_at END,
+            heartbeat_at = excluded.heartbeat_at, stopped_at = NULL
+        """
+}
+
+/// What lets a claim take a name someone holds: the holder stopped, fell silent, or is the claimant itself.
+package func nodeClaimCondition(clock: String, silentAfter: String) -> String {
+    "WHERE node.instance = excluded.instance OR node.stopped_at IS NOT NULL OR \(clock) - node.heartbeat_at > \(silentAfter)"
+}
+
 extension SQLiteTransaction {
+    public func claimNodeName(_ node: NodeRegistration, silentAfter: Double) throws -> Bool {
+        try db.execute(
+            sql: nodeUpsert(clock: sqliteClock, placeholders: Array(repeating: "?", count: 6)) + "\n"
+                + nodeClaimCondition(clock: sqliteClock, silentAfter: "?"),
+            arguments: [
+                node.name, node.instance, node.pid, node.version, node.configHash, node.roles.joined(separator: ","), silentAfter,
+            ])
+        return db.changesCount == 1
+    }
+
     public func registerNode(_ node: NodeRegistration) throws {
         try db.execute(
-            sql: """
-                INSERT INTO node (name, instance, pid, version, config_hash, roles, started_at, heartbeat_at, stopped_at)
-                VALUES (?, ?, ?, ?, ?, ?, \(sqliteClock), \(sqliteClock), NULL)
-                ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pid = excluded.pid, version = excluded.version,
-                    config_hash = excluded.config_hash, roles = excluded.roles,
-                    -- The same daemon registering again (a reload) keeps its start.
-                    started_at = CASE WHEN node.instance = excluded.instance AND node.pid = excluded.pid AND node.stopped_at IS NULL
-                                      THEN node.started_at ELSE excluded.started_at END,
-                    heartbeat_at = excluded.heartbeat_at, stopped_at = NULL
-                """,
+            sql: nodeUpsert(clock: sqliteClock, placeholders: Array(repeating: "?", count: 6)),
             arguments: [node.name, node.instance, node.pid, node.version, node.configHash, node.roles.joined(separator: ",")])
     }
 

@@ -291,6 +291,11 @@ public protocol StoreTransaction {
     func markLogPruned(jobID: Int64, logPath: [UInt8], at now: UnixTime) throws
 
     // Daemons.
+    /// Takes `node`'s name for a starting daemon in one statement, so that of two daemons starting under one name at
+    /// once exactly one wins: it wins when no daemon has the name, or its holder stopped cleanly, has been silent for
+    /// more than `silentAfter` seconds by the store's clock, or is the same instance (restarting after a crash). A win
+    /// records the daemon as `registerNode` does; false (nothing written) when a live daemon holds the name.
+    func claimNodeName(_ node: NodeRegistration, silentAfter: Double) throws -> Bool
     /// Records a starting daemon under its name (replacing what a former daemon of that name left), as running.
     func registerNode(_ node: NodeRegistration) throws
     /// Says the daemon is alive, by the store's clock; false when its row is no longer its own (another instance

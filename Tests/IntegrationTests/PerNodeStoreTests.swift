@@ -4,8 +4,8 @@ import Glibc
 import Foundation
 import Testing
 
-/// Daemons sharing one PostgreSQL store each keep what describes them (health, sweeps, config load, breakers).
-/// Against the server scripts/test starts.
+/// Daemons sharing one PostgreSQL store each keep what describes them (health, sweeps, config load, breakers), and a
+/// name is claimed once even by two daemons started at the same instant. Against the server scripts/test starts.
 @Suite(.serialized, .timeLimit(.minutes(4))) struct PerNodeStoreTests {
     typealias Server = PostgresStoreTests.Server
 
@@ -27,6 +27,30 @@ import Testing
                 url = "\(store)"
                 \(extra)
                 """)
+    }
+
+    @Test func twoDaemonsStartedUnderOneNameAtTheSameInstantLeaveOneRunning() throws {
+        let server = try Server()
+        for round in 1...4 {
+            let store = try server.freshDatabase()
+            let first = try TestInstance(config: "")
+            let handler = "command = [\"/bin/true\"]"
+            try Self.config("twin", store: store, folders: first, handler: handler).write(
+                to: first.configURL, atomically: true, encoding: .utf8)
+            let second = try TestInstance(config: Self.config("twin", store: store, folders: first, handler: handler))
+            let starts = [try first.launchDaemon(), try second.launchDaemon()]
+            try waitUntil("round \(round): one of the two starts is refused", timeout: 60) { starts.contains { !$0.isRunning } }
+            let refusedIndex = try #require(starts.firstIndex { !$0.isRunning })
+            let (loser, winner) = refusedIndex == 0 ? (first, second) : (second, first)
+            starts[refusedIndex].waitUntilExit()
+            #expect(starts[refusedIndex].terminationStatus == 69, "round \(round): \(loser.log)")
+            #expect(loser.log.contains("error: the node name \"twin\" is in use by the daemon at"), "round \(round): \(loser.log)")
+            try winner.waitUntil("round \(round): the other one watches", timeout: 60) { winner.log.contains("watching") }
+            #expect(starts[1 - refusedIndex].isRunning, "round \(round): the winner runs on")
+            let holder = try Server.psql(store, "SELECT instance FROM node WHERE name = 'twin' AND stopped_at IS NULL")
+            #expect(holder.hasSuffix(":" + winner.path(".orchestrator")), "round \(round): \(holder)")
+            #expect(winner.stopDaemon() == 0)
+        }
     }
 
     @Test func eachDaemonShowsItsOwnNotesAndOneDaemonsStartKeepsAnothersBreakers() throws {

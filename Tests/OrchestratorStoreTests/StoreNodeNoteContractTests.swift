@@ -4,7 +4,7 @@ import Testing
 
 @testable import OrchestratorStore
 
-/// What belongs to one daemon of a store (its notes for `status`, its breakers) stays that daemon's when
+/// What belongs to one daemon of a store (its notes for `status`, its breakers, its name) stays that daemon's when
 /// several share the store.
 @Suite struct StoreNodeNoteContractTests {
     private func registration(_ name: String, instance: String, pid: Int32 = 100) -> NodeRegistration {
@@ -62,4 +62,73 @@ import Testing
         try store.write { try $0.clearBreakers(node: nil) }
         #expect(try store.read { try $0.breakers() }.isEmpty)
     }
+
+    @Test(arguments: StoreEngine.all)
+    func ofTwoClaimsOfOneNameTheFirstWinsUntilItsHolderStopsOrFallsSilent(engine: StoreEngine) throws {
+        let opened = try engine.open()
+        defer { opened.cleanUp() }
+        let store = opened.store
+        let first = registration("web1", instance: "host-a:/srv/state", pid: 10)
+        let second = registration("web1", instance: "host-b:/srv/state", pid: 20)
+        #expect(try store.write { try $0.claimNodeName(first, silentAfter: 75) })
+        #expect(try !store.write { try $0.claimNodeName(second, silentAfter: 75) })
+        let held = try #require(try store.read { try $0.node(named: "web1") })
+        #expect(held.instance == "host-a:/srv/state" && held.pid == 10 && held.stoppedAt == nil)
+        // The same instance restarting after a crash (its row still looks alive) takes its name back.
+        #expect(try store.write { try $0.claimNodeName(registration("web1", instance: "host-a:/srv/state", pid: 11), silentAfter: 75) })
+        #expect(try store.read { try $0.node(named: "web1") }?.pid == 11)
+        // A holder that stopped cleanly frees the name.
+        try store.write { try $0.markNodeStopped(node: "web1", instance: "host-a:/srv/state") }
+        #expect(try store.write { try $0.claimNodeName(second, silentAfter: 75) })
+        let taken = try #require(try store.read { try $0.node(named: "web1") })
+        #expect(taken.instance == "host-b:/srv/state" && taken.pid == 20 && taken.stoppedAt == nil)
+        // So does one silent for longer than the claim allows (by the store's clock; -1: any heartbeat is too old).
+        #expect(try !store.write { try $0.claimNodeName(first, silentAfter: 75) })
+        #expect(try store.write { try $0.claimNodeName(first, silentAfter: -1) })
+        #expect(try store.read { try $0.node(named: "web1") }?.instance == "host-a:/srv/state")
+        // The loser learns it from its heartbeat.
+        #expect(try !store.write { try $0.heartbeat(node: "web1", instance: "host-b:/srv/state") })
+    }
+
+    @Test(arguments: StoreEngine.all)
+    func twoClaimsOfOneNameAtTheSameInstantHaveExactlyOneWinner(engine: StoreEngine) throws {
+        let opened = try engine.open()
+        defer { opened.cleanUp() }
+        let stores = [opened.store, try opened.another()]
+        for round in 0..<20 {
+            let name = "node\(round)"
+            let wins = LockedCounter()
+            let start = DispatchSemaphore(value: 0)
+            let group = DispatchGroup()
+            for (index, store) in stores.enumerated() {
+                let claimant = registration(name, instance: "host-\(index):/srv/state", pid: Int32(100 + index))
+                DispatchQueue.global().async(group: group) {
+                    start.wait()
+                    do {
+                        if try store.write({ try $0.claimNodeName(claimant, silentAfter: 75) }) { wins.add(index) }
+                    } catch {
+                        wins.fail("\(error)")
+                    }
+                }
+            }
+            start.signal()
+            start.signal()
+            #expect(group.wait(timeout: .now() + 30) == .success)
+            let (winners, failures) = wins.value
+            #expect(failures.isEmpty, "\(failures)")
+            #expect(winners.count == 1, "round \(round): winners \(winners)")
+            let holder = try #require(try stores[0].read { try $0.node(named: name) })
+            #expect(holder.instance == "host-\(winners.first ?? -1):/srv/state")
+        }
+    }
+}
+
+private final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var winners: [Int] = []
+    private var failures: [String] = []
+
+    func add(_ index: Int) { lock.withLock { winners.append(index) } }
+    func fail(_ message: String) { lock.withLock { failures.append(message) } }
+    var value: ([Int], [String]) { lock.withLock { (winners, failures) } }
 }
