@@ -64,7 +64,7 @@ public final class SQLiteStore: Store {
         try pool.read { db in try body(SQLiteReader(db: db)) }
     }
 
-    private static var migrator: DatabaseMigrator {
+    static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
