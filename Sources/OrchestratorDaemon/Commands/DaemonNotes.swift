@@ -4,7 +4,7 @@ import OrchestratorStore
 /// What one daemon noted about itself for `status`: its health, its sweeps' last results, when its config was
 /// loaded, why its queue waits, and its breakers. Daemons sharing a store each keep their own; store-wide things
 /// (pause requests, the shared folders) are not in here.
-struct DaemonNotes: Equatable {
+struct DaemonNotes {
     var health: HealthSnapshot?
     /// By mode (`ingest`, `prune`, ...), in mode order.
     var sweeps: [(mode: String, result: String, at: UnixTime)] = []
@@ -37,12 +37,6 @@ struct DaemonNotes: Equatable {
         return Dictionary(uniqueKeysWithValues: names.map { name in
             (name, DaemonNotes(notes: notes.filter { $0.node == name }, breakers: breakers.filter { $0.node == name }))
         })
-    }
-
-    static func == (lhs: DaemonNotes, rhs: DaemonNotes) -> Bool {
-        lhs.health == rhs.health && lhs.configLoadedAt == rhs.configLoadedAt && lhs.admissionWait == rhs.admissionWait
-            && lhs.breakers == rhs.breakers
-            && lhs.sweeps.map { "\($0.mode)\u{0}\($0.result)\u{0}\($0.at)" } == rhs.sweeps.map { "\($0.mode)\u{0}\($0.result)\u{0}\($0.at)" }
     }
 
     // MARK: status, as text and JSON (the same for the daemon of the state dir and for each daemon of a store)
