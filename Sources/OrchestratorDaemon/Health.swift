@@ -118,7 +118,7 @@ extension Batch {
                     if requeued > 0 { snapshot.notes.append("re-queued \(requeued) runs whose daemon died") }
                 } else {
                     let interval = Double(config.sweeps.watchdog.wholeMilliseconds) / 1000
-                    let last = HealthSnapshot.decode(try reader.daemonNote(HealthSnapshot.noteKey))
+                    let last = HealthSnapshot.decode(try reader.nodeNote(node: config.node.name, HealthSnapshot.noteKey))
                     if let last, last.by == "daemon", now - last.at <= 3 * interval + 2 {
                         snapshot.problems += last.problems
                     } else {
@@ -129,7 +129,7 @@ extension Batch {
                 snapshot.problems += try HealthChecks.stuckRuns(reader, config: config, now: now)
                 // With a daemon running, its own snapshot stays the one `status` shows.
                 if daemonLock != nil {
-                    try transaction.setDaemonNote(HealthSnapshot.noteKey, snapshot.json, at: now)
+                    try transaction.setNodeNote(node: config.node.name, HealthSnapshot.noteKey, snapshot.json, at: now)
                 }
                 if !snapshot.healthy, config.tasks.contains(where: { $0.trigger == .event("error.critical") }) {
                     _ = try transaction.insertEvent(name: "error.critical", source: "watchdog", at: now)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import OrchestratorConfig
 import OrchestratorStore
 
@@ -43,9 +46,21 @@ enum NodeLiveness {
         return "the running daemons' configs differ (\(listed)): tasks and handlers may run differently depending on which daemon claims them"
     }
 
-    /// Refuses (69) a start under a name another live daemon of the store has. Only read here: a full disk must
-    /// not stop the start (the dispatcher records the registration with its first commit).
+    /// Refuses (69) a start under a name another live daemon of the store has.
+    ///
+    /// On a shared store the name is claimed in one statement (`claimNodeName`): of two daemons starting under one
+    /// name at the same instant exactly one runs. On SQLite it is only read: the state dir's lock already keeps a
+    /// second daemon of the same instance out, and a full disk must not stop the start (the dispatcher records the
+    /// registration with its first commit).
     static func checkName(_ store: any Store, _ config: Config) throws(CommandError) {
+        if config.store.url != nil {
+            let registration = registration(config, pid: getpid())
+            do {
+                if try store.write({ try $0.claimNodeName(registration, silentAfter: silentAfter) }) { return }
+            } catch {
+                throw CommandError(.failure, "error: cannot claim the node name in \(StoreFactory.describe(config)): \(error)")
+            }
+        }
         let existing: NodeRecord?
         do {
             existing = try store.read { try $0.node(named: config.node.name) }
@@ -53,6 +68,13 @@ enum NodeLiveness {
             throw CommandError(.failure, "error: cannot read the daemons of \(StoreFactory.describe(config)): \(error)")
         }
         if let conflict = nameConflict(existing, instance: instance(config)) { throw CommandError(.unavailable, "error: \(conflict)") }
+        // The claim lost to a daemon that has stopped since: it was alive a moment ago, so this start still yields.
+        if config.store.url != nil {
+            throw CommandError(
+                .unavailable,
+                "error: the node name \"\(config.node.name)\" was in use by another daemon as this one started; "
+                    + "give each daemon its own [node] name")
+        }
     }
 
     static let foldersNote = "shared.folders"
@@ -70,6 +92,8 @@ enum NodeLiveness {
                 $0.instance != instance && condition(of: $0, shared: true, stateDirDaemonRuns: false) == .running
             }
             if let noted, noted != mine, othersAlive {
+                // The name this start claimed is free again for a start with the right folders.
+                _ = try? store.write { try $0.markNodeStopped(node: config.node.name, instance: instance) }
                 throw CommandError(
                     .config,
                     "\(config.file):\(config.line(ofKey: "paths")): error: [paths]: the daemons of this store use \(noted); "

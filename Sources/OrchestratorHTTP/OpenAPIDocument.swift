@@ -1428,7 +1428,8 @@ enum OpenAPIDocument {
                 }
               },
               "additionalProperties": false
-            }
+            },
+            "description": "On a shared store, those of the daemon whose config status was given ([node] name); every daemon's are under daemons."
           },
           "tasks": {
             "type": "array",
@@ -1480,13 +1481,15 @@ enum OpenAPIDocument {
                 }
               },
               "additionalProperties": false
-            }
+            },
+            "description": "On a shared store, those of the daemon whose config status was given ([node] name); every daemon's are under daemons."
           },
           "queue_waits_because": {
             "type": [
               "string",
               "null"
-            ]
+            ],
+            "description": "On a shared store, those of the daemon whose config status was given ([node] name); every daemon's are under daemons."
           },
           "cannot_read": {
             "type": "array",
@@ -1498,7 +1501,8 @@ enum OpenAPIDocument {
             "type": [
               "string",
               "null"
-            ]
+            ],
+            "description": "On a shared store, those of the daemon whose config status was given ([node] name); every daemon's are under daemons."
           },
           "paused": {
             "type": [
@@ -1549,7 +1553,8 @@ enum OpenAPIDocument {
                 },
                 "additionalProperties": false
               }
-            ]
+            ],
+            "description": "On a shared store, those of the daemon whose config status was given ([node] name); every daemon's are under daemons."
           },
           "starvation_after_seconds": {
             "type": "number",
@@ -1575,7 +1580,12 @@ enum OpenAPIDocument {
                 "heartbeat_seconds_ago",
                 "leases",
                 "config_hash",
-                "roles"
+                "roles",
+                "health",
+                "sweeps",
+                "breakers",
+                "config_loaded_at",
+                "queue_waits_because"
               ],
               "properties": {
                 "name": {
@@ -1629,6 +1639,112 @@ enum OpenAPIDocument {
                       "scheduler"
                     ]
                   }
+                },
+                "health": {
+                  "oneOf": [
+                    {
+                      "type": "null"
+                    },
+                    {
+                      "type": "object",
+                      "required": [
+                        "at",
+                        "by",
+                        "healthy",
+                        "notes",
+                        "problems"
+                      ],
+                      "properties": {
+                        "at": {
+                          "type": "string",
+                          "format": "date-time"
+                        },
+                        "by": {
+                          "type": "string"
+                        },
+                        "healthy": {
+                          "type": "boolean"
+                        },
+                        "problems": {
+                          "type": "array",
+                          "items": {
+                            "type": "string"
+                          }
+                        },
+                        "notes": {
+                          "type": "array",
+                          "items": {
+                            "type": "string"
+                          }
+                        }
+                      },
+                      "additionalProperties": false
+                    }
+                  ],
+                  "description": "its own watchdog's last snapshot"
+                },
+                "sweeps": {
+                  "type": "object",
+                  "additionalProperties": {
+                    "type": "object",
+                    "required": [
+                      "at",
+                      "result"
+                    ],
+                    "properties": {
+                      "at": {
+                        "type": "string",
+                        "format": "date-time"
+                      },
+                      "result": {
+                        "type": "string"
+                      }
+                    },
+                    "additionalProperties": false
+                  },
+                  "description": "its own sweeps' last results, by mode"
+                },
+                "breakers": {
+                  "type": "array",
+                  "items": {
+                    "type": "object",
+                    "required": [
+                      "consecutive_failures",
+                      "owner",
+                      "state"
+                    ],
+                    "properties": {
+                      "owner": {
+                        "type": "string"
+                      },
+                      "state": {
+                        "type": "string"
+                      },
+                      "consecutive_failures": {
+                        "type": "integer"
+                      },
+                      "open_until": {
+                        "type": "string",
+                        "format": "date-time"
+                      }
+                    },
+                    "additionalProperties": false
+                  },
+                  "description": "the breakers its own failures moved"
+                },
+                "config_loaded_at": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "description": "when its config was loaded; null unless it runs"
+                },
+                "queue_waits_because": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "description": "why its queue waits (its admission limits); null unless it runs"
                 }
               },
               "additionalProperties": false

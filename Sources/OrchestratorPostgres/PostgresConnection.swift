@@ -22,18 +22,15 @@ public final class PostgresConnection {
     /// Names are never reused within a session, even after the cache is dropped, since the old ones may still exist.
     private var preparedCount = 0
 
-    /// Connects, or throws a `.connection` error naming why not. Unless the URL says otherwise, a connection
-    /// attempt gives up after 10 s (libpq's default is to wait forever) and names itself `orchestrator` in
-    /// `pg_stat_activity`.
+    /// Connects, or throws a `.connection` error naming why not, with the defaults of `PostgresURL.sessionParameters`
+    /// (a connection attempt gives up after 10 s, a dead peer is noticed within 30 s).
     public convenience init(url text: String) throws {
         try self.init(url: PostgresURL(text))
     }
 
     public init(url: PostgresURL) throws {
         self.url = url
-        var pairs = url.connectionParameters
-        if !pairs.contains(where: { $0.keyword == "connect_timeout" }) { pairs.append(("connect_timeout", "10")) }
-        pairs.append(("fallback_application_name", "orchestrator"))
+        let pairs = url.sessionParameters
         let keywords = pairs.map { strdup($0.keyword) }
         let values = pairs.map { strdup($0.value) }
         defer { (keywords + values).forEach { free($0) } }

@@ -93,6 +93,32 @@ public struct PostgresURL: Sendable, Equatable {
         return pairs
     }
 
+    /// What a connection is opened with: `connectionParameters` and, where the URL does not set them, defaults that
+    /// keep a statement from waiting on a dead server for minutes:
+    /// - `connect_timeout=10`: a connection attempt gives up after 10 s (libpq's default is to wait forever);
+    /// - TCP keepalives after 10 s idle, every 5 s, 3 missed: a peer gone without a word (a host powered off, a
+    ///   partition, a NAT that forgot the connection) is noticed within 25 s while waiting for an answer;
+    /// - `tcp_user_timeout=30000`: data sent and unacknowledged for 30 s ends the connection (keepalives do not
+    ///   probe while data is outstanding; the kernel would retransmit for some 15 minutes);
+    /// - `fallback_application_name=orchestrator`, its name in `pg_stat_activity`.
+    ///
+    /// A keyword this libpq does not know (`tcp_user_timeout` is libpq 12's) is left out rather than refused.
+    public var sessionParameters: [(keyword: String, value: String)] {
+        var pairs = connectionParameters
+        let known = Self.libpqKeywords
+        for (keyword, value) in Self.sessionDefaults
+        where !pairs.contains(where: { $0.keyword == keyword }) && known?.contains(keyword) ?? true {
+            pairs.append((keyword, value))
+        }
+        pairs.append(("fallback_application_name", "orchestrator"))
+        return pairs
+    }
+
+    static let sessionDefaults: [(keyword: String, value: String)] = [
+        ("connect_timeout", "10"), ("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"),
+        ("keepalives_count", "3"), ("tcp_user_timeout", "30000"),
+    ]
+
     /// The URL with the password replaced, for logs and `status`.
     public var redacted: String {
         var text = "postgres://"

@@ -31,22 +31,26 @@ extension PostgresReader {
 }
 
 extension PostgresTransaction {
+    func claimNodeName(_ node: NodeRegistration, silentAfter: Double) throws -> Bool {
+        // The server's clock judges the silence, as it stamps the heartbeats. Of two claims at once, the second waits
+        // on the first's row and then sees it committed: alive and another instance, so it updates nothing.
+        try connection.execute(
+            nodeUpsert(clock: serverClock, placeholders: (1...6).map { "$\($0)" }) + "\n"
+                + nodeClaimCondition(clock: serverClock, silentAfter: "$7"),
+            Self.registrationValues(node) + [.double(silentAfter)]
+        ).affectedRows == 1
+    }
+
     func registerNode(_ node: NodeRegistration) throws {
         try connection.execute(
-            """
-            INSERT INTO node (name, instance, pid, version, config_hash, roles, started_at, heartbeat_at, stopped_at)
-            VALUES ($1, $2, $3, $4, $5, $6, \(serverClock), \(serverClock), NULL)
-            ON CONFLICT (name) DO UPDATE SET instance = excluded.instance, pid = excluded.pid, version = excluded.version,
-                config_hash = excluded.config_hash, roles = excluded.roles,
-                    -- The same daemon registering again (a reload) keeps its start.
-                    started_at = CASE WHEN node.instance = excluded.instance AND node.pid = excluded.pid AND node.stopped_at IS NULL
-                                      THEN node.started_at ELSE excluded.started_at END,
-                heartbeat_at = excluded.heartbeat_at, stopped_at = NULL
-            """,
-            [
-                .text(node.name), .text(node.instance), .int(Int64(node.pid)), .text(node.version), .text(node.configHash),
-                .text(node.roles.joined(separator: ",")),
-            ])
+            nodeUpsert(clock: serverClock, placeholders: (1...6).map { "$\($0)" }), Self.registrationValues(node))
+    }
+
+    private static func registrationValues(_ node: NodeRegistration) -> [PostgresValue?] {
+        [
+            .text(node.name), .text(node.instance), .int(Int64(node.pid)), .text(node.version), .text(node.configHash),
+            .text(node.roles.joined(separator: ",")),
+        ]
     }
 
     func heartbeat(node name: String, instance: String) throws -> Bool {

@@ -261,7 +261,7 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
 
     static let tables = [
         "job", "attempt", "transition", "event", "task_state", "request", "daemon_note", "breaker", "handler_state", "node",
-        "commit_mark",
+        "node_note", "commit_mark",
     ]
 
     // MARK: Schema
@@ -395,6 +395,29 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                 heartbeat_at DOUBLE PRECISION NOT NULL,
                 stopped_at DOUBLE PRECISION
             );
+            """
+        ),
+        (
+            "v4-node-notes",
+            """
+            -- What each daemon notes about itself for `status` (its health, sweeps, config load, why its queue waits):
+            -- daemons sharing a store each keep their own. `daemon_note` keeps what is the store's (its shared folders).
+            CREATE TABLE node_note (
+                node TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value TEXT,
+                updated_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (node, key)
+            );
+            -- Which daemon wrote the notes before is unknown: they go, and each daemon writes its own again.
+            DELETE FROM daemon_note
+                WHERE key IN ('health', 'admission', 'config.loaded_at', 'disk.checked') OR starts_with(key, 'sweep.');
+            -- Breakers by the daemon whose failures moved them: one daemon's start clears its own, not another's.
+            -- Every start cleared them all before, so those left are rebuilt by their daemons' next failures.
+            DELETE FROM breaker;
+            ALTER TABLE breaker ADD COLUMN node TEXT NOT NULL DEFAULT '';
+            ALTER TABLE breaker ALTER COLUMN node DROP DEFAULT;
+            ALTER TABLE breaker DROP CONSTRAINT breaker_pkey, ADD PRIMARY KEY (node, owner);
             """
         ),
         (

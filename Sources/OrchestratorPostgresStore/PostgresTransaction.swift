@@ -269,13 +269,31 @@ struct PostgresReader: StoreReader {
 
     func breakers() throws -> [BreakerRecord] {
         try connection.execute(
-            "SELECT owner, state, consecutive_failures, open_until, updated_at FROM breaker ORDER BY owner"
+            "SELECT node, owner, state, consecutive_failures, open_until, updated_at FROM breaker ORDER BY node, owner"
         ).rows.map { row in
             BreakerRecord(
-                owner: try row[0].string() ?? "", state: try row[1].string() ?? "",
-                consecutiveFailures: Int(try row[2].int64() ?? 0), openUntil: try row[3].double(),
-                updatedAt: try row[4].double() ?? 0)
+                node: try row[0].string() ?? "", owner: try row[1].string() ?? "", state: try row[2].string() ?? "",
+                consecutiveFailures: Int(try row[3].int64() ?? 0), openUntil: try row[4].double(),
+                updatedAt: try row[5].double() ?? 0)
         }
+    }
+
+    func nodeNotes(prefix: String) throws -> [NodeNote] {
+        try connection.execute(
+            """
+            SELECT node, key, value, updated_at FROM node_note WHERE starts_with(key, $1) AND value IS NOT NULL
+            ORDER BY node, key
+            """, [.text(prefix)]
+        ).rows.map { row in
+            NodeNote(
+                node: try row[0].string() ?? "", key: try row[1].string() ?? "", value: try row[2].string() ?? "",
+                at: try row[3].double() ?? 0)
+        }
+    }
+
+    func nodeNote(node: String, _ key: String) throws -> String? {
+        try connection.execute("SELECT value FROM node_note WHERE node = $1 AND key = $2", [.text(node), .text(key)]).scalar?
+            .string()
     }
 
     func daemonNotes(prefix: String) throws -> [(key: String, value: String, at: UnixTime)] {
@@ -621,18 +639,35 @@ struct PostgresTransaction: StoreTransaction {
             """, [.text(name), .bool(paused), .double(now)])
     }
 
-    func setBreaker(owner: String, state: String, consecutiveFailures: Int, openUntil: UnixTime?, at now: UnixTime) throws {
+    func setBreaker(
+        node: String, owner: String, state: String, consecutiveFailures: Int, openUntil: UnixTime?, at now: UnixTime
+    ) throws {
         try connection.execute(
             """
-            INSERT INTO breaker (owner, state, consecutive_failures, open_until, updated_at) VALUES ($1, $2, $3, $4, $5)
-            ON CONFLICT (owner) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures,
+            INSERT INTO breaker (node, owner, state, consecutive_failures, open_until, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (node, owner) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures,
                 open_until = excluded.open_until, updated_at = excluded.updated_at
             """,
-            [.text(owner), .text(state), .int(Int64(consecutiveFailures)), openUntil.map { .double($0) }, .double(now)])
+            [
+                .text(node), .text(owner), .text(state), .int(Int64(consecutiveFailures)), openUntil.map { .double($0) },
+                .double(now),
+            ])
     }
 
-    func clearBreakers() throws {
-        try connection.execute("DELETE FROM breaker")
+    func clearBreakers(node: String?) throws {
+        if let node {
+            try connection.execute("DELETE FROM breaker WHERE node = $1", [.text(node)])
+        } else {
+            try connection.execute("DELETE FROM breaker")
+        }
+    }
+
+    func setNodeNote(node: String, _ key: String, _ value: String?, at now: UnixTime) throws {
+        try connection.execute(
+            """
+            INSERT INTO node_note (node, key, value, updated_at) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (node, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+            """, [.text(node), .text(key), value.map { .text($0) }, .double(now)])
     }
 
     func setDaemonNote(_ key: String, _ value: String?, at now: UnixTime) throws {

@@ -64,7 +64,7 @@ public final class SQLiteStore: Store {
         try pool.read { db in try body(SQLiteReader(db: db)) }
     }
 
-    private static var migrator: DatabaseMigrator {
+    static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
@@ -192,6 +192,7 @@ public final class SQLiteStore: Store {
         migrator.registerMigration("v5-event-body") { db in try registerEventBodySchema(db) }
         migrator.registerMigration("v6-leases") { db in try registerLeaseSchema(db) }
         migrator.registerMigration("v7-nodes") { db in try registerNodeSchema(db) }
+        migrator.registerMigration("v8-node-notes") { db in try registerNodeNoteSchema(db) }
         return migrator
     }
 }

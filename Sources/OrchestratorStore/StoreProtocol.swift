@@ -188,10 +188,14 @@ public protocol StoreReader {
     func latestUpload(path: RelativePath) throws -> JobRecord?
     /// Handlers paused by `orchestrator handler pause`.
     func pausedHandlers() throws -> Set<String>
+    /// Every daemon's breakers, by daemon, then owner.
     func breakers() throws -> [BreakerRecord]
-    /// Notes whose key starts with `prefix`, with when they were written.
+    /// Store-wide notes (`setDaemonNote`) whose key starts with `prefix`, with when they were written.
     func daemonNotes(prefix: String) throws -> [(key: String, value: String, at: UnixTime)]
     func daemonNote(_ key: String) throws -> String?
+    /// Every daemon's own notes (`setNodeNote`) whose key starts with `prefix`, by daemon, then key.
+    func nodeNotes(prefix: String) throws -> [NodeNote]
+    func nodeNote(node: String, _ key: String) throws -> String?
 
     // Daemons (see StoreNodes.swift).
     /// Every daemon that ever registered, by name.
@@ -270,10 +274,17 @@ public protocol StoreTransaction {
 
     // Handlers, breakers, notes.
     func setHandlerPaused(_ name: String, _ paused: Bool, at now: UnixTime) throws
-    func setBreaker(owner: String, state: String, consecutiveFailures: Int, openUntil: UnixTime?, at now: UnixTime) throws
-    func clearBreakers() throws
-    /// Sets or (nil) clears a note.
+    /// A breaker belongs to the daemon whose failures moved it: each daemon counts its own.
+    func setBreaker(
+        node: String, owner: String, state: String, consecutiveFailures: Int, openUntil: UnixTime?, at now: UnixTime) throws
+    /// Clears one daemon's breakers; nil clears every daemon's (SQLite's one daemon, which also drops those of a
+    /// name it had before).
+    func clearBreakers(node: String?) throws
+    /// Sets or (nil) clears a note about the store as a whole (the folders its daemons share).
     func setDaemonNote(_ key: String, _ value: String?, at now: UnixTime) throws
+    /// Sets or (nil) clears a note about one daemon (its health, its sweeps' results, its config's load, why its
+    /// queue waits): daemons of one store each keep their own.
+    func setNodeNote(node: String, _ key: String, _ value: String?, at now: UnixTime) throws
 
     // Retention.
     /// Deletes these jobs with their attempts and transitions.
@@ -284,6 +295,11 @@ public protocol StoreTransaction {
     func markLogPruned(jobID: Int64, logPath: [UInt8], at now: UnixTime) throws
 
     // Daemons.
+    /// Takes `node`'s name for a starting daemon in one statement, so that of two daemons starting under one name at
+    /// once exactly one wins: it wins when no daemon has the name, or its holder stopped cleanly, has been silent for
+    /// more than `silentAfter` seconds by the store's clock, or is the same instance (restarting after a crash). A win
+    /// records the daemon as `registerNode` does; false (nothing written) when a live daemon holds the name.
+    func claimNodeName(_ node: NodeRegistration, silentAfter: Double) throws -> Bool
     /// Records a starting daemon under its name (replacing what a former daemon of that name left), as running.
     func registerNode(_ node: NodeRegistration) throws
     /// Says the daemon is alive, by the store's clock; false when its row is no longer its own (another instance

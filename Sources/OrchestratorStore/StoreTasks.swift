@@ -53,6 +53,8 @@ public struct RunStatistics: Sendable, Equatable {
 }
 
 public struct BreakerRecord: Sendable, Equatable {
+    /// The daemon whose failures moved it.
+    public var node: String
     /// "handler NAME" or "task NAME".
     public var owner: String
     /// closed, open or half_open.
@@ -61,7 +63,8 @@ public struct BreakerRecord: Sendable, Equatable {
     public var openUntil: UnixTime?
     public var updatedAt: UnixTime
 
-    public init(owner: String, state: String, consecutiveFailures: Int, openUntil: UnixTime?, updatedAt: UnixTime) {
+    public init(node: String, owner: String, state: String, consecutiveFailures: Int, openUntil: UnixTime?, updatedAt: UnixTime) {
+        self.node = node
         self.owner = owner
         self.state = state
         self.consecutiveFailures = consecutiveFailures
@@ -216,10 +219,22 @@ extension SQLiteReader {
         try String.fetchOne(db, sql: "SELECT value FROM daemon_note WHERE key = ?", arguments: [key])
     }
 
+    public func nodeNotes(prefix: String) throws -> [NodeNote] {
+        try Row.fetchAll(
+            db,
+            sql: "SELECT node, key, value, updated_at FROM node_note WHERE key LIKE ? AND value IS NOT NULL ORDER BY node, key",
+            arguments: [prefix + "%"]
+        ).map { NodeNote(node: $0["node"], key: $0["key"], value: $0["value"], at: $0["updated_at"]) }
+    }
+
+    public func nodeNote(node: String, _ key: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM node_note WHERE node = ? AND key = ?", arguments: [node, key])
+    }
+
     public func breakers() throws -> [BreakerRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM breaker ORDER BY owner").map { row in
+        try Row.fetchAll(db, sql: "SELECT * FROM breaker ORDER BY node, owner").map { row in
             BreakerRecord(
-                owner: row["owner"], state: row["state"], consecutiveFailures: row["consecutive_failures"],
+                node: row["node"], owner: row["owner"], state: row["state"], consecutiveFailures: row["consecutive_failures"],
                 openUntil: row["open_until"], updatedAt: row["updated_at"])
         }
     }
@@ -309,14 +324,16 @@ extension SQLiteTransaction {
             arguments: [task, value])
     }
 
-    public func setBreaker(owner: String, state: String, consecutiveFailures: Int, openUntil: UnixTime?, at now: UnixTime) throws {
+    public func setBreaker(
+        node: String, owner: String, state: String, consecutiveFailures: Int, openUntil: UnixTime?, at now: UnixTime
+    ) throws {
         try db.execute(
             sql: """
-                INSERT INTO breaker (owner, state, consecutive_failures, open_until, updated_at) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT(owner) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures,
+                INSERT INTO breaker (node, owner, state, consecutive_failures, open_until, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(node, owner) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures,
                     open_until = excluded.open_until, updated_at = excluded.updated_at
                 """,
-            arguments: [owner, state, consecutiveFailures, openUntil, now])
+            arguments: [node, owner, state, consecutiveFailures, openUntil, now])
     }
 
     /// Sets or (nil) clears a note.
@@ -329,8 +346,21 @@ extension SQLiteTransaction {
             arguments: [key, value, now])
     }
 
-    public func clearBreakers() throws {
-        try db.execute(sql: "DELETE FROM breaker")
+    public func setNodeNote(node: String, _ key: String, _ value: String?, at now: UnixTime) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO node_note (node, key, value, updated_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT(node, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                """,
+            arguments: [node, key, value, now])
+    }
+
+    public func clearBreakers(node: String?) throws {
+        if let node {
+            try db.execute(sql: "DELETE FROM breaker WHERE node = ?", arguments: [node])
+        } else {
+            try db.execute(sql: "DELETE FROM breaker")
+        }
     }
 
     public func setTaskEnabled(task: String, _ enabled: Bool) throws {

@@ -356,7 +356,7 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
                 try transaction.setDaemonNote("sweep.ingest", "3 files", at: 1)
                 try transaction.setDaemonNote("sweep.retry", "none due", at: 2)
                 try transaction.setDaemonNote("admission", "waiting for memory", at: 3)
-                try transaction.setBreaker(owner: "handler:h", state: "open", consecutiveFailures: 5, openUntil: 90, at: 4)
+                try transaction.setBreaker(node: "n", owner: "handler:h", state: "open", consecutiveFailures: 5, openUntil: 90, at: 4)
                 try transaction.setHandlerPaused("h", true, at: 5)
                 try transaction.setHandlerPaused("g", true, at: 5)
             }
@@ -367,13 +367,13 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
             #expect(try store.read { try $0.pausedHandlers() } == ["h", "g"])
             try store.write { transaction in
                 try transaction.setDaemonNote("admission", nil, at: 6)
-                try transaction.setBreaker(owner: "handler:h", state: "closed", consecutiveFailures: 0, openUntil: nil, at: 7)
+                try transaction.setBreaker(node: "n", owner: "handler:h", state: "closed", consecutiveFailures: 0, openUntil: nil, at: 7)
                 try transaction.setHandlerPaused("g", false, at: 8)
             }
             #expect(try store.read { try $0.daemonNote("admission") } == nil)
             #expect(try store.read { try $0.breakers() }.map(\.state) == ["closed"])
             #expect(try store.read { try $0.pausedHandlers() } == ["h"])
-            try store.write { try $0.clearBreakers() }
+            try store.write { try $0.clearBreakers(node: nil) }
             #expect(try store.read { try $0.breakers() }.isEmpty)
         }
     }

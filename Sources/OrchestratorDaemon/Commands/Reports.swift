@@ -22,16 +22,13 @@ public enum Reports {
 
         var counts = QueueCounts(byState: [:])
         var runningJobs: [(JobRecord, AttemptRecord)] = []
-        var breakers: [BreakerRecord] = []
+        var allBreakers: [BreakerRecord] = []
         var pausedHandlers: [String] = []
-        var admissionWait: String?
-        var health: HealthSnapshot?
         var uploads = (pending: 0, ok: 0, failed: 0)
-        var sweeps: [(key: String, value: String, at: UnixTime)] = []
+        var nodeNotes: [NodeNote] = []
         var nodes: [NodeRecord] = []
         // Whatever state the state dir is in, status answers (exit 0) and says what it could not read.
         var cannotRead: [String] = []
-        var configLoadedAt: String?
         // What the daemon posts when the store cannot take it (a full disk), or, when it could not even have the
         // board's block, the marker that stands in for it.
         let statePath = PathBytes(config.paths.state)
@@ -46,15 +43,10 @@ public enum Reports {
             do {
                 try opened.read { reader in
                     counts = try reader.counts()
-                    breakers = try reader.breakers()
+                    allBreakers = try reader.breakers()
                     pausedHandlers = try reader.pausedHandlers().sorted()
-                    if daemonPID != nil {
-                        admissionWait = try reader.daemonNote("admission")
-                        configLoadedAt = try reader.daemonNote(Dispatcher.configLoadedNote)
-                    }
-                    health = HealthSnapshot.decode(try reader.daemonNote(HealthSnapshot.noteKey))
+                    nodeNotes = try reader.nodeNotes(prefix: "")
                     uploads = try reader.uploadCounts()
-                    sweeps = try reader.daemonNotes(prefix: "sweep.")
                     nodes = try reader.nodes()
                     for attempt in try reader.runningAttempts() {
                         if let job = try reader.job(id: attempt.jobID) { runningJobs.append((job, attempt)) }
@@ -63,12 +55,19 @@ public enum Reports {
             } catch {
                 cannotRead.append("cannot read the state database \(opened.location): \(error)")
                 storeUnreadable = true
-                (counts, runningJobs, breakers, admissionWait, health) = (QueueCounts(byState: [:]), [], [], nil, nil)
-                (uploads, sweeps, store, nodes) = ((0, 0, 0), [], nil, [])
+                (counts, runningJobs, allBreakers, nodeNotes) = (QueueCounts(byState: [:]), [], [], [])
+                (uploads, store, nodes) = ((0, 0, 0), nil, [])
             }
         }
         let now = Date().timeIntervalSince1970
         let shared = config.store.url != nil
+        // Each daemon of a shared store keeps its own notes and breakers; the top-level ones are this config's
+        // daemon's. SQLite's one daemon: the newest of each, whichever name wrote it (as before names were kept).
+        let notesByNode = DaemonNotes.byNode(nodeNotes, allBreakers)
+        let own = shared ? notesByNode[config.node.name] ?? DaemonNotes() : DaemonNotes(notes: nodeNotes, breakers: allBreakers)
+        let admissionWait = daemonPID == nil ? nil : own.admissionWait
+        let configLoadedAt = daemonPID == nil ? nil : own.configLoadedAt
+        let health = own.health
         let conditions = nodes.map { NodeLiveness.condition(of: $0, shared: shared, stateDirDaemonRuns: daemonPID != nil) }
         let disagreement = NodeLiveness.configDisagreement(zip(nodes, conditions).filter { $0.1 == .running }.map(\.0))
         let taskRows: [[String: Any]]
@@ -92,39 +91,35 @@ public enum Reports {
                     return fields
                 },
             ]
-            object["breakers"] = breakers.map { breaker -> [String: Any] in
-                var fields: [String: Any] = [
-                    "owner": breaker.owner, "state": breaker.state, "consecutive_failures": breaker.consecutiveFailures,
-                ]
-                if let until = breaker.openUntil, breaker.state == "open" { fields["open_until"] = iso(until) }
-                return fields
-            }
+            object["breakers"] = own.breakersJSON
             object["tasks"] = taskRows
             object["paused_handlers"] = pausedHandlers
             // A job waiting longer than this is starving (it has gained priority by aging all this while).
             object["starvation_after_seconds"] = Double(config.limits.starvationAfter.wholeMilliseconds) / 1000
             object["uploads"] = ["pending": uploads.pending, "ok": uploads.ok, "failed": uploads.failed]
-            object["sweeps"] = Dictionary(uniqueKeysWithValues: sweeps.map { note in
-                (String(note.key.dropFirst("sweep.".count)), ["at": iso(note.at), "result": note.value] as [String: Any])
-            })
+            object["sweeps"] = own.sweepsJSON
             object["queue_waits_because"] = admissionWait as Any? ?? NSNull()
             object["cannot_read"] = cannotRead
             object["config_loaded_at"] = configLoadedAt as Any? ?? NSNull()
             object["store"] = config.store.shown
             object["daemons"] = zip(nodes, conditions).map { node, condition -> [String: Any] in
-                [
+                let notes = notesByNode[node.name] ?? DaemonNotes()
+                // What a daemon no longer running said about its queue and config would read as current.
+                let running = condition == .running
+                return [
                     "name": node.name, "instance": node.instance, "pid": Int(node.pid), "version": node.version,
                     "condition": condition.rawValue, "started_at": iso(node.startedAt),
                     "heartbeat_seconds_ago": max(0, node.heartbeatAge), "leases": node.leasesHeld,
                     "config_hash": node.configHash, "roles": node.roles,
+                    "health": notes.healthJSON, "sweeps": notes.sweepsJSON, "breakers": notes.breakersJSON,
+                    "config_loaded_at": (running ? notes.configLoadedAt : nil) as Any? ?? NSNull(),
+                    "queue_waits_because": (running ? notes.admissionWait : nil) as Any? ?? NSNull(),
                 ]
             }
             object["config_disagreement"] = disagreement as Any? ?? NSNull()
             object["paused"] = paused as Any? ?? NSNull()
             object["healthy"] = daemonPID != nil && (health?.healthy ?? true)
-            object["health"] = health.map { snapshot -> [String: Any] in
-                ["at": iso(snapshot.at), "by": snapshot.by, "healthy": snapshot.healthy, "problems": snapshot.problems, "notes": snapshot.notes]
-            } ?? NSNull()
+            object["health"] = own.healthJSON
             return try render(object)
         }
         var lines: [String] = []
@@ -132,7 +127,7 @@ public enum Reports {
         if case .oneShot(let pid, let role) = owner { daemonLine += "; a one-shot \(role) (pid \(pid)) is working" }
         lines.append(daemonLine)
         for problem in cannotRead { lines.append("warning:  \(problem)") }
-        if let configLoadedAt { lines.append("config:   \(config.file), in force since \(configLoadedAt)") }
+        if let configLoadedAt, !shared { lines.append("config:   \(config.file), in force since \(configLoadedAt)") }
         lines.append("store:    " + (config.store.url == nil ? "sqlite in \(config.paths.state)" : config.store.shown))
         if shared {
             for (node, condition) in zip(nodes, conditions) {
@@ -144,6 +139,7 @@ public enum Reports {
                 lines.append(
                     "node:     \(pad(node.name, 16)) \(state), \(node.leasesHeld) leases, config \(node.configHash.prefix(12)), "
                         + "\(node.roles.joined(separator: "+")), pid \(node.pid) at \(node.instance)")
+                lines += nodeNoteLines(notesByNode[node.name] ?? DaemonNotes(), running: condition == .running, now: now)
             }
             if let disagreement { lines.append("warning:  \(disagreement)") }
         }
@@ -160,21 +156,11 @@ public enum Reports {
         }
         if !pausedHandlers.isEmpty { lines.append("handlers: paused: \(pausedHandlers.joined(separator: ", "))") }
         if !storeUnreadable { lines.append("finished: \(counts.count(.done)) done, \(counts.count(.failed)) failed") }
-        if let admissionWait { lines.append("waiting:  \(admissionWait)") }
-        for note in sweeps {
-            let mode = String(note.key.dropFirst("sweep.".count))
-            lines.append("sweep:    \(pad(mode, 9)) \(formatSeconds(max(0, now - note.at))) ago: \(note.value)")
-        }
+        // On a shared store these are each daemon's, under its `node:` line.
+        if !shared, let admissionWait { lines.append("waiting:  \(admissionWait)") }
+        if !shared { lines += own.sweepLines(now: now) }
         if uploads != (0, 0, 0) { lines.append("uploads:  \(uploads.pending) pending, \(uploads.ok) ok, \(uploads.failed) failed") }
-        if let health {
-            let when = "checked \(formatSeconds(max(0, now - health.at))) ago by the \(health.by)"
-            lines.append("health:   " + (health.healthy ? "ok (\(when))" : "UNHEALTHY (\(when))"))
-            for problem in health.problems { lines.append("  \(problem)") }
-        }
-        for breaker in breakers where breaker.state != "closed" {
-            let until = breaker.openUntil.map { " until \(formatTime($0))" } ?? ""
-            lines.append("breaker:  \(breaker.owner) \(breaker.state.replacingOccurrences(of: "_", with: "-"))\(until) after \(breaker.consecutiveFailures) failures")
-        }
+        if !shared { lines += own.healthLines(now: now) + own.breakerLines }
         for row in taskRows {
             var line = "task:     \(pad(row["name"] as? String ?? "", 20)) next \(row["next_fire"] as? String ?? "-")"
             if let names = row["waiting_for"] as? [String] { line += ", waiting for " + names.joined(separator: ", ") }
@@ -187,6 +173,15 @@ public enum Reports {
                     + "for \(formatSeconds(now - attempt.startedAt)): \(printable(job.name))")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// A daemon's own notes, under its `node:` line of a shared store's `status`.
+    static func nodeNoteLines(_ notes: DaemonNotes, running: Bool, now: UnixTime) -> [String] {
+        var lines: [String] = []
+        if running, let loaded = notes.configLoadedAt { lines.append("config:   in force since \(loaded)") }
+        if running, let wait = notes.admissionWait { lines.append("waiting:  \(wait)") }
+        lines += notes.sweepLines(now: now) + notes.healthLines(now: now) + notes.breakerLines
+        return lines.map { "          " + $0 }
     }
 
     // MARK: history

@@ -132,7 +132,9 @@ extension Dispatcher {
         case .halfOpen: state = "half_open"
         }
         let failures = breaker.consecutiveFailures
-        let wallNow = Self.wallClock()
-        record { try $0.setBreaker(owner: name, state: state, consecutiveFailures: failures, openUntil: openUntil, at: wallNow) }
+        let (wallNow, node) = (Self.wallClock(), config.node.name)
+        record {
+            try $0.setBreaker(node: node, owner: name, state: state, consecutiveFailures: failures, openUntil: openUntil, at: wallNow)
+        }
     }
 }

@@ -144,9 +144,9 @@ extension Dispatcher {
     private func flushWritesWhilePaused() -> Bool {
         // With nothing pending, a small write of its own tells whether the store can be written again.
         let wallNow = Self.wallClock()
-        let probe = writes.isEmpty
+        let (probe, node) = (writes.isEmpty, config.node.name)
         return commit("write the state database") { transaction -> Void in
-            if probe { try transaction.setDaemonNote("disk.checked", "writable", at: wallNow) }
+            if probe { try transaction.setNodeNote(node: node, "disk.checked", "writable", at: wallNow) }
         } != nil
     }
 

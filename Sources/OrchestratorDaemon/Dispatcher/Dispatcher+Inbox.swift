@@ -160,8 +160,8 @@ extension Dispatcher {
         noteSweep(
             "watchdog", snapshot.healthy ? "healthy" : "unhealthy: " + problems.joined(separator: "; "),
             result: snapshot.healthy ? "healthy" : "unhealthy")
-        let text = snapshot.json
-        recordForStatus { try $0.setDaemonNote(HealthSnapshot.noteKey, text, at: snapshot.at) }
+        let (text, node) = (snapshot.json, config.node.name)
+        recordForStatus { try $0.setNodeNote(node: node, HealthSnapshot.noteKey, text, at: snapshot.at) }
         if !snapshot.healthy {
             logger.error("unhealthy", metadata: ["problems": "\(problems.joined(separator: "; "))"])
             if lastHealthy { emit("error.critical") }

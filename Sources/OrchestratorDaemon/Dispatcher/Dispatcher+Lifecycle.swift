@@ -27,8 +27,10 @@ extension Dispatcher {
         try endOrphanedWorkers()
         statusBoard = StatusBoard(path: Self.statusBoardPath(layout.state))
         statusBoard?.post("")
-        // Circuits start closed; what `status` shows must say so.
-        record { try $0.clearBreakers() }
+        // Circuits start closed; what `status` shows must say so. On a shared store other daemons' stay: each
+        // daemon counts its own failures. SQLite's one daemon also drops those of a name it had before.
+        let breakersNode = sharesStore ? config.node.name : nil
+        record { try $0.clearBreakers(node: breakersNode) }
         try recoverJobs()
         // On a shared store another daemon's claim of a file may be between its rename and its commit.
         if !claimsJobs { adoptUnrecordedClaims() }

@@ -9,6 +9,9 @@ import OrchestratorStore
 extension Dispatcher {
     var sharesStore: Bool { config.store.url != nil }
 
+    /// The node note that says why the daemon's queue waits (its admission limits).
+    static let admissionNote = "admission"
+
     /// What this daemon does among those of its store (`[node] roles`); on SQLite, everything.
     func runs(_ role: NodeRole) -> Bool { config.node.roles.contains(role) }
 

@@ -15,6 +15,7 @@ extension Dispatcher {
         let logger = logger
         let store = store
         let metrics = metrics
+        let node = config.node.name
         DispatchQueue.global(qos: .utility).async {
             defer { PruneGate.leave(state) }
             let summary: String
@@ -42,7 +43,7 @@ extension Dispatcher {
             metrics?.sweepFinished("prune", result: result)
             // Written here rather than through the dispatcher's cycle: nothing in it waits for this.
             do {
-                try store.write { try $0.setDaemonNote("sweep.prune", summary, at: Self.wallClock()) }
+                try store.write { try $0.setNodeNote(node: node, "sweep.prune", summary, at: Self.wallClock()) }
             } catch {
                 logger.warning("cannot record the prune sweep's summary for status", metadata: ["error": "\(error)"])
             }

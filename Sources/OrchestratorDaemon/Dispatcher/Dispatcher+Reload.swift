@@ -139,8 +139,8 @@ extension Dispatcher {
 
     func noteConfigLoaded() {
         let loadedAt = configLoadedAt
-        let text = LineLogHandler.timestamp(at: loadedAt)
-        record { try $0.setDaemonNote(Self.configLoadedNote, text, at: loadedAt) }
+        let (text, node) = (LineLogHandler.timestamp(at: loadedAt), config.node.name)
+        record { try $0.setNodeNote(node: node, Self.configLoadedNote, text, at: loadedAt) }
         registerNode()
     }
 

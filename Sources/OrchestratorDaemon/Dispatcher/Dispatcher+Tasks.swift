@@ -409,8 +409,8 @@ extension Dispatcher {
     func noteSweep(_ mode: String, _ summary: String, result: String = "ok", items: Int? = nil) {
         guard batch == nil else { return }
         metrics?.sweepFinished(mode, result: result, items: items)
-        let wallNow = Self.wallClock()
-        recordForStatus { try $0.setDaemonNote("sweep.\(mode)", summary, at: wallNow) }
+        let (wallNow, node) = (Self.wallClock(), config.node.name)
+        recordForStatus { try $0.setNodeNote(node: node, "sweep.\(mode)", summary, at: wallNow) }
     }
 
     /// `task enable|disable` as the store holds them; nil (and logged) if it cannot be read, in which case

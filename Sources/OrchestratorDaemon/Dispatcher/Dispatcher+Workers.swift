@@ -121,8 +121,8 @@ extension Dispatcher {
         guard reason != admissionWait else { return }
         admissionWait = reason
         if let reason { logger.debug("queue waits", metadata: ["reason": "\(reason)"]) }
-        let wallNow = Self.wallClock()
-        record { try $0.setDaemonNote("admission", reason, at: wallNow) }
+        let (wallNow, node) = (Self.wallClock(), config.node.name)
+        record { try $0.setNodeNote(node: node, Self.admissionNote, reason, at: wallNow) }
     }
 
     /// What a job runs, from its handler or task.
