@@ -15,6 +15,9 @@ public final class PostgresConnection {
     /// Channels to LISTEN on again after `reconnect()`, since a new session starts with none.
     private var channels: [String] = []
     private var inTransaction = false
+    /// A pipeline with statements whose answers were awaited (`executeLater(answered:)`) broke off before they
+    /// came: whoever settles a lost COMMIT must know its answers are missing. Cleared by `begin`.
+    public private(set) var answersLost = false
     /// Statements `executeLater` queued in the open transaction, not sent yet.
     private var queued: [Statement] = []
     /// Statements prepared in this session, by text and parameter types; a new session (`reconnect`) has none.
@@ -95,12 +98,17 @@ public final class PostgresConnection {
     /// next statement that is waited for, or with COMMIT, in one round trip (pipeline mode). An error it meets
     /// surfaces there and fails the transaction as a whole, so only statements whose errors nobody handles one by
     /// one belong here. Without a transaction, or with a libpq older than 14, it runs at once.
-    public func executeLater(_ sql: String, _ parameters: [PostgresValue?] = []) throws {
+    ///
+    /// `answered`: given the statement's result when it arrives (before `execute` or `commit` returns).
+    public func executeLater(
+        _ sql: String, _ parameters: [PostgresValue?] = [], answered: ((PostgresResult) throws -> Void)? = nil
+    ) throws {
         guard inTransaction, Self.hasPipeline else {
-            try execute(sql, parameters)
+            let result = try execute(sql, parameters)
+            try answered?(result)
             return
         }
-        queued.append(Statement(sql: sql, parameters: parameters))
+        queued.append(Statement(sql: sql, parameters: parameters, answered: answered))
         // A long pipeline could fill both sockets' buffers (the server waiting to send results, this side to send
         // statements); the daemon's transactions stay far below this.
         if queued.count >= Self.queueLimit {
@@ -116,6 +124,7 @@ public final class PostgresConnection {
     private struct Statement {
         let sql: String
         let parameters: [PostgresValue?]
+        var answered: ((PostgresResult) throws -> Void)? = nil
     }
 
     /// Parameters as libpq takes them: types (0: let the server infer it), text or binary formats, lengths and
@@ -151,6 +160,8 @@ public final class PostgresConnection {
     private func pipeline(_ statements: [Statement]) throws -> PostgresResult {
         let encoded = try statements.map { try EncodedParameters($0.parameters) }
         guard orch_PQenterPipelineMode(connection) == 1 else { throw connectionError() }
+        // Cleared once every answer has been read: a pipeline that breaks off leaves it set.
+        if statements.contains(where: { $0.answered != nil }) { answersLost = true }
         enum Sent {
             case preparation(PreparedKey)
             case statement(Int)
@@ -194,7 +205,10 @@ public final class PostgresConnection {
             } else {
                 do {
                     let copied = try consumeStatement(result)
-                    if case .statement(let index) = item, index == statements.count - 1 { last = copied }
+                    if case .statement(let index) = item {
+                        try statements[index].answered?(copied)
+                        if index == statements.count - 1 { last = copied }
+                    }
                 } catch let error as PostgresError {
                     if case .preparation(let key) = item { prepared[key] = nil }
                     if firstError == nil { firstError = error }
@@ -208,6 +222,7 @@ public final class PostgresConnection {
         let synced = orch_PQresultStatus(sync) == PGRES_PIPELINE_SYNC
         orch_PQclear(sync)
         guard synced, orch_PQexitPipelineMode(connection) == 1 else { throw abandonPipeline() }
+        answersLost = false
         if let firstError { throw firstError }
         guard let last else { throw PostgresError(kind: .client, message: "the server sent no result for a statement") }
         return last
@@ -303,6 +318,7 @@ public final class PostgresConnection {
         guard !inTransaction else {
             throw PostgresError(kind: .client, message: "a transaction is already open on this connection (they do not nest)")
         }
+        answersLost = false
         let statement = "BEGIN ISOLATION LEVEL \(isolation.rawValue)"
         if sendingLater, Self.hasPipeline {
             queued.append(Statement(sql: statement, parameters: []))

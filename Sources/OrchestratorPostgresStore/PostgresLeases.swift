@@ -77,46 +77,80 @@ extension PostgresTransaction {
         jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
         detail: String?, at now: UnixTime
     ) throws -> Bool {
-        // The guarded update and its transition in one round trip: the dispatcher's thread waits for each.
         let rows = try connection.execute(
-            """
-            WITH ended AS (
-                UPDATE job SET state = $1, lease_until = NULL, attempts = COALESCE($9, attempts), not_before = $2,
-                               reason = COALESCE($3, reason), updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
-                WHERE id = $6 AND state = 'running' AND owner = $7 AND claims = $8
-                RETURNING id)
-            INSERT INTO transition (job_id, at, from_state, to_state, detail)
-            SELECT id, $4, 'running', $1, $10 FROM ended RETURNING job_id
-            """,
-            [
-                .text(state.rawValue), notBefore.map { .double($0) }, reason.map { .text($0) }, .double(now),
-                .bool(state.isTerminal), .int(jobID), .text(node), .int(Int64(claim)), attempts.map { .int(Int64($0)) },
-                (detail ?? reason).map { .text($0) },
-            ]
+            Self.claimedEnd,
+            Self.claimedEndParameters(
+                jobID: jobID, node: node, claim: claim, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
+                detail: detail, at: now)
         ).rows
         guard !rows.isEmpty else { return false }
         if state == .queued { wakeup.needed = true }
         return true
     }
 
+    func finishClaimed(
+        jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
+        detail: String?, at now: UnixTime, whenRefused refused: @escaping () -> Void
+    ) throws {
+        // Announced whether or not the claim holds (known only with the answer): at worst one wake-up for nothing.
+        if state == .queued { wakeup.needed = true }
+        try connection.executeLater(
+            Self.claimedEnd,
+            Self.claimedEndParameters(
+                jobID: jobID, node: node, claim: claim, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
+                detail: detail, at: now)
+        ) { result in
+            if result.rows.isEmpty { refused() }
+        }
+    }
+
+    /// The guarded update and its transition in one statement.
+    static let claimedEnd = """
+        WITH ended AS (
+            UPDATE job SET state = $1, lease_until = NULL, attempts = COALESCE($9, attempts), not_before = $2,
+                           reason = COALESCE($3, reason), updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
+            WHERE id = $6 AND state = 'running' AND owner = $7 AND claims = $8
+            RETURNING id)
+        INSERT INTO transition (job_id, at, from_state, to_state, detail)
+        SELECT id, $4, 'running', $1, $10 FROM ended RETURNING job_id
+        """
+
+    static func claimedEndParameters(
+        jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
+        detail: String?, at now: UnixTime
+    ) -> [PostgresValue?] {
+        [
+            .text(state.rawValue), notBefore.map { .double($0) }, reason.map { .text($0) }, .double(now),
+            .bool(state.isTerminal), .int(jobID), .text(node), .int(Int64(claim)), attempts.map { .int(Int64($0)) },
+            (detail ?? reason).map { .text($0) },
+        ]
+    }
+
     func claimJob(id: Int64, node: String, lease: Double) throws -> JobRecord? {
-        let rows = try connection.execute(
-            """
-            WITH claimed AS (
-                UPDATE job SET state = 'running', owner = $1, attempts = attempts + 1, claims = claims + 1,
-                               lease_until = \(serverClock) + $2, updated_at = \(serverClock)
-                WHERE id = $3 AND state = 'queued' AND (not_before IS NULL OR not_before <= \(serverClock))
-                RETURNING *),
-            noted AS (
-                INSERT INTO transition (job_id, at, from_state, to_state, detail)
-                SELECT id, updated_at, 'queued', 'running', 'claimed by ' || $1 FROM claimed)
-            SELECT * FROM claimed
-            """,
-            [.text(node), .double(lease), .int(id)]
-        ).rows
+        let rows = try connection.execute(Self.claimByID, [.text(node), .double(lease), .int(id)]).rows
         guard let row = rows.first else { return nil }
         return try JobRecord(postgres: row)
     }
+
+    func claimJobAnswered(id: Int64, node: String, lease: Double) throws -> StoreAnswer<JobRecord?> {
+        let answer = StoreAnswer<JobRecord?>()
+        try connection.executeLater(Self.claimByID, [.text(node), .double(lease), .int(id)]) { result in
+            answer.give(try result.rows.first.map { try JobRecord(postgres: $0) })
+        }
+        return answer
+    }
+
+    static let claimByID = """
+        WITH claimed AS (
+            UPDATE job SET state = 'running', owner = $1, attempts = attempts + 1, claims = claims + 1,
+                           lease_until = \(serverClock) + $2, updated_at = \(serverClock)
+            WHERE id = $3 AND state = 'queued' AND (not_before IS NULL OR not_before <= \(serverClock))
+            RETURNING *),
+        noted AS (
+            INSERT INTO transition (job_id, at, from_state, to_state, detail)
+            SELECT id, updated_at, 'queued', 'running', 'claimed by ' || $1 FROM claimed)
+        SELECT * FROM claimed
+        """
 
     func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool {
         let held = try connection.execute(

@@ -185,12 +185,20 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
         // Measured on the clock, not by adding up the pauses: a reconnect to a host that does not answer takes up to
         // libpq's connect_timeout itself.
         let deadline = ContinuousClock.now + Self.settleWait
+        let answersLost = connection.answersLost  // Before asking: that opens a transaction of its own.
         var pause = 0.1
         while true {
             if let applied = try? commitMarks.applied(number, on: connection, renewing: writer) {
                 guard applied else {
                     throw PostgresError(
                         kind: .connection, message: "the connection was lost during COMMIT and the server did not apply it: \(lost.message)")
+                }
+                // Applied, but what its statements answered (a claim, a refused end) never came: the daemon cannot
+                // act on it, so it stops and its next start recovers from the store.
+                if answersLost {
+                    throw PostgresError(
+                        kind: .commitOutcomeUnknown,
+                        message: "a COMMIT whose answer was lost turned out applied, but its statements' answers are gone with the connection: \(lost.message)")
                 }
                 return
             }

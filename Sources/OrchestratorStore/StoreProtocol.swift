@@ -337,6 +337,15 @@ public protocol StoreTransaction {
     /// Takes this queued job, as `claimNext` takes the best one: nil when it is not queued and due any more (another
     /// daemon took it, it was cancelled).
     func claimJob(id: Int64, node: String, lease: Double) throws -> JobRecord?
+    /// `claimJob` for a caller that reads the claim only once the write has returned: an engine may send it with
+    /// the COMMIT, in one round trip.
+    func claimJobAnswered(id: Int64, node: String, lease: Double) throws -> StoreAnswer<JobRecord?>
+    /// `finishClaimed` for a caller that learns whether the claim held when the engine does (with the COMMIT at the
+    /// latest): `refused` runs then, within the write, when it did not.
+    func finishClaimed(
+        jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
+        detail: String?, at now: UnixTime, whenRefused refused: @escaping () -> Void
+    ) throws
     /// Ends the running attempt of a job `node` holds under `claim`; false (and nothing written) when the claim
     /// is gone: the running attempt, if any, is then another daemon's.
     func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool
@@ -378,6 +387,20 @@ extension StoreTransaction {
         try setAttemptProcess(attemptID: attemptID, pid: pid, startTime: startTime)
     }
 
+    public func claimJobAnswered(id: Int64, node: String, lease: Double) throws -> StoreAnswer<JobRecord?> {
+        StoreAnswer(try claimJob(id: id, node: node, lease: lease))
+    }
+
+    public func finishClaimed(
+        jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
+        detail: String?, at now: UnixTime, whenRefused refused: @escaping () -> Void
+    ) throws {
+        let held = try finishClaimed(
+            jobID: jobID, node: node, claim: claim, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
+            detail: detail, at: now)
+        if !held { refused() }
+    }
+
     public func endClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws {
         _ = try finishClaimedAttempt(jobID: jobID, node: node, claim: claim, result, at: now)
     }
@@ -408,4 +431,16 @@ extension StoreTransaction {
             task: task, priority: priority, maxAttempts: maxAttempts, cause: cause, slot: slot, eventID: eventID,
             detail: detail, at: now)
     }
+}
+
+/// What a write produces that an engine may learn only when the transaction's statements reach the server (with its
+/// COMMIT, in one round trip): read it after `write` has returned. Set and read on the writing thread only.
+public final class StoreAnswer<Value> {
+    /// nil until answered. An engine that lost the answer with its connection and then found the COMMIT applied
+    /// fails the write rather than return without it.
+    public private(set) var value: Value?
+
+    public init(_ value: Value? = nil) { self.value = value }
+
+    public func give(_ value: Value) { self.value = value }
 }

@@ -102,4 +102,40 @@ extension StoreClaimJobContractTests {
         #expect(try !store.write { try $0.finishUnclaimed(jobID: running, to: .failed, attempts: nil, reason: "x", detail: nil, at: 7) })
         #expect(try store.read { try $0.job(id: running) }?.state == .running, "vm2's run is not ended from outside")
     }
+
+    /// The forms a daemon uses on its busiest path, whose answers an engine may give only with the COMMIT: the same
+    /// claims and refusals as the forms answered at once, known by the time the write returns.
+    @Test(arguments: StoreEngine.all)
+    func answersGivenWithTheCommitAreTheSameAsAnswersGivenAtOnce(engine: StoreEngine) throws {
+        let opened = try engine.open()
+        defer { opened.cleanUp() }
+        let store = opened.store
+        let id = try queue(store, "a")
+        let answer = try store.write { transaction -> StoreAnswer<JobRecord?> in
+            _ = try transaction.insertJob(
+                kind: .file, name: RelativePath(Array("pending".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 3,
+                at: 1)
+            return try transaction.claimJobAnswered(id: id, node: "web1", lease: 30)
+        }
+        let claimed = try #require(answer.value ?? nil)
+        #expect(claimed.id == id && claimed.state == .running && claimed.owner == "web1" && claimed.claims == 1)
+        let refusedClaim = try store.write { try $0.claimJobAnswered(id: id, node: "vm2", lease: 30) }
+        #expect(refusedClaim.value == .some(nil), "answered, and the answer is that it is not claimable")
+
+        // vm2 rescues and claims it again: web1's end is refused, vm2's goes through.
+        try store.write { try $0.setState(jobID: id, from: .running, to: .queued, at: 2) }
+        let fresh = try #require(try store.write { try $0.claimJob(id: id, node: "vm2", lease: 30) })
+        var refusals: [String] = []
+        try store.write { transaction in
+            try transaction.finishClaimed(
+                jobID: id, node: "web1", claim: claimed.claims, to: .done, attempts: nil, notBefore: nil, reason: nil,
+                detail: nil, at: 3) { refusals.append("web1") }
+            try transaction.finishClaimed(
+                jobID: id, node: "vm2", claim: fresh.claims, to: .done, attempts: nil, notBefore: nil, reason: nil,
+                detail: nil, at: 4) { refusals.append("vm2") }
+        }
+        #expect(refusals == ["web1"])
+        let done = try #require(try store.read { try $0.job(id: id) })
+        #expect(done.state == .done && done.owner == "vm2")
+    }
 }

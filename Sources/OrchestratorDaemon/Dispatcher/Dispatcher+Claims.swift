@@ -27,10 +27,11 @@ extension Dispatcher {
     func claimForStart(_ job: LiveJob) -> StartClaim {
         guard claimsJobs, heldClaims[job.id] == nil else { return .claimed }
         let (node, lease, jobID) = (config.node.name, config.store.leaseSeconds, job.id)
-        guard let outcome = commit("claim a job", { try $0.claimJob(id: jobID, node: node, lease: lease) }) else {
+        // Answered with the COMMIT: one round trip for the pending writes, the claim and the COMMIT.
+        guard let answer = commit("claim a job", { try $0.claimJobAnswered(id: jobID, node: node, lease: lease) }) else {
             return .notNow
         }
-        guard let claimed = outcome else { return .takenElsewhere }
+        guard let claimed = answer.value ?? nil else { return .takenElsewhere }
         heldClaims[jobID] = claimed.claims
         armLeaseRenewal()
         return .claimed
@@ -77,10 +78,10 @@ extension Dispatcher {
             // A retry waits in the store as queued with its time, so that any daemon can run it when it is due.
             let stored: JobState = state == .retryWait ? .queued : state
             record { [self] transaction in
-                let held = try transaction.finishClaimed(
+                try transaction.finishClaimed(
                     jobID: jobID, node: node, claim: claim, to: stored, attempts: attempts, notBefore: notBefore,
-                    reason: reason, detail: detail, at: wallNow)
-                if !held { lostClaims.insert(jobID) }
+                    reason: reason, detail: detail, at: wallNow
+                ) { [self] in lostClaims.insert(jobID) }
             }
             return
         }
