@@ -27,7 +27,12 @@ extension Dispatcher {
     func claimForStart(_ job: LiveJob) -> StartClaim {
         guard claimsJobs, heldClaims[job.id] == nil else { return .claimed }
         let (node, lease, jobID) = (config.node.name, config.store.leaseSeconds, job.id)
-        guard let outcome = commit("claim a job", { try $0.claimJob(id: jobID, node: node, lease: lease) }) else {
+        let isTask = if case .task = job.owner { true } else { false }
+        // A task run also waits while another run of its task runs on any daemon: then it is left queued in the store,
+        // for whichever daemon claims it once that run ends.
+        guard let outcome = commit("claim a job", {
+            isTask ? try $0.claimTaskRun(id: jobID, node: node, lease: lease) : try $0.claimJob(id: jobID, node: node, lease: lease)
+        }) else {
             return .notNow
         }
         guard let claimed = outcome else { return .takenElsewhere }
@@ -214,13 +219,14 @@ extension Dispatcher {
 
     // MARK: Work queued by other daemons
 
-    /// Free slots take queued jobs of any daemon (files and uploads; a task's runs stay with the daemon whose
-    /// scheduler queued them, which is also a worker), best first, after this daemon's own queue: at start, after a
-    /// rescue, and when another daemon says it queued work.
+    /// Free slots take queued jobs of any daemon, best first, after this daemon's own queue: at start, after a rescue,
+    /// and when another daemon says it queued work. Task runs first, once per look (they are few, and due now): a
+    /// task's run may start on any worker once no other run of its task runs anywhere.
     func claimForeignWork() {
         guard claimsJobs, foreignWorkPending, phase.admitsNewWork, readyCount == 0, runs(.worker) else { return }
         let (node, lease) = (config.node.name, config.store.leaseSeconds)
         let agingStep = Double(Self.agingStep(config)) / 1000
+        var looksForTaskRuns = !config.tasks.isEmpty
         while running.count < spawnThrottle.allowed(configured: config.limits.maxConcurrent), phase.admitsNewWork {
             // The host's limits first: a job claimed and then given back for them would wait out the give-back delay.
             // Held back, the admission recheck (or the next exit) looks again, as for this daemon's own queue.
@@ -229,8 +235,12 @@ extension Dispatcher {
                 if admissionRecheck == nil { admissionRecheck = schedule(.admissionRecheck, after: Self.admissionRecheckDelay) }
                 return
             }
-            guard let claimed = commit("claim a job", { try $0.claimNext(node: node, lease: lease, kinds: Self.foreignKinds, agingStep: agingStep) })
+            guard let claimed = commit("claim a job", { [looksForTaskRuns] transaction -> JobRecord? in
+                if looksForTaskRuns, let run = try transaction.claimNextTaskRun(node: node, lease: lease, agingStep: agingStep) { return run }
+                return try transaction.claimNext(node: node, lease: lease, kinds: Self.foreignKinds, agingStep: agingStep)
+            })
             else { return }
+            looksForTaskRuns = looksForTaskRuns && claimed?.kind == .task
             guard let taken = claimed else {
                 foreignWorkPending = false
                 armClaimableTimer()
@@ -246,6 +256,7 @@ extension Dispatcher {
             }
             heldClaims[taken.id] = taken.claims
             armLeaseRenewal()
+            adoptTaskRun(job)
             start(job, queuedAt: now)
         }
     }
@@ -273,12 +284,14 @@ extension Dispatcher {
             }
             owner = .upload(handlerName)
         case .task:
-            return release(record, reason: "a task's run stays with its daemon")
+            let name = String(decoding: record.name.bytes, as: UTF8.self)
+            guard task(named: name) != nil, taskRuntimes[name] != nil else { return release(record, reason: "no task \(name) here") }
+            owner = .task(name)
         }
         // Counted by the claim; in memory the count is of attempts that ended.
         let job = LiveJob(
             id: record.id, name: record.name, owner: owner, state: .queued, priority: record.priority,
-            attempts: max(0, record.attempts - 1), maxAttempts: record.maxAttempts)
+            attempts: max(0, record.attempts - 1), maxAttempts: record.maxAttempts, eventID: record.eventID)
         jobs[record.id] = job
         return job
     }
