@@ -130,4 +130,36 @@ import Testing
         // Slots that overlapped were skipped, and said so.
         #expect(cluster.daemons.contains { $0.log.contains("not run: the previous run has not finished") })
     }
+
+    /// `after` across daemons: a prerequisite's run may end on any daemon, and its dependent's run, due in the same
+    /// slot, is queued once it has. Each dependent run starts after a success of the prerequisite.
+    @Test func aDependentRunsAfterItsPrerequisiteWhicheverDaemonRanIt() throws {
+        let scratch = try Scratch()
+        let log = "\(scratch.path)/runs.log"
+        let cluster = try Cluster(extra: """
+
+            [[task]]
+            name = "first"
+            every = "2s"
+            command = ["/bin/sh", "-c", 'sleep 0.3; echo "first $ORCH_JOB_ID" >> \(log)']
+
+            [[task]]
+            name = "then"
+            every = "2s"
+            after = ["first"]
+            command = ["/bin/sh", "-c", 'echo "then $ORCH_JOB_ID" >> \(log)']
+            """)
+        try cluster.start()
+        try cluster.first.waitUntil("the dependent ran four times", timeout: 30) {
+            scratch.lines("runs.log").filter { $0.hasPrefix("then") }.count >= 4
+        }
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+        let lines = scratch.lines("runs.log")
+        #expect(lines.first?.hasPrefix("first") == true, "\(lines)")
+        #expect(lines.count == Set(lines).count, "no run ran twice: \(lines)")
+        let slots = try Server.psql(
+            cluster.store,
+            "SELECT count(*) = count(DISTINCT (name, slot_ms)) FROM job WHERE kind = 'task' AND slot_ms IS NOT NULL")
+        #expect(slots == "t", "one run per task and slot")
+    }
 }

@@ -102,15 +102,23 @@ extension Dispatcher {
     }
 
     /// On a shared store the runs of a task's prerequisites (and its own last start) may be other daemons': the
-    /// dependency gate reads them from the store, not from this daemon's memory. A failed read keeps what is known.
+    /// dependency gate reads them from the store as well as from this daemon's memory, the newer winning. A failed
+    /// read keeps what is known.
     private func refreshTaskRunsFromStore(_ names: [String]) {
         guard claimsJobs else { return }
         do {
             let (latest, starts) = try store.read { reader in
                 (try reader.latestTaskRuns(), try names.map { try reader.lastTaskStart(task: $0) })
             }
-            for name in names { if let run = latest[name] { latestTaskRuns[name] = Self.summary(run) } }
-            for (name, start) in zip(names, starts) where start != nil { taskRuntimes[name]?.lastStart = start }
+            // Only what is newer: this daemon's own latest end may still be on its way to the store.
+            for name in names {
+                guard let run = latest[name], run.finishedAt > latestTaskRuns[name]?.finishedAt ?? -.infinity else { continue }
+                latestTaskRuns[name] = Self.summary(run)
+            }
+            for (name, start) in zip(names, starts) {
+                guard let start, start > taskRuntimes[name]?.lastStart ?? -.infinity else { continue }
+                taskRuntimes[name]?.lastStart = start
+            }
         } catch {
             logger.warning("cannot read the tasks' latest runs; deciding on what this daemon knows", metadata: ["error": "\(error)"])
         }
