@@ -151,8 +151,8 @@ extension Dispatcher {
         }
         foreignWorkPending = true
         if !mine.isEmpty { logger.info("recovered this daemon's interrupted jobs", metadata: ["jobs": "\(mine.count)"]) }
-        // A task's runs stay with a daemon that queued them (see `claimForeignWork`): each starting daemon adopts
-        // the queued ones, and the claim decides which runs each.
+        // Each starting daemon adopts the queued task runs, as any worker may run them: the claim decides which
+        // daemon runs each, one run of a task at a time.
         let tasks = requeued.filter { $0.kind == .task } + found.filter { $0.kind == .task && $0.state == .queued }
         return (tasks, unmoved.filter { $0.owner == node })
     }
