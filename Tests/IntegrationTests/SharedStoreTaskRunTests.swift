@@ -162,4 +162,42 @@ import Testing
             "SELECT count(*) = count(DISTINCT (name, slot_ms)) FROM job WHERE kind = 'task' AND slot_ms IS NOT NULL")
         #expect(slots == "t", "one run per task and slot")
     }
+
+    /// Slots of an every-second task with `overlap = "queue"`, fired by the only scheduler, alone at first: one runs
+    /// (for a minute, the first time) and one waits. Two workers join; the scheduler is SIGKILLed. The workers take its
+    /// run back after the 3 s lease and run it, then the waiting one: each slot runs to its end once, one at a time.
+    @Test func aKilledSchedulersSlotRunsRunOnTheWorkersOncePerSlot() throws {
+        let scratch = try Scratch()
+        let log = "\(scratch.path)/runs.log"
+        let cluster = try Cluster(lease: "3s", extra: """
+
+            [[task]]
+            name = "slot"
+            every = "1s"
+            overlap = "queue"
+            command = ["/bin/sh", "-c", 'echo "start $ORCH_JOB_ID" >> \(log); if [ ! -e \(scratch.path)/flag ]; then touch \(scratch.path)/flag; exec sleep 60; fi; sleep 0.3; echo "end $ORCH_JOB_ID" >> \(log)']
+            """)
+        let (scheduler, workers) = (cluster.daemons[0], cluster.daemons.dropFirst())
+        for daemon in workers { try Self.setRoles(daemon, #"["lister", "worker"]"#) }
+        try scheduler.startDaemon()
+        let states = "SELECT count(*) FILTER (WHERE state = 'running') || '|' || count(*) FILTER (WHERE state = 'queued') FROM job WHERE kind = 'task'"
+        try scheduler.waitUntil("one slot runs and one waits", timeout: 20) { try Server.psql(cluster.store, states) == "1|1" }
+        for daemon in workers { try daemon.startDaemon() }
+        // Joined, the workers leave the waiting run alone while the running one holds the task.
+        expectQuiet(for: 2, "a second run of the task starting") { scratch.lines("runs.log").count > 1 }
+        scheduler.killDaemon()
+        let killedAt = Date()
+        try cluster.first.waitUntil("both slots are done", timeout: 30) {
+            try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE kind = 'task' AND state = 'done'") == "2"
+        }
+        let took = Date().timeIntervalSince(killedAt)
+        let bound: Double = 3 + 2 + 0.6 + 2
+        #expect(took < bound, "done \(took) s after the kill")
+        let lines = scratch.lines("runs.log")
+        #expect(lines.count == 5 && lines[0] == lines[1] && lines[1].dropFirst(6) == lines[2].dropFirst(4), "\(lines)")
+        #expect(lines.count == 5 && lines[3].hasPrefix("start ") && lines[3].dropFirst(6) == lines[4].dropFirst(4), "\(lines)")
+        #expect(try Server.psql(cluster.store, "SELECT count(*), count(DISTINCT slot_ms) FROM job WHERE kind = 'task'") == "2|2")
+        #expect(try Server.psql(cluster.store, "SELECT string_agg(DISTINCT owner, ',') FROM job WHERE kind = 'task'") != "n1")
+        for daemon in workers { #expect(daemon.stopDaemon() == 0) }
+    }
 }
