@@ -27,9 +27,9 @@ import Testing
         try config.write(to: daemon.configURL, atomically: true, encoding: .utf8)
     }
 
-    /// Three event runs of one task, queued by the only scheduler: one runs (for a minute, the first time), two wait.
-    /// The daemon running it is SIGKILLed: the others take the run back when its 3 s lease runs out and run it and the
-    /// two waiting runs, one after the other, within the lease and a few seconds; each run ends once.
+    /// Three event runs of one task, queued by the daemon the trigger wakes: one runs (for a minute, the first time),
+    /// two wait. The daemon running it is SIGKILLed: the others take the run back when its 3 s lease runs out and run
+    /// it and the two waiting runs, one after the other, within the lease and a few seconds; each run ends once.
     @Test func aKilledDaemonsTaskRunsRunOnTheOthersWithinTheLease() throws {
         let scratch = try Scratch()
         let log = "\(scratch.path)/runs.log"
@@ -40,8 +40,6 @@ import Testing
             on = "go"
             command = ["/bin/sh", "-c", 'echo "start $ORCH_JOB_ID" >> \(log); if [ ! -e \(scratch.path)/flag ]; then touch \(scratch.path)/flag; exec sleep 60; fi; sleep 0.3; echo "end $ORCH_JOB_ID" >> \(log)']
             """)
-        // Only n1 queues task runs; the others run what they claim.
-        for daemon in cluster.daemons.dropFirst() { try Self.setRoles(daemon, #"["lister", "worker"]"#) }
         try cluster.start()
         for _ in 1...3 { #expect(try cluster.first.run(["trigger", "go"]).status == 0) }
         let states = "SELECT count(*) FILTER (WHERE state = 'running') || '|' || count(*) FILTER (WHERE state = 'queued') FROM job WHERE kind = 'task'"
@@ -163,10 +161,11 @@ import Testing
         #expect(slots == "t", "one run per task and slot")
     }
 
-    /// Slots of an every-second task with `overlap = "queue"`, fired by the only scheduler, alone at first: one runs
-    /// (for a minute, the first time) and one waits. Two workers join; the scheduler is SIGKILLed. The workers take its
-    /// run back after the 3 s lease and run it, then the waiting one: each slot runs to its end once, one at a time.
-    @Test func aKilledSchedulersSlotRunsRunOnTheWorkersOncePerSlot() throws {
+    /// Slots of an every-second task with `overlap = "queue"`, fired by one daemon alone at first: one runs (for a
+    /// minute, the first time) and one waits. Two more daemons join; the first is SIGKILLed. The others take its run
+    /// back after the 3 s lease and run it, then the waiting one, within the lease and a few seconds, and go on firing:
+    /// every slot runs to its end once, one run at a time.
+    @Test func aKilledDaemonsSlotRunsRunOnTheOthersOncePerSlot() throws {
         let scratch = try Scratch()
         let log = "\(scratch.path)/runs.log"
         let cluster = try Cluster(lease: "3s", extra: """
@@ -177,27 +176,60 @@ import Testing
             overlap = "queue"
             command = ["/bin/sh", "-c", 'echo "start $ORCH_JOB_ID" >> \(log); if [ ! -e \(scratch.path)/flag ]; then touch \(scratch.path)/flag; exec sleep 60; fi; sleep 0.3; echo "end $ORCH_JOB_ID" >> \(log)']
             """)
-        let (scheduler, workers) = (cluster.daemons[0], cluster.daemons.dropFirst())
-        for daemon in workers { try Self.setRoles(daemon, #"["lister", "worker"]"#) }
-        try scheduler.startDaemon()
+        let (alone, others) = (cluster.daemons[0], cluster.daemons.dropFirst())
+        try alone.startDaemon()
         let states = "SELECT count(*) FILTER (WHERE state = 'running') || '|' || count(*) FILTER (WHERE state = 'queued') FROM job WHERE kind = 'task'"
-        try scheduler.waitUntil("one slot runs and one waits", timeout: 20) { try Server.psql(cluster.store, states) == "1|1" }
-        for daemon in workers { try daemon.startDaemon() }
-        // Joined, the workers leave the waiting run alone while the running one holds the task.
+        try alone.waitUntil("one slot runs and one waits", timeout: 20) { try Server.psql(cluster.store, states) == "1|1" }
+        let held = try Server.psql(cluster.store, "SELECT string_agg(id::text, ',' ORDER BY id) FROM job WHERE kind = 'task'")
+        for daemon in others { try daemon.startDaemon() }
+        // Joined, the others leave the waiting run alone while the running one holds the task.
         expectQuiet(for: 2, "a second run of the task starting") { scratch.lines("runs.log").count > 1 }
-        scheduler.killDaemon()
+        alone.killDaemon()
         let killedAt = Date()
-        try cluster.first.waitUntil("both slots are done", timeout: 30) {
-            try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE kind = 'task' AND state = 'done'") == "2"
+        try cluster.first.waitUntil("both runs are done", timeout: 30) {
+            try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE id IN (\(held)) AND state = 'done'") == "2"
         }
         let took = Date().timeIntervalSince(killedAt)
         let bound: Double = 3 + 2 + 0.6 + 2
         #expect(took < bound, "done \(took) s after the kill")
+        // A few more slots on the two left.
+        try cluster.first.waitUntil("more slots ran", timeout: 20) {
+            scratch.lines("runs.log").filter { $0.hasPrefix("end ") }.count >= 5
+        }
+        for daemon in others { #expect(daemon.stopDaemon() == 0) }
+        // The killed run started twice; after that, runs alternate: each ends before the next starts, once each.
         let lines = scratch.lines("runs.log")
-        #expect(lines.count == 5 && lines[0] == lines[1] && lines[1].dropFirst(6) == lines[2].dropFirst(4), "\(lines)")
-        #expect(lines.count == 5 && lines[3].hasPrefix("start ") && lines[3].dropFirst(6) == lines[4].dropFirst(4), "\(lines)")
-        #expect(try Server.psql(cluster.store, "SELECT count(*), count(DISTINCT slot_ms) FROM job WHERE kind = 'task'") == "2|2")
-        #expect(try Server.psql(cluster.store, "SELECT string_agg(DISTINCT owner, ',') FROM job WHERE kind = 'task'") != "n1")
-        for daemon in workers { #expect(daemon.stopDaemon() == 0) }
+        let first = held.split(separator: ",").first.map(String.init) ?? ""
+        #expect(lines.prefix(2) == ["start \(first)", "start \(first)"], "\(lines)")
+        let after = Array(lines.dropFirst())
+        for (index, line) in after.enumerated() {
+            let expected = index % 2 == 0 ? "start " : "end "
+            #expect(line.hasPrefix(expected), "line \(index + 1): \(lines)")
+            if index % 2 == 1 { #expect(line.dropFirst(4) == after[index - 1].dropFirst(6), "\(lines)") }
+        }
+        #expect(Set(after.filter { $0.hasPrefix("end ") }).count == after.filter { $0.hasPrefix("end ") }.count, "\(lines)")
+        #expect(try Server.psql(cluster.store, "SELECT count(*) = count(DISTINCT slot_ms) FROM job WHERE kind = 'task'") == "t")
+    }
+
+    /// A run's end is a scheduler's work (it fires task.completed and lets dependents go): a worker without the
+    /// scheduler role never claims a task run, even while the scheduler is busy with another.
+    @Test func aWorkerWithoutTheSchedulerRoleLeavesTaskRunsToTheSchedulers() throws {
+        let scratch = try Scratch()
+        let cluster = try Cluster(count: 2, extra: """
+
+            [[task]]
+            name = "ev"
+            on = "go"
+            command = ["/bin/sh", "-c", 'echo "$ORCH_JOB_ID" >> \(scratch.path)/runs.log; sleep 0.3']
+            """)
+        try Self.setRoles(cluster.daemons[1], #"["lister", "worker"]"#)
+        try cluster.start()
+        for _ in 1...4 { #expect(try cluster.first.run(["trigger", "go"]).status == 0) }
+        try cluster.first.waitUntil("the four runs are done", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE kind = 'task' AND state = 'done'") == "4"
+        }
+        #expect(try Server.psql(cluster.store, "SELECT string_agg(DISTINCT owner, ',') FROM job WHERE kind = 'task'") == "n1")
+        #expect(scratch.lines("runs.log").count == 4)
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
     }
 }

@@ -151,9 +151,10 @@ extension Dispatcher {
         }
         foreignWorkPending = true
         if !mine.isEmpty { logger.info("recovered this daemon's interrupted jobs", metadata: ["jobs": "\(mine.count)"]) }
-        // Each starting daemon adopts the queued task runs, as any worker may run them: the claim decides which
-        // daemon runs each, one run of a task at a time.
-        let tasks = requeued.filter { $0.kind == .task } + found.filter { $0.kind == .task && $0.state == .queued }
+        // Each starting scheduler adopts the queued task runs, as any of them may run them: the claim decides which
+        // daemon runs each, one run of a task at a time. (A worker without the scheduler role leaves its own to them.)
+        let tasks = runs(.scheduler)
+            ? requeued.filter { $0.kind == .task } + found.filter { $0.kind == .task && $0.state == .queued } : []
         return (tasks, unmoved.filter { $0.owner == node })
     }
 
@@ -220,13 +221,13 @@ extension Dispatcher {
     // MARK: Work queued by other daemons
 
     /// Free slots take queued jobs of any daemon, best first, after this daemon's own queue: at start, after a rescue,
-    /// and when another daemon says it queued work. Task runs first, once per look (they are few, and due now): a
-    /// task's run may start on any worker once no other run of its task runs anywhere.
+    /// and when another daemon says it queued work. Task runs first, once per look (they are few, and due now), on a
+    /// scheduler: a task's run may start on any of them once no other run of its task runs anywhere.
     func claimForeignWork() {
         guard claimsJobs, foreignWorkPending, phase.admitsNewWork, readyCount == 0, runs(.worker) else { return }
         let (node, lease) = (config.node.name, config.store.leaseSeconds)
         let agingStep = Double(Self.agingStep(config)) / 1000
-        var looksForTaskRuns = !config.tasks.isEmpty
+        var looksForTaskRuns = runsTaskRuns
         while running.count < spawnThrottle.allowed(configured: config.limits.maxConcurrent), phase.admitsNewWork {
             // The host's limits first: a job claimed and then given back for them would wait out the give-back delay.
             // Held back, the admission recheck (or the next exit) looks again, as for this daemon's own queue.
@@ -285,7 +286,7 @@ extension Dispatcher {
             owner = .upload(handlerName)
         case .task:
             let name = String(decoding: record.name.bytes, as: UTF8.self)
-            guard task(named: name) != nil, taskRuntimes[name] != nil else { return release(record, reason: "no task \(name) here") }
+            guard runsTaskRuns, task(named: name) != nil, taskRuntimes[name] != nil else { return release(record, reason: "no task \(name) here") }
             owner = .task(name)
         }
         // Counted by the claim; in memory the count is of attempts that ended.

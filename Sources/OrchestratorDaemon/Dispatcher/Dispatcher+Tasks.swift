@@ -312,6 +312,10 @@ extension Dispatcher {
         logger.debug("queued", metadata: ["task": "\(task.name)", "job": "\(id)", "cause": "\(cause.rawValue)"])
     }
 
+    /// Whether this daemon claims task runs other daemons queued: a scheduler's work, since a run's end fires
+    /// `task.completed`/`task.failed` and lets the runs waiting for it (`after`) go, both of which a scheduler does.
+    var runsTaskRuns: Bool { runs(.scheduler) && !config.tasks.isEmpty }
+
     /// A run claimed from the store (queued by another daemon, or by one that died): it runs here as one of this
     /// daemon's. The store let no other run of its task start; in the book it is the active run unless one of this
     /// daemon's own runs is there first (which the store then holds back until this one ends).

@@ -74,7 +74,7 @@ extension Dispatcher {
     /// renewal looks again).
     private func readNextClaimable() -> ClaimableTime? {
         do {
-            let kinds = config.tasks.isEmpty ? Self.foreignKinds : Self.foreignKinds + [.task]
+            let kinds = runsTaskRuns ? Self.foreignKinds + [.task] : Self.foreignKinds
             return try store.read { try $0.nextClaimable(kinds: kinds) }
         } catch {
             logger.warning("cannot read when work is next due; the next announcement or lease renewal looks again", metadata: ["error": "\(error)"])
