@@ -83,8 +83,10 @@ extension PostgresTransaction {
                 jobID: jobID, node: node, claim: claim, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
                 detail: detail, at: now)
         ).rows
-        guard !rows.isEmpty else { return false }
-        if state == .queued { wakeup.needed = true }
+        guard let row = rows.first else { return false }
+        // A task run's end lets the task's next queued run start, on whichever daemon claims it first.
+        let kind = try row[0].string()
+        if state == .queued || kind == JobKind.task.rawValue { wakeup.needed = true }
         return true
     }
 
@@ -110,9 +112,11 @@ extension PostgresTransaction {
             UPDATE job SET state = $1, lease_until = NULL, attempts = COALESCE($9, attempts), not_before = $2,
                            reason = COALESCE($3, reason), updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
             WHERE id = $6 AND state = 'running' AND owner = $7 AND claims = $8
-            RETURNING id)
-        INSERT INTO transition (job_id, at, from_state, to_state, detail)
-        SELECT id, $4, 'running', $1, $10 FROM ended RETURNING job_id
+            RETURNING id, kind),
+        noted AS (
+            INSERT INTO transition (job_id, at, from_state, to_state, detail)
+            SELECT id, $4, 'running', $1, $10 FROM ended)
+        SELECT kind FROM ended
         """
 
     static func claimedEndParameters(
@@ -224,7 +228,8 @@ extension PostgresReader {
             """
             WITH clock AS (SELECT \(serverClock) AS now)
             SELECT LEAST(
-                       (SELECT MIN(COALESCE(not_before, clock.now)) FROM job WHERE state = 'queued' AND kind = ANY($1::text[])),
+                       (SELECT MIN(COALESCE(not_before, clock.now)) FROM job WHERE state = 'queued' AND kind = ANY($1::text[])
+                        AND NOT (kind = 'task' AND \(postgresTaskRunRunning))),
                        (SELECT MIN(lease_until) FROM job WHERE state = 'running')),
                    clock.now
             FROM clock

@@ -148,3 +148,12 @@ public struct QueueCounts: Sendable, Equatable {
     public init(byState: [JobState: Int] = [:]) { self.byState = byState }
     public func count(_ state: JobState) -> Int { byState[state] ?? 0 }
 }
+
+/// What became of a scheduled firing (`StoreTransaction.fireTaskSlot`).
+public enum TaskFiring: Sendable, Equatable {
+    case queued(Int64)
+    /// Its slot was recorded already: another daemon, or an earlier life of this one, queued it.
+    case slotTaken
+    /// This many runs of the task are live in the store, at the limit: not run (`overlap`).
+    case overlapping(live: Int)
+}

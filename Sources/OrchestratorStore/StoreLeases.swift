@@ -152,7 +152,8 @@ extension SQLiteReader {
         // 'now' is one value for the whole statement, so `at` and `now` agree.
         let marks = kinds.map { _ in "?" }.joined(separator: ",")
         let queued = kinds.isEmpty
-            ? "NULL" : "(SELECT MIN(COALESCE(not_before, \(sqliteClock))) FROM job WHERE state = 'queued' AND kind IN (\(marks)))"
+            ? "NULL" : "(SELECT MIN(COALESCE(not_before, \(sqliteClock))) FROM job WHERE state = 'queued' AND kind IN (\(marks))"
+                + " AND NOT (kind = 'task' AND \(sqliteTaskRunRunning)))"
         guard let row = try Row.fetchOne(
             db,
             sql: """

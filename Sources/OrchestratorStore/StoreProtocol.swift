@@ -151,7 +151,8 @@ public protocol StoreReader {
     func counts() throws -> QueueCounts
     /// When a daemon that claims `kinds` must look next, if no wake-up comes first: the earliest `not_before` of a
     /// queued job of those kinds (now, for one without), or the earliest lease of a running job of any kind to run
-    /// out (`rescueExpiredLeases` then takes it back). nil: nothing is queued or running, only a wake-up can bring
+    /// out (`rescueExpiredLeases` then takes it back); a queued task run whose task has a run running is not due
+    /// until that run ends (which announces itself). nil: nothing is queued or running, only a wake-up can bring
     /// work. Times are the store's clock (see `ClaimableTime`). A lease taken after the read is not in it, and claims
     /// wake nobody (each would wake every daemon), so a daemon that rescues reads this again at least once a lease.
     func nextClaimable(kinds: [JobKind]) throws -> ClaimableTime?
@@ -255,6 +256,14 @@ public protocol StoreTransaction {
         task: String, priority: Int, maxAttempts: Int, cause: TaskCause, slot: Int64?, eventID: Int64?,
         detail: String, at now: UnixTime
     ) throws -> Int64?
+    /// Records a scheduled run (its slot, a missed slot, `@reboot`) as queued, unless its slot's key is taken or the
+    /// task has `liveLimit` or more runs live in the store (not done or failed, whoever queued or runs them). Both are
+    /// decided in this transaction under a lock of the task, so that two daemons firing at once cannot both find
+    /// nothing live: `overlap` holds across daemons.
+    func fireTaskSlot(
+        task: String, priority: Int, maxAttempts: Int, cause: TaskCause, slot: Int64, liveLimit: Int, detail: String,
+        at now: UnixTime
+    ) throws -> TaskFiring
     /// Queues the upload of a Done file, unless one is already live for it (then nil).
     func insertUpload(path: RelativePath, handler: String, maxAttempts: Int, at now: UnixTime) throws -> Int64?
     func insertEvent(name: String, source: String, at now: UnixTime) throws -> Int64
@@ -341,11 +350,18 @@ public protocol StoreTransaction {
     /// the COMMIT, in one round trip.
     func claimJobAnswered(id: Int64, node: String, lease: Double) throws -> StoreAnswer<JobRecord?>
     /// `finishClaimed` for a caller that learns whether the claim held when the engine does (with the COMMIT at the
-    /// latest): `refused` runs then, within the write, when it did not.
+    /// latest): `refused` runs then, within the write, when it did not. Not for a task run, whose end the engine
+    /// announces to other daemons only once it knows it was one.
     func finishClaimed(
         jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
         detail: String?, at now: UnixTime, whenRefused refused: @escaping () -> Void
     ) throws
+    /// Takes this queued task run as `claimJob` does, unless another run of its task is running (under any daemon):
+    /// then nil, as when it is not queued and due. Serialised per task, so two daemons never run one task at once.
+    func claimTaskRun(id: Int64, node: String, lease: Double) throws -> JobRecord?
+    /// Takes the best due queued task run (as `claimNext` orders them) of a task with no run running, as
+    /// `claimTaskRun` does; nil when there is none.
+    func claimNextTaskRun(node: String, lease: Double, agingStep: Double) throws -> JobRecord?
     /// Ends the running attempt of a job `node` holds under `claim`; false (and nothing written) when the claim
     /// is gone: the running attempt, if any, is then another daemon's.
     func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool

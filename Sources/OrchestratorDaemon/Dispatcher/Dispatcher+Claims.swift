@@ -27,8 +27,15 @@ extension Dispatcher {
     func claimForStart(_ job: LiveJob) -> StartClaim {
         guard claimsJobs, heldClaims[job.id] == nil else { return .claimed }
         let (node, lease, jobID) = (config.node.name, config.store.leaseSeconds, job.id)
-        // Answered with the COMMIT: one round trip for the pending writes, the claim and the COMMIT.
-        guard let answer = commit("claim a job", { try $0.claimJobAnswered(id: jobID, node: node, lease: lease) }) else {
+        let isTask = if case .task = job.owner { true } else { false }
+        // A task run also waits while another run of its task runs on any daemon: then it is left queued in the store,
+        // for whichever daemon claims it once that run ends. Other jobs' claims are answered with the COMMIT: one round
+        // trip for the pending writes, the claim and the COMMIT.
+        guard let answer = commit("claim a job", { transaction -> StoreAnswer<JobRecord?> in
+            isTask
+                ? StoreAnswer(try transaction.claimTaskRun(id: jobID, node: node, lease: lease))
+                : try transaction.claimJobAnswered(id: jobID, node: node, lease: lease)
+        }) else {
             return .notNow
         }
         guard let claimed = answer.value ?? nil else { return .takenElsewhere }
@@ -77,11 +84,21 @@ extension Dispatcher {
             }
             // A retry waits in the store as queued with its time, so that any daemon can run it when it is due.
             let stored: JobState = state == .retryWait ? .queued : state
+            let isTask = if case .task? = jobs[jobID]?.owner { true } else { false }
             record { [self] transaction in
-                try transaction.finishClaimed(
-                    jobID: jobID, node: node, claim: claim, to: stored, attempts: attempts, notBefore: notBefore,
-                    reason: reason, detail: detail, at: wallNow
-                ) { [self] in lostClaims.insert(jobID) }
+                if isTask {
+                    // Answered at once: a task run's end announces itself (the task's next run may start on any
+                    // daemon), which an engine decides before COMMIT.
+                    let held = try transaction.finishClaimed(
+                        jobID: jobID, node: node, claim: claim, to: stored, attempts: attempts, notBefore: notBefore,
+                        reason: reason, detail: detail, at: wallNow)
+                    if !held { lostClaims.insert(jobID) }
+                } else {
+                    try transaction.finishClaimed(
+                        jobID: jobID, node: node, claim: claim, to: stored, attempts: attempts, notBefore: notBefore,
+                        reason: reason, detail: detail, at: wallNow
+                    ) { [self] in lostClaims.insert(jobID) }
+                }
             }
             return
         }
@@ -147,9 +164,10 @@ extension Dispatcher {
         }
         foreignWorkPending = true
         if !mine.isEmpty { logger.info("recovered this daemon's interrupted jobs", metadata: ["jobs": "\(mine.count)"]) }
-        // A task's runs stay with a daemon that queued them (see `claimForeignWork`): each starting daemon adopts
-        // the queued ones, and the claim decides which runs each.
-        let tasks = requeued.filter { $0.kind == .task } + found.filter { $0.kind == .task && $0.state == .queued }
+        // Each starting scheduler adopts the queued task runs, as any of them may run them: the claim decides which
+        // daemon runs each, one run of a task at a time. (A worker without the scheduler role leaves its own to them.)
+        let tasks = runs(.scheduler)
+            ? requeued.filter { $0.kind == .task } + found.filter { $0.kind == .task && $0.state == .queued } : []
         return (tasks, unmoved.filter { $0.owner == node })
     }
 
@@ -215,13 +233,14 @@ extension Dispatcher {
 
     // MARK: Work queued by other daemons
 
-    /// Free slots take queued jobs of any daemon (files and uploads; a task's runs stay with the daemon whose
-    /// scheduler queued them, which is also a worker), best first, after this daemon's own queue: at start, after a
-    /// rescue, and when another daemon says it queued work.
+    /// Free slots take queued jobs of any daemon, best first, after this daemon's own queue: at start, after a rescue,
+    /// and when another daemon says it queued work. Task runs first, once per look (they are few, and due now), on a
+    /// scheduler: a task's run may start on any of them once no other run of its task runs anywhere.
     func claimForeignWork() {
         guard claimsJobs, foreignWorkPending, phase.admitsNewWork, readyCount == 0, runs(.worker) else { return }
         let (node, lease) = (config.node.name, config.store.leaseSeconds)
         let agingStep = Double(Self.agingStep(config)) / 1000
+        var looksForTaskRuns = runsTaskRuns
         while running.count < spawnThrottle.allowed(configured: config.limits.maxConcurrent), phase.admitsNewWork {
             // The host's limits first: a job claimed and then given back for them would wait out the give-back delay.
             // Held back, the admission recheck (or the next exit) looks again, as for this daemon's own queue.
@@ -230,8 +249,12 @@ extension Dispatcher {
                 if admissionRecheck == nil { admissionRecheck = schedule(.admissionRecheck, after: Self.admissionRecheckDelay) }
                 return
             }
-            guard let claimed = commit("claim a job", { try $0.claimNext(node: node, lease: lease, kinds: Self.foreignKinds, agingStep: agingStep) })
+            guard let claimed = commit("claim a job", { [looksForTaskRuns] transaction -> JobRecord? in
+                if looksForTaskRuns, let run = try transaction.claimNextTaskRun(node: node, lease: lease, agingStep: agingStep) { return run }
+                return try transaction.claimNext(node: node, lease: lease, kinds: Self.foreignKinds, agingStep: agingStep)
+            })
             else { return }
+            looksForTaskRuns = looksForTaskRuns && claimed?.kind == .task
             guard let taken = claimed else {
                 foreignWorkPending = false
                 armClaimableTimer()
@@ -247,6 +270,7 @@ extension Dispatcher {
             }
             heldClaims[taken.id] = taken.claims
             armLeaseRenewal()
+            adoptTaskRun(job)
             start(job, queuedAt: now)
         }
     }
@@ -274,12 +298,14 @@ extension Dispatcher {
             }
             owner = .upload(handlerName)
         case .task:
-            return release(record, reason: "a task's run stays with its daemon")
+            let name = String(decoding: record.name.bytes, as: UTF8.self)
+            guard runsTaskRuns, task(named: name) != nil, taskRuntimes[name] != nil else { return release(record, reason: "no task \(name) here") }
+            owner = .task(name)
         }
         // Counted by the claim; in memory the count is of attempts that ended.
         let job = LiveJob(
             id: record.id, name: record.name, owner: owner, state: .queued, priority: record.priority,
-            attempts: max(0, record.attempts - 1), maxAttempts: record.maxAttempts)
+            attempts: max(0, record.attempts - 1), maxAttempts: record.maxAttempts, eventID: record.eventID)
         jobs[record.id] = job
         return job
     }

@@ -89,13 +89,38 @@ extension Dispatcher {
         // The store is the ledger: a task disabled there must not run because a read failed.
         let overrides = try store.read { try $0.taskEnabledOverrides() }
         let latest = try store.read { try $0.latestTaskRuns() }
-        for (name, run) in latest {
-            latestTaskRuns[name] = RunSummary(
-                startedAt: run.startedAt, finishedAt: run.finishedAt,
-                result: run.state == .done ? .succeeded : run.couldNotStart ? .commandMissing : .failed)
-        }
+        for (name, run) in latest { latestTaskRuns[name] = Self.summary(run) }
         for task in config.tasks {
             taskRuntimes[task.name] = try makeRuntime(task, enabledOverride: overrides[task.name])
+        }
+    }
+
+    static func summary(_ run: TaskRunRecord) -> RunSummary {
+        RunSummary(
+            startedAt: run.startedAt, finishedAt: run.finishedAt,
+            result: run.state == .done ? .succeeded : run.couldNotStart ? .commandMissing : .failed)
+    }
+
+    /// On a shared store the runs of a task's prerequisites (and its own last start) may be other daemons': the
+    /// dependency gate reads them from the store as well as from this daemon's memory, the newer winning. A failed
+    /// read keeps what is known.
+    private func refreshTaskRunsFromStore(_ names: [String]) {
+        guard claimsJobs else { return }
+        do {
+            let (latest, starts) = try store.read { reader in
+                (try reader.latestTaskRuns(), try names.map { try reader.lastTaskStart(task: $0) })
+            }
+            // Only what is newer: this daemon's own latest end may still be on its way to the store.
+            for name in names {
+                guard let run = latest[name], run.finishedAt > latestTaskRuns[name]?.finishedAt ?? -.infinity else { continue }
+                latestTaskRuns[name] = Self.summary(run)
+            }
+            for (name, start) in zip(names, starts) {
+                guard let start, start > taskRuntimes[name]?.lastStart ?? -.infinity else { continue }
+                taskRuntimes[name]?.lastStart = start
+            }
+        } catch {
+            logger.warning("cannot read the tasks' latest runs; deciding on what this daemon knows", metadata: ["error": "\(error)"])
         }
     }
 
@@ -164,7 +189,8 @@ extension Dispatcher {
             return
         }
         if !task.after.isEmpty, cause != .manual {
-            switch DependencyGate.decide(after: task.after, ownLastStart: runtime.lastStart, latest: latestTaskRuns) {
+            refreshTaskRunsFromStore(task.after + [name])
+            switch DependencyGate.decide(after: task.after, ownLastStart: taskRuntimes[name]?.lastStart, latest: latestTaskRuns) {
             case .skip(let reason):
                 logger.warning("not run: \(reason)", metadata: ["task": "\(task.name)"])
                 clearPending(name)
@@ -229,13 +255,22 @@ extension Dispatcher {
         case .event: "event"
         case .manual: "task run"
         }
+        // On a shared store the store decides `overlap` for a scheduled run: a run of the task live on any daemon
+        // counts, checked in the transaction that records the firing.
+        let liveLimit: Int? = claimsJobs && cause != .event && cause != .manual ? (task.overlap == .queue ? 2 : 1) : nil
         // Its own commit: the key must be taken before the run can start, and due runs are rare.
-        let recorded = commit("record a run of task \(task.name)") { transaction in
-            try transaction.insertTaskRun(
+        let recorded = commit("record a run of task \(task.name)") { transaction -> TaskFiring in
+            if let liveLimit, let slot {
+                return try transaction.fireTaskSlot(
+                    task: task.name, priority: priority, maxAttempts: task.maxAttempts, cause: cause, slot: slot,
+                    liveLimit: liveLimit, detail: detail, at: wallNow)
+            }
+            return try transaction.insertTaskRun(
                 task: task.name, priority: priority, maxAttempts: task.maxAttempts, cause: cause, slot: slot,
-                eventID: eventID, detail: detail, at: wallNow)
+                eventID: eventID, detail: detail, at: wallNow
+            ).map(TaskFiring.queued) ?? .slotTaken
         }
-        guard let id = recorded else {
+        guard let recorded else {
             if phase.isPausedForDisk {
                 // Recorded, and run, when space returns: a slot due during a pause is not lost.
                 dueWhilePaused.append(PendingRun(cause: cause, slot: slot, eventID: eventID, eventName: eventName, task: name))
@@ -246,11 +281,20 @@ extension Dispatcher {
             return
         }
         if let eventID { settleEvent(eventID) }
-        guard let id else {
+        let id: Int64
+        switch recorded {
+        case .queued(let queued): id = queued
+        case .slotTaken:
             // On a shared store every daemon's scheduler fires each slot, and one of them queues it: not news.
             logger.log(
                 level: claimsJobs ? .debug : .info, "not run: this slot already ran",
                 metadata: ["task": "\(task.name)", "slot": "\(slot.map(String.init) ?? "-")"])
+            return
+        case .overlapping(let live):
+            logger.info(
+                "not run: the previous run has not finished", metadata: [
+                    "task": "\(task.name)", "overlap": "\(task.overlap.rawValue)", "live": "\(live)", "slot": "\(slot.map(String.init) ?? "-")",
+                ])
             return
         }
         let job = LiveJob(
@@ -266,6 +310,22 @@ extension Dispatcher {
             enqueue(job)
         }
         logger.debug("queued", metadata: ["task": "\(task.name)", "job": "\(id)", "cause": "\(cause.rawValue)"])
+    }
+
+    /// Whether this daemon claims task runs other daemons queued: a scheduler's work, since a run's end fires
+    /// `task.completed`/`task.failed` and lets the runs waiting for it (`after`) go, both of which a scheduler does.
+    var runsTaskRuns: Bool { runs(.scheduler) && !config.tasks.isEmpty }
+
+    /// A run claimed from the store (queued by another daemon, or by one that died): it runs here as one of this
+    /// daemon's. The store let no other run of its task start; in the book it is the active run unless one of this
+    /// daemon's own runs is there first (which the store then holds back until this one ends).
+    func adoptTaskRun(_ job: LiveJob) {
+        guard case .task(let name) = job.owner else { return }
+        if taskRuntimes[name]?.runs.isEmpty == true { _ = taskRuntimes[name]?.runs.add(job.id) }
+        // A run started by a task.* event stays quiet wherever it runs.
+        if let eventID = job.eventID, (try? store.read({ try $0.eventName(id: eventID) }))??.hasPrefix("task.") == true {
+            quietTaskRuns.insert(job.id)
+        }
     }
 
     func taskStarted(_ job: LiveJob, at wallNow: Double) {

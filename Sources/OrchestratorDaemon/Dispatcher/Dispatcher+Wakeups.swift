@@ -74,7 +74,8 @@ extension Dispatcher {
     /// renewal looks again).
     private func readNextClaimable() -> ClaimableTime? {
         do {
-            return try store.read { try $0.nextClaimable(kinds: Self.foreignKinds) }
+            let kinds = runsTaskRuns ? Self.foreignKinds + [.task] : Self.foreignKinds
+            return try store.read { try $0.nextClaimable(kinds: kinds) }
         } catch {
             logger.warning("cannot read when work is next due; the next announcement or lease renewal looks again", metadata: ["error": "\(error)"])
             return nil
@@ -99,7 +100,8 @@ extension Dispatcher {
         foreignWorkPending = true
     }
 
-    /// Files and uploads: a task's runs stay with the daemon whose scheduler queued them (see `claimForeignWork`).
+    /// Files and uploads, claimed by `claimNext`; task runs are claimed apart (`claimNextTaskRun`), since one task's
+    /// runs never run at once (see `claimForeignWork`).
     static let foreignKinds: [JobKind] = [.file, .upload]
     static let minimumLookInterval: UInt64 = 100
     /// A lease is rescued once it has run out by the store's clock: a moment after, not a moment before.
