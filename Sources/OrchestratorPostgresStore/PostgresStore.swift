@@ -118,11 +118,14 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// went away, and is sent again. (The transaction id cannot tell: a server that crashes before the COMMIT is
     /// durable hands the same id to a new transaction after its restart.)
     ///
-    /// A server that does not answer within `settleWait` leaves the outcome open: the write fails as for a server out
-    /// of reach (the daemon pauses and says so, and tries again with backoff), and every later write first settles
-    /// the open one. Not applied, the later write goes ahead. Applied after all, the daemon's memory is behind the
-    /// store: that write fails as `.commitOutcomeUnknown`, which stops the daemon, and its next start's recovery reads
-    /// what the store holds and the folders, as after a crash.
+    /// The write waits for that answer (a crash and restart takes seconds), saying so after `noticeAfter`
+    /// (`reportLongWaits`): its caller cannot go on without knowing, since the transaction's own answers (ids, claims)
+    /// and what it did (a file registered once, not twice) are only right if it was applied. A server that does not
+    /// answer within `settleWait` leaves the outcome open: the write fails as for a server out of reach (the daemon
+    /// pauses and says so, and tries again with backoff), and every later write first settles the open one. Not
+    /// applied, the later write goes ahead. Applied after all, the daemon's memory is behind the store: that write
+    /// fails as `.commitOutcomeUnknown`, which stops the daemon, and its next start's recovery reads what the store
+    /// holds and the folders, as after a crash.
     public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
         try writer.use { connection in
             if let open = unsettled.withLock({ $0 }) {
@@ -172,9 +175,16 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// find out (and to open a new session if it is not).
     static let aliveWithin: Duration = .seconds(1)
 
-    /// How long a write whose COMMIT was lost waits for the server to say what became of it before the daemon is
-    /// told the server is out of reach: a quick restart or a blip is settled within the write.
-    static let settleWait: Duration = .seconds(3)
+    /// How long a write whose COMMIT was lost waits for the server to say what became of it (see `write`), and after
+    /// how long it says that it waits.
+    static let settleWait: Duration = .seconds(30)
+    static let noticeAfter: Duration = .seconds(2)
+
+    public func reportLongWaits(to report: @escaping @Sendable (String) -> Void) {
+        longWaitReport.withLock { $0 = report }
+    }
+
+    private let longWaitReport = Mutex<(@Sendable (String) -> Void)?>(nil)
 
     /// The number of a lost COMMIT whose outcome the server has not told yet (see `write`).
     private let unsettled = Mutex<Int64?>(nil)
@@ -184,10 +194,18 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     private func settleLostCommit(_ number: Int64, connection: PostgresConnection, error lost: PostgresError) throws {
         // Measured on the clock, not by adding up the pauses: a reconnect to a host that does not answer takes up to
         // libpq's connect_timeout itself.
-        let deadline = ContinuousClock.now + Self.settleWait
+        let started = ContinuousClock.now
+        let deadline = started + Self.settleWait
         let answersLost = connection.answersLost  // Before asking: that opens a transaction of its own.
         var pause = 0.1
+        var noticed = false
         while true {
+            if !noticed, ContinuousClock.now - started >= Self.noticeAfter, let report = longWaitReport.withLock({ $0 }) {
+                noticed = true
+                report(
+                    "the store's server went away while a COMMIT was on its way; nothing new starts while this daemon waits "
+                        + "(up to \(Int(Self.settleWait.components.seconds)) s) for it to answer whether that COMMIT was applied")
+            }
             if let applied = try? commitMarks.applied(number, on: connection, renewing: writer) {
                 guard applied else {
                     throw PostgresError(

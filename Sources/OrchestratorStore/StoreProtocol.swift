@@ -35,6 +35,9 @@ public protocol Store: AnyObject, Sendable {
     /// to use it); nil when the engine has nothing to hear (SQLite's: one daemon, which knows its own commits).
     /// Each call opens a listener of its own (on PostgreSQL, a connection of its own).
     func openWakeups() throws -> (any StoreWakeups)?
+    /// Where the engine says why a write is taking long (on PostgreSQL: a COMMIT whose answer a crash or a cut
+    /// network lost, whose outcome the write waits to learn); SQLite's never does.
+    func reportLongWaits(to report: @escaping @Sendable (String) -> Void)
 }
 
 /// What `Store.checkHold` found: the descriptor to watch from now on, and whether the hold had to be taken again.
@@ -50,6 +53,8 @@ public struct StoreHold: Sendable {
 
 extension Store {
     public func reclaimFreePages() throws -> ReclaimResult { try reclaimFreePages(pagesPerStep: 2048) }
+
+    public func reportLongWaits(to report: @escaping @Sendable (String) -> Void) {}
 
     /// A descriptor that turns readable when this process may have lost the store it holds for itself (a server's
     /// session ending); nil: nothing to watch (SQLite's file is held through the state folder's lock).

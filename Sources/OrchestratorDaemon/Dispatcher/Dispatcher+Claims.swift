@@ -40,6 +40,7 @@ extension Dispatcher {
         }
         guard let claimed = answer.value ?? nil else { return .takenElsewhere }
         heldClaims[jobID] = claimed.claims
+        if isTask { heldTaskRunClaims.insert(jobID) }
         armLeaseRenewal()
         return .claimed
     }
@@ -77,6 +78,8 @@ extension Dispatcher {
         }
         let node = config.node.name
         if previous == .running {
+            // Known by the claim: a finished job has left `jobs` by now.
+            let isTask = heldTaskRunClaims.remove(jobID) != nil
             guard let claim = heldClaims.removeValue(forKey: jobID) else {
                 // Its claim was found lost: whatever this daemon decided, another daemon has the job now.
                 lostClaims.insert(jobID)
@@ -84,7 +87,6 @@ extension Dispatcher {
             }
             // A retry waits in the store as queued with its time, so that any daemon can run it when it is due.
             let stored: JobState = state == .retryWait ? .queued : state
-            let isTask = if case .task? = jobs[jobID]?.owner { true } else { false }
             record { [self] transaction in
                 if isTask {
                     // Answered at once: a task run's end announces itself (the task's next run may start on any
@@ -213,6 +215,7 @@ extension Dispatcher {
     /// This daemon stalled past its lease and another took the job back: its worker must not go on beside the
     /// other daemon's run. Nothing of the job is recorded or moved from here on.
     func claimLost(_ jobID: Int64) {
+        heldTaskRunClaims.remove(jobID)
         guard heldClaims.removeValue(forKey: jobID) != nil else { return }
         lostClaims.insert(jobID)
         logger.error("the lease on this job ran out and another daemon took it back; ending its worker", metadata: ["job": "\(jobID)"])
@@ -269,6 +272,7 @@ extension Dispatcher {
                 return
             }
             heldClaims[taken.id] = taken.claims
+            if taken.kind == .task { heldTaskRunClaims.insert(taken.id) }
             armLeaseRenewal()
             adoptTaskRun(job)
             start(job, queuedAt: now)

@@ -254,6 +254,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var nodeHeartbeatTimer: TimerHandle?
     /// On a shared store: the claim number of each job this daemon holds running (see Dispatcher+Claims).
     var heldClaims: [Int64: Int] = [:]
+    /// Those of `heldClaims` that are task runs: their end is announced to the other daemons (see `recordTransition`).
+    var heldTaskRunClaims: Set<Int64> = []
     /// Jobs whose claim turned out lost: nothing of them is written or moved from here on.
     var lostClaims: Set<Int64> = []
     var leaseTimer: TimerHandle?
@@ -354,6 +356,11 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         self.store = store
         self.logger = logger
         self.notifier = notifier
+        // Said while the dispatcher's thread waits in a write (a lost COMMIT's outcome), so not through its events.
+        store.reportLongWaits { [logger, notifier] text in
+            logger.critical("\(text)")
+            notifier.notify("STATUS=\(text)")
+        }
         self.onStop = onStop
         supervisor = ProcessSupervisor(queue: queue, subreaper: true)
         let inbox = PathBytes(config.paths.inbox)
