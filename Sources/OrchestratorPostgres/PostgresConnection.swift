@@ -195,7 +195,8 @@ public final class PostgresConnection {
             sent.append(.statement(index))
         }
         guard orch_PQpipelineSync(connection) == 1 else { throw abandonPipeline() }
-        var firstError: PostgresError?
+        // Any error, an answer's handler's included, waits until the pipeline has been read to its end.
+        var firstError: (any Error)?
         var last: PostgresResult?
         for item in sent {
             guard let result = orch_PQgetResult(connection) else { throw abandonPipeline() }
@@ -209,10 +210,10 @@ public final class PostgresConnection {
                         try statements[index].answered?(copied)
                         if index == statements.count - 1 { last = copied }
                     }
-                } catch let error as PostgresError {
+                } catch {
                     if case .preparation(let key) = item { prepared[key] = nil }
                     if firstError == nil { firstError = error }
-                    if error.kind == .connection { throw abandonPipeline() }
+                    if (error as? PostgresError)?.kind == .connection { throw abandonPipeline() }
                 }
             }
             // Each command's results end with a null result.
