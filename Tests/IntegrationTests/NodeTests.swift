@@ -14,6 +14,35 @@ import Testing
         max_attempts = 1
         """
 
+    /// A reload records the daemon's new config hash, but never takes its name back from a daemon that took it while
+    /// this one was silent: the next heartbeat finds the name gone, and this one stops.
+    @Test func aReloadUpdatesTheRegistrationButNeverTakesTheNameBack() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let config = { (attempts: Int) in
+            testConfig(handler: "command = [\"/bin/true\"]\nmax_attempts = \(attempts)", extra: "\n[node]\nname = \"web1\"\n")
+        }
+        let instance = try TestInstance(config: config(1))
+        try instance.startDaemon(extraArguments: ["--store", store])
+        let daemon = try #require(instance.daemon)
+        let hash = "SELECT config_hash FROM node WHERE name = 'web1'"
+        try instance.waitUntil("the daemon registered", timeout: 10) { try !Server.psql(store, hash).isEmpty }
+        let first = try Server.psql(store, hash)
+
+        try config(2).write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the reload's registration is recorded", timeout: 20) { try Server.psql(store, hash) != first }
+
+        // Another daemon took the name (as it may once this one has been silent past two heartbeats).
+        _ = try Server.psql(store, "UPDATE node SET instance = 'otherhost:/var/lib/o', pid = 77, heartbeat_at = extract(epoch FROM now()) WHERE name = 'web1'")
+        try config(3).write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the daemon stops at its next heartbeat", timeout: 45) { !daemon.isRunning }
+        #expect(daemon.terminationStatus == 1)
+        #expect(instance.log.contains("another daemon registered the node name \"web1\""), "\(instance.log.suffix(1500))")
+        #expect(try Server.psql(store, "SELECT instance FROM node WHERE name = 'web1'") == "otherhost:/var/lib/o")
+    }
+
     @Test func statusListsTheDaemonsOfASharedStoreAndRefusesANameInUse() throws {
         let server = try Server()
         let store = try server.freshDatabase()

@@ -17,7 +17,14 @@ extension Dispatcher {
 
     func registerNode() {
         let registration = NodeLiveness.registration(config, pid: getpid())
-        record { try $0.registerNode(registration) }
+        if sharesStore {
+            // At a reload too, only while the name is still this daemon's: one silent long enough for another daemon
+            // to take the name must not take it back. Refused, the next heartbeat finds the name gone and stops this
+            // daemon.
+            record { _ = try $0.claimNodeName(registration, silentAfter: NodeLiveness.silentAfter) }
+        } else {
+            record { try $0.registerNode(registration) }
+        }
         if sharesStore, nodeHeartbeatTimer == nil { nodeHeartbeatTimer = schedule(.nodeHeartbeat, after: NodeLiveness.heartbeatMilliseconds) }
     }
 
