@@ -5,7 +5,8 @@
 #   scripts/postgres Benchmarks/multinode.sh          (scripts/postgres starts a throwaway server)
 #
 # Environment: BIN (default .build/release/orchestrator), FILES (3000), RUNS (3), DAEMONS ("1 2 3"), CLIENTS
-# ("1 2 4"), MAX_CONCURRENT (2 per daemon), ANCHOR_SECONDS (8). Worker /bin/true, the smallest settle (1ms): the
+# ("1 2 4"), MAX_CONCURRENT (2 per daemon), ANCHOR_SECONDS (8), LISTERS (how many of the daemons list Inbox; the
+# others have roles = ["worker", "scheduler"]; default all). Worker /bin/true, the smallest settle (1ms): the
 # daemons' own cost. Rounds are interleaved (anchor, 1, 2, 3 daemons, anchor, ...) so that a noisy moment hits all.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +17,7 @@ DAEMONS=${DAEMONS:-"1 2 3"}
 CLIENTS=${CLIENTS:-"1 2 4"}
 MAX_CONCURRENT=${MAX_CONCURRENT:-2}
 ANCHOR_SECONDS=${ANCHOR_SECONDS:-8}
+LISTERS=${LISTERS:-99}
 : "${ORCH_TEST_POSTGRES_URL:?run under scripts/postgres}"
 PGBENCH=$(ls /usr/lib/postgresql/*/bin/pgbench | tail -1)
 server=${ORCH_TEST_POSTGRES_URL%/*}
@@ -62,6 +64,7 @@ settle = "1ms"
 max_concurrent = $MAX_CONCURRENT
 [node]
 name = "d$i"
+$( [ "$i" -le "$LISTERS" ] || echo 'roles = ["worker", "scheduler"]' )
 [store]
 url = "$server/$db"
 [[handler]]
