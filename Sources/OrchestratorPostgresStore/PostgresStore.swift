@@ -176,8 +176,9 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     static let aliveWithin: Duration = .seconds(1)
 
     /// How long a write whose COMMIT was lost waits for the server to say what became of it (see `write`), and after
-    /// how long it says that it waits.
-    static let settleWait: Duration = .seconds(30)
+    /// how long it says that it waits. The dispatcher's thread waits with it: well inside the unit's `WatchdogSec`
+    /// (60 s, petted every 30 s), and short enough that a server away for long is soon a pause `status` shows.
+    static let settleWait: Duration = .seconds(20)
     static let noticeAfter: Duration = .seconds(2)
 
     public func reportLongWaits(to report: @escaping @Sendable (String) -> Void) {

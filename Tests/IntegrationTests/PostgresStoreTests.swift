@@ -136,6 +136,16 @@ import Testing
     /// applied (before, it sat silent), and once the server answers it learns it was not, sends it again and goes on.
     /// Nothing is lost or run twice.
     @Test func aCommitLostInACrashIsSettledOnceTheServerIsBackWhileTheDaemonPauses() throws {
+        try Self.crashDuringACommit(serverAwayPastTheWait: false)
+    }
+
+    /// The same, with the server away longer than the write waits: the daemon pauses as for any server out of reach,
+    /// and its first write once the server is back settles the COMMIT left open.
+    @Test func aCommitLeftOpenByALongOutageIsSettledByTheFirstWriteAfterIt() throws {
+        try Self.crashDuringACommit(serverAwayPastTheWait: true)
+    }
+
+    static func crashDuringACommit(serverAwayPastTheWait: Bool) throws {
         let server = try Server()
         let store = try server.freshDatabase()
         let instance = try TestInstance(config: testConfig(handler: Self.recordingWorker))
@@ -164,6 +174,14 @@ import Testing
         try server.crash()
         try instance.waitUntil("the daemon says it waits for the COMMIT's outcome", timeout: 30) {
             instance.log.contains("for it to answer whether that COMMIT was applied")
+        }
+        if serverAwayPastTheWait {
+            try instance.waitUntil("the daemon pauses", timeout: 40) {
+                instance.log.contains("paused: the store's server cannot be reached")
+            }
+            #expect(instance.log.contains("whether it was applied is settled once it does"), "\(instance.log.suffix(2000))")
+            let paused = try instance.run(["status", "--store", store])
+            #expect(paused.stdout.contains("PAUSED:   the store's server cannot be reached"), "\(paused.stdout)")
         }
         try server.start()
         try instance.drop("after.txt")
