@@ -133,7 +133,7 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
             }
             if !commitMarks.registered {
                 // The writer's row exists before any transaction numbers itself in it, so that a lost COMMIT's
-                // update always has a row to wait on (`committedNumber`).
+                // update always has a row to wait on (`CommitMarks.applied`).
                 try withRenewal(connection) { try commitMarks.register($0) }
             }
             let busy = connection.answeredWithin(Self.aliveWithin)
