@@ -1406,28 +1406,7 @@ enum OpenAPIDocument {
           "breakers": {
             "type": "array",
             "items": {
-              "type": "object",
-              "required": [
-                "consecutive_failures",
-                "owner",
-                "state"
-              ],
-              "properties": {
-                "owner": {
-                  "type": "string"
-                },
-                "state": {
-                  "type": "string"
-                },
-                "consecutive_failures": {
-                  "type": "integer"
-                },
-                "open_until": {
-                  "type": "string",
-                  "format": "date-time"
-                }
-              },
-              "additionalProperties": false
+              "$ref": "#/components/schemas/Breaker"
             },
             "description": "On a shared store, those of the daemon whose config status was given ([node] name); every daemon's are under daemons."
           },
@@ -1466,21 +1445,7 @@ enum OpenAPIDocument {
           "sweeps": {
             "type": "object",
             "additionalProperties": {
-              "type": "object",
-              "required": [
-                "at",
-                "result"
-              ],
-              "properties": {
-                "at": {
-                  "type": "string",
-                  "format": "date-time"
-                },
-                "result": {
-                  "type": "string"
-                }
-              },
-              "additionalProperties": false
+              "$ref": "#/components/schemas/SweepResult"
             },
             "description": "On a shared store, those of the daemon whose config status was given ([node] name); every daemon's are under daemons."
           },
@@ -1519,39 +1484,7 @@ enum OpenAPIDocument {
                 "type": "null"
               },
               {
-                "type": "object",
-                "required": [
-                  "at",
-                  "by",
-                  "healthy",
-                  "notes",
-                  "problems"
-                ],
-                "properties": {
-                  "at": {
-                    "type": "string",
-                    "format": "date-time"
-                  },
-                  "by": {
-                    "type": "string"
-                  },
-                  "healthy": {
-                    "type": "boolean"
-                  },
-                  "problems": {
-                    "type": "array",
-                    "items": {
-                      "type": "string"
-                    }
-                  },
-                  "notes": {
-                    "type": "array",
-                    "items": {
-                      "type": "string"
-                    }
-                  }
-                },
-                "additionalProperties": false
+                "$ref": "#/components/schemas/Health"
               }
             ],
             "description": "On a shared store, those of the daemon whose config status was given ([node] name); every daemon's are under daemons."
@@ -1646,39 +1579,7 @@ enum OpenAPIDocument {
                       "type": "null"
                     },
                     {
-                      "type": "object",
-                      "required": [
-                        "at",
-                        "by",
-                        "healthy",
-                        "notes",
-                        "problems"
-                      ],
-                      "properties": {
-                        "at": {
-                          "type": "string",
-                          "format": "date-time"
-                        },
-                        "by": {
-                          "type": "string"
-                        },
-                        "healthy": {
-                          "type": "boolean"
-                        },
-                        "problems": {
-                          "type": "array",
-                          "items": {
-                            "type": "string"
-                          }
-                        },
-                        "notes": {
-                          "type": "array",
-                          "items": {
-                            "type": "string"
-                          }
-                        }
-                      },
-                      "additionalProperties": false
+                      "$ref": "#/components/schemas/Health"
                     }
                   ],
                   "description": "its own watchdog's last snapshot"
@@ -1686,49 +1587,14 @@ enum OpenAPIDocument {
                 "sweeps": {
                   "type": "object",
                   "additionalProperties": {
-                    "type": "object",
-                    "required": [
-                      "at",
-                      "result"
-                    ],
-                    "properties": {
-                      "at": {
-                        "type": "string",
-                        "format": "date-time"
-                      },
-                      "result": {
-                        "type": "string"
-                      }
-                    },
-                    "additionalProperties": false
+                    "$ref": "#/components/schemas/SweepResult"
                   },
                   "description": "its own sweeps' last results, by mode"
                 },
                 "breakers": {
                   "type": "array",
                   "items": {
-                    "type": "object",
-                    "required": [
-                      "consecutive_failures",
-                      "owner",
-                      "state"
-                    ],
-                    "properties": {
-                      "owner": {
-                        "type": "string"
-                      },
-                      "state": {
-                        "type": "string"
-                      },
-                      "consecutive_failures": {
-                        "type": "integer"
-                      },
-                      "open_until": {
-                        "type": "string",
-                        "format": "date-time"
-                      }
-                    },
-                    "additionalProperties": false
+                    "$ref": "#/components/schemas/Breaker"
                   },
                   "description": "the breakers its own failures moved"
                 },
@@ -2488,6 +2354,82 @@ enum OpenAPIDocument {
             }
           }
         }
+      },
+      "Health": {
+        "type": "object",
+        "required": [
+          "at",
+          "by",
+          "healthy",
+          "notes",
+          "problems"
+        ],
+        "properties": {
+          "at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "by": {
+            "type": "string"
+          },
+          "healthy": {
+            "type": "boolean"
+          },
+          "problems": {
+            "type": "array",
+            "items": {
+              "type": "string"
+            }
+          },
+          "notes": {
+            "type": "array",
+            "items": {
+              "type": "string"
+            }
+          }
+        },
+        "additionalProperties": false
+      },
+      "SweepResult": {
+        "type": "object",
+        "required": [
+          "at",
+          "result"
+        ],
+        "properties": {
+          "at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "result": {
+            "type": "string"
+          }
+        },
+        "additionalProperties": false
+      },
+      "Breaker": {
+        "type": "object",
+        "required": [
+          "consecutive_failures",
+          "owner",
+          "state"
+        ],
+        "properties": {
+          "owner": {
+            "type": "string"
+          },
+          "state": {
+            "type": "string"
+          },
+          "consecutive_failures": {
+            "type": "integer"
+          },
+          "open_until": {
+            "type": "string",
+            "format": "date-time"
+          }
+        },
+        "additionalProperties": false
       }
     },
     "securitySchemes": {
