@@ -21,11 +21,16 @@ final class CommitMarks {
 
     static let forgottenAfter: Double = 7 * 86_400
 
-    /// Numbers the open transaction (sent with its COMMIT); returns its number.
+    /// Numbers the open transaction (sent with its COMMIT); returns its number. An upsert: a writer silent past
+    /// `forgottenAfter` (paused that long) has lost its row to another writer's clean-up, and an update would then
+    /// mark nothing, leaving a lost COMMIT to be settled as not applied whatever became of it.
     func mark(_ connection: PostgresConnection) throws -> Int64 {
         last += 1
         try connection.executeLater(
-            "UPDATE commit_mark SET number = $2, at = \(serverClock) WHERE writer = $1", [.text(writer), .int(last)])
+            """
+            INSERT INTO commit_mark (writer, number, at) VALUES ($1, $2, \(serverClock))
+            ON CONFLICT (writer) DO UPDATE SET number = excluded.number, at = excluded.at
+            """, [.text(writer), .int(last)])
         return last
     }
 
