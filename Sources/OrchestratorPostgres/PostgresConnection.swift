@@ -15,9 +15,10 @@ public final class PostgresConnection {
     /// Channels to LISTEN on again after `reconnect()`, since a new session starts with none.
     private var channels: [String] = []
     private var inTransaction = false
-    /// A pipeline with statements whose answers were awaited (`executeLater(answered:)`) broke off before they
-    /// came: whoever settles a lost COMMIT must know its answers are missing. Cleared by `begin`.
-    public private(set) var answersLost = false
+    /// Statements whose answers were awaited (`executeLater(answered:)`) in a pipeline that broke off before they
+    /// came: whoever settles a lost COMMIT takes them (`takeLostAnswers`). Cleared by `begin`.
+    private var lostAnswers: [Statement] = []
+    public var answersLost: Bool { !lostAnswers.isEmpty }
     /// Statements `executeLater` queued in the open transaction, not sent yet.
     private var queued: [Statement] = []
     /// Statements prepared in this session, by text and parameter types; a new session (`reconnect`) has none.
@@ -100,15 +101,18 @@ public final class PostgresConnection {
     /// one belong here. Without a transaction, or with a libpq older than 14, it runs at once.
     ///
     /// `answered`: given the statement's result when it arrives (before `execute` or `commit` returns).
+    /// `replay`: a read that returns what the statement returned, once its transaction is known to have been
+    /// applied; for a connection lost after COMMIT was sent, when the answer never came (`takeLostAnswers`).
     public func executeLater(
-        _ sql: String, _ parameters: [PostgresValue?] = [], answered: ((PostgresResult) throws -> Void)? = nil
+        _ sql: String, _ parameters: [PostgresValue?] = [], replay: Replay? = nil,
+        answered: ((PostgresResult) throws -> Void)? = nil
     ) throws {
         guard inTransaction, Self.hasPipeline else {
             let result = try execute(sql, parameters)
             try answered?(result)
             return
         }
-        queued.append(Statement(sql: sql, parameters: parameters, answered: answered))
+        queued.append(Statement(sql: sql, parameters: parameters, replay: replay, answered: answered))
         // A long pipeline could fill both sockets' buffers (the server waiting to send results, this side to send
         // statements); the daemon's transactions stay far below this.
         if queued.count >= Self.queueLimit {
@@ -121,10 +125,49 @@ public final class PostgresConnection {
     static let hasPipeline = orch_pq_has_pipeline() == 1
     static let queueLimit = 64
 
-    private struct Statement {
+    struct Statement {
         let sql: String
         let parameters: [PostgresValue?]
+        var replay: Replay? = nil
         var answered: ((PostgresResult) throws -> Void)? = nil
+    }
+
+    /// A read standing in for a statement's lost answer (see `executeLater`).
+    public struct Replay {
+        let sql: String
+        let parameters: [PostgresValue?]
+
+        public init(_ sql: String, _ parameters: [PostgresValue?]) {
+            self.sql = sql
+            self.parameters = parameters
+        }
+    }
+
+    /// The answers a broken pipeline took with it, taken off the connection (a later `begin` would forget them).
+    public func takeLostAnswers() -> LostAnswers {
+        defer { lostAnswers = [] }
+        return LostAnswers(statements: lostAnswers)
+    }
+
+    /// Answers of a transaction's statements that the connection lost (see `takeLostAnswers`).
+    public struct LostAnswers {
+        let statements: [Statement]
+
+        public var isEmpty: Bool { statements.isEmpty }
+
+        /// Whether every one of them can be read again (`replay`): otherwise they are gone for good.
+        public var replayable: Bool { statements.allSatisfy { $0.replay != nil } }
+
+        /// Once the transaction is known to have been applied: reads each answer again on `connection` (a new
+        /// session) and hands it to its statement's handler, as the pipeline would have.
+        public func replay(on connection: PostgresConnection) throws {
+            for statement in statements {
+                guard let replay = statement.replay else {
+                    throw PostgresError(kind: .client, message: "a statement's answer was lost and cannot be read again")
+                }
+                try statement.answered?(try connection.execute(replay.sql, replay.parameters))
+            }
+        }
     }
 
     /// Parameters as libpq takes them: types (0: let the server infer it), text or binary formats, lengths and
@@ -160,8 +203,9 @@ public final class PostgresConnection {
     private func pipeline(_ statements: [Statement]) throws -> PostgresResult {
         let encoded = try statements.map { try EncodedParameters($0.parameters) }
         guard orch_PQenterPipelineMode(connection) == 1 else { throw connectionError() }
-        // Cleared once every answer has been read: a pipeline that breaks off leaves it set.
-        if statements.contains(where: { $0.answered != nil }) { answersLost = true }
+        // Each leaves as its answer is read: a pipeline that breaks off leaves the rest.
+        var awaited = Set(statements.indices.filter { statements[$0].answered != nil })
+        defer { if !awaited.isEmpty { lostAnswers = awaited.sorted().map { statements[$0] } } }
         enum Sent {
             case preparation(PreparedKey)
             case statement(Int)
@@ -207,6 +251,7 @@ public final class PostgresConnection {
                 do {
                     let copied = try consumeStatement(result)
                     if case .statement(let index) = item {
+                        awaited.remove(index)
                         try statements[index].answered?(copied)
                         if index == statements.count - 1 { last = copied }
                     }
@@ -223,7 +268,8 @@ public final class PostgresConnection {
         let synced = orch_PQresultStatus(sync) == PGRES_PIPELINE_SYNC
         orch_PQclear(sync)
         guard synced, orch_PQexitPipelineMode(connection) == 1 else { throw abandonPipeline() }
-        answersLost = false
+        awaited = []
+        lostAnswers = []
         if let firstError { throw firstError }
         guard let last else { throw PostgresError(kind: .client, message: "the server sent no result for a statement") }
         return last
@@ -319,7 +365,7 @@ public final class PostgresConnection {
         guard !inTransaction else {
             throw PostgresError(kind: .client, message: "a transaction is already open on this connection (they do not nest)")
         }
-        answersLost = false
+        lostAnswers = []
         let statement = "BEGIN ISOLATION LEVEL \(isolation.rawValue)"
         if sendingLater, Self.hasPipeline {
             queued.append(Statement(sql: statement, parameters: []))

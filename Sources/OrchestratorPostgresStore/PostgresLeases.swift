@@ -100,7 +100,8 @@ extension PostgresTransaction {
             Self.claimedEnd,
             Self.claimedEndParameters(
                 jobID: jobID, node: node, claim: claim, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
-                detail: detail, at: now)
+                detail: detail, at: now),
+            replay: .init(Self.claimedEndReplay, [.int(jobID), .double(now), .text(state.rawValue)])
         ) { result in
             if result.rows.isEmpty { refused() }
         }
@@ -117,6 +118,13 @@ extension PostgresTransaction {
             INSERT INTO transition (job_id, at, from_state, to_state, detail)
             SELECT id, $4, 'running', $1, $10 FROM ended)
         SELECT kind FROM ended
+        """
+
+    /// `claimedEnd`'s answer read again once its transaction is known applied: the transition it wrote says it held
+    /// (transitions are only ever added, so whatever happened to the job since cannot hide it).
+    static let claimedEndReplay = """
+        SELECT kind FROM job WHERE id = $1
+            AND EXISTS (SELECT FROM transition WHERE job_id = $1 AND at = $2 AND from_state = 'running' AND to_state = $3)
         """
 
     static func claimedEndParameters(
@@ -138,7 +146,9 @@ extension PostgresTransaction {
 
     func claimJobAnswered(id: Int64, node: String, lease: Double) throws -> StoreAnswer<JobRecord?> {
         let answer = StoreAnswer<JobRecord?>()
-        try connection.executeLater(Self.claimByID, [.text(node), .double(lease), .int(id)]) { result in
+        try connection.executeLater(
+            Self.claimByID, [.text(node), .double(lease), .int(id)], replay: .init(Self.claimByIDReplay, [.int(id), .text(node)])
+        ) { result in
             answer.give(try result.rows.first.map { try JobRecord(postgres: $0) })
         }
         return answer
@@ -155,6 +165,11 @@ extension PostgresTransaction {
             SELECT id, updated_at, 'queued', 'running', 'claimed by ' || $1 FROM claimed)
         SELECT * FROM claimed
         """
+
+    /// `claimByID`'s answer read again once its transaction is known applied: the job runs under this daemon only
+    /// if that claim took it (the daemon never claims a job it holds), and nothing but this daemon changes it while
+    /// its lease runs.
+    static let claimByIDReplay = "SELECT * FROM job WHERE id = $1 AND state = 'running' AND owner = $2"
 
     func finishClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws -> Bool {
         let held = try connection.execute(

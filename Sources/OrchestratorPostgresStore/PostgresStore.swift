@@ -197,7 +197,7 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
         // libpq's connect_timeout itself.
         let started = ContinuousClock.now
         let deadline = started + Self.settleWait
-        let answersLost = connection.answersLost  // Before asking: that opens a transaction of its own.
+        let lostAnswers = connection.takeLostAnswers()  // Before asking: that opens a transaction of its own.
         var pause = 0.1
         var noticed = false
         while true {
@@ -212,14 +212,20 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                     throw PostgresError(
                         kind: .connection, message: "the connection was lost during COMMIT and the server did not apply it: \(lost.message)")
                 }
-                // Applied, but what its statements answered (a claim, a refused end) never came: the daemon cannot
-                // act on it, so it stops and its next start recovers from the store.
-                if answersLost {
+                // Applied, but what its statements answered (a claim, a refused end) never came: each is read again
+                // from what the transaction left. One that cannot be leaves the daemon unable to act on it, so it
+                // stops and its next start recovers from the store.
+                guard lostAnswers.replayable else {
                     throw PostgresError(
                         kind: .commitOutcomeUnknown,
                         message: "a COMMIT whose answer was lost turned out applied, but its statements' answers are gone with the connection: \(lost.message)")
                 }
-                return
+                do {
+                    try lostAnswers.replay(on: connection)
+                    return
+                } catch let error as PostgresError where error.kind == .connection {
+                    // Gone again before the answers were read: asked again below, the COMMIT's outcome included.
+                }
             }
             guard ContinuousClock.now < deadline else { break }
             usleep(useconds_t(pause * 1_000_000))

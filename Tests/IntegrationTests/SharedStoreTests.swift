@@ -53,6 +53,22 @@ import Testing
 
         func start() throws { for daemon in daemons { try daemon.startDaemon() } }
 
+        /// Like `TestInstance.waitUntil`, but a timeout shows every daemon's log without its routine lines, and the
+        /// store's jobs by state: what one daemon's log cannot say about the others.
+        func waitUntil(_ what: String, timeout: Double, _ condition: () throws -> Bool) throws {
+            do {
+                try IntegrationTests.waitUntil(what, timeout: timeout, condition)
+            } catch {
+                for (index, daemon) in daemons.enumerated() {
+                    let notable = daemon.log.split(separator: "\n").filter { !$0.contains(" INFO done ") }
+                    Issue.record("daemon n\(index + 1) (running: \(daemon.daemon?.isRunning == true)), log without done lines:\n\(notable.suffix(40).joined(separator: "\n"))")
+                }
+                let jobs = (try? Server.psql(store, "SELECT state || ' ' || coalesce(owner, '-') || ' ' || count(*) FROM job GROUP BY state, owner")) ?? "?"
+                Issue.record("jobs by state and owner:\n\(jobs)\nInbox \(first.count(in: "Inbox")), processing \(first.count(in: "Inbox/.processing")), Done \(first.count(in: "Done")), Failed \(first.count(in: "Failed"))")
+                throw error
+            }
+        }
+
         func runs() -> [String: Int] {
             var perFile: [String: Int] = [:]
             for run in first.lines(of: "runs.log") { perFile[run, default: 0] += 1 }
@@ -259,7 +275,7 @@ extension SharedStoreTests {
             }
         }
         try server.start()
-        try cluster.first.waitUntil("every file is done", timeout: 90) { cluster.first.count(in: "Done") == 150 }
+        try cluster.waitUntil("every file is done", timeout: 90) { cluster.first.count(in: "Done") == 150 }
         #expect(cluster.first.count(in: "Failed") == 0 && cluster.first.count(in: "Inbox/.processing") == 0)
         for daemon in cluster.daemons { #expect(daemon.daemon?.isRunning == true, "\(daemon.log.suffix(2000))") }
         let runs = cluster.runs()

@@ -5,9 +5,10 @@ import OrchestratorPostgresStore
 import OrchestratorStore
 import Testing
 
-/// A connection lost while COMMIT was on its way (a server crash, a cut network): the transaction's id, taken with
-/// BEGIN, tells once the server answers whether it was applied. Not applied, the write fails as for a server that
-/// went away, and the daemon sends it again; nothing is applied twice, and the daemon need not stop.
+/// A connection lost while COMMIT was on its way (a server crash, a cut network): the writer's `commit_mark` row
+/// tells once the server answers whether it was applied. Not applied, the write fails as for a server that went away,
+/// and the daemon sends it again; applied, the answers the connection lost are read again. Nothing is applied twice,
+/// and the daemon need not stop.
 @Suite(.serialized) struct PostgresLostCommitTests {
     @Test func aCommitLostAndNotAppliedIsAnUnreachableServerNotAnUnknownOutcome() throws {
         guard StoreEngine.all.contains(where: { $0.name == "postgres" }) else { return }
@@ -60,5 +61,66 @@ import Testing
             try $0.insertJob(kind: .file, name: RelativePath(Array("fast".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 1, at: 2)
         }
         #expect(try store.read { try $0.job(id: id) }?.state == .queued)
+    }
+
+    /// The COMMIT is applied but the connection is cut before its answers come back (`CommitCuttingProxy`): what the
+    /// transaction's statements would have answered (a claim, a guarded end held or refused) is read again from what
+    /// it left, and the write returns as if nothing had happened. Before, the daemon had to stop.
+    @Test func aCommitAppliedWhoseAnswersWereLostAnswersFromWhatItLeft() throws {
+        guard StoreEngine.all.contains(where: { $0.name == "postgres" }) else { return }
+        let url = try #require(ProcessInfo.processInfo.environment["ORCH_TEST_POSTGRES_URL"])
+        let parsed = try PostgresURL(url)
+        let proxy = try CommitCuttingProxy(serverPort: UInt16(try #require(parsed.port)))
+        let proxied = url.replacingOccurrences(of: ":\(try #require(parsed.port))/", with: ":\(proxy.port)/")
+        let schema = "orch_lostanswer_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        let store = try PostgresStore(url: proxied, schema: schema)
+        let admin = try PostgresConnection(url: url)
+        defer { _ = try? admin.execute("DROP SCHEMA \"\(schema)\" CASCADE") }
+        let name = { (text: String) in RelativePath(Array(text.utf8)) }
+        let id = try store.write { try $0.insertJob(kind: .file, name: name("a"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1) }
+
+        /// `body` in one write whose COMMIT is applied and whose answers are lost; a marker job says it was applied.
+        func writeLosingTheAnswers<T>(_ marker: String, _ body: @escaping (any StoreTransaction) throws -> T) throws -> T {
+            let cutsBefore = proxy.cutCount
+            proxy.loseTheNextCommitsAnswer {
+                let seen = try? PostgresConnection(url: url).execute(
+                    "SELECT count(*) FROM \"\(schema)\".job WHERE name = $1", [.bytes(Array(marker.utf8))]
+                ).scalar?.int64()
+                return seen == 1
+            }
+            let value = try store.write { transaction in
+                _ = try transaction.insertJob(kind: .file, name: name(marker), handler: "h", state: .done, priority: 5, maxAttempts: 1, at: 2)
+                return try body(transaction)
+            }
+            #expect(proxy.cutCount == cutsBefore + 1, "the COMMIT's answers were cut off")
+            return value
+        }
+
+        let claimed = try writeLosingTheAnswers("m1") { try $0.claimJobAnswered(id: id, node: "n1", lease: 30) }
+        let record = try #require(claimed.value ?? nil, "the claim's answer was read again")
+        #expect(record.id == id && record.state == .running && record.owner == "n1" && record.claims == 1)
+
+        // A claim that did not take the job (it runs already) still answers nil.
+        let notClaimed = try writeLosingTheAnswers("m2") { try $0.claimJobAnswered(id: id, node: "n2", lease: 30) }
+        #expect(notClaimed.value != nil && notClaimed.value! == nil)
+
+        let refusals = Refusals()
+        try writeLosingTheAnswers("m3") {
+            try $0.finishClaimed(
+                jobID: id, node: "n1", claim: 2, to: .done, attempts: nil, notBefore: nil, reason: nil, detail: nil, at: 3,
+                whenRefused: { refusals.count += 1 })
+        }
+        #expect(refusals.count == 1, "an end under a claim that is not this daemon's is refused")
+        try writeLosingTheAnswers("m4") {
+            try $0.finishClaimed(
+                jobID: id, node: "n1", claim: 1, to: .done, attempts: nil, notBefore: nil, reason: nil, detail: nil, at: 4,
+                whenRefused: { refusals.count += 1 })
+        }
+        #expect(refusals.count == 1, "the end under the daemon's own claim held")
+        #expect(try store.read { try $0.job(id: id) }?.state == .done)
+    }
+
+    final class Refusals: @unchecked Sendable {
+        var count = 0
     }
 }
