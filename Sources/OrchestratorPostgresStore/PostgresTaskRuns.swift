@@ -43,13 +43,28 @@ extension PostgresTransaction {
         ).rows.first
         if try row?[0].bool() == true { return .slotTaken }
         let live = Int(try row?[1].int64() ?? 0)
-        if live >= liveLimit { return .overlapping(live: live) }
+        if live >= liveLimit {
+            // Every scheduler fires each slot: the first to find it overlapping notes the slot as skipped and says
+            // so, the others find it taken, so a skipped slot is one line in the logs, not one per daemon.
+            let first = try connection.execute(
+                """
+                INSERT INTO daemon_note (key, value, updated_at) VALUES ($1, $2, \(serverClock))
+                ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                    WHERE daemon_note.value IS DISTINCT FROM excluded.value
+                RETURNING 1
+                """, [.text(Self.skippedSlotNote + task), .text(String(slot))]
+            ).rows.isEmpty == false
+            return first ? .overlapping(live: live) : .slotTaken
+        }
         guard let id = try insertTaskRun(
             task: task, priority: priority, maxAttempts: maxAttempts, cause: cause, slot: slot, eventID: nil, detail: detail,
             at: now)
         else { return .slotTaken }
         return .queued(id)
     }
+
+    /// `daemon_note` key (and the task's name): the last slot of the task skipped for overlap.
+    static let skippedSlotNote = "task.skipped_slot."
 
     func claimTaskRun(id: Int64, node: String, lease: Double) throws -> JobRecord? {
         guard let name = try connection.execute("SELECT name FROM job WHERE id = $1 AND kind = 'task'", [.int(id)]).scalar?.bytes()
