@@ -16,6 +16,8 @@ struct Pruner {
     /// The per-attempt log folder.
     let logs: PathBytes
     let retention: Retention
+    /// The daemon that prunes ([node] name): its own row is never forgotten.
+    let node: String
 
     struct Outcome: Sendable {
         var rows = PruneCounts()
@@ -29,6 +31,7 @@ struct Pruner {
         var summary: String {
             var text = "deleted \(rows.jobs) jobs (\(rows.attempts) attempts, \(rows.transitions) transitions), "
                 + "\(rows.events) events, \(rows.requests) requests, \(logFiles) log files"
+            if rows.daemons > 0 { text += ", the rows of \(rows.daemons) daemons not heard of since" }
             if let reclaim {
                 text += reclaim.switchedToIncremental
                     ? "; switched the database to incremental vacuum (one full VACUUM)"
@@ -48,8 +51,9 @@ struct Pruner {
         let started = Date()
         var outcome = Outcome()
         outcome.bytesBefore = store.bytesOnDisk
-        outcome.rows = try store.prune(
-            finishedBefore: now - retention.jobs.inSeconds, batchSize: Self.batchSize, shouldContinue: shouldContinue)
+        let cutoff = now - retention.jobs.inSeconds
+        outcome.rows = try store.prune(finishedBefore: cutoff, batchSize: Self.batchSize, shouldContinue: shouldContinue)
+        outcome.rows.daemons = try store.write { try $0.forgetDaemons(lastHeardBefore: cutoff, keeping: node) }
         outcome.logFiles = try pruneLogs(olderThan: now - retention.logs.inSeconds, at: now, dryRun: false)
         outcome.reclaim = try store.reclaimFreePages()
         outcome.bytesAfter = store.bytesOnDisk
@@ -60,7 +64,9 @@ struct Pruner {
     /// What `run` would delete (`sweep --mode prune --dry-run`).
     func dryRun(now: UnixTime) throws -> Outcome {
         var outcome = Outcome()
-        outcome.rows = try store.read { try $0.pruneCounts(finishedBefore: now - retention.jobs.inSeconds) }
+        let cutoff = now - retention.jobs.inSeconds
+        outcome.rows = try store.read { try $0.pruneCounts(finishedBefore: cutoff) }
+        outcome.rows.daemons = try store.read { try $0.daemonsToForget(lastHeardBefore: cutoff, keeping: node) }
         outcome.logFiles = try pruneLogs(olderThan: now - retention.logs.inSeconds, at: now, dryRun: true)
         outcome.bytesBefore = store.bytesOnDisk
         outcome.bytesAfter = outcome.bytesBefore

@@ -349,6 +349,10 @@ struct PostgresReader: StoreReader {
             requests: try count("SELECT COUNT(*) FROM (\(Self.prunableRequestsSQL)) counted", [.double(cutoff)]))
     }
 
+    func daemonsToForget(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int {
+        Int(try connection.execute("SELECT COUNT(*) FROM node WHERE heartbeat_at < $1 AND name != $2", [.double(cutoff), .text(node)]).scalar?.int64() ?? 0)
+    }
+
     /// $1 the cutoff, $2 the ids to keep (an int8[] literal).
     static let prunableJobsSQL = """
         SELECT id FROM job
@@ -688,6 +692,14 @@ struct PostgresTransaction: StoreTransaction {
         counts.attempts = try connection.execute("DELETE FROM attempt WHERE job_id = ANY($1::bigint[])", [list]).affectedRows
         counts.jobs = try connection.execute("DELETE FROM job WHERE id = ANY($1::bigint[])", [list]).affectedRows
         return counts
+    }
+
+    func forgetDaemons(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int {
+        let parameters: [PostgresValue?] = [.double(cutoff), .text(node)]
+        let gone = "SELECT name FROM node WHERE heartbeat_at < $1 AND name != $2"
+        try connection.execute("DELETE FROM node_note WHERE node IN (\(gone))", parameters)
+        try connection.execute("DELETE FROM breaker WHERE node IN (\(gone))", parameters)
+        return try connection.execute("DELETE FROM node WHERE name IN (\(gone))", parameters).affectedRows
     }
 
     func deleteHandledEventsAndRequests(before cutoff: UnixTime, limit: Int) throws -> PruneCounts {

@@ -218,6 +218,8 @@ public protocol StoreReader {
     func prunableJobs(finishedBefore cutoff: UnixTime, keeping: Set<Int64>, limit: Int) throws -> [Int64]
     /// What a prune with this cutoff would delete, counted without deleting (`sweep --dry-run`).
     func pruneCounts(finishedBefore cutoff: UnixTime) throws -> PruneCounts
+    /// How many daemons `forgetDaemons` would forget.
+    func daemonsToForget(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int
 }
 
 /// Writes, inside one transaction opened by `Store.write`.
@@ -305,6 +307,10 @@ public protocol StoreTransaction {
     func deleteJobs(_ ids: [Int64]) throws -> PruneCounts
     /// Deletes up to `limit` handled events and handled requests older than `cutoff`.
     func deleteHandledEventsAndRequests(before cutoff: UnixTime, limit: Int) throws -> PruneCounts
+    /// Deletes the rows of daemons last heard of before `cutoff` (stopped then, or silent since), with their notes
+    /// and breakers, except `node`'s (the daemon that prunes: on SQLite a running daemon does not beat). Returns
+    /// how many daemons. Daemon names come and go (a host renamed, a container's name), and each left its rows.
+    func forgetDaemons(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int
     /// Records that the log file of an attempt of this job was deleted, so `show` says so.
     func markLogPruned(jobID: Int64, logPath: [UInt8], at now: UnixTime) throws
 

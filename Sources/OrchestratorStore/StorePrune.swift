@@ -9,20 +9,23 @@ public struct PruneCounts: Sendable, Equatable {
     public var transitions = 0
     public var events = 0
     public var requests = 0
+    /// Daemons whose rows were forgotten (`forgetDaemons`).
+    public var daemons = 0
 
-    public init(jobs: Int = 0, attempts: Int = 0, transitions: Int = 0, events: Int = 0, requests: Int = 0) {
+    public init(jobs: Int = 0, attempts: Int = 0, transitions: Int = 0, events: Int = 0, requests: Int = 0, daemons: Int = 0) {
         self.jobs = jobs
         self.attempts = attempts
         self.transitions = transitions
         self.events = events
         self.requests = requests
+        self.daemons = daemons
     }
 
     public static func + (lhs: PruneCounts, rhs: PruneCounts) -> PruneCounts {
         PruneCounts(
             jobs: lhs.jobs + rhs.jobs, attempts: lhs.attempts + rhs.attempts,
             transitions: lhs.transitions + rhs.transitions, events: lhs.events + rhs.events,
-            requests: lhs.requests + rhs.requests)
+            requests: lhs.requests + rhs.requests, daemons: lhs.daemons + rhs.daemons)
     }
 }
 
@@ -124,7 +127,21 @@ extension SQLiteReader {
         """
 }
 
+extension SQLiteReader {
+    public func daemonsToForget(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM node WHERE heartbeat_at < ? AND name != ?", arguments: [cutoff, node]) ?? 0
+    }
+}
+
 extension SQLiteTransaction {
+    public func forgetDaemons(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int {
+        let gone = "SELECT name FROM node WHERE heartbeat_at < ? AND name != ?"
+        try db.execute(sql: "DELETE FROM node_note WHERE node IN (\(gone))", arguments: [cutoff, node])
+        try db.execute(sql: "DELETE FROM breaker WHERE node IN (\(gone))", arguments: [cutoff, node])
+        try db.execute(sql: "DELETE FROM node WHERE name IN (\(gone))", arguments: [cutoff, node])
+        return db.changesCount
+    }
+
     /// Deletes these jobs with their attempts and transitions.
     public func deleteJobs(_ ids: [Int64]) throws -> PruneCounts {
         guard !ids.isEmpty else { return PruneCounts() }

@@ -76,4 +76,30 @@ import Testing
         #expect(restarted.stoppedAt == nil && restarted.pid == 101)
         #expect(try store.write { try $0.heartbeat(node: "web1", instance: "host-a:/srv/state") })
     }
+
+    /// The prune sweep forgets daemons not heard of since its cutoff (a host renamed, a container's name that will
+    /// not come back), with their notes and breakers, but never the daemon that prunes: on SQLite it does not beat.
+    @Test(arguments: StoreEngine.all)
+    func daemonsNotHeardOfSinceTheCutoffAreForgottenWithTheirNotesAndBreakers(engine: StoreEngine) throws {
+        let opened = try engine.open()
+        defer { opened.cleanUp() }
+        let store = opened.store
+        for name in ["gone1", "gone2", "self"] { try store.write { try $0.registerNode(registration(name)) } }
+        try store.write { try $0.markNodeStopped(node: "gone1", instance: "host-a:/srv/state") }
+        for name in ["gone1", "self"] {
+            try store.write {
+                try $0.setNodeNote(node: name, "health", "ok", at: 10)
+                try $0.setBreaker(node: name, owner: "handler h", state: "open", consecutiveFailures: 3, openUntil: 99, at: 10)
+            }
+        }
+        // Everyone was heard of after this cutoff: nothing goes.
+        #expect(try store.read { try $0.daemonsToForget(lastHeardBefore: 1000, keeping: "self") } == 0)
+        #expect(try store.write { try $0.forgetDaemons(lastHeardBefore: 1000, keeping: "self") } == 0)
+        let later = Date().timeIntervalSince1970 + 3600
+        #expect(try store.read { try $0.daemonsToForget(lastHeardBefore: later, keeping: "self") } == 2)
+        #expect(try store.write { try $0.forgetDaemons(lastHeardBefore: later, keeping: "self") } == 2)
+        #expect(try store.read { try $0.nodes() }.map(\.name) == ["self"])
+        #expect(try store.read { try $0.nodeNotes(prefix: "") }.map(\.node) == ["self"])
+        #expect(try store.read { try $0.breakers() }.map(\.node) == ["self"])
+    }
 }

@@ -81,7 +81,7 @@ public enum Batch {
 
     private static func prune(config: Config, dryRun: Bool) throws(CommandError) -> String {
         let store = try Reports.openStore(config)
-        let pruner = Pruner(store: store, logs: PathBytes(config.paths.state + "/logs"), retention: config.retention)
+        let pruner = Pruner(store: store, logs: PathBytes(config.paths.state + "/logs"), retention: config.retention, node: config.node.name)
         do {
             let now = Date().timeIntervalSince1970
             if dryRun { return "prune: would have " + (try pruner.dryRun(now: now)).summary.prefix { $0 != ";" } }

@@ -11,7 +11,7 @@ extension Dispatcher {
             metrics?.sweepFinished("prune", result: "skipped")
             return
         }
-        let pruner = Pruner(store: store, logs: layout.logs, retention: config.retention)
+        let pruner = Pruner(store: store, logs: layout.logs, retention: config.retention, node: config.node.name)
         let logger = logger
         let store = store
         let metrics = metrics
