@@ -48,7 +48,9 @@ extension ProcessSupervisor {
 
     /// Kills and reaps every child that is not a live worker, whosever it is: for the daemon's stop,
     /// once its workers have ended. Waits (at most `limit`) until none is left, the children those
-    /// had included. Returns how many processes it ended.
+    /// had included. Returns how many processes it ended. Only orphans of another supervisor's live
+    /// workers are spared: the daemon has one, but a process with several (the tests) must not have
+    /// one's stop end what another's running workers left.
     @discardableResult
     public func endEscapedDescendants(within limit: Duration = .seconds(2)) -> Int {
         dispatchPrecondition(condition: .onQueue(queue))
@@ -56,7 +58,7 @@ extension ProcessSupervisor {
         let deadline = ContinuousClock.now + limit
         var ended: Set<Int32> = []
         while true {
-            let found = sweepOrphans(sparingLiveOwners: false)
+            let found = sweepOrphans(sparing: .otherSupervisorsLiveOwners)
             ended.formUnion(found.killed)
             if found.isEmpty || ContinuousClock.now >= deadline { break }
             if !found.killed.isEmpty { usleep(1_000) }  // Give SIGKILL a moment before looking again.
@@ -75,7 +77,7 @@ extension ProcessSupervisor {
     private func periodicSweep() {
         orphanSweepScheduled = false
         lastOrphanSweep = .now()
-        let found = sweepOrphans(sparingLiveOwners: true)
+        let found = sweepOrphans(sparing: .liveOwners)
         guard !found.isEmpty else {
             orphanRetryDelay = Self.orphanRetryFirst
             return
@@ -96,15 +98,22 @@ extension ProcessSupervisor {
     /// One look at our children: reaps the exited, kills the live ones not spared.
     /// Under the registry's lock throughout: zygotes (spawn.c) are forked ahead of their registration, so another
     /// supervisor of this process must not take in and start one between this sweep's look and its kill.
-    func sweepOrphans(sparingLiveOwners: Bool) -> SweepResult {
+    func sweepOrphans(sparing: Sparing) -> SweepResult {
         Self.liveWorkers.withLock { live in
             // Those announced and not yet taken in are our children in other sessions too.
             collectAnnouncedZygotes(live: &live)
-            return sweepOrphans(sparingLiveOwners: sparingLiveOwners, live: &live)
+            return sweepOrphans(sparing: sparing, live: &live)
         }
     }
 
-    private func sweepOrphans(sparingLiveOwners: Bool, live: inout [Int32: [UInt8]]) -> SweepResult {
+    enum Sparing {
+        /// Orphans of any live worker, and unreadable ones that may be theirs: after a worker's exit.
+        case liveOwners
+        /// Orphans of live workers of the process's other supervisors only: at stop.
+        case otherSupervisorsLiveOwners
+    }
+
+    private func sweepOrphans(sparing: Sparing, live: inout [Int32: [UInt8]]) -> SweepResult {
         var result = SweepResult()
         var children: [orch_child] = []
         var count = 0
@@ -128,7 +137,11 @@ extension ProcessSupervisor {
                 collectAnnouncedZygotes(live: &live)
                 if live[child.pid] != nil { continue }
             }
-            if sparingLiveOwners {
+            if sparing == .otherSupervisorsLiveOwners {
+                let owners = liveOwners ?? Set(live.filter { running[$0.key] == nil && !$0.value.isEmpty }.values)
+                liveOwners = owners
+                if !owners.isEmpty, let owner = Self.owner(ofProcess: child.pid), owners.contains(owner) { continue }
+            } else {
                 let owners = liveOwners ?? Set(live.values.filter { !$0.isEmpty })
                 liveOwners = owners
                 if !owners.isEmpty {

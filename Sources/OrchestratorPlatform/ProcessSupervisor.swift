@@ -27,7 +27,7 @@ import Glibc
 public final class ProcessSupervisor: @unchecked Sendable {
     let queue: DispatchQueue
     /// Workers whose leader has not been reaped yet, by pid. The kernel keeps these pids unique.
-    private var running: [Int32: SupervisedWorker] = [:]
+    private(set) var running: [Int32: SupervisedWorker] = [:]
     /// Reaped workers whose fds are still open; `onExit` not yet called.
     private var finishing = 0
     /// Watches workers' fds: the owner's loop (the daemon's), given before the first spawn, or one of its own

@@ -408,6 +408,24 @@ struct ProcessSupervisorTests {
         #expect(try await running.exit().termination == .exited(0))
     }
 
+    /// The tests run several supervisors in one process: one's stop (a dispatcher test's) must leave alone what
+    /// another's running worker left, as the sweep after a worker's exit does. It ended it before, now and then
+    /// failing `daemonisedChildIsLeftAloneWhileItsWorkerRuns` when a dispatcher test stopped meanwhile.
+    @Test func oneSupervisorsStopSparesTheOrphansOfAnothersRunningWorker() async throws {
+        let other = Harness()
+        let running = try harness.start(
+            ["/bin/sh", "-c", Self.leaveOrphan("k.pid") + "; while [ ! -e go ]; do sleep 0.01; done"],
+            environment: Self.attempt(40), cwd: harness.dir)
+        let kept = try await harness.pid(in: "k.pid")
+        defer { if !isGone(kept) { kill(kept.pid, SIGKILL) } }
+        #expect(await eventually { parent(of: kept.pid) == getpid() })
+        _ = other.onQueue { $0.endEscapedDescendants() }
+        #expect(!isGone(kept))
+        try harness.write("go", "", mode: 0o644)
+        #expect(try await running.exit().termination == .exited(0))
+        #expect(await eventually(.seconds(5)) { isGone(kept) })
+    }
+
     /// util-linux `setsid` forks (the worker leads its group), the copy starts a new session, and
     /// its shell leaves `sleep` behind: an orphan outside the worker's session. Waits for the pid file.
     private static func leaveOrphan(_ pidFile: String, sleeping: String = "1000") -> String {
