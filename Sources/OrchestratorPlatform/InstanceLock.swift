@@ -51,6 +51,34 @@ public final class InstanceLock: @unchecked Sendable {  // immutable after init
         return query.l_pid
     }
 
+    /// Whether the lock is held shared (a read lock: the daemons of one shared store), not exclusively; nil when
+    /// nobody holds it. Shared holders are several: the pid `holder` reports is any one of them, and the file names
+    /// the one that took it last, so the two need not match.
+    public static func isHeldShared(_ path: String) -> Bool? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var query = flock()
+        query.l_type = Int16(F_WRLCK)
+        query.l_whence = Int16(SEEK_SET)
+        guard fcntl(fd, F_GETLK, &query) == 0, query.l_type != Int16(F_UNLCK) else { return nil }
+        return query.l_type == Int16(F_RDLCK)
+    }
+
+    /// The role line the file holds, whoever wrote it ("" when it names none); nil when unreadable.
+    public static func writtenRole(_ path: String) -> (pid: Int32, role: String)? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        let line = String(decoding: buffer[..<n], as: UTF8.self).split(separator: "\n").first ?? ""
+        let parts = line.split(separator: " ", maxSplits: 1)
+        guard let pid = parts.first.flatMap({ Int32($0) }) else { return nil }
+        return (pid, parts.count > 1 ? String(parts[1]) : "")
+    }
+
     /// What the live holder wrote as its role: nil when nobody holds the lock or when the file does not
     /// (yet) carry the holder's pid (it has just taken the lock); "" when it gave no role.
     public static func holderRole(_ path: String) -> String? {

@@ -27,10 +27,17 @@ enum InboxOwner {
         var pid: Int32?
         var role: String
         var state: String
+        /// Daemons of a shared store hold it together.
+        var shared = false
 
         var isDaemon: Bool { role == StateOwner.daemonRole }
 
         func describe(_ config: Config) -> String {
+            if shared {
+                let one = pid.map { " (one of them pid \($0)\(state.isEmpty ? "" : ", state dir \(state)"))" } ?? ""
+                return "the orchestrator daemons of a shared store\(one) own Inbox \(config.paths.inbox) (lock \(lock)); "
+                    + "give this command the config of one of them, whose daemon then does the work, or stop them first"
+            }
             let who = isDaemon ? "another orchestrator daemon" : "a one-shot orchestrator \(role.isEmpty ? "run" : role)"
             let stateDir = state.isEmpty ? "" : ", state dir \(state)"
             return "\(who) (pid \(pid.map(String.init) ?? "?")\(stateDir)) already owns Inbox \(config.paths.inbox) (lock \(lock)); one Inbox has one owner"
@@ -102,6 +109,14 @@ enum InboxOwner {
     }
 
     private static func holder(_ path: String, pid: Int32?) -> Holder {
+        // Held shared: daemons of a shared store (a one-shot run and a daemon on SQLite hold it exclusively). The
+        // file names the one that took it last, which need not be the holder the kernel reports.
+        if InstanceLock.isHeldShared(path) == true {
+            let written = InstanceLock.writtenRole(path)
+            let state = written.map { split($0.role).state } ?? ""
+            let alive = written.map { kill($0.pid, 0) == 0 } ?? false
+            return Holder(lock: path, pid: alive ? written?.pid : pid, role: StateOwner.daemonRole, state: alive ? state : "", shared: true)
+        }
         // A holder that has just taken the lock may not have written its role yet: look again shortly.
         for _ in 0..<50 {
             guard InstanceLock.holder(path) != nil else { break }
