@@ -181,6 +181,11 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     static let settleWait: Duration = .seconds(20)
     static let noticeAfter: Duration = .seconds(2)
 
+    /// On the wake-up channel (PostgresWakeups.swift), told apart from work announcements by its payload.
+    public func announceRequests() throws {
+        try writer.use { try $0.notify(wakeupChannel, payload: PostgresWakeups.requestsPayload) }
+    }
+
     public func reportLongWaits(to report: @escaping @Sendable (String) -> Void) {
         longWaitReport.withLock { $0 = report }
     }

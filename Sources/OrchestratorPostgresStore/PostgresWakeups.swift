@@ -53,12 +53,17 @@ public final class PostgresWakeups: StoreWakeups, @unchecked Sendable {  // `con
         lock.withLock { connection.isConnected ? connection.socketDescriptor : -1 }
     }
 
+    /// The payload of `PostgresStore.announceRequests`; work announcements have none.
+    static let requestsPayload = "requests"
+
     /// The server process of the listening session (what `pg_terminate_backend` takes).
     public var backendPID: Int32 { lock.withLock { connection.backendPID } }
 
     public func drain() throws -> WakeupBatch {
         let (arrived, renewed) = try receive()
-        return WakeupBatch(notified: !arrived.isEmpty, renewed: renewed, descriptor: descriptor)
+        return WakeupBatch(
+            notified: arrived.contains { $0.payload != Self.requestsPayload }, renewed: renewed, descriptor: descriptor,
+            requests: arrived.contains { $0.payload == Self.requestsPayload })
     }
 
     /// `drain`, with the notifications themselves (the tests count them).

@@ -35,6 +35,11 @@ public protocol Store: AnyObject, Sendable {
     /// to use it); nil when the engine has nothing to hear (SQLite's: one daemon, which knows its own commits).
     /// Each call opens a listener of its own (on PostgreSQL, a connection of its own).
     func openWakeups() throws -> (any StoreWakeups)?
+    /// Tells every daemon listening on the store (`openWakeups`) that requests, events or settings (paused handlers,
+    /// disabled tasks) changed, so that they read them now (`WakeupBatch.requests`): a command given the config of a
+    /// daemon that is not running is still heard by the others. Nothing on SQLite (one daemon, woken through its
+    /// state folder).
+    func announceRequests() throws
     /// Where the engine says why a write is taking long (on PostgreSQL: a COMMIT whose answer a crash or a cut
     /// network lost, whose outcome the write waits to learn); SQLite's never does.
     func reportLongWaits(to report: @escaping @Sendable (String) -> Void)
@@ -66,6 +71,8 @@ extension Store {
     public func checkHold() throws -> StoreHold? { nil }
 
     public func openWakeups() throws -> (any StoreWakeups)? { nil }
+
+    public func announceRequests() throws {}
 }
 
 /// How a daemon sharing a store learns, without polling, that a job may have become claimable: a descriptor that
@@ -102,12 +109,19 @@ public struct WakeupBatch: Sendable, Equatable {
     public let renewed: Bool
     /// The descriptor to watch from now on (`StoreWakeups.descriptor`).
     public let descriptor: Int32
+    /// A command announced requests, events or settings to read (`Store.announceRequests`).
+    public let requests: Bool
 
-    public init(notified: Bool, renewed: Bool, descriptor: Int32) {
+    public init(notified: Bool, renewed: Bool, descriptor: Int32, requests: Bool = false) {
         self.notified = notified
         self.renewed = renewed
         self.descriptor = descriptor
+        self.requests = requests
     }
+
+    /// Whether to read the store's requests, events and settings now: announced, or announcements may have been
+    /// missed.
+    public var mustReadRequests: Bool { requests || renewed }
 
     /// Whether to claim now: something was announced, or announcements may have been missed.
     public var mustLook: Bool { notified || renewed }

@@ -36,4 +36,53 @@ extension SharedStoreTests {
         #expect(refused.stderr.contains("the orchestrator daemons of a shared store"), "\(refused.stderr)")
         for daemon in cluster.daemons.prefix(2) { #expect(daemon.stopDaemon() == 0) }
     }
+
+    /// `handler pause|resume`, `task disable` and `trigger` given the config of a daemon that is not running reach
+    /// the daemons of the store that are: they are announced on the store's wake-up channel. Before, only the
+    /// config's own daemon heard them, so paused work went on running and the event waited for that daemon's start.
+    @Test func aPauseADisableAndAnEventGivenAnIdleDaemonsConfigReachTheRunningDaemons() throws {
+        let marks = try TestInstance(config: "")
+        let cluster = try Cluster(count: 3, extra: """
+
+            [[task]]
+            name = "hook"
+            on = "poke"
+            command = ["/bin/sh", "-c", "echo hook >> \(marks.path("hook.log"))"]
+
+            [[task]]
+            name = "tick"
+            every = "1h"
+            command = ["/bin/true"]
+            """)
+        let running = Array(cluster.daemons.prefix(2))
+        for daemon in running { try daemon.startDaemon() }
+        let idle = cluster.daemons[2]
+
+        let paused = try idle.run(["handler", "pause", "test"])
+        #expect(paused.status == 0, "\(paused.stderr)")
+        try cluster.waitUntil("both running daemons hold the handler's jobs back", timeout: 10) {
+            running.allSatisfy { $0.log.contains("handler paused: its jobs wait") }
+        }
+        let names = (1...5).map { "p\($0).txt" }
+        for name in names { try cluster.first.drop(name) }
+        // On a shared store a paused handler's jobs stay queued for whichever daemon may run them; each daemon that
+        // claims one gives it back.
+        try cluster.waitUntil("the files are registered and held back", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE state = 'queued'") == "5"
+                && running.allSatisfy { $0.log.contains("giving it back") && $0.log.contains("reason=\"handler test is paused\"") }
+        }
+        #expect(cluster.runs().isEmpty, "a paused handler's file ran: \(cluster.runs())")
+        #expect(try idle.run(["handler", "resume", "test"]).status == 0)
+        try cluster.waitUntil("every file is done", timeout: 30) { cluster.first.count(in: "Done") == 5 }
+
+        #expect(try idle.run(["task", "disable", "tick"]).status == 0)
+        try cluster.waitUntil("both running daemons disable the task", timeout: 10) {
+            running.allSatisfy { $0.log.contains("disabled") && $0.log.contains("task=tick") }
+        }
+
+        let triggered = try idle.run(["trigger", "poke"])
+        #expect(triggered.status == 0 && triggered.stdout.contains("a running daemon of the store queues: hook"), "\(triggered.stdout)")
+        try cluster.waitUntil("the event's task ran", timeout: 20) { marks.lines(of: "hook.log") == ["hook"] }
+        for daemon in running { #expect(daemon.stopDaemon() == 0) }
+    }
 }

@@ -137,7 +137,7 @@ public enum InterventionCommands {
         } catch {
             throw CommandError(.failure, "error: cannot record the change: \(error)")
         }
-        TaskCommands.wakeDaemon(config, reason: paused ? "pause" : "resume")
+        TaskCommands.wakeDaemons(config, store: store, reason: paused ? "pause" : "resume")
         return paused
             ? "handler \(handler) paused: its jobs wait (state paused), running ones finish; `orchestrator handler resume \(handler)` lets them run"
             : "handler \(handler) resumed"

@@ -24,14 +24,15 @@ public enum TaskCommands {
         } catch {
             throw CommandError(.failure, "error: cannot record the event: \(error)")
         }
-        wakeDaemon(config, reason: "event-\(id)")
+        wakeDaemons(config, store: store, reason: "event-\(id)")
         let listeners = config.tasks.filter { if case .event(event) = $0.trigger { true } else { false } }.map(\.name)
         let daemon = StateOwner.current(config).daemonPID != nil
         var line = "event \(event) recorded (id \(id))"
         if listeners.isEmpty {
             line += "; no task listens to it"
         } else {
-            line += "; " + (daemon ? "the daemon queues" : "the next daemon start queues") + ": " + listeners.joined(separator: ", ")
+            let who = daemon ? "the daemon queues" : otherDaemonsRun(config, store: store) ? "a running daemon of the store queues" : "the next daemon start queues"
+            line += "; " + who + ": " + listeners.joined(separator: ", ")
         }
         return line
     }
@@ -39,6 +40,22 @@ public enum TaskCommands {
     static func isValidEventName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 200
             && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-_:".unicodeScalars.contains($0)) }
+    }
+
+    /// `wakeDaemon`, and on a shared store every running daemon of it (`Store.announceRequests`): a command given
+    /// the config of a daemon that is not running is heard by the others. Not for a request that this config's own
+    /// daemon must answer (cancel, priority): another daemon could take it first.
+    static func wakeDaemons(_ config: Config, store: any Store, reason: String) {
+        wakeDaemon(config, reason: reason)
+        if config.store.url != nil { try? store.announceRequests() }
+    }
+
+    /// Whether daemons of this config's shared store other than its own are running (by their heartbeats).
+    static func otherDaemonsRun(_ config: Config, store: any Store) -> Bool {
+        guard config.store.url != nil, let nodes = try? store.read({ try $0.nodes() }) else { return false }
+        return nodes.contains {
+            $0.name != config.node.name && NodeLiveness.condition(of: $0, shared: true, stateDirDaemonRuns: false) == .running
+        }
     }
 
     /// Creates a file in the wake folder; the daemon's inotify watch on it reads the store. Without a daemon
@@ -62,7 +79,7 @@ public enum TaskCommands {
         } catch {
             throw CommandError(.failure, "error: cannot record the change: \(error)")
         }
-        wakeDaemon(config, reason: enabled ? "enable" : "disable")
+        wakeDaemons(config, store: store, reason: enabled ? "enable" : "disable")
         return "task \(task) \(enabled ? "enabled" : "disabled")"
     }
 

@@ -42,6 +42,8 @@ extension Dispatcher {
         do {
             let batch = try wakeups.drain()
             if batch.renewed { watchWakeups(batch.descriptor) }
+            // A command given another daemon's config (a pause, a disabled task, an event, a request) is read here too.
+            if batch.mustReadRequests { post(.wake) }
             if batch.mustLook {
                 foreignWorkPending = true
                 scheduleCycle()
