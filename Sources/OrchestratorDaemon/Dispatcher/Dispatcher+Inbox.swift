@@ -147,7 +147,9 @@ extension Dispatcher {
             }
         }
         let inbox = FileSystem.status(layout.inbox)
-        if watcher == nil {
+        if !runs(.lister) {
+            // A daemon without the lister role never watches Inbox: nothing to check.
+        } else if watcher == nil {
             problems.append("the inotify watch on Inbox is not active; new files are found by the ingest sweep every \(config.sweeps.ingest.configText)")
             startWatching()
             startScan(reason: "watch restarted")
