@@ -26,6 +26,7 @@ import Testing
         try instance.startDaemon(extraArguments: ["--store", store])
         try instance.waitUntil("the task has run", timeout: 20) { instance.log.contains("task=tick") }
         try server.crash()
+        let away = Date()
         try instance.waitUntil("the watchdog reports the pause", timeout: 30) {
             instance.log.contains("unhealthy problems=\"paused: the store's server cannot be reached\"")
         }
@@ -34,10 +35,15 @@ import Testing
         }
         #expect(!instance.log.contains("no space"), "\(instance.log)")
         #expect(!instance.log.contains("disk is full"), "\(instance.log)")
+        // An outage of some seconds: the store's hold is retried every second meanwhile.
+        try instance.waitUntil("the server has been away 4 s", timeout: 10) { Date().timeIntervalSince(away) > 4 }
         try server.start()
         try instance.waitUntil("the daemon resumes", timeout: 60) {
             instance.log.contains("the store can be written again; resuming")
         }
+        // Those retries are said once, not once a second.
+        let said = instance.log.components(separatedBy: "its server is away; taking it again when it is back").count - 1
+        #expect(said == 1, "said \(said) times")
         #expect(instance.stopDaemon() == 0)
     }
 

@@ -28,10 +28,14 @@ extension Dispatcher {
         do {
             let hold = try store.checkHold()
             if hold?.renewed == true { logger.info("the session holding the store ended; the store is held again") }
+            storeHoldAway = false
             watchStoreHold(hold?.descriptor)
         } catch where StoreFailure.classify(error) == .unreachable {
-            // Nobody can take the store while its server is away: try again in a moment.
-            logger.warning("the session holding the store ended and its server is away; taking it again when it is back", metadata: ["error": "\(error)"])
+            // Nobody can take the store while its server is away: try again in a moment. Said once per outage.
+            logger.log(
+                level: storeHoldAway ? .debug : .warning,
+                "the session holding the store ended and its server is away; taking it again when it is back", metadata: ["error": "\(error)"])
+            storeHoldAway = true
             _ = schedule(.storeHoldRetry, after: Self.storeHoldRetryDelay)
         } catch {
             logger.critical("the store is no longer this daemon's; stopping", metadata: ["error": "\(error)"])

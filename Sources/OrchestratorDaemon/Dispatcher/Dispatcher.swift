@@ -204,6 +204,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var signalSources: [any DispatchSourceSignal] = []
     /// The event loop's watch on the store's hold (`Store.holdDescriptor`), see Dispatcher+StoreHold.
     var storeHoldWatch: EventLoop.Registration?
+    /// The hold's server is away and that was said: the retries every second say nothing more until it is back.
+    var storeHoldAway = false
 
     var jobs: [Int64: LiveJob] = [:]
     var names = NameLedger()
