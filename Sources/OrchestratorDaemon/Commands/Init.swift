@@ -114,6 +114,15 @@ prune    = "1h"                  # delete what [retention] names and reuse the f
 jobs = "90d"                     # finished jobs (with their attempts, transitions, events) older than this
 logs = "14d"                     # per-attempt log files older than this
 
+# Several daemons sharing one queue keep the ledger in PostgreSQL (README, "The store"): give each the same
+# [store] url and [paths] inbox/done/failed, and a [node] name of its own.
+# [store]
+# url   = "postgres://orchestrator@db.example/orchestrator"
+# lease = "30s"                  # a silent daemon's running jobs go to the others after this
+#
+# [node]
+# name  = "host-a"               # default: the host name
+
 """#
 
     public static let worker = #"""

@@ -328,7 +328,10 @@ extension Dispatcher {
             jobs[jobID]?.state = .queued
             breakerNoVerdict(job.owner)
             recordTransition(jobID: jobID, from: .running, to: .queued, attempts: job.attempts, detail: "interrupted by shutdown", at: wallNow)
-            logger.info("interrupted; will run again at next start", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)"])
+            // On a shared store it is queued there again, for any daemon: it need not wait for this one's start.
+            logger.info(
+                claimsJobs ? "interrupted; runs again on whichever daemon of the store claims it" : "interrupted; will run again at next start",
+                metadata: [job.logKey: "\(job.name)", "job": "\(jobID)"])
         case .succeeded:
             jobs[jobID] = nil  // Its name stays taken in `names` until its file has moved out.
             recordTransition(jobID: jobID, from: .running, to: .done, attempts: number, at: wallNow)
