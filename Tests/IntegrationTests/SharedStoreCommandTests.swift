@@ -85,4 +85,21 @@ extension SharedStoreTests {
         try cluster.waitUntil("the event's task ran", timeout: 20) { marks.lines(of: "hook.log") == ["hook"] }
         for daemon in running { #expect(daemon.stopDaemon() == 0) }
     }
+
+    /// A daemon whose store URL names another database (a typo) on the store's Inbox is refused with 69, and the
+    /// message names both stores, so the typo shows.
+    @Test func aDaemonOfAnotherStoreOnTheInboxIsToldBothStores() throws {
+        let cluster = try Cluster(count: 2)
+        try cluster.daemons[0].startDaemon()
+        let stray = cluster.daemons[1]
+        guard let slash = cluster.store.lastIndex(of: "/") else { throw TimedOut(description: "no database in \(cluster.store)") }
+        let typo = cluster.store[..<slash] + "/orch_nosuch_\(getpid())"
+        var config = try String(contentsOf: stray.configURL, encoding: .utf8)
+        config = config.replacingOccurrences(of: "url = \"\(cluster.store)\"", with: "url = \"\(typo)\"")
+        try config.write(to: stray.configURL, atomically: true, encoding: .utf8)
+        let refused = try stray.run(["watch"], timeout: 20)
+        #expect(refused.status == 69, "\(refused.stderr)")
+        #expect(refused.stderr.contains("own Inbox") && refused.stderr.contains("this config's store is") && refused.stderr.contains("orch_nosuch_"), "\(refused.stderr)")
+        #expect(cluster.daemons[0].stopDaemon() == 0)
+    }
 }

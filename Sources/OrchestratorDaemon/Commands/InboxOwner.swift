@@ -75,7 +75,7 @@ enum InboxOwner {
         {
             throw CommandError(
                 .unavailable,
-                "error: orchestrator daemons of another store (\(theirs)) own Inbox \(config.paths.inbox); daemons share an Inbox only through one store")
+                "error: orchestrator daemons of another store (\(theirs)) own Inbox \(config.paths.inbox), and this config's store is \(mine); daemons share an Inbox only through one store")
         }
         try? Data((mine + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }

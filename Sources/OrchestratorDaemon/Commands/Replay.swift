@@ -68,6 +68,9 @@ public enum Replay {
         if !resolved.isEmpty || argument.split(separator: "/").contains("..") {
             throw CommandError(.badInput, "error: \(argument) is not inside the Failed folder \(failedRoot); refusing to move it")
         }
-        throw CommandError(.badInput, "error: \(argument) does not exist in the Failed folder \(failedRoot)")
+        // Say where it looked: a path relative to the current directory is taken from there, not from Failed/.
+        throw CommandError(
+            .badInput,
+            "error: \(argument) does not exist in the Failed folder \(failedRoot) (looked for \(given) and \(failedRoot.appending(RelativePath(argument))))")
     }
 }
