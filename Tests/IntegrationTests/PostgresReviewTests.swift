@@ -35,6 +35,11 @@ import Testing
         }
         #expect(!instance.log.contains("no space"), "\(instance.log)")
         #expect(!instance.log.contains("disk is full"), "\(instance.log)")
+        // `status --json` cannot read the store meanwhile: it says so, and does not call the daemon healthy.
+        let json = try instance.run(["status", "--json", "--store", store])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(json.status == 0 && object?["healthy"] as? Bool == false, "\(json.stdout)")
+        #expect((object?["cannot_read"] as? [String])?.isEmpty == false, "\(json.stdout)")
         // An outage of some seconds: the store's hold is retried every second meanwhile.
         try instance.waitUntil("the server has been away 4 s", timeout: 10) { Date().timeIntervalSince(away) > 4 }
         try server.start()

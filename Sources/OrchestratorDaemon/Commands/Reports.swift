@@ -118,7 +118,8 @@ public enum Reports {
             }
             object["config_disagreement"] = disagreement as Any? ?? NSNull()
             object["paused"] = paused as Any? ?? NSNull()
-            object["healthy"] = daemonPID != nil && (health?.healthy ?? true)
+            // A store that cannot be read (its server away) leaves the counts at zero: that is not a healthy, idle queue.
+            object["healthy"] = daemonPID != nil && !storeUnreadable && (health?.healthy ?? true)
             object["health"] = own.healthJSON
             return try render(object)
         }
