@@ -40,7 +40,10 @@ public final class InstanceLock: @unchecked Sendable {  // immutable after init
     }
 
     /// The pid of the live holder, or nil when nobody holds the lock.
-    public static func holder(_ path: String) -> Int32? {
+    public static func holder(_ path: String) -> Int32? { heldLock(path)?.l_pid }
+
+    /// A lock someone holds on the file (F_GETLK for an exclusive one: any lock conflicts); nil when none.
+    private static func heldLock(_ path: String) -> flock? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -48,21 +51,14 @@ public final class InstanceLock: @unchecked Sendable {  // immutable after init
         query.l_type = Int16(F_WRLCK)
         query.l_whence = Int16(SEEK_SET)
         guard fcntl(fd, F_GETLK, &query) == 0, query.l_type != Int16(F_UNLCK) else { return nil }
-        return query.l_pid
+        return query
     }
 
     /// Whether the lock is held shared (a read lock: the daemons of one shared store), not exclusively; nil when
     /// nobody holds it. Shared holders are several: the pid `holder` reports is any one of them, and the file names
     /// the one that took it last, so the two need not match.
     public static func isHeldShared(_ path: String) -> Bool? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var query = flock()
-        query.l_type = Int16(F_WRLCK)
-        query.l_whence = Int16(SEEK_SET)
-        guard fcntl(fd, F_GETLK, &query) == 0, query.l_type != Int16(F_UNLCK) else { return nil }
-        return query.l_type == Int16(F_RDLCK)
+        heldLock(path).map { $0.l_type == Int16(F_RDLCK) }
     }
 
     /// The role line the file holds, whoever wrote it ("" when it names none); nil when unreadable.
