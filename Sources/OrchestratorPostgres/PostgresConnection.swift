@@ -18,7 +18,6 @@ public final class PostgresConnection {
     /// Statements whose answers were awaited (`executeLater(answered:)`) in a pipeline that broke off before they
     /// came: whoever settles a lost COMMIT takes them (`takeLostAnswers`). Cleared by `begin`.
     private var lostAnswers: [Statement] = []
-    public var answersLost: Bool { !lostAnswers.isEmpty }
     /// Statements `executeLater` queued in the open transaction, not sent yet.
     private var queued: [Statement] = []
     /// Statements prepared in this session, by text and parameter types; a new session (`reconnect`) has none.
@@ -152,8 +151,6 @@ public final class PostgresConnection {
     /// Answers of a transaction's statements that the connection lost (see `takeLostAnswers`).
     public struct LostAnswers {
         let statements: [Statement]
-
-        public var isEmpty: Bool { statements.isEmpty }
 
         /// Whether every one of them can be read again (`replay`): otherwise they are gone for good.
         public var replayable: Bool { statements.allSatisfy { $0.replay != nil } }
