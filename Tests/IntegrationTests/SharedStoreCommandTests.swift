@@ -102,4 +102,30 @@ extension SharedStoreTests {
         #expect(refused.stderr.contains("own Inbox") && refused.stderr.contains("this config's store is") && refused.stderr.contains("orch_nosuch_"), "\(refused.stderr)")
         #expect(cluster.daemons[0].stopDaemon() == 0)
     }
+
+    /// A queued file is held in the queue of the daemon that registered it (the store names no owner until a claim):
+    /// a cancel through another daemon's config is refused with that daemon's name, and through its config it goes.
+    @Test func aCancelOfAQueuedFileNamesTheDaemonThatRegisteredIt() throws {
+        let cluster = try Cluster(count: 2, workerSeconds: "30", maxConcurrent: 1)
+        try cluster.start()
+        for index in 1...4 { try cluster.first.drop("q\(index).txt") }
+        try cluster.waitUntil("two run and two wait", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT count(*) FILTER (WHERE state = 'running') || '|' || count(*) FILTER (WHERE state = 'queued') FROM job") == "2|2"
+        }
+        let row = try Server.psql(
+            cluster.store,
+            """
+            SELECT j.id || '|' || t.detail FROM job j JOIN transition t ON t.job_id = j.id
+            WHERE j.state = 'queued' AND t.from_state IS NULL ORDER BY j.id LIMIT 1
+            """
+        ).split(separator: "|").map(String.init)
+        #expect(row.count == 2 && row[1].hasPrefix("claimed by lister n"), "\(row)")
+        guard row.count == 2, let registrar = row[1].split(separator: " ").last.map(String.init) else { return }
+        let (holder, other) = registrar == "n1" ? (cluster.daemons[0], cluster.daemons[1]) : (cluster.daemons[1], cluster.daemons[0])
+        let refused = try other.run(["cancel", row[0]])
+        #expect(refused.status == 65 && refused.stderr.contains("daemon \(registrar) holds it"), "\(refused.stderr)")
+        let cancelled = try holder.run(["cancel", row[0]])
+        #expect(cancelled.status == 0 && cancelled.stdout.contains("cancelled before it ran"), "\(cancelled.stdout) \(cancelled.stderr)")
+        for daemon in cluster.daemons { daemon.killDaemon() }
+    }
 }

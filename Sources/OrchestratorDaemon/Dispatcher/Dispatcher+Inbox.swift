@@ -296,6 +296,9 @@ extension Dispatcher {
     func recordClaims() -> Bool {
         let claims = newClaims
         let wallNow = Self.wallClock()
+        // On a shared store the registering daemon holds a queued file in its queue until a daemon claims it (the
+        // store names no owner meanwhile): its name goes with the registration, for a cancel to say whose it is.
+        let registered = claimsJobs ? Self.registeredBy + config.node.name : "claimed"
         let recorded = commit("record claimed files") { transaction -> [(RelativePath, Int64, Handler?, String?)] in
             var created: [(RelativePath, Int64, Handler?, String?)] = []
             for claim in claims {
@@ -309,7 +312,7 @@ extension Dispatcher {
                 } else if let handler = config.handler(for: name) {
                     let id = try transaction.insertJob(
                         kind: .file, name: name, handler: handler.name, state: .queued, priority: handler.priority,
-                        maxAttempts: handler.maxAttempts, detail: "claimed", claim: claim.identity, at: wallNow)
+                        maxAttempts: handler.maxAttempts, detail: registered, claim: claim.identity, at: wallNow)
                     created.append((name, id, handler, nil))
                 } else {
                     let id = try transaction.insertJob(
@@ -353,6 +356,9 @@ extension Dispatcher {
     }
 
     /// The reason given to an entry that is not a regular file (guarantee 10).
+    /// A shared store's registration detail, before the registering daemon's name.
+    static let registeredBy = "claimed by lister "
+
     static func notRegular(_ kind: FileStatus.Kind) -> String { "not a regular file (\(kind.rawValue))" }
 
     func enqueue(_ job: LiveJob) {

@@ -97,10 +97,27 @@ extension Dispatcher {
             record = nil
         }
         guard let record else { return InterventionRequest.answer(.unknown) }
-        // On a shared store a live job this daemon does not hold is another daemon's (or was queued by one).
-        if claimsJobs, !record.state.isTerminal { return InterventionRequest.answer(.otherDaemon(record.owner ?? "that queued it")) }
+        // On a shared store a live job this daemon does not hold is another daemon's: its claimant's, or, not claimed
+        // yet, the daemon that registered it and holds it in its queue.
+        if claimsJobs, !record.state.isTerminal {
+            return InterventionRequest.answer(.otherDaemon(record.owner ?? registeringDaemon(of: jobID) ?? "that queued it"))
+        }
         // Live in the store but not here: it has just finished and its end is not committed yet.
         return InterventionRequest.answer(.finished(record.state.isTerminal ? record.state : .done))
+    }
+
+    /// The daemon that registered a file job on a shared store, from its first transition; nil if not recorded.
+    private func registeringDaemon(of jobID: Int64) -> String? {
+        let transitions: [(at: UnixTime, from: String?, to: String, detail: String?)]
+        do {
+            transitions = try store.read { try $0.transitions(jobID: jobID) }
+        } catch {
+            // Only the refusal's wording depends on it.
+            logger.warning("cannot read job \(jobID)'s registration to name its daemon", metadata: ["error": "\(error)"])
+            return nil
+        }
+        guard let detail = transitions.first?.detail, detail.hasPrefix(Self.registeredBy) else { return nil }
+        return String(detail.dropFirst(Self.registeredBy.count))
     }
 
     // MARK: priority
