@@ -47,6 +47,8 @@ public enum TaskCommands {
     /// daemon must answer (cancel, priority): another daemon could take it first.
     static func wakeDaemons(_ config: Config, store: any Store, reason: String) {
         wakeDaemon(config, reason: reason)
+        // What it announces is already committed: an announcement lost with the server is read by every daemon
+        // when its listening session is renewed (`WakeupBatch.mustReadRequests`), or at its next wake-up.
         if config.store.url != nil { try? store.announceRequests() }
     }
 
