@@ -31,7 +31,7 @@ struct Pruner {
         var summary: String {
             var text = "deleted \(rows.jobs) jobs (\(rows.attempts) attempts, \(rows.transitions) transitions), "
                 + "\(rows.events) events, \(rows.requests) requests, \(logFiles) log files"
-            if rows.daemons > 0 { text += ", the rows of \(rows.daemons) daemons not heard of since" }
+            if rows.daemons > 0 { text += ", the rows of \(rows.daemons) daemons silent past [retention] jobs" }
             if let reclaim {
                 text += reclaim.switchedToIncremental
                     ? "; switched the database to incremental vacuum (one full VACUUM)"

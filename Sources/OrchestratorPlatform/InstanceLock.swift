@@ -63,29 +63,28 @@ public final class InstanceLock: @unchecked Sendable {  // immutable after init
 
     /// The role line the file holds, whoever wrote it ("" when it names none); nil when unreadable.
     public static func writtenRole(_ path: String) -> (pid: Int32, role: String)? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 128)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return nil }
-        let line = String(decoding: buffer[..<n], as: UTF8.self).split(separator: "\n").first ?? ""
+        guard let line = firstLine(path) else { return nil }
         let parts = line.split(separator: " ", maxSplits: 1)
         guard let pid = parts.first.flatMap({ Int32($0) }) else { return nil }
         return (pid, parts.count > 1 ? String(parts[1]) : "")
     }
 
-    /// What the live holder wrote as its role: nil when nobody holds the lock or when the file does not
-    /// (yet) carry the holder's pid (it has just taken the lock); "" when it gave no role.
-    public static func holderRole(_ path: String) -> String? {
-        guard let pid = holder(path) else { return nil }
+    /// The file's first line ("" when empty); nil when it cannot be opened.
+    private static func firstLine(_ path: String) -> Substring? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 128)
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard n > 0 else { return "" }
-        let line = String(decoding: buffer[..<n], as: UTF8.self).split(separator: "\n").first ?? ""
+        return String(decoding: buffer[..<n], as: UTF8.self).split(separator: "\n").first ?? ""
+    }
+
+    /// What the live holder wrote as its role: nil when nobody holds the lock or when the file does not
+    /// (yet) carry the holder's pid (it has just taken the lock); "" when it gave no role.
+    public static func holderRole(_ path: String) -> String? {
+        guard let pid = holder(path), let line = firstLine(path) else { return nil }
+        guard !line.isEmpty else { return "" }
         let parts = line.split(separator: " ", maxSplits: 1)
         guard parts.first.flatMap({ Int32($0) }) == pid else { return nil }
         return parts.count > 1 ? String(parts[1]) : ""
