@@ -58,7 +58,7 @@ extension Dispatcher {
 
     private func armBreakerTimer(_ owner: JobOwner) {
         guard breakerTimers[owner] == nil, let reopensAt = breakers[owner]?.reopensAt else { return }
-        breakerTimers[owner] = schedule(.breakerCooldown(owner), after: reopensAt > now ? reopensAt - now : 0)
+        breakerTimers[owner] = schedule(.breakerCooldown(owner), after: millisecondsUntil(reopensAt))
     }
 
     /// The cooldown is over: the oldest parked job goes back to the queue as the probe.
@@ -128,7 +128,7 @@ extension Dispatcher {
         case .closed: state = "closed"
         case .open(let until):
             state = "open"
-            openUntil = Self.wallClock() + Double(until > now ? until - now : 0) / 1000
+            openUntil = Self.wallClock() + Double(millisecondsUntil(until)) / 1000
         case .halfOpen: state = "half_open"
         }
         let failures = breaker.consecutiveFailures

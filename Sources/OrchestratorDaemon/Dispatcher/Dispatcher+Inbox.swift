@@ -382,10 +382,10 @@ extension Dispatcher {
         guard !finishedJobs.isEmpty, movesInFlight == 0, !phase.isPausedForDisk, moveBatchTimer == nil else { return }
         // Batches at most every `moveBatchInterval` under load: each costs a commit and two fsyncs whatever its
         // size, so a burst's files go in fewer, larger batches; a file after a quiet moment goes at once.
-        if let last = lastMoveBatch, now < last + Self.moveBatchInterval, !phase.isStopping,
-            finishedJobs.count < Self.moveBatchLimit
+        if let last = lastMoveBatch, case let wait = millisecondsUntil(last + Self.moveBatchInterval), wait > 0,
+            !phase.isStopping, finishedJobs.count < Self.moveBatchLimit
         {
-            moveBatchTimer = schedule(.moveBatchDue, after: last + Self.moveBatchInterval - now)
+            moveBatchTimer = schedule(.moveBatchDue, after: wait)
             return
         }
         // The end states first: a file never leaves before its job's end is durable.

@@ -402,6 +402,13 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
 
     var now: UInt64 { Self.monotonicMilliseconds() }
 
+    /// Milliseconds from now until `instant`, 0 once it has passed. `now` reads the clock at each use, so a check
+    /// `instant > now` followed by `instant - now` can see the clock tick in between and underflow (a trap).
+    func millisecondsUntil(_ instant: UInt64) -> UInt64 {
+        let current = now
+        return instant > current ? instant - current : 0
+    }
+
     static func wallClock() -> UnixTime {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
@@ -558,7 +565,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         guard next != armedWakeup else { return }
         armedWakeup = next
         guard let eventLoop else { return }
-        eventLoop.setTimer(after: next.map { $0 > now ? $0 - now : 0 })
+        eventLoop.setTimer(after: next.map(millisecondsUntil))
     }
 
     /// The loop that wakes the dispatcher: worker fds (through the supervisor), the wheel's timer, the mover.
