@@ -200,9 +200,10 @@ public final class PostgresConnection {
     private func pipeline(_ statements: [Statement]) throws -> PostgresResult {
         let encoded = try statements.map { try EncodedParameters($0.parameters) }
         guard orch_PQenterPipelineMode(connection) == 1 else { throw connectionError() }
-        // Each leaves as its answer is read: a pipeline that breaks off leaves the rest.
-        var awaited = Set(statements.indices.filter { statements[$0].answered != nil })
-        defer { if !awaited.isEmpty { lostAnswers = awaited.sorted().map { statements[$0] } } }
+        // Answers come in order: a pipeline that breaks off loses those of the statements after the last one read.
+        var answered = 0
+        var readToTheEnd = false
+        defer { if !readToTheEnd { lostAnswers = statements[answered...].filter { $0.answered != nil } } }
         enum Sent {
             case preparation(PreparedKey)
             case statement(Int)
@@ -248,7 +249,7 @@ public final class PostgresConnection {
                 do {
                     let copied = try consumeStatement(result)
                     if case .statement(let index) = item {
-                        awaited.remove(index)
+                        answered = index + 1
                         try statements[index].answered?(copied)
                         if index == statements.count - 1 { last = copied }
                     }
@@ -265,7 +266,7 @@ public final class PostgresConnection {
         let synced = orch_PQresultStatus(sync) == PGRES_PIPELINE_SYNC
         orch_PQclear(sync)
         guard synced, orch_PQexitPipelineMode(connection) == 1 else { throw abandonPipeline() }
-        awaited = []
+        readToTheEnd = true
         lostAnswers = []
         if let firstError { throw firstError }
         guard let last else { throw PostgresError(kind: .client, message: "the server sent no result for a statement") }
