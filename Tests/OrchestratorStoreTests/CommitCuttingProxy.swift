@@ -86,8 +86,9 @@ final class CommitCuttingProxy: @unchecked Sendable {
                 let count = read(client, &buffer, buffer.count)
                 guard count > 0, Self.writeAll(server, buffer[..<count]) else { return }
                 let commit = Array("COMMIT".utf8)
-                if let applied = lock.withLock({ armed }), buffer[..<count].firstRange(of: commit) != nil {
-                    lock.withLock { armed = nil }
+                if buffer[..<count].firstRange(of: commit) != nil,
+                    let applied = lock.withLock({ () -> (@Sendable () -> Bool)? in defer { armed = nil }; return armed })
+                {
                     // The server's answers stay unread until it has applied the COMMIT; then the client is cut off.
                     let deadline = Date().addingTimeInterval(20)
                     while !applied(), Date() < deadline { usleep(10_000) }
