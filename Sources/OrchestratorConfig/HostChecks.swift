@@ -125,8 +125,8 @@ enum Executable {
 
 /// Where a folder is, as the kernel sees it: the components of its real path, and for each existing
 /// ancestor (from `/`) and for itself if it exists, its device and inode.
-struct FolderLocation: Equatable {
-    struct Identity: Equatable {
+public struct FolderLocation: Equatable {
+    public struct Identity: Equatable {
         var device: UInt64
         var inode: UInt64
     }
@@ -143,7 +143,10 @@ struct FolderLocation: Equatable {
         self.identities = identities
     }
 
-    init(resolving path: String) {
+    /// The folder's real path: symlinks and `..` in the part that exists resolved, the rest as written.
+    public var realPath: String { "/" + components.joined(separator: "/") }
+
+    public init(resolving path: String) {
         var missing: [String] = []
         var existing = path
         var real: String?

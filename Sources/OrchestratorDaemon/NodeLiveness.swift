@@ -107,8 +107,12 @@ enum NodeLiveness {
         }
     }
 
+    /// The folders by their real paths: one daemon may reach the shared folders through a symlink the others do
+    /// not use (`/srv/inbox`, and `/data/inbox` that links to it, are one Inbox).
     static func folders(_ config: Config) -> String {
-        "inbox \(config.paths.inbox), done \(config.paths.done), failed \(config.paths.failed), processing \(config.paths.processing)"
+        let paths = config.paths
+        func real(_ path: String) -> String { FolderLocation(resolving: path).realPath }
+        return "inbox \(real(paths.inbox)), done \(real(paths.done)), failed \(real(paths.failed)), processing \(real(paths.processing))"
     }
 
     /// Where this daemon runs from: its host and state dir.

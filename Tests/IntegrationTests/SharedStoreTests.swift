@@ -339,4 +339,23 @@ extension SharedStoreTests {
         try stranger.waitUntil("the new folders work", timeout: 20) { stranger.count(in: "Done") == 1 }
         #expect(stranger.stopDaemon() == 0)
     }
+    /// The same folders spelled through a symlink are the same folders: a daemon reaching the shared Inbox, Done and
+    /// Failed through a link of its own joins the others. Before, the check compared the configs' text and refused it.
+    @Test func aDaemonReachingTheSharedFoldersThroughASymlinkJoinsTheOthers() throws {
+        let cluster = try Cluster(count: 2)
+        let linked = cluster.daemons[1]
+        let link = linked.path("shared")
+        #expect(symlink(cluster.first.root.path, link) == 0, "symlink: \(errno)")
+        var config = try String(contentsOf: linked.configURL, encoding: .utf8)
+        config = config.replacingOccurrences(of: "\"\(cluster.first.root.path)/", with: "\"\(link)/")
+        #expect(config.contains("inbox = \"\(link)/Inbox\""), "\(config)")
+        try config.write(to: linked.configURL, atomically: true, encoding: .utf8)
+        try cluster.start()
+        let names = (1...40).map { "l\($0).txt" }
+        for name in names { try cluster.first.drop(name) }
+        try cluster.waitUntil("every file is done", timeout: 60) { cluster.first.count(in: "Done") == 40 }
+        #expect(Set(cluster.runs().keys) == Set(names) && cluster.runs().values.allSatisfy { $0 == 1 })
+        #expect(linked.daemon?.isRunning == true, "\(linked.log.suffix(1500))")
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+    }
 }
