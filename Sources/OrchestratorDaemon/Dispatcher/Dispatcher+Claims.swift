@@ -25,7 +25,7 @@ extension Dispatcher {
     /// Before a worker starts: the job becomes this daemon's in the store, in one transaction with the writes
     /// pending (among them the job's own insert, when it was queued this cycle).
     func claimForStart(_ job: LiveJob) -> StartClaim {
-        guard claimsJobs, heldClaims[job.id] == nil else { return .claimed }
+        guard claimsJobs, !claimLedger.holds(job.id) else { return .claimed }
         let (node, lease, jobID) = (config.node.name, config.store.leaseSeconds, job.id)
         let isTask = if case .task = job.owner { true } else { false }
         // A task run also waits while another run of its task runs on any daemon: then it is left queued in the store,
@@ -39,8 +39,7 @@ extension Dispatcher {
             return .notNow
         }
         guard let claimed = answer.value ?? nil else { return .takenElsewhere }
-        heldClaims[jobID] = claimed.claims
-        if isTask { heldTaskRunClaims.insert(jobID) }
+        claimLedger.took(jobID, claim: claimed.claims, isTaskRun: isTask)
         armLeaseRenewal()
         return .claimed
     }
@@ -79,12 +78,9 @@ extension Dispatcher {
         let node = config.node.name
         if previous == .running {
             // Known by the claim: a finished job has left `jobs` by now.
-            let isTask = heldTaskRunClaims.remove(jobID) != nil
-            guard let claim = heldClaims.removeValue(forKey: jobID) else {
-                // Its claim was found lost: whatever this daemon decided, another daemon has the job now.
-                lostClaims.insert(jobID)
-                return
-            }
+            // nil: its claim was found lost. Whatever this daemon decided, another daemon has the job now.
+            guard let handedIn = claimLedger.handIn(jobID) else { return }
+            let (claim, isTask) = (handedIn.number, handedIn.isTaskRun)
             // A retry waits in the store as queued with its time, so that any daemon can run it when it is due.
             let stored: JobState = state == .retryWait ? .queued : state
             record { [self] transaction in
@@ -94,12 +90,12 @@ extension Dispatcher {
                     let held = try transaction.finishClaimed(
                         jobID: jobID, node: node, claim: claim, to: stored, attempts: attempts, notBefore: notBefore,
                         reason: reason, detail: detail, at: wallNow)
-                    if !held { lostClaims.insert(jobID) }
+                    if !held { claimLedger.endRefused(jobID) }
                 } else {
                     try transaction.finishClaimed(
                         jobID: jobID, node: node, claim: claim, to: stored, attempts: attempts, notBefore: notBefore,
                         reason: reason, detail: detail, at: wallNow
-                    ) { [self] in lostClaims.insert(jobID) }
+                    ) { [self] in claimLedger.endRefused(jobID) }
                 }
             }
             return
@@ -108,7 +104,7 @@ extension Dispatcher {
         record { [self] transaction in
             let ended = try transaction.finishUnclaimed(
                 jobID: jobID, to: state, attempts: attempts, reason: reason, detail: detail, at: wallNow)
-            if !ended { lostClaims.insert(jobID) }
+            if !ended { claimLedger.endRefused(jobID) }
         }
     }
 
@@ -118,7 +114,7 @@ extension Dispatcher {
             record { try $0.finishRunningAttempt(jobID: jobID, result, at: wallNow) }
             return
         }
-        guard let claim = heldClaims[jobID] else { return }
+        guard let claim = claimLedger.claim(of: jobID)?.number else { return }
         let node = config.node.name
         // Refused, the job's end below is refused too, and says the claim is lost.
         record { try $0.endClaimedAttempt(jobID: jobID, node: node, claim: claim, result, at: wallNow) }
@@ -127,9 +123,9 @@ extension Dispatcher {
     /// Finished files whose claim turned out lost when their end was committed: another daemon has the job, and
     /// its file stays in the processing area for that daemon.
     func withoutLostClaims(_ finished: [FinishedJob]) -> [FinishedJob] {
-        guard !lostClaims.isEmpty else { return finished }
+        guard claimLedger.anyLost else { return finished }
         return finished.filter { job in
-            guard lostClaims.remove(job.jobID) != nil else { return true }
+            guard claimLedger.settleLost(job.jobID) else { return true }
             logger.warning(
                 "the claim on this job was lost (its lease ran out); another daemon runs it, nothing is moved",
                 metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
@@ -176,7 +172,7 @@ extension Dispatcher {
     // MARK: Leases
 
     func armLeaseRenewal() {
-        guard claimsJobs, leaseTimer == nil, !heldClaims.isEmpty else { return }
+        guard claimsJobs, leaseTimer == nil, claimLedger.holdsAny else { return }
         leaseTimer = schedule(.leaseRenewal, after: UInt64(max(1, config.store.lease.wholeMilliseconds / 3)))
     }
 
@@ -186,11 +182,11 @@ extension Dispatcher {
         leaseTimer = nil
         // Tried even while the store cannot be written: the renewal is also how this daemon is back first after an
         // outage, before the others' rescues (which wait `lease` after a server restart) take its jobs.
-        guard claimsJobs, !heldClaims.isEmpty else {
+        guard claimsJobs, claimLedger.holdsAny else {
             armLeaseRenewal()
             return
         }
-        let (node, lease, held, wallNow) = (config.node.name, config.store.leaseSeconds, heldClaims, Self.wallClock())
+        let (node, lease, held, wallNow) = (config.node.name, config.store.leaseSeconds, claimLedger.held, Self.wallClock())
         let outcome = commit("renew leases") { transaction -> (lost: [Int64], rescued: [Int64]) in
             let renewed = try transaction.renewLeases(node: node, lease: lease)
             var lost: [Int64] = []
@@ -215,9 +211,7 @@ extension Dispatcher {
     /// This daemon stalled past its lease and another took the job back: its worker must not go on beside the
     /// other daemon's run. Nothing of the job is recorded or moved from here on.
     func claimLost(_ jobID: Int64) {
-        heldTaskRunClaims.remove(jobID)
-        guard heldClaims.removeValue(forKey: jobID) != nil else { return }
-        lostClaims.insert(jobID)
+        guard claimLedger.renewalFoundLost(jobID) else { return }
         logger.error("the lease on this job ran out and another daemon took it back; ending its worker", metadata: ["job": "\(jobID)"])
         if var attempt = running[jobID] {
             attempt.interrupted = true
@@ -228,8 +222,8 @@ extension Dispatcher {
 
     /// A worker whose claim was lost has exited: forgotten, its slot free, nothing written.
     func endOfLostClaim(_ jobID: Int64) -> Bool {
-        guard lostClaims.contains(jobID), heldClaims[jobID] == nil, let job = jobs[jobID] else { return false }
-        lostClaims.remove(jobID)
+        guard claimLedger.isLost(jobID), let job = jobs[jobID] else { return false }
+        _ = claimLedger.settleLost(jobID)
         forgetTakenElsewhere(job)
         return true
     }
@@ -271,8 +265,7 @@ extension Dispatcher {
                 _ = release(taken, reason: reason)
                 return
             }
-            heldClaims[taken.id] = taken.claims
-            if taken.kind == .task { heldTaskRunClaims.insert(taken.id) }
+            claimLedger.took(taken.id, claim: taken.claims, isTaskRun: taken.kind == .task)
             armLeaseRenewal()
             adoptTaskRun(job)
             start(job, queuedAt: now)

@@ -237,7 +237,7 @@ extension Dispatcher {
     /// Finished files that could not move go to the mover again.
     func retryStuckMoves() {
         // A stuck file whose claim was lost meanwhile is another daemon's now.
-        for (jobID, _) in stuckMoves where lostClaims.contains(jobID) { stuckMoves[jobID] = nil }
+        for (jobID, _) in stuckMoves where claimLedger.isLost(jobID) { stuckMoves[jobID] = nil }
         for (jobID, stuck) in stuckMoves where !stuck.retrying {
             stuckMoves[jobID]?.retrying = true
             finishedJobs.append(stuck.job)

@@ -254,12 +254,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var diskRetryTimer: TimerHandle?
     var spawnerIdleTimer: TimerHandle?
     var nodeHeartbeatTimer: TimerHandle?
-    /// On a shared store: the claim number of each job this daemon holds running (see Dispatcher+Claims).
-    var heldClaims: [Int64: Int] = [:]
-    /// Those of `heldClaims` that are task runs: their end is announced to the other daemons (see `recordTransition`).
-    var heldTaskRunClaims: Set<Int64> = []
-    /// Jobs whose claim turned out lost: nothing of them is written or moved from here on.
-    var lostClaims: Set<Int64> = []
+    /// On a shared store: the claims this daemon holds on running jobs, and the jobs whose claim it found lost
+    /// (see Dispatcher+Claims).
+    var claimLedger = ClaimLedger()
     var leaseTimer: TimerHandle?
     /// Other daemons may have queued work this one has not seen: free slots claim from the store.
     var foreignWorkPending = false
