@@ -71,7 +71,7 @@ public enum Intervention {
         switch refusal {
         case .unknown: "no such job"
         case .finished(let state): "it has already finished (\(state.rawValue))"
-        case .otherDaemon(let node): "daemon \(node) holds it; give this command that daemon's config"
+        case .otherDaemon(let node): "daemon \(node) has it now (claimed as this request was handled); ask again"
         case .notWaiting(let state): "it is not waiting (\(state.rawValue)); only a waiting job's priority can change"
         case .outOfRange(let value): "priority \(value) is outside \(priorities.lowerBound)..\(priorities.upperBound)"
         }

@@ -103,29 +103,52 @@ extension SharedStoreTests {
         #expect(cluster.daemons[0].stopDaemon() == 0)
     }
 
-    /// A queued file is held in the queue of the daemon that registered it (the store names no owner until a claim):
-    /// a cancel through another daemon's config is refused with that daemon's name, and through its config it goes.
-    @Test func aCancelOfAQueuedFileNamesTheDaemonThatRegisteredIt() throws {
-        let cluster = try Cluster(count: 2, workerSeconds: "30", maxConcurrent: 1)
-        try cluster.start()
+    /// `cancel` and `priority` given any daemon's config reach the daemon that holds the job: the one that runs it, or
+    /// the one that registered a queued file and has it in its queue (the store names no owner until a claim). Every
+    /// daemon hears of the request on the store's wake-up channel and the holder answers. Before, the config's own
+    /// daemon answered that another daemon held the job, and a daemon that was not running could not be given.
+    @Test func aCancelOrPriorityThroughAnyDaemonsConfigReachesTheJobsHolder() throws {
+        let cluster = try Cluster(count: 3, workerSeconds: "30", maxConcurrent: 1)
+        let running = Array(cluster.daemons.prefix(2))
+        for daemon in running { try daemon.startDaemon() }
+        let idle = cluster.daemons[2]
         for index in 1...4 { try cluster.first.drop("q\(index).txt") }
         try cluster.waitUntil("two run and two wait", timeout: 20) {
             try Server.psql(cluster.store, "SELECT count(*) FILTER (WHERE state = 'running') || '|' || count(*) FILTER (WHERE state = 'queued') FROM job") == "2|2"
         }
-        let row = try Server.psql(
-            cluster.store,
+        func rows(_ query: String) throws -> [[String]] {
+            try Server.psql(cluster.store, query).split(separator: "\n").map { $0.split(separator: "|").map(String.init) }
+        }
+        let queued = try rows(
             """
             SELECT j.id || '|' || t.detail FROM job j JOIN transition t ON t.job_id = j.id
-            WHERE j.state = 'queued' AND t.from_state IS NULL ORDER BY j.id LIMIT 1
-            """
-        ).split(separator: "|").map(String.init)
-        #expect(row.count == 2 && row[1].hasPrefix("claimed by lister n"), "\(row)")
-        guard row.count == 2, let registrar = row[1].split(separator: " ").last.map(String.init) else { return }
-        let (holder, other) = registrar == "n1" ? (cluster.daemons[0], cluster.daemons[1]) : (cluster.daemons[1], cluster.daemons[0])
-        let refused = try other.run(["cancel", row[0]])
-        #expect(refused.status == 65 && refused.stderr.contains("daemon \(registrar) holds it"), "\(refused.stderr)")
-        let cancelled = try holder.run(["cancel", row[0]])
+            WHERE j.state = 'queued' AND t.from_state IS NULL ORDER BY j.id
+            """)
+        let claimedByName = try rows("SELECT id || '|' || owner FROM job WHERE state = 'running' ORDER BY id")
+        #expect(queued.count == 2 && queued.allSatisfy { $0.count == 2 && $0[1].hasPrefix("claimed by lister n") }, "\(queued)")
+        #expect(claimedByName.count == 2, "\(claimedByName)")
+        guard queued.count == 2, claimedByName.count == 2, let registrar = queued[0][1].split(separator: " ").last else { return }
+        func daemon(named name: String) -> TestInstance { name == "n1" ? running[0] : running[1] }
+        func other(than name: String) -> TestInstance { name == "n1" ? running[1] : running[0] }
+
+        // A queued file, through the config of the daemon that did not register it.
+        let cancelled = try other(than: String(registrar)).run(["cancel", queued[0][0]])
         #expect(cancelled.status == 0 && cancelled.stdout.contains("cancelled before it ran"), "\(cancelled.stdout) \(cancelled.stderr)")
-        for daemon in cluster.daemons { daemon.killDaemon() }
+        // Another queued file's priority, through the config of a daemon that is not running.
+        let raised = try idle.run(["priority", queued[1][0], "9"])
+        #expect(raised.status == 0 && raised.stdout.contains("priority set to 9"), "\(raised.stdout) \(raised.stderr)")
+        #expect(try Server.psql(cluster.store, "SELECT priority FROM job WHERE id = \(queued[1][0])") == "9")
+        // A running file, through the idle config again: its runner ends its worker.
+        let (runningID, runner) = (claimedByName[0][0], claimedByName[0][1])
+        let ended = try idle.run(["cancel", runningID, "--reason", "not needed"])
+        #expect(ended.status == 0 && ended.stdout.contains("its worker group got SIGTERM"), "\(ended.stdout) \(ended.stderr)")
+        try cluster.waitUntil("both cancelled files are in Failed", timeout: 20) { cluster.first.count(in: "Failed") == 2 }
+        #expect(try Server.psql(cluster.store, "SELECT state || ' ' || owner FROM job WHERE id = \(runningID)") == "failed \(runner)")
+        #expect(try Server.psql(cluster.store, "SELECT state FROM job WHERE id = \(queued[0][0])") == "failed")
+        #expect(daemon(named: runner).log.contains("cancelled while running"), "\(daemon(named: runner).log.suffix(1500))")
+        // What nobody holds any more is answered from the store by whichever daemon reads it first.
+        let again = try idle.run(["cancel", queued[0][0]])
+        #expect(again.status != 0 && again.stderr.contains("finished"), "\(again.stdout) \(again.stderr)")
+        for daemon in running { daemon.killDaemon() }
     }
 }

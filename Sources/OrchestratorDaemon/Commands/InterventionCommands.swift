@@ -28,21 +28,26 @@ public enum InterventionCommands {
         if case .refuse(let refusal) = Intervention.cancel(found.state, daemonRuns: true) {
             throw refused(found, refusal, "cancel")
         }
+        let asking: Asked
         switch try StateOwner.acquireForOneShot(config, role: "cancel") {
-        case .failure(let daemon):
-            let answer = try ask(
-                config, store: store, kind: Dispatcher.cancelRequest,
-                target: InterventionRequest.target(jobID: found.id, reasonText), daemonPID: daemon.pid)
-            if let refusal = InterventionRequest.refusal(answer) { throw refused(found, refusal, "cancel") }
-            if answer == InterventionRequest.ending {
-                return "job \(found.id) cancelled: its worker group got SIGTERM (SIGKILL after \(Dispatcher.killGrace / 1000) s); it goes to Failed/ with the reason \"\(reasonText)\""
-            }
-            return "job \(found.id) cancelled before it ran (\(reasonText))"
+        case .failure(let daemon): asking = .daemon(pid: daemon.pid)
         case .success(let lock):
+            guard !TaskCommands.otherDaemonsRun(config, store: store) else {
+                asking = .storesDaemons
+                break
+            }
             let inboxLocks = try InboxOwner.acquireForOneShot(config, role: "cancel")
             defer { withExtendedLifetime((lock, inboxLocks)) {} }
             return try cancelWithoutDaemon(config, store: store, jobID: found.id, reason: reasonText)
         }
+        let answer = try ask(
+            config, store: store, kind: Dispatcher.cancelRequest,
+            target: InterventionRequest.target(jobID: found.id, reasonText), asking: asking)
+        if let refusal = InterventionRequest.refusal(answer) { throw refused(found, refusal, "cancel") }
+        if answer == InterventionRequest.ending {
+            return "job \(found.id) cancelled: its worker group got SIGTERM (SIGKILL after \(Dispatcher.killGrace / 1000) s); it goes to Failed/ with the reason \"\(reasonText)\""
+        }
+        return "job \(found.id) cancelled before it ran (\(reasonText))"
     }
 
     /// The whole cancel, by this command: the job's end is committed before its file leaves the processing
@@ -102,14 +107,15 @@ public enum InterventionCommands {
         if case .refuse(let refusal) = Intervention.priority(found.state, to: priority) {
             throw refused(found, refusal, "change the priority of")
         }
+        let asking: Asked
         switch try StateOwner.acquireForOneShot(config, role: "priority") {
-        case .failure(let daemon):
-            let answer = try ask(
-                config, store: store, kind: Dispatcher.priorityRequest,
-                target: InterventionRequest.target(jobID: found.id, String(priority)), daemonPID: daemon.pid)
-            if let refusal = InterventionRequest.refusal(answer) { throw refused(found, refusal, "change the priority of") }
+        case .failure(let daemon): asking = .daemon(pid: daemon.pid)
         case .success(let lock):
             defer { withExtendedLifetime(lock) {} }
+            guard !TaskCommands.otherDaemonsRun(config, store: store) else {
+                asking = .storesDaemons
+                break
+            }
             let job = try reading(store) { try $0.job(id: found.id) }
             if case .refuse(let refusal) = Intervention.priority(job?.state, to: priority) {
                 throw refused(job ?? found, refusal, "change the priority of")
@@ -120,7 +126,12 @@ public enum InterventionCommands {
             } catch {
                 throw CommandError(.failure, "error: cannot record the priority: \(error)")
             }
+            return "job \(found.id) priority set to \(priority)"
         }
+        let answer = try ask(
+            config, store: store, kind: Dispatcher.priorityRequest,
+            target: InterventionRequest.target(jobID: found.id, String(priority)), asking: asking)
+        if let refusal = InterventionRequest.refusal(answer) { throw refused(found, refusal, "change the priority of") }
         return "job \(found.id) priority set to \(priority)"
     }
 
@@ -172,15 +183,23 @@ public enum InterventionCommands {
         }
     }
 
-    /// Records a request for the running daemon, wakes it and waits for its answer.
-    private static func ask(_ config: Config, store: any Store, kind: String, target: String, daemonPID: Int32) throws(CommandError) -> String {
+    /// Who answers a request: the config's own daemon, or (it is not running) the other daemons of its shared store,
+    /// among which the job's holder takes it.
+    private enum Asked {
+        case daemon(pid: Int32)
+        case storesDaemons
+    }
+
+    /// Records a request for the running daemons, wakes them and waits for the answer. On a shared store every
+    /// daemon hears of it (the store's wake-up channel) and the one that holds the job answers.
+    private static func ask(_ config: Config, store: any Store, kind: String, target: String, asking: Asked) throws(CommandError) -> String {
         let id: Int64
         do {
             id = try store.write { try $0.insertRequest(kind: kind, target: target, at: Date().timeIntervalSince1970) }
         } catch {
             throw CommandError(.failure, "error: cannot record the request: \(error)")
         }
-        TaskCommands.wakeDaemon(config, reason: "\(kind)-\(id)")
+        TaskCommands.wakeDaemons(config, store: store, reason: "\(kind)-\(id)")
         let deadline = Date().addingTimeInterval(answerTimeout)
         while Date() < deadline {
             if let answer = try reading(store, { try $0.requestAnswer(id: id) }), answer.handled {
@@ -188,8 +207,12 @@ public enum InterventionCommands {
             }
             usleep(20_000)
         }
+        let (who, reader) = switch asking {
+        case .daemon(let pid) where config.store.url == nil: ("the daemon (pid \(pid))", "it reads it")
+        case .daemon, .storesDaemons: ("no daemon of the store", "the daemon that holds the job reads it")
+        }
         throw CommandError(
             .failure,
-            "error: the daemon (pid \(daemonPID)) has not answered within \(Int(answerTimeout)) s; the request stays recorded and is applied when it reads it")
+            "error: \(who) has not answered within \(Int(answerTimeout)) s; the request stays recorded and is applied when \(reader)")
     }
 }

@@ -45,6 +45,9 @@ enum StateOwner: Equatable {
     /// on stderr); returns the daemon's pid instead if a daemon holds it.
     static func acquireForOneShot(_ config: Config, role: String) throws(CommandError) -> Result<InstanceLock, DaemonRunning> {
         if thisProcessIsTheDaemon.value { return .failure(DaemonRunning(pid: getpid())) }
+        // A config whose daemon has never run (a new daemon of a shared store, a hand-written config) has no state
+        // folder yet. Made here as `watch` makes it; if that fails, taking the lock below says why.
+        try? FileSystem.createDirectories(PathBytes(config.paths.state))
         var said = false
         while true {
             let outcome: InstanceLock.Outcome

@@ -269,6 +269,8 @@ extension Dispatcher {
             armLeaseRenewal()
             adoptTaskRun(job)
             start(job, queuedAt: now)
+            // A request left for this job's holder (a daemon that is gone) is this daemon's now.
+            if requestsLeftToHolders { post(.wake) }
         }
     }
 

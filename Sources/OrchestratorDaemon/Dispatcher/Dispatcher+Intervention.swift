@@ -36,7 +36,16 @@ extension Dispatcher {
             return false
         }
         let wallNow = Self.wallClock()
-        record { try $0.answerRequest(id: requestID, result: answer, at: wallNow) }
+        record { [self] transaction in
+            // A queued job's end is guarded on a shared store: another daemon that claimed it from the store a moment
+            // ago has it, and the answer says so rather than that it was cancelled.
+            var result = answer
+            if kind == Self.cancelRequest, claimsJobs, let (jobID, _) = InterventionRequest.parse(target), claimLedger.isLost(jobID) {
+                let owner = try transaction.reader.job(id: jobID)?.owner
+                result = InterventionRequest.answer(.otherDaemon(owner ?? "that claimed it"))
+            }
+            try transaction.answerRequest(id: requestID, result: result, at: wallNow)
+        }
         return true
     }
 

@@ -394,11 +394,17 @@ extension Dispatcher {
         guard !phase.isStopping, !phase.isPausedForDisk else { return }
         do {
             let requests = try store.read { try $0.pendingRequests() }
+            requestsLeftToHolders = false
             for request in requests {
                 // Marked first: the mark commits with the run it queues, so a crash cannot run it twice. On a shared
-                // store every daemon reads the request: the one whose mark goes through handles it.
+                // store every daemon reads the request: the one whose mark goes through handles it; a cancel or a
+                // priority is the job's holder's (`takesRequest`).
                 let wallNow = Self.wallClock()
                 if claimsJobs {
+                    guard takesRequest(kind: request.kind, target: request.target) else {
+                        requestsLeftToHolders = true
+                        continue
+                    }
                     let requestID = request.id
                     guard commit("take a request", { try $0.markRequestHandled(id: requestID, at: wallNow) }) == true else { continue }
                 } else {
@@ -420,6 +426,29 @@ extension Dispatcher {
         }
         refreshEnabledOverrides()
         refreshPausedHandlers()
+    }
+
+    /// On a shared store a cancel or priority is taken by the daemon that holds the job: the one that runs it, or that
+    /// registered it and has it queued. A job no daemon can hold (ended, unknown) is answered by whichever takes it
+    /// first, from the store. A job live in the store that this daemon does not hold is left to its holder; if that
+    /// daemon is gone, the request waits for the daemon that claims the job next (see `claimForeignWork`).
+    private func takesRequest(kind: String, target: String) -> Bool {
+        guard kind == Self.cancelRequest || kind == Self.priorityRequest, let (jobID, _) = InterventionRequest.parse(target)
+        else { return true }
+        if running[jobID] != nil || undecided[jobID] != nil { return true }
+        let record: JobRecord?
+        do {
+            record = try store.read { try $0.job(id: jobID) }
+        } catch {
+            logger.warning("cannot read job \(jobID) to see whose request it is; it waits", metadata: ["error": "\(error)"])
+            return false
+        }
+        guard let record, !record.state.isTerminal else { return true }
+        // Queued here and claimed by no daemon yet (a retry keeps its last runner as owner).
+        if jobs[jobID] != nil, record.state != .running { return record.owner == nil || record.owner == config.node.name }
+        // Running here a moment ago: its end is on its way, and the answer says it finished. Otherwise this daemon's
+        // memory of it is stale (another daemon claimed it from the store), or it never held it.
+        return record.owner == config.node.name
     }
 
     private func handle(request kind: String, target: String) {
