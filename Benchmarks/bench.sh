@@ -129,6 +129,8 @@ stop_daemon() {  # the poller first, so that it never calls a daemon that is gon
 }
 tck=$(getconf CLK_TCK)
 cpu_ms() { awk -v t="$tck" '{print ($14+$15)*1000/t}' "/proc/$1/stat"; }  # the daemon's threads, not its workers
+# Its reaped children (zygotes and workers; the spawner is reaped only when the daemon stops).
+children_ms() { awk -v t="$tck" '{print ($16+$17)*1000/t}' "/proc/$1/stat"; }
 # Busy and total ticks of the machine, and the daemon's own plus its reaped children's: what others used meanwhile.
 # Admission (max_cpu_percent = 80 in the bundled config) holds work back while others use that much, so a run on
 # a busy machine says so.
@@ -142,34 +144,36 @@ check_store() {  # DIR COUNT: every file done, moved and recorded once, one atte
 
 declare -A R
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-floor_rate() {  # COUNT CONCURRENCY
+floor_rate() {  # COUNT CONCURRENCY: prints files/s; leaves "OWN WORKERS" (CPU ms per file) in $work/floor_cpu
     rm -rf "$work/fl" && make_files "$work/fl/in" "$1" && mkdir -p "$work/fl/out"
-    "$work/floor" "$work/fl/in" "$work/fl/out" "$2" | sed -n 's/.*= \([0-9]*\) files\/s/\1/p'
+    "$work/floor" "$work/fl/in" "$work/fl/out" "$2" > "$work/floor_out"
+    sed -n 's/^floor cpu: own \([0-9.]*\) ms\/file, workers \([0-9.]*\) ms\/file/\1 \2/p' "$work/floor_out" > "$work/floor_cpu"
+    sed -n 's/.*= \([0-9]*\) files\/s/\1/p' "$work/floor_out"
 }
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 per_file() { python3 -c "print('%.3f' % (($2 - $1) / $3))"; }  # CPU_MS_BEFORE CPU_MS_AFTER FILES -> ms
 RUN_LINES=()
 burst() {  # RUN CONCURRENCY VARIANT ENV: 5,000 files renamed into a running daemon
-    local d="$work/t$2" t0 t1 c0 c1 k0 k1
+    local d="$work/t$2" t0 t1 c0 c1 w0 w1 k0 k1
     instance "$d" "$2"; make_files "$d/stage" "$N"; start_daemon "$d" "$4"
-    c0=$(cpu_ms $pid); k0=$(ticks $pid); t0=$(move_all "$d/stage" "$d/Inbox")
-    t1=$(wait_count "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite"); c1=$(cpu_ms $pid); k1=$(ticks $pid)
+    c0=$(cpu_ms $pid); w0=$(children_ms $pid); k0=$(ticks $pid); t0=$(move_all "$d/stage" "$d/Inbox")
+    t1=$(wait_count "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite"); c1=$(cpu_ms $pid); w1=$(children_ms $pid); k1=$(ticks $pid)
     stop_daemon; check_store "$d" "$N"
-    local r; r=$(rate "$N" "$t0" "$t1")
+    local r floor_own floor_workers; r=$(rate "$N" "$t0" "$t1"); read -r floor_own floor_workers < "$work/floor_cpu"
     R[burst_c$2_$3_$1]=$(ratio "$r" "${R[floor_c$2_$1]}"); R[cpu_c$2_$3_$1]=$(per_file "$c0" "$c1" "$N")
-    RUN_LINES+=("run $1 burst c=$2 $3: $r files/s, floor ${R[floor_c$2_$1]}, ratio ${R[burst_c$2_$3_$1]}, daemon CPU ${R[cpu_c$2_$3_$1]} ms/file, others used $(others "$k0" "$k1") of the machine")
+    RUN_LINES+=("run $1 burst c=$2 $3: $r files/s, floor ${R[floor_c$2_$1]}, ratio ${R[burst_c$2_$3_$1]}, daemon CPU ${R[cpu_c$2_$3_$1]} ms/file, its workers $(per_file "$w0" "$w1" "$N") (the floor: own $floor_own, workers $floor_workers), others used $(others "$k0" "$k1") of the machine")
     echo "${RUN_LINES[-1]}"
 }
 backlog_run() {  # RUN VARIANT ENV: 50,000 files in Inbox at start, c=2
-    local d="$work/bl" t0 t1 c1 k0 k1
+    local d="$work/bl" t0 t1 c1 w1 k0 k1
     instance "$d" 2; make_files "$d/Inbox" "$BACKLOG"
     t0=$(now); start_daemon "$d" "$3"; k0=$(ticks $pid)
     t1=$(wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite")
-    c1=$(cpu_ms $pid); k1=$(ticks $pid); local hwm; hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
+    c1=$(cpu_ms $pid); w1=$(children_ms $pid); k1=$(ticks $pid); local hwm; hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
     stop_daemon; check_store "$d" "$BACKLOG"
-    local r; r=$(rate "$BACKLOG" "$t0" "$t1")
+    local r floor_own floor_workers; r=$(rate "$BACKLOG" "$t0" "$t1"); read -r floor_own floor_workers < "$work/floor_cpu"
     R[backlog_$2_$1]=$(ratio "$r" "${R[floor_backlog_$1]}"); R[backlog_cpu_$2_$1]=$(per_file 0 "$c1" "$BACKLOG")
-    RUN_LINES+=("run $1 backlog c=2 $2: $r files/s, floor ${R[floor_backlog_$1]}, ratio ${R[backlog_$2_$1]}, daemon CPU ${R[backlog_cpu_$2_$1]} ms/file, peak RSS $hwm MB, others used $(others "$k0" "$k1") of the machine")
+    RUN_LINES+=("run $1 backlog c=2 $2: $r files/s, floor ${R[floor_backlog_$1]}, ratio ${R[backlog_$2_$1]}, daemon CPU ${R[backlog_cpu_$2_$1]} ms/file, its workers $(per_file 0 "$w1" "$BACKLOG") (the floor: own $floor_own, workers $floor_workers), peak RSS $hwm MB, others used $(others "$k0" "$k1") of the machine")
     echo "${RUN_LINES[-1]}"
 }
 spread() {  # PREFIX: min median max of R[PREFIX_1..RUNS]
