@@ -254,6 +254,9 @@ extension SharedStoreTests {
         #expect(cluster.first.count(in: "Inbox/.processing") == 0)
         #expect(try Server.psql(cluster.store, "SELECT state, owner, claims FROM job") == "done|n1|2")
         #expect(try Server.psql(cluster.store, "SELECT string_agg(outcome, ',' ORDER BY id) FROM attempt") == "interrupted,succeeded")
+        // Its log does not call done what the store refused: a file's "done" line waits for its end to hold.
+        #expect(!stalled.log.contains(" done "), "\(stalled.log.suffix(1500))")
+        #expect(idle.log.contains(" done "), "\(idle.log.suffix(1500))")
         for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
     }
 }

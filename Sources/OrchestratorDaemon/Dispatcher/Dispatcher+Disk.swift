@@ -77,7 +77,7 @@ extension Dispatcher {
             let retry = stuckMoves.filter { !$0.value.retrying }
             for jobID in retry.keys { stuckMoves[jobID]?.retrying = true }
             // Files that finished meanwhile go too: their end states were just committed.
-            let toMove = withoutLostClaims(finishedJobs + retry.values.map(\.job))
+            let toMove = endsThatHeld(finishedJobs + retry.values.map(\.job))
             finishedJobs.removeAll()
             for jobID in retry.keys where !toMove.contains(where: { $0.jobID == jobID }) { stuckMoves[jobID] = nil }
             if !toMove.isEmpty {

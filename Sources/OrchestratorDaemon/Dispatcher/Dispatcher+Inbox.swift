@@ -391,7 +391,7 @@ extension Dispatcher {
         // The end states first: a file never leaves before its job's end is durable.
         guard flushWrites(), phase != .stopped else { return }
         lastMoveBatch = now
-        let finished = withoutLostClaims(finishedJobs)
+        let finished = endsThatHeld(finishedJobs)
         finishedJobs.removeAll(keepingCapacity: true)
         guard !finished.isEmpty else { return }
         sendToMover(finished)

@@ -338,23 +338,42 @@ extension Dispatcher {
             metrics?.jobFinished(job.owner.kind, succeeded: true)
             breakerSucceeded(job.owner)
             noteBatchOutcome(job, succeeded: true, finished: true, reason: nil)
+            let line = DoneLine(attempt: number, milliseconds: now - attempt.startedAt)
+            // On a shared store a file's end may yet be refused (this daemon stalled past its lease and another took
+            // the job back): its line waits until that end has committed and held (`endsThatHeld`).
+            var lineWaits = false
             switch job.owner {
             case .task: taskFinished(job, succeeded: true, couldNotStart: false, reason: nil)
             case .upload: break
             case .handler(let name):
                 processedCount += 1
-                finishedJobs.append(FinishedJob(jobID: jobID, name: job.name, succeeded: true, handler: name))
+                lineWaits = claimsJobs
+                finishedJobs.append(
+                    FinishedJob(jobID: jobID, name: job.name, succeeded: true, handler: name, doneLine: lineWaits ? line : nil))
             }
-            // One line per file at info level: a burst of thousands stays readable and cheap.
-            logger.info(
-                "done", metadata: [
-                    job.logKey: "\(job.name)", "job": "\(jobID)", "attempt": "\(number)",
-                    "ms": "\((now - attempt.startedAt))",
-                ])
+            if !lineWaits { sayDone(job.logKey, job.name, jobID: jobID, line) }
         case .cancelled:
             cancelledAttemptEnded(job, attempts: number)
         case .failed, .running:
             attemptFailed(jobID: jobID, reason: result.reason ?? "failed", previous: .running, backoff: attempt.spec.backoff)
+        }
+    }
+
+    /// One line per success at info level: a burst of thousands stays readable and cheap.
+    func sayDone(_ key: String, _ name: RelativePath, jobID: Int64, _ line: DoneLine) {
+        logger.info(
+            "done", metadata: [key: "\(name)", "job": "\(jobID)", "attempt": "\(line.attempt)", "ms": "\(line.milliseconds)"])
+    }
+
+    /// Finished files whose end has committed: the lost ones left out (`withoutLostClaims`), the others' "done"
+    /// lines said now, once (a file that cannot move and is tried again does not say it twice).
+    func endsThatHeld(_ finished: [FinishedJob]) -> [FinishedJob] {
+        withoutLostClaims(finished).map { job in
+            guard let line = job.doneLine else { return job }
+            sayDone("file", job.name, jobID: job.jobID, line)
+            var said = job
+            said.doneLine = nil
+            return said
         }
     }
 

@@ -326,6 +326,14 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         let succeeded: Bool
         /// The handler that ran it (nil: no handler matched).
         var handler: String? = nil
+        /// Its "done" line, said once its end is known to hold (see `sayDone`).
+        var doneLine: DoneLine? = nil
+    }
+
+    /// What a success's log line says besides the file: which attempt, and how long it ran.
+    struct DoneLine: Sendable {
+        let attempt: Int
+        let milliseconds: UInt64
     }
 
     struct MovedFile: Sendable {
