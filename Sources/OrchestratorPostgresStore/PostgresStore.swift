@@ -119,13 +119,14 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// durable hands the same id to a new transaction after its restart.)
     ///
     /// The write waits for that answer (a crash and restart takes seconds), saying so after `noticeAfter`
-    /// (`reportLongWaits`): its caller cannot go on without knowing, since the transaction's own answers (ids, claims)
-    /// and what it did (a file registered once, not twice) are only right if it was applied. A server that does not
-    /// answer within `settleWait` leaves the outcome open: the write fails as for a server out of reach (the daemon
-    /// pauses and says so, and tries again with backoff), and every later write first settles the open one. Not
-    /// applied, the later write goes ahead. Applied after all, the daemon's memory is behind the store: that write
-    /// fails as `.commitOutcomeUnknown`, which stops the daemon, and its next start's recovery reads what the store
-    /// holds and the folders, as after a crash.
+    /// (`handLongWaits`): its caller cannot go on without knowing, since the transaction's own answers (ids, claims)
+    /// and what it did (a file registered once, not twice) are only right if it was applied. Given hooks (the daemon),
+    /// it waits as long as the server is away, telling the hooks it is alive, until they give up (a stop signal);
+    /// without them (one-shot commands) it waits `settleWait`. A wait given up leaves the outcome open: the write
+    /// fails as for a server out of reach, and every later write first settles the open one. Not applied, the later
+    /// write goes ahead. Applied after all, the caller's memory is behind the store: that write fails as
+    /// `.commitOutcomeUnknown`, which stops a daemon (it was stopping anyway), and its next start's recovery reads
+    /// what the store holds and the folders, as after a crash.
     public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
         try writer.use { connection in
             if let open = unsettled.withLock({ $0 }) {
@@ -175,42 +176,49 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// find out (and to open a new session if it is not).
     static let aliveWithin: Duration = .seconds(1)
 
-    /// How long a write whose COMMIT was lost waits for the server to say what became of it (see `write`), and after
-    /// how long it says that it waits. The dispatcher's thread waits with it: well inside the unit's `WatchdogSec`
-    /// (60 s, petted every 30 s), and short enough that a server away for long is soon a pause `status` shows.
+    /// How long a write whose COMMIT was lost waits for the server to say what became of it when no hooks bound the
+    /// wait (see `write`), after how long it says that it waits, and how often it tells the hooks it is alive: well
+    /// inside the unit's `WatchdogSec` (60 s), since the dispatcher's thread, which pets the watchdog, waits with it.
     static let settleWait: Duration = .seconds(20)
     static let noticeAfter: Duration = .seconds(2)
+    static let aliveEvery: Duration = .seconds(10)
 
     /// On the wake-up channel (PostgresWakeups.swift), told apart from work announcements by its payload.
     public func announceRequests() throws {
         try writer.use { try $0.notify(wakeupChannel, payload: PostgresWakeups.requestsPayload) }
     }
 
-    public func reportLongWaits(to report: @escaping @Sendable (String) -> Void) {
-        longWaitReport.withLock { $0 = report }
+    public func handLongWaits(_ hooks: LongWaitHooks) {
+        longWaitHooks.withLock { $0 = hooks }
     }
 
-    private let longWaitReport = Mutex<(@Sendable (String) -> Void)?>(nil)
+    private let longWaitHooks = Mutex<LongWaitHooks?>(nil)
 
     /// The number of a lost COMMIT whose outcome the server has not told yet (see `write`).
     private let unsettled = Mutex<Int64?>(nil)
 
     /// Returns when the lost COMMIT was applied; throws a connection error (sent again later) when it was not, or
-    /// when the server does not answer within `settleWait` (then the outcome stays open for the next write).
+    /// when the wait is given up (see `write`; then the outcome stays open for the next write).
     private func settleLostCommit(_ number: Int64, connection: PostgresConnection, error lost: PostgresError) throws {
         // Measured on the clock, not by adding up the pauses: a reconnect to a host that does not answer takes up to
         // libpq's connect_timeout itself.
         let started = ContinuousClock.now
-        let deadline = started + Self.settleWait
+        let hooks = longWaitHooks.withLock { $0 }
+        let givesUp = hooks?.givesUp ?? { $0 >= Self.settleWait }
+        var lastAlive = started
         let lostAnswers = connection.takeLostAnswers()  // Before asking: that opens a transaction of its own.
         var pause = 0.1
         var noticed = false
         while true {
-            if !noticed, ContinuousClock.now - started >= Self.noticeAfter, let report = longWaitReport.withLock({ $0 }) {
+            if !noticed, ContinuousClock.now - started >= Self.noticeAfter, let hooks {
                 noticed = true
-                report(
+                hooks.notice(
                     "the store's server went away while a COMMIT was on its way; nothing new starts while this daemon waits "
-                        + "(up to \(Int(Self.settleWait.components.seconds)) s) for it to answer whether that COMMIT was applied")
+                        + "for it to answer whether that COMMIT was applied (as long as it is away; a stop signal ends the wait)")
+            }
+            if let hooks, ContinuousClock.now - lastAlive >= Self.aliveEvery {
+                lastAlive = ContinuousClock.now
+                hooks.stillWaiting()
             }
             if let applied = try? commitMarks.applied(number, on: connection, renewing: writer) {
                 guard applied else {
@@ -232,7 +240,7 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                     // Gone again before the answers were read: asked again below, the COMMIT's outcome included.
                 }
             }
-            guard ContinuousClock.now < deadline else { break }
+            guard !givesUp(ContinuousClock.now - started) else { break }
             usleep(useconds_t(pause * 1_000_000))
             pause = min(1, pause * 2)
         }

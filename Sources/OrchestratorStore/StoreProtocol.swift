@@ -40,9 +40,28 @@ public protocol Store: AnyObject, Sendable {
     /// daemon that is not running is still heard by the others. Nothing on SQLite (one daemon, woken through its
     /// state folder).
     func announceRequests() throws
-    /// Where the engine says why a write is taking long (on PostgreSQL: a COMMIT whose answer a crash or a cut
-    /// network lost, whose outcome the write waits to learn); SQLite's never does.
-    func reportLongWaits(to report: @escaping @Sendable (String) -> Void)
+    /// How a write that waits long (on PostgreSQL: a COMMIT whose answer a crash or a cut network lost, whose outcome
+    /// the write waits to learn) says so and learns when to stop waiting; SQLite's never waits so.
+    func handLongWaits(_ hooks: LongWaitHooks)
+}
+
+/// What a long wait inside a write does besides waiting. Without them a write waits for a bounded time.
+public struct LongWaitHooks: Sendable {
+    /// Said once, when the wait has lasted a moment: why nothing else happens meanwhile.
+    public var notice: @Sendable (String) -> Void
+    /// Every few seconds while it lasts: the waiting thread is alive (a service manager's watchdog).
+    public var stillWaiting: @Sendable () -> Void
+    /// Given how long it has waited: true once the wait should end without an answer (a stop signal came).
+    public var givesUp: @Sendable (Duration) -> Bool
+
+    public init(
+        notice: @escaping @Sendable (String) -> Void, stillWaiting: @escaping @Sendable () -> Void,
+        givesUp: @escaping @Sendable (Duration) -> Bool
+    ) {
+        self.notice = notice
+        self.stillWaiting = stillWaiting
+        self.givesUp = givesUp
+    }
 }
 
 /// What `Store.checkHold` found: the descriptor to watch from now on, and whether the hold had to be taken again.
@@ -59,7 +78,7 @@ public struct StoreHold: Sendable {
 extension Store {
     public func reclaimFreePages() throws -> ReclaimResult { try reclaimFreePages(pagesPerStep: 2048) }
 
-    public func reportLongWaits(to report: @escaping @Sendable (String) -> Void) {}
+    public func handLongWaits(_ hooks: LongWaitHooks) {}
 
     /// A descriptor that turns readable when this process may have lost the store it holds for itself (a server's
     /// session ending); nil: nothing to watch (SQLite's file is held through the state folder's lock).

@@ -12,6 +12,9 @@ final class CommitCuttingProxy: @unchecked Sendable {
     private let lock = NSLock()
     private var armed: (@Sendable () -> Bool)?
     private var cuts = 0
+    /// After a cut, new connections are refused until then: the server looks away for that long.
+    private var refusingUntil = Date.distantPast
+    private var awayAfterCut: TimeInterval = 0
     private var stopped = false
 
     init(serverPort: UInt16) throws {
@@ -37,9 +40,13 @@ final class CommitCuttingProxy: @unchecked Sendable {
         close(listener)
     }
 
-    /// The next COMMIT any client sends is applied and its answer lost (see the type).
-    func loseTheNextCommitsAnswer(once applied: @escaping @Sendable () -> Bool) {
-        lock.withLock { armed = applied }
+    /// The next COMMIT any client sends is applied and its answer lost (see the type); then, for `away` seconds, every
+    /// new connection is refused, as if the server had gone away.
+    func loseTheNextCommitsAnswer(away: TimeInterval = 0, once applied: @escaping @Sendable () -> Bool) {
+        lock.withLock {
+            armed = applied
+            awayAfterCut = away
+        }
     }
 
     var cutCount: Int { lock.withLock { cuts } }
@@ -57,6 +64,10 @@ final class CommitCuttingProxy: @unchecked Sendable {
             let client = accept(listener, nil, nil)
             guard client >= 0 else {
                 if lock.withLock({ stopped }) { return }
+                continue
+            }
+            if lock.withLock({ Date() < refusingUntil }) {
+                close(client)
                 continue
             }
             let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -92,7 +103,10 @@ final class CommitCuttingProxy: @unchecked Sendable {
                     // The server's answers stay unread until it has applied the COMMIT; then the client is cut off.
                     let deadline = Date().addingTimeInterval(20)
                     while !applied(), Date() < deadline { usleep(10_000) }
-                    lock.withLock { cuts += 1 }
+                    lock.withLock {
+                        cuts += 1
+                        refusingUntil = Date().addingTimeInterval(awayAfterCut)
+                    }
                     return
                 }
             }

@@ -120,7 +120,98 @@ import Testing
         #expect(try store.read { try $0.job(id: id) }?.state == .done)
     }
 
+    /// The server stays away well past the 20 s a write used to wait for a lost COMMIT's outcome: the daemon's write
+    /// waits as long as it takes, saying so once and telling its hooks it is alive (the watchdog), and returns as if
+    /// nothing had happened once the server answers. Before, the write gave up after 20 s, and the daemon stopped
+    /// (exit 1) when the server came back and said the COMMIT had been applied.
+    @Test func aCommitLostWhileTheServerStaysAwayLongIsSettledWhenItAnswers() throws {
+        guard StoreEngine.all.contains(where: { $0.name == "postgres" }) else { return }
+        let url = try #require(ProcessInfo.processInfo.environment["ORCH_TEST_POSTGRES_URL"])
+        let parsed = try PostgresURL(url)
+        let proxy = try CommitCuttingProxy(serverPort: UInt16(try #require(parsed.port)))
+        let proxied = url.replacingOccurrences(of: ":\(try #require(parsed.port))/", with: ":\(proxy.port)/")
+        let schema = "orch_lostlong_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        let store = try PostgresStore(url: proxied, schema: schema)
+        let admin = try PostgresConnection(url: url)
+        defer { _ = try? admin.execute("DROP SCHEMA \"\(schema)\" CASCADE") }
+        let heard = Heard()
+        store.handLongWaits(LongWaitHooks(
+            notice: { heard.add(notice: $0) }, stillWaiting: { heard.add(alive: 1) }, givesUp: { _ in false }))
+        let id = try store.write {
+            try $0.insertJob(kind: .file, name: RelativePath(Array("a".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1)
+        }
+        let away: TimeInterval = 25
+        proxy.loseTheNextCommitsAnswer(away: away) {
+            let state = try? PostgresConnection(url: url).execute(
+                "SELECT state FROM \"\(schema)\".job WHERE id = $1", [.int(id)]
+            ).scalar?.text
+            return state == Array("running".utf8)
+        }
+        let started = Date()
+        let claimed = try store.write { try $0.claimJobAnswered(id: id, node: "n1", lease: 30) }
+        let waited = Date().timeIntervalSince(started)
+        #expect(proxy.cutCount == 1)
+        #expect(waited >= away, "it waited until the server answered: \(waited) s")
+        #expect((claimed.value ?? nil)?.owner == "n1", "the claim's lost answer was read again")
+        #expect(heard.notices.count == 1 && heard.notices[0].contains("as long as it is away"), "\(heard.notices)")
+        #expect(heard.alive >= 2, "alive every 10 s while waiting: \(heard.alive)")
+        // The next write has nothing left to settle.
+        let next = try store.write {
+            try $0.insertJob(kind: .file, name: RelativePath(Array("b".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 2)
+        }
+        #expect(try store.read { try $0.job(id: next) }?.state == .queued)
+    }
+
+    /// A wait given up (a stop signal) leaves the outcome open: that write fails as for a server out of reach, and the
+    /// next, once the server answers and says the COMMIT was applied, fails as an unknown outcome (the stopping
+    /// daemon's next start recovers from the store).
+    @Test func aWaitGivenUpLeavesTheOutcomeForTheNextWrite() throws {
+        guard StoreEngine.all.contains(where: { $0.name == "postgres" }) else { return }
+        let url = try #require(ProcessInfo.processInfo.environment["ORCH_TEST_POSTGRES_URL"])
+        let parsed = try PostgresURL(url)
+        let proxy = try CommitCuttingProxy(serverPort: UInt16(try #require(parsed.port)))
+        let proxied = url.replacingOccurrences(of: ":\(try #require(parsed.port))/", with: ":\(proxy.port)/")
+        let schema = "orch_lostgiveup_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        let store = try PostgresStore(url: proxied, schema: schema)
+        let admin = try PostgresConnection(url: url)
+        defer { _ = try? admin.execute("DROP SCHEMA \"\(schema)\" CASCADE") }
+        store.handLongWaits(LongWaitHooks(notice: { _ in }, stillWaiting: {}, givesUp: { $0 >= .seconds(1) }))
+        // The writer's first write registers it in a COMMIT of its own: that one is not the one to lose.
+        _ = try store.write {
+            try $0.insertJob(kind: .file, name: RelativePath(Array("first".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 1, at: 0)
+        }
+        let name = RelativePath(Array("given-up".utf8))
+        proxy.loseTheNextCommitsAnswer(away: 3) {
+            let seen = try? PostgresConnection(url: url).execute(
+                "SELECT count(*) FROM \"\(schema)\".job WHERE name = $1", [.bytes(Array("given-up".utf8))]
+            ).scalar?.int64()
+            return seen == 1
+        }
+        #expect {
+            try store.write { try $0.insertJob(kind: .file, name: name, handler: "h", state: .queued, priority: 5, maxAttempts: 1, at: 1) }
+        } throws: { StoreFailure.classify($0) == .unreachable }
+        // The server is back once a new session can be opened through the proxy; the given-up COMMIT was applied.
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline, (try? PostgresConnection(url: proxied)) == nil { usleep(100_000) }
+        #expect(try store.read { try $0.latestJob(kind: .file, name: name) } != nil)
+        #expect {
+            try store.write { try $0.insertJob(kind: .file, name: RelativePath(Array("x".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 1, at: 2) }
+        } throws: { error in
+            (error as? PostgresError)?.kind == .commitOutcomeUnknown
+        }
+    }
+
     final class Refusals: @unchecked Sendable {
         var count = 0
+    }
+
+    final class Heard: @unchecked Sendable {
+        private let lock = NSLock()
+        private var noticesSaid: [String] = []
+        private var aliveSaid = 0
+        var notices: [String] { lock.withLock { noticesSaid } }
+        var alive: Int { lock.withLock { aliveSaid } }
+        func add(notice: String) { lock.withLock { noticesSaid.append(notice) } }
+        func add(alive: Int) { lock.withLock { aliveSaid += alive } }
     }
 }

@@ -297,6 +297,11 @@ extension Dispatcher {
             source.setEventHandler { [unowned self] in post(.signal(number)) }
             source.resume()
             signalSources.append(source)
+            guard number != SIGHUP || batch != nil else { continue }
+            let flag = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            flag.setEventHandler { [stopSignalled] in stopSignalled.set() }
+            flag.resume()
+            signalSources.append(flag)
         }
         signal(SIGPIPE, SIG_IGN)
     }

@@ -10,6 +10,7 @@ import OrchestratorMetrics
 import OrchestratorPlatform
 import OrchestratorSchedule
 import OrchestratorStore
+import Synchronization
 
 /// Everything that can happen to the daemon, as one event type on one queue.
 enum DispatcherEvent {
@@ -202,6 +203,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var eventLoop: EventLoop?
     var armedWakeup: UInt64?
     var signalSources: [any DispatchSourceSignal] = []
+    /// Set by a stop signal off the dispatcher's queue: a write waiting inside the store (see `LongWaitHooks`) holds
+    /// that queue, so the signal's event could not reach it.
+    let stopSignalled = StopSignal()
     /// The event loop's watch on the store's hold (`Store.holdDescriptor`), see Dispatcher+StoreHold.
     var storeHoldWatch: EventLoop.Registration?
     /// The hold's server is away and that was said: the retries every second say nothing more until it is back.
@@ -365,11 +369,19 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         self.store = store
         self.logger = logger
         self.notifier = notifier
-        // Said while the dispatcher's thread waits in a write (a lost COMMIT's outcome), so not through its events.
-        store.reportLongWaits { [logger, notifier] text in
-            logger.critical("\(text)")
-            notifier.notify("STATUS=\(text)")
-        }
+        // Said while the dispatcher's thread waits in a write (a lost COMMIT's outcome), so not through its events. The
+        // daemon waits as long as the server is away (nothing could be recorded meanwhile anyway), petting the service
+        // manager's watchdog, until a stop signal; a one-shot run gives up after a while, as without hooks.
+        let oneShot = batch != nil
+        store.handLongWaits(LongWaitHooks(
+            notice: { [logger, notifier] text in
+                logger.critical("\(text)")
+                notifier.notify("STATUS=\(text)")
+            },
+            stillWaiting: { [notifier] in
+                if notifier.watchdogInterval != nil { notifier.notify("WATCHDOG=1") }
+            },
+            givesUp: { [stopSignalled] waited in stopSignalled.isSet || (oneShot && waited >= Self.oneShotStoreWait) }))
         self.onStop = onStop
         supervisor = ProcessSupervisor(queue: queue, subreaper: true)
         let inbox = PathBytes(config.paths.inbox)
@@ -619,6 +631,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     }
 
     static let deferredWriteDelay: UInt64 = 20
+    /// How long a one-shot run waits inside a write for a server that went away during its COMMIT.
+    static let oneShotStoreWait: Duration = .seconds(20)
     static let spawnerIdleDelay: UInt64 = 1000
 
     /// Commits the pending writes; false if they could not be (they stay pending).
@@ -704,4 +718,13 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         notifier.notify("STOPPING=1")
         onStop(exitCode)
     }
+}
+
+/// A stop signal's arrival, readable from any thread.
+final class StopSignal: Sendable {
+    private let arrived = Atomic<Bool>(false)
+
+    var isSet: Bool { arrived.load(ordering: .acquiring) }
+
+    func set() { arrived.store(true, ordering: .releasing) }
 }
