@@ -67,15 +67,9 @@ import Testing
     /// transaction's statements would have answered (a claim, a guarded end held or refused) is read again from what
     /// it left, and the write returns as if nothing had happened. Before, the daemon had to stop.
     @Test func aCommitAppliedWhoseAnswersWereLostAnswersFromWhatItLeft() throws {
-        guard StoreEngine.all.contains(where: { $0.name == "postgres" }) else { return }
-        let url = try #require(ProcessInfo.processInfo.environment["ORCH_TEST_POSTGRES_URL"])
-        let parsed = try PostgresURL(url)
-        let proxy = try CommitCuttingProxy(serverPort: UInt16(try #require(parsed.port)))
-        let proxied = url.replacingOccurrences(of: ":\(try #require(parsed.port))/", with: ":\(proxy.port)/")
-        let schema = "orch_lostanswer_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
-        let store = try PostgresStore(url: proxied, schema: schema)
-        let admin = try PostgresConnection(url: url)
-        defer { _ = try? admin.execute("DROP SCHEMA \"\(schema)\" CASCADE") }
+        guard let proxied = try Proxied("lostanswer") else { return }
+        defer { withExtendedLifetime(proxied) {} }  // Its schema is dropped when it goes.
+        let (url, proxy, schema, store) = (proxied.url, proxied.proxy, proxied.schema, proxied.store)
         let name = { (text: String) in RelativePath(Array(text.utf8)) }
         let id = try store.write { try $0.insertJob(kind: .file, name: name("a"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1) }
 
@@ -125,15 +119,9 @@ import Testing
     /// nothing had happened once the server answers. Before, the write gave up after 20 s, and the daemon stopped
     /// (exit 1) when the server came back and said the COMMIT had been applied.
     @Test func aCommitLostWhileTheServerStaysAwayLongIsSettledWhenItAnswers() throws {
-        guard StoreEngine.all.contains(where: { $0.name == "postgres" }) else { return }
-        let url = try #require(ProcessInfo.processInfo.environment["ORCH_TEST_POSTGRES_URL"])
-        let parsed = try PostgresURL(url)
-        let proxy = try CommitCuttingProxy(serverPort: UInt16(try #require(parsed.port)))
-        let proxied = url.replacingOccurrences(of: ":\(try #require(parsed.port))/", with: ":\(proxy.port)/")
-        let schema = "orch_lostlong_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
-        let store = try PostgresStore(url: proxied, schema: schema)
-        let admin = try PostgresConnection(url: url)
-        defer { _ = try? admin.execute("DROP SCHEMA \"\(schema)\" CASCADE") }
+        guard let proxied = try Proxied("lostlong") else { return }
+        defer { withExtendedLifetime(proxied) {} }  // Its schema is dropped when it goes.
+        let (url, proxy, schema, store) = (proxied.url, proxied.proxy, proxied.schema, proxied.store)
         let heard = Heard()
         store.handLongWaits(LongWaitHooks(
             notice: { heard.add(notice: $0) }, stillWaiting: { heard.add(alive: 1) }, givesUp: { _ in false }))
@@ -166,15 +154,9 @@ import Testing
     /// next, once the server answers and says the COMMIT was applied, fails as an unknown outcome (the stopping
     /// daemon's next start recovers from the store).
     @Test func aWaitGivenUpLeavesTheOutcomeForTheNextWrite() throws {
-        guard StoreEngine.all.contains(where: { $0.name == "postgres" }) else { return }
-        let url = try #require(ProcessInfo.processInfo.environment["ORCH_TEST_POSTGRES_URL"])
-        let parsed = try PostgresURL(url)
-        let proxy = try CommitCuttingProxy(serverPort: UInt16(try #require(parsed.port)))
-        let proxied = url.replacingOccurrences(of: ":\(try #require(parsed.port))/", with: ":\(proxy.port)/")
-        let schema = "orch_lostgiveup_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
-        let store = try PostgresStore(url: proxied, schema: schema)
-        let admin = try PostgresConnection(url: url)
-        defer { _ = try? admin.execute("DROP SCHEMA \"\(schema)\" CASCADE") }
+        guard let proxied = try Proxied("lostgiveup") else { return }
+        defer { withExtendedLifetime(proxied) {} }  // Its schema is dropped when it goes.
+        let (url, proxy, schema, store) = (proxied.url, proxied.proxy, proxied.schema, proxied.store)
         store.handLongWaits(LongWaitHooks(notice: { _ in }, stillWaiting: {}, givesUp: { $0 >= .seconds(1) }))
         // The writer's first write registers it in a COMMIT of its own: that one is not the one to lose.
         _ = try store.write {
@@ -192,13 +174,37 @@ import Testing
         } throws: { StoreFailure.classify($0) == .unreachable }
         // The server is back once a new session can be opened through the proxy; the given-up COMMIT was applied.
         let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline, (try? PostgresConnection(url: proxied)) == nil { usleep(100_000) }
+        while Date() < deadline, (try? PostgresConnection(url: proxied.proxiedURL)) == nil { usleep(100_000) }
         #expect(try store.read { try $0.latestJob(kind: .file, name: name) } != nil)
         #expect {
             try store.write { try $0.insertJob(kind: .file, name: RelativePath(Array("x".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 1, at: 2) }
         } throws: { error in
             (error as? PostgresError)?.kind == .commitOutcomeUnknown
         }
+    }
+
+    /// A store whose connections go through a `CommitCuttingProxy`, in a schema of its own dropped at the end; nil
+    /// without a PostgreSQL engine.
+    final class Proxied {
+        let url: String
+        let proxiedURL: String
+        let proxy: CommitCuttingProxy
+        let schema: String
+        let store: PostgresStore
+        private let admin: PostgresConnection
+
+        init?(_ label: String) throws {
+            guard StoreEngine.all.contains(where: { $0.name == "postgres" }) else { return nil }
+            url = try #require(ProcessInfo.processInfo.environment["ORCH_TEST_POSTGRES_URL"])
+            let port = try #require(try PostgresURL(url).port)
+            proxy = try CommitCuttingProxy(serverPort: UInt16(port))
+            proxiedURL = url.replacingOccurrences(of: ":\(port)/", with: ":\(proxy.port)/")
+            schema = "orch_\(label)_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+            store = try PostgresStore(url: proxiedURL, schema: schema)
+            admin = try PostgresConnection(url: url)
+        }
+
+        deinit { _ = try? admin.execute("DROP SCHEMA \"\(schema)\" CASCADE") }
     }
 
     final class Refusals: @unchecked Sendable {
