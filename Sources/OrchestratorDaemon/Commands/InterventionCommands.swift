@@ -202,17 +202,19 @@ public enum InterventionCommands {
         TaskCommands.wakeDaemons(config, store: store, reason: "\(kind)-\(id)")
         let deadline = Date().addingTimeInterval(answerTimeout)
         while Date() < deadline {
-            if let answer = try reading(store, { try $0.requestAnswer(id: id) }), answer.handled {
-                return answer.result ?? InterventionRequest.answer(.unknown)
+            // On a shared store the daemon that takes a request marks it in a commit of its own, before its answer is
+            // written: handled without a result yet is still to be answered.
+            if let answer = try reading(store, { try $0.requestAnswer(id: id) }), answer.handled, let result = answer.result {
+                return result
             }
             usleep(20_000)
         }
-        let (who, reader) = switch asking {
-        case .daemon(let pid) where config.store.url == nil: ("the daemon (pid \(pid))", "it reads it")
-        case .daemon, .storesDaemons: ("no daemon of the store", "the daemon that holds the job reads it")
+        let said = switch asking {
+        case .daemon(let pid) where config.store.url == nil:
+            "the daemon (pid \(pid)) has not answered within \(Int(answerTimeout)) s; the request stays recorded and is applied when it reads it"
+        case .daemon, .storesDaemons:
+            "no daemon of the store has answered within \(Int(answerTimeout)) s; the request stays recorded and is applied when the daemon that holds the job reads it"
         }
-        throw CommandError(
-            .failure,
-            "error: \(who) has not answered within \(Int(answerTimeout)) s; the request stays recorded and is applied when \(reader)")
+        throw CommandError(.failure, "error: \(said)")
     }
 }

@@ -268,9 +268,15 @@ extension Dispatcher {
             claimLedger.took(taken.id, claim: taken.claims, isTaskRun: taken.kind == .task)
             armLeaseRenewal()
             adoptTaskRun(job)
+            // A cancel or priority left for this job's holder (a daemon that stopped or died with it) is this daemon's
+            // now: applied before the job starts, so that a cancelled job never runs.
+            if requestsLeftToHolders {
+                takeRecordedEvents()
+                guard let current = jobs[job.id], current.state == .queued else { continue }
+                start(current, queuedAt: now)
+                continue
+            }
             start(job, queuedAt: now)
-            // A request left for this job's holder (a daemon that is gone) is this daemon's now.
-            if requestsLeftToHolders { post(.wake) }
         }
     }
 

@@ -69,7 +69,9 @@ extension Dispatcher {
         let committed = newClaims.isEmpty ? flushWritesWhilePaused() : commitClaimsWhilePaused()
         guard committed else {
             armDiskRetry(doubling: true)
-            logger.debug("still no space", metadata: ["path": "\(path)", "retry_in": "\(diskRetryDelay)ms"])
+            logger.debug(
+                pauseReason.forSpace ? "still no space" : "still paused: \(pauseReason.text)",
+                metadata: ["path": "\(path)", "retry_in": "\(diskRetryDelay)ms"])
             return
         }
         if pausedByMoves {

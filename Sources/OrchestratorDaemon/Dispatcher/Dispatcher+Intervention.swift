@@ -62,15 +62,17 @@ extension Dispatcher {
             finishAttempt(jobID: jobID, waiting.exit, attempt: waiting.attempt, verdict: verdict)
             return InterventionRequest.cancelled
         }
-        guard let job = jobs[jobID] else { return answerFromStore(jobID) }
+        guard let job = jobs[jobID] else { return claimsJobs ? cancelUnheld(jobID, reason: reason) : answerFromStore(jobID) }
         switch Intervention.cancel(job.state, daemonRuns: true) {
         case .failNow, .endLeftoverThenFail:
             if let timer = job.retryTimer { wheel.cancel(timer) }
             breakerParked[job.owner]?.removeAll { $0 == jobID }
             if case .handler(let name) = job.owner { intervention.parked[name]?.removeAll { $0 == jobID } }
             logger.info("cancelled before it ran", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "reason": "\(reason)"])
+            // Claimed from the store and not started yet: its end goes through that claim.
+            let from: JobState = claimLedger.holds(jobID) ? .running : job.state
             // Its entry on the ready queue is dropped as stale once the job is gone.
-            failForGood(job, from: job.state, attempts: job.attempts, reason: reason, couldNotStart: false, at: Self.wallClock(), cancelledByHand: true)
+            failForGood(job, from: from, attempts: job.attempts, reason: reason, couldNotStart: false, at: Self.wallClock(), cancelledByHand: true)
             return InterventionRequest.cancelled
         case .endRunningAttempt:
             guard var attempt = running[jobID] else { return answerFromStore(jobID) }
@@ -86,6 +88,22 @@ extension Dispatcher {
         case .refuse(let refusal):
             return InterventionRequest.answer(refusal)
         }
+    }
+
+    /// On a shared store, a waiting job no daemon has in memory (given back while its handler is paused or its breaker
+    /// open, or its daemon is gone): ended in the store, only if it still waits there (a daemon that claimed it a
+    /// moment ago has it), and its file sent from the shared processing area to Failed/.
+    private func cancelUnheld(_ jobID: Int64, reason: String) -> String {
+        let wallNow = Self.wallClock()
+        guard let (ended, record) = commit("cancel a job", { transaction -> (Bool, JobRecord?) in
+            let ended = try transaction.finishUnclaimed(jobID: jobID, to: .failed, attempts: nil, reason: reason, detail: nil, at: wallNow)
+            return (ended, try transaction.reader.job(id: jobID))
+        }), ended, let record else { return answerFromStore(jobID) }
+        logger.info("cancelled before it ran", metadata: ["job": "\(jobID)", "name": "\(record.name)", "reason": "\(reason)"])
+        if record.kind == .file {
+            finishedJobs.append(FinishedJob(jobID: jobID, name: record.name, succeeded: false, handler: record.handler))
+        }
+        return InterventionRequest.cancelled
     }
 
     /// A cancelled attempt's worker has ended: the job fails for good, no retry, its breaker unmoved.
@@ -116,7 +134,7 @@ extension Dispatcher {
     }
 
     /// The daemon that registered a file job on a shared store, from its first transition; nil if not recorded.
-    private func registeringDaemon(of jobID: Int64) -> String? {
+    func registeringDaemon(of jobID: Int64) -> String? {
         let transitions: [(at: UnixTime, from: String?, to: String, detail: String?)]
         do {
             transitions = try store.read { try $0.transitions(jobID: jobID) }
@@ -131,8 +149,28 @@ extension Dispatcher {
 
     // MARK: priority
 
+    /// On a shared store, a waiting job no daemon has in memory (see `cancelUnheld`): its priority is set in the store,
+    /// where the daemon that claims it next reads it.
+    private func setPriorityUnheld(_ jobID: Int64, to priority: Int) -> String {
+        let wallNow = Self.wallClock()
+        guard let answer = commit("set a job's priority", { transaction -> String in
+            guard let record = try transaction.reader.job(id: jobID) else { return InterventionRequest.answer(.unknown) }
+            switch Intervention.priority(record.state, to: priority) {
+            case .requeue, .record:
+                try transaction.setPriority(jobID: jobID, state: record.state, priority: priority, at: wallNow)
+                return InterventionRequest.prioritySet
+            case .refuse(let refusal):
+                return InterventionRequest.answer(refusal)
+            }
+        }) else { return answerFromStore(jobID) }
+        if answer == InterventionRequest.prioritySet {
+            logger.info("priority set", metadata: ["job": "\(jobID)", "priority": "\(priority)"])
+        }
+        return answer
+    }
+
     func setPriority(jobID: Int64, to priority: Int) -> String {
-        guard let job = jobs[jobID] else { return answerFromStore(jobID) }
+        guard let job = jobs[jobID] else { return claimsJobs ? setPriorityUnheld(jobID, to: priority) : answerFromStore(jobID) }
         switch Intervention.priority(job.state, to: priority) {
         case .requeue, .record:
             jobs[jobID]?.priority = priority

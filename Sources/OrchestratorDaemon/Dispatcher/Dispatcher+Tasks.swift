@@ -391,11 +391,15 @@ extension Dispatcher {
     /// ran, or before it started).
     func takeRecordedEvents() {
         // While paused for a full disk their marks and runs could not be recorded: they wait in the store.
-        guard !phase.isStopping, !phase.isPausedForDisk else { return }
+        guard phase != .stopped, !phase.isPausedForDisk else { return }
         do {
             let requests = try store.read { try $0.pendingRequests() }
             requestsLeftToHolders = false
             for request in requests {
+                // A stopping daemon still answers a cancel or priority of the jobs it has (a running one's group gets
+                // SIGTERM now rather than at the end of the grace); what would start work waits for the next daemon.
+                let intervention = request.kind == Self.cancelRequest || request.kind == Self.priorityRequest
+                if phase.isStopping, !intervention { continue }
                 // Marked first: the mark commits with the run it queues, so a crash cannot run it twice. On a shared
                 // store every daemon reads the request: the one whose mark goes through handles it; a cancel or a
                 // priority is the job's holder's (`takesRequest`).
@@ -415,7 +419,7 @@ extension Dispatcher {
                 }
             }
             // Events queue task runs: the scheduler's work.
-            for event in try store.read({ try $0.pendingEvents() }) where runs(.scheduler) {
+            for event in try store.read({ try $0.pendingEvents() }) where runs(.scheduler) && !phase.isStopping {
                 dispatchEvent(id: event.id, name: event.name, source: event.source)
             }
             // Committed now, not with the next cycle: a second wake-up (one per inotify read) would otherwise
@@ -428,27 +432,30 @@ extension Dispatcher {
         refreshPausedHandlers()
     }
 
-    /// On a shared store a cancel or priority is taken by the daemon that holds the job: the one that runs it, or that
-    /// registered it and has it queued. A job no daemon can hold (ended, unknown) is answered by whichever takes it
-    /// first, from the store. A job live in the store that this daemon does not hold is left to its holder; if that
-    /// daemon is gone, the request waits for the daemon that claims the job next (see `claimForeignWork`).
+    /// On a shared store a cancel or priority is taken by the daemon that holds the job:
+    /// - a running job's runner (and one that ran here a moment ago: the answer says it finished);
+    /// - a waiting one's holder: the daemon that has it in memory, or, when none does (its handler is paused or its
+    ///   breaker open, so it was given back), the daemon that last had it (`owner`) or registered it. If that daemon is
+    ///   gone, or unknown, whichever daemon reads the request first takes it and ends the job in the store.
+    /// A job no daemon can hold (ended, unknown) is answered from the store by whichever takes the request first.
     private func takesRequest(kind: String, target: String) -> Bool {
         guard kind == Self.cancelRequest || kind == Self.priorityRequest, let (jobID, _) = InterventionRequest.parse(target)
         else { return true }
         if running[jobID] != nil || undecided[jobID] != nil { return true }
         let record: JobRecord?
+        let nodes: [NodeRecord]
         do {
-            record = try store.read { try $0.job(id: jobID) }
+            (record, nodes) = try store.read { (try $0.job(id: jobID), try $0.nodes()) }
         } catch {
             logger.warning("cannot read job \(jobID) to see whose request it is; it waits", metadata: ["error": "\(error)"])
             return false
         }
         guard let record, !record.state.isTerminal else { return true }
-        // Queued here and claimed by no daemon yet (a retry keeps its last runner as owner).
-        if jobs[jobID] != nil, record.state != .running { return record.owner == nil || record.owner == config.node.name }
-        // Running here a moment ago: its end is on its way, and the answer says it finished. Otherwise this daemon's
-        // memory of it is stale (another daemon claimed it from the store), or it never held it.
-        return record.owner == config.node.name
+        // Otherwise this daemon's memory of it is stale (another daemon claimed it from the store), or it never held it.
+        if record.state == .running { return record.owner == config.node.name }
+        if jobs[jobID] != nil { return true }
+        guard let holder = record.owner ?? registeringDaemon(of: jobID), holder != config.node.name else { return true }
+        return !nodes.contains { $0.name == holder && NodeLiveness.condition(of: $0, shared: true, stateDirDaemonRuns: false) == .running }
     }
 
     private func handle(request kind: String, target: String) {

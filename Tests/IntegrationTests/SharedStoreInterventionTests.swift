@@ -1,0 +1,76 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// `cancel` and `priority` on a shared store for jobs no running daemon has in memory: given back while their
+/// handler is paused, or left queued by a daemon that died.
+extension SharedStoreTests {
+    /// A paused handler's jobs are given back to the store by whichever daemon claims them, so none holds them in
+    /// memory: the daemon that last had one (or registered it) ends it in the store, and its file goes to Failed/.
+    /// Before, every such cancel and priority exited 65, with the answering daemon naming itself as the holder.
+    @Test func aCancelOrPriorityOfAJobHeldBackByAPausedHandlerGoesThrough() throws {
+        let cluster = try Cluster(count: 3, workerSeconds: "0.1", maxConcurrent: 1)
+        let running = Array(cluster.daemons.prefix(2))
+        for daemon in running { try daemon.startDaemon() }
+        let idle = cluster.daemons[2]
+        let paused = try idle.run(["handler", "pause", "test"])
+        #expect(paused.status == 0, "\(paused.stderr)")
+        for name in ["p1.txt", "p2.txt", "p3.txt", "p4.txt"] { try cluster.first.drop(name) }
+        try cluster.waitUntil("four jobs wait behind the pause", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE state = 'queued'") == "4"
+        }
+        let ids = try Server.psql(cluster.store, "SELECT string_agg(id::text, ' ' ORDER BY id) FROM job").split(separator: " ").map(String.init)
+        #expect(ids.count == 4)
+        guard ids.count == 4 else { return }
+        for (id, daemon) in zip(ids.prefix(3), [running[0], running[1], idle]) {
+            let cancelled = try daemon.run(["cancel", id, "--reason", "paused"])
+            #expect(cancelled.status == 0 && cancelled.stdout.contains("cancelled before it ran"), "\(id): \(cancelled.stdout) \(cancelled.stderr)")
+        }
+        let raised = try idle.run(["priority", ids[3], "8"])
+        #expect(raised.status == 0 && raised.stdout.contains("priority set to 8"), "\(raised.stdout) \(raised.stderr)")
+        #expect(try Server.psql(cluster.store, "SELECT priority FROM job WHERE id = \(ids[3])") == "8")
+        try cluster.waitUntil("the cancelled files are in Failed", timeout: 20) { cluster.first.count(in: "Failed") == 3 }
+        #expect(try idle.run(["handler", "resume", "test"]).status == 0)
+        try cluster.waitUntil("the last file is done", timeout: 20) { cluster.first.count(in: "Done") == 1 }
+        let kept = try Server.psql(cluster.store, "SELECT convert_from(name, 'UTF8') FROM job WHERE id = \(ids[3])")
+        #expect(cluster.runs() == [kept: 1], "only the file not cancelled ran: \(cluster.runs())")
+        #expect(try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE state = 'failed' AND reason = 'cancelled: paused'") == "3")
+        for daemon in running { #expect(daemon.stopDaemon() == 0) }
+    }
+
+    /// A queued file's registering daemon dies with it in its queue: the cancel waits for a holder, and the daemon
+    /// that claims the job next applies it before starting the job, so the cancelled file never runs. Before, that
+    /// daemon started the worker first, and a quick worker's file ended in Done/.
+    @Test func aCancelLeftForADeadDaemonsJobIsAppliedBeforeTheJobRuns() throws {
+        let cluster = try Cluster(count: 2, lease: "3s", workerSeconds: "4", maxConcurrent: 1)
+        let (registrar, survivor) = (cluster.daemons[0], cluster.daemons[1])
+        // The survivor only runs jobs: every file is registered, and held while queued, by the daemon that dies.
+        var config = try String(contentsOf: survivor.configURL, encoding: .utf8)
+        config = config.replacingOccurrences(of: "[node]\n", with: "[node]\nroles = [\"worker\", \"scheduler\"]\n")
+        try config.write(to: survivor.configURL, atomically: true, encoding: .utf8)
+        try cluster.start()
+        for name in ["r1.txt", "r2.txt"] { try cluster.first.drop(name) }
+        try cluster.waitUntil("both daemons run a file", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT count(DISTINCT owner) FROM job WHERE state = 'running'") == "2"
+        }
+        try cluster.first.drop("doomed.txt")
+        try cluster.waitUntil("the third file waits", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT state FROM job WHERE name = convert_to('doomed.txt', 'UTF8')") == "queued"
+        }
+        let id = try Server.psql(cluster.store, "SELECT id FROM job WHERE name = convert_to('doomed.txt', 'UTF8')")
+        registrar.killDaemon()
+        let asked = try survivor.run(["cancel", id, "--reason", "doomed"], timeout: 30)
+        // Answered at once if the survivor already took the job over, else after the command's wait.
+        #expect(asked.status == 0 || asked.stderr.contains("no daemon of the store has answered"), "\(asked.stdout) \(asked.stderr)")
+        try cluster.waitUntil("the cancelled file is in Failed", timeout: 40) {
+            try Server.psql(cluster.store, "SELECT state || ' ' || coalesce(reason, '') FROM job WHERE id = \(id)") == "failed cancelled: doomed"
+                && cluster.first.count(in: "Failed") == 1
+        }
+        #expect(cluster.runs()["doomed.txt"] == nil, "the cancelled file never ran: \(cluster.runs())")
+        #expect(try Server.psql(cluster.store, "SELECT count(*) FROM attempt WHERE job_id = \(id)") == "0")
+        try cluster.waitUntil("the dead daemon's file runs again on the survivor", timeout: 40) { cluster.first.count(in: "Done") == 2 }
+        #expect(survivor.stopDaemon() == 0)
+    }
+}
