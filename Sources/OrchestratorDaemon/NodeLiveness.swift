@@ -94,10 +94,7 @@ enum NodeLiveness {
             if let noted, noted != mine, othersAlive {
                 // The name this start claimed is free again for a start with the right folders.
                 _ = try? store.write { try $0.markNodeStopped(node: config.node.name, instance: instance) }
-                throw CommandError(
-                    .config,
-                    "\(config.file):\(config.line(ofKey: "paths")): error: [paths]: the daemons of this store use \(noted); "
-                        + "this daemon's are \(mine): daemons of one store share one Inbox, Done, Failed and processing area")
+                throw foldersDiffer(config, noted: noted, mine: mine)
             }
             if noted != mine { try store.write { try $0.setDaemonNote(foldersNote, mine, at: Dispatcher.wallClock()) } }
         } catch let error as CommandError {
@@ -109,6 +106,25 @@ enum NodeLiveness {
 
     /// The folders by their real paths: one daemon may reach the shared folders through a symlink the others do
     /// not use (`/srv/inbox`, and `/data/inbox` that links to it, are one Inbox).
+    static func foldersDiffer(_ config: Config, noted: String, mine: String) -> CommandError {
+        CommandError(
+            .config,
+            "\(config.file):\(config.line(ofKey: "paths")): error: [paths]: the daemons of this store use \(noted); "
+                + "this daemon's are \(mine): daemons of one store share one Inbox, Done, Failed and processing area")
+    }
+
+    /// For a one-shot command that moves the store's files itself: its config's folders must be the store's.
+    static func requireStoresFolders(_ store: any Store, _ config: Config) throws(CommandError) {
+        let noted: String?
+        do {
+            noted = try store.read { try $0.daemonNote(foldersNote) }
+        } catch {
+            throw CommandError(.failure, "error: cannot read the daemons of \(StoreFactory.describe(config)): \(error)")
+        }
+        let mine = folders(config)
+        if let noted, noted != mine { throw foldersDiffer(config, noted: noted, mine: mine) }
+    }
+
     static func folders(_ config: Config) -> String {
         let paths = config.paths
         func real(_ path: String) -> String { FolderLocation(resolving: path).realPath }

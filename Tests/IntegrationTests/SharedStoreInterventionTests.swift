@@ -73,4 +73,33 @@ extension SharedStoreTests {
         try cluster.waitUntil("the dead daemon's file runs again on the survivor", timeout: 40) { cluster.first.count(in: "Done") == 2 }
         #expect(survivor.stopDaemon() == 0)
     }
+
+    /// With no daemon of the store running, `cancel` does the whole change itself, moving the file from the processing
+    /// area: given a config on other folders, it is refused (78, at `[paths]`) and changes nothing. Before, it ended
+    /// the job, found no file in its own processing area, and the store's file ran again later as an orphan.
+    @Test func aOneShotCancelThroughAConfigOnOtherFoldersIsRefused() throws {
+        let cluster = try Cluster(count: 1, workerSeconds: "30", maxConcurrent: 1)
+        try cluster.start()
+        for name in ["o1.txt", "o2.txt"] { try cluster.first.drop(name) }
+        try cluster.waitUntil("one runs and one waits", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT count(*) FILTER (WHERE state = 'running') || '|' || count(*) FILTER (WHERE state = 'queued') FROM job") == "1|1"
+        }
+        let queued = try Server.psql(cluster.store, "SELECT id FROM job WHERE state = 'queued'")
+        #expect(cluster.first.stopDaemon() == 0)
+        let stranger = try TestInstance(config: testConfig(handler: "command = [\"/bin/true\"]", extra: """
+
+            [node]
+            name = "stranger"
+
+            [store]
+            url = "\(cluster.store)"
+            """))
+        let refused = try stranger.run(["cancel", queued])
+        #expect(refused.status == 78 && refused.stderr.contains("error: [paths]: the daemons of this store use inbox"), "\(refused.stderr)")
+        #expect(try Server.psql(cluster.store, "SELECT state FROM job WHERE id = \(queued)") == "queued")
+        #expect(cluster.first.count(in: "Inbox/.processing") == 2 && cluster.first.count(in: "Failed") == 0)
+        // Through the store's own config the same cancel goes through and moves the file.
+        let cancelled = try cluster.first.run(["cancel", queued])
+        #expect(cancelled.status == 0 && cluster.first.count(in: "Failed") == 1, "\(cancelled.stdout) \(cancelled.stderr)")
+    }
 }

@@ -36,6 +36,8 @@ public enum InterventionCommands {
                 asking = .storesDaemons
                 break
             }
+            // It moves the file itself: from the store's processing area, not another one this config names.
+            if config.store.url != nil { try NodeLiveness.requireStoresFolders(store, config) }
             let inboxLocks = try InboxOwner.acquireForOneShot(config, role: "cancel")
             defer { withExtendedLifetime((lock, inboxLocks)) {} }
             return try cancelWithoutDaemon(config, store: store, jobID: found.id, reason: reasonText)
