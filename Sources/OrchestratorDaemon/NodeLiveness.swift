@@ -87,16 +87,23 @@ enum NodeLiveness {
         let mine = folders(config)
         let instance = instance(config)
         do {
-            let (noted, nodes) = try store.read { (try $0.daemonNote(foldersNote), try $0.nodes()) }
-            let othersAlive = nodes.contains {
-                $0.instance != instance && condition(of: $0, shared: true, stateDirDaemonRuns: false) == .running
+            // Decided under the note's lock, after this daemon's registration (`checkName`): of two daemons on other
+            // folders starting at once, the second to get the lock sees the first's folders and the first alive.
+            let refusedBy = try store.write { transaction -> String? in
+                try transaction.lockDaemonNote(foldersNote)
+                let (noted, nodes) = (try transaction.reader.daemonNote(foldersNote), try transaction.reader.nodes())
+                let othersAlive = nodes.contains {
+                    $0.instance != instance && condition(of: $0, shared: true, stateDirDaemonRuns: false) == .running
+                }
+                if let noted, noted != mine, othersAlive { return noted }
+                if noted != mine { try transaction.setDaemonNote(foldersNote, mine, at: Dispatcher.wallClock()) }
+                return nil
             }
-            if let noted, noted != mine, othersAlive {
+            if let noted = refusedBy {
                 // The name this start claimed is free again for a start with the right folders.
                 _ = try? store.write { try $0.markNodeStopped(node: config.node.name, instance: instance) }
                 throw foldersDiffer(config, noted: noted, mine: mine)
             }
-            if noted != mine { try store.write { try $0.setDaemonNote(foldersNote, mine, at: Dispatcher.wallClock()) } }
         } catch let error as CommandError {
             throw error
         } catch {

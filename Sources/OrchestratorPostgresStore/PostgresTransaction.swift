@@ -674,6 +674,13 @@ struct PostgresTransaction: StoreTransaction {
             """, [.text(node), .text(key), value.map { .text($0) }, .double(now)])
     }
 
+    /// The first key of a store note's two-key advisory lock ("ornt"); tasks' locks are another space.
+    static let noteLockClass: Int32 = 0x6F72_6E74
+
+    func lockDaemonNote(_ key: String) throws {
+        try connection.execute("SELECT pg_advisory_xact_lock(\(Self.noteLockClass), hashtext($1))", [.text(key)])
+    }
+
     func setDaemonNote(_ key: String, _ value: String?, at now: UnixTime) throws {
         try connection.execute(
             """

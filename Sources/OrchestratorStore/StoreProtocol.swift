@@ -331,6 +331,9 @@ public protocol StoreTransaction {
     func clearBreakers(node: String?) throws
     /// Sets or (nil) clears a note about the store as a whole (the folders its daemons share).
     func setDaemonNote(_ key: String, _ value: String?, at now: UnixTime) throws
+    /// Until the transaction ends, no other transaction that asks the same passes this point: a note read after it and
+    /// set in the same transaction is decided by one daemon at a time (SQLite's writes are one at a time anyway).
+    func lockDaemonNote(_ key: String) throws
     /// Sets or (nil) clears a note about one daemon (its health, its sweeps' results, its config's load, why its
     /// queue waits): daemons of one store each keep their own.
     func setNodeNote(node: String, _ key: String, _ value: String?, at now: UnixTime) throws

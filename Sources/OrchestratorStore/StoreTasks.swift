@@ -336,6 +336,9 @@ extension SQLiteTransaction {
             arguments: [node, owner, state, consecutiveFailures, openUntil, now])
     }
 
+    /// Nothing to do: SQLite's write transactions run one at a time.
+    public func lockDaemonNote(_ key: String) throws {}
+
     /// Sets or (nil) clears a note.
     public func setDaemonNote(_ key: String, _ value: String?, at now: UnixTime) throws {
         try db.execute(

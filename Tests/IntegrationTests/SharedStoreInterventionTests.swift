@@ -102,4 +102,37 @@ extension SharedStoreTests {
         let cancelled = try cluster.first.run(["cancel", queued])
         #expect(cancelled.status == 0 && cluster.first.count(in: "Failed") == 1, "\(cancelled.stdout) \(cancelled.stderr)")
     }
+
+    /// Two daemons of one store on different folders started at the same moment: exactly one runs, every time. The
+    /// check of the store's folders and the claim of them are one decision under a lock in the store; before, both
+    /// could read that no daemon was alive and both run (3 of 10 tries).
+    @Test func twoDaemonsOnDifferentFoldersStartedAtOnceNeverBothRun() throws {
+        let cluster = try Cluster(count: 1)
+        let stranger = try TestInstance(config: testConfig(handler: "command = [\"/bin/true\"]", extra: """
+
+            [node]
+            name = "stranger"
+
+            [store]
+            url = "\(cluster.store)"
+            """))
+        for trial in 1...5 {
+            let sizes = (cluster.first.log.utf8.count, stranger.log.utf8.count)
+            let first = try cluster.first.launchDaemon()
+            let other = try stranger.launchDaemon()
+            func settled(_ instance: TestInstance, _ process: Process, after size: Int) -> Bool {
+                !process.isRunning || String(decoding: Array(instance.log.utf8).dropFirst(size), as: UTF8.self).contains("watching")
+            }
+            try waitUntil("trial \(trial): each daemon runs or was refused", timeout: 30) {
+                settled(cluster.first, first, after: sizes.0) && settled(stranger, other, after: sizes.1)
+            }
+            let runningCount = [first, other].filter(\.isRunning).count
+            #expect(runningCount == 1, "trial \(trial): \(runningCount) daemons run")
+            for (instance, process) in [(cluster.first, first), (stranger, other)] where !process.isRunning {
+                #expect(process.terminationStatus == 78, "trial \(trial): \(instance.log.suffix(600))")
+            }
+            if first.isRunning { #expect(cluster.first.stopDaemon() == 0) }
+            if other.isRunning { #expect(stranger.stopDaemon() == 0) }
+        }
+    }
 }
