@@ -47,7 +47,7 @@ public enum InterventionCommands {
             target: InterventionRequest.target(jobID: found.id, reasonText), asking: asking)
         if let refusal = InterventionRequest.refusal(answer) { throw refused(found, refusal, "cancel") }
         if answer == InterventionRequest.ending {
-            return "job \(found.id) cancelled: its worker group got SIGTERM (SIGKILL after \(Dispatcher.killGrace / 1000) s); it goes to Failed/ with the reason \"\(reasonText)\""
+            return "job \(found.id) cancelled: its worker group got SIGTERM (SIGKILL after \(Dispatcher.killGrace / 1000) s); it goes to Failed/ with the reason \"\(reasonText)\", unless its worker exits 0 first (its work is then done, and it goes to Done/)"
         }
         return "job \(found.id) cancelled before it ran (\(reasonText))"
     }
