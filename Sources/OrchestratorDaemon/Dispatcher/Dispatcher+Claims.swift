@@ -270,7 +270,7 @@ extension Dispatcher {
             adoptTaskRun(job)
             // A cancel or priority left for this job's holder (a daemon that stopped or died with it) is this daemon's
             // now: applied before the job starts, so that a cancelled job never runs.
-            if requestsLeftToHolders {
+            if requestsLeftToHolders.contains(job.id) {
                 takeRecordedEvents()
                 guard let current = jobs[job.id], current.state == .queued else { continue }
                 start(current, queuedAt: now)

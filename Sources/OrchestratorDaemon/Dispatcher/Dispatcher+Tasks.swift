@@ -394,7 +394,7 @@ extension Dispatcher {
         guard phase != .stopped, !phase.isPausedForDisk else { return }
         do {
             let requests = try store.read { try $0.pendingRequests() }
-            requestsLeftToHolders = false
+            requestsLeftToHolders.removeAll()
             for request in requests {
                 // A stopping daemon still answers a cancel or priority of the jobs it has (a running one's group gets
                 // SIGTERM now rather than at the end of the grace); what would start work waits for the next daemon.
@@ -406,7 +406,7 @@ extension Dispatcher {
                 let wallNow = Self.wallClock()
                 if claimsJobs {
                     guard takesRequest(kind: request.kind, target: request.target) else {
-                        requestsLeftToHolders = true
+                        if let (jobID, _) = InterventionRequest.parse(request.target) { requestsLeftToHolders.insert(jobID) }
                         continue
                     }
                     let requestID = request.id

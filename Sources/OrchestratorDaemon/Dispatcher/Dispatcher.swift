@@ -264,8 +264,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var leaseTimer: TimerHandle?
     /// Other daemons may have queued work this one has not seen: free slots claim from the store.
     var foreignWorkPending = false
-    /// A cancel or priority request was left for the daemon that holds its job: one this daemon claims may be it.
-    var requestsLeftToHolders = false
+    /// Jobs with a cancel or priority request left for the daemon that holds them: one this daemon claims from the
+    /// store takes its request before it starts (see `claimForeignWork`).
+    var requestsLeftToHolders: Set<Int64> = []
     /// Files in the shared processing area with no job at the last watchdog sweep (see `adoptOrphanedFiles`).
     var orphanCandidates: [RelativePath: FileStatus] = [:]
     /// Announcements of other daemons' work (see Dispatcher+Wakeups).
