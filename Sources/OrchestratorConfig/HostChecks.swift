@@ -31,8 +31,25 @@ extension Config {
             ("inbox", paths.inbox), ("done", paths.done), ("failed", paths.failed), ("state", paths.state),
             ("processing", paths.processing),
         ]
-        let locations = roles.map { FolderLocation(resolving: $0.path) }
         var problems: [ConfigProblem] = []
+        // A folder that cannot be reached (a symlink loop, a file where a folder should be) is said first, at its key:
+        // `watch` would only fail to create it.
+        for role in roles {
+            var status = stat()
+            let found = stat(role.path, &status) == 0
+            let error = errno
+            if found {
+                guard (status.st_mode & S_IFMT) != S_IFDIR else { continue }
+                problems.append(ConfigProblem(
+                    file: file, line: line(ofKey: "paths.\(role.key)"), message: "paths: \(role.key) (\(role.path)) is not a folder"))
+            } else if error != ENOENT {
+                problems.append(ConfigProblem(
+                    file: file, line: line(ofKey: "paths.\(role.key)"),
+                    message: "paths: \(role.key) (\(role.path)) cannot be reached: \(String(cString: strerror(error)))"))
+            }
+        }
+        guard problems.isEmpty else { return problems }
+        let locations = roles.map { FolderLocation(resolving: $0.path) }
         for first in roles.indices {
             for second in roles.indices where second != first {
                 let (a, b) = (roles[first], roles[second])

@@ -71,6 +71,20 @@ import Testing
         #expect(try fresh.config(Self.handler).folderProblems().isEmpty)
     }
 
+    /// An Inbox under a symlink loop, and a file where Done should be: said at their keys by `config check`, where
+    /// `watch` used to fail to create the folder, with no line, and `config check` said ok.
+    @Test func aFolderThatCannotBeReachedOrIsAFileIsRefusedAtItsKey() throws {
+        let sandbox = try Sandbox()
+        try sandbox.symlink("loop", to: sandbox.root + "/loop")
+        try sandbox.file("Done", "not a folder\n", mode: 0o644)
+        let config = try sandbox.config("[paths]\ninbox = \"../loop/Inbox\"\ndone = \"../Done\"\n" + Self.handler)
+        let problems = config.folderProblems()
+        // The processing area, Inbox/.processing by default, is under the loop too.
+        #expect(problems.count == 3 && problems.contains { $0.message.contains("paths: processing") }, "\(problems)")
+        #expect(problems.contains { $0.line == 2 && $0.message.contains("paths: inbox") && $0.message.contains("cannot be reached: Too many levels of symbolic links") }, "\(problems)")
+        #expect(problems.contains { $0.line == 3 && $0.message.contains("paths: done") && $0.message.contains("is not a folder") }, "\(problems)")
+    }
+
     @Test func doneThatIsInboxThroughASymlinkIsRefusedAtTheLineOfDone() throws {
         let sandbox = try Sandbox()
         try sandbox.folder("Inbox")
