@@ -143,7 +143,7 @@ enum Executable {
 /// Where a folder is, as the kernel sees it: the components of its real path, and for each existing
 /// ancestor (from `/`) and for itself if it exists, its device and inode.
 public struct FolderLocation: Equatable {
-    public struct Identity: Equatable {
+    struct Identity: Equatable {
         var device: UInt64
         var inode: UInt64
     }

@@ -122,7 +122,7 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// (`handLongWaits`): its caller cannot go on without knowing, since the transaction's own answers (ids, claims)
     /// and what it did (a file registered once, not twice) are only right if it was applied. Given hooks (the daemon),
     /// it waits as long as the server is away, telling the hooks it is alive, until they give up (a stop signal);
-    /// without them (one-shot commands) it waits `settleWait`. A wait given up leaves the outcome open: the write
+    /// without them it waits `LongWaitHooks.boundedWait`. A wait given up leaves the outcome open: the write
     /// fails as for a server out of reach, and every later write first settles the open one. Not applied, the later
     /// write goes ahead. Applied after all, the caller's memory is behind the store: that write fails as
     /// `.commitOutcomeUnknown`, which stops a daemon (it was stopping anyway), and its next start's recovery reads
@@ -176,10 +176,9 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// find out (and to open a new session if it is not).
     static let aliveWithin: Duration = .seconds(1)
 
-    /// How long a write whose COMMIT was lost waits for the server to say what became of it when no hooks bound the
-    /// wait (see `write`), after how long it says that it waits, and how often it tells the hooks it is alive: well
-    /// inside the unit's `WatchdogSec` (60 s), since the dispatcher's thread, which pets the watchdog, waits with it.
-    static let settleWait: Duration = .seconds(20)
+    /// After how long a write whose COMMIT was lost says that it waits (see `write`), and how often it tells the hooks
+    /// it is alive: well inside the unit's `WatchdogSec` (60 s), since the dispatcher's thread, which pets the
+    /// watchdog, waits with it.
     static let noticeAfter: Duration = .seconds(2)
     static let aliveEvery: Duration = .seconds(10)
 
@@ -204,7 +203,7 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
         // libpq's connect_timeout itself.
         let started = ContinuousClock.now
         let hooks = longWaitHooks.withLock { $0 }
-        let givesUp = hooks?.givesUp ?? { $0 >= Self.settleWait }
+        let givesUp = hooks?.givesUp ?? { $0 >= LongWaitHooks.boundedWait }
         var lastAlive = started
         let lostAnswers = connection.takeLostAnswers()  // Before asking: that opens a transaction of its own.
         var pause = 0.1

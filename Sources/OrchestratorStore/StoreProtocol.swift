@@ -45,8 +45,12 @@ public protocol Store: AnyObject, Sendable {
     func handLongWaits(_ hooks: LongWaitHooks)
 }
 
-/// What a long wait inside a write does besides waiting. Without them a write waits for a bounded time.
+/// What a long wait inside a write does besides waiting. Without them a write waits `boundedWait`.
 public struct LongWaitHooks: Sendable {
+    /// How long a write waits without hooks, and a one-shot command's with them: well inside a unit's `WatchdogSec`
+    /// (60 s), since the thread that pets the watchdog is the one waiting.
+    public static let boundedWait: Duration = .seconds(20)
+
     /// Said once, when the wait has lasted a moment: why nothing else happens meanwhile.
     public var notice: @Sendable (String) -> Void
     /// Every few seconds while it lasts: the waiting thread is alive (a service manager's watchdog).

@@ -270,13 +270,13 @@ extension Dispatcher {
             adoptTaskRun(job)
             // A cancel or priority left for this job's holder (a daemon that stopped or died with it) is this daemon's
             // now: applied before the job starts, so that a cancelled job never runs.
+            var toStart = job
             if requestsLeftToHolders.contains(job.id) {
                 takeRecordedEvents()
                 guard let current = jobs[job.id], current.state == .queued else { continue }
-                start(current, queuedAt: now)
-                continue
+                toStart = current
             }
-            start(job, queuedAt: now)
+            start(toStart, queuedAt: now)
         }
     }
 

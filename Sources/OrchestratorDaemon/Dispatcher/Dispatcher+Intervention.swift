@@ -99,12 +99,7 @@ extension Dispatcher {
             let ended = try transaction.finishUnclaimed(jobID: jobID, to: .failed, attempts: nil, reason: reason, detail: nil, at: wallNow)
             return (ended, try transaction.reader.job(id: jobID))
         }), ended, let record else { return answerFromStore(jobID) }
-        let key = switch record.kind {
-        case .file: "file"
-        case .task: "task"
-        case .upload: "upload"
-        }
-        logger.info("cancelled before it ran", metadata: [key: "\(record.name)", "job": "\(jobID)", "reason": "\(reason)"])
+        logger.info("cancelled before it ran", metadata: [record.kind.logKey: "\(record.name)", "job": "\(jobID)", "reason": "\(reason)"])
         if record.kind == .file {
             finishedJobs.append(FinishedJob(jobID: jobID, name: record.name, succeeded: false, handler: record.handler))
         }

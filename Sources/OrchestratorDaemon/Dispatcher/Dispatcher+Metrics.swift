@@ -76,3 +76,14 @@ extension RunResult {
         }
     }
 }
+
+extension JobKind {
+    /// The log metadata key that names a job of this kind.
+    var logKey: String {
+        switch self {
+        case .file: "file"
+        case .task: "task"
+        case .upload: "upload"
+        }
+    }
+}

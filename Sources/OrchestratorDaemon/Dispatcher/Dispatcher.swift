@@ -119,13 +119,7 @@ struct LiveJob {
     var eventID: Int64? = nil
 
     /// The log metadata key that names it.
-    var logKey: String {
-        switch owner {
-        case .handler: return "file"
-        case .task: return "task"
-        case .upload: return "upload"
-        }
-    }
+    var logKey: String { owner.kind.logKey }
 }
 
 struct RunningAttempt {
@@ -382,7 +376,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             stillWaiting: { [notifier] in
                 if notifier.watchdogInterval != nil { notifier.notify("WATCHDOG=1") }
             },
-            givesUp: { [stopSignalled] waited in stopSignalled.isSet || (oneShot && waited >= Self.oneShotStoreWait) }))
+            givesUp: { [stopSignalled] waited in stopSignalled.isSet || (oneShot && waited >= LongWaitHooks.boundedWait) }))
         self.onStop = onStop
         supervisor = ProcessSupervisor(queue: queue, subreaper: true)
         let inbox = PathBytes(config.paths.inbox)
@@ -632,8 +626,6 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     }
 
     static let deferredWriteDelay: UInt64 = 20
-    /// How long a one-shot run waits inside a write for a server that went away during its COMMIT.
-    static let oneShotStoreWait: Duration = .seconds(20)
     static let spawnerIdleDelay: UInt64 = 1000
 
     /// Commits the pending writes; false if they could not be (they stay pending).
