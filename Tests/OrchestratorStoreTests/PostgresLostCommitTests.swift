@@ -49,7 +49,7 @@ import Testing
         ender.start()
         #expect {
             try store.write {
-                try $0.insertJob(kind: .file, name: RelativePath(Array("slow".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 1, at: 1)
+                try Self.queueFile($0, "slow", at: 1)
             }
         } throws: { error in
             StoreFailure.classify(error) == .unreachable && "\(error)".contains("the server did not apply it")
@@ -58,7 +58,7 @@ import Testing
         // Nothing of it was applied, and the next write goes through on a new session.
         #expect(try store.read { try $0.latestJob(kind: .file, name: RelativePath(Array("slow".utf8))) } == nil)
         let id = try store.write {
-            try $0.insertJob(kind: .file, name: RelativePath(Array("fast".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 1, at: 2)
+            try Self.queueFile($0, "fast", at: 2)
         }
         #expect(try store.read { try $0.job(id: id) }?.state == .queued)
     }
@@ -71,7 +71,7 @@ import Testing
         defer { withExtendedLifetime(proxied) {} }  // Its schema is dropped when it goes.
         let (url, proxy, schema, store) = (proxied.url, proxied.proxy, proxied.schema, proxied.store)
         let name = { (text: String) in RelativePath(Array(text.utf8)) }
-        let id = try store.write { try $0.insertJob(kind: .file, name: name("a"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1) }
+        let id = try store.write { try Self.queueFile($0, "a", at: 1) }
 
         /// `body` in one write whose COMMIT is applied and whose answers are lost; a marker job says it was applied.
         func writeLosingTheAnswers<T>(_ marker: String, _ body: @escaping (any StoreTransaction) throws -> T) throws -> T {
@@ -126,7 +126,7 @@ import Testing
         store.handLongWaits(LongWaitHooks(
             notice: { heard.add(notice: $0) }, stillWaiting: { heard.add(alive: 1) }, givesUp: { _ in false }))
         let id = try store.write {
-            try $0.insertJob(kind: .file, name: RelativePath(Array("a".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1)
+            try Self.queueFile($0, "a", at: 1)
         }
         let away: TimeInterval = 25
         proxy.loseTheNextCommitsAnswer(away: away) {
@@ -145,7 +145,7 @@ import Testing
         #expect(heard.alive >= 2, "alive every 10 s while waiting: \(heard.alive)")
         // The next write has nothing left to settle.
         let next = try store.write {
-            try $0.insertJob(kind: .file, name: RelativePath(Array("b".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 2)
+            try Self.queueFile($0, "b", at: 2)
         }
         #expect(try store.read { try $0.job(id: next) }?.state == .queued)
     }
@@ -160,7 +160,7 @@ import Testing
         store.handLongWaits(LongWaitHooks(notice: { _ in }, stillWaiting: {}, givesUp: { $0 >= .seconds(1) }))
         // The writer's first write registers it in a COMMIT of its own: that one is not the one to lose.
         _ = try store.write {
-            try $0.insertJob(kind: .file, name: RelativePath(Array("first".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 1, at: 0)
+            try Self.queueFile($0, "first", at: 0)
         }
         let name = RelativePath(Array("given-up".utf8))
         proxy.loseTheNextCommitsAnswer(away: 3) {
@@ -177,7 +177,7 @@ import Testing
         while Date() < deadline, (try? PostgresConnection(url: proxied.proxiedURL)) == nil { usleep(100_000) }
         #expect(try store.read { try $0.latestJob(kind: .file, name: name) } != nil)
         #expect {
-            try store.write { try $0.insertJob(kind: .file, name: RelativePath(Array("x".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 1, at: 2) }
+            try store.write { try Self.queueFile($0, "x", at: 2) }
         } throws: { error in
             (error as? PostgresError)?.kind == .commitOutcomeUnknown
         }
@@ -205,6 +205,13 @@ import Testing
         }
 
         deinit { _ = try? admin.execute("DROP SCHEMA \"\(schema)\" CASCADE") }
+    }
+
+    /// A queued file job: what these tests write when only its being there counts.
+    @discardableResult
+    static func queueFile(_ transaction: any StoreTransaction, _ name: String, at time: Double) throws -> Int64 {
+        try transaction.insertJob(
+            kind: .file, name: RelativePath(Array(name.utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: time)
     }
 
     final class Refusals: @unchecked Sendable {
