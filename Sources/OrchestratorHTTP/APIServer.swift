@@ -16,6 +16,13 @@ import ServiceLifecycle
 /// (SPEC guarantee 8). Handlers run the command library (blocking file and store work) on their own
 /// queue, never on the event loop.
 public enum APIServer {
+    /// One event-loop thread for every server this process runs, never shut down. Hummingbird's graceful
+    /// shutdown finishes on the loop after `run` returns (its quiescing promise, from a task of its own), so a
+    /// group shut down when `run` returns sometimes had that last step scheduled on a dead loop (SwiftNIO's
+    /// "Cannot schedule tasks on an EventLoop that has already shut down" after "stopped"). An idle loop sleeps
+    /// in epoll without a timer: keeping it costs no wake-ups.
+    private static let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     /// `metrics`: renders `GET /metrics` (Prometheus text); nil answers it with 404.
     public static func service(settings: HTTPSettings, metrics: (@Sendable () -> String)? = nil) -> DaemonService {
         let state = ServerState()
@@ -34,7 +41,7 @@ public enum APIServer {
             logger.logLevel = max(logger.logLevel, .warning)
             return logger
         }()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let group = eventLoops
         let routes = APIRoutes(handle: handle, metrics: metrics)
         let responder = routes.router().buildResponder()
         let token = settings.token
@@ -65,7 +72,6 @@ public enum APIServer {
                 handle.logger.error("http: the server stopped: \(describe(error))")
             }
         }
-        try? await group.shutdownGracefully()
     }
 
     static func describe(_ error: any Error) -> String {

@@ -74,6 +74,31 @@ extension SharedStoreTests {
         #expect(survivor.stopDaemon() == 0)
     }
 
+    /// A cancel of a running job whose daemon has just died cannot be answered before another daemon takes the job
+    /// over (its heartbeat still looks fresh): the command says who holds the job and when it is taken over, and the
+    /// cancel is applied then. Before, it said only that no daemon had answered.
+    @Test func aCancelOfAJustDeadDaemonsJobSaysWhoHoldsItAndIsAppliedAtTheTakeover() throws {
+        let cluster = try Cluster(count: 2, lease: "14s", workerSeconds: "60", maxConcurrent: 1)
+        let (holder, survivor) = (cluster.daemons[0], cluster.daemons[1])
+        try holder.startDaemon()
+        try holder.drop("held.txt")
+        try cluster.waitUntil("the file runs on the first daemon", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT state || ' ' || coalesce(owner, '') FROM job") == "running n1"
+        }
+        try survivor.startDaemon()
+        let id = try Server.psql(cluster.store, "SELECT id FROM job")
+        holder.killDaemon()
+        let asked = try survivor.run(["cancel", id, "--reason", "orphaned"], timeout: 30)
+        #expect(asked.status == 1, "\(asked.stdout) \(asked.stderr)")
+        #expect(asked.stderr.contains("job \(id) is held by the daemon \"n1\""), "\(asked.stderr)")
+        #expect(asked.stderr.contains("at the latest once its lease (14.0s) has run out"), "\(asked.stderr)")
+        try cluster.waitUntil("the survivor takes the job over and applies the cancel", timeout: 40) {
+            try Server.psql(cluster.store, "SELECT state || ' ' || coalesce(reason, '') FROM job WHERE id = \(id)") == "failed cancelled: orphaned"
+                && holder.count(in: "Failed") == 1
+        }
+        #expect(survivor.stopDaemon() == 0)
+    }
+
     /// With no daemon of the store running, `cancel` does the whole change itself, moving the file from the processing
     /// area: given a config on other folders, it is refused (78, at `[paths]`) and changes nothing. Before, it ended
     /// the job, found no file in its own processing area, and the store's file ran again later as an orphan.

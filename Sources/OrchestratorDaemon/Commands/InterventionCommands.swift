@@ -44,7 +44,7 @@ public enum InterventionCommands {
         }
         let answer = try ask(
             config, store: store, kind: Dispatcher.cancelRequest,
-            target: InterventionRequest.target(jobID: found.id, reasonText), asking: asking)
+            jobID: found.id, target: InterventionRequest.target(jobID: found.id, reasonText), asking: asking)
         if let refusal = InterventionRequest.refusal(answer) { throw refused(found, refusal, "cancel") }
         if answer == InterventionRequest.ending {
             return "job \(found.id) cancelled: its worker group got SIGTERM (SIGKILL after \(Dispatcher.killGrace / 1000) s); it goes to Failed/ with the reason \"\(reasonText)\", unless its worker exits 0 first (its work is then done, and it goes to Done/)"
@@ -132,7 +132,7 @@ public enum InterventionCommands {
         }
         let answer = try ask(
             config, store: store, kind: Dispatcher.priorityRequest,
-            target: InterventionRequest.target(jobID: found.id, String(priority)), asking: asking)
+            jobID: found.id, target: InterventionRequest.target(jobID: found.id, String(priority)), asking: asking)
         if let refusal = InterventionRequest.refusal(answer) { throw refused(found, refusal, "change the priority of") }
         return "job \(found.id) priority set to \(priority)"
     }
@@ -192,9 +192,32 @@ public enum InterventionCommands {
         case storesDaemons
     }
 
+    /// Why a request on a shared store may go unanswered: the daemon that holds the job has died (its heartbeat
+    /// still looks fresh) and the job waits for its lease to run out.
+    private static func holderSilence(_ config: Config, store: any Store, jobID: Int64) -> String {
+        let stays = "the request stays recorded and is applied when the daemon that holds the job reads it"
+        guard let (job, transitions) = try? store.read({ (try $0.job(id: jobID), try $0.transitions(jobID: jobID)) }),
+              let job, !job.state.isTerminal
+        else { return stays }
+        let registrar = transitions.first?.detail.flatMap { detail in
+            detail.hasPrefix(Dispatcher.registeredBy) ? String(detail.dropFirst(Dispatcher.registeredBy.count)) : nil
+        }
+        guard let holder = job.owner ?? registrar, let node = try? store.read({ try $0.node(named: holder) }) else { return stays }
+        // A claimed job goes back to the store when its lease runs out; one only queued in the holder's memory when the
+        // holder is presumed dead.
+        let takenBack = job.owner != nil
+            ? "at the latest once its lease (\(Reports.formatSeconds(config.store.leaseSeconds))) has run out"
+            : "at the latest once it has been silent for \(Reports.formatSeconds(NodeLiveness.silentAfter))"
+        return "job \(jobID) is held by the daemon \"\(holder)\" at \(node.instance) (pid \(node.pid)), last heard from "
+            + "\(Reports.formatSeconds(max(0, node.heartbeatAge))) ago; if it has died, another daemon takes the job over "
+            + "\(takenBack) and applies the request then; \(stays)"
+    }
+
     /// Records a request for the running daemons, wakes them and waits for the answer. On a shared store every
     /// daemon hears of it (the store's wake-up channel) and the one that holds the job answers.
-    private static func ask(_ config: Config, store: any Store, kind: String, target: String, asking: Asked) throws(CommandError) -> String {
+    private static func ask(
+        _ config: Config, store: any Store, kind: String, jobID: Int64, target: String, asking: Asked
+    ) throws(CommandError) -> String {
         let id: Int64
         do {
             id = try store.write { try $0.insertRequest(kind: kind, target: target, at: Date().timeIntervalSince1970) }
@@ -215,7 +238,7 @@ public enum InterventionCommands {
         case .daemon(let pid) where config.store.url == nil:
             "the daemon (pid \(pid)) has not answered within \(Int(answerTimeout)) s; the request stays recorded and is applied when it reads it"
         case .daemon, .storesDaemons:
-            "no daemon of the store has answered within \(Int(answerTimeout)) s; the request stays recorded and is applied when the daemon that holds the job reads it"
+            "no daemon of the store has answered within \(Int(answerTimeout)) s; " + holderSilence(config, store: store, jobID: jobID)
         }
         throw CommandError(.failure, "error: \(said)")
     }
