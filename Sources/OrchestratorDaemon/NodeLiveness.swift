@@ -92,10 +92,7 @@ enum NodeLiveness {
             let refusedBy = try store.write { transaction -> String? in
                 try transaction.lockDaemonNote(foldersNote)
                 let (noted, nodes) = (try transaction.reader.daemonNote(foldersNote), try transaction.reader.nodes())
-                let othersAlive = nodes.contains {
-                    $0.instance != instance && condition(of: $0, shared: true, stateDirDaemonRuns: false) == .running
-                }
-                if let noted, noted != mine, othersAlive { return noted }
+                if let refused = refusal(noted: noted, nodes: nodes, mine: mine, instance: instance) { return refused }
                 if noted != mine { try transaction.setDaemonNote(foldersNote, mine, at: Dispatcher.wallClock()) }
                 return nil
             }
@@ -108,6 +105,28 @@ enum NodeLiveness {
             throw error
         } catch {
             throw CommandError(.failure, "error: cannot read the daemons of \(StoreFactory.describe(config)): \(error)")
+        }
+    }
+
+    /// The store's folders, when they are not `mine` and another daemon of the store is alive on them.
+    private static func refusal(noted: String?, nodes: [NodeRecord], mine: String, instance: String) -> String? {
+        guard let noted, noted != mine else { return nil }
+        let othersAlive = nodes.contains {
+            $0.instance != instance && condition(of: $0, shared: true, stateDirDaemonRuns: false) == .running
+        }
+        return othersAlive ? noted : nil
+    }
+
+    /// `checkFolders`' refusal, read before the daemon makes its folders and lock files, so that a daemon refused for
+    /// its folders leaves nothing behind. Only a read: the decision under the lock is still `checkFolders`', and a
+    /// store that cannot be reached yet is left to the start, which waits for it.
+    static func refuseOtherFoldersEarly(_ config: Config) throws(CommandError) {
+        guard config.store.url != nil, let store = try? StoreFactory.open(config),
+              let (noted, nodes) = try? store.read({ (try $0.daemonNote(foldersNote), try $0.nodes()) })
+        else { return }
+        let mine = folders(config)
+        if let noted = refusal(noted: noted, nodes: nodes, mine: mine, instance: instance(config)) {
+            throw foldersDiffer(config, noted: noted, mine: mine)
         }
     }
 

@@ -332,9 +332,14 @@ extension SharedStoreTests {
             [store]
             url = "\(cluster.store)"
             """))
+        // Refused, it leaves nothing behind: before, it had made its folders and lock files first.
+        for folder in ["Inbox", "Done", "Failed"] { try FileManager.default.removeItem(atPath: stranger.path(folder)) }
         let refused = try stranger.run(["watch"], timeout: 30)
         #expect(refused.status == 78, "\(refused.stderr)")
         #expect(refused.stderr.contains("error: [paths]: the daemons of this store use inbox \(cluster.first.path("Inbox"))"), "\(refused.stderr)")
+        for folder in ["Inbox", "Done", "Failed", ".orchestrator"] {
+            #expect(!FileManager.default.fileExists(atPath: stranger.path(folder)), "\(folder) was made")
+        }
         // Once the store's daemons have stopped, another set of folders may take it over.
         #expect(cluster.first.stopDaemon() == 0)
         try stranger.startDaemon()

@@ -21,6 +21,7 @@ public enum Daemon {
         blockChildExitSignals()
         let logger = makeLogger(format: logFormat)
         try refuseHostProblems(config, commands: true)
+        if !dryRun { try NodeLiveness.refuseOtherFoldersEarly(config) }
         try prepareFolders(config)
         if dryRun { return DryRun.watch(config: config, logger: logger) }
 
