@@ -79,18 +79,30 @@ enum FileSystem {
         return normalize(path.hasPrefix("/") ? path : base + "/" + path)
     }
 
-    /// Removes `.`, `..`, repeated and trailing slashes from an absolute path, purely
-    /// textually: the directories need not exist yet (`init` creates them).
-    static func normalize(_ path: String) -> String {
+    /// Removes `.`, `..`, repeated and trailing slashes from an absolute path. The directories need not exist yet
+    /// (`init` creates them), so this is textual, except where `..` follows an existing path: there the kernel
+    /// goes up from where that path really is, and so does this (`link/..` is the parent of the link's target).
+    static func normalize(_ path: String, realPath: (String) -> String? = realPath(of:)) -> String {
         var parts: [Substring] = []
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             switch part {
             case ".": continue
-            case "..": _ = parts.popLast()
+            case "..":
+                if !parts.isEmpty, let real = realPath("/" + parts.joined(separator: "/")) {
+                    parts = real.split(separator: "/", omittingEmptySubsequences: true)
+                }
+                _ = parts.popLast()
             default: parts.append(part)
             }
         }
         return "/" + parts.joined(separator: "/")
+    }
+
+    /// The path with every symlink resolved, or nil if some part of it does not exist.
+    static func realPath(of path: String) -> String? {
+        guard let pointer = realpath(path, nil) else { return nil }
+        defer { free(pointer) }
+        return String(cString: pointer)
     }
 
     /// The directory that holds `path` (absolute, normalized).

@@ -189,6 +189,39 @@ func args(_ template: CommandTemplate?) -> [String] {
         #expect(args(config.tasks[0].command) == [configDirectory.path + "/sub/{job}/../t.sh"])
     }
 
+    /// `..` after a symlink goes up from the link's target, as the kernel does when the daemon opens the path: before,
+    /// the loader dropped the link textually and the daemon's folders were not the ones the path names.
+    @Test func dotDotAfterASymlinkGoesUpFromItsTarget() throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("orch-config-\(UInt64.random(in: 0...UInt64.max))")
+        let target = directory.appendingPathComponent("elsewhere/deep/target")
+        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("config"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createSymbolicLink(atPath: directory.path + "/link", withDestinationPath: target.path)
+        let file = directory.path + "/config/orchestrator.toml"
+        try """
+            [paths]
+            inbox = "../link/../Inbox"
+            done = "../missing/../Done"
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let config = try Config.load(file: file)
+        let real = try #require(FileSystem.realPath(of: directory.path))
+        #expect(config.paths.inbox == real + "/elsewhere/deep/Inbox")
+        // A path that does not exist yet has no link to follow: textual, as `mkdir -p` then makes it.
+        #expect(config.paths.done == directory.path + "/Done")
+    }
+
+    @Test func normalizeFollowsOnlyTheLinksBeforeADotDot() {
+        let links = ["/a/link": "/b/c/target"]
+        func real(_ path: String) -> String? { links[path] ?? (path.hasPrefix("/a") ? path : nil) }
+        #expect(FileSystem.normalize("/a/link/../x", realPath: real) == "/b/c/x")
+        #expect(FileSystem.normalize("/a/link/x", realPath: real) == "/a/link/x")
+        #expect(FileSystem.normalize("/a/./y/../x", realPath: real) == "/a/x")
+        #expect(FileSystem.normalize("/gone/y/../x", realPath: real) == "/gone/x")
+        #expect(FileSystem.normalize("/../x", realPath: real) == "/x")
+    }
+
     @Test func relativeConfigFileIsTakenFromTheCwd() throws {
         let config = try load("", file: "conf/o.toml")
         let cwd = FileManager.default.currentDirectoryPath
