@@ -100,7 +100,7 @@ enum InboxOwner {
                 }
                 if !said {
                     FileHandle.standardError.write(Data(
-                        "waiting for another one-shot run (pid \(holder.pid.map(String.init) ?? "?"), \(holder.role), state dir \(holder.state)) on the same Inbox to finish\n".utf8))
+                        "waiting for `orchestrator \(holder.role)` (pid \(holder.pid.map(String.init) ?? "?"), state folder \(holder.state)) to finish: it has the Inbox to itself while it runs\n".utf8))
                     said = true
                 }
                 usleep(100_000)

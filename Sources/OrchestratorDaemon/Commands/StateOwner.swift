@@ -68,7 +68,8 @@ enum StateOwner: Equatable {
                         "error: a one-shot \(other) (pid \(pid)) holds \(config.paths.state) and this command runs inside one of its workers; it cannot wait for itself")
                 }
                 if !said {
-                    FileHandle.standardError.write(Data("waiting for another one-shot run (pid \(pid), \(other)) to finish\n".utf8))
+                    FileHandle.standardError.write(Data(
+                        "waiting for `orchestrator \(other)` (pid \(pid)) to finish: it has the state folder \(config.paths.state) to itself while it runs\n".utf8))
                     said = true
                 }
             case .nobody: break
