@@ -77,3 +77,54 @@ public enum Intervention {
         }
     }
 }
+
+extension Intervention {
+    /// What a daemon of a shared store knows when a cancel or priority request for a job arrives.
+    public struct RequestFacts: Equatable, Sendable {
+        /// This daemon's name.
+        public var me: String
+        /// Its worker runs here, or has just exited here with its end still to be decided.
+        public var runsHere: Bool
+        /// On this daemon's queue (in memory).
+        public var queuedHere: Bool
+        /// The job's state in the store; nil if the store has no such job.
+        public var state: JobState?
+        /// The daemon that claimed the job last (`owner`), if any.
+        public var owner: String?
+        /// The daemon that registered the file, if recorded.
+        public var registrar: String?
+        /// The daemons of the store whose heartbeat says they are alive.
+        public var aliveDaemons: Set<String>
+
+        public init(
+            me: String, runsHere: Bool, queuedHere: Bool, state: JobState?, owner: String?, registrar: String?,
+            aliveDaemons: Set<String>
+        ) {
+            self.me = me
+            self.runsHere = runsHere
+            self.queuedHere = queuedHere
+            self.state = state
+            self.owner = owner
+            self.registrar = registrar
+            self.aliveDaemons = aliveDaemons
+        }
+    }
+
+    /// Whether this daemon takes the request: the daemon that holds the job does, and only it, so that a cancel ends
+    /// the worker where it runs and a priority moves the job where it waits.
+    /// - A job running here is this daemon's; one running in the store elsewhere is its owner's (this daemon's memory
+    ///   of it is stale).
+    /// - A waiting job on this daemon's queue is this daemon's.
+    /// - A waiting job on no daemon's queue (given back while its handler was paused or its breaker open) is its last
+    ///   owner's, else its registrar's; if that daemon is this one, is gone or is unknown, this daemon takes it and
+    ///   ends or changes the job in the store.
+    /// - An ended or unknown job is answered from the store by whichever daemon reads the request first.
+    public static func takesRequest(_ facts: RequestFacts) -> Bool {
+        if facts.runsHere { return true }
+        guard let state = facts.state, !state.isTerminal else { return true }
+        if state == .running { return facts.owner == facts.me }
+        if facts.queuedHere { return true }
+        guard let holder = facts.owner ?? facts.registrar, holder != facts.me else { return true }
+        return !facts.aliveDaemons.contains(holder)
+    }
+}

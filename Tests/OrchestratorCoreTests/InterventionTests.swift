@@ -124,3 +124,52 @@ import Testing
         #expect(drain(&queue, at: 1) == ["a"])
     }
 }
+
+/// Which daemon of a shared store takes a cancel or priority request: the job's holder, and only it.
+@Suite struct RequestHolderTests {
+    private func facts(
+        runsHere: Bool = false, queuedHere: Bool = false, state: JobState? = .queued, owner: String? = nil,
+        registrar: String? = nil, alive: Set<String> = ["a", "b"]
+    ) -> Intervention.RequestFacts {
+        Intervention.RequestFacts(
+            me: "a", runsHere: runsHere, queuedHere: queuedHere, state: state, owner: owner, registrar: registrar,
+            aliveDaemons: alive)
+    }
+
+    @Test func aJobRunningHereIsTakenHereWhateverTheStoreSays() {
+        #expect(Intervention.takesRequest(facts(runsHere: true, state: .running, owner: "b")))
+        #expect(Intervention.takesRequest(facts(runsHere: true, state: .done)))
+    }
+
+    @Test func aJobRunningElsewhereIsItsOwners() {
+        #expect(!Intervention.takesRequest(facts(state: .running, owner: "b")))
+        // Queued here a moment ago, claimed by another daemon since: the memory is stale.
+        #expect(!Intervention.takesRequest(facts(queuedHere: true, state: .running, owner: "b")))
+        // Recorded as running here, its worker already reaped: this daemon answers (it finished).
+        #expect(Intervention.takesRequest(facts(state: .running, owner: "a")))
+    }
+
+    @Test func aWaitingJobIsTakenByTheDaemonWhoseQueueHasIt() {
+        #expect(Intervention.takesRequest(facts(queuedHere: true, registrar: "b")))
+        #expect(!Intervention.takesRequest(facts(registrar: "b")))
+    }
+
+    @Test func aJobOnNoQueueIsItsLastOwnersElseItsRegistrars() {
+        #expect(!Intervention.takesRequest(facts(state: .paused, owner: "b", registrar: "a")))
+        #expect(Intervention.takesRequest(facts(state: .paused, owner: "a", registrar: "b")))
+        #expect(Intervention.takesRequest(facts(state: .breakerWait, registrar: "a")))
+        #expect(!Intervention.takesRequest(facts(state: .breakerWait, registrar: "b")))
+    }
+
+    @Test func aJobWhoseHolderIsGoneOrUnknownIsTakenByWhoeverReadsTheRequest() {
+        #expect(Intervention.takesRequest(facts(state: .queued, registrar: "b", alive: ["a"])))
+        #expect(Intervention.takesRequest(facts(state: .retryWait, owner: "b", alive: ["a"])))
+        #expect(Intervention.takesRequest(facts(state: .queued)))
+    }
+
+    @Test func anEndedOrUnknownJobIsAnsweredByWhoeverReadsTheRequest() {
+        #expect(Intervention.takesRequest(facts(state: .done, owner: "b")))
+        #expect(Intervention.takesRequest(facts(state: .failed, owner: "b")))
+        #expect(Intervention.takesRequest(facts(state: nil)))
+    }
+}

@@ -432,16 +432,12 @@ extension Dispatcher {
         refreshPausedHandlers()
     }
 
-    /// On a shared store a cancel or priority is taken by the daemon that holds the job:
-    /// - a running job's runner (and one that ran here a moment ago: the answer says it finished);
-    /// - a waiting one's holder: the daemon that has it in memory, or, when none does (its handler is paused or its
-    ///   breaker open, so it was given back), the daemon that last had it (`owner`) or registered it. If that daemon is
-    ///   gone, or unknown, whichever daemon reads the request first takes it and ends the job in the store.
-    /// A job no daemon can hold (ended, unknown) is answered from the store by whichever takes the request first.
+    /// On a shared store a cancel or priority is taken by the daemon that holds the job (`Intervention.takesRequest`).
     private func takesRequest(kind: String, target: String) -> Bool {
         guard kind == Self.cancelRequest || kind == Self.priorityRequest, let (jobID, _) = InterventionRequest.parse(target)
         else { return true }
-        if running[jobID] != nil || undecided[jobID] != nil { return true }
+        let runsHere = running[jobID] != nil || undecided[jobID] != nil
+        if runsHere { return true }
         let record: JobRecord?
         let nodes: [NodeRecord]
         do {
@@ -450,12 +446,12 @@ extension Dispatcher {
             logger.warning("cannot read job \(jobID) to see whose request it is; it waits", metadata: ["error": "\(error)"])
             return false
         }
-        guard let record, !record.state.isTerminal else { return true }
-        // Otherwise this daemon's memory of it is stale (another daemon claimed it from the store), or it never held it.
-        if record.state == .running { return record.owner == config.node.name }
-        if jobs[jobID] != nil { return true }
-        guard let holder = record.owner ?? registeringDaemon(of: jobID), holder != config.node.name else { return true }
-        return !nodes.contains { $0.name == holder && NodeLiveness.condition(of: $0, shared: true, stateDirDaemonRuns: false) == .running }
+        // The registrar is read only when it decides: a job waiting on no daemon's queue, unclaimed.
+        let needsRegistrar = record.map { !$0.state.isTerminal && $0.state != .running && $0.owner == nil && jobs[jobID] == nil } ?? false
+        let alive = nodes.filter { NodeLiveness.condition(of: $0, shared: true, stateDirDaemonRuns: false) == .running }
+        return Intervention.takesRequest(Intervention.RequestFacts(
+            me: config.node.name, runsHere: false, queuedHere: jobs[jobID] != nil, state: record?.state, owner: record?.owner,
+            registrar: needsRegistrar ? registeringDaemon(of: jobID) : nil, aliveDaemons: Set(alive.map(\.name))))
     }
 
     private func handle(request kind: String, target: String) {
