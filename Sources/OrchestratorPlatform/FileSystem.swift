@@ -102,6 +102,11 @@ public struct FileStatus: Sendable, Equatable {
     }
 }
 
+extension Optional where Wrapped == FileStatus {
+    /// The same file (device and inode) as `other`; two missing files are the same.
+    public func isSame(as other: FileStatus?) -> Bool { self?.device == other?.device && self?.inode == other?.inode }
+}
+
 public enum FileSystem {
     public static func status(_ path: PathBytes) -> FileStatus? {
         var info = stat()

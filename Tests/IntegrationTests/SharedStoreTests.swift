@@ -366,4 +366,39 @@ extension SharedStoreTests {
         #expect(linked.daemon?.isRunning == true, "\(linked.log.suffix(1500))")
         for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
     }
+
+    /// A symlink on the way to the shared folders re-pointed while a daemon runs takes its Inbox elsewhere: it stops
+    /// watching and walking Inbox until the link is back, so nothing there is claimed into a processing area the store's
+    /// other daemons never look in. Before, a walk registered the other folder's files as the store's jobs.
+    @Test func aDaemonWhoseFolderLinkIsRePointedStopsTakingFilesUntilItIsBack() throws {
+        let cluster = try Cluster(count: 2)
+        let linked = cluster.daemons[1]
+        let link = linked.path("shared")
+        #expect(symlink(cluster.first.root.path, link) == 0, "symlink: \(errno)")
+        var config = try String(contentsOf: linked.configURL, encoding: .utf8)
+        config = config.replacingOccurrences(of: "\"\(cluster.first.root.path)/", with: "\"\(link)/")
+        try config.write(to: linked.configURL, atomically: true, encoding: .utf8)
+        try cluster.start()
+        let elsewhere = linked.path("elsewhere")
+        for folder in ["Inbox", "Done", "Failed"] {
+            try FileManager.default.createDirectory(atPath: elsewhere + "/" + folder, withIntermediateDirectories: true)
+        }
+        try "x".write(toFile: elsewhere + "/Inbox/stray.txt", atomically: true, encoding: .utf8)
+        #expect(unlink(link) == 0 && symlink(elsewhere, link) == 0, "re-point: \(errno)")
+        let sweep = try linked.run(["sweep", "--mode", "ingest"], timeout: 30)
+        #expect(sweep.status == 0, "\(sweep.stdout) \(sweep.stderr)")
+        try linked.waitUntil("the daemon says its folders are not the store's (or takes the stray file)", timeout: 20) {
+            try linked.log.contains("not the store's") || Server.psql(cluster.store, "SELECT count(*) FROM job") != "0"
+        }
+        #expect(try Server.psql(cluster.store, "SELECT count(*) FROM job") == "0")
+        #expect(linked.log.contains("not the store's"), "\(linked.log.suffix(1500))")
+        #expect(FileManager.default.fileExists(atPath: elsewhere + "/Inbox/stray.txt"))
+        // Back where it was: the shared folders work on both daemons again.
+        #expect(unlink(link) == 0 && symlink(cluster.first.root.path, link) == 0, "re-point back: \(errno)")
+        _ = try linked.run(["sweep", "--mode", "ingest"], timeout: 30)
+        for name in (1...10).map({ "b\($0).txt" }) { try cluster.first.drop(name) }
+        try cluster.waitUntil("the shared files are done", timeout: 60) { cluster.first.count(in: "Done") == 10 }
+        #expect(try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE convert_from(name, 'UTF8') = 'stray.txt'") == "0")
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+    }
 }

@@ -82,6 +82,8 @@ extension Dispatcher {
     /// Starts a walk of Inbox; the directory listing is the truth that events only hint at.
     func startScan(reason: String) {
         guard !phase.isStopping else { return }
+        // Inbox is not the one watched (a walk finds what events missed): on a shared store, it must still be the store's.
+        if claimsJobs, !FileSystem.status(layout.inbox).isSame(as: watchedInbox), !foldersAreTheStores() { return }
         if scan != nil {
             // A walk in progress may already be past the new files: walk again once it ends.
             rescanRequested = true
@@ -149,11 +151,13 @@ extension Dispatcher {
         let inbox = FileSystem.status(layout.inbox)
         if !runs(.lister) {
             // A daemon without the lister role never watches Inbox: nothing to check.
+        } else if claimsJobs, foldersAstray != nil || !inbox.isSame(as: watchedInbox), !foldersAreTheStores() {
+            problems.append(foldersAstray ?? "the folders are not the store's")
         } else if watcher == nil {
             problems.append("the inotify watch on Inbox is not active; new files are found by the ingest sweep every \(config.sweeps.ingest.configText)")
             startWatching()
             startScan(reason: "watch restarted")
-        } else if inbox?.inode != watchedInbox?.inode || inbox?.device != watchedInbox?.device {
+        } else if !inbox.isSame(as: watchedInbox) {
             logger.warning("Inbox \(layout.inbox) was replaced; watching the new one")
             recreateInboxWatch()
         }
@@ -172,6 +176,36 @@ extension Dispatcher {
         }
         lastHealthy = snapshot.healthy
         armSweep(.watchdogSweep)
+    }
+
+    /// On a shared store every daemon's folders are the store's (`NodeLiveness.checkFolders`, at the start). A symlink
+    /// on the way re-pointed while this daemon runs takes its Inbox elsewhere: files claimed there would wait in a
+    /// processing area no other daemon of the store looks in. Until the folders are the store's again, Inbox is neither
+    /// watched nor walked; the watchdog sweep looks again each time. A store that cannot be read leaves things as they are.
+    func foldersAreTheStores() -> Bool {
+        let mine = NodeLiveness.folders(config)
+        let noted: String?
+        do {
+            noted = try store.read { try $0.daemonNote(NodeLiveness.foldersNote) }
+        } catch {
+            logger.warning("cannot read the store's folders to compare them with this daemon's", metadata: ["error": "\(error)"])
+            return foldersAstray == nil
+        }
+        guard let noted, noted != mine else {
+            if foldersAstray != nil {
+                foldersAstray = nil
+                logger.warning("the folders are the store's again; watching Inbox")
+            }
+            return true
+        }
+        if foldersAstray == nil {
+            foldersAstray = "the folders now resolve to \(mine), not the store's \(noted): Inbox is not watched or walked until they are back"
+            logger.critical("\(foldersAstray!)")
+            watcher?.cancel()
+            watcher = nil
+            scan = nil
+        }
+        return false
     }
 
     func ingestSweepDue() {

@@ -284,6 +284,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var hostSampling: TimerHandle?
     var lastHealthy = true
     var watchedInbox: FileStatus?
+    /// On a shared store, why this daemon's folders are no longer the store's (a symlink on the way was re-pointed
+    /// while it ran); nil while they are. Meanwhile Inbox is neither watched nor walked.
+    var foldersAstray: String?
     var rescanRequested = false
     /// Files the current Inbox walk claimed (events announce the others).
     var scanClaimed = 0
