@@ -130,6 +130,21 @@ struct ServiceInstallTests {
         #expect(verify.stdout.isEmpty && verify.stderr.isEmpty, "\(verify.stdout)\(verify.stderr)")
     }
 
+    /// The instance given to a dedicated user (`chown -R orchestrator: /srv/orchestrator`, as the README says) is run
+    /// as that user, not as root who installs it; and the whole instance folder is writable, as the sample worker
+    /// writes beside the config (`../reports`). Before, the unit said `User=root` and listed only the five folders.
+    @Test func aSystemUnitRunsAsTheInstancesOwnerAndMayWriteTheWholeInstance() throws {
+        defer { cleanUp() }
+        guard getuid() == 0, let nobody = getpwnam("nobody") else { return }
+        #expect(chown(configFile, nobody.pointee.pw_uid, nobody.pointee.pw_gid) == 0)
+        let output = try orchestrator(["service", "install", "--systemd", "--dry-run"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("\nUser=nobody\n"), "\(output.stdout)")
+        let writable = output.stdout.split(separator: "\n").first { $0.hasPrefix("ReadWritePaths=") }.map(String.init) ?? ""
+        let escaped = instance.replacingOccurrences(of: "%", with: "%%")
+        #expect(writable == "ReadWritePaths=\"\(escaped)\"", "\(writable)")
+    }
+
     @Test func aUserUnitIsWrittenEnabledWhereSystemdRunsAndUninstalledAgain() throws {
         defer { cleanUp() }
         let dryRun = try orchestrator(["service", "install", "--systemd", "--user", "--dry-run"])

@@ -22,10 +22,15 @@ import Testing
         var config = Config(file: "/x/config/orchestrator.toml", baseDirectory: "/x/config", paths: paths)
         config.limits.shutdownGrace = .milliseconds(2500)
         let made = ServiceDefinition(config: config, binary: "/b/orchestrator")
-        #expect(made.writablePaths == ["/x/In", "/x/In/.p", "/y/Done", "/y/Failed", "/z/state"])
+        // init's layout: the whole instance folder (workers write beside the config), then the folders outside it.
+        #expect(made.writablePaths == ["/x", "/y/Done", "/y/Failed", "/z/state"])
         #expect(made.workingDirectory == "/x/config")
         #expect(made.stopTimeoutSeconds == 63)
         #expect(made.pm2KillTimeoutMilliseconds == 7500)
+        // A config elsewhere: each folder, once.
+        let elsewhere = ServiceDefinition(
+            config: Config(file: "/etc/orch.toml", baseDirectory: "/etc", paths: paths), binary: "/b/orchestrator")
+        #expect(elsewhere.writablePaths == ["/x/In", "/x/In/.p", "/y/Done", "/y/Failed", "/z/state"])
     }
 
     @Test func aSystemUnitCarriesWhatTheDeployUnitCarriesForThisConfig() throws {
@@ -49,6 +54,17 @@ import Testing
         ])
         #expect(setting("PrivateTmp", in: unit) == ["yes"])
         #expect(setting("WantedBy", in: unit) == ["multi-user.target"])
+    }
+
+    @Test func anInstanceUnderATemporaryFolderGoesWithoutPrivateTmp() throws {
+        var trial = definition
+        trial.configFile = "/tmp/trial/config/orchestrator.toml"
+        trial.workingDirectory = "/tmp/trial/config"
+        trial.writablePaths = ["/tmp/trial"]
+        let unit = try ServiceFiles.systemdUnit(trial, account: account)
+        #expect(setting("PrivateTmp", in: unit).isEmpty)
+        #expect(unit.contains("# No PrivateTmp=: /tmp/trial/config/orchestrator.toml is under a temporary folder"))
+        #expect(setting("PrivateTmp", in: try ServiceFiles.systemdUnit(definition, account: account)) == ["yes"])
     }
 
     @Test func aUserUnitHasNoAccountAndIsWantedByTheDefaultTarget() throws {

@@ -15,7 +15,7 @@ public enum ServiceCommands {
         try refuseHostProblems(config, commands: true)
         let definition = ServiceDefinition(config: config, binary: try runningBinary())
         let plan = try planned { () throws(ServiceFileError) in
-            try ServicePlan.install(manager, definition: definition, account: try invokingAccount(), environment: environment())
+            try ServicePlan.install(manager, definition: definition, account: try serviceAccount(config), environment: environment())
         }
         let usable = managerUsable(manager)
         let comment = manager == .pm2 ? "//" : "#"
@@ -26,7 +26,10 @@ public enum ServiceCommands {
             plan.commandsAfter.forEach { say("\(comment)   \(ServicePlan.shellLine($0))") }
             return
         }
-        try createFolders(definition.writablePaths)
+        let paths = config.paths
+        try createFolders(
+            definition.writablePaths + [paths.inbox, paths.processing, paths.done, paths.failed, paths.state],
+            for: try? serviceAccount(config))
         try write(plan.text, to: plan.file, manager: manager)
         say("wrote \(plan.file)")
         guard usable else {
@@ -37,12 +40,12 @@ public enum ServiceCommands {
         for command in plan.commandsAfter { try run(command, keeping: plan.file) }
         switch manager {
         case .systemd:
-            say("started \(plan.name); see: systemctl status \(ServicePlan.shellLine([plan.name]))")
+            say("started \(plan.name); see: systemctl status \(ServicePlan.shellLine([plan.name])); reload the config: systemctl reload \(ServicePlan.shellLine([plan.name]))")
         case .systemdUser:
-            say("started \(plan.name); see: systemctl --user status \(ServicePlan.shellLine([plan.name]))")
+            say("started \(plan.name); see: systemctl --user status \(ServicePlan.shellLine([plan.name])); reload the config: systemctl --user reload \(ServicePlan.shellLine([plan.name]))")
             say("to keep it running while you are logged out and start it at boot: loginctl enable-linger")
         case .pm2:
-            say("started \(plan.name); see: pm2 status. To start pm2 itself at boot, run `pm2 startup` once.")
+            say("started \(plan.name); see: pm2 status; reload the config: pm2 sendSignal SIGHUP \(ServicePlan.shellLine([plan.name])). To start pm2 itself at boot, run `pm2 startup` once.")
         }
     }
 
@@ -113,6 +116,18 @@ public enum ServiceCommands {
         return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// Who a system service runs as: the owner of the config file when root installs it and someone else owns it (the
+    /// dedicated user the instance was given to, `chown -R orchestrator: /srv/orchestrator`), else the invoking user.
+    static func serviceAccount(_ config: Config) throws(ServiceFileError) -> ServiceAccount {
+        var info = stat()
+        if getuid() == 0, stat(config.file, &info) == 0, info.st_uid != 0, let entry = getpwuid(info.st_uid) {
+            let user = String(cString: entry.pointee.pw_name)
+            let group = getgrgid(entry.pointee.pw_gid).map { String(cString: $0.pointee.gr_name) } ?? String(entry.pointee.pw_gid)
+            return ServiceAccount(user: user, group: group)
+        }
+        return try invokingAccount()
+    }
+
     /// The user who asked: under sudo, the one who ran sudo (a service for root is rarely what they mean).
     static func invokingAccount() throws(ServiceFileError) -> ServiceAccount {
         var entry: UnsafeMutablePointer<passwd>?
@@ -153,8 +168,8 @@ public enum ServiceCommands {
     /// The daemon would create a missing folder at start, but under `ProtectSystem=strict` it could not, and
     /// systemd refuses to start a unit whose `ReadWritePaths=` is missing; so they are made now, for the
     /// service's user.
-    private static func createFolders(_ folders: [String]) throws(CommandError) {
-        let owner = getuid() == 0 ? (try? invokingAccount()).flatMap { getpwnam($0.user)?.pointee } : nil
+    private static func createFolders(_ folders: [String], for account: ServiceAccount?) throws(CommandError) {
+        let owner = getuid() == 0 ? account.flatMap { getpwnam($0.user)?.pointee } : nil
         for folder in folders where FileSystem.status(PathBytes(folder)) == nil {
             do {
                 try FileSystem.createDirectories(PathBytes(folder))

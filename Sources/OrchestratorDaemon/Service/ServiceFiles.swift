@@ -23,26 +23,32 @@ public struct ServiceDefinition: Sendable, Equatable {
         self.shutdownGrace = shutdownGrace
     }
 
+    /// With `init`'s layout the whole instance folder is writable, as in `deploy/orchestrator.service`: workers
+    /// write beside the config (the sample one to `../reports`). The config's folders outside it are added one by one.
     public init(config: Config, binary: String) {
         var folders: [String] = []
+        let root = Self.instanceRoot(of: config.file)
+        if let root { folders.append(root) }
         for folder in [config.paths.inbox, config.paths.processing, config.paths.done, config.paths.failed, config.paths.state]
-        where !folders.contains(folder) {
+        where !folders.contains(folder) && !(root.map { folder.hasPrefix($0 == "/" ? "/" : $0 + "/") } ?? false) {
             folders.append(folder)
         }
         self.init(binary: binary, configFile: config.file, workingDirectory: config.baseDirectory,
                   writablePaths: folders, shutdownGrace: config.limits.shutdownGrace)
     }
 
+    private static let layoutSuffix = "/config/orchestrator.toml"
+
+    /// `/srv/x` for `/srv/x/config/orchestrator.toml` (the layout `init` writes); nil for a config elsewhere.
+    static func instanceRoot(of configFile: String) -> String? {
+        guard configFile.hasSuffix(layoutSuffix) else { return nil }
+        let root = String(configFile.dropLast(layoutSuffix.count))
+        return root.isEmpty ? "/" : root
+    }
+
     /// The folder that names the instance: `/srv/x` for `/srv/x/config/orchestrator.toml` (the layout `init`
     /// writes), else the config file itself, so that two configs never share a unit name.
-    public var instancePath: String {
-        let layoutSuffix = "/config/orchestrator.toml"
-        if configFile.hasSuffix(layoutSuffix) {
-            let root = String(configFile.dropLast(layoutSuffix.count))
-            return root.isEmpty ? "/" : root
-        }
-        return configFile
-    }
+    public var instancePath: String { Self.instanceRoot(of: configFile) ?? configFile }
 
     /// How long a stop may take: the grace for the workers plus a margin to end their groups and record them.
     var stopTimeoutSeconds: Int64 { Self.ceilingSeconds(shutdownGrace) + 60 }
@@ -101,6 +107,15 @@ public enum ServiceFiles {
         return (["orchestrator"] + components).joined(separator: "-")
     }
 
+    /// `PrivateTmp=yes` hides the machine's /tmp from the service: an instance kept there (a trial) would not be found,
+    /// so the unit then says why it goes without.
+    static func privateTmp(_ definition: ServiceDefinition) -> [String] {
+        let paths = [definition.configFile, definition.workingDirectory] + definition.writablePaths
+        let inTmp = paths.first { path in ["/tmp", "/var/tmp"].contains { path == $0 || path.hasPrefix($0 + "/") } }
+        guard let inTmp else { return ["PrivateTmp=yes"] }
+        return ["# No PrivateTmp=: \(inTmp) is under a temporary folder, which it would hide."]
+    }
+
     /// The unit for a system manager (`account` given) or a user manager (`account` nil).
     public static func systemdUnit(_ definition: ServiceDefinition, account: ServiceAccount?) throws(ServiceFileError) -> String {
         try refuseUnwritable(definition)
@@ -145,12 +160,12 @@ public enum ServiceFiles {
             "# Usage (64), another owner of the state dir or Inbox (69) and a config error (78) do not heal by",
             "# restarting: stay stopped until someone fixes them.",
             "RestartPreventExitStatus=\(permanentExitStatuses.map(String.init).joined(separator: " "))",
-            "# Sandboxing: the file system is read-only except the instance's folders (Inbox, processing, Done,",
-            "# Failed, state). Add every other folder a worker writes to ReadWritePaths=.",
+            "# Sandboxing: the file system is read-only except the instance folder (for a config outside init's",
+            "# layout: its Inbox, processing, Done, Failed and state). Add every other folder a worker writes to ReadWritePaths=.",
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
             "ReadWritePaths=\(writable)",
-            "PrivateTmp=yes",
+        ] + privateTmp(definition) + [
             "",
             "[Install]",
             "WantedBy=\(user ? "default.target" : "multi-user.target")",
