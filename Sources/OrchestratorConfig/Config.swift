@@ -60,6 +60,35 @@ public struct Config: Sendable {
     /// Throws every problem found, each with its line, not just the first: a user fixing a
     /// config should not have to run the check once per typo.
     public static func load(file: String) throws(ConfigErrors) -> Config {
+        try parse(text: try readText(file), file: file)
+    }
+
+    /// For commands that only read the state (`status`, `history`, `show`, `tasks`): a config whose errors all lie
+    /// outside `[paths]`, `[store]` and `[node]` still says where the state is, so they can show it (a daemon keeps
+    /// the config it loaded when an edit breaks the file). Returns the config, defaults standing in for the values
+    /// with problems, and the problems, for the command to print. Anything else throws as `load` does.
+    public static func loadForReading(file: String) throws(ConfigErrors) -> (Config, [ConfigProblem]) {
+        let text = try readText(file)
+        do {
+            return (try parse(text: text, file: file), [])
+        } catch {
+            guard let (config, problems) = parseKeepingProblems(text: text, file: file) else { throw error }
+            return (config, problems)
+        }
+    }
+
+    private static func parseKeepingProblems(text: String, file: String) -> (Config, [ConfigProblem])? {
+        let absoluteFile = FileSystem.absolute(file, relativeTo: FileSystem.currentDirectory())
+        let sourceMap = SourceMap(scanning: text)
+        guard sourceMap.parserHazard == nil, case .success(let root) = TOMLNode.parse(text) else { return nil }
+        var validator = ConfigValidator(file: file, baseDirectory: FileSystem.directory(of: absoluteFile), sourceMap: sourceMap)
+        var config = validator.assemble(root, absoluteFile: absoluteFile)
+        guard validator.locationProblems == 0 else { return nil }
+        config.sourceMap = sourceMap
+        return (config, validator.sortedProblems)
+    }
+
+    private static func readText(_ file: String) throws(ConfigErrors) -> String {
         let bytes: [UInt8]
         switch FileSystem.readFile(file) {
         case .success(let contents):
@@ -72,7 +101,7 @@ public struct Config: Sendable {
             throw ConfigErrors(problems: [ConfigProblem(file: file, line: firstInvalidUTF8Line(bytes),
                                                         message: "the file is not valid UTF-8")])
         }
-        return try parse(text: text, file: file)
+        return text
     }
 
     /// Validates `text` as if it were the contents of `file`.

@@ -27,8 +27,22 @@ struct ConfigValidator {
     }
 
     mutating func validate(_ root: [String: TOMLNode], absoluteFile: String) -> Config? {
+        let config = assemble(root, absoluteFile: absoluteFile)
+        return problems.isEmpty ? config : nil
+    }
+
+    /// Problems found in `[paths]`, `[store]`, `[node]` and the top level: what says where the state is.
+    private(set) var locationProblems = 0
+
+    /// Every section read, with defaults standing in for values that have problems (`problems` says which).
+    mutating func assemble(_ root: [String: TOMLNode], absoluteFile: String) -> Config {
+        // An unknown section may be a misspelt [paths] or [store]: it counts among them.
+        let before = problems.count
         checkTopLevel(root)
         let paths = readPaths(section("paths", in: root))
+        let store = readStore(root)
+        let node = readNode(root)
+        locationProblems = problems.count - before
         let inbox = readInbox(section("inbox", in: root))
         let limits = readLimits(section("limits", in: root))
         let sweeps = readSweeps(section("sweeps", in: root))
@@ -36,9 +50,6 @@ struct ConfigValidator {
         let handlers = readHandlers(arrayOfTables("handler", in: root))
         let tasks = readTasks(arrayOfTables("task", in: root))
         let http = readHTTP(root)
-        let store = readStore(root)
-        let node = readNode(root)
-        guard problems.isEmpty else { return nil }
         return Config(file: absoluteFile, baseDirectory: baseDirectory, paths: paths, inbox: inbox,
                       limits: limits, handlers: handlers, tasks: tasks, sweeps: sweeps, retention: retention, http: http,
                       store: store, node: node, sharedHash: SharedConfigHash.of(root))

@@ -40,6 +40,21 @@ struct ConfigOption: ParsableArguments {
             return config
         }
     }
+
+    /// For the commands that only show the state: a config file with errors that do not touch where the state is
+    /// (an edit that broke it while the daemon runs on the config it loaded) is read anyway, its errors printed first.
+    func loadForReading() throws -> Config {
+        try reportingErrors { () throws(CommandError) in
+            var config = try loadConfigForReading(path) { problems in
+                let lines = problems.map(\.description)
+                FileHandle.standardError.write(Data((
+                    ["warning: the config file has errors; a daemon keeps the config it last loaded. Showing the state it names:"]
+                        + lines).joined(separator: "\n").utf8 + [UInt8(ascii: "\n")]))
+            }
+            try StoreFactory.applyOverride(to: &config, flag: store, environment: ProcessInfo.processInfo.environment)
+            return config
+        }
+    }
 }
 
 /// Prints a command's error lines on stderr and exits with its status; never a stack trace.
@@ -119,7 +134,7 @@ extension Orchestrator {
         @Flag(help: "One JSON document on stdout.") var json = false
 
         func run() throws {
-            let config = try options.load()
+            let config = try options.loadForReading()
             printOut(try reportingErrors { () throws(CommandError) in try Reports.status(config: config, json: json) })
         }
     }
@@ -136,7 +151,7 @@ extension Orchestrator {
         }
 
         func run() throws {
-            let config = try options.load()
+            let config = try options.loadForReading()
             printOut(try reportingErrors { () throws(CommandError) in
                 try Reports.history(config: config, limit: limit, failedOnly: failed, json: json)
             })
@@ -151,7 +166,7 @@ extension Orchestrator {
         @Flag(help: "One JSON document on stdout.") var json = false
 
         func run() throws {
-            let config = try options.load()
+            let config = try options.loadForReading()
             printOut(try reportingErrors { () throws(CommandError) in
                 try Reports.show(
                     config: config, target: target, json: json, workingDirectory: FileManager.default.currentDirectoryPath)
@@ -189,7 +204,7 @@ extension Orchestrator {
         @Flag(help: "One JSON document on stdout.") var json = false
 
         func run() throws {
-            let config = try options.load()
+            let config = try options.loadForReading()
             printOut(try reportingErrors { () throws(CommandError) in try TaskCommands.list(config: config, json: json) })
         }
     }

@@ -176,6 +176,21 @@ import Testing
         try instance.waitUntil("a.txt is done", timeout: 20) { instance.count(in: "Done") == 1 }
         #expect(instance.lines(of: "version-a.txt") == ["v1"])
         #expect(daemon.isRunning)
+        // Meanwhile the state can still be seen: the errors lie outside what says where it is. Before, status, history
+        // and show printed the error and exited 78.
+        for command in [["status"], ["history"], ["show", "Done/a.txt"]] {
+            let seen = try instance.run(command)
+            #expect(seen.status == 0, "\(command): \(seen.stderr)")
+            #expect(seen.stderr.contains("warning: the config file has errors") && seen.stderr.contains("orchestrator.toml:\(brokenLine): error:"),
+                    "\(command): \(seen.stderr)")
+            #expect(seen.stdout.contains("a.txt") || command == ["status"], "\(command): \(seen.stdout)")
+        }
+        #expect(try instance.run(["status"]).stdout.contains("daemon:   running"))
+        // An error where the state is named is not read past: the state it would show may not be this daemon's.
+        try (broken + "[paths]\nstat = \"elsewhere\"\n").write(to: instance.configURL, atomically: true, encoding: .utf8)
+        let refused = try instance.run(["status"])
+        #expect(refused.status == 78 && refused.stderr.contains("unknown key \"stat\"") && !refused.stderr.contains("warning:"),
+                "\(refused.stderr)")
         #expect(instance.stopDaemon() == 0)
     }
 

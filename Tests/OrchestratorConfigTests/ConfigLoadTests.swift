@@ -222,6 +222,25 @@ func args(_ template: CommandTemplate?) -> [String] {
         #expect(FileSystem.normalize("/../x", realPath: real) == "/x")
     }
 
+    /// The commands that only show the state read past errors that do not say where the state is.
+    @Test func loadingForReadingKeepsTheStatesPlaceAndReturnsTheOtherProblems() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-read-\(UInt64.random(in: 0...UInt64.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.path + "/o.toml"
+        func read(_ text: String) throws(ConfigErrors) -> (Config, [ConfigProblem]) {
+            try? text.write(toFile: file, atomically: true, encoding: .utf8)
+            return try Config.loadForReading(file: file)
+        }
+        let (config, problems) = try read("[paths]\nstate = \"/srv/s\"\n[limits]\nmax_concurent = 4\n")
+        #expect(config.paths.state == "/srv/s")
+        #expect(problems.map(\.line) == [4] && problems.first?.message.contains("max_concurent") == true, "\(problems)")
+        #expect(try read("[paths]\nstate = \"/srv/s\"\n").1.isEmpty)
+        for wrongPlace in ["[paths]\nstat = \"/srv/s\"\n", "[path]\nstate = \"/srv/s\"\n", "[store]\nurl = \"mysql://x\"\n", "[limits\n"] {
+            #expect(throws: ConfigErrors.self, "\(wrongPlace)") { try read(wrongPlace) }
+        }
+    }
+
     @Test func relativeConfigFileIsTakenFromTheCwd() throws {
         let config = try load("", file: "conf/o.toml")
         let cwd = FileManager.default.currentDirectoryPath

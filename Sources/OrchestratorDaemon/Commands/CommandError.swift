@@ -56,6 +56,18 @@ public func loadConfig(_ path: String) throws(CommandError) -> Config {
     }
 }
 
+/// `Config.loadForReading`: the config, its problems handed to `warn` (none: not called); what it cannot read is the
+/// same error as `loadConfig`'s.
+public func loadConfigForReading(_ path: String, warn: ([ConfigProblem]) -> Void) throws(CommandError) -> Config {
+    do {
+        let (config, problems) = try Config.loadForReading(file: path)
+        if !problems.isEmpty { warn(problems) }
+        return config
+    } catch {
+        throw CommandError(configErrors: error)
+    }
+}
+
 /// Refuses, with every problem and exit 78, a config whose folders overlap on this machine (and, with
 /// `commands`, one whose programs cannot be started): the checks `config check` makes beyond the text.
 func refuseHostProblems(_ config: Config, commands: Bool) throws(CommandError) {
