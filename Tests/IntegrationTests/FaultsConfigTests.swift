@@ -127,6 +127,15 @@ struct FaultsConfigTests {
         #expect(lines.last?.contains("orchestrator.toml:4: error: handler \"h\": upload: \"no-such-uploader-for-tests\" is not found in PATH") == true)
         let watch = try run(["watch", "--config", instance.configURL.path], in: instance).0
         #expect(watch.status == 78 && watch.stderr == check.stderr, "\(watch.stderr)")
+        // An error in the text does not hide them: `config check` lists both kinds at once, in line order.
+        var text = try String(contentsOf: instance.configURL, encoding: .utf8)
+        text = text.replacingOccurrences(of: "every = \"1h\"", with: "every = \"1h\"\nevry = \"2h\"")
+        try text.write(to: instance.configURL, atomically: true, encoding: .utf8)
+        let both = try run(["config", "check", "--config", instance.configURL.path], in: instance).0
+        let bothLines = both.stderr.split(separator: "\n")
+        #expect(both.status == 78 && bothLines.count == 3, "\(both.stderr)")
+        #expect(bothLines.first?.contains("orchestrator.toml:3: error: handler \"h\": command:") == true, "\(both.stderr)")
+        #expect(bothLines.last?.contains("orchestrator.toml:9: error:") == true && bothLines.last?.contains("evry") == true, "\(both.stderr)")
     }
 
     // MARK: Guarantee 18, one owner

@@ -7,13 +7,18 @@ public enum ConfigReport {
     /// `storeFlag`: `--store`, which with `$ORCHESTRATOR_STORE` decides the store the config is checked for.
     public static func check(path: String, storeFlag: String? = nil, json: Bool) -> (String, ExitStatus) {
         do throws(ConfigErrors) {
-            var config = try Config.load(file: path)
+            // Errors in the text do not hide the checks against this machine: both kinds are listed at once. A value
+            // with an error has a default standing in for it, so a machine check on its line is left out.
+            var (config, textProblems) = try Config.loadForReading(file: path)
             if let flag = storeFlag, StoreSettings.problem(with: flag) == nil {
                 (config.store.url, config.store.origin) = (flag, .commandLine)
             } else if let variable = ProcessInfo.processInfo.environment["ORCHESTRATOR_STORE"], StoreSettings.problem(with: variable) == nil {
                 (config.store.url, config.store.origin) = (variable, .environment)
             }
-            let problems = config.hostProblems() + [config.roleProblem()].compactMap { $0 }
+            let lines = Set(textProblems.map(\.line))
+            let hostProblems = (config.hostProblems() + [config.roleProblem()].compactMap { $0 }).filter { !lines.contains($0.line) }
+            let problems = (textProblems + hostProblems).enumerated()
+                .sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element)
             if !problems.isEmpty { throw ConfigErrors(problems: problems) }
             if json {
                 let object: [String: Any] = [
@@ -22,7 +27,7 @@ public enum ConfigReport {
                 ]
                 return ((try? Reports.render(object)) ?? "{}", .ok)
             }
-            return ("\(config.file): ok (\(config.handlers.count) handlers, \(config.tasks.count) tasks)", .ok)
+            return ("\(config.file): ok (\(counted(config.handlers.count, "handler")), \(counted(config.tasks.count, "task")))", .ok)
         } catch {
             if json {
                 let object: [String: Any] = [
@@ -34,4 +39,6 @@ public enum ConfigReport {
             return (error.problems.map(\.description).joined(separator: "\n"), .config)
         }
     }
+
+    private static func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
 }
