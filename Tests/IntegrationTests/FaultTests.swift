@@ -67,6 +67,28 @@ import Testing
 
     @Test func pm2TreekillWithTheDaemonFirstIsNotAFailure() throws { try treekill(workersFirst: false) }
 
+    /// While it drains, `status` says the daemon is stopping (before, "running" as ever); a second signal ends the
+    /// workers at once and the log says that is why (before, "grace period over" with most of the grace left).
+    @Test func aDrainingDaemonSaysSoAndASecondSignalSaysWhyItEndsTheWorkers() throws {
+        let instance = try TestInstance(config: testConfig(handler: Self.holdingWorker))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        try instance.drop("a.txt")
+        try instance.waitUntil("the file runs", timeout: 20) { instance.lines(of: "runs.log").count == 1 }
+        kill(daemon.processIdentifier, SIGTERM)
+        try instance.waitUntil("the daemon is stopping", timeout: 10) { instance.log.contains("stopping") }
+        let status = try instance.run(["status"])
+        #expect(status.stdout.contains("daemon:   running (pid \(daemon.processIdentifier)), stopping: 1 running worker has until 5s"),
+                "\(status.stdout)")
+        let json = try #require(try instance.json(["status"]) as? [String: Any])
+        #expect(((json["daemon"] as? [String: Any])?["stopping"] as? String)?.hasPrefix("stopping: 1 running worker has") == true, "\(json)")
+        kill(daemon.processIdentifier, SIGTERM)
+        try waitUntil("the daemon exits", timeout: 20) { !daemon.isRunning }
+        #expect(instance.log.contains("a second stop signal came; ending worker group"), "\(instance.log)")
+        #expect(!instance.log.contains("grace period over"), "\(instance.log)")
+        #expect(instance.count(in: "Failed") == 0)
+    }
+
     @Test func pm2TreekillWithTheWorkersFirstIsNotAFailure() throws { try treekill(workersFirst: true) }
 
     @Test func aWorkerKilledFromOutsideWithoutAStopStillFails() throws {

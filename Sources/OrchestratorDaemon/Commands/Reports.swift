@@ -32,7 +32,9 @@ public enum Reports {
         // What the daemon posts when the store cannot take it (a full disk), or, when it could not even have the
         // board's block, the marker that stands in for it.
         let statePath = PathBytes(config.paths.state)
-        let paused = daemonPID == nil ? nil : StatusBoard.read(Dispatcher.statusBoardPath(statePath)).flatMap { $0.isEmpty ? nil : $0 }
+        let board = daemonPID == nil ? nil : StatusBoard.read(Dispatcher.statusBoardPath(statePath)).flatMap { $0.isEmpty ? nil : $0 }
+        let stopping = board.flatMap { $0.hasPrefix("stopping") ? $0 : nil }
+        let paused = board.flatMap { $0.hasPrefix("paused: ") ? $0 : nil }
             ?? (FileSystem.exists(Dispatcher.noSpaceMarkerPath(statePath)) ? "paused: no space on \(config.paths.state)" : nil)
         if !FileSystem.exists(PathBytes(config.paths.inbox)) {
             cannotRead.append("Inbox \(config.paths.inbox) does not exist")
@@ -79,7 +81,10 @@ public enum Reports {
         }
         if json {
             var object: [String: Any] = [
-                "daemon": ["running": daemonPID != nil, "pid": daemonPID.map { Int($0) } as Any? ?? NSNull()],
+                "daemon": [
+                    "running": daemonPID != nil, "pid": daemonPID.map { Int($0) } as Any? ?? NSNull(),
+                    "stopping": stopping as Any? ?? NSNull(),
+                ],
                 "inbox_waiting": waiting,
                 "jobs": Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, counts.count($0)) }),
                 "running": runningJobs.map { job, attempt -> [String: Any] in
@@ -125,6 +130,7 @@ public enum Reports {
         }
         var lines: [String] = []
         var daemonLine = "daemon:   " + (daemonPID.map { "running (pid \($0))" } ?? "not running")
+        if let stopping { daemonLine += ", " + stopping }
         if case .oneShot(let pid, let role) = owner { daemonLine += "; a one-shot \(role) (pid \(pid)) is working" }
         lines.append(daemonLine)
         for problem in cannotRead { lines.append("warning:  \(problem)") }

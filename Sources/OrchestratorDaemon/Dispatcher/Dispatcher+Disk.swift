@@ -28,7 +28,7 @@ extension Dispatcher {
             logger.error("\(cause); stopping this one-shot run", metadata: ["error": "\(reason)"])
             stopExitCode = 1
             beginShutdown(signal: SIGTERM)
-            shutdownDeadlineReached()
+            endRunningWorkers(because: "this one-shot run cannot record its work")
             return
         }
         // A stopping daemon does not wait for space: what is not recorded is recovered at the next start.

@@ -311,7 +311,7 @@ extension Dispatcher {
     func beginShutdown(signal number: Int32) {
         if phase.isStopping {
             logger.warning("second stop signal; ending running workers now")
-            shutdownDeadlineReached()
+            endRunningWorkers(because: "a second stop signal came")
             return
         }
         let deadline = running.isEmpty ? nil : now + ticks(config.limits.shutdownGrace)
@@ -324,6 +324,11 @@ extension Dispatcher {
         wakeWatcher = nil
         for runtime in taskRuntimes.values { if let timer = runtime.timer { wheel.cancel(timer) } }
         notifier.notify("STOPPING=1\nSTATUS=draining \(running.count) workers")
+        // `status` reads it: the daemon is still there, but stopping.
+        statusBoard?.post(
+            running.isEmpty ? "stopping"
+                : "stopping: \(running.count == 1 ? "1 running worker has" : "\(running.count) running workers have") "
+                    + "until \(config.limits.shutdownGrace.configText) after the stop signal")
         logger.info(
             "stopping", metadata: [
                 "signal": "\(Self.signalName(number))", "running": "\(running.count)",
@@ -336,11 +341,14 @@ extension Dispatcher {
         for jobID in Array(undecided.keys) { verdictDue(jobID) }
     }
 
-    func shutdownDeadlineReached() {
+    func shutdownDeadlineReached() { endRunningWorkers(because: "grace period over") }
+
+    /// Ends the running workers' groups at once (SIGKILL); their attempts are interrupted, not failed.
+    func endRunningWorkers(because reason: String) {
         for (jobID, var attempt) in running where !attempt.interrupted {
             attempt.interrupted = true
             running[jobID] = attempt
-            logger.warning("grace period over; ending worker group", metadata: ["job": "\(jobID)", "pid": "\(attempt.worker.pid)"])
+            logger.warning("\(reason); ending worker group", metadata: ["job": "\(jobID)", "pid": "\(attempt.worker.pid)"])
             supervisor.signal(attempt.worker, SIGKILL)
         }
     }

@@ -49,7 +49,7 @@ extension Dispatcher {
             logger.critical("another daemon registered the node name \"\(name)\"; ending workers and stopping")
             stopExitCode = 1
             beginShutdown(signal: SIGTERM)
-            shutdownDeadlineReached()
+            endRunningWorkers(because: "the node name is another daemon's")
             return
         }
         nodeHeartbeatTimer = schedule(.nodeHeartbeat, after: NodeLiveness.heartbeatMilliseconds)
