@@ -37,7 +37,8 @@ struct Pruner {
                     ? "; switched the database to incremental vacuum (one full VACUUM)"
                     : "; \(reclaim.pagesFreed) pages freed"
             }
-            text += "; database \(Self.megabytes(bytesBefore)) -> \(Self.megabytes(bytesAfter))"
+            // The file pair: a truncated WAL shrinks it even when no page was freed.
+            text += "; database and WAL \(Self.megabytes(bytesBefore)) -> \(Self.megabytes(bytesAfter))"
             return text + String(format: " in %.1fs", seconds)
         }
 
