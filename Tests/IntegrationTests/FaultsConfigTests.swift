@@ -223,6 +223,9 @@ struct FaultsConfigTests {
         #expect(FileManager.default.fileExists(atPath: instance.path("Failed/.gitkeep")))
         #expect(FileManager.default.fileExists(atPath: instance.path("Failed/.hidden-dir/inner.txt")))
         #expect(!FileManager.default.fileExists(atPath: instance.path("Inbox/.gitkeep")))
+        // Again, with only hidden entries left: it says there was nothing to replay (before, it printed nothing).
+        let again = try run(["replay", "--all", "--config", instance.configURL.path], in: instance).0
+        #expect(again.status == 0 && again.stdout == "nothing to replay: \(instance.path("Failed")) holds no files\n", "\(again.stdout)")
     }
 
     // MARK: status

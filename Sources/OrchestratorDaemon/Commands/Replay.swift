@@ -31,6 +31,10 @@ public enum Replay {
             }
         }
         var outcome = Outcome()
+        if all, names.isEmpty {
+            outcome.lines.append("nothing to replay: \(failedRoot) holds no files")
+            return outcome
+        }
         let inbox = PathBytes(config.paths.inbox)
         for name in names {
             if dryRun {
