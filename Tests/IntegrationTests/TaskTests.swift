@@ -203,6 +203,18 @@ import Testing
         #expect(try taskRuns(instance, "hook").count == 1)
     }
 
+    /// A disabled task fires at no time: `tasks` shows no next fire for it (before, it showed one it would skip).
+    @Test func aDisabledTaskHasNoNextFire() throws {
+        let instance = try TestInstance(config: testConfig(handler: Self.handler)
+            + Self.task("hourly", "every = \"1h\"") + Self.task("quiet", "every = \"1h\""))
+        #expect(try instance.run(["task", "disable", "quiet"]).status == 0)
+        let rows = try taskRows(instance)
+        #expect(rows["hourly"]?["next_fire"] is String, "\(rows)")
+        #expect(rows["quiet"]?["next_fire"] == nil && rows["quiet"]?["enabled"] as? Bool == false, "\(rows)")
+        #expect(try instance.run(["task", "enable", "quiet"]).status == 0)
+        #expect(try taskRows(instance)["quiet"]?["next_fire"] is String)
+    }
+
     @Test func builtInEventsAndDisabledTasks() throws {
         let config = testConfig(handler: Self.handler)
             + Self.task("after_file", "on = \"file.done\"")

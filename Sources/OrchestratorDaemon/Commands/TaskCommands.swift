@@ -163,11 +163,13 @@ public enum TaskCommands {
         let zone = hostZone()
         var rows: [[String: Any]] = []
         for task in config.tasks {
+            let enabled = overrides[task.name] ?? task.enabled
             var row: [String: Any] = [
-                "name": task.name, "trigger": describe(task.trigger), "enabled": overrides[task.name] ?? task.enabled,
+                "name": task.name, "trigger": describe(task.trigger), "enabled": enabled,
                 "priority": task.priority, "after": task.after,
             ]
-            if let schedule = try? SlotSchedule(trigger: task.trigger, hostZone: zone), !schedule.isReboot,
+            // A disabled task fires at no time: no next fire is shown for it.
+            if enabled, let schedule = try? SlotSchedule(trigger: task.trigger, hostZone: zone), !schedule.isReboot,
                 let next = schedule.nextSlot(after: max(nowMs, lastSlots[task.name] ?? nowMs))
             {
                 row["next_fire"] = CronTimestamp.format(next / 1000, in: zone)
