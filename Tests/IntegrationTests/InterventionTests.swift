@@ -78,6 +78,31 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// A name recurs (a daily `report.txt`): a path in Inbox or the processing area, or the bare name, names the live
+    /// job, one in Done the job that ended there. Before, every form found the finished job: the cancel was refused
+    /// (65) and the new file ran.
+    @Test func aRecurringNameNamesTheLiveJobUnlessThePathIsInDone() throws {
+        let instance = try TestInstance(config: Self.config)
+        try instance.startDaemon()
+        try instance.drop("daily.txt")
+        try instance.waitUntil("the first daily.txt is done", timeout: 10) { instance.count(in: "Done") == 1 }
+        try instance.drop("block")
+        try instance.waitUntil("the blocker runs", timeout: 10) { ((try? status(instance))?["running"] as? [Any])?.count == 1 }
+        try instance.drop("daily.txt")
+        try instance.waitUntil("the second daily.txt is queued", timeout: 10) { try jobCount(instance, "queued") == 1 }
+        let first = try #require(try show(instance, "Done/daily.txt")["job"] as? Int)
+        let second = try #require(try show(instance, instance.path("Inbox/.processing/daily.txt"))["job"] as? Int)
+        let bare = try show(instance, "daily.txt")["job"] as? Int
+        #expect(second > first && bare == second)
+        let priority = try instance.run(["priority", "Inbox/.processing/daily.txt", "7"])
+        #expect(priority.status == 0, "\(priority.stderr)")
+        let cancel = try instance.run(["cancel", "daily.txt"])
+        #expect(cancel.status == 0 && cancel.stdout.contains("job \(second) cancelled"), "\(cancel.stdout) \(cancel.stderr)")
+        try instance.waitUntil("the second daily.txt is in Failed/", timeout: 10) { instance.count(in: "Failed") == 1 }
+        #expect(instance.lines(of: "ran.log") == ["daily.txt"], "the second one never ran")
+        #expect(instance.stopDaemon() == 0)
+    }
+
     /// The worker leaves a child in its group and a double-forked grandchild in a session of its own, then waits.
     static let familyWorker = """
         #!/bin/sh

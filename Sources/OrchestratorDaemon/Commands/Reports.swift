@@ -314,19 +314,24 @@ public enum Reports {
         if let id = Int64(target) {
             if let job = try reader.job(id: id) { return job }
         }
-        let roots = [config.paths.done, config.paths.failed, config.paths.inbox, config.paths.processing]
+        // A name recurs (a daily `report.txt`): a path in Inbox or the processing area names the live job under that name,
+        // one in Done or Failed the job that ended there; a bare name, the live job if there is one.
+        let roots = [(config.paths.done, false), (config.paths.failed, false), (config.paths.inbox, true), (config.paths.processing, true)]
         let absolute = target.hasPrefix("/") ? target : workingDirectory + "/" + target
-        var candidates: [RelativePath] = []
+        var candidates: [(name: RelativePath, live: Bool)] = []
         // The folders are resolved, the entry itself is not: a symlink in Failed/ names itself, not its target.
         let given = PathBytes(absolute)
         let resolved = FileSystem.realPath(given.parent).map { $0.appending(RelativePath(given.lastComponent)) } ?? given
-        for root in roots {
+        for (root, live) in roots {
             let rootReal = FileSystem.realPath(PathBytes(root)) ?? PathBytes(root)
             let prefix = rootReal.bytes + [UInt8(ascii: "/")]
-            if resolved.bytes.starts(with: prefix) { candidates.append(RelativePath(Array(resolved.bytes.dropFirst(prefix.count)))) }
+            if resolved.bytes.starts(with: prefix) { candidates.append((RelativePath(Array(resolved.bytes.dropFirst(prefix.count))), live)) }
         }
-        candidates.append(RelativePath(target))
-        for name in candidates {
+        let bare = RelativePath(target)
+        if let job = try reader.latestJob(kind: .file, name: bare), !job.state.isTerminal { candidates.append((bare, true)) }
+        candidates.append((bare, false))
+        for (name, live) in candidates {
+            if live, let job = try reader.latestJob(kind: .file, name: name) { return job }
             if let job = try reader.latestJob(finalPath: name) { return job }
             if let job = try reader.latestJob(kind: .file, name: name) { return job }
         }
