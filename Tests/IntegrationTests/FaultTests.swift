@@ -216,6 +216,25 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// A config file caught empty (`cat new > orchestrator.toml` with a reload in between) is refused: before, every
+    /// waiting file failed for good with "no handler".
+    @Test func sighupOnAnEmptyConfigKeepsTheOldOneAndNoFileFails() throws {
+        let instance = try TestInstance(config: Self.versionedConfig("v1"))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        try instance.drop("slow.txt")
+        try instance.waitUntil("slow.txt runs", timeout: 20) { instance.lines(of: "runs.log") == ["slow.txt"] }
+        try "".write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the reload is refused", timeout: 10) { instance.log.contains("no [[handler]]") }
+        #expect(instance.log.contains("restart to apply"), "\(instance.log)")
+        for name in ["a.txt", "b.txt"] { try instance.drop(name) }
+        _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
+        try instance.waitUntil("all three are done", timeout: 20) { instance.count(in: "Done") == 3 }
+        #expect(instance.count(in: "Failed") == 0)
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func sighupWithAPathsChangeKeepsTheConfigInForceAndSaysRestart() throws {
         let instance = try TestInstance(config: Self.versionedConfig("v1"))
         try instance.startDaemon()

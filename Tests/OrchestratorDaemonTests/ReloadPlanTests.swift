@@ -48,6 +48,16 @@ import Testing
         #expect(refusal?.key == "paths")
     }
 
+    /// An empty or cut-short file would fail every waiting file ("no handler"): refused; a restart applies it if meant.
+    @Test func aConfigLeftWithoutHandlersIsRefused() throws {
+        var old = try config(tasks: [])
+        old.handlers = [Handler(name: "h", match: [], command: try CommandTemplate(parsing: ["/bin/true"]))]
+        let emptied = try config(tasks: [])
+        #expect(ReloadPlan.refusal(from: old, to: emptied)?.key == "handler")
+        #expect(ReloadPlan.refusal(from: emptied, to: emptied) == nil)
+        #expect(ReloadPlan.refusal(from: old, to: old) == nil)
+    }
+
     @Test func anHTTPChangeIsRefused() throws {
         let old = try config(tasks: [])
         var moved = old

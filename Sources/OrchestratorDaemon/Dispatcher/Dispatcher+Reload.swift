@@ -185,6 +185,11 @@ struct ReloadPlan: Equatable {
         if old.store != new.store { return ("[store] changed", "store") }
         // The node's name owns its claims in the store, and its roles decide which loops it started.
         if old.node != new.node { return ("[node] changed", "node") }
+        // Every waiting file would fail for good ("no handler"): more likely a file caught empty or cut short mid-write
+        // (`cat new > orchestrator.toml`) than meant. A restart applies it, if meant.
+        if !old.handlers.isEmpty, new.handlers.isEmpty {
+            return ("the new config has no [[handler]] (an empty or cut-short file?), and every waiting file would fail", "handler")
+        }
         return nil
     }
 
