@@ -90,6 +90,9 @@ extension Orchestrator {
         @Flag(help: "Decide and log everything; run and move nothing.") var dryRun = false
 
         func run() throws {
+            // SIGHUP's default action ends the process: until the dispatcher listens (after the config is read and
+            // the store opened), one is ignored rather than fatal. The config being read is the file's anyway.
+            signal(SIGHUP, SIG_IGN)
             let config = try options.load()
             let status = try reportingErrors { () throws(CommandError) in
                 let metrics = DaemonMetrics()

@@ -235,6 +235,31 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// A SIGHUP right after the start (logrotate or `pm2 sendSignal` just after a restart) never stops the daemon:
+    /// before, one in its first ~20 ms, before the dispatcher listened, killed it with the default action (129).
+    @Test func aSighupDuringTheStartDoesNotStopTheDaemon() throws {
+        let instance = try TestInstance(config: Self.versionedConfig("v1"))
+        for delay: useconds_t in [0, 2_000, 5_000, 10_000, 20_000] {
+            let daemon = try instance.launchDaemon(signalsUnblocked: true)
+            // The interpreter that unblocks the signals takes a moment before it execs the daemon.
+            try waitUntil("the daemon is exec'd", timeout: 10) {
+                ((try? String(contentsOfFile: "/proc/\(daemon.processIdentifier)/cmdline", encoding: .utf8)) ?? "").hasPrefix(TestInstance.binary)
+            }
+            usleep(delay)
+            kill(daemon.processIdentifier, SIGHUP)
+            try instance.waitUntil("the daemon watches (HUP after \(delay) us)", timeout: 30) {
+                if !daemon.isRunning { throw TimedOut(description: "the daemon exited with \(daemon.terminationStatus)") }
+                return instance.log.components(separatedBy: "INFO watching").count - 1 == (instance.log.components(separatedBy: "INFO stopped").count - 1) + 1
+            }
+            try instance.drop("f\(delay).txt")
+            try instance.waitUntil("its file is done", timeout: 20) { instance.count(in: "Done") == 1 }
+            try FileManager.default.removeItem(atPath: instance.path("Done/f\(delay).txt"))
+            kill(daemon.processIdentifier, SIGTERM)
+            try waitUntil("the daemon exits", timeout: 20) { !daemon.isRunning }
+            #expect(daemon.terminationStatus == 0, "HUP after \(delay) us")
+        }
+    }
+
     @Test func sighupWithAPathsChangeKeepsTheConfigInForceAndSaysRestart() throws {
         let instance = try TestInstance(config: Self.versionedConfig("v1"))
         try instance.startDaemon()

@@ -72,8 +72,12 @@ final class TestInstance: @unchecked Sendable {
     }
 
     /// Starts `watch` without waiting for it to say "watching" (a start that has to wait for space does not).
+    /// `signalsUnblocked`: the daemon starts with no signal blocked, as under systemd or a shell (the test runner
+    /// blocks some, and a blocked signal waits as pending instead of acting).
     @discardableResult
-    func launchDaemon(extraArguments: [String] = [], environment: [String: String] = [:], openFileLimit: Int? = nil) throws -> Process {
+    func launchDaemon(
+        extraArguments: [String] = [], environment: [String: String] = [:], openFileLimit: Int? = nil, signalsUnblocked: Bool = false
+    ) throws -> Process {
         let process = Process()
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -82,6 +86,10 @@ final class TestInstance: @unchecked Sendable {
         if let openFileLimit {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", "ulimit -n \(openFileLimit) && exec \"$0\" \"$@\"", Self.binary] + arguments
+        } else if signalsUnblocked {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            let unblock = "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])"
+            process.arguments = ["python3", "-c", unblock, Self.binary] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: Self.binary)
             process.arguments = arguments
