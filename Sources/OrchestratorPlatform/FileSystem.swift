@@ -159,7 +159,7 @@ public enum FileSystem {
         case EINVAL, ENOSYS, ENOTSUP:
             // The filesystem takes no rename flags (NFS, many FUSE filesystems): link() never replaces either.
             return try linkThenUnlink(source, destination)
-        default: throw SystemError("rename to \(destination)", source.description)
+        default: throw SystemError("rename \(source) to", destination.description)
         }
     }
 
@@ -189,9 +189,9 @@ public enum FileSystem {
             let renamed = source.withCString { from in destination.withCString { to in rename(from, to) } }
             if renamed == 0 { return .moved }
             if errno == ENOENT, exists(destination.parent) { return .sourceMissing }
-            throw SystemError("rename to \(destination)", source.description)
+            throw SystemError("rename \(source) to", destination.description)
         default:
-            throw SystemError("link to \(destination)", source.description)
+            throw SystemError("link \(source) to", destination.description)
         }
     }
 

@@ -65,6 +65,18 @@ import Testing
         #expect(outcomes == ["interrupted", "succeeded"], "\(shown)")
     }
 
+    /// The processing area removed by hand (or a cleaner) while the daemon idles is made again at the next claim:
+    /// before, every new file stayed in Inbox for good while health said ok.
+    @Test func aRemovedProcessingAreaIsMadeAgain() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        try instance.startDaemon()
+        try FileManager.default.removeItem(atPath: instance.path("Inbox/.processing"))
+        for index in 1...5 { try instance.drop("f\(index).txt") }
+        try instance.waitUntil("every file is done", timeout: 20) { instance.count(in: "Done") == 5 }
+        #expect(instance.log.contains("was removed; making it again"), "\(instance.log)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func pm2TreekillWithTheDaemonFirstIsNotAFailure() throws { try treekill(workersFirst: false) }
 
     /// While it drains, `status` says the daemon is stopping (before, "running" as ever); a second signal ends the

@@ -313,6 +313,18 @@ extension Dispatcher {
                 logger.warning("a file named \(name) is already in the processing area; leaving the new one in Inbox")
                 names.wait(name)
             }
+        } catch where error.code == ENOENT && !FileSystem.exists(layout.processing) && !recreatingProcessing {
+            // Removed by hand (or a cleaner): nothing could be claimed until the next start. Made again, as Inbox is.
+            logger.warning("the processing area \(layout.processing) was removed; making it again")
+            do {
+                try FileSystem.createDirectories(layout.processing)
+            } catch {
+                logger.critical("cannot make the processing area again: \(error)")
+                return
+            }
+            recreatingProcessing = true
+            defer { recreatingProcessing = false }
+            claim(name)
         } catch {
             logger.error("cannot claim \(name): \(error)")
         }

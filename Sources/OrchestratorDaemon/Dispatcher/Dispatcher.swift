@@ -287,6 +287,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// On a shared store, why this daemon's folders are no longer the store's (a symlink on the way was re-pointed
     /// while it ran); nil while they are. Meanwhile Inbox is neither watched nor walked.
     var foldersAstray: String?
+    /// A claim is being tried again after the processing area was made again: a second failure is only logged.
+    var recreatingProcessing = false
     var rescanRequested = false
     /// Files the current Inbox walk claimed (events announce the others).
     var scanClaimed = 0
