@@ -77,6 +77,24 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// The state dir's wake folder removed under the daemon: the watchdog sweep watches it again and takes what the
+    /// commands recorded meanwhile. Before, no trigger, cancel or pause reached the daemon until its restart.
+    @Test func aRemovedWakeFolderIsWatchedAgain() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#, extra: """
+
+            [sweeps]
+            watchdog = "1s"
+            """) + TaskTests.task("on_go", "on = \"go\""))
+        try instance.startDaemon()
+        try FileManager.default.removeItem(atPath: instance.path(".orchestrator/wake"))
+        #expect(try instance.run(["trigger", "go"]).status == 0)
+        try instance.waitUntil("the triggered task ran", timeout: 20) { instance.lines(of: "on_go.log").count == 1 }
+        #expect(instance.log.contains("was removed or replaced; watching it again"), "\(instance.log)")
+        #expect(try instance.run(["trigger", "go"]).status == 0)
+        try instance.waitUntil("the next trigger runs it again", timeout: 20) { instance.lines(of: "on_go.log").count == 2 }
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func pm2TreekillWithTheDaemonFirstIsNotAFailure() throws { try treekill(workersFirst: false) }
 
     /// While it drains, `status` says the daemon is stopping (before, "running" as ever); a second signal ends the

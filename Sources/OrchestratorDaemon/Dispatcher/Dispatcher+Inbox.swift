@@ -162,6 +162,7 @@ extension Dispatcher {
             recreateInboxWatch()
         }
         adoptOrphanedFiles()
+        checkWakeWatch()
         let snapshot = HealthSnapshot(at: Self.wallClock(), by: "daemon", problems: problems, notes: [])
         noteSweep(
             "watchdog", snapshot.healthy ? "healthy" : "unhealthy: " + problems.joined(separator: "; "),

@@ -529,16 +529,28 @@ extension Dispatcher {
 
     /// `trigger` and `task` commands drop a file into `state/wake/` after committing; its inotify event wakes
     /// the daemon, which reads the store. No polling.
-    private func startWakeWatch() {
+    func startWakeWatch() {
         do {
             try FileSystem.createDirectories(wakeDirectory)
             wakeWatcher = try InotifyWatcher(root: wakeDirectory, queue: queue, loop: eventLoop) { [unowned self] _ in
                 post(.wake)
             }
+            watchedWake = FileSystem.status(wakeDirectory)
         } catch {
             logger.warning("cannot watch \(wakeDirectory) (\(error)); triggered events are taken at the next ingest sweep")
         }
         clearWakeFiles()
+    }
+
+    /// The watchdog sweep: a wake folder removed (or replaced) under the daemon is watched again, and what the commands
+    /// recorded meanwhile is taken now. Before, no request reached the daemon until its restart.
+    func checkWakeWatch() {
+        guard wakeWatcher != nil, !FileSystem.status(wakeDirectory).isSame(as: watchedWake) else { return }
+        logger.warning("the wake folder \(wakeDirectory) was removed or replaced; watching it again")
+        wakeWatcher?.cancel()
+        wakeWatcher = nil
+        startWakeWatch()
+        takeRecordedEvents()
     }
 
     func wakeRequested() {

@@ -289,6 +289,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var foldersAstray: String?
     /// A claim is being tried again after the processing area was made again: a second failure is only logged.
     var recreatingProcessing = false
+    /// The wake folder the daemon watches, to see it replaced.
+    var watchedWake: FileStatus?
     var rescanRequested = false
     /// Files the current Inbox walk claimed (events announce the others).
     var scanClaimed = 0
