@@ -95,6 +95,22 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// A state database removed under the daemon is reported by the watchdog sweep (unhealthy, in the log): before,
+    /// the daemon wrote on into the deleted file with health ok, and `status` and `cancel` found nothing.
+    @Test func aRemovedStateDatabaseMakesTheDaemonUnhealthy() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#, extra: """
+
+            [sweeps]
+            watchdog = "1s"
+            """))
+        try instance.startDaemon()
+        try FileManager.default.removeItem(atPath: instance.path(".orchestrator/orchestrator.sqlite"))
+        try instance.waitUntil("the watchdog says so", timeout: 20) {
+            instance.log.contains("ERROR unhealthy") && instance.log.contains("was removed or replaced while the daemon runs")
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func pm2TreekillWithTheDaemonFirstIsNotAFailure() throws { try treekill(workersFirst: false) }
 
     /// While it drains, `status` says the daemon is stopping (before, "running" as ever); a second signal ends the

@@ -12,6 +12,7 @@ extension Dispatcher {
     /// Stands in for the board when even its block cannot be had (`StoreOpening`): an empty file means
     /// "paused: no space on the state dir".
     static func noSpaceMarkerPath(_ state: PathBytes) -> PathBytes { state.appending(RelativePath("status.no-space")) }
+    static func databasePath(_ state: PathBytes) -> PathBytes { state.appending(RelativePath("orchestrator.sqlite")) }
 
     static let firstDiskRetry: UInt64 = 1000
     static let maxDiskRetry: UInt64 = 30_000

@@ -163,6 +163,10 @@ extension Dispatcher {
         }
         adoptOrphanedFiles()
         checkWakeWatch()
+        if let opened = openedDatabase, case let path = Self.databasePath(layout.state), !FileSystem.status(path).isSame(as: opened) {
+            // The store writes on into the file it opened: what it records is not where `status` or the next start read.
+            problems.append("the state database \(path) was removed or replaced while the daemon runs; what it records now is lost: restart the daemon")
+        }
         let snapshot = HealthSnapshot(at: Self.wallClock(), by: "daemon", problems: problems, notes: [])
         noteSweep(
             "watchdog", snapshot.healthy ? "healthy" : "unhealthy: " + problems.joined(separator: "; "),

@@ -291,6 +291,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var recreatingProcessing = false
     /// The wake folder the daemon watches, to see it replaced.
     var watchedWake: FileStatus?
+    /// The SQLite database file the store opened, to see it removed or replaced under the daemon.
+    var openedDatabase: FileStatus?
     var rescanRequested = false
     /// Files the current Inbox walk claimed (events announce the others).
     var scanClaimed = 0
