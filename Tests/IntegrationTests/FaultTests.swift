@@ -306,6 +306,50 @@ import Testing
         }
     }
 
+    /// A waiting job matched again to another handler by a reload gets that handler's retry budget: before, it kept
+    /// the removed handler's (`max_attempts = 3` where the new one says 1).
+    @Test func aJobMatchedAgainByAReloadTakesTheNewHandlersAttempts() throws {
+        func config(_ failing: String, attempts: Int) -> String {
+            """
+            [inbox]
+            settle = "100ms"
+
+            [limits]
+            max_concurrent = 1
+
+            [[handler]]
+            name = "blocker"
+            match = ["block*"]
+            command = ["/bin/sh", "-c", 'while [ ! -e ../release ]; do sleep 0.02; done']
+
+            [[handler]]
+            name = "\(failing)"
+            command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../ran.log; exit 1']
+            max_attempts = \(attempts)
+            backoff = "100ms"
+            """
+        }
+        let instance = try TestInstance(config: config("old", attempts: 3))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        try instance.drop("block")
+        try instance.waitUntil("the blocker runs", timeout: 10) {
+            ((try? instance.json(["status"]) as? [String: Any])?["running"] as? [Any])?.count == 1
+        }
+        try instance.drop("x.txt")
+        try instance.waitUntil("x.txt waits", timeout: 10) {
+            ((try? instance.json(["status"]) as? [String: Any])?["jobs"] as? [String: Int])?["queued"] == 1
+        }
+        try config("new", attempts: 1).write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the reload matched it again", timeout: 10) { instance.log.contains("handler new takes it") }
+        _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
+        try instance.waitUntil("x.txt fails", timeout: 20) { instance.count(in: "Failed") == 1 }
+        #expect(instance.lines(of: "ran.log") == ["x.txt"], "one attempt, as the new handler says")
+        #expect(!instance.log.contains("retrying"), "\(instance.log)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func sighupWithAPathsChangeKeepsTheConfigInForceAndSaysRestart() throws {
         let instance = try TestInstance(config: Self.versionedConfig("v1"))
         try instance.startDaemon()

@@ -460,7 +460,7 @@ extension Dispatcher {
         breakerFailed(job.owner)
         let wallNow = Self.wallClock()
         let attempts = job.attempts
-        if job.attempts < job.maxAttempts {
+        if job.attempts < maxAttempts(of: job) {
             var generator = SystemRandomNumberGenerator()
             let base = backoff ?? spec(of: job.owner)?.backoff ?? .seconds(30)
             let delay = BackoffPolicy(base: base).delay(afterFailedAttempt: job.attempts, using: &generator)
@@ -478,6 +478,15 @@ extension Dispatcher {
                 ])
         } else {
             failForGood(job, from: previous, attempts: attempts, reason: reason, couldNotStart: couldNotStart, at: wallNow)
+        }
+    }
+
+    /// The budget of the config in force: a reload applies to the attempts that start after it, and a job matched
+    /// again to another handler by a reload gets that handler's. The job's own (from its start) if its owner is gone.
+    func maxAttempts(of job: LiveJob) -> Int {
+        switch job.owner {
+        case .handler(let name), .upload(let name): handler(named: name)?.maxAttempts ?? job.maxAttempts
+        case .task(let name): task(named: name)?.maxAttempts ?? job.maxAttempts
         }
     }
 
