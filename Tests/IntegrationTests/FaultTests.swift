@@ -350,6 +350,28 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// Files waiting for a paused handler that a reload renames run under the handler that takes them: before, they
+    /// stayed paused under the removed name, and `handler resume` of it was refused as unknown.
+    @Test func filesOfAPausedHandlerRemovedByAReloadRunUnderTheNewOne() throws {
+        func config(_ name: String) -> String {
+            testConfig(handler: #"command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../ran.log']"#)
+                .replacingOccurrences(of: "name = \"test\"", with: "name = \"\(name)\"")
+        }
+        let instance = try TestInstance(config: config("before"))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        #expect(try instance.run(["handler", "pause", "before"]).status == 0)
+        for index in 1...3 { try instance.drop("p\(index).txt") }
+        try instance.waitUntil("all three are paused", timeout: 20) {
+            ((try? instance.json(["status"]) as? [String: Any])?["jobs"] as? [String: Int])?["paused"] == 3
+        }
+        try config("after").write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("all three are done", timeout: 20) { instance.count(in: "Done") == 3 }
+        #expect(instance.lines(of: "ran.log").sorted() == ["p1.txt", "p2.txt", "p3.txt"])
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func sighupWithAPathsChangeKeepsTheConfigInForceAndSaysRestart() throws {
         let instance = try TestInstance(config: Self.versionedConfig("v1"))
         try instance.startDaemon()
