@@ -111,6 +111,31 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// A claimed file taken out of the processing area by hand while it waited is not handed to a worker as a path to
+    /// nothing: the job fails with the reason. Before, the worker ran and the job was recorded as done.
+    @Test func aClaimedFileRemovedWhileItWaitsIsNotRun() throws {
+        let instance = try TestInstance(config: InterventionTests.config)
+        try instance.startDaemon()
+        try instance.drop("block")
+        try instance.waitUntil("the blocker runs", timeout: 10) {
+            ((try? instance.json(["status"]) as? [String: Any])?["running"] as? [Any])?.count == 1
+        }
+        try instance.drop("gone.txt")
+        try instance.waitUntil("gone.txt waits, claimed", timeout: 10) {
+            FileManager.default.fileExists(atPath: instance.path("Inbox/.processing/gone.txt"))
+                && ((try? instance.json(["status"]) as? [String: Any])?["jobs"] as? [String: Int])?["queued"] == 1
+        }
+        try FileManager.default.removeItem(atPath: instance.path("Inbox/.processing/gone.txt"))
+        _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
+        try instance.waitUntil("gone.txt has failed", timeout: 20) {
+            (try? instance.json(["show", "gone.txt"]) as? [String: Any])?["state"] as? String == "failed"
+        }
+        let shown = try #require(try instance.json(["show", "gone.txt"]) as? [String: Any])
+        #expect((shown["reason"] as? String)?.contains("no longer in the processing area") == true, "\(shown)")
+        #expect(!instance.lines(of: "ran.log").contains("gone.txt"))
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func pm2TreekillWithTheDaemonFirstIsNotAFailure() throws { try treekill(workersFirst: false) }
 
     /// While it drains, `status` says the daemon is stopping (before, "running" as ever); a second signal ends the

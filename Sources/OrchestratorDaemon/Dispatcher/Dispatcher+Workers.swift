@@ -152,6 +152,15 @@ extension Dispatcher {
             ownerRemoved(job)
             return
         }
+        if case .handler = job.owner, !FileSystem.exists(layout.processing.appending(job.name)) {
+            // Moved away by hand while it waited (Inbox renamed, the processing area emptied): a worker would get a
+            // path to nothing, and "done" would be recorded for a file that never ran.
+            failForGood(
+                job, from: claimsJobs ? .running : .queued, attempts: job.attempts,
+                reason: "its file is no longer in the processing area (moved or removed while it waited)", couldNotStart: true,
+                at: Self.wallClock())
+            return
+        }
         let meter = metrics?.meter(for: job.owner.metered)
         meter?.started(afterWaiting: Self.seconds(since: queuedAt, now: now))
         let number = job.attempts + 1
