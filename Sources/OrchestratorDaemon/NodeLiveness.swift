@@ -124,8 +124,11 @@ enum NodeLiveness {
         guard config.store.url != nil, let store = try? StoreFactory.open(config),
               let (noted, nodes) = try? store.read({ (try $0.daemonNote(foldersNote), try $0.nodes()) })
         else { return }
+        // A name another live daemon holds is refused first, as at the start proper (69, by `checkName`).
+        let instance = instance(config)
+        if nameConflict(nodes.first { $0.name == config.node.name }, instance: instance) != nil { return }
         let mine = folders(config)
-        if let noted = refusal(noted: noted, nodes: nodes, mine: mine, instance: instance(config)) {
+        if let noted = refusal(noted: noted, nodes: nodes, mine: mine, instance: instance) {
             throw foldersDiffer(config, noted: noted, mine: mine)
         }
     }

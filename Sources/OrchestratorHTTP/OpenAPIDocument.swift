@@ -1304,7 +1304,8 @@ enum OpenAPIDocument {
             "type": "object",
             "required": [
               "pid",
-              "running"
+              "running",
+              "stopping"
             ],
             "properties": {
               "running": {
@@ -1313,6 +1314,13 @@ enum OpenAPIDocument {
               "pid": {
                 "type": [
                   "integer",
+                  "null"
+                ]
+              },
+              "stopping": {
+                "description": "Set while the daemon drains after a stop signal: what it says about it (e.g. how long its running workers have); null otherwise.",
+                "type": [
+                  "string",
                   "null"
                 ]
               }

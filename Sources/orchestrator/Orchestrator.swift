@@ -16,6 +16,15 @@ struct Orchestrator: ParsableCommand {
             Trigger.self, Sweep.self, ConfigCommand.self, Cron.self, Cancel.self, Priority.self, HandlerCommand.self,
             ServiceCommand.self,
         ])
+
+    /// SIGHUP's default action ends the process. Until the daemon listens for it (after its config is read and its
+    /// store opened: tens of milliseconds), one (logrotate or `pm2 sendSignal` just after a restart) is ignored rather
+    /// than fatal, from the first line that runs; the config being read is the file's anyway. A one-shot command
+    /// listens for it too (as a stop) once it runs; the others are short.
+    static func main() {
+        signal(SIGHUP, SIG_IGN)
+        main(nil)
+    }
 }
 
 /// `--config FILE`, else `$ORCHESTRATOR_CONFIG`, else `./config/orchestrator.toml`.
@@ -90,9 +99,6 @@ extension Orchestrator {
         @Flag(help: "Decide and log everything; run and move nothing.") var dryRun = false
 
         func run() throws {
-            // SIGHUP's default action ends the process: until the dispatcher listens (after the config is read and
-            // the store opened), one is ignored rather than fatal. The config being read is the file's anyway.
-            signal(SIGHUP, SIG_IGN)
             let config = try options.load()
             let status = try reportingErrors { () throws(CommandError) in
                 let metrics = DaemonMetrics()
