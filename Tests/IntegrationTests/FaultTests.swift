@@ -77,14 +77,17 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// A `/bin/true` handler and a watchdog sweep every second, for what that sweep notices.
+    static let watchdogEverySecond = testConfig(handler: #"command = ["true"]"#, extra: """
+
+        [sweeps]
+        watchdog = "1s"
+        """)
+
     /// The state dir's wake folder removed under the daemon: the watchdog sweep watches it again and takes what the
     /// commands recorded meanwhile. Before, no trigger, cancel or pause reached the daemon until its restart.
     @Test func aRemovedWakeFolderIsWatchedAgain() throws {
-        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#, extra: """
-
-            [sweeps]
-            watchdog = "1s"
-            """) + TaskTests.task("on_go", "on = \"go\""))
+        let instance = try TestInstance(config: Self.watchdogEverySecond + TaskTests.task("on_go", "on = \"go\""))
         try instance.startDaemon()
         try FileManager.default.removeItem(atPath: instance.path(".orchestrator/wake"))
         #expect(try instance.run(["trigger", "go"]).status == 0)
@@ -98,11 +101,7 @@ import Testing
     /// A state database removed under the daemon is reported by the watchdog sweep (unhealthy, in the log): before,
     /// the daemon wrote on into the deleted file with health ok, and `status` and `cancel` found nothing.
     @Test func aRemovedStateDatabaseMakesTheDaemonUnhealthy() throws {
-        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#, extra: """
-
-            [sweeps]
-            watchdog = "1s"
-            """))
+        let instance = try TestInstance(config: Self.watchdogEverySecond)
         try instance.startDaemon()
         try FileManager.default.removeItem(atPath: instance.path(".orchestrator/orchestrator.sqlite"))
         try instance.waitUntil("the watchdog says so", timeout: 20) {
@@ -136,16 +135,22 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
-    @Test func pm2TreekillWithTheDaemonFirstIsNotAFailure() throws { try treekill(workersFirst: false) }
-
-    /// While it drains, `status` says the daemon is stopping (before, "running" as ever); a second signal ends the
-    /// workers at once and the log says that is why (before, "grace period over" with most of the grace left).
-    @Test func aDrainingDaemonSaysSoAndASecondSignalSaysWhyItEndsTheWorkers() throws {
+    /// A daemon whose holding worker runs `a.txt`.
+    func daemonRunningOneFile() throws -> (TestInstance, Process) {
         let instance = try TestInstance(config: testConfig(handler: Self.holdingWorker))
         try instance.startDaemon()
         let daemon = try #require(instance.daemon)
         try instance.drop("a.txt")
         try instance.waitUntil("the file runs", timeout: 20) { instance.lines(of: "runs.log").count == 1 }
+        return (instance, daemon)
+    }
+
+    @Test func pm2TreekillWithTheDaemonFirstIsNotAFailure() throws { try treekill(workersFirst: false) }
+
+    /// While it drains, `status` says the daemon is stopping (before, "running" as ever); a second signal ends the
+    /// workers at once and the log says that is why (before, "grace period over" with most of the grace left).
+    @Test func aDrainingDaemonSaysSoAndASecondSignalSaysWhyItEndsTheWorkers() throws {
+        let (instance, daemon) = try daemonRunningOneFile()
         kill(daemon.processIdentifier, SIGTERM)
         try instance.waitUntil("the daemon is stopping", timeout: 10) { instance.log.contains("stopping") }
         let status = try instance.run(["status"])
@@ -163,11 +168,7 @@ import Testing
     @Test func pm2TreekillWithTheWorkersFirstIsNotAFailure() throws { try treekill(workersFirst: true) }
 
     @Test func aWorkerKilledFromOutsideWithoutAStopStillFails() throws {
-        let instance = try TestInstance(config: testConfig(handler: Self.holdingWorker))
-        try instance.startDaemon()
-        let daemon = try #require(instance.daemon)
-        try instance.drop("a.txt")
-        try instance.waitUntil("the file runs", timeout: 20) { instance.lines(of: "runs.log").count == 1 }
+        let (instance, daemon) = try daemonRunningOneFile()
         for pid in childPIDs(of: daemon.processIdentifier) { kill(pid, SIGINT) }
         // The verdict waits one second for a stop signal; none comes.
         try instance.waitUntil("the file fails", timeout: 10) { instance.count(in: "Failed") == 1 }
@@ -341,25 +342,12 @@ import Testing
     /// A waiting job matched again to another handler by a reload gets that handler's retry budget: before, it kept
     /// the removed handler's (`max_attempts = 3` where the new one says 1).
     @Test func aJobMatchedAgainByAReloadTakesTheNewHandlersAttempts() throws {
+        // InterventionTests' blocker, and a handler that always fails under the name and budget given.
         func config(_ failing: String, attempts: Int) -> String {
-            """
-            [inbox]
-            settle = "100ms"
-
-            [limits]
-            max_concurrent = 1
-
-            [[handler]]
-            name = "blocker"
-            match = ["block*"]
-            command = ["/bin/sh", "-c", 'while [ ! -e ../release ]; do sleep 0.02; done']
-
-            [[handler]]
-            name = "\(failing)"
-            command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../ran.log; exit 1']
-            max_attempts = \(attempts)
-            backoff = "100ms"
-            """
+            InterventionTests.config
+                .replacingOccurrences(of: "name = \"test\"", with: "name = \"\(failing)\"")
+                .replacingOccurrences(of: "echo \"$ORCH_NAME\" >> ../ran.log'", with: "echo \"$ORCH_NAME\" >> ../ran.log; exit 1'")
+                .replacingOccurrences(of: "max_attempts = 3", with: "max_attempts = \(attempts)")
         }
         let instance = try TestInstance(config: config("old", attempts: 3))
         try instance.startDaemon()

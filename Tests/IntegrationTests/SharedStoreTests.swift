@@ -347,10 +347,8 @@ extension SharedStoreTests {
         try stranger.waitUntil("the new folders work", timeout: 20) { stranger.count(in: "Done") == 1 }
         #expect(stranger.stopDaemon() == 0)
     }
-    /// The same folders spelled through a symlink are the same folders: a daemon reaching the shared Inbox, Done and
-    /// Failed through a link of its own joins the others. Before, the check compared the configs' text and refused it.
-    @Test func aDaemonReachingTheSharedFoldersThroughASymlinkJoinsTheOthers() throws {
-        let cluster = try Cluster(count: 2)
+    /// The second daemon reaches the shared folders through a link of its own (`shared`, to the first's folder).
+    func linkSecondDaemonsFolders(_ cluster: Cluster) throws -> (TestInstance, link: String) {
         let linked = cluster.daemons[1]
         let link = linked.path("shared")
         #expect(symlink(cluster.first.root.path, link) == 0, "symlink: \(errno)")
@@ -358,6 +356,14 @@ extension SharedStoreTests {
         config = config.replacingOccurrences(of: "\"\(cluster.first.root.path)/", with: "\"\(link)/")
         #expect(config.contains("inbox = \"\(link)/Inbox\""), "\(config)")
         try config.write(to: linked.configURL, atomically: true, encoding: .utf8)
+        return (linked, link)
+    }
+
+    /// The same folders spelled through a symlink are the same folders: a daemon reaching the shared Inbox, Done and
+    /// Failed through a link of its own joins the others. Before, the check compared the configs' text and refused it.
+    @Test func aDaemonReachingTheSharedFoldersThroughASymlinkJoinsTheOthers() throws {
+        let cluster = try Cluster(count: 2)
+        let (linked, _) = try linkSecondDaemonsFolders(cluster)
         try cluster.start()
         let names = (1...40).map { "l\($0).txt" }
         for name in names { try cluster.first.drop(name) }
@@ -372,12 +378,7 @@ extension SharedStoreTests {
     /// other daemons never look in. Before, a walk registered the other folder's files as the store's jobs.
     @Test func aDaemonWhoseFolderLinkIsRePointedStopsTakingFilesUntilItIsBack() throws {
         let cluster = try Cluster(count: 2)
-        let linked = cluster.daemons[1]
-        let link = linked.path("shared")
-        #expect(symlink(cluster.first.root.path, link) == 0, "symlink: \(errno)")
-        var config = try String(contentsOf: linked.configURL, encoding: .utf8)
-        config = config.replacingOccurrences(of: "\"\(cluster.first.root.path)/", with: "\"\(link)/")
-        try config.write(to: linked.configURL, atomically: true, encoding: .utf8)
+        let (linked, link) = try linkSecondDaemonsFolders(cluster)
         try cluster.start()
         let elsewhere = linked.path("elsewhere")
         for folder in ["Inbox", "Done", "Failed"] {

@@ -226,14 +226,19 @@ extension Dispatcher {
         }
         for name in before.subtracting(paused).sorted() {
             logger.info("handler resumed", metadata: ["handler": "\(name)"])
-            let wallNow = Self.wallClock()
-            for jobID in intervention.parked.removeValue(forKey: name) ?? [] {
-                guard var job = jobs[jobID], job.state == .paused else { continue }
-                job.state = .queued
-                jobs[jobID] = job
-                enqueue(job)
-                recordTransition(jobID: jobID, from: .paused, to: .queued, detail: "handler \(name) resumed", at: wallNow)
-            }
+            releaseParked(handler: name, detail: "handler \(name) resumed")
+        }
+    }
+
+    /// The jobs parked for a handler go back on the queue.
+    func releaseParked(handler name: String, detail: String) {
+        let wallNow = Self.wallClock()
+        for jobID in intervention.parked.removeValue(forKey: name) ?? [] {
+            guard var job = jobs[jobID], job.state == .paused else { continue }
+            job.state = .queued
+            jobs[jobID] = job
+            enqueue(job)
+            recordTransition(jobID: jobID, from: .paused, to: .queued, detail: detail, at: wallNow)
         }
     }
 

@@ -69,15 +69,8 @@ extension Dispatcher {
         // Jobs parked for a paused handler the reload removed would wait for a resume that cannot come (`handler
         // resume` knows only the config's handlers): back on the queue, under the handler that took them above
         // (parked again at their start if that one is paused too).
-        let wallNow = Self.wallClock()
         for name in intervention.parked.keys.sorted() where fresh.handlers.allSatisfy({ $0.name != name }) {
-            for jobID in intervention.parked.removeValue(forKey: name) ?? [] {
-                guard var job = jobs[jobID], job.state == .paused else { continue }
-                job.state = .queued
-                jobs[jobID] = job
-                enqueue(job)
-                recordTransition(jobID: jobID, from: .paused, to: .queued, detail: "handler \(name) was removed by a reload", at: wallNow)
-            }
+            releaseParked(handler: name, detail: "handler \(name) was removed by a reload")
         }
         for sweep in [TimerPurpose.ingestSweep, .retrySweep, .uploadSweep, .watchdogSweep, .pruneSweep] { armSweep(sweep) }
         if plan.inboxChanged {

@@ -532,7 +532,8 @@ extension Dispatcher {
     func startWakeWatch() {
         do {
             try FileSystem.createDirectories(wakeDirectory)
-            wakeWatcher = try InotifyWatcher(root: wakeDirectory, queue: queue, loop: eventLoop) { [unowned self] _ in
+            wakeWatcher = try InotifyWatcher(root: wakeDirectory, queue: queue, loop: eventLoop) { [unowned self] events in
+                if events.contains(.rootGone) { wakeFolderGone = true }
                 post(.wake)
             }
             watchedWake = FileSystem.status(wakeDirectory)
@@ -542,10 +543,11 @@ extension Dispatcher {
         clearWakeFiles()
     }
 
-    /// The watchdog sweep: a wake folder removed (or replaced) under the daemon is watched again, and what the commands
-    /// recorded meanwhile is taken now. Before, no request reached the daemon until its restart.
+    /// A wake folder removed (its watch says so) or replaced (the watchdog sweep sees another folder) is watched again,
+    /// and what the commands recorded meanwhile is taken now. Before, no request reached the daemon until its restart.
     func checkWakeWatch() {
-        guard wakeWatcher != nil, !FileSystem.status(wakeDirectory).isSame(as: watchedWake) else { return }
+        guard wakeWatcher != nil, wakeFolderGone || !FileSystem.status(wakeDirectory).isSame(as: watchedWake) else { return }
+        wakeFolderGone = false
         logger.warning("the wake folder \(wakeDirectory) was removed or replaced; watching it again")
         wakeWatcher?.cancel()
         wakeWatcher = nil
@@ -554,6 +556,8 @@ extension Dispatcher {
     }
 
     func wakeRequested() {
+        // Its watch ended with the folder (removed): watched again at once, which takes what was recorded.
+        if wakeFolderGone { return checkWakeWatch() }
         clearWakeFiles()
         takeRecordedEvents()
     }

@@ -291,6 +291,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var recreatingProcessing = false
     /// The wake folder the daemon watches, to see it replaced.
     var watchedWake: FileStatus?
+    /// The wake folder's watch reported the folder gone.
+    var wakeFolderGone = false
     /// The SQLite database file the store opened, to see it removed or replaced under the daemon.
     var openedDatabase: FileStatus?
     var rescanRequested = false
