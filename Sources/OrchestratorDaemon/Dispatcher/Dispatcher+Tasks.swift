@@ -436,8 +436,8 @@ extension Dispatcher {
     private func takesRequest(kind: String, target: String) -> Bool {
         guard kind == Self.cancelRequest || kind == Self.priorityRequest, let (jobID, _) = InterventionRequest.parse(target)
         else { return true }
-        let runsHere = running[jobID] != nil || undecided[jobID] != nil
-        if runsHere { return true }
+        // Running here: this daemon's, whatever the store says (no read needed).
+        if running[jobID] != nil || undecided[jobID] != nil { return true }
         let record: JobRecord?
         let nodes: [NodeRecord]
         do {
