@@ -199,10 +199,7 @@ public enum InterventionCommands {
         guard let (job, transitions) = try? store.read({ (try $0.job(id: jobID), try $0.transitions(jobID: jobID)) }),
               let job, !job.state.isTerminal
         else { return stays }
-        let registrar = transitions.first?.detail.flatMap { detail in
-            detail.hasPrefix(Dispatcher.registeredBy) ? String(detail.dropFirst(Dispatcher.registeredBy.count)) : nil
-        }
-        guard let holder = job.owner ?? registrar, let node = try? store.read({ try $0.node(named: holder) }) else { return stays }
+        guard let holder = job.owner ?? Dispatcher.registrar(firstTransitionDetail: transitions.first?.detail), let node = try? store.read({ try $0.node(named: holder) }) else { return stays }
         // A claimed job goes back to the store when its lease runs out; one only queued in the holder's memory when the
         // holder is presumed dead.
         let takenBack = job.owner != nil

@@ -143,8 +143,13 @@ extension Dispatcher {
             logger.warning("cannot read job \(jobID)'s registration to name its daemon", metadata: ["error": "\(error)"])
             return nil
         }
-        guard let detail = transitions.first?.detail, detail.hasPrefix(Self.registeredBy) else { return nil }
-        return String(detail.dropFirst(Self.registeredBy.count))
+        return Self.registrar(firstTransitionDetail: transitions.first?.detail)
+    }
+
+    /// The daemon named by a job's first transition, if that records its registration on a shared store.
+    static func registrar(firstTransitionDetail detail: String?) -> String? {
+        guard let detail, detail.hasPrefix(registeredBy) else { return nil }
+        return String(detail.dropFirst(registeredBy.count))
     }
 
     // MARK: priority
