@@ -110,6 +110,47 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// Lock files removed under a running daemon (by hand, or by a cleaner of old files under /tmp) are put back by the
+    /// watchdog sweep, so a second daemon on the same folders is still refused. Before, nothing noticed: the second
+    /// daemon started and, at its start, ran again what the first one was running.
+    @Test func removedLockFilesArePutBackAndASecondDaemonIsStillRefused() throws {
+        let instance = try TestInstance(config: Self.watchdogEverySecond)
+        try instance.startDaemon()
+        let locks = [".orchestrator/daemon.lock", "Inbox/.orchestrator.lock", "Inbox/.processing/.orchestrator.lock"]
+        for lock in locks { try FileManager.default.removeItem(atPath: instance.path(lock)) }
+        try instance.waitUntil("the lock files are back", timeout: 20) {
+            locks.allSatisfy { FileManager.default.fileExists(atPath: instance.path($0)) }
+        }
+        #expect(instance.log.contains("was removed or replaced; put back"), "\(instance.log)")
+        let second = try instance.run(["watch"], timeout: 20)
+        #expect(second.status == 69, "\(second.stderr)")
+        #expect(second.stderr.contains("already watching"), "\(second.stderr)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    /// A lock file replaced by one another process holds makes the daemon unhealthy, naming that process; once it lets
+    /// go, the daemon's own file is put back and it is healthy again.
+    @Test func aLockFileTakenByAnotherProcessMakesTheDaemonUnhealthy() throws {
+        let instance = try TestInstance(config: Self.watchdogEverySecond)
+        try instance.startDaemon()
+        let replacement = instance.path("other.lock")
+        let fd = open(replacement, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        #expect(fd >= 0)
+        var request = flock()
+        request.l_type = Int16(F_WRLCK)
+        request.l_whence = Int16(SEEK_SET)
+        #expect(fcntl(fd, F_SETLK, &request) == 0)
+        #expect(rename(replacement, instance.path("Inbox/.orchestrator.lock")) == 0)
+        try instance.waitUntil("the watchdog names the other holder", timeout: 20) {
+            instance.log.contains("ERROR unhealthy") && instance.log.contains("another process (pid \(getpid())) holds the new one")
+        }
+        close(fd)
+        try instance.waitUntil("its own lock file is back", timeout: 20) {
+            instance.log.contains("was removed or replaced; put back") && instance.log.contains("healthy again")
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+
     /// A claimed file taken out of the processing area by hand while it waited is not handed to a worker as a path to
     /// nothing: the job fails with the reason. Before, the worker ran and the job was recorded as done.
     @Test func aClaimedFileRemovedWhileItWaitsIsNotRun() throws {

@@ -75,7 +75,7 @@ public enum Daemon {
         let (exitCode, _) = try runDispatcher(
             config: config, store: opened.store, logger: logger, notifier: notifier, batch: nil,
             signalsBeforeStart: signalsBeforeStart, waitedForSpace: opened.signals != nil,
-            services: services, serviceFailure: serviceFailure, metrics: metrics)
+            services: services, serviceFailure: serviceFailure, metrics: metrics, locks: [lock] + inboxLocks)
         withExtendedLifetime((lock, inboxLocks)) {}
         if let failure = serviceFailure.value { throw failure }
         return exitCode == 0 ? .ok : .failure
@@ -99,11 +99,12 @@ public enum Daemon {
     /// handed to it once it has started.
     /// `waitedForSpace`: the open waited for space; the dispatcher fires `error.critical` for it once it runs.
     /// `metrics`: what the dispatcher records into (nil: nothing, as for one-shot runs).
+    /// `locks`: the daemon's lock files, kept in place by its watchdog sweep.
     static func runDispatcher(
         config: Config, store: any Store, logger: Logger, notifier: SystemdNotifier, batch: BatchWork?,
         signalsBeforeStart: (@Sendable () -> [Int32])? = nil, waitedForSpace: Bool = false,
         services: [DaemonService] = [], serviceFailure: LockedBox<CommandError?> = LockedBox(nil),
-        metrics: DaemonMetrics? = nil
+        metrics: DaemonMetrics? = nil, locks: [InstanceLock] = []
     ) throws(CommandError) -> (Int32, BatchReport) {
         blockChildExitSignals()
         let finished = DispatchSemaphore(value: 0)
@@ -117,6 +118,7 @@ public enum Daemon {
         let startError = LockedBox<String?>(nil)
         let handle = DaemonHandle(dispatcher: dispatcher, config: config, logger: logger, failure: serviceFailure)
         dispatcher.onConfigApplied = { [handle] fresh in handle.configInForce.value = fresh }
+        dispatcher.heldLocks = locks
         dispatcher.queue.async {
             // Taken just before `start` installs the dispatcher's own sources, so no signal is seen twice.
             let early = signalsBeforeStart?() ?? []

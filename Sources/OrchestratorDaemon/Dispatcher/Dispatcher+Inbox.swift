@@ -163,6 +163,7 @@ extension Dispatcher {
         }
         adoptOrphanedFiles()
         checkWakeWatch()
+        problems += keepLocksInPlace()
         if let opened = openedDatabase, case let path = Self.databasePath(layout.state), !FileSystem.status(path).isSame(as: opened) {
             // The store writes on into the file it opened: what it records is not where `status` or the next start read.
             problems.append("the state database \(path) was removed or replaced while the daemon runs; what it records now is lost: restart the daemon")
@@ -181,6 +182,25 @@ extension Dispatcher {
         }
         lastHealthy = snapshot.healthy
         armSweep(.watchdogSweep)
+    }
+
+    /// A lock file removed while the daemon runs (by hand, by a cleaner of old temporary files) would let a second daemon
+    /// start on the same folders and run again what this one is running. Put back at each watchdog sweep; one another
+    /// process took meanwhile makes the daemon unhealthy, naming it.
+    func keepLocksInPlace() -> [String] {
+        heldLocks.compactMap { lock in
+            switch lock.keepInPlace() {
+            case .inPlace:
+                return nil
+            case .putBack:
+                logger.warning("the lock file \(lock.path) was removed or replaced; put back, so that no second daemon starts on these folders")
+                return nil
+            case .takenBy(let pid):
+                return "the lock file \(lock.path) was replaced while the daemon runs, and another process (pid \(pid.map(String.init) ?? "?")) holds the new one: a second daemon may be working on the same folders; stop it"
+            case .lost(let reason):
+                return "the lock file \(lock.path) was removed and cannot be put back (\(reason)): a second daemon could start on the same folders"
+            }
+        }
     }
 
     /// On a shared store every daemon's folders are the store's (`NodeLiveness.checkFolders`, at the start). A symlink

@@ -295,6 +295,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var wakeFolderGone = false
     /// The SQLite database file the store opened, to see it removed or replaced under the daemon.
     var openedDatabase: FileStatus?
+    /// The daemon's lock files (state dir, Inbox, processing area), which the watchdog sweep keeps in place.
+    var heldLocks: [InstanceLock] = []
     var rescanRequested = false
     /// Files the current Inbox walk claimed (events announce the others).
     var scanClaimed = 0
