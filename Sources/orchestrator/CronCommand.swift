@@ -4,7 +4,7 @@ import OrchestratorCron
 
 extension Orchestrator {
     /// `orchestrator cron next EXPR [--from ISO] [--count N] [--tz ZONE]` (spec/cron.md §1).
-    struct Cron: ParsableCommand {
+    struct Cron: CommandGroup {
         static let configuration = CommandConfiguration(
             abstract: "Cron expression tools.", subcommands: [Next.self])
 

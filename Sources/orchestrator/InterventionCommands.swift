@@ -45,7 +45,7 @@ extension Orchestrator {
         }
     }
 
-    struct HandlerCommand: ParsableCommand {
+    struct HandlerCommand: CommandGroup {
         static let configuration = CommandConfiguration(
             commandName: "handler", abstract: "Pause or resume a handler.", subcommands: [Pause.self, Resume.self])
 

@@ -183,7 +183,7 @@ extension Orchestrator {
         }
     }
 
-    struct ConfigCommand: ParsableCommand {
+    struct ConfigCommand: CommandGroup {
         static let configuration = CommandConfiguration(
             commandName: "config", abstract: "Configuration tools.", subcommands: [Check.self])
 
@@ -218,7 +218,7 @@ extension Orchestrator {
         }
     }
 
-    struct TaskCommand: ParsableCommand {
+    struct TaskCommand: CommandGroup {
         static let configuration = CommandConfiguration(
             commandName: "task", abstract: "Run, enable or disable a task.", subcommands: [Run.self, Enable.self, Disable.self])
 
@@ -299,3 +299,14 @@ extension Orchestrator {
 
 extension LogFormat: ExpressibleByArgument {}
 extension Batch.SweepMode: ExpressibleByArgument {}
+
+/// A command that only groups others (`task`, `service`, ...): named without one of them it is a usage error (64, as
+/// every usage error is), not its help with exit 0, which a script would take for success.
+protocol CommandGroup: ParsableCommand {}
+
+extension CommandGroup {
+    func run() throws {
+        let names = Self.configuration.subcommands.map { $0._commandName }.joined(separator: ", ")
+        throw ValidationError("missing subcommand (one of: \(names))")
+    }
+}

@@ -4,7 +4,7 @@ import OrchestratorDaemon
 
 /// `service install|uninstall`: the systemd unit or pm2 ecosystem file for this config.
 extension Orchestrator {
-    struct ServiceCommand: ParsableCommand {
+    struct ServiceCommand: CommandGroup {
         static let configuration = CommandConfiguration(
             commandName: "service", abstract: "Install this config as a systemd or pm2 service, or remove it.",
             subcommands: [Install.self, Uninstall.self])

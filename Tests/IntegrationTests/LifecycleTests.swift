@@ -244,4 +244,16 @@ struct LifecycleTests {
         #expect(try instance.run(["show", "12345"]).status == 65)
         #expect(try instance.run(["history", "--limit", "0"]).status == 64)
     }
+
+    /// A command group named without a subcommand is a usage error: before, it printed its help and exited 0, which a
+    /// script took for success.
+    @Test func aCommandGroupWithoutASubcommandExits64() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        for group in ["task", "service", "cron", "handler", "config"] {
+            let output = try instance.run([group], withConfig: false)
+            #expect(output.status == 64, "\(group): \(output.stderr)")
+            #expect(output.stderr.contains("missing subcommand (one of: "), "\(group): \(output.stderr)")
+        }
+        #expect(try instance.run(["task", "--help"], withConfig: false).status == 0)
+    }
 }
