@@ -483,7 +483,7 @@ extension Dispatcher {
             logger.warning(
                 "attempt failed; retrying", metadata: [
                     job.logKey: "\(job.name)", "job": "\(jobID)", "attempt": "\(attempts)", "reason": "\(reason)",
-                    "retry_in": "\(delay)",
+                    "retry_in": "\(delay.configText)",
                 ])
         } else {
             failForGood(job, from: previous, attempts: attempts, reason: reason, couldNotStart: couldNotStart, at: wallNow)
