@@ -89,8 +89,11 @@ extension ProcessSupervisor {
             }
         }
         if worker.logFD < 0, !worker.logBroken, worker.loggedBytes < worker.logCap {
-            worker.logFD = withCBytes(worker.logPath) { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-            if worker.logFD < 0 { worker.logBroken = true }
+            worker.logFD = Self.openLog(worker.logPath)
+            if worker.logFD < 0 {
+                worker.logBroken = true
+                worker.logFailure = SystemError("open", PathBytes(worker.logPath).description).description
+            }
         }
         let room = worker.logBroken ? 0 : max(0, worker.logCap - worker.loggedBytes)
         let kept = min(room, bytes.count)
@@ -101,10 +104,25 @@ extension ProcessSupervisor {
                 worker.lastLoggedByte = slice[kept - 1]
             } else {
                 worker.logBroken = true  // ENOSPC, EIO...: count the rest as dropped.
+                worker.logFailure = SystemError("write", PathBytes(worker.logPath).description).description
                 worker.droppedBytes += kept
             }
         }
         worker.droppedBytes += bytes.count - kept
+    }
+
+    /// A logs folder removed under the daemon (by hand, by a cleaner) is made again: its output is kept, not dropped.
+    static func openLog(_ path: [UInt8]) -> Int32 {
+        let flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
+        let fd = withCBytes(path) { open($0, flags, 0o644) }
+        guard fd < 0, errno == ENOENT else { return fd }
+        do {
+            try FileSystem.createDirectories(PathBytes(path).parent)
+        } catch {
+            errno = error.code
+            return -1
+        }
+        return withCBytes(path) { open($0, flags, 0o644) }
     }
 
     private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {

@@ -564,7 +564,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
             maxRSSKiB: Int(reaped.maxrss_kib),
             stderrTail: worker.stderrTail,
             outputBytes: worker.outputBytes,
-            droppedBytes: worker.droppedBytes,
+            droppedBytes: worker.droppedBytes, logFailure: worker.logFailure,
             startFailure: termination == .exited(127) ? Self.describeStartFailure(of: worker) : nil)
         onExit(exit)
     }
@@ -680,6 +680,8 @@ final class SupervisedWorker {
     var outputBytes = 0
     var droppedBytes = 0
     var logBroken = false
+    /// Why the log could not be written (opened or written to), if it could not.
+    var logFailure: String?
     var lastLoggedByte: UInt8?
     var stderrTail: [UInt8] = []
     /// Ties its orphans to it (`ProcessSupervisor.owner(inEnvironment:)`); empty if it cannot.

@@ -49,14 +49,17 @@ public struct WorkerExit: Sendable {
     public var outputBytes: Int
     /// Bytes beyond the log cap, not written to the log.
     public var droppedBytes: Int
+    /// Why the worker's output could not be kept in its log (opening or writing it failed), if it could not.
+    public var logFailure: String?
     /// The worker could not be started after all (its exec or entering its working directory failed in the
     /// spawner's child, which the spawner does not wait for): then it ran nothing, and exited 127.
     public var startFailure: SpawnError?
 
     public init(
         termination: Termination, userCPU: Duration, systemCPU: Duration, maxRSSKiB: Int,
-        stderrTail: [UInt8], outputBytes: Int, droppedBytes: Int, startFailure: SpawnError? = nil
+        stderrTail: [UInt8], outputBytes: Int, droppedBytes: Int, logFailure: String? = nil, startFailure: SpawnError? = nil
     ) {
+        self.logFailure = logFailure
         self.termination = termination
         self.userCPU = userCPU
         self.systemCPU = systemCPU

@@ -151,6 +151,32 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// The state dir's logs folder removed under the daemon is made again at the next worker's output: before, that
+    /// output was dropped without a word, and `show` said "no output". A log that cannot be written at all (a file in
+    /// the folder's place) is said in the daemon's log.
+    @Test func aRemovedLogsFolderIsMadeAgainAndAnUnwritableLogIsSaid() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["sh", "-c", "echo out-$0", "{file}"]"#))
+        try instance.startDaemon()
+        try FileManager.default.removeItem(atPath: instance.path(".orchestrator/logs"))
+        try instance.drop("a.txt")
+        try instance.waitUntil("a.txt is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        let shown = try instance.run(["show", "a.txt"]).stdout
+        #expect(shown.contains("log: \(instance.path(".orchestrator/logs"))/job-"), "\(shown)")
+        let logs = try FileManager.default.contentsOfDirectory(atPath: instance.path(".orchestrator/logs"))
+        #expect(logs.count == 1)
+        let text = try String(contentsOfFile: instance.path(".orchestrator/logs/\(logs[0])"), encoding: .utf8)
+        #expect(text.contains("out-"), "\(text)")
+
+        try FileManager.default.removeItem(atPath: instance.path(".orchestrator/logs"))
+        _ = FileManager.default.createFile(atPath: instance.path(".orchestrator/logs"), contents: nil)
+        try instance.drop("b.txt")
+        try instance.waitUntil("b.txt is done", timeout: 20) { instance.count(in: "Done") == 2 }
+        try instance.waitUntil("the daemon says its output was not kept", timeout: 10) {
+            instance.log.contains("the worker's output could not be kept in its log") && instance.log.contains("file=b.txt")
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+
     /// A claimed file taken out of the processing area by hand while it waited is not handed to a worker as a path to
     /// nothing: the job fails with the reason. Before, the worker ran and the job was recorded as done.
     @Test func aClaimedFileRemovedWhileItWaitsIsNotRun() throws {

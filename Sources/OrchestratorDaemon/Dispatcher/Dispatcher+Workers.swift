@@ -269,7 +269,12 @@ extension Dispatcher {
     }
 
     func handleExit(jobID: Int64, _ exit: WorkerExit) {
-        guard let attempt = running.removeValue(forKey: jobID), jobs[jobID] != nil else { return }
+        guard let attempt = running.removeValue(forKey: jobID), let job = jobs[jobID] else { return }
+        if let failure = exit.logFailure {
+            logger.warning(
+                "the worker's output could not be kept in its log; show has its stderr's tail",
+                metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "error": "\(failure)"])
+        }
         runningEstimate = running.isEmpty ? .none : runningEstimate - attempt.estimate
         spawnThrottle.workerExited(configured: config.limits.maxConcurrent)
         if let timer = attempt.timeoutTimer { wheel.cancel(timer) }
