@@ -228,6 +228,22 @@ struct FaultsConfigTests {
         #expect(again.status == 0 && again.stdout == "nothing to replay: \(instance.path("Failed")) holds no files\n", "\(again.stdout)")
     }
 
+    /// Links the daemon put in Failed/ (never handed to a worker) stay there under `--all`, which says so: before,
+    /// they went back into Inbox only to fail again.
+    @Test func replayAllLeavesLinksInFailedAndSaysSo() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        try instance.drop("bad.txt", into: "Failed")
+        try #require(symlink("/etc/hostname", instance.path("Failed/link.txt")) == 0, "symlink: errno \(errno)")
+        let output = try run(["replay", "--all", "--config", instance.configURL.path], in: instance).0
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("left link.txt: a symlink, which would fail again"), "\(output.stdout)")
+        #expect(output.stdout.contains("replayed bad.txt -> Inbox/bad.txt"), "\(output.stdout)")
+        let link = try FileManager.default.attributesOfItem(atPath: instance.path("Failed/link.txt"))
+        #expect(link[.type] as? FileAttributeType == .typeSymbolicLink)
+        #expect(FileManager.default.fileExists(atPath: instance.path("Inbox/bad.txt")))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: instance.path("Inbox/link.txt"))) == nil)
+    }
+
     // MARK: status
 
     @Test func statusExitsZeroWhateverTheStateDirsConditionAndSaysWhatItCouldNotRead() throws {

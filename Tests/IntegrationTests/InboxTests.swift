@@ -297,6 +297,11 @@ struct InboxTests {
             #expect(result.status == 65, "replay \(target) exited \(result.status)")
             #expect(!result.stderr.isEmpty)
         }
+        // A link in Failed/ (one the daemon failed) is named as such, whichever way it is given.
+        for given in ["Failed/link.txt", "link.txt"] {
+            let link = try instance.run(["replay", given])
+            #expect(link.status == 65 && link.stderr.contains("\(given) is a symbolic link"), "\(link.stderr)")
+        }
         #expect(FileManager.default.fileExists(atPath: instance.path("outside.txt")))
         #expect(instance.count(in: "Inbox") == 0)
     }

@@ -18,19 +18,26 @@ public enum Replay {
             throw CommandError(.badInput, "error: Failed folder \(failedRoot) does not exist")
         }
         var names: [RelativePath] = []
+        var outcome = Outcome()
         if all {
             // Hidden entries are never the orchestrator's results: a `.gitkeep`, an editor's swap file, a move's
             // temporary copy. Replaying them would feed them in as input, so `--all` leaves them where they are.
             let cursor = DirectoryCursor(root: failedRoot, recursive: true) { $0.hasHiddenComponent }
             while case let slice = cursor.next(limit: 1024), !slice.isEmpty {
-                names += slice.map(\.path).filter { !$0.hasHiddenComponent }
+                for entry in slice where !entry.path.hasHiddenComponent {
+                    // Links, FIFOs and sockets are never handed to a worker: they would only fail again.
+                    guard entry.status.isRegular else {
+                        outcome.lines.append("left \(entry.path): a \(entry.status.kind.rawValue), which would fail again")
+                        continue
+                    }
+                    names.append(entry.path)
+                }
             }
         } else {
             for argument in paths {
                 names.append(try resolve(argument, failedReal: failedReal, failedRoot: failedRoot, workingDirectory: workingDirectory))
             }
         }
-        var outcome = Outcome()
         if all, names.isEmpty {
             outcome.lines.append("nothing to replay: \(failedRoot) holds no files")
             return outcome
@@ -62,7 +69,18 @@ public enum Replay {
     static func resolve(_ argument: String, failedReal: PathBytes, failedRoot: PathBytes, workingDirectory: String) throws(CommandError) -> RelativePath {
         let given = argument.hasPrefix("/") ? PathBytes(argument) : PathBytes(workingDirectory + "/" + argument)
         let prefix = failedReal.bytes + [UInt8(ascii: "/")]
-        let resolved = [given, failedRoot.appending(RelativePath(argument))].compactMap(FileSystem.realPath)
+        let candidates = [given, failedRoot.appending(RelativePath(argument))]
+        // A link the daemon put in Failed/ (one renamed into Inbox: never handed to a worker) names its target, which
+        // is elsewhere: say what it is rather than "not inside".
+        for candidate in candidates where FileSystem.status(candidate)?.kind == .symlink {
+            guard let folder = FileSystem.realPath(candidate.parent),
+                folder == failedReal || folder.bytes.starts(with: prefix)
+            else { continue }
+            throw CommandError(
+                .badInput,
+                "error: \(argument) is a symbolic link; the daemon never hands links to a worker, so it would fail again: copy the file it points to into Inbox instead")
+        }
+        let resolved = candidates.compactMap(FileSystem.realPath)
         if let inside = resolved.first(where: { $0.bytes.starts(with: prefix) }) {
             guard FileSystem.status(inside)?.isRegular == true else {
                 throw CommandError(.badInput, "error: \(argument) is not a file")
