@@ -168,6 +168,19 @@ public struct Config: Sendable {
     ///
     /// For checks that only the daemon can make at start (e.g. that the processing area is on
     /// Inbox's filesystem) but must still be reported as `FILE:LINE`.
+    /// Settings that are valid but likely not what was meant: `config check` lists them (exit 0 all the same) and the
+    /// daemon logs them when it loads the config.
+    public func warnings() -> [ConfigProblem] {
+        var found: [ConfigProblem] = []
+        if inbox.recursive, !handlers.isEmpty, !handlers.contains(where: { $0.match.contains(where: \.crossesFolders) }) {
+            found.append(ConfigProblem(
+                file: file, line: line(ofKey: "inbox.recursive"),
+                message: "[inbox] recursive = true, but no handler's match reaches into subfolders (\"*\" stops at \"/\"; \"**\" does not): files in subfolders would go to Failed/ with no handler",
+                isWarning: true))
+        }
+        return found
+    }
+
     public func line(ofKey keyPath: String) -> Int {
         guard let sourceMap else { return 0 }
         return sourceMap.line(of: KeyPathSyntax.parse(keyPath))

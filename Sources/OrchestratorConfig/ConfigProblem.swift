@@ -7,16 +7,21 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     /// What is wrong, without location.
     public var message: String
 
+    /// A valid setting that is likely not what was meant (see `Config.warnings`): said, not refused.
+    public var isWarning: Bool
+
     /// A problem as given; the daemon uses it for checks it can only make at start.
-    public init(file: String, line: Int, message: String) {
+    public init(file: String, line: Int, message: String, isWarning: Bool = false) {
         self.file = file
         self.line = line
         self.message = message
+        self.isWarning = isWarning
     }
 
     /// `FILE:LINE: error: MESSAGE`, the form editors and CI logs recognise (`FILE: error: ...` without a line).
     public var description: String {
-        line > 0 ? "\(file):\(line): error: \(message)" : "\(file): error: \(message)"
+        let kind = isWarning ? "warning" : "error"
+        return line > 0 ? "\(file):\(line): \(kind): \(message)" : "\(file): \(kind): \(message)"
     }
 }
 

@@ -86,6 +86,17 @@ public struct Glob: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { pattern }
 
+    /// Whether it can match a path in a subfolder: only a "/" or "**" crosses one ("*" and "?" stop at "/").
+    public var crossesFolders: Bool {
+        tokens.contains { token in
+            switch token {
+            case .byte(let byte): byte == UInt8(ascii: "/")
+            case .globStar, .folders: true
+            default: false
+            }
+        }
+    }
+
     public func matches(_ path: RelativePath) -> Bool {
         let name = path.bytes
         // memo[t][n]: 0 unknown, 1 no, 2 yes.

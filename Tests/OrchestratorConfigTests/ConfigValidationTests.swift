@@ -13,6 +13,39 @@ private func problems(_ text: String) -> [String] {
 }
 
 @Suite struct ConfigValidationTests {
+    /// `recursive = true` with handlers that only match at top level sends every nested file to Failed/: said as a
+    /// warning at the `recursive` line, not refused; one handler reaching into subfolders is enough to say nothing.
+    @Test func recursiveWithTopLevelMatchesOnlyIsAWarning() throws {
+        let topLevel = try Config.parse(text: """
+            [inbox]
+            recursive = true
+
+            [[handler]]
+            name = "a"
+            command = ["x"]
+            match = ["*", "*.pdf"]
+            """, file: configFile)
+        #expect(topLevel.warnings().map { "\($0.line): \($0.isWarning)" } == ["2: true"])
+        #expect(topLevel.warnings().first?.description.hasPrefix("\(configFile):2: warning: [inbox] recursive = true") == true)
+        let reaching = try Config.parse(text: """
+            [inbox]
+            recursive = true
+
+            [[handler]]
+            name = "a"
+            command = ["x"]
+            match = ["*.pdf"]
+
+            [[handler]]
+            name = "b"
+            command = ["x"]
+            match = ["**"]
+            """, file: configFile)
+        #expect(reaching.warnings().isEmpty)
+        let flat = try Config.parse(text: "[[handler]]\nname = \"a\"\ncommand = [\"x\"]\nmatch = [\"*\"]\n", file: configFile)
+        #expect(flat.warnings().isEmpty)
+    }
+
     @Test func unknownKeyWithItsLine() {
         #expect(problems("""
             [[handler]]

@@ -19,6 +19,17 @@ struct GlobTests {
         #expect(try matches(pattern, path) == expected, "\(pattern) vs \(path)")
     }
 
+    @Test(arguments: [
+        ("*", false), ("*.pdf", false), ("?.txt", false), ("[abc]*", false), ("\\*", false),
+        ("**", true), ("**/*.pdf", true), ("sub/*", true), ("a/**/b", true),
+    ])
+    func crossingFoldersIsWhatMatchesInASubfolder(pattern: String, crosses: Bool) throws {
+        let glob = try Glob(pattern)
+        #expect(glob.crossesFolders == crosses, "\(pattern)")
+        // What the property promises, against the matcher: a pattern that crosses none matches no nested path.
+        if !crosses { #expect(!glob.matches(RelativePath("sub/a.pdf")) && !glob.matches(RelativePath("a/b"))) }
+    }
+
     @Test func defaultExcludesRecogniseTemporaryNames() throws {
         let excludes = try [".*", "*.tmp", "*.part", "*.crdownload", "~*"].map(Glob.init)
         for name in [".hidden", "upload.tmp", "video.mp4.part", "file.crdownload", "~lock.docx"] {

@@ -20,14 +20,17 @@ public enum ConfigReport {
             let problems = (textProblems + hostProblems).enumerated()
                 .sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element)
             if !problems.isEmpty { throw ConfigErrors(problems: problems) }
+            let warnings = config.warnings()
             if json {
                 let object: [String: Any] = [
                     "ok": true, "file": config.file, "problems": [Any](), "handlers": config.handlers.map(\.name),
                     "tasks": config.tasks.map(\.name),
+                    "warnings": warnings.map { ["file": $0.file, "line": $0.line, "message": $0.message] as [String: Any] },
                 ]
                 return ((try? Reports.render(object)) ?? "{}", .ok)
             }
-            return ("\(config.file): ok (\(counted(config.handlers.count, "handler")), \(counted(config.tasks.count, "task")))", .ok)
+            let summary = "\(config.file): ok (\(counted(config.handlers.count, "handler")), \(counted(config.tasks.count, "task")))"
+            return ((warnings.map(\.description) + [summary]).joined(separator: "\n"), .ok)
         } catch {
             if json {
                 let object: [String: Any] = [

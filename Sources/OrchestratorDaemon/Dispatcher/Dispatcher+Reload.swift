@@ -144,6 +144,7 @@ extension Dispatcher {
     }
 
     func noteConfigLoaded() {
+        for warning in config.warnings() { logger.warning("\(warning)") }
         let loadedAt = configLoadedAt
         let (text, node) = (LineLogHandler.timestamp(at: loadedAt), config.node.name)
         record { try $0.setNodeNote(node: node, Self.configLoadedNote, text, at: loadedAt) }
