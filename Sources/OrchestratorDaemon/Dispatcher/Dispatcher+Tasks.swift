@@ -323,8 +323,14 @@ extension Dispatcher {
         guard case .task(let name) = job.owner else { return }
         if taskRuntimes[name]?.runs.isEmpty == true { _ = taskRuntimes[name]?.runs.add(job.id) }
         // A run started by a task.* event stays quiet wherever it runs.
-        if let eventID = job.eventID, (try? store.read({ try $0.eventName(id: eventID) }))??.hasPrefix("task.") == true {
+        guard let eventID = job.eventID else { return }
+        do {
+            if try store.read({ try $0.eventName(id: eventID) })?.hasPrefix("task.") == true { quietTaskRuns.insert(job.id) }
+        } catch {
+            // Quiet rather than not: a run of a task.* event that fires task.* events again could start a chain.
             quietTaskRuns.insert(job.id)
+            logger.warning(
+                "cannot read the event of a claimed task run; it runs without firing task events", metadata: ["job": "\(job.id)", "error": "\(error)"])
         }
     }
 
