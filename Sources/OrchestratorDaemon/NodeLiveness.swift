@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import OrchestratorConfig
+import OrchestratorPlatform
 import OrchestratorStore
 
 /// How daemons sharing a store tell each other they are alive, and what is made of their silence.
@@ -38,6 +39,20 @@ enum NodeLiveness {
             + "heartbeat \(Reports.formatSeconds(max(0, node.heartbeatAge))) ago); give each daemon its own [node] name"
     }
 
+    /// On SQLite, the daemon this state dir's row names, if it still runs although this start got the state dir's lock:
+    /// its lock file was removed (by hand, by a cleaner of old files) since it started. Its pid, when that process is
+    /// alive, not stopped cleanly, and an orchestrator `watch` (a pid reused by anything else does not count).
+    static func liveTwin(_ node: NodeRecord, instance: String, pid own: Int32 = getpid()) -> Int32? {
+        let pid = node.registration.pid
+        guard node.instance == instance, node.stoppedAt == nil, pid > 0, pid != own, kill(pid, 0) == 0 || errno == EPERM else {
+            return nil
+        }
+        guard let arguments = FileSystem.readFile(PathBytes("/proc/\(pid)/cmdline"), limit: 1 << 16) else { return nil }
+        let words = arguments.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        guard let program = words.first, program.hasSuffix("orchestrator"), words.contains("watch") else { return nil }
+        return pid
+    }
+
     /// Daemons that run with another config than the others, as `status` warns of them; nil when they agree.
     static func configDisagreement(_ nodes: [NodeRecord]) -> String? {
         let hashes = Set(nodes.map(\.configHash))
@@ -68,6 +83,12 @@ enum NodeLiveness {
             throw CommandError(.failure, "error: cannot read the daemons of \(StoreFactory.describe(config)): \(error)")
         }
         if let conflict = nameConflict(existing, instance: instance(config)) { throw CommandError(.unavailable, "error: \(conflict)") }
+        if config.store.url == nil, let twin = existing.flatMap({ liveTwin($0, instance: instance(config)) }) {
+            throw CommandError(
+                .unavailable,
+                "error: another orchestrator (pid \(twin)) is already watching with state \(config.paths.state), though its "
+                    + "lock file was removed; stop it first (its watchdog sweep puts the lock file back)")
+        }
         // The claim lost to a daemon that has stopped since: it was alive a moment ago, so this start still yields.
         if config.store.url != nil {
             throw CommandError(

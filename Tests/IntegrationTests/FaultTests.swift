@@ -128,6 +128,23 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// A second daemon started after the lock files were removed and before the watchdog sweep put them back is
+    /// refused all the same: the store's record of the first daemon names a live orchestrator `watch`.
+    @Test func aSecondDaemonIsRefusedBeforeTheRemovedLockFilesAreBack() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        try instance.startDaemon()
+        let pid = try #require(instance.daemon).processIdentifier
+        for lock in [".orchestrator/daemon.lock", "Inbox/.orchestrator.lock", "Inbox/.processing/.orchestrator.lock"] {
+            try FileManager.default.removeItem(atPath: instance.path(lock))
+        }
+        let second = try instance.run(["watch"], timeout: 20)
+        #expect(second.status == 69, "\(second.stderr)")
+        #expect(second.stderr.contains("another orchestrator (pid \(pid)) is already watching"), "\(second.stderr)")
+        try instance.drop("a.txt")
+        try instance.waitUntil("the first daemon goes on", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(instance.stopDaemon() == 0)
+    }
+
     /// A lock file replaced by one another process holds makes the daemon unhealthy, naming that process; once it lets
     /// go, the daemon's own file is put back and it is healthy again.
     @Test func aLockFileTakenByAnotherProcessMakesTheDaemonUnhealthy() throws {
