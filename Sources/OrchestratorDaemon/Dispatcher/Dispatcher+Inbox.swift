@@ -133,41 +133,24 @@ extension Dispatcher {
     /// the daemon becomes unhealthy.
     func watchdogSweep() {
         guard !phase.isStopping else { return }
-        var problems = HealthChecks.disk(config)
-        if phase.isPausedForDisk { problems.append("paused: \(pauseReason.text)") }
-        if let example = stuckMoves.values.first {
-            problems.append("stuck: \(stuckMoves.count) files in the processing area (\(example.job.name): \(example.reason))")
-            // While paused, the pause's own retry tries them.
-            if !phase.isPausedForDisk { retryStuckMoves() }
-        }
-        for (jobID, attempt) in running where !attempt.timedOut {
-            guard let job = jobs[jobID] else { continue }
-            let limit = UInt64(max(0, attempt.spec.timeout.wholeMilliseconds)) + UInt64(HealthChecks.stuckSlack * 1000)
-            if now - attempt.startedAt > limit {
-                problems.append("job \(jobID) (\(job.name)) ran past its timeout; ending it")
+        let review = WatchdogReview(watchdogFacts())
+        for action in review.actions {
+            switch action {
+            case .retryStuckMoves:
+                retryStuckMoves()
+            case .endOverdue(let jobID):
                 timeoutReached(jobID)
+            case .restartWatch:
+                startWatching()
+                startScan(reason: "watch restarted")
+            case .rewatchReplacedInbox:
+                logger.warning("Inbox \(layout.inbox) was replaced; watching the new one")
+                recreateInboxWatch()
             }
-        }
-        let inbox = FileSystem.status(layout.inbox)
-        if !runs(.lister) {
-            // A daemon without the lister role never watches Inbox: nothing to check.
-        } else if claimsJobs, foldersAstray != nil || !inbox.isSame(as: watchedInbox), !foldersAreTheStores() {
-            problems.append(foldersAstray ?? "the folders are not the store's")
-        } else if watcher == nil {
-            problems.append("the inotify watch on Inbox is not active; new files are found by the ingest sweep every \(config.sweeps.ingest.configText)")
-            startWatching()
-            startScan(reason: "watch restarted")
-        } else if !inbox.isSame(as: watchedInbox) {
-            logger.warning("Inbox \(layout.inbox) was replaced; watching the new one")
-            recreateInboxWatch()
         }
         adoptOrphanedFiles()
         checkWakeWatch()
-        problems += keepLocksInPlace()
-        if let opened = openedDatabase, case let path = Self.databasePath(layout.state), !FileSystem.status(path).isSame(as: opened) {
-            // The store writes on into the file it opened: what it records is not where `status` or the next start read.
-            problems.append("the state database \(path) was removed or replaced while the daemon runs; what it records now is lost: restart the daemon")
-        }
+        let problems = review.problems
         let snapshot = HealthSnapshot(at: Self.wallClock(), by: "daemon", problems: problems, notes: [])
         noteSweep(
             "watchdog", snapshot.healthy ? "healthy" : "unhealthy: " + problems.joined(separator: "; "),
@@ -182,6 +165,38 @@ extension Dispatcher {
         }
         lastHealthy = snapshot.healthy
         armSweep(.watchdogSweep)
+    }
+
+    /// What the watchdog sweep looks at: the disk, the pause, stuck moves, running attempts, Inbox's watch, the lock
+    /// files (put back here when removed) and the state database.
+    private func watchdogFacts() -> WatchdogReview.Facts {
+        var facts = WatchdogReview.Facts(diskProblems: HealthChecks.disk(config), now: now, ingestEvery: config.sweeps.ingest.configText)
+        if phase.isPausedForDisk { facts.pausedFor = pauseReason.text }
+        if let example = stuckMoves.values.first {
+            facts.stuck = WatchdogReview.Stuck(count: stuckMoves.count, example: example.job.name, reason: example.reason)
+        }
+        facts.running = running.compactMap { jobID, attempt in
+            jobs[jobID].map {
+                WatchdogReview.RunningAttempt(
+                    jobID: jobID, name: $0.name, startedAt: attempt.startedAt,
+                    timeoutMilliseconds: attempt.spec.timeout.wholeMilliseconds, timedOut: attempt.timedOut)
+            }
+        }.sorted { $0.jobID < $1.jobID }
+        let inbox = FileSystem.status(layout.inbox)
+        if !runs(.lister) {
+            facts.inbox = .notListing
+        } else if claimsJobs, foldersAstray != nil || !inbox.isSame(as: watchedInbox), !foldersAreTheStores() {
+            facts.inbox = .astray(foldersAstray ?? "the folders are not the store's")
+        } else if watcher == nil {
+            facts.inbox = .notWatching
+        } else if !inbox.isSame(as: watchedInbox) {
+            facts.inbox = .replaced
+        }
+        facts.lockProblems = keepLocksInPlace()
+        if let opened = openedDatabase, case let path = Self.databasePath(layout.state), !FileSystem.status(path).isSame(as: opened) {
+            facts.databaseGone = path.description
+        }
+        return facts
     }
 
     /// A lock file removed while the daemon runs (by hand, by a cleaner of old temporary files) would let a second daemon

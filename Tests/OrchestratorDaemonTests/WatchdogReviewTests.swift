@@ -1,0 +1,67 @@
+import OrchestratorCore
+import Testing
+
+@testable import OrchestratorDaemon
+
+/// The watchdog sweep's decisions from facts handed in: no disk, no clock, no sleep.
+@Suite struct WatchdogReviewTests {
+    @Test func nothingWrongIsHealthyAndDoesNothing() {
+        let review = WatchdogReview(.init(now: 1_000_000))
+        #expect(review.problems.isEmpty && review.actions.isEmpty)
+    }
+
+    /// A worker past its timeout is ended by its own timer; the sweep steps in only past the slack, once.
+    @Test func anAttemptIsOverdueOnlyPastItsTimeoutAndTheSlack() {
+        let slack = WatchdogReview.overdueSlackMilliseconds
+        func attempt(_ id: Int64, startedAt: UInt64, timedOut: Bool = false) -> WatchdogReview.RunningAttempt {
+            .init(jobID: id, name: RelativePath("f\(id).txt"), startedAt: startedAt, timeoutMilliseconds: 60_000, timedOut: timedOut)
+        }
+        let now: UInt64 = 10_000_000
+        let review = WatchdogReview(.init(
+            running: [
+                attempt(1, startedAt: now - 60_000 - slack),  // exactly at the limit: not yet
+                attempt(2, startedAt: now - 60_000 - slack - 1),
+                attempt(3, startedAt: now - 600_000, timedOut: true),  // its timeout already ended it
+                attempt(4, startedAt: now + 5),  // a start stamped after this reading of the clock
+            ],
+            now: now))
+        #expect(review.actions == [.endOverdue(jobID: 2)])
+        #expect(review.problems == ["job 2 (f2.txt) ran past its timeout; ending it"])
+    }
+
+    /// Stuck moves are reported and retried; while paused for a full disk the pause's own retry tries them.
+    @Test func stuckMovesRetryUnlessPaused() {
+        let stuck = WatchdogReview.Stuck(count: 3, example: RelativePath("a.txt"), reason: "rename a to b: No space left on device")
+        let running = WatchdogReview(.init(stuck: stuck))
+        #expect(running.actions == [.retryStuckMoves])
+        #expect(running.problems == ["stuck: 3 files in the processing area (a.txt: rename a to b: No space left on device)"])
+        let paused = WatchdogReview(.init(pausedFor: "no space on /srv/done", stuck: stuck))
+        #expect(paused.actions.isEmpty)
+        #expect(paused.problems.first == "paused: no space on /srv/done")
+    }
+
+    @Test(arguments: [
+        (WatchdogReview.InboxWatch.watched, [WatchdogReview.Action](), 0),
+        (.notListing, [], 0),
+        (.replaced, [.rewatchReplacedInbox], 0),  // watched again at once: not a problem
+        (.notWatching, [.restartWatch], 1),
+        (.astray("Inbox is now /elsewhere"), [], 1),  // neither watched nor walked until it is the store's again
+    ])
+    func inboxWatch(state: WatchdogReview.InboxWatch, actions: [WatchdogReview.Action], problems: Int) {
+        let review = WatchdogReview(.init(inbox: state, ingestEvery: "5m"))
+        #expect(review.actions == actions)
+        #expect(review.problems.count == problems)
+        if state == .notWatching { #expect(review.problems == ["the inotify watch on Inbox is not active; new files are found by the ingest sweep every 5m"]) }
+    }
+
+    /// Every problem at once, in the order the health snapshot lists them.
+    @Test func problemsKeepTheirOrder() {
+        let review = WatchdogReview(.init(
+            diskProblems: ["disk: 1% free on /srv"], pausedFor: "no space on /srv",
+            inbox: .notWatching, ingestEvery: "1h", databaseGone: "/srv/state/orchestrator.sqlite",
+            lockProblems: ["the lock file /srv/Inbox/.orchestrator.lock was replaced"]))
+        #expect(review.problems.map { String($0.prefix(12)) } == [
+            "disk: 1% fre", "paused: no s", "the inotify ", "the lock fil", "the state da",
+        ])
+    }
+}
