@@ -47,8 +47,10 @@ public enum APIServer {
         let token = settings.token
         let listening = LockedFlag()
         do {
-            let server = try HTTPServerBuilder.http1().buildServer(
-                configuration: ServerConfiguration(address: .hostname(settings.listen.host, port: settings.listen.port)),
+            let server = try HTTPServerBuilder.http1(configuration: .init(idleTimeout: .seconds(Self.idleTimeoutSeconds))).buildServer(
+                configuration: ServerConfiguration(
+                    address: .hostname(settings.listen.host, port: settings.listen.port),
+                    availableConnectionsDelegate: MaximumAvailableConnections(Self.connectionLimit(), logger: quiet)),
                 eventLoopGroup: group, logger: quiet,
                 responder: { (request, writer: consuming ResponseWriter, channel) in
                     let context = BasicRequestContext(source: .init(channel: channel, logger: quiet))
@@ -72,6 +74,23 @@ public enum APIServer {
                 handle.logger.error("http: the server stopped: \(describe(error))")
             }
         }
+    }
+
+    /// A connection that sends no whole request for this long is closed: held open (a client gone quiet, or one sending
+    /// a byte at a time), it would keep one of the daemon's descriptors, which its workers need, for ever.
+    static let idleTimeoutSeconds: Int64 = 60
+
+    /// How many connections are served at once; the others wait in the listen backlog, holding none of the daemon's
+    /// descriptors. An eighth of the descriptor limit (at most 64, at least 4): a dashboard and a few monitors fit, and
+    /// a flood of connections leaves the workers' pipes and the store room.
+    static func connectionLimit(descriptorLimit: UInt64 = currentDescriptorLimit()) -> Int {
+        Int(min(64, max(4, descriptorLimit / 8)))
+    }
+
+    static func currentDescriptorLimit() -> UInt64 {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return UInt64(limit.rlim_cur)
     }
 
     static func describe(_ error: any Error) -> String {

@@ -385,6 +385,52 @@ import Testing
 
     // MARK: start
 
+    /// Hundreds of connections held open with half a request (a client gone quiet, or slowloris) take at most an eighth
+    /// of the daemon's descriptors: files still run and reach Done. Before, the daemon accepted until its limit, and no
+    /// worker could start (no descriptors for its pipes), with its CPU spinning.
+    @Test func aFloodOfIdleConnectionsLeavesTheWorkersTheirDescriptors() throws {
+        let instance = try TestInstance(config: Self.config())
+        try instance.startDaemon(openFileLimit: 128)
+        let port = try #require(URL(string: try instance.apiBase())?.port)
+        let flood = Process()
+        flood.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        flood.arguments = ["python3", "-c", """
+            import socket, sys
+            held = []
+            for _ in range(400):
+                s = socket.socket()
+                s.settimeout(1)
+                try:
+                    s.connect(("127.0.0.1", int(sys.argv[1])))
+                    s.send(b"GET /api/v1/status HTTP/1.1\\r\\nHost: x\\r\\n")
+                except OSError:
+                    break
+                held.append(s)
+            print(len(held), flush=True)
+            sys.stdin.read()
+            """, "\(port)"]
+        let input = Pipe()
+        let output = Pipe()
+        flood.standardInput = input
+        flood.standardOutput = output
+        try flood.run()
+        defer {
+            try? input.fileHandleForWriting.close()
+            flood.waitUntilExit()
+        }
+        let held = Int(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect(held > 100, "the flood held \(held) connections")
+        for index in 1...5 { try instance.drop("f\(index).txt") }
+        try instance.waitUntil("every file is done while the connections are held", timeout: 30) { instance.count(in: "Done") == 5 }
+        let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(try #require(instance.daemon).processIdentifier)/fd").count
+        #expect(descriptors < 128 - 32, "the daemon holds \(descriptors) descriptors")
+        try input.fileHandleForWriting.close()
+        flood.waitUntilExit()
+        let api = APIClient(base: try instance.apiBase(), token: nil)
+        #expect(try api.get("/api/v1/status").status == 200)
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func aTakenPortStopsWatchWith69AndOneLine() throws {
         let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(holder) }
