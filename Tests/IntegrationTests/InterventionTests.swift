@@ -28,6 +28,32 @@ import Testing
         backoff = "100ms"
         """
 
+    /// A daemon on SQLite that drains after a stop signal still answers cancels of the jobs it has: the running one's
+    /// group is ended now, the waiting one goes to Failed/. Before, it stopped watching its wake folder at the signal:
+    /// each cancel waited 10 s and exited 1, the running file ended in Done/ and the waiting one stayed claimed.
+    @Test func aDrainingDaemonAnswersCancels() throws {
+        let instance = try TestInstance(config: Self.config.replacingOccurrences(of: #"shutdown_grace = "5s""#, with: #"shutdown_grace = "60s""#))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        try instance.drop("block")
+        try instance.waitUntil("block runs", timeout: 20) { (try? self.jobCount(instance, "running")) == 1 }
+        try instance.drop("waiting.txt")
+        try instance.waitUntil("waiting.txt waits", timeout: 20) {
+            (try? self.jobCount(instance, "running")) == 1 && (try? self.jobCount(instance, "queued")) == 1
+        }
+        kill(daemon.processIdentifier, SIGTERM)
+        try instance.waitUntil("the daemon drains", timeout: 10) { instance.log.contains("stopping") }
+        for target in ["block", "waiting.txt"] {
+            let cancel = try instance.run(["cancel", target, "--reason", "operator"], timeout: 30)
+            #expect(cancel.status == 0, "\(target): \(cancel.stderr)")
+        }
+        try instance.waitUntil("the daemon has stopped", timeout: 20) { !daemon.isRunning }
+        #expect(daemon.terminationStatus == 0)
+        #expect(instance.names(in: "Failed") == [Array("block".utf8), Array("waiting.txt".utf8)])
+        #expect(instance.count(in: "Done") == 0)
+        #expect(!instance.lines(of: "ran.log").contains("waiting.txt"))
+    }
+
     func status(_ instance: TestInstance) throws -> [String: Any] {
         try #require(try instance.json(["status"]) as? [String: Any])
     }

@@ -321,8 +321,8 @@ extension Dispatcher {
         for timer in settling.removeAll() { wheel.cancel(timer) }
         watcher?.cancel()
         watcher = nil
-        wakeWatcher?.cancel()
-        wakeWatcher = nil
+        // The wake folder stays watched until the daemon stops: a cancel or priority of a job it still has is answered
+        // while it drains (`takeRecordedEvents` takes only those then).
         for runtime in taskRuntimes.values { if let timer = runtime.timer { wheel.cancel(timer) } }
         notifier.notify("STOPPING=1\nSTATUS=draining \(running.count) workers")
         // `status` reads it: the daemon is still there, but stopping.
