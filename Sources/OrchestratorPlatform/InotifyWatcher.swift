@@ -11,6 +11,11 @@ public enum WatchEvent: Sendable, Equatable {
     case renamedIn(RelativePath)
     /// Closed after writing: complete unless it is written again.
     case closedAfterWrite(RelativePath)
+    /// Opened (for writing or reading: the kernel does not say which until the close). Right after `created`, its
+    /// creator's open; a hard link brings none.
+    case opened(RelativePath)
+    /// Closed after reading only.
+    case closedWithoutWrite(RelativePath)
     /// Written to (the writer may still hold it open).
     case modified(RelativePath)
     /// A new entry that is not a folder: a file opened for writing, a hard link (`link()`, which brings
@@ -42,7 +47,8 @@ public final class InotifyWatcher: @unchecked Sendable {  // confined to `queue`
     private let handler: ([WatchEvent]) -> Void
     private var buffer = [UInt8](repeating: 0, count: 65536)
 
-    private static let fileMask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MODIFY | IN_ONLYDIR | IN_CREATE)
+    private static let fileMask = UInt32(
+        IN_CLOSE_WRITE | IN_MOVED_TO | IN_MODIFY | IN_ONLYDIR | IN_CREATE | IN_OPEN | IN_CLOSE_NOWRITE)
     private static let rootMask = fileMask | UInt32(IN_DELETE_SELF | IN_MOVE_SELF)
 
     public init(
@@ -159,6 +165,10 @@ public final class InotifyWatcher: @unchecked Sendable {  // confined to `queue`
                 events.append(.closedAfterWrite(path))
             } else if mask & UInt32(IN_MODIFY) != 0 {
                 events.append(.modified(path))
+            } else if mask & UInt32(IN_OPEN) != 0 {
+                events.append(.opened(path))
+            } else if mask & UInt32(IN_CLOSE_NOWRITE) != 0 {
+                events.append(.closedWithoutWrite(path))
             }
         }
     }

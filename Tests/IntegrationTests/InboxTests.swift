@@ -143,6 +143,26 @@ struct InboxTests {
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// Guarantee 3: a writer that pauses longer than `settle` with the file open (a download that stalls) does not have
+    /// half its file run. Before, the file was claimed 500 ms into the pause: the worker saw 1,000 bytes, and Done/ got
+    /// all 2,000 once the writer finished into the claimed file.
+    @Test func aWriterPausingLongerThanSettleWithTheFileOpenHasTheWholeFileRun() throws {
+        let instance = try sizeRecordingInstance()
+        let chunk = Array(repeating: UInt8(ascii: "z"), count: 1000)
+        let fd = open(instance.path("Inbox/download.bin"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        #expect(fd >= 0)
+        _ = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        // Four times `settle` with the file open and unchanged: it stays in Inbox.
+        expectQuiet(for: 2.0, "download.bin leaving Inbox while its writer has it open") {
+            !FileManager.default.fileExists(atPath: instance.path("Inbox/download.bin"))
+        }
+        _ = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        try instance.waitUntil("download.bin is in Done", timeout: 30) { instance.names(in: "Done").contains(Array("download.bin".utf8)) }
+        #expect(instance.lines(of: "sizes.log") == ["2000"])
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func hostileNamesArriveIntact() throws {
         let worker = """
             #!/bin/sh

@@ -63,6 +63,50 @@ import Testing
         #expect(book.removeAll() == [12])  // stopping
     }
 
+    /// Guarantee 3: a file seen created is not complete while its creator has it open, however long it pauses between
+    /// writes; its close starts the settle wait. (Before, a writer pausing longer than `settle` had half a file run.)
+    @Test func aCreatedFileWaitsForItsWritersCloseThenSettles() {
+        var book = SettleBook<Int>(settle: 500)
+        let name = RelativePath("download.bin")
+        // Created: no timer while the writer has it open, and writes arm none.
+        #expect(book.activity(name, status(size: 0), at: 1_000, writer: .opened) == nil)
+        #expect(book.activity(name, status(size: 1_000), at: 1_100) == nil)
+        // A timer armed before (a walk noted it) finds it still open: it waits for the close, with no timer.
+        book.armed(name, 1)
+        #expect(book.timerFired(name, status(size: 1_000), at: 5_000) == .waitingForClose)
+        #expect(book.isSettling(name))
+        // A second open (a reader, or another writer): one close is not enough.
+        #expect(book.activity(name, status(size: 1_000), at: 5_100, writer: .opened) == nil)
+        #expect(book.activity(name, status(size: 1_000), at: 5_200, writer: .closed) == nil)
+        // The last close: settle from there.
+        #expect(book.activity(name, status(size: 2_000), at: 6_000, writer: .closed) == 6_500)
+        book.armed(name, 2)
+        #expect(book.timerFired(name, status(size: 2_000), at: 6_500) == .complete)
+        // A close the watch saw no open for (opened before the daemon watched) does not go below zero.
+        #expect(book.activity(name, status(), at: 7_000, writer: .closed) == 7_500)
+        book.armed(name, 3)
+        #expect(book.timerFired(name, status(), at: 7_500) == .complete)
+    }
+
+    /// A close lost in an overflow, or one that never names the file (O_TMPFILE linked in), must not keep it for ever.
+    @Test func writersAreForgottenAfterAnOverflowOrASilentIngestInterval() {
+        var book = SettleBook<Int>(settle: 500)
+        let open = RelativePath("open"), settling = RelativePath("settling")
+        _ = book.activity(open, status(size: 5), at: 1_000, writer: .opened)
+        #expect(book.activity(settling, status(), at: 1_000) == 1_500)
+        book.armed(settling, 7)
+        // The walk of the ingest sweep: unchanged for the whole interval, or not.
+        #expect(!book.writerWentSilent(open, status(size: 5), at: 60_999, after: 60_000))
+        #expect(!book.writerWentSilent(open, status(size: 6), at: 61_000, after: 60_000))
+        #expect(book.writerWentSilent(open, status(size: 5), at: 61_000, after: 60_000))
+        #expect(!book.writerWentSilent(settling, status(), at: 61_000, after: 60_000))  // no writer known: the timer decides
+        // An overflow: the files waiting for a close go back to the settle rule (timers for those without one).
+        let due = book.forgetWriters(at: 2_000)
+        #expect(due.map(\.0) == [open] && due.map(\.1) == [2_500])
+        book.armed(open, 8)
+        #expect(book.timerFired(open, status(size: 5), at: 2_500) == .complete)
+    }
+
     /// A reload that changes `settle` applies to files already waiting.
     @Test func aNewSettleAppliesToTheNextLook() {
         var book = SettleBook<Int>(settle: 5_000)

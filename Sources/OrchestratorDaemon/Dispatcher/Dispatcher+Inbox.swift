@@ -18,7 +18,14 @@ extension Dispatcher {
             case .renamedIn(let name):
                 guard wants(name) else { continue }
                 claim(name)
-            case .closedAfterWrite(let name), .modified(let name):
+            case .closedAfterWrite(let name), .closedWithoutWrite(let name):
+                guard wants(name) else { continue }
+                noteActivity(name, writer: .closed)
+            case .opened(let name):
+                // Only a file still waiting to arrive: one claimed is no longer in Inbox.
+                guard wants(name), settling.isSettling(name) else { continue }
+                noteActivity(name, writer: .opened)
+            case .modified(let name):
                 guard wants(name) else { continue }
                 noteActivity(name)
             case .created(let name):
@@ -33,6 +40,7 @@ extension Dispatcher {
             case .overflow:
                 metrics?.inotifyOverflowed()
                 logger.warning("inotify queue overflowed; rescanning Inbox (raise fs.inotify.max_queued_events)")
+                for (name, due) in settling.forgetWriters(at: now) { settling.armed(name, wheel.schedule(at: due, .settle(name))) }
                 startScan(reason: "overflow")
             case .rootGone:
                 logger.critical("Inbox \(layout.inbox) was removed or moved away; recreating it and rescanning")
@@ -59,11 +67,11 @@ extension Dispatcher {
     // MARK: Settling
 
     /// A file written in place counts as arrived once `settle` has passed with its size and mtime unchanged.
-    func noteActivity(_ name: RelativePath) {
+    func noteActivity(_ name: RelativePath, writer: SettleBook<TimerHandle>.Writer = .unknown) {
         guard !phase.isStopping else { return }
         guard let status = FileSystem.status(layout.inbox.appending(name)), status.isInboxEntry else { return }
         let time = now
-        if let due = settling.activity(name, status, at: time) {
+        if let due = settling.activity(name, status, at: time, writer: writer) {
             settling.armed(name, wheel.schedule(at: due, .settle(name)))
         }
     }
@@ -73,7 +81,7 @@ extension Dispatcher {
         switch settling.timerFired(name, FileSystem.status(layout.inbox.appending(name)), at: time) {
         case .complete: claim(name)
         case .lookAgain(let due): settling.armed(name, wheel.schedule(at: due, .settle(name)))
-        case .forgotten: break
+        case .waitingForClose, .forgotten: break
         }
     }
 
@@ -101,8 +109,15 @@ extension Dispatcher {
         guard let cursor = scan, phase.admitsNewWork else { return }
         guard readyCount + newClaims.count < scanHighWater else { return }
         let wallNanos = Self.wallNanoseconds()
+        let silence = UInt64(max(0, config.sweeps.ingest.wholeMilliseconds))
         for file in cursor.next(limit: 256) where wants(file.path) {
-            if settling.isSettling(file.path) { continue }
+            if settling.isSettling(file.path) {
+                if settling.writerWentSilent(file.path, file.status, at: now, after: silence) {
+                    logger.warning("no close came for a file created in Inbox, unchanged for an ingest interval; taking it as complete", metadata: ["file": "\(file.path)"])
+                    claim(file.path)
+                }
+                continue
+            }
             if names.isTaken(file.path) {
                 // Looked at again when the job holding the name ends.
                 names.wait(file.path)
