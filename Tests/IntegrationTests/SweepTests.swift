@@ -13,6 +13,34 @@ import Testing
         backoff = "1s"
         """
 
+    /// Ctrl-C on a foreground `task run` cancels the run: its group ends at once, the command says so and exits 1, and
+    /// the next daemon does not run it again. Before, the command waited out the whole grace, said "did not run", and
+    /// left the run queued for the next `watch`, which ran the task the operator had stopped.
+    @Test func stoppingAForegroundTaskRunCancelsIt() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#) + TaskTests.task(
+            "long", #"on = "never.fired""#, script: "echo run >> ../long.log; sleep 60"))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // With no signal blocked, as from a terminal (the test runner blocks some for its children).
+        process.arguments = ["python3", "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])",
+                             TestInstance.binary, "task", "run", "long", "--config", instance.configURL.path]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try instance.waitUntil("the task runs", timeout: 20) { instance.lines(of: "long.log").count == 1 }
+        kill(process.processIdentifier, SIGINT)
+        try instance.waitUntil("the command has ended", timeout: 10) { !process.isRunning }
+        let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 1)
+        #expect(said.contains("task long: failed: stopped by SIGINT while it ran in the foreground"), "\(said)")
+        let shown = try #require(try instance.json(["show", "1"]) as? [String: Any])
+        #expect(shown["state"] as? String == "failed", "\(shown)")
+        try instance.startDaemon()
+        expectQuiet(for: 1.5, "the stopped run running again under watch") { instance.lines(of: "long.log").count > 1 }
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func retrySweepWhileTheDaemonRunsDoesNotDoubleRun() throws {
         let instance = try TestInstance(config: testConfig(handler: Self.flaky))
         try instance.startDaemon()

@@ -333,7 +333,7 @@ extension Dispatcher {
         logger.info(
             "stopping", metadata: [
                 "signal": "\(Self.signalName(number))", "running": "\(running.count)",
-                "grace": "\(config.limits.shutdownGrace)",
+                "grace": "\(config.limits.shutdownGrace.configText)",
             ])
         if let deadline {
             _ = wheel.schedule(at: deadline, .shutdownDeadline)

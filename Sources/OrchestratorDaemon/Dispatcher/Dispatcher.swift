@@ -508,7 +508,16 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         case .filesMoved(let moved): filesMoved(moved)
         case .timerFired: fireTimers()
         case .signal(let number):
-            if number == SIGHUP, batch == nil { reload() } else { beginShutdown(signal: number) }
+            if number == SIGHUP, batch == nil {
+                reload()
+            } else {
+                // A foreground `task run` is the operator's own: stopping it (Ctrl-C) cancels the run, ending its group
+                // now, rather than waiting out the grace and leaving it for the next start to run again.
+                if batch?.taskRun != nil, !phase.isStopping, let jobID = batchReport.taskJob, jobs[jobID] != nil {
+                    _ = cancel(jobID: jobID, reason: "stopped by \(Self.signalName(number)) while it ran in the foreground")
+                }
+                beginShutdown(signal: number)
+            }
         case .wake: wakeRequested()
         case .reload(let reply): reply(batch == nil ? reload(cause: "POST /api/v1/reload") : .stopping)
         }
