@@ -44,7 +44,7 @@ struct APIRoutes: Sendable {
             let id = try jobID(context)
             return try await run { config in
                 try APICommands.requireJob(config: config, id: id)
-                return try Reports.show(config: config, target: String(id), json: true, workingDirectory: "/")
+                return try Reports.show(config: config, target: "id:\(id)", json: true, workingDirectory: "/")
             }
         }
         api.post("jobs/:id/cancel") { request, context in
@@ -53,7 +53,7 @@ struct APIRoutes: Sendable {
             let reason = try body.string("reason")
             return try await run { config in
                 try APICommands.requireJob(config: config, id: id)
-                let message = try InterventionCommands.cancel(config: config, target: String(id), reason: reason, workingDirectory: "/")
+                let message = try InterventionCommands.cancel(config: config, target: "id:\(id)", reason: reason, workingDirectory: "/")
                 return try APICommands.render(["job": id, "message": message])
             }
         }
@@ -65,7 +65,7 @@ struct APIRoutes: Sendable {
             }
             return try await run { config in
                 try APICommands.requireJob(config: config, id: id)
-                let message = try InterventionCommands.setPriority(config: config, target: String(id), priority: priority, workingDirectory: "/")
+                let message = try InterventionCommands.setPriority(config: config, target: "id:\(id)", priority: priority, workingDirectory: "/")
                 return try APICommands.render(["job": id, "priority": priority, "message": message])
             }
         }

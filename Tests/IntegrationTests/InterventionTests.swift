@@ -211,6 +211,30 @@ import Testing
         #expect(instance.names(in: "Done") == [Array("done.txt".utf8)])
     }
 
+    /// A file named like a job id: `cancel 2` was taken as job 2, another file's, and cancelled it without a word. Now
+    /// refused as ambiguous (64); `id:2` names the job, `Inbox/2` the file.
+    @Test func aNumberThatIsAlsoAFilesNameIsAmbiguous() throws {
+        let instance = try TestInstance(config: Self.config)
+        try instance.startDaemon()
+        try instance.drop("block")
+        try instance.waitUntil("the blocker runs", timeout: 10) { (try? self.jobCount(instance, "running")) == 1 }
+        try instance.drop("b")
+        try instance.waitUntil("b waits", timeout: 10) { (try? self.jobCount(instance, "queued")) == 1 }
+        try instance.drop("2")
+        try instance.waitUntil("2 waits", timeout: 10) { (try? self.jobCount(instance, "queued")) == 2 }
+        let ambiguous = try instance.run(["cancel", "2"])
+        #expect(ambiguous.status == 64, "\(ambiguous.stderr)")
+        #expect(ambiguous.stderr.contains("2 is both job 2 (b) and the file named 2 (job 3)"), "\(ambiguous.stderr)")
+        #expect(try instance.run(["show", "2"]).status == 64)
+        #expect(try instance.run(["cancel", "Inbox/2"]).status == 0)
+        #expect(try instance.run(["cancel", "id:2"]).status == 0)
+        try instance.waitUntil("both are in Failed", timeout: 10) { instance.count(in: "Failed") == 2 }
+        #expect(instance.names(in: "Failed") == [Array("b".utf8), Array("2".utf8)])
+        #expect((try show(instance, "id:1"))["state"] as? String == "running")
+        _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
+        #expect(instance.stopDaemon() == 0)
+    }
+
     // MARK: handler pause / resume
 
     @Test func pauseKeepsNewFilesWaitingAcrossARestartAndResumeRunsThem() throws {

@@ -171,6 +171,8 @@ public enum InterventionCommands {
     private static func reading<T>(_ store: any Store, _ body: (any StoreReader) throws -> T) throws(CommandError) -> T {
         do {
             return try store.read(body)
+        } catch let error as CommandError {
+            throw error
         } catch {
             throw CommandError(.failure, "error: cannot read the state database: \(error)")
         }

@@ -240,6 +240,8 @@ public enum Reports {
                 if job.kind == .file, job.state == .done, let path = job.finalPath { upload = try reader.latestUpload(path: path) }
                 return (job, try reader.attempts(jobID: job.id), try reader.transitions(jobID: job.id))
             }
+        } catch let error as CommandError {
+            throw error
         } catch {
             throw CommandError(.failure, "error: cannot read the state database: \(error)")
         }
@@ -309,10 +311,22 @@ public enum Reports {
         return lines.joined(separator: "\n")
     }
 
-    /// A job id, or a path in Inbox/Done/Failed (or the name relative to them).
+    /// A job id (`id:N` for the id alone), or a path in Inbox/Done/Failed (or the name relative to them). A number that is
+    /// also a file's name (`2`, with a file named 2 in the store) is refused as ambiguous (64): it named the job with
+    /// that id, another file's, without a word.
     static func findJob(_ reader: any StoreReader, config: Config, target: String, workingDirectory: String) throws -> JobRecord? {
-        if let id = Int64(target) {
-            if let job = try reader.job(id: id) { return job }
+        if target.hasPrefix("id:") {
+            guard let id = Int64(target.dropFirst(3)) else { throw CommandError(.usage, "error: \(target): after id: comes a job id") }
+            return try reader.job(id: id)
+        }
+        if let id = Int64(target), let job = try reader.job(id: id) {
+            if let named = try reader.latestJob(kind: .file, name: RelativePath(target)), named.id != job.id {
+                throw CommandError(
+                    .usage,
+                    "error: \(target) is both job \(job.id) (\(printable(job.name))) and the file named \(target) (job \(named.id)): "
+                        + "give id:\(job.id) for the first, or the file's path (Inbox/\(target), or where it is in Done/ or Failed/) for the second")
+            }
+            return job
         }
         // A name recurs (a daily `report.txt`): a path in Inbox or the processing area names the live job under that name,
         // one in Done or Failed the job that ended there; a bare name, the live job if there is one.
