@@ -90,7 +90,8 @@ extension Orchestrator {
                         name = String(argument[..<equals])
                         value = String(argument[argument.index(after: equals)...])
                     }
-                    guard ["--from", "--count", "--tz"].contains(name) else {
+                    // Every command takes --config (and --store); this one reads neither, so they are taken and left.
+                    guard ["--from", "--count", "--tz", "--config", "--store"].contains(name) else {
                         throw usage("unknown option \(quotedArgument(name)) (options: --from, --count, --tz)")
                     }
                     if value == nil {
@@ -102,6 +103,7 @@ extension Orchestrator {
                     switch name {
                     case "--from": options.from = value
                     case "--tz": options.tz = value
+                    case "--config", "--store": break
                     default:
                         guard let number = Int(value), number >= 1 else {
                             throw usage("--count must be a whole number of at least 1, not \(quotedArgument(value))")

@@ -36,6 +36,13 @@ struct CronCommandTests {
         #expect(output.stdout == "2026-01-02T00:00:00+00:00\n")
     }
 
+    /// Every command takes --config (SPEC §3); this one needs none and was refusing it ("unknown option", 64).
+    @Test func configAndStoreAreTakenAndLeft() throws {
+        let output = try cronNext(["@daily", "--config", "/nowhere.toml", "--store=postgres://x@y/z", "--from", "2026-01-01T10:00:00Z", "--tz", "UTC"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout == "2026-01-02T00:00:00+00:00\n")
+    }
+
     @Test func fromWithAnOffsetIsThatInstantWhateverTheZone() throws {
         let output = try cronNext(["0 * * * *", "--from", "2026-06-01T12:30:00+02:00", "--tz", "Asia/Tokyo"])
         #expect(output.stdout == "2026-06-01T20:00:00+09:00\n")
