@@ -24,6 +24,10 @@ public final class DirectoryCursor {
     private let skipDirectory: (RelativePath) -> Bool
     private var stack: [Level] = []
     public private(set) var isFinished = false
+    /// Entries whose path is longer than the system allows (PATH_MAX), which no path-based call can reach: their
+    /// count, and the first few, relative to the root.
+    public private(set) var tooLongCount = 0
+    public private(set) var tooLong: [RelativePath] = []
 
     /// `skipDirectory` is asked for each subdirectory (the processing area, hidden folders).
     public init(root: PathBytes, recursive: Bool, skipDirectory: @escaping (RelativePath) -> Bool) {
@@ -57,11 +61,16 @@ public final class DirectoryCursor {
             }
             if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
             let relative = top.relative.appending(name)
-            guard let status = FileSystem.status(root.appending(relative)) else { continue }
+            guard let status = FileSystem.status(root.appending(relative)) else {
+                if errno == ENAMETOOLONG { noteTooLong(relative) }
+                continue
+            }
             if status.isDirectory {
-                guard recursive, !skipDirectory(relative),
-                    let handle = root.appending(relative).withCString({ opendir($0) })
-                else { continue }
+                guard recursive, !skipDirectory(relative) else { continue }
+                guard let handle = root.appending(relative).withCString({ opendir($0) }) else {
+                    if errno == ENAMETOOLONG { noteTooLong(relative) }
+                    continue
+                }
                 stack.append(Level(handle: handle, relative: relative))
             } else if status.isInboxEntry {
                 found.append(ScannedFile(path: relative, status: status))
@@ -69,5 +78,10 @@ public final class DirectoryCursor {
         }
         if stack.isEmpty { isFinished = true }
         return found
+    }
+
+    private func noteTooLong(_ relative: RelativePath) {
+        tooLongCount += 1
+        if tooLong.count < 3 { tooLong.append(relative) }
     }
 }

@@ -194,6 +194,30 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// A file deeper in Inbox than any path-based call can reach (over 4096 bytes of path) is said by the watchdog, in
+    /// `status`: before, it waited unseen for ever ("0 waiting", healthy, nothing in the log).
+    @Test func anEntryTooDeepToReachIsSaid() throws {
+        let instance = try TestInstance(config: Self.watchdogEverySecond.replacingOccurrences(of: "[inbox]\n", with: "[inbox]\nrecursive = true\n"))
+        try instance.startDaemon()
+        var fd = open(instance.path("Inbox"), O_RDONLY | O_DIRECTORY)
+        for level in 0..<25 {
+            let name = String(format: "L%02d", level) + String(repeating: "a", count: 200)
+            try #require(mkdirat(fd, name, 0o755) == 0, "mkdirat: errno \(errno)")
+            let next = openat(fd, name, O_RDONLY | O_DIRECTORY)
+            close(fd)
+            fd = next
+        }
+        let file = openat(fd, "deep.txt", O_WRONLY | O_CREAT, 0o644)
+        close(file)
+        close(fd)
+        #expect(try instance.run(["sweep", "--mode", "ingest"], timeout: 20).status == 0)
+        try instance.waitUntil("status says so", timeout: 20) {
+            (try? instance.run(["status"]).stdout.contains("in Inbox with a path too long to reach or claim")) == true
+        }
+        #expect(instance.log.contains("ERROR unhealthy"), "\(instance.log)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
     /// A claimed file taken out of the processing area by hand while it waited is not handed to a worker as a path to
     /// nothing: the job fails with the reason. Before, the worker ran and the job was recorded as done.
     @Test func aClaimedFileRemovedWhileItWaitsIsNotRun() throws {

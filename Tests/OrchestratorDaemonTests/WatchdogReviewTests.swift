@@ -54,6 +54,24 @@ import Testing
         if state == .notWatching { #expect(review.problems == ["the inotify watch on Inbox is not active; new files are found by the ingest sweep every 5m"]) }
     }
 
+    /// Entries no path can reach: counted per walk (a claim refused twice counts once), said with a few examples, and
+    /// gone once a walk finds none.
+    @Test func unreachableEntriesAreCountedPerWalk() {
+        var entries = UnreachableEntries()
+        #expect(entries.problem == nil)
+        entries.walkStarted()
+        entries.claimRefused(RelativePath("a/long.txt"))
+        entries.claimRefused(RelativePath("a/long.txt"))
+        entries.walkFound(count: 2, examples: [RelativePath("L00"), RelativePath("L01")])
+        #expect(entries.count == 3)
+        #expect(entries.examples == [RelativePath("a/long.txt"), RelativePath("L00"), RelativePath("L01")])
+        let review = WatchdogReview(.init(unreachable: entries.problem))
+        #expect(review.problems.count == 1 && review.problems[0].hasPrefix("3 entries in Inbox with a path too long"))
+        entries.walkStarted()
+        entries.walkFound(count: 0, examples: [])
+        #expect(entries.problem == nil)
+    }
+
     /// Every problem at once, in the order the health snapshot lists them.
     @Test func problemsKeepTheirOrder() {
         let review = WatchdogReview(.init(

@@ -99,6 +99,7 @@ extension Dispatcher {
         }
         logger.debug("scanning Inbox", metadata: ["reason": "\(reason)"])
         metrics?.inboxScanStarted(reason: reason)
+        unreachableInInbox.walkStarted()
         scan = DirectoryCursor(root: layout.inbox, recursive: config.inbox.recursive) { [config] directory in
             config.skipsFolder(directory)
         }
@@ -132,6 +133,7 @@ extension Dispatcher {
         }
         if cursor.isFinished {
             scan = nil
+            unreachableInInbox.walkFound(count: cursor.tooLongCount, examples: cursor.tooLong)
             noteSweep("ingest", "\(scanClaimed) files found that no event announced", items: scanClaimed)
             scanClaimed = 0
             if rescanRequested {
@@ -207,6 +209,7 @@ extension Dispatcher {
         } else if !inbox.isSame(as: watchedInbox) {
             facts.inbox = .replaced
         }
+        facts.unreachable = unreachableInInbox.problem
         facts.lockProblems = keepLocksInPlace()
         if let opened = openedDatabase, case let path = Self.databasePath(layout.state), !FileSystem.status(path).isSame(as: opened) {
             facts.databaseGone = path.description
@@ -381,6 +384,7 @@ extension Dispatcher {
             defer { recreatingProcessing = false }
             claim(name)
         } catch {
+            if error.code == ENAMETOOLONG { unreachableInInbox.claimRefused(name) }
             logger.error("cannot claim \(name): \(error)")
         }
     }

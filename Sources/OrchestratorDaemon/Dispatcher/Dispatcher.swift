@@ -138,6 +138,36 @@ struct RunningAttempt {
     var meter: OwnerMeter? = nil
 }
 
+/// Inbox entries no path-based call can reach (longer than PATH_MAX, here or once in the processing area): counted per
+/// walk of Inbox, a few named.
+struct UnreachableEntries: Equatable {
+    private(set) var count = 0
+    private(set) var examples: [RelativePath] = []
+    private var claimsRefused: Set<RelativePath> = []
+
+    /// A claim refused with ENAMETOOLONG (the path is longer under the processing area).
+    mutating func claimRefused(_ name: RelativePath) {
+        guard claimsRefused.insert(name).inserted else { return }
+        count += 1
+        if examples.count < 3 { examples.append(name) }
+    }
+
+    /// A walk began: what it finds (and the claims it tries) count anew.
+    mutating func walkStarted() { self = UnreachableEntries() }
+
+    /// What the walk found beyond the claims.
+    mutating func walkFound(count found: Int, examples more: [RelativePath]) {
+        count += found
+        examples = Array((examples + more).prefix(3))
+    }
+
+    var problem: String? {
+        guard count > 0 else { return nil }
+        let named = examples.map { "\($0)" }.joined(separator: ", ")
+        return "\(count) entr\(count == 1 ? "y" : "ies") in Inbox with a path too long to reach or claim (over 4096 bytes, here or under the processing area), e.g. \(named): never processed; move them higher up"
+    }
+}
+
 /// A file renamed into the processing area this cycle, with what kind of entry it is there.
 struct Claim {
     let name: RelativePath
@@ -298,6 +328,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// The daemon's lock files (state dir, Inbox, processing area), which the watchdog sweep keeps in place.
     var heldLocks: [InstanceLock] = []
     var rescanRequested = false
+    /// Entries in Inbox whose path is too long to reach or to claim (over PATH_MAX here or under the processing area),
+    /// as the last complete walk found them, for the health snapshot: they are never processed.
+    var unreachableInInbox = UnreachableEntries()
     /// Files the current Inbox walk claimed (events announce the others).
     var scanClaimed = 0
 

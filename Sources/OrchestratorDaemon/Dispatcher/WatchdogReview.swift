@@ -47,6 +47,8 @@ struct WatchdogReview: Equatable {
         var ingestEvery = ""
         /// The state database's path, when the file the store opened is no longer there.
         var databaseGone: String?
+        /// Entries in Inbox no walk or claim can reach (paths too long), said as such.
+        var unreachable: String?
         /// The lock files that could not be kept in place.
         var lockProblems: [String] = []
     }
@@ -93,6 +95,7 @@ struct WatchdogReview: Equatable {
         case .replaced:
             actions.append(.rewatchReplacedInbox)
         }
+        if let unreachable = facts.unreachable { problems.append(unreachable) }
         problems += facts.lockProblems
         if let path = facts.databaseGone {
             // The store writes on into the file it opened: what it records is not where `status` or the next start read.
