@@ -244,6 +244,28 @@ struct FaultsConfigTests {
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: instance.path("Inbox/link.txt"))) == nil)
     }
 
+    /// A name that is not UTF-8 (Latin-1 from an old share) can be named on the command line: Swift had decoded it with
+    /// a replacement character, and `show`, `cancel` and `replay` looked for another name ("does not exist").
+    @Test func aNameThatIsNotUTF8CanBeNamedOnTheCommandLine() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        let latin1: [UInt8] = Array("caf".utf8) + [0xE9] + Array(".txt".utf8)
+        try instance.dropBytes(latin1, into: "Failed")
+        // Through the shell: a Swift String cannot carry the byte 0xE9 alone as an argument.
+        func shell(_ command: String) throws -> TestInstance.Output {
+            try instance.run(["-c", "exec \"$0\" \(command) --config \"$1\"", TestInstance.binary, instance.configURL.path],
+                             withConfig: false, executable: "/bin/sh")
+        }
+        let replayed = try shell(#"replay "$(printf 'Failed/caf\351.txt')""#)
+        #expect(replayed.status == 0, "\(replayed.stderr)")
+        #expect(instance.names(in: "Inbox").contains(latin1))
+        try instance.startDaemon()
+        try instance.waitUntil("it is done", timeout: 20) { instance.names(in: "Done").contains(latin1) }
+        let shown = try shell(#"show "$(printf 'Done/caf\351.txt')""#)
+        #expect(shown.status == 0, "\(shown.stderr)")
+        #expect(shown.stdout.contains("state:     done"), "\(shown.stdout)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
     // MARK: status
 
     @Test func statusExitsZeroWhateverTheStateDirsConditionAndSaysWhatItCouldNotRead() throws {

@@ -67,9 +67,10 @@ public enum Replay {
     /// Accepts a path to a file inside Failed/ (absolute, relative to the current directory, or relative to
     /// Failed/). Anything that resolves elsewhere, through `..` or a symlink, is refused with exit 65.
     static func resolve(_ argument: String, failedReal: PathBytes, failedRoot: PathBytes, workingDirectory: String) throws(CommandError) -> RelativePath {
-        let given = argument.hasPrefix("/") ? PathBytes(argument) : PathBytes(workingDirectory + "/" + argument)
+        let bytes = ArgumentBytes.of(argument)
+        let given = argument.hasPrefix("/") ? PathBytes(bytes) : PathBytes(Array(workingDirectory.utf8) + [UInt8(ascii: "/")] + bytes)
         let prefix = failedReal.bytes + [UInt8(ascii: "/")]
-        let candidates = [given, failedRoot.appending(RelativePath(argument))]
+        let candidates = [given, failedRoot.appending(RelativePath(bytes))]
         // A link the daemon put in Failed/ (one renamed into Inbox: never handed to a worker) names its target, which
         // is elsewhere: say what it is rather than "not inside".
         for candidate in candidates where FileSystem.status(candidate)?.kind == .symlink {
@@ -93,6 +94,6 @@ public enum Replay {
         // Say where it looked: a path relative to the current directory is taken from there, not from Failed/.
         throw CommandError(
             .badInput,
-            "error: \(argument) does not exist in the Failed folder \(failedRoot) (looked for \(given) and \(failedRoot.appending(RelativePath(argument))))")
+            "error: \(argument) does not exist in the Failed folder \(failedRoot) (looked for \(given) and \(failedRoot.appending(RelativePath(bytes))))")
     }
 }

@@ -331,7 +331,8 @@ public enum Reports {
         // A name recurs (a daily `report.txt`): a path in Inbox or the processing area names the live job under that name,
         // one in Done or Failed the job that ended there; a bare name, the live job if there is one.
         let roots = [(config.paths.done, false), (config.paths.failed, false), (config.paths.inbox, true), (config.paths.processing, true)]
-        let absolute = target.hasPrefix("/") ? target : workingDirectory + "/" + target
+        let targetBytes = ArgumentBytes.of(target)
+        let absolute = target.hasPrefix("/") ? targetBytes : Array(workingDirectory.utf8) + [UInt8(ascii: "/")] + targetBytes
         var candidates: [(name: RelativePath, live: Bool)] = []
         // The folders are resolved, the entry itself is not: a symlink in Failed/ names itself, not its target.
         let given = PathBytes(absolute)
@@ -341,7 +342,7 @@ public enum Reports {
             let prefix = rootReal.bytes + [UInt8(ascii: "/")]
             if resolved.bytes.starts(with: prefix) { candidates.append((RelativePath(Array(resolved.bytes.dropFirst(prefix.count))), live)) }
         }
-        let bare = RelativePath(target)
+        let bare = RelativePath(targetBytes)
         if let job = try reader.latestJob(kind: .file, name: bare), !job.state.isTerminal { candidates.append((bare, true)) }
         candidates.append((bare, false))
         for (name, live) in candidates {

@@ -140,11 +140,13 @@ final class TestInstance: @unchecked Sendable {
     /// Runs the binary and returns what it printed. It writes into files, not pipes, so that a command
     /// that hangs cannot block the test in a read; one still running after `timeout` seconds is killed
     /// and the test fails. `environment` replaces the inherited one when given.
+    /// `executable`: run that instead of the binary (a shell that passes the binary bytes a String cannot hold).
     func run(
-        _ arguments: [String], withConfig: Bool = true, environment: [String: String]? = nil, timeout: Double = 30
+        _ arguments: [String], withConfig: Bool = true, environment: [String: String]? = nil, timeout: Double = 30,
+        executable: String? = nil
     ) throws -> Output {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.executableURL = URL(fileURLWithPath: executable ?? Self.binary)
         var args = arguments
         if withConfig { args += ["--config", configURL.path] }
         process.arguments = args
