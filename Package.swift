@@ -129,7 +129,7 @@ let package = Package(
             name: "OrchestratorConfigTests", dependencies: ["OrchestratorConfig", "OrchestratorCore"],
             swiftSettings: strict),
         .testTarget(
-            name: "OrchestratorPlatformTests", dependencies: ["OrchestratorPlatform", "OrchestratorCore"], swiftSettings: strict),
+            name: "OrchestratorPlatformTests", dependencies: ["OrchestratorPlatform", "OrchestratorCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "OrchestratorCronTests", dependencies: ["OrchestratorCron", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "OrchestratorScheduleTests",
@@ -163,7 +163,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "IntegrationTests", dependencies: ["OrchestratorCore"], exclude: ["Support/openapi_validate.py"],
+            name: "IntegrationTests", dependencies: ["OrchestratorCore", "TestSupport"], exclude: ["Support/openapi_validate.py"],
             swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

@@ -6,6 +6,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Testing
+import TestSupport
 
 /// The HTTP API (SPEC section 9) on the real binary. Every response a test receives is recorded and, at the
 /// end of the test, checked against the OpenAPI document the daemon serves (route, method, status, content
@@ -392,9 +393,7 @@ import Testing
         let instance = try TestInstance(config: Self.config())
         try instance.startDaemon(openFileLimit: 128)
         let port = try #require(URL(string: try instance.apiBase())?.port)
-        let flood = Process()
-        flood.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        flood.arguments = ["python3", "-c", """
+        let flood = try PythonHolder(script: """
             import socket, sys
             held = []
             for _ in range(400):
@@ -408,24 +407,14 @@ import Testing
                 held.append(s)
             print(len(held), flush=True)
             sys.stdin.read()
-            """, "\(port)"]
-        let input = Pipe()
-        let output = Pipe()
-        flood.standardInput = input
-        flood.standardOutput = output
-        try flood.run()
-        defer {
-            try? input.fileHandleForWriting.close()
-            flood.waitUntilExit()
-        }
-        let held = Int(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            """, arguments: ["\(port)"])
+        let held = Int(flood.report()) ?? 0
         #expect(held > 100, "the flood held \(held) connections")
         for index in 1...5 { try instance.drop("f\(index).txt") }
         try instance.waitUntil("every file is done while the connections are held", timeout: 30) { instance.count(in: "Done") == 5 }
         let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(try #require(instance.daemon).processIdentifier)/fd").count
         #expect(descriptors < 128 - 32, "the daemon holds \(descriptors) descriptors")
-        try input.fileHandleForWriting.close()
-        flood.waitUntilExit()
+        flood.release()
         let api = APIClient(base: try instance.apiBase(), token: nil)
         #expect(try api.get("/api/v1/status").status == 200)
         #expect(instance.stopDaemon() == 0)

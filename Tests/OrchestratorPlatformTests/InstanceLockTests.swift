@@ -1,6 +1,7 @@
 import Foundation
 import OrchestratorPlatform
 import Testing
+import TestSupport
 
 /// A record lock belongs to the file, not to its name: `keepInPlace` puts a locked file back under the name, and
 /// leaves alone a replacement another process holds.
@@ -42,30 +43,17 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = "\(dir)/inbox.lock"
         let lock = try acquired(path)
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        holder.arguments = ["python3", "-c", """
-            import fcntl, os, sys, time
+        let holder = try PythonHolder(script: """
+            import fcntl, os, sys
             fd = os.open(sys.argv[1] + ".new", os.O_RDWR | os.O_CREAT)
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.rename(sys.argv[1] + ".new", sys.argv[1])
             print("held", flush=True)
             sys.stdin.read()
-            """, path]
-        let input = Pipe()
-        let output = Pipe()
-        holder.standardInput = input
-        holder.standardOutput = output
-        try holder.run()
-        defer {
-            try? input.fileHandleForWriting.close()
-            holder.waitUntilExit()
-        }
-        let said = String(decoding: output.fileHandleForReading.readData(ofLength: 5), as: UTF8.self)
-        try #require(said == "held\n")
-        #expect(lock.keepInPlace() == .takenBy(pid: holder.processIdentifier))
-        try input.fileHandleForWriting.close()
-        holder.waitUntilExit()
+            """, arguments: [path])
+        try #require(holder.report() == "held")
+        #expect(lock.keepInPlace() == .takenBy(pid: holder.pid))
+        holder.release()
         #expect(lock.keepInPlace() == .putBack)
     }
 }
