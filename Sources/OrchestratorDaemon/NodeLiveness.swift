@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import OrchestratorConfig
+import OrchestratorCore
 import OrchestratorPlatform
 import OrchestratorStore
 
@@ -41,16 +42,18 @@ enum NodeLiveness {
 
     /// On SQLite, the daemon this state dir's row names, if it still runs although this start got the state dir's lock:
     /// its lock file was removed (by hand, by a cleaner of old files) since it started. Its pid, when that process is
-    /// alive, not stopped cleanly, and an orchestrator `watch` (a pid reused by anything else does not count).
-    static func liveTwin(_ node: NodeRecord, instance: String, pid own: Int32 = getpid()) -> Int32? {
+    /// alive, did not stop cleanly, and has this state dir's database open: a pid reused since (after a reboot, by
+    /// another instance's daemon or anything else) does not count.
+    static func liveTwin(_ node: NodeRecord, instance: String, database: PathBytes, pid own: Int32 = getpid()) -> Int32? {
         let pid = node.registration.pid
-        guard node.instance == instance, node.stoppedAt == nil, pid > 0, pid != own, kill(pid, 0) == 0 || errno == EPERM else {
-            return nil
+        guard node.instance == instance, node.stoppedAt == nil, pid > 0, pid != own, kill(pid, 0) == 0,
+            let database = FileSystem.realPath(database)
+        else { return nil }
+        let descriptors = PathBytes("/proc/\(pid)/fd")
+        for name in DirectoryListing.files(of: descriptors).prefix(65_536) {
+            if FileSystem.realPath(descriptors.appending(RelativePath(name))) == database { return pid }
         }
-        guard let arguments = FileSystem.readFile(PathBytes("/proc/\(pid)/cmdline"), limit: 1 << 16) else { return nil }
-        let words = arguments.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
-        guard let program = words.first, program.hasSuffix("orchestrator"), words.contains("watch") else { return nil }
-        return pid
+        return nil
     }
 
     /// Daemons that run with another config than the others, as `status` warns of them; nil when they agree.
@@ -83,7 +86,9 @@ enum NodeLiveness {
             throw CommandError(.failure, "error: cannot read the daemons of \(StoreFactory.describe(config)): \(error)")
         }
         if let conflict = nameConflict(existing, instance: instance(config)) { throw CommandError(.unavailable, "error: \(conflict)") }
-        if config.store.url == nil, let twin = existing.flatMap({ liveTwin($0, instance: instance(config)) }) {
+        if config.store.url == nil,
+            let twin = existing.flatMap({ liveTwin($0, instance: instance(config), database: Dispatcher.databasePath(PathBytes(config.paths.state))) })
+        {
             throw CommandError(
                 .unavailable,
                 "error: another orchestrator (pid \(twin)) is already watching with state \(config.paths.state), though its "

@@ -145,6 +145,23 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// The row of a daemon killed without a clean stop names a pid that another instance's daemon has now (after a
+    /// reboot, say): that one has another database open, and this start goes ahead.
+    @Test func aPidReusedByAnotherInstancesDaemonDoesNotRefuseAStart() throws {
+        let other = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        try other.startDaemon()
+        let otherPID = try #require(other.daemon).processIdentifier
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        try instance.startDaemon()
+        instance.killDaemon()
+        try runSQL(instance.path(".orchestrator/orchestrator.sqlite"), "UPDATE node SET pid = \(otherPID)")
+        try instance.startDaemon()
+        try instance.drop("a.txt")
+        try instance.waitUntil("a.txt is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        #expect(other.stopDaemon() == 0)
+    }
+
     /// A lock file replaced by one another process holds makes the daemon unhealthy, naming that process; once it lets
     /// go, the daemon's own file is put back and it is healthy again.
     @Test func aLockFileTakenByAnotherProcessMakesTheDaemonUnhealthy() throws {
