@@ -61,6 +61,12 @@ public enum Intervention {
     }
 
     /// The job's reason: `cancelled: TEXT`.
+    /// How a cancel of a job that was not running is said: "before it ran", or, with attempts behind it (waiting to
+    /// retry, behind a breaker, paused), "before its next attempt".
+    public static func whenCancelled(attempts: Int) -> String {
+        attempts == 0 ? "before it ran" : "before its next attempt (\(attempts) ran)"
+    }
+
     public static func cancelReason(_ text: String?) -> String {
         let trimmed = (text ?? "").drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed()
         return "cancelled: " + (trimmed.isEmpty ? "by hand" : String(trimmed))

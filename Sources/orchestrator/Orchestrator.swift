@@ -57,7 +57,7 @@ struct ConfigOption: ParsableArguments {
             var config = try loadConfigForReading(path) { problems in
                 let lines = problems.map(\.description)
                 FileHandle.standardError.write(Data((
-                    ["warning: the config file has errors; a daemon keeps the config it last loaded. Showing the state it names:"]
+                    ["warning: the config file has errors; a running daemon keeps the config it last loaded. Showing the state it names, with the tasks and handlers this file still defines (the daemon's may differ until the file is fixed and reloaded):"]
                         + lines).joined(separator: "\n").utf8 + [UInt8(ascii: "\n")]))
             }
             try StoreFactory.applyOverride(to: &config, flag: store, environment: ProcessInfo.processInfo.environment)

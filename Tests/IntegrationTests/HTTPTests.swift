@@ -437,6 +437,9 @@ import TestSupport
         #expect(watch.status == 69)
         let errors = watch.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
         #expect(errors == ["error: http: cannot listen on 127.0.0.1:\(port): Address already in use"], "\(watch.stderr)")
+        // Its stop line says why, not a SIGTERM nobody sent.
+        #expect(watch.stderr.contains("INFO stopping cause=\"http: cannot listen on 127.0.0.1:\(port)"), "\(watch.stderr)")
+        #expect(!watch.stderr.contains("signal=SIGTERM"), "\(watch.stderr)")
     }
 }
 

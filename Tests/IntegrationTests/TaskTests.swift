@@ -34,6 +34,23 @@ import Testing
         return rows.filter { $0["task"] as? String == task }
     }
 
+    /// `trigger` with a disabled listener says it is not run for the event (it had said "the daemon queues: hook").
+    @Test func triggerSaysADisabledListenerIsNotRun() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#)
+            + Self.task("hook", #"on = "webhook.received""#) + Self.task("audit", #"on = "webhook.received""#))
+        try instance.startDaemon()
+        #expect(try instance.run(["task", "disable", "hook"]).status == 0)
+        let fired = try instance.run(["trigger", "webhook.received"])
+        #expect(fired.status == 0, "\(fired.stderr)")
+        #expect(fired.stdout.contains("the daemon queues: audit; disabled, so not run for it: hook"), "\(fired.stdout)")
+        try instance.waitUntil("audit runs", timeout: 20) { instance.lines(of: "audit.log").count == 1 }
+        expectQuiet(for: 1.0, "hook running though disabled") { !instance.lines(of: "hook.log").isEmpty }
+        // One event, one line in the log (it was dispatched twice, the second run refused as "this slot already ran").
+        #expect(instance.log.components(separatedBy: "INFO event ").count - 1 == 1, "\(instance.log)")
+        #expect(!instance.log.contains("this slot already ran"), "\(instance.log)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func dependencyChainWaitsForAFailedMiddleAndRunsAfterItRecovers() throws {
         let config = testConfig(handler: Self.handler)
             + Self.task("level1", "every = \"1s\"")

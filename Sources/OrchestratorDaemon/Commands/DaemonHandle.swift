@@ -48,6 +48,7 @@ public final class DaemonHandle: Sendable {
     public func fail(_ error: CommandError) {
         failure.value = error
         for line in error.lines { logger.critical("\(line)") }
-        dispatcher.queue.async { [dispatcher] in dispatcher.post(.signal(SIGTERM)) }
+        let why = error.lines.first.map { $0.hasPrefix("error: ") ? String($0.dropFirst(7)) : $0 } ?? "a service failed"
+        dispatcher.queue.async { [dispatcher] in dispatcher.post(.serviceFailed(why)) }
     }
 }

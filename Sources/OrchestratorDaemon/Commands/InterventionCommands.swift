@@ -49,7 +49,7 @@ public enum InterventionCommands {
         if answer == InterventionRequest.ending {
             return "job \(found.id) cancelled: its worker group got SIGTERM (SIGKILL after \(Dispatcher.killGrace / 1000) s); it goes to Failed/ with the reason \"\(reasonText)\", unless its worker exits 0 first (its work is then done, and it goes to Done/)"
         }
-        return "job \(found.id) cancelled before it ran (\(reasonText))"
+        return "job \(found.id) cancelled \(Intervention.whenCancelled(attempts: found.attempts)) (\(reasonText))"
     }
 
     /// The whole cancel, by this command: the job's end is committed before its file leaves the processing

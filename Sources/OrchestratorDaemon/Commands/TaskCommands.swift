@@ -25,14 +25,21 @@ public enum TaskCommands {
             throw CommandError(.failure, "error: cannot record the event: \(error)")
         }
         wakeDaemons(config, store: store, reason: "event-\(id)")
-        let listeners = config.tasks.filter { if case .event(event) = $0.trigger { true } else { false } }.map(\.name)
+        let listening = config.tasks.filter { if case .event(event) = $0.trigger { true } else { false } }
+        // A disabled task does not run on its trigger: the event passes it by (it is not kept for the task's enabling).
+        let overrides = (try? store.read { try $0.taskEnabledOverrides() }) ?? [:]
+        let disabled = listening.filter { !(overrides[$0.name] ?? $0.enabled) }.map(\.name)
+        let listeners = listening.map(\.name).filter { !disabled.contains($0) }
         let daemon = StateOwner.current(config).daemonPID != nil
         var line = "event \(event) recorded (id \(id))"
-        if listeners.isEmpty {
+        if listening.isEmpty {
             line += "; no task listens to it"
-        } else {
+        } else if !listeners.isEmpty {
             let who = daemon ? "the daemon queues" : otherDaemonsRun(config, store: store) ? "a running daemon of the store queues" : "the next daemon start queues"
             line += "; " + who + ": " + listeners.joined(separator: ", ")
+        }
+        if !disabled.isEmpty {
+            line += "; disabled, so not run for it: " + disabled.joined(separator: ", ")
         }
         return line
     }

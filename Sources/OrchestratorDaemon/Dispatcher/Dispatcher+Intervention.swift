@@ -68,7 +68,7 @@ extension Dispatcher {
             if let timer = job.retryTimer { wheel.cancel(timer) }
             breakerParked[job.owner]?.removeAll { $0 == jobID }
             if case .handler(let name) = job.owner { intervention.parked[name]?.removeAll { $0 == jobID } }
-            logger.info("cancelled before it ran", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "reason": "\(reason)"])
+            logger.info("cancelled \(Intervention.whenCancelled(attempts: job.attempts))", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "reason": "\(reason)"])
             // Claimed from the store and not started yet: its end goes through that claim.
             let from: JobState = claimLedger.holds(jobID) ? .running : job.state
             // Its entry on the ready queue is dropped as stale once the job is gone.
@@ -99,7 +99,7 @@ extension Dispatcher {
             let ended = try transaction.finishUnclaimed(jobID: jobID, to: .failed, attempts: nil, reason: reason, detail: nil, at: wallNow)
             return (ended, try transaction.reader.job(id: jobID))
         }), ended, let record else { return answerFromStore(jobID) }
-        logger.info("cancelled before it ran", metadata: [record.kind.logKey: "\(record.name)", "job": "\(jobID)", "reason": "\(reason)"])
+        logger.info("cancelled \(Intervention.whenCancelled(attempts: record.attempts))", metadata: [record.kind.logKey: "\(record.name)", "job": "\(jobID)", "reason": "\(reason)"])
         if record.kind == .file {
             finishedJobs.append(FinishedJob(jobID: jobID, name: record.name, succeeded: false, handler: record.handler))
         }

@@ -309,7 +309,8 @@ extension Dispatcher {
 
     /// SIGTERM/SIGINT: start nothing new, give running workers `shutdown_grace`, then end their groups.
     /// A second signal ends them at once.
-    func beginShutdown(signal number: Int32) {
+    /// `cause`: why, when no signal came (a service beside the dispatcher failed); the log says it instead of a signal.
+    func beginShutdown(signal number: Int32, cause: String? = nil) {
         if phase.isStopping {
             logger.warning("second stop signal; ending running workers now")
             endRunningWorkers(because: "a second stop signal came")
@@ -332,7 +333,7 @@ extension Dispatcher {
                     + "until \(config.limits.shutdownGrace.configText) after the stop signal")
         logger.info(
             "stopping", metadata: [
-                "signal": "\(Self.signalName(number))", "running": "\(running.count)",
+                cause == nil ? "signal" : "cause": "\(cause ?? Self.signalName(number))", "running": "\(running.count)",
                 "grace": "\(config.limits.shutdownGrace.configText)",
             ])
         if let deadline {

@@ -425,12 +425,15 @@ extension Dispatcher {
                 }
             }
             // Events queue task runs: the scheduler's work.
+            var dispatched = false
             for event in try store.read({ try $0.pendingEvents() }) where runs(.scheduler) && !phase.isStopping {
                 dispatchEvent(id: event.id, name: event.name, source: event.source)
+                dispatched = true
             }
             // Committed now, not with the next cycle: a second wake-up (one per inotify read) would otherwise
-            // read the same requests again before their marks are written.
-            if !requests.isEmpty { flushWrites() }
+            // read the same requests and events again before their marks are written (an event was dispatched twice,
+            // its second run refused as "this slot already ran").
+            if !requests.isEmpty || dispatched { flushWrites() }
         } catch {
             logger.error("cannot read recorded events: \(error)")
         }
@@ -540,6 +543,8 @@ extension Dispatcher {
             try FileSystem.createDirectories(wakeDirectory)
             wakeWatcher = try InotifyWatcher(root: wakeDirectory, queue: queue, loop: eventLoop) { [unowned self] events in
                 if events.contains(.rootGone) { wakeFolderGone = true }
+                // A command's wake file arriving is what counts; its open and close alone are the same wake-up again.
+                guard events.contains(where: Self.wakes) else { return }
                 post(.wake)
             }
             watchedWake = FileSystem.status(wakeDirectory)
@@ -547,6 +552,13 @@ extension Dispatcher {
             logger.warning("cannot watch \(wakeDirectory) (\(error)); triggered events are taken at the next ingest sweep")
         }
         clearWakeFiles()
+    }
+
+    static func wakes(_ event: WatchEvent) -> Bool {
+        switch event {
+        case .opened, .closedWithoutWrite, .modified: false
+        default: true
+        }
     }
 
     /// A wake folder removed (its watch says so) or replaced (the watchdog sweep sees another folder) is watched again,

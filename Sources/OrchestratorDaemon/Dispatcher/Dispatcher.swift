@@ -24,6 +24,8 @@ enum DispatcherEvent {
     case wake
     /// A reload asked for by a service beside the dispatcher (`POST /api/v1/reload`), which wants its outcome.
     case reload(reply: @Sendable (ReloadOutcome) -> Void)
+    /// A service beside the dispatcher failed (the HTTP API could not listen): the daemon stops as at SIGTERM, and says why.
+    case serviceFailed(String)
 }
 
 /// What a timer on the wheel is for.
@@ -553,6 +555,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             }
         case .wake: wakeRequested()
         case .reload(let reply): reply(batch == nil ? reload(cause: "POST /api/v1/reload") : .stopping)
+        case .serviceFailed(let why): if !phase.isStopping { beginShutdown(signal: SIGTERM, cause: why) }
         }
     }
 
