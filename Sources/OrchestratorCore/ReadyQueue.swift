@@ -30,6 +30,12 @@ public struct ReadyQueue<ID: Hashable> {
 
     public var isEmpty: Bool { count == 0 }
 
+    /// How many entries have a base priority of at least `priority` (entries left stale count until dropped).
+    public func count(atLeast priority: Int) -> Int {
+        let lowest = min(Self.levels - 1, max(0, priority))
+        return fifos[lowest...].reduce(0) { $0 + $1.count }
+    }
+
     public mutating func push(_ id: ID, priority: Int, at now: UInt64) {
         let level = min(Self.levels - 1, max(0, priority))
         fifos[level].append(Entry(id: id, priority: level, queuedAt: now))

@@ -66,6 +66,36 @@ import Testing
         instance.stopDaemon()
     }
 
+    /// A burst beyond the queue's depth (64 at `max_concurrent = 1`) is claimed a queue's worth at a time: the rest
+    /// waits in Inbox, counted there, and is not a job `cancel` can name. An urgent file dropped behind the burst is
+    /// still claimed at once and runs next, and every file runs once.
+    @Test func aBurstBeyondTheQueueWaitsInInboxAndAnUrgentFileStillRunsNext() throws {
+        let instance = try TestInstance(config: Self.config(starvationAfter: "30m"))
+        try holdQueue(instance)
+        let burst = (1...100).map { String(format: "mid%03d", $0) }
+        for name in burst { try instance.drop(name) }
+        func status() throws -> [String: Any] { try #require(try instance.json(["status"]) as? [String: Any]) }
+        // Claims stop at 64 and start again below 16: how many are queued depends on how the events were batched.
+        var held = 0
+        try instance.waitUntil("between 16 and 64 queued, the rest waiting in Inbox", timeout: 10) {
+            let now = try status()
+            held = (now["jobs"] as? [String: Int])?["queued"] ?? -1
+            return (16...64).contains(held) && held + (now["inbox_waiting"] as? Int ?? -1) == 100
+        }
+        let cancel = try instance.run(["cancel", "Inbox/mid100"])
+        #expect(cancel.status == 65)
+        #expect(cancel.stderr.contains("waits in Inbox and is not a job yet"), "\(cancel.stderr)")
+        try instance.drop("high1")
+        try instance.waitUntil("the urgent file is queued past the full queue", timeout: 10) { try queued(instance) == held + 1 }
+        #expect(FileManager.default.createFile(atPath: instance.path("release"), contents: nil))
+        try instance.waitUntil("all ran", timeout: 60) { instance.lines(of: "order.log").count == 102 }
+        let order = instance.lines(of: "order.log")
+        #expect(Array(order.prefix(2)) == ["block", "high1"])
+        #expect(Array(order.dropFirst(2)) == burst)
+        #expect(try status()["inbox_waiting"] as? Int == 0)
+        instance.stopDaemon()
+    }
+
     @Test func aJobThatWaitsLongGainsPriority() throws {
         let instance = try TestInstance(config: Self.config(starvationAfter: "1s"))
         try holdQueue(instance)

@@ -543,7 +543,9 @@ private final class Harness: Sendable {
         let exit = Locked<(WorkerExit, Int)?>(nil)
         let supervisor = self.supervisor
         let result: Result<WorkerHandle, SpawnError> = queue.sync {
-            Result { () throws(SpawnError) in
+            // As the dispatcher's cycle does: the start, then the order for the zygote it used.
+            defer { supervisor.sendZygoteOrders() }
+            return Result { () throws(SpawnError) in
                 try supervisor.spawn(request) { value in
                     exit.update { $0 = (value, supervisor.runningCount) }
                 }

@@ -164,6 +164,13 @@ public enum InterventionCommands {
             throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet").about(.unknown)
         }
         let found = try reading(store) { try Reports.findJob($0, config: config, target: target, workingDirectory: workingDirectory) }
+        if found?.state.isTerminal ?? true, Reports.waitsInInbox(config, target: target, workingDirectory: workingDirectory) {
+            throw CommandError(
+                .badInput,
+                "error: \(target) waits in Inbox and is not a job yet (files are claimed a queue's worth at a time); "
+                    + "remove it from Inbox to keep it from running, or try again once `status` shows it queued"
+            ).about(.unknown)
+        }
         guard let found else { throw CommandError(.badInput, "error: no job matches \(target)").about(.unknown) }
         return (store, found)
     }

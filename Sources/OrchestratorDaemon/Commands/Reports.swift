@@ -353,6 +353,21 @@ public enum Reports {
         return nil
     }
 
+    /// Whether `target` is an entry in Inbox itself (not the processing area): a file there that no live job
+    /// holds has not been claimed yet (claims come a queue's worth at a time) and is no job to act on.
+    static func waitsInInbox(_ config: Config, target: String, workingDirectory: String) -> Bool {
+        let targetBytes = ArgumentBytes.of(target)
+        let absolute = target.hasPrefix("/") ? targetBytes : Array(workingDirectory.utf8) + [UInt8(ascii: "/")] + targetBytes
+        let given = PathBytes(absolute)
+        guard let parent = FileSystem.realPath(given.parent) else { return false }
+        let resolved = parent.appending(RelativePath(given.lastComponent))
+        let inbox = FileSystem.realPath(PathBytes(config.paths.inbox)) ?? PathBytes(config.paths.inbox)
+        let processing = FileSystem.realPath(PathBytes(config.paths.processing)) ?? PathBytes(config.paths.processing)
+        let slash = [UInt8(ascii: "/")]
+        guard resolved.bytes.starts(with: inbox.bytes + slash), !resolved.bytes.starts(with: processing.bytes + slash) else { return false }
+        return FileSystem.status(resolved) != nil
+    }
+
     // MARK: helpers
 
     /// The store for `status`, or nil with the reason in `cannotRead`; nil without one when nothing has been

@@ -11,13 +11,24 @@ extension Dispatcher {
     /// How many claimed-but-waiting jobs a scan keeps ahead of the workers. The rest of a backlog stays in
     /// Inbox, visible and removable, and memory stays flat.
     var scanHighWater: Int { max(64, config.limits.maxConcurrent * 16) }
+    /// Claiming starts again only once the queue is down to this: claims then come a batch at a time, one commit
+    /// for dozens of files, rather than one or two in every cycle as workers take them.
+    var claimLowWater: Int { scanHighWater / 4 }
+
+    /// How many files may be claimed in this cycle: none while the queue holds at least `claimLowWater`, else
+    /// up to `scanHighWater`.
+    var claimRoom: Int {
+        let held = readyCount + newClaims.count
+        guard newClaims.isEmpty ? readyCount < claimLowWater : held < scanHighWater else { return 0 }
+        return scanHighWater - held
+    }
 
     func handleWatchEvents(_ events: [WatchEvent]) {
         for event in events {
             switch event {
             case .renamedIn(let name):
                 guard wants(name) else { continue }
-                claim(name)
+                claimInTurn(name)
             case .closedAfterWrite(let name), .closedWithoutWrite(let name):
                 guard wants(name) else { continue }
                 noteActivity(name, writer: .closed)
@@ -56,7 +67,7 @@ extension Dispatcher {
     func arrived(_ name: RelativePath) {
         guard !phase.isStopping, let status = FileSystem.status(layout.inbox.appending(name)), status.isInboxEntry else { return }
         if SettleBook<TimerHandle>.completeOnArrival(status, wallNanoseconds: Self.wallNanoseconds(), settle: settling.settle) {
-            claim(name)
+            claimInTurn(name)
         } else {
             noteActivity(name)
         }
@@ -79,7 +90,7 @@ extension Dispatcher {
     func settleTimerFired(_ name: RelativePath) {
         let time = now
         switch settling.timerFired(name, FileSystem.status(layout.inbox.appending(name)), at: time) {
-        case .complete: claim(name)
+        case .complete: claimInTurn(name)
         case .lookAgain(let due): settling.armed(name, wheel.schedule(at: due, .settle(name)))
         case .waitingForClose, .forgotten: break
         }
@@ -108,7 +119,7 @@ extension Dispatcher {
     /// Pulls the next slice of an Inbox walk while the queue has room for it.
     func continueScan() {
         guard let cursor = scan, phase.admitsNewWork else { return }
-        guard readyCount + newClaims.count < scanHighWater else { return }
+        guard claimRoom > 0 else { return }
         let wallNanos = Self.wallNanoseconds()
         let silence = UInt64(max(0, config.sweeps.ingest.wholeMilliseconds))
         for file in cursor.next(limit: 256) where wants(file.path) {
@@ -142,7 +153,7 @@ extension Dispatcher {
             }
         }
         // More to read and room for it: come back after the events that queued up meanwhile.
-        if scan != nil, readyCount + newClaims.count < scanHighWater { scheduleCycle() }
+        if scan != nil, claimRoom > 0 { scheduleCycle() }
     }
 
     /// The watchdog sweep under `watch`: disk space, runs past their timeout (ended here), the inotify watch
@@ -337,6 +348,47 @@ extension Dispatcher {
     }
 
     // MARK: Claiming
+
+    /// A file that has arrived whole: claimed in its turn, as the queue has room (see `ArrivalQueue`).
+    func claimInTurn(_ name: RelativePath) {
+        guard phase.admitsNewWork else { return }
+        if let timer = settling.remove(name) { wheel.cancel(timer) }
+        arrivals.add(name, priority: config.handler(for: name)?.priority ?? 0)
+    }
+
+    /// Claims arrived files while the queue has room; files the queue had no room for wait in Inbox (and
+    /// `arrivals`) for the next cycle, which `runCycle` schedules while room is left.
+    func claimArrivals() {
+        guard phase.admitsNewWork else { return }
+        var room = claimRoom
+        var urgent = 0
+        while let priority = arrivals.topPriority {
+            if room > 0 {
+                room -= 1
+            } else if outranksTheQueue(priority, besides: urgent) {
+                // A file of an urgent handler dropped behind a burst goes ahead of it, as if the whole burst had been
+                // claimed: past a full queue, as long as few queued jobs are at its priority or above.
+                urgent += 1
+            } else {
+                break
+            }
+            guard let name = arrivals.next() else { break }
+            // A reload may have made it no input since it arrived.
+            guard wants(name) else { continue }
+            claim(name)
+        }
+    }
+
+    private func outranksTheQueue(_ priority: Int, besides claimed: Int) -> Bool {
+        ready.count(atLeast: priority) + claimed < claimLowWater
+    }
+
+    /// Arrivals wait and may be claimed now (a cycle that only registers claims for other daemons leaves the
+    /// ready queue empty, so it is never full).
+    var arrivalsCanProceed: Bool {
+        guard phase.admitsNewWork, let priority = arrivals.topPriority else { return false }
+        return claimRoom > 0 || outranksTheQueue(priority, besides: 0)
+    }
 
     /// Takes a file out of Inbox by renaming it into the processing area. The rename is the claim:
     /// only one rename of a name can succeed, so a file is never run twice concurrently.

@@ -319,6 +319,7 @@ extension Dispatcher {
         let deadline = running.isEmpty ? nil : now + ticks(config.limits.shutdownGrace)
         phase = .draining(since: now, deadline: deadline)
         scan = nil
+        arrivals.removeAll()
         for timer in settling.removeAll() { wheel.cancel(timer) }
         watcher?.cancel()
         watcher = nil
@@ -381,7 +382,8 @@ extension Dispatcher {
     /// ended. Retries not yet due are left for the next sweep or daemon.
     func finishBatchIfDone() {
         guard batch != nil, !phase.isStopping else { return }
-        guard scan == nil, running.isEmpty, undecided.isEmpty, movesInFlight == 0, finishedJobs.isEmpty, settling.isEmpty, newClaims.isEmpty
+        guard scan == nil, running.isEmpty, undecided.isEmpty, movesInFlight == 0, finishedJobs.isEmpty, settling.isEmpty, newClaims.isEmpty,
+              arrivals.isEmpty
         else { return }
         if jobs.values.contains(where: { $0.state == .queued }) { return }
         if let taskJob = batchReport.taskJob, jobs[taskJob] != nil { return }

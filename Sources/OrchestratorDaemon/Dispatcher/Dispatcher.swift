@@ -343,6 +343,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// Workers that exited 0 this cycle, recorded after the cycle's first starts (`finishSucceededExits`).
     var succeededExits: [(jobID: Int64, exit: WorkerExit, attempt: RunningAttempt)] = []
     var newClaims: [Claim] = []
+    /// Files arrived whole and not yet claimed: claimed a queue's worth at a time (see `ArrivalQueue`).
+    var arrivals = ArrivalQueue<RelativePath>()
     var finishedJobs: [FinishedJob] = []
     /// The writes waiting for the next commit, and the names of moved files that commit frees.
     var writes = WriteBatch<(any StoreTransaction) throws -> Void, (name: RelativePath, job: Int64)>()
@@ -519,10 +521,14 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         // moves below wait on fsyncs, and a free slot should not wait with them.
         startWorkers()
         finishSucceededExits()
+        claimArrivals()
         continueScan()
         commitClaims()
         startWorkers()
         claimForeignWork()
+        // More arrived than the queue had room for, and room is left (workers took some, or the claims went to
+        // other daemons): another cycle, after whatever events came meanwhile (worker exits first of all).
+        if arrivalsCanProceed { scheduleCycle() }
         // Idle for a moment (nothing queued or running): the spawner goes, and comes back with the next worker
         // (see releaseSpawner). Not at every empty queue, or a trickle of files would start one per file.
         if readyCount == 0, running.isEmpty, spawnerIdleTimer == nil, supervisor.spawnerPID != nil {
@@ -530,6 +536,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
         }
         moveFinishedFiles()
         deferWrites()
+        // Last, so that the zygotes told to exec this cycle are running before the spawner wakes to fork more.
+        supervisor.sendZygoteOrders()
         armTimer()
         reportStatus()
         finishShutdownIfDrained()
