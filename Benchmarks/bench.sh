@@ -15,6 +15,8 @@
 #   VARIANTS="helper:ORCH_SPAWN=helper direct:ORCH_SPAWN=direct"   daemon variants (NAME:ENV=VALUE,...),
 #                                            each run in turn against the same floor in every run;
 #   VARIANTS="main:BIN=/tmp/main/orchestrator new:"   BIN= runs another build (orchestrator-spawn beside it)
+#   HARNESS=python                          the burst's mover and waiter in Python, as before Benchmarks/burst.c
+#                                            (they took 5-8% of the machine the daemon is measured on)
 #   VARIANTS="plain: api:HTTP=20"   HTTP=N serves the API ([http] on a free loopback port) and polls
 #                                   GET /api/v1/status N times a second while the daemon works
 set -euo pipefail
@@ -41,6 +43,7 @@ fi
 bin="$(swift build -c release --show-bin-path)/orchestrator"
 gcc -O2 -o "$work/floor" Benchmarks/floor.c
 gcc -O2 -o "$work/latency" Benchmarks/latency.c
+gcc -O2 -o "$work/burst" Benchmarks/burst.c -lsqlite3
 
 now() { date +%s.%N; }
 pipeline() {  # DIR: inotifywait | xargs -P2 running /bin/true and moving each file; sets ipid (inotifywait's)
@@ -156,8 +159,13 @@ RUN_LINES=()
 burst() {  # RUN CONCURRENCY VARIANT ENV: 5,000 files renamed into a running daemon
     local d="$work/t$2" t0 t1 c0 c1 w0 w1 k0 k1
     instance "$d" "$2"; make_files "$d/stage" "$N"; start_daemon "$d" "$4"
-    c0=$(cpu_ms $pid); w0=$(children_ms $pid); k0=$(ticks $pid); t0=$(move_all "$d/stage" "$d/Inbox")
-    t1=$(wait_count "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite"); c1=$(cpu_ms $pid); w1=$(children_ms $pid); k1=$(ticks $pid)
+    c0=$(cpu_ms $pid); w0=$(children_ms $pid); k0=$(ticks $pid)
+    if [ "${HARNESS:-c}" = python ]; then  # the Python mover and store poller of earlier measurements
+        t0=$(move_all "$d/stage" "$d/Inbox"); t1=$(wait_count "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite")
+    else
+        read -r t0 t1 < <("$work/burst" "$d/stage" "$d/Inbox" "$d/Done" "$N" "$d/.orchestrator/orchestrator.sqlite")
+    fi
+    c1=$(cpu_ms $pid); w1=$(children_ms $pid); k1=$(ticks $pid)
     stop_daemon; check_store "$d" "$N"
     local r floor_own floor_workers; r=$(rate "$N" "$t0" "$t1"); read -r floor_own floor_workers < "$work/floor_cpu"
     R[burst_c$2_$3_$1]=$(ratio "$r" "${R[floor_c$2_$1]}"); R[cpu_c$2_$3_$1]=$(per_file "$c0" "$c1" "$N")
