@@ -206,6 +206,11 @@ static pid_t parent_tid;
 
 static void *parent_thread(void *unused) {
     (void)unused;
+    // Children inherit this thread's scheduling policy. It inherited its creator's, which may be the event loop's
+    // SCHED_BATCH: the process's own (its main thread's, as the service manager set it) is the workers' due.
+    struct sched_param param;
+    int policy = sched_getscheduler(getpid());
+    if (policy >= 0 && sched_getparam(getpid(), &param) == 0) sched_setscheduler(0, policy, &param);
     pthread_mutex_lock(&parent_lock);
     parent_tid = (pid_t)syscall(SYS_gettid);
     pthread_cond_broadcast(&parent_answered);

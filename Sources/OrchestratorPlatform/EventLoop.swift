@@ -179,8 +179,10 @@ public final class EventLoop: @unchecked Sendable {
             // ready); at the normal policy each wake-up preempted the exiting worker on its core, and the exit
             // finished only after this thread had run and slept again, once per wake-up. As a batch thread it waits
             // for the core instead (measured: 0.01-0.03 more of the floor in each of three runs at c=2 and c=4).
+            // Only from the normal policy: one the service manager chose (idle, real-time) stays. What this thread
+            // starts does not inherit it (shims.c, parent_thread).
             var batch = sched_param()
-            _ = sched_setscheduler(0, Self.schedBatch, &batch)
+            if sched_getscheduler(0) == 0 { _ = sched_setscheduler(0, Self.schedBatch, &batch) }
             var tokens = [UInt64](repeating: 0, count: 64)
             while !core.stopRequested.load(ordering: .acquiring) {
                 let count = tokens.withUnsafeMutableBufferPointer {

@@ -142,6 +142,27 @@ struct LifecycleTests {
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// The daemon's event loop thread runs at SCHED_BATCH; what it starts must not: a worker runs at the policy of the
+    /// daemon's process (its main thread), as the service manager set it.
+    @Test func workersRunAtTheDaemonsSchedulingPolicyNotTheEventLoops() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["/bin/sh", "-c", 'cut -d" " -f41 /proc/$$/stat > "../policy-$ORCH_NAME"']"#))
+        try instance.startDaemon()
+        for name in ["a", "b"] { try instance.drop(name) }
+        try instance.waitUntil("both ran", timeout: 20) { instance.lines(of: "policy-b").count == 1 && instance.lines(of: "policy-a").count == 1 }
+        let pid = try #require(instance.daemon?.processIdentifier)
+        let policy = { (path: String) in
+            ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: ")").last?.split(separator: " ")[38]
+        }
+        let daemonPolicy = try #require(policy("/proc/\(pid)/stat"))
+        #expect(daemonPolicy == "0")
+        #expect(instance.lines(of: "policy-a") == [String(daemonPolicy)])
+        #expect(instance.lines(of: "policy-b") == [String(daemonPolicy)])
+        // The event loop's thread is the one that is not.
+        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+        #expect(threads.contains { policy("/proc/\(pid)/task/\($0)/stat") == "3" })
+        instance.stopDaemon()
+    }
+
     @Test func fileWithoutHandlerGoesToFailedWithReason() throws {
         let instance = try TestInstance(config: testConfig(handler: """
             command = ["true"]
