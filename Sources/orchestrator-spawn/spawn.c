@@ -45,7 +45,8 @@ typedef long word;
 enum {
     SYS_read = 0, SYS_write = 1, SYS_close = 3, SYS_fcntl = 72, SYS_setsid = 112, SYS_execve = 59, SYS_exit = 60,
     SYS_clone = 56, SYS_dup3 = 292, SYS_chdir = 80, SYS_recvmsg = 47, SYS_sendmsg = 46, SYS_socketpair = 53,
-    SYS_pipe2 = 293, SYS_setsockopt = 54, SYS_prctl = 157, SYS_getppid = 110
+    SYS_pipe2 = 293, SYS_setsockopt = 54, SYS_prctl = 157, SYS_getppid = 110, SYS_sched_setscheduler = 144,
+    SYS_sched_getscheduler = 145
 };
 
 static inline word syscall3(word n, word a, word b, word c) {
@@ -67,7 +68,8 @@ __asm__(".text\n.globl _start\n_start:\n xor %rbp,%rbp\n mov %rsp,%rdi\n and $-1
 enum {
     SYS_read = 63, SYS_write = 64, SYS_close = 57, SYS_fcntl = 25, SYS_setsid = 157, SYS_execve = 221, SYS_exit = 93,
     SYS_clone = 220, SYS_dup3 = 24, SYS_chdir = 49, SYS_recvmsg = 212, SYS_sendmsg = 211, SYS_socketpair = 199,
-    SYS_pipe2 = 59, SYS_setsockopt = 208, SYS_prctl = 167, SYS_getppid = 173
+    SYS_pipe2 = 59, SYS_setsockopt = 208, SYS_prctl = 167, SYS_getppid = 173, SYS_sched_setscheduler = 119,
+    SYS_sched_getscheduler = 120
 };
 
 static inline word syscall5(word n, word a, word b, word c, word d, word e) {
@@ -229,6 +231,12 @@ static int move_fd(int fd, int to) {
     return (int)syscall3(SYS_dup3, fd, to, 0);
 }
 
+enum { SCHED_OTHER = 0, SCHED_BATCH = 3 };
+/// The spawner and its waiting zygotes run at SCHED_BATCH when the daemon runs at the normal policy: a zygote woken
+/// by its request (or the spawner by an order) then waits for a core rather than preempting the daemon's thread
+/// that woke it, midway through its round. Each zygote goes back to the normal policy before it becomes the worker.
+static int batch_until_exec;
+
 /// A zygote: forked ahead of need, it waits on its own socket for the one request it will ever serve, then
 /// becomes that worker (its pid is the one the daemon was given with the socket). End of file: not needed.
 __attribute__((noreturn)) static void zygote(int sock, int out, int err) {
@@ -239,6 +247,10 @@ __attribute__((noreturn)) static void zygote(int sock, int out, int err) {
     if (length > PAYLOAD_MAX || (unsigned long)argc + envc + 2 > POINTERS_MAX) exit_now(127);
     if (!read_fully(sock, payload, length)) exit_now(0);  // Cut short: the daemon gave up on this start.
     syscall3(SYS_close, sock, 0, 0);
+    if (batch_until_exec) {
+        int normal = 0;  // struct sched_param: the priority, 0 for the normal policy
+        syscall3(SYS_sched_setscheduler, 0, SCHED_OTHER, (word)&normal);
+    }
     // PROGRAM, SEARCH_PATH, CWD, ARGV..., ENVP...: split at the NULs.
     char *strings[3] = {0, 0, 0};
     unsigned long at = 0, count = 0, wanted = 3 + (unsigned long)argc + envc;
@@ -345,6 +357,9 @@ static void make_zygote(void) {
 /// Orders are 32-bit counts of zygotes wanted; anything else (a daemon of another build) ends us, and the daemon
 /// then runs the helper per worker.
 __attribute__((noreturn)) static void serve(void) {
+    int priority = 0;
+    if (syscall3(SYS_sched_getscheduler, 0, 0, 0) == SCHED_OTHER)
+        batch_until_exec = syscall3(SYS_sched_setscheduler, 0, SCHED_BATCH, (word)&priority) == 0;
     syscall3(SYS_fcntl, REPORT_FD, F_SETFD, FD_CLOEXEC);
     if (syscall3(SYS_fcntl, REPLY_FD, F_SETFD, FD_CLOEXEC) < 0) exit_now(0);
     for (;;) {
