@@ -15,7 +15,7 @@
 #   VARIANTS="helper:ORCH_SPAWN=helper direct:ORCH_SPAWN=direct"   daemon variants (NAME:ENV=VALUE,...),
 #                                            each run in turn against the same floor in every run;
 #   VARIANTS="main:BIN=/tmp/main/orchestrator new:"   BIN= runs another build (orchestrator-spawn beside it)
-#   HARNESS=python                          the burst's mover and waiter in Python, as before Benchmarks/burst.c
+#   HARNESS=python                          the burst's mover and the waiters in Python, as before Benchmarks/burst.c
 #                                            (they took 5-8% of the machine the daemon is measured on)
 #   VARIANTS="plain: api:HTTP=20"   HTTP=N serves the API ([http] on a free loopback port) and polls
 #                                   GET /api/v1/status N times a second while the daemon works
@@ -176,7 +176,11 @@ backlog_run() {  # RUN VARIANT ENV: 50,000 files in Inbox at start, c=2
     local d="$work/bl" t0 t1 c1 w1 k0 k1
     instance "$d" 2; make_files "$d/Inbox" "$BACKLOG"
     t0=$(now); start_daemon "$d" "$3"; k0=$(ticks $pid)
-    t1=$(wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite")
+    if [ "${HARNESS:-c}" = python ]; then
+        t1=$(wait_count "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite")
+    else  # the burst's waiter with nothing to move
+        mkdir -p "$d/nothing"; read -r _ t1 < <("$work/burst" "$d/nothing" "$d/Inbox" "$d/Done" "$BACKLOG" "$d/.orchestrator/orchestrator.sqlite")
+    fi
     c1=$(cpu_ms $pid); w1=$(children_ms $pid); k1=$(ticks $pid); local hwm; hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
     stop_daemon; check_store "$d" "$BACKLOG"
     local r floor_own floor_workers; r=$(rate "$BACKLOG" "$t0" "$t1"); read -r floor_own floor_workers < "$work/floor_cpu"

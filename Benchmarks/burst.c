@@ -5,7 +5,8 @@
 // harness takes next to nothing from the two cores it measures on (the Python helpers it replaces, a mover and a
 // store poller started through a pyenv shim, took 5-8% of them, which the floor, timing itself, never paid).
 //
-//   burst STAGE INBOX DONE COUNT DB    prints "T0 T1"; exit 1 after 600 s without them
+//   burst STAGE INBOX DONE COUNT DB    prints "T0 T1"; exit 1 after 600 s without them. An empty STAGE only waits
+//                                      (the backlog: files in Inbox before the daemon starts)
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
