@@ -178,8 +178,8 @@ public final class EventLoop: @unchecked Sendable {
             // SCHED_BATCH: a worker's exit wakes this thread up to three times (its two pipes close, then its pidfd is
             // ready); at the normal policy each wake-up preempted the exiting worker on its core, and the exit
             // finished only after this thread had run and slept again, once per wake-up. As a batch thread it waits
-            // for the core instead (measured: 0.01-0.03 more of the floor in each of three runs at c=2 and c=4).
-            // Only from the normal policy: one the service manager chose (idle, real-time) stays. What this thread
+            // for the core instead (with the spawner's batch policy, 0.02 more of the floor at c=2 in each of three
+            // runs: README, Benchmarks). Only from the normal policy: one the service manager chose (idle, real-time) stays. What this thread
             // starts does not inherit it (shims.c, parent_thread).
             var batch = sched_param()
             if sched_getscheduler(0) == 0 { _ = sched_setscheduler(0, Self.schedBatch, &batch) }

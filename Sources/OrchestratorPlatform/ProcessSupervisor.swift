@@ -50,7 +50,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
     private var zygotesOrdered = 0
     /// Replacements for zygotes that became workers, not yet ordered: `sendZygoteOrders` orders them once the
     /// round's starts are out. Ordered at each start, the spawner was woken on the same idle CPU as the zygote
-    /// just told to exec, and its fork ran first (measured: most of the 0.2 ms from request to exec).
+    /// just told to exec, and its fork ran first (seen in a scheduler trace of a burst).
     private var zygotesOwed = 0
     /// How many zygotes a new spawner makes ahead: one per worker that can exit in the same round at the bundled
     /// concurrency, so that a round's starts do not wait for a fork.

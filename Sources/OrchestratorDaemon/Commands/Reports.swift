@@ -332,11 +332,8 @@ public enum Reports {
         // one in Done or Failed the job that ended there; a bare name, the live job if there is one.
         let roots = [(config.paths.done, false), (config.paths.failed, false), (config.paths.inbox, true), (config.paths.processing, true)]
         let targetBytes = ArgumentBytes.of(target)
-        let absolute = target.hasPrefix("/") ? targetBytes : Array(workingDirectory.utf8) + [UInt8(ascii: "/")] + targetBytes
         var candidates: [(name: RelativePath, live: Bool)] = []
-        // The folders are resolved, the entry itself is not: a symlink in Failed/ names itself, not its target.
-        let given = PathBytes(absolute)
-        let resolved = FileSystem.realPath(given.parent).map { $0.appending(RelativePath(given.lastComponent)) } ?? given
+        let resolved = resolvedPath(of: target, workingDirectory: workingDirectory)
         for (root, live) in roots {
             let rootReal = FileSystem.realPath(PathBytes(root)) ?? PathBytes(root)
             let prefix = rootReal.bytes + [UInt8(ascii: "/")]
@@ -356,11 +353,7 @@ public enum Reports {
     /// Whether `target` is an entry in Inbox itself (not the processing area): a file there that no live job
     /// holds has not been claimed yet (claims come a queue's worth at a time) and is no job to act on.
     static func waitsInInbox(_ config: Config, target: String, workingDirectory: String) -> Bool {
-        let targetBytes = ArgumentBytes.of(target)
-        let absolute = target.hasPrefix("/") ? targetBytes : Array(workingDirectory.utf8) + [UInt8(ascii: "/")] + targetBytes
-        let given = PathBytes(absolute)
-        guard let parent = FileSystem.realPath(given.parent) else { return false }
-        let resolved = parent.appending(RelativePath(given.lastComponent))
+        let resolved = resolvedPath(of: target, workingDirectory: workingDirectory)
         let inbox = FileSystem.realPath(PathBytes(config.paths.inbox)) ?? PathBytes(config.paths.inbox)
         let processing = FileSystem.realPath(PathBytes(config.paths.processing)) ?? PathBytes(config.paths.processing)
         let slash = [UInt8(ascii: "/")]
@@ -369,6 +362,15 @@ public enum Reports {
     }
 
     // MARK: helpers
+
+    /// A path given on the command line, absolute, its folders resolved and the entry itself not: a symlink in
+    /// Failed/ names itself, not its target.
+    static func resolvedPath(of target: String, workingDirectory: String) -> PathBytes {
+        let targetBytes = ArgumentBytes.of(target)
+        let absolute = target.hasPrefix("/") ? targetBytes : Array(workingDirectory.utf8) + [UInt8(ascii: "/")] + targetBytes
+        let given = PathBytes(absolute)
+        return FileSystem.realPath(given.parent).map { $0.appending(RelativePath(given.lastComponent)) } ?? given
+    }
 
     /// The store for `status`, or nil with the reason in `cannotRead`; nil without one when nothing has been
     /// recorded yet. Never creates the state dir: status only reads.
