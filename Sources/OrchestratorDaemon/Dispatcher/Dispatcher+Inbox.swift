@@ -8,20 +8,12 @@ import OrchestratorStore
 
 /// Watching, settling, scanning and claiming files.
 extension Dispatcher {
-    /// How many claimed-but-waiting jobs a scan keeps ahead of the workers. The rest of a backlog stays in
-    /// Inbox, visible and removable, and memory stays flat.
-    var scanHighWater: Int { max(64, config.limits.maxConcurrent * 16) }
-    /// Claiming starts again only once the queue is down to this: claims then come a batch at a time, one commit
-    /// for dozens of files, rather than one or two in every cycle as workers take them.
-    var claimLowWater: Int { scanHighWater / 4 }
+    /// How far claims run ahead of the workers, and when they start again (see `ClaimPacing`). The rest of a backlog
+    /// or a burst stays in Inbox, visible and removable, and memory stays flat.
+    var pacing: ClaimPacing { ClaimPacing(maxConcurrent: config.limits.maxConcurrent) }
 
-    /// How many files may be claimed in this cycle: none while the queue holds at least `claimLowWater`, else
-    /// up to `scanHighWater`.
-    var claimRoom: Int {
-        let held = readyCount + newClaims.count
-        guard newClaims.isEmpty ? readyCount < claimLowWater : held < scanHighWater else { return 0 }
-        return scanHighWater - held
-    }
+    /// How many files may be claimed in this cycle.
+    var claimRoom: Int { pacing.room(queued: readyCount, uncommitted: newClaims.count) }
 
     func handleWatchEvents(_ events: [WatchEvent]) {
         for event in events {
@@ -356,38 +348,18 @@ extension Dispatcher {
         arrivals.add(name, priority: config.handler(for: name)?.priority ?? 0)
     }
 
-    /// Claims arrived files while the queue has room; files the queue had no room for wait in Inbox (and
-    /// `arrivals`) for the next cycle, which `runCycle` schedules while room is left.
+    /// Claims arrived files while the queue has room, or past it for an urgent one; files the queue had no room for
+    /// wait in Inbox (and `arrivals`) for a later cycle, which `runCycle` schedules while some may be claimed.
     func claimArrivals() {
         guard phase.admitsNewWork else { return }
-        var room = claimRoom
-        var urgent = 0
-        while let priority = arrivals.topPriority {
-            if room > 0 {
-                room -= 1
-            } else if outranksTheQueue(priority, besides: urgent) {
-                // A file of an urgent handler dropped behind a burst goes ahead of it, as if the whole burst had been
-                // claimed: past a full queue, as long as few queued jobs are at its priority or above.
-                urgent += 1
-            } else {
-                break
-            }
-            guard let name = arrivals.next() else { break }
-            // A reload may have made it no input since it arrived.
-            guard wants(name) else { continue }
-            claim(name)
-        }
+        let names = pacing.take(from: &arrivals, queued: readyCount, uncommitted: newClaims.count) { ready.count(atLeast: $0) }
+        // A reload may have made one no input since it arrived.
+        for name in names where wants(name) { claim(name) }
     }
 
-    private func outranksTheQueue(_ priority: Int, besides claimed: Int) -> Bool {
-        ready.count(atLeast: priority) + claimed < claimLowWater
-    }
-
-    /// Arrivals wait and may be claimed now (a cycle that only registers claims for other daemons leaves the
-    /// ready queue empty, so it is never full).
     var arrivalsCanProceed: Bool {
-        guard phase.admitsNewWork, let priority = arrivals.topPriority else { return false }
-        return claimRoom > 0 || outranksTheQueue(priority, besides: 0)
+        phase.admitsNewWork
+            && pacing.canTake(from: arrivals, queued: readyCount, uncommitted: newClaims.count) { ready.count(atLeast: $0) }
     }
 
     /// Takes a file out of Inbox by renaming it into the processing area. The rename is the claim:
