@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import OrchestratorConfig
+import OrchestratorCore
 import OrchestratorDaemon
 import OrchestratorHTTP
 import OrchestratorMetrics
@@ -23,6 +24,23 @@ struct Orchestrator: ParsableCommand {
     /// listens for it too (as a stop) once it runs; the others are short.
     static func main() {
         signal(SIGHUP, SIG_IGN)
+        // ArgumentParser takes `-3` for an option and then says an argument is missing (apple/swift-argument-parser#31):
+        // a priority below the range is said as such.
+        let arguments = CommandLine.arguments.dropFirst()
+        if arguments.first == "priority", let negative = arguments.dropFirst().first(where: { $0.count > 1 && $0.hasPrefix("-") && Int($0) != nil }) {
+            FileHandle.standardError.write(Data("error: priority must be \(Intervention.priorities.lowerBound)..\(Intervention.priorities.upperBound), not \(negative)\n".utf8))
+            Glibc.exit(ExitCode.validationFailure.rawValue)
+        }
+        // A group given a word that is none of its subcommands: ArgumentParser then complains of the first option after
+        // it (`handler frob default --config X`: "Unknown option '--config'"), which hides the typo.
+        if let group = configuration.subcommands.first(where: { $0._commandName == arguments.first }) as? any CommandGroup.Type,
+            let word = arguments.dropFirst().first, !word.hasPrefix("-"),
+            !group.configuration.subcommands.contains(where: { $0._commandName == word })
+        {
+            let names = group.configuration.subcommands.map { $0._commandName }.joined(separator: ", ")
+            FileHandle.standardError.write(Data("error: '\(word)' is not a subcommand of '\(group._commandName)' (one of: \(names))\n".utf8))
+            Glibc.exit(ExitCode.validationFailure.rawValue)
+        }
         main(nil)
     }
 }

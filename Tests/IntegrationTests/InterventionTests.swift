@@ -288,6 +288,10 @@ import Testing
         // Running or out of range: refused.
         #expect(try instance.run(["priority", "block", "5"]).status == 65)
         #expect(try instance.run(["priority", "first.txt", "11"]).status == 64)
+        // A negative one is said as out of range, not as a missing argument (ArgumentParser takes `-3` for an option).
+        let negative = try instance.run(["priority", "first.txt", "-3"])
+        #expect(negative.status == 64)
+        #expect(negative.stderr.contains("priority must be 1..10, not -3"), "\(negative.stderr)")
 
         _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
         try instance.waitUntil("all three are done", timeout: 10) { instance.count(in: "Done") == 3 }

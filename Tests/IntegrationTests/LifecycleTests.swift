@@ -276,5 +276,9 @@ struct LifecycleTests {
             #expect(output.stderr.contains("missing subcommand (one of: "), "\(group): \(output.stderr)")
         }
         #expect(try instance.run(["task", "--help"], withConfig: false).status == 0)
+        // A typo for the subcommand is named as such, not as the option after it.
+        let typo = try instance.run(["handler", "frob", "default"])
+        #expect(typo.status == 64)
+        #expect(typo.stderr.contains("'frob' is not a subcommand of 'handler' (one of: pause, resume)"), "\(typo.stderr)")
     }
 }

@@ -228,6 +228,10 @@ import Testing
         let rows = try taskRows(instance)
         #expect(rows["hourly"]?["next_fire"] is String, "\(rows)")
         #expect(rows["quiet"]?["next_fire"] == nil && rows["quiet"]?["enabled"] as? Bool == false, "\(rows)")
+        // `status` says so on the task's line (before: "next -", as for a task that has no next fire yet).
+        let status = try instance.run(["status"]).stdout
+        #expect(status.split(separator: "\n").contains { $0.hasPrefix("task:     quiet") && $0.contains("next - (disabled)") }, "\(status)")
+        #expect(!status.split(separator: "\n").contains { $0.hasPrefix("task:     hourly") && $0.contains("disabled") }, "\(status)")
         #expect(try instance.run(["task", "enable", "quiet"]).status == 0)
         #expect(try taskRows(instance)["quiet"]?["next_fire"] is String)
     }

@@ -170,6 +170,7 @@ public enum Reports {
         if !shared { lines += own.healthLines(now: now) + own.breakerLines }
         for row in taskRows {
             var line = "task:     \(pad(row["name"] as? String ?? "", 20)) next \(row["next_fire"] as? String ?? "-")"
+            if row["enabled"] as? Bool == false { line += " (disabled)" }
             if let names = row["waiting_for"] as? [String] { line += ", waiting for " + names.joined(separator: ", ") }
             if let last = row["last_result"] as? String { line += ", last \(last)" }
             lines.append(line)

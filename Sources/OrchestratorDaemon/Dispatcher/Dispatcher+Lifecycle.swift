@@ -328,10 +328,12 @@ extension Dispatcher {
         for runtime in taskRuntimes.values { if let timer = runtime.timer { wheel.cancel(timer) } }
         notifier.notify("STOPPING=1\nSTATUS=draining \(running.count) workers")
         // `status` reads it: the daemon is still there, but stopping.
+        // With the moment the grace ends, so that a `status` later in the drain tells how long is left.
+        let graceEnds = LineLogHandler.timestamp(at: Self.wallClock() + Double(config.limits.shutdownGrace.wholeMilliseconds) / 1000)
         statusBoard?.post(
             running.isEmpty ? "stopping"
                 : "stopping: \(running.count == 1 ? "1 running worker has" : "\(running.count) running workers have") "
-                    + "until \(config.limits.shutdownGrace.configText) after the stop signal")
+                    + "until \(config.limits.shutdownGrace.configText) after the stop signal, \(graceEnds)")
         logger.info(
             "stopping", metadata: [
                 cause == nil ? "signal" : "cause": "\(cause ?? Self.signalName(number))", "running": "\(running.count)",
