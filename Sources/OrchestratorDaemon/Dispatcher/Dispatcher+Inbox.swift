@@ -357,6 +357,8 @@ extension Dispatcher {
         for name in names where wants(name) { claim(name) }
     }
 
+    /// Arrivals wait and some may be claimed now (a daemon that only registers claims for other daemons keeps its
+    /// ready queue empty, so it claims a queue's worth per cycle until they are all registered).
     var arrivalsCanProceed: Bool {
         phase.admitsNewWork
             && pacing.canTake(from: arrivals, queued: readyCount, uncommitted: newClaims.count) { ready.count(atLeast: $0) }
