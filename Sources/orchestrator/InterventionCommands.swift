@@ -31,9 +31,11 @@ extension Orchestrator {
         @Argument(help: "The new priority, 1..10.") var priority: Int
 
         func validate() throws {
-            if !Intervention.priorities.contains(priority) {
-                throw ValidationError("priority must be \(Intervention.priorities.lowerBound)..\(Intervention.priorities.upperBound), not \(priority)")
-            }
+            if !Intervention.priorities.contains(priority) { throw ValidationError(Self.outOfRange("\(priority)")) }
+        }
+
+        static func outOfRange(_ given: String) -> String {
+            "priority must be \(Intervention.priorities.lowerBound)..\(Intervention.priorities.upperBound), not \(given)"
         }
 
         func run() throws {

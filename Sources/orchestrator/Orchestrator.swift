@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import OrchestratorConfig
-import OrchestratorCore
 import OrchestratorDaemon
 import OrchestratorHTTP
 import OrchestratorMetrics
@@ -28,7 +27,7 @@ struct Orchestrator: ParsableCommand {
         // a priority below the range is said as such.
         let arguments = CommandLine.arguments.dropFirst()
         if arguments.first == "priority", let negative = arguments.dropFirst().first(where: { $0.count > 1 && $0.hasPrefix("-") && Int($0) != nil }) {
-            FileHandle.standardError.write(Data("error: priority must be \(Intervention.priorities.lowerBound)..\(Intervention.priorities.upperBound), not \(negative)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(Priority.outOfRange(negative))\n".utf8))
             Glibc.exit(ExitCode.validationFailure.rawValue)
         }
         // A group given a word that is none of its subcommands: ArgumentParser then complains of the first option after
@@ -37,8 +36,7 @@ struct Orchestrator: ParsableCommand {
             let word = arguments.dropFirst().first, !word.hasPrefix("-"),
             !group.configuration.subcommands.contains(where: { $0._commandName == word })
         {
-            let names = group.configuration.subcommands.map { $0._commandName }.joined(separator: ", ")
-            FileHandle.standardError.write(Data("error: '\(word)' is not a subcommand of '\(group._commandName)' (one of: \(names))\n".utf8))
+            FileHandle.standardError.write(Data("error: '\(word)' is not a subcommand of '\(group._commandName)' (one of: \(group.subcommandNames))\n".utf8))
             Glibc.exit(ExitCode.validationFailure.rawValue)
         }
         main(nil)
@@ -323,8 +321,9 @@ extension Batch.SweepMode: ExpressibleByArgument {}
 protocol CommandGroup: ParsableCommand {}
 
 extension CommandGroup {
+    static var subcommandNames: String { configuration.subcommands.map { $0._commandName }.joined(separator: ", ") }
+
     func run() throws {
-        let names = Self.configuration.subcommands.map { $0._commandName }.joined(separator: ", ")
-        throw ValidationError("missing subcommand (one of: \(names))")
+        throw ValidationError("missing subcommand (one of: \(Self.subcommandNames))")
     }
 }
