@@ -152,12 +152,13 @@ public struct Config: Sendable {
     /// Done, Failed or state directories are never input, should those lie inside Inbox.
     public func accepts(_ path: RelativePath) -> Bool {
         guard !path.bytes.isEmpty, !isInsideManagedDirectory(path) else { return false }
-        let components = path.components.map { RelativePath(Array($0)) }
+        let nested = path.bytes.contains(UInt8(ascii: "/"))
+        var components: [RelativePath]?
         for glob in inbox.exclude {
             if glob.matches(path) { return false }
-            if !glob.pattern.contains("/") && components.count > 1 && components.contains(where: glob.matches) {
-                return false
-            }
+            guard nested, !glob.containsSlash else { continue }
+            if components == nil { components = path.components.map { RelativePath(Array($0)) } }
+            if components?.contains(where: glob.matches) == true { return false }
         }
         return inbox.include.contains { $0.matches(path) }
     }
@@ -187,12 +188,16 @@ public struct Config: Sendable {
     }
 
     private func isInsideManagedDirectory(_ path: RelativePath) -> Bool {
-        let inboxPrefix = Array((paths.inbox == "/" ? "/" : paths.inbox + "/").utf8)
+        let inbox = paths.inbox.utf8
+        let separator = inbox.last == UInt8(ascii: "/") ? 0 : 1  // Inbox "/" (tests) ends in its separator
         for directory in [paths.processing, paths.done, paths.failed, paths.state] {
-            let absolute = Array(directory.utf8)
-            guard absolute.starts(with: inboxPrefix) else { continue }
-            let relative = Array(absolute[inboxPrefix.count...])
-            if path.bytes == relative || path.bytes.starts(with: relative + [UInt8(ascii: "/")]) { return true }
+            let absolute = directory.utf8
+            guard absolute.count > inbox.count + separator, absolute.starts(with: inbox),
+                separator == 0 || absolute[absolute.index(absolute.startIndex, offsetBy: inbox.count)] == UInt8(ascii: "/")
+            else { continue }
+            let relative = absolute.dropFirst(inbox.count + separator)
+            guard path.bytes.starts(with: relative) else { continue }
+            if path.bytes.count == relative.count || path.bytes[relative.count] == UInt8(ascii: "/") { return true }
         }
         return false
     }

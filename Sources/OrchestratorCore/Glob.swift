@@ -6,6 +6,42 @@
 public struct Glob: Hashable, Sendable, CustomStringConvertible {
     public let pattern: String
     private let tokens: [Token]
+    private let shape: Shape
+    /// Whether the pattern names a folder ("a/*.txt"): one without `/` is also tried on each component.
+    public let containsSlash: Bool
+
+    /// What most configured patterns are (`*`, `**`, `*.pdf`, `.*`, `~*`, a plain name), matched by comparing
+    /// bytes: the Inbox path of every arrival is tried against every include and exclude pattern.
+    enum Shape: Hashable, Sendable {
+        /// `**`
+        case anything
+        /// Literal bytes, then `*`, then literal bytes, with no "/" in either: one folder's names.
+        case oneStar(prefix: [UInt8], suffix: [UInt8])
+        case literal([UInt8])
+        case general
+
+        init(_ tokens: [Token]) {
+            if tokens == [.globStar] {
+                self = .anything
+                return
+            }
+            var prefix: [UInt8] = []
+            var suffix: [UInt8] = []
+            var sawStar = false
+            for token in tokens {
+                switch token {
+                case .byte(let byte) where byte != UInt8(ascii: "/"):
+                    if sawStar { suffix.append(byte) } else { prefix.append(byte) }
+                case .star where !sawStar:
+                    sawStar = true
+                default:
+                    self = .general
+                    return
+                }
+            }
+            self = sawStar ? .oneStar(prefix: prefix, suffix: suffix) : .literal(prefix)
+        }
+    }
 
     enum Token: Hashable, Sendable {
         case byte(UInt8)
@@ -82,6 +118,8 @@ public struct Glob: Hashable, Sendable, CustomStringConvertible {
             index += 1
         }
         self.tokens = tokens
+        self.shape = Shape(tokens)
+        self.containsSlash = bytes.contains(UInt8(ascii: "/"))
     }
 
     public var description: String { pattern }
@@ -98,6 +136,22 @@ public struct Glob: Hashable, Sendable, CustomStringConvertible {
     }
 
     public func matches(_ path: RelativePath) -> Bool {
+        let name = path.bytes
+        switch shape {
+        case .anything:
+            return true
+        case .literal(let bytes):
+            return name == bytes
+        case .oneStar(let prefix, let suffix):
+            return name.count >= prefix.count + suffix.count && name.starts(with: prefix)
+                && name.reversed().starts(with: suffix.reversed()) && !name.contains(UInt8(ascii: "/"))
+        case .general:
+            return matchesByWalk(path)
+        }
+    }
+
+    /// The general matcher, whatever the shape (tests compare the two).
+    func matchesByWalk(_ path: RelativePath) -> Bool {
         let name = path.bytes
         // memo[t][n]: 0 unknown, 1 no, 2 yes.
         var memo = [UInt8](repeating: 0, count: (tokens.count + 1) * (name.count + 1))

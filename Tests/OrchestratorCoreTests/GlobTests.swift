@@ -30,6 +30,27 @@ struct GlobTests {
         if !crosses { #expect(!glob.matches(RelativePath("sub/a.pdf")) && !glob.matches(RelativePath("a/b"))) }
     }
 
+    /// Patterns of one `*` between literals, `**` and plain names are matched by comparing bytes: the same answers
+    /// as the general walk, for every name.
+    @Test func shapesMatchedByComparingBytesAgreeWithTheWalk() throws {
+        let patterns = ["*", "**", "*.pdf", ".*", "~*", "a*b", "report.pdf", "ab*ba", "*.tar.gz", "x"]
+        let names = [
+            "", "a", "b", "ab", "aba", "abba", "ab/ba", "a/b", ".", ".hidden", "sub/.hidden", "~", "~lock", "x", "x/",
+            "report.pdf", "sub/report.pdf", "a.pdf", ".pdf", "pdf", "a.tar.gz", "tar.gz", "é.pdf", "a\u{FFFD}b",
+        ]
+        for pattern in patterns {
+            let glob = try Glob(pattern)
+            for name in names {
+                let path = RelativePath(name)
+                #expect(glob.matches(path) == glob.matchesByWalk(path), "\(pattern) vs \(name)")
+            }
+        }
+        // Invalid UTF-8 and a "/" in the literal part take the walk (the shape leaves "/" to it).
+        let raw = RelativePath([0x61, 0xff, 0x62])
+        #expect(try Glob("a*b").matches(raw) == Glob("a*b").matchesByWalk(raw))
+        #expect(try Glob("sub/*.pdf").matches(RelativePath("sub/a.pdf")))
+    }
+
     @Test func defaultExcludesRecogniseTemporaryNames() throws {
         let excludes = try [".*", "*.tmp", "*.part", "*.crdownload", "~*"].map(Glob.init)
         for name in [".hidden", "upload.tmp", "video.mp4.part", "file.crdownload", "~lock.docx"] {
