@@ -50,6 +50,18 @@ SQL
 # using every core, which caps what more daemons can add.
 machine_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 
+# CPU ticks of the whole PostgreSQL server: the postmaster, its live backends and helpers, and every child that has
+# ended (cutime+cstime of the postmaster).
+postmaster=$(head -1 "$(psql "$ORCH_TEST_POSTGRES_URL" -qAtXc 'SHOW data_directory')/postmaster.pid")
+server_ticks() {
+    local total
+    total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat")
+    for child in $(pgrep -P "$postmaster"); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$child/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
 cluster() {  # $1 = daemons: files/s, the daemons' CPU in ms per file, and how busy the machine was (%)
     local n=$1 db="bench_$RANDOM$RANDOM" root="$work/c$RANDOM"
     psql "$ORCH_TEST_POSTGRES_URL" -qXc "CREATE DATABASE $db" >/dev/null
@@ -82,14 +94,19 @@ TOML
         for _ in $(seq 200); do grep -q watching "$root/d$i/log" && break; sleep 0.05; done
     done
     (cd "$root/stage" && seq 1 "$FILES" | sed 's/$/.txt/' | xargs touch -d '1 hour ago')
-    local t0 t1 m0 m1
+    local t0 t1 m0 m1 s0 s1
     m0=$(machine_ticks)
+    s0=$(server_ticks)
     t0=$(date +%s.%N)
     python3 -c "import os,sys; s,d=sys.argv[1:]; [os.rename(os.path.join(s,f), os.path.join(d,f)) for f in os.listdir(s)]" \
         "$root/stage" "$root/Inbox"
-    while [ "$(ls "$root/Done" | wc -l)" -lt "$FILES" ]; do sleep 0.02; done
+    while [ "$(ls "$root/Done" | wc -l)" -lt "$FILES" ]; do
+        kill -0 "${pids[@]}" 2>/dev/null || { echo "a daemon exited: $(cat "$root"/d*/log | tail -3)" >&2; exit 1; }
+        sleep 0.02
+    done
     t1=$(date +%s.%N)
     m1=$(machine_ticks)
+    s1=$(server_ticks)
     local cpu=0
     for pid in "${pids[@]}"; do cpu=$((cpu + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
     kill "${pids[@]}"
@@ -97,8 +114,8 @@ TOML
     local failed
     failed=$(ls "$root/Failed" | wc -l)
     [ "$failed" -eq 0 ] || echo "WARNING: $failed files in Failed" >&2
-    python3 -c "import sys; f,t0,t1,cpu=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]),int(sys.argv[4]); a=list(map(int,sys.argv[5:7])); b=list(map(int,sys.argv[7:9])); print('%.0f %.3f %d' % (f/(t1-t0), cpu*10/f, round(100*(b[0]-a[0])/max(1,b[1]-a[1]))))" \
-        "$FILES" "$t0" "$t1" "$cpu" $m0 $m1
+    python3 -c "import sys; f,t0,t1,cpu=int(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]),int(sys.argv[4]); a=list(map(int,sys.argv[5:7])); b=list(map(int,sys.argv[7:9])); print('%.0f %.3f %d %.3f' % (f/(t1-t0), cpu*10/f, round(100*(b[0]-a[0])/max(1,b[1]-a[1])), int(sys.argv[9])*10/f))" \
+        "$FILES" "$t0" "$t1" "$cpu" $m0 $m1 $((s1 - s0))
     rm -rf "$root"
     psql "$ORCH_TEST_POSTGRES_URL" -qXc "DROP DATABASE $db" >/dev/null
 }
@@ -108,8 +125,8 @@ for run in $(seq 1 "$RUNS"); do
     line="run $run:"
     for c in $CLIENTS; do line="$line anchor$c=$(anchor "$c")"; done
     for n in $DAEMONS; do
-        read -r rate cpu busy < <(cluster "$n")
-        line="$line daemons$n=$rate (${cpu} ms cpu/file, machine ${busy}% busy)"
+        read -r rate cpu busy server_cpu < <(cluster "$n")
+        line="$line daemons$n=$rate (${cpu} ms cpu/file, server ${server_cpu} ms/file, machine ${busy}% busy)"
     done
     echo "$line"
 done
