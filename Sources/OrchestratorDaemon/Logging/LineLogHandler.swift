@@ -39,16 +39,29 @@ public struct LineLogHandler: LogHandler {
             line = prefix + "\(event.level.rawValue.uppercased()) \(event.message)"
                 + (fields.isEmpty ? "" : " " + fields.joined(separator: " "))
         case .json:
-            var object: [String: Any] = [
-                "time": Self.timestamp(), "level": event.level.rawValue, "message": "\(event.message)",
-            ]
-            for (key, value) in merged { object[key] = "\(value)" }
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-            line = String(decoding: data, as: UTF8.self)
+            line = Self.jsonLine(time: Self.timestamp(), level: event.level, message: "\(event.message)", fields: merged)
         }
         var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))
         Self.writeToStandardError(bytes)
+    }
+
+    /// Fields that always hold a count or an id: JSON numbers, so that a log shipper can compare and sum them
+    /// (`jq 'select(.ms > 1000)'`). Every other field stays a string, whatever it looks like: a file named `42` is
+    /// still a name.
+    static let numericFields: Set<String> = [
+        "job", "pid", "attempt", "attempts", "ms", "processed", "running", "max_concurrent", "max_running", "priority",
+        "failures", "handlers", "tasks", "jobs",
+    ]
+
+    static func jsonLine(time: String, level: Logger.Level, message: String, fields: Logger.Metadata) -> String {
+        var object: [String: Any] = ["time": time, "level": level.rawValue, "message": message]
+        for (key, value) in fields {
+            let text = "\(value)"
+            object[key] = numericFields.contains(key) ? Int64(text).map { NSNumber(value: $0) } ?? text : text
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// One write(2) per line (a short write goes on); straight to the fd, which under load is many times
