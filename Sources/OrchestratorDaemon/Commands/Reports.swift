@@ -558,6 +558,17 @@ public enum Reports {
         return String(format: "%dh%02dm", Int(seconds) / 3600, Int(seconds) % 3600 / 60)
     }
 
+    /// Columns as wide as their widest cell (a long task name or a cron line with its zone shifts no other
+    /// column), two spaces apart; the last column is not padded.
+    static func table(_ header: [String], _ rows: [[String]]) -> [String] {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { column, cell in column == row.count - 1 ? cell : pad(cell, widths[column]) }
+                .joined(separator: "  ")
+        }
+    }
+
     static func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
     }

@@ -100,31 +100,34 @@ public enum TaskCommands {
         let handlers = try handlerRows(config: config, store: store)
         if json { return try Reports.render(["tasks": rows, "handlers": handlers]) }
         var lines: [String] = []
-        if rows.isEmpty { lines.append("no tasks configured") } else {
-            lines.append("TASK                 TRIGGER              NEXT                        RUNS  FAILED  AVG     P95     LAST")
-        }
-        for row in rows {
-            let name = row["name"] as? String ?? ""
-            var last = (row["last_result"] as? String).map { "\($0) \(row["last_finished"] as? String ?? "")" } ?? "never ran"
-            if let names = row["waiting_for"] as? [String] { last += "; waiting for " + names.joined(separator: ", ") }
-            if row["enabled"] as? Bool == false { last += " (disabled)" }
-            let average = (row["average_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
-            let p95 = (row["p95_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
-            lines.append(
-                "\(Reports.pad(name, 20)) \(Reports.pad(row["trigger"] as? String ?? "", 20)) "
-                    + "\(Reports.pad(row["next_fire"] as? String ?? "-", 27)) \(Reports.pad(String(row["executions"] as? Int ?? 0), 5)) "
-                    + "\(Reports.pad(String(row["failures"] as? Int ?? 0), 7)) \(Reports.pad(average, 7)) \(Reports.pad(p95, 7)) \(last)")
+        if rows.isEmpty {
+            lines.append("no tasks configured")
+        } else {
+            lines += Reports.table(
+                ["TASK", "TRIGGER", "NEXT", "RUNS", "FAILED", "AVG", "P95", "LAST"],
+                rows.map { row in
+                    var last = (row["last_result"] as? String).map { "\($0) \(row["last_finished"] as? String ?? "")" } ?? "never ran"
+                    if let names = row["waiting_for"] as? [String] { last += "; waiting for " + names.joined(separator: ", ") }
+                    if row["enabled"] as? Bool == false { last += " (disabled)" }
+                    return [
+                        row["name"] as? String ?? "", row["trigger"] as? String ?? "", row["next_fire"] as? String ?? "-",
+                        String(row["executions"] as? Int ?? 0), String(row["failures"] as? Int ?? 0),
+                        (row["average_seconds"] as? Double).map(Reports.formatSeconds) ?? "-",
+                        (row["p95_seconds"] as? Double).map(Reports.formatSeconds) ?? "-", last,
+                    ]
+                })
         }
         if !handlers.isEmpty {
             lines.append("")
-            lines.append("HANDLER              ATTEMPTS  FAILED  AVG     P95")
-            for row in handlers {
-                let average = (row["average_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
-                let p95 = (row["p95_seconds"] as? Double).map(Reports.formatSeconds) ?? "-"
-                lines.append(
-                    "\(Reports.pad(row["name"] as? String ?? "", 20)) \(Reports.pad(String(row["executions"] as? Int ?? 0), 9)) "
-                        + "\(Reports.pad(String(row["failures"] as? Int ?? 0), 7)) \(Reports.pad(average, 7)) \(p95)")
-            }
+            lines += Reports.table(
+                ["HANDLER", "ATTEMPTS", "FAILED", "AVG", "P95"],
+                handlers.map { row in
+                    [
+                        row["name"] as? String ?? "", String(row["executions"] as? Int ?? 0), String(row["failures"] as? Int ?? 0),
+                        (row["average_seconds"] as? Double).map(Reports.formatSeconds) ?? "-",
+                        (row["p95_seconds"] as? Double).map(Reports.formatSeconds) ?? "-",
+                    ]
+                })
         }
         return lines.joined(separator: "\n")
     }
