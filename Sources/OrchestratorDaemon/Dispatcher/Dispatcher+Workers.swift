@@ -165,31 +165,10 @@ extension Dispatcher {
         meter?.started(afterWaiting: Self.seconds(since: queuedAt, now: now))
         let number = job.attempts + 1
         let logPath = nextLogPath(jobID: job.id, attempt: number)
-        var environment = workerEnvironment
-        let values: PlaceholderValues
-        switch job.owner {
-        case .handler(let name):
-            let file = layout.processing.appending(job.name)
-            values = PlaceholderValues(file: file.bytes, name: job.name, job: job.id, attempt: number)
-            environment.append(Array("ORCH_FILE=".utf8) + file.bytes)
-            environment.append(Array("ORCH_NAME=".utf8) + job.name.bytes)
-            environment.append(Array("ORCH_HANDLER=\(name)".utf8))
-        case .task(let name):
-            values = PlaceholderValues(file: [], name: RelativePath([]), job: job.id, attempt: number)
-            environment.append(Array("ORCH_TASK=\(name)".utf8))
-            if let eventID = job.eventID, case let body = EventBodies.path(state: layout.state, event: eventID), FileSystem.exists(body) {
-                environment.append(Array("ORCH_EVENT_FILE=".utf8) + body.bytes)
-            }
-        case .upload(let name):
-            // {file} is the file's path in Done.
-            let file = layout.done.appending(job.name)
-            values = PlaceholderValues(file: file.bytes, name: job.name, job: job.id, attempt: number)
-            environment.append(Array("ORCH_FILE=".utf8) + file.bytes)
-            environment.append(Array("ORCH_NAME=".utf8) + job.name.bytes)
-            environment.append(Array("ORCH_HANDLER=\(name)".utf8))
-        }
-        environment.append(Array("ORCH_JOB_ID=\(job.id)".utf8))
-        environment.append(Array("ORCH_ATTEMPT=\(number)".utf8))
+        let eventBody = job.eventID.map { EventBodies.path(state: layout.state, event: $0) }.flatMap { FileSystem.exists($0) ? $0 : nil }
+        let (values, environment) = WorkerEnvironment.forAttempt(
+            workerEnvironment, owner: job.owner, name: job.name, jobID: job.id, attempt: number, processing: layout.processing,
+            done: layout.done, eventBody: eventBody)
         let request = SpawnRequest(
             arguments: spec.command.expand(values), environment: environment,
             workingDirectory: Array(config.baseDirectory.utf8), logPath: logPath.bytes, logCap: Self.logCap)
