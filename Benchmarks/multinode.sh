@@ -16,6 +16,7 @@ RUNS=${RUNS:-3}
 DAEMONS=${DAEMONS:-"1 2 3"}
 CLIENTS=${CLIENTS:-"1 2 4"}
 MAX_CONCURRENT=${MAX_CONCURRENT:-2}
+MAX_CPU_PERCENT=${MAX_CPU_PERCENT:-80}
 ANCHOR_SECONDS=${ANCHOR_SECONDS:-8}
 LISTERS=${LISTERS:-99}
 : "${ORCH_TEST_POSTGRES_URL:?run under scripts/postgres}"
@@ -78,6 +79,7 @@ failed = "$root/Failed"
 settle = "1ms"
 [limits]
 max_concurrent = $MAX_CONCURRENT
+max_cpu_percent = $MAX_CPU_PERCENT
 [node]
 name = "d$i"
 $( [ "$i" -le "$LISTERS" ] || echo 'roles = ["worker", "scheduler"]' )

@@ -121,9 +121,26 @@ extension Dispatcher {
         guard reason != admissionWait else { return }
         admissionWait = reason
         if let reason { logger.debug("queue waits", metadata: ["reason": "\(reason)"]) }
-        let (wallNow, node) = (Self.wallClock(), config.node.name)
+        // Written at most once a second, the latest at the end: daemons sharing a host each saw the others'
+        // workers move the host's CPU across max_cpu_percent at nearly every start, and wrote 1.5 notes per file.
+        let due = admissionNoted.at + Self.admissionNoteInterval
+        if now >= due {
+            writeAdmissionNote()
+        } else if admissionNoteTimer == nil {
+            admissionNoteTimer = wheel.schedule(at: due, .admissionNote)
+        }
+    }
+
+    func writeAdmissionNote() {
+        if let timer = admissionNoteTimer { wheel.cancel(timer) }
+        admissionNoteTimer = nil
+        guard admissionWait != admissionNoted.text else { return }
+        admissionNoted = (admissionWait, now)
+        let (reason, wallNow, node) = (admissionWait, Self.wallClock(), config.node.name)
         record { try $0.setNodeNote(node: node, Self.admissionNote, reason, at: wallNow) }
     }
+
+    static let admissionNoteInterval: UInt64 = 1000
 
     /// What a job runs, from its handler or task.
     struct RunSpec {

@@ -45,6 +45,8 @@ enum TimerPurpose: Hashable, Sendable {
     case verdictDue(jobID: Int64)
     case breakerCooldown(JobOwner)
     case admissionRecheck
+    /// The store's note of why the queue waits is written again (see noteAdmission).
+    case admissionNote
     case watchdogSweep
     case retrySweep
     case uploadSweep
@@ -312,6 +314,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var admissionWait: String?
     /// The limit behind `admissionWait`, counted in metrics when it changes.
     var admissionLimit: AdmissionLimit?
+    /// When the store's note of `admissionWait` was last written, and what it says (see noteAdmission).
+    var admissionNoted: (text: String?, at: UInt64) = (nil, 0)
+    var admissionNoteTimer: TimerHandle?
     var admissionRecheck: TimerHandle?
     var hostSampling: TimerHandle?
     var lastHealthy = true
@@ -614,6 +619,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
                 retrySweep()
                 armSweep(.retrySweep)
             case .hostSample: hostSampleDue()
+            case .admissionNote:
+                admissionNoteTimer = nil
+                writeAdmissionNote()
             case .diskRetry: diskRetryDue()
             case .spawnerIdle:
                 spawnerIdleTimer = nil
