@@ -165,7 +165,7 @@ struct ConfigValidator {
                                      "starvation_after", "shutdown_grace"])
         let defaults = Limits.defaults
         return Limits(
-            maxConcurrent: integer(section, "max_concurrent", atLeast: 1) ?? defaults.maxConcurrent,
+            maxConcurrent: integer(section, "max_concurrent", in: 1...Limits.mostConcurrent) ?? defaults.maxConcurrent,
             maxCPUPercent: percent(section, "max_cpu_percent") ?? defaults.maxCPUPercent,
             maxMemoryPercent: percent(section, "max_memory_percent") ?? defaults.maxMemoryPercent,
             starvationAfter: duration(section, "starvation_after") ?? defaults.starvationAfter,

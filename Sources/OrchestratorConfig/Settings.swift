@@ -64,6 +64,8 @@ public struct InboxSettings: Sendable, Hashable {
 public struct Limits: Sendable, Hashable {
     /// At most this many workers run at once.
     public var maxConcurrent: Int
+    /// The most `max_concurrent` may say: each worker holds four descriptors and a slot in every queue's sizing.
+    public static let mostConcurrent = 1024
     /// New work is admitted only while host CPU use is below this (100 = all cores).
     public var maxCPUPercent: Double
     /// New work is admitted only while host memory use is below this.

@@ -33,8 +33,14 @@ extension Duration {
             total = sum
         }
         guard total > 0 else { throw fail("must be positive") }
+        // Far beyond any timeout or retention anyone means, and small enough that a date that far off, or the
+        // same in nanoseconds, still fits in 64 bits.
+        guard total <= Self.longestConfigured else { throw fail("too large (at most 36500d, a hundred years)") }
         self = .milliseconds(total)
     }
+
+    /// The longest duration a config may name, in milliseconds: 36,500 days.
+    public static let longestConfigured: Int64 = 36_500 * 86_400_000
 
     /// Whole milliseconds, rounding down.
     public var wholeMilliseconds: Int64 {

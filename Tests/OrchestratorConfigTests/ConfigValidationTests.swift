@@ -246,13 +246,30 @@ private func problems(_ text: String) -> [String] {
             breaker = { failures = 0 }
             memory_percent = -1
             """) == [
-                "2: max_concurrent: must be at least 1, got 0",
+                "2: max_concurrent: must be between 1 and 1024, got 0",
                 "3: max_cpu_percent: must be greater than 0 and at most 100, got 0",
                 "4: max_memory_percent: must be greater than 0 and at most 100, got 100.5",
                 "8: priority: must be between 1 and 10, got 11",
                 "9: max_attempts: must be at least 1, got 0",
                 "10: breaker.failures: must be at least 1, got 0",
                 "11: memory_percent: must be greater than 0 and at most 100, got -1",
+            ])
+    }
+
+    @Test func valuesTooLargeToRunWithAreRefused() {
+        #expect(problems("""
+            [limits]
+            max_concurrent = 9223372036854775807
+            [retention]
+            logs = "1000000d"
+            [[handler]]
+            name = "h"
+            command = ["x"]
+            backoff = "9223372036854775807ms"
+            """) == [
+                "2: max_concurrent: must be between 1 and 1024, got 9223372036854775807",
+                #"4: logs: invalid duration "1000000d": too large (at most 36500d, a hundred years)"#,
+                #"8: backoff: invalid duration "9223372036854775807ms": too large (at most 36500d, a hundred years)"#,
             ])
     }
 

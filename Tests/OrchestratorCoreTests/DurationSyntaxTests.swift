@@ -14,6 +14,7 @@ struct DurationSyntaxTests {
         ("", "empty"), ("30", "missing unit"), ("5w", "unknown unit \"w\""), ("5sec", "unknown unit"), ("0s", "positive"),
         ("-5s", "expected a number"), ("1.5h", "unexpected"), ("1m1m", "largest to smallest"), ("30s1m", "largest to smallest"),
         ("5 m", "unexpected"), ("99999999999999999999d", "too large"), ("9999999999999d", "too large"),
+        ("1000000d", "at most 36500d"), ("9223372036854775807ms", "at most 36500d"), ("36500d1ms", "at most 36500d"),
     ])
     func invalidDurations(text: String, message: String) {
         #expect {
@@ -22,6 +23,10 @@ struct DurationSyntaxTests {
             guard let error = error as? PatternError else { return false }
             return error.message.contains(message) && error.message.contains("\"\(text)\"")
         }
+    }
+
+    @Test func aHundredYearsIsTheLongest() throws {
+        #expect(try Duration(parsing: "36500d").wholeMilliseconds == Duration.longestConfigured)
     }
 
     @Test func wholeMillisecondsRoundsDown() {
