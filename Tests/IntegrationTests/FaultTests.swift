@@ -992,6 +992,35 @@ private func getStatusOnANewConnection(port: UInt16) {
     }
 }
 
+/// The window between the mover putting a finished file in Done/ and its final path being committed: a restart
+/// records where the file is (it is not "removed by its worker") and its upload runs. The state is made with
+/// sqlite3; an upload command added before the restart shows whether recovery queues the upload.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct MovedBeforeTheStopTests {
+    @Test func aFileThatReachedDoneBeforeItsPathWasCommittedIsRecordedAndUploaded() throws {
+        let handler = """
+            command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../runs.log']
+            """
+        let instance = try TestInstance(config: testConfig(handler: handler))
+        try instance.startDaemon()
+        try instance.drop("a.txt")
+        try instance.waitUntil("a.txt is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        try runSQL(instance.path(".orchestrator/orchestrator.sqlite"), "UPDATE job SET final_path = NULL WHERE id = 1")
+        try testConfig(handler: handler + """
+
+            upload = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> ../uploads.log']
+            """).write(to: instance.configURL, atomically: true, encoding: .utf8)
+
+        try instance.startDaemon()
+        try instance.waitUntil("its upload ran", timeout: 20) { instance.lines(of: "uploads.log") == ["a.txt"] }
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.lines(of: "runs.log") == ["a.txt"], "finished work is never run again")
+        #expect(!instance.log.contains("removed its input"), "\(instance.log)")
+        let shown = try #require(try instance.json(["show", "1"]) as? [String: Any])
+        #expect((shown["location"] as? String)?.hasSuffix("/Done/a.txt") == true, "\(shown)")
+    }
+}
+
 /// A move that keeps failing (here Done/ is made immutable) leaves the file in the processing area, the
 /// health snapshot says `stuck`, and the watchdog sweep moves it once it can.
 @Suite(.serialized, .timeLimit(.minutes(2)), .enabled(if: getuid() == 0 && FileManager.default.fileExists(atPath: "/usr/bin/chattr")))

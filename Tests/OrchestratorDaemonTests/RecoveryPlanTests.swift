@@ -47,6 +47,16 @@ import Testing
         #expect(plan(unmoved: [job], processing: ["a.txt": rebooted], moved: [1: "a.txt"]) == [.finishMove(job)])
     }
 
+    /// The daemon died after the mover put the file in Done/ and before its final path was committed: the file
+    /// is found where it went and recorded there (its upload follows), not taken as removed by its worker.
+    @Test func aFileThatReachedDoneBeforeTheStopIsRecordedWhereItIs() {
+        let job = JobRecord(id: 1, name: RelativePath("a.txt"), handler: "h", state: .done, claimDevice: 42, claimInode: 100)
+        #expect(plan(unmoved: [job], moved: [1: "a.txt~1"]) == [.alreadyMoved(job, finalName: RelativePath("a.txt~1"))])
+        // Without the claim's identity a file of the name in Done/ could be an older job's: not taken.
+        let unidentified = JobRecord(id: 2, name: RelativePath("b.txt"), handler: "h", state: .done)
+        #expect(plan(unmoved: [unidentified], moved: [2: "b.txt"]) == [.finishMove(unidentified)])
+    }
+
     @Test func aNewFileOfTheNameInInboxIsNotAClaimThatWasLost() {
         let job = JobRecord(id: 1, name: RelativePath("b"), handler: "h", state: .queued, claimDevice: 42, claimInode: 100)
         #expect(plan(live: [job], inbox: ["b": file(inode: 100)]) == [.reclaim(job, handler: "h")])

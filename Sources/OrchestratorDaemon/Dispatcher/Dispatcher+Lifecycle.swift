@@ -148,6 +148,11 @@ extension Dispatcher {
             switch action {
             case .finishMove(let job):
                 if let moved = finishRecoveredMove(job) { recoveredMoves.append(moved) }
+            case .alreadyMoved(let job, let finalName):
+                logger.info(
+                    "its file had reached \(job.state == .done ? "Done" : "Failed") before the stop; recorded where it is",
+                    metadata: ["file": "\(job.name)", "job": "\(job.id)", "final": "\(finalName)"])
+                recoveredMoves.append(recordRecoveredMove(job, finalName: finalName))
             case .newerFileUnderName(let job, let finalName):
                 logger.warning(
                     "a newer file of the same name is in the processing area; it is a new job",

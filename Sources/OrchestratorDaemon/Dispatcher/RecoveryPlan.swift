@@ -14,6 +14,9 @@ struct RecoveryPlan: Equatable {
         /// by its inode, at `finalName`) but before its final path was committed: the job is done with; the
         /// newcomer becomes a job of its own.
         case newerFileUnderName(JobRecord, finalName: RelativePath)
+        /// A finished job's file had reached Done/ or Failed/ (found at `finalName` by its inode) when the daemon
+        /// died before committing its final path: record where it is (and its upload); nothing moves.
+        case alreadyMoved(JobRecord, finalName: RelativePath)
         /// A live job whose file waits in the processing area: queue it again under this handler.
         case restore(JobRecord, handler: String)
         /// A live job whose claiming rename did not survive (a power cut): its file is back in Inbox.
@@ -38,8 +41,12 @@ struct RecoveryPlan: Equatable {
         for job in unmoved {
             // Another inode under the name is a newcomer only if the job's own file is found where it went:
             // a worker that rewrote its input (sed -i) also leaves another inode, and that file is the job's.
-            if let present = processing(job.name), !Self.isClaimedFile(present, of: job), let finalName = movedFile(job) {
-                actions.append(.newerFileUnderName(job, finalName: finalName))
+            // A job recorded without its claim's identity cannot be looked for (another file of the name in Done/
+            // could be an older job's).
+            let present = processing(job.name)
+            let ownFileHere = present.map { Self.isClaimedFile($0, of: job) } ?? false
+            if !ownFileHere, job.claimInode != nil, let finalName = movedFile(job) {
+                actions.append(present == nil ? .alreadyMoved(job, finalName: finalName) : .newerFileUnderName(job, finalName: finalName))
             } else {
                 // Also when the file is gone: the move finishes a cross-filesystem copy or notes it was removed.
                 actions.append(.finishMove(job))
