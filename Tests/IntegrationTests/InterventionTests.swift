@@ -235,6 +235,42 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// An empty target matched the job of a file its worker moved away (whose final path is empty): `show ""` showed
+    /// it and `cancel ""` acted on it. Refused as a usage error.
+    @Test func anEmptyTargetNamesNoJob() throws {
+        let instance = try TestInstance(config: testConfig(handler: """
+            command = ["/bin/sh", "-c", 'mv "$ORCH_FILE" ../moved-away']
+            """))
+        try instance.startDaemon()
+        try instance.drop("a.txt")
+        try instance.waitUntil("a.txt's job ended", timeout: 20) { FileManager.default.fileExists(atPath: instance.path("moved-away")) }
+        try instance.waitUntil("its end is recorded", timeout: 20) { instance.log.contains("removed its input") }
+        #expect(instance.stopDaemon() == 0)
+        for arguments in [["show", ""], ["cancel", ""], ["priority", "", "5"]] {
+            let result = try instance.run(arguments)
+            #expect(result.status == 64, "\(arguments): \(result.stdout) \(result.stderr)")
+            #expect(result.stderr.contains("no job given"), "\(arguments): \(result.stderr)")
+        }
+        #expect((try show(instance, "a.txt"))["state"] as? String == "done")
+    }
+
+    /// A worker's stderr tail reached the terminal raw: a worker that echoes a file's content could clear the
+    /// screen or set the title of whoever ran `show`.
+    @Test func showPrintsAWorkersStderrWithoutItsControlSequences() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"""
+            command = ["/bin/sh", "-c", 'printf "\033[2J\033]0;pwned\007boom\n" >&2; exit 1']
+            max_attempts = 1
+            """#))
+        try instance.startDaemon()
+        try instance.drop("esc.txt")
+        try instance.waitUntil("esc.txt failed", timeout: 20) { instance.count(in: "Failed") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        let shown = try instance.run(["show", "esc.txt"])
+        #expect(shown.status == 0, "\(shown.stderr)")
+        #expect(!shown.stdout.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 }, "\(shown.stdout)")
+        #expect(shown.stdout.contains(#"\x1b[2J\x1b]0;pwned\x07boom"#), "\(shown.stdout)")
+    }
+
     // MARK: handler pause / resume
 
     @Test func pauseKeepsNewFilesWaitingAcrossARestartAndResumeRunsThem() throws {

@@ -23,4 +23,10 @@ import Testing
         // The last column carries no padding.
         #expect(lines.allSatisfy { !$0.hasSuffix(" ") })
     }
+
+    @Test func aWorkersOutputIsShownWithoutItsControlSequences() {
+        #expect(Reports.terminalSafe("\u{1b}[2J\u{1b}]0;pwned\u{07}\u{1b}[31mred") == "\\x1b[2J\\x1b]0;pwned\\x07\\x1b[31mred")
+        #expect(Reports.terminalSafe("tab\there\rover \u{9b}c") == "tab\there\\x0dover \\x9bc")
+        #expect(Reports.terminalSafe("ünïcode ✓ stays") == "ünïcode ✓ stays")
+    }
 }

@@ -305,7 +305,7 @@ public enum Reports {
             if !attempt.stderrTail.isEmpty {
                 lines.append("    stderr tail:")
                 for tailLine in String(decoding: attempt.stderrTail, as: UTF8.self).split(separator: "\n").suffix(10) {
-                    lines.append("      \(tailLine)")
+                    lines.append("      \(terminalSafe(tailLine))")
                 }
             }
         }
@@ -316,6 +316,8 @@ public enum Reports {
     /// also a file's name (`2`, with a file named 2 in the store) is refused as ambiguous (64): it named the job with
     /// that id, another file's, without a word.
     static func findJob(_ reader: any StoreReader, config: Config, target: String, workingDirectory: String) throws -> JobRecord? {
+        // An empty name matched the job of a file its worker moved away (its final path is empty).
+        guard !target.isEmpty else { throw CommandError(.usage, "error: no job given: give a file's path, its name, or a job id") }
         if target.hasPrefix("id:") {
             guard let id = Int64(target.dropFirst(3)) else { throw CommandError(.usage, "error: \(target): after id: comes a job id") }
             return try reader.job(id: id)
@@ -535,6 +537,21 @@ public enum Reports {
     }
 
     /// Names can hold newlines and control bytes; one record stays on one line.
+    /// A worker's output as text a terminal only prints: control characters (escape sequences that clear the
+    /// screen, set the title or colour, a carriage return that hides what came before) are shown as `\xHH`.
+    static func terminalSafe<Text: StringProtocol>(_ text: Text) -> String {
+        var safe = ""
+        for scalar in text.unicodeScalars {
+            let value = scalar.value
+            if (value < 0x20 && value != 0x09) || (0x7f...0x9f).contains(value) {
+                safe += "\\x" + (value < 0x10 ? "0" : "") + String(value, radix: 16)
+            } else {
+                safe.unicodeScalars.append(scalar)
+            }
+        }
+        return safe
+    }
+
     static func printable(_ name: RelativePath) -> String {
         LineLogHandler.quoteIfNeeded(name.description)
     }
