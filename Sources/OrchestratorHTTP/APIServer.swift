@@ -46,6 +46,9 @@ public enum APIServer {
         let responder = routes.router().buildResponder()
         let token = settings.token
         let listening = LockedFlag()
+        // The token of the config in force, read per request: a reload after the token file was rewritten
+        // (a rotated or leaked token) applies at once, without a restart that would drop the queue's workers.
+        let tokenInForce: @Sendable () -> String? = { handle.config.http?.token }
         do {
             let server = try HTTPServerBuilder.http1(configuration: .init(idleTimeout: .seconds(Self.idleTimeoutSeconds))).buildServer(
                 configuration: ServerConfiguration(
@@ -54,7 +57,7 @@ public enum APIServer {
                 eventLoopGroup: group, logger: quiet,
                 responder: { (request, writer: consuming ResponseWriter, channel) in
                     let context = BasicRequestContext(source: .init(channel: channel, logger: quiet))
-                    let response = await APIRoutes.answer(request, context: context, token: token, responder: responder)
+                    let response = await APIRoutes.answer(request, context: context, token: tokenInForce(), responder: responder)
                     try await writer.write(response: response.head, body: response.body)
                 },
                 onServerRunning: { channel in

@@ -67,6 +67,27 @@ import TestSupport
 
     // MARK: auth
 
+    /// A token rotated (the file rewritten, then a reload) applies at once: before, every reload was refused with
+    /// "[http] changed" and the old token stayed valid until a restart.
+    @Test func aReloadAfterTheTokenFileIsRewrittenAcceptsOnlyTheNewToken() throws {
+        let (instance, api) = try started(token: true)
+        #expect(try api.get("/api/v1/status").status == 200)
+        let rotated = "r0tated-\(UUID().uuidString)"
+        try "\(rotated)\n".write(toFile: instance.path("token"), atomically: true, encoding: .utf8)
+        #expect(try api.get("/api/v1/status").status == 200, "the old token holds until the reload")
+        let reloaded = try api.post("/api/v1/reload", json: nil)
+        #expect(reloaded.status == 200, "\(reloaded.object ?? [:])")
+        #expect(try api.get("/api/v1/status").status == 401, "the old token is refused after the reload")
+        #expect(try api.get("/api/v1/status", token: .some(rotated)).status == 200)
+        // By SIGHUP as well, back to the first token.
+        try "\(Self.token)\n".write(toFile: instance.path("token"), atomically: true, encoding: .utf8)
+        let daemon = try #require(instance.daemon)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the SIGHUP reload applied the token", timeout: 10) { try api.get("/api/v1/status").status == 200 }
+        #expect(try api.get("/api/v1/status", token: .some(rotated)).status == 401)
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func withATokenEveryRouteNeedsItAndAWrongOneIs401() throws {
         let (instance, api) = try started(token: true)
         for path in ["/api/v1/status", "/api/v1/jobs", "/api/v1/tasks", "/api/v1/openapi.json", "/api/v1/jobs/1", "/metrics"] {
@@ -379,7 +400,7 @@ import TestSupport
         try good.replacingOccurrences(of: "127.0.0.1:0", with: "127.0.0.1:1").write(to: instance.configURL, atomically: true, encoding: .utf8)
         let moved = try api.post("/api/v1/reload", json: nil)
         #expect(moved.status == 400)
-        #expect((moved.object?["problems"] as? [String])?.first?.contains("[http] changed") == true)
+        #expect((moved.object?["problems"] as? [String])?.first?.contains("[http] listen changed") == true)
         try api.validate()
         #expect(instance.stopDaemon() == 0)
     }

@@ -4,7 +4,7 @@ import OrchestratorStore
 
 /// SIGHUP (or `POST /api/v1/reload`): the config file is read again. A valid config applies to work that
 /// starts after it; running attempts finish under the config they started with. An invalid one, or one
-/// that moves `[paths]` or changes `[http]`, is refused and the config in force stays.
+/// that moves `[paths]` or `[http] listen`, is refused and the config in force stays.
 extension Dispatcher {
     /// `cause`: what asked for it, for the log.
     @discardableResult
@@ -186,8 +186,11 @@ struct ReloadPlan: Equatable {
     /// Why a valid config cannot be applied without a restart, if it cannot, and the key that says so.
     static func refusal(from old: Config, to new: Config) -> (String, key: String)? {
         if old.paths != new.paths { return ("[paths] changed (\(Self.changedPaths(old.paths, new.paths).joined(separator: ", ")))", "paths") }
-        // The server is bound once, at start.
-        if old.http != new.http { return ("[http] changed", "http") }
+        // The server is bound once, at start; its token is read per request, so `token_file` (or its content) may change.
+        if old.http?.listen != new.http?.listen {
+            let change = old.http == nil ? "[http] added" : new.http == nil ? "[http] removed" : "[http] listen changed"
+            return (change, "http")
+        }
         // The dispatcher holds its store from the start.
         if old.store != new.store { return ("[store] changed", "store") }
         // The node's name owns its claims in the store, and its roles decide which loops it started.
