@@ -110,6 +110,7 @@ extension Dispatcher {
 
     /// A running attempt's end, under the job's claim on a shared store.
     func recordAttemptEnd(jobID: Int64, _ result: AttemptResult, at wallNow: UnixTime) {
+        attemptEndsUncommitted = true
         guard claimsJobs else {
             record { try $0.finishRunningAttempt(jobID: jobID, result, at: wallNow) }
             return

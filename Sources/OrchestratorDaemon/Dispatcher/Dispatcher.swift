@@ -354,6 +354,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// The writes waiting for the next commit, and the names of moved files that commit frees.
     var writes = WriteBatch<(any StoreTransaction) throws -> Void, (name: RelativePath, job: Int64)>()
     var flushTimer: TimerHandle?
+    var flushDue: UInt64 = 0
+    /// An attempt's end is among the pending writes (see deferWrites).
+    var attemptEndsUncommitted = false
     /// Every pending write is one `recordForStatus` made: no commit of its own.
     var writesWaitForNothing = false
     /// The last commit failed (the disk under SQLite is full, the server is away): a pause for a full Done or Failed
@@ -691,15 +694,25 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// for the next cycle's commit, or at most `deferredWriteDelay`: under load one commit then serves
     /// several cycles, and the store is never more than a moment behind.
     func deferWrites() {
-        guard !writes.isEmpty, flushTimer == nil, !phase.isPausedForDisk, !writesWaitForNothing || phase.isStopping else { return }
+        guard !writes.isEmpty, !phase.isPausedForDisk, !writesWaitForNothing || phase.isStopping else { return }
         if phase.isStopping {
             flushWrites()
             return
         }
-        flushTimer = schedule(.flushWrites, after: Self.deferredWriteDelay)
+        // An attempt's end is what keeps finished work from running again after a crash of the daemon: it waits
+        // for a commit a few milliseconds at most (under load the move batches came 20-40 ms apart, and a kill in
+        // between ran completed files again).
+        let due = now + (attemptEndsUncommitted ? Self.attemptEndWriteDelay : Self.deferredWriteDelay)
+        if let timer = flushTimer {
+            guard due < flushDue else { return }
+            wheel.cancel(timer)
+        }
+        flushDue = due
+        flushTimer = wheel.schedule(at: due, .flushWrites)
     }
 
     static let deferredWriteDelay: UInt64 = 20
+    static let attemptEndWriteDelay: UInt64 = 3
     static let spawnerIdleDelay: UInt64 = 1000
 
     /// Commits the pending writes; false if they could not be (they stay pending).
@@ -726,7 +739,10 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
             for (name, job) in writes.committed(batch) {
                 for waiting in names.release(name, job: job) { noteActivity(waiting) }
             }
-            if writes.isEmpty { writesWaitForNothing = false }
+            if writes.isEmpty {
+                writesWaitForNothing = false
+                attemptEndsUncommitted = false
+            }
             storeUnavailable = false
             return result
         } catch {
