@@ -78,7 +78,7 @@ struct PostgresReader: StoreReader {
     }
 
     func history(limit: Int, failedOnly: Bool) throws -> [HistoryRow] {
-        let filter = failedOnly ? "a.outcome = 'failed'" : "a.outcome != 'running'"
+        let filter = failedOnly ? "a.outcome IN ('failed', 'cancelled')" : "a.outcome != 'running'"
         let rows = try connection.execute(
             """
             SELECT a.*, j.id AS j_id, j.kind AS j_kind, j.name AS j_name, j.handler AS j_handler,
@@ -96,6 +96,16 @@ struct PostgresReader: StoreReader {
         return try rows.rows.map { row in
             HistoryRow(job: try JobRecord(postgres: row, prefix: "j_"), attempt: try AttemptRecord(postgres: row))
         }
+    }
+
+    func failedWithoutAttempts(limit: Int) throws -> [JobRecord] {
+        try jobs(
+            """
+            SELECT * FROM job j
+            WHERE j.state = 'failed' AND NOT EXISTS (SELECT 1 FROM attempt a WHERE a.job_id = j.id)
+            ORDER BY COALESCE(j.finished_at, j.updated_at) DESC, j.id DESC
+            LIMIT $1
+            """, [.int(Int64(limit))])
     }
 
     func counts() throws -> QueueCounts {

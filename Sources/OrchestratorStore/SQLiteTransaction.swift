@@ -60,7 +60,7 @@ public struct SQLiteReader: StoreReader {
 
     /// Attempts, newest first; `failedOnly` keeps attempts that failed.
     public func history(limit: Int, failedOnly: Bool) throws -> [HistoryRow] {
-        let filter = failedOnly ? "WHERE a.outcome = 'failed'" : "WHERE a.outcome != 'running'"
+        let filter = failedOnly ? "WHERE a.outcome IN ('failed', 'cancelled')" : "WHERE a.outcome != 'running'"
         let rows = try Row.fetchAll(
             db,
             sql: """
@@ -77,6 +77,19 @@ public struct SQLiteReader: StoreReader {
                 """,
             arguments: [limit])
         return rows.map { row in HistoryRow(job: JobRecord(row: row, prefix: "j_"), attempt: AttemptRecord(row: row)) }
+    }
+
+    public func failedWithoutAttempts(limit: Int) throws -> [JobRecord] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT * FROM job j
+                WHERE j.state = 'failed' AND NOT EXISTS (SELECT 1 FROM attempt a WHERE a.job_id = j.id)
+                ORDER BY COALESCE(j.finished_at, j.updated_at) DESC, j.id DESC
+                LIMIT ?
+                """,
+            arguments: [limit]
+        ).map { JobRecord(row: $0) }
     }
 
     public func counts() throws -> QueueCounts {

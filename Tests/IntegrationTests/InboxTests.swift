@@ -98,6 +98,29 @@ struct InboxTests {
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// `history --failed` is where the README sends a user to see why files failed: it listed attempts only, so a
+    /// file that failed without one (no handler, cancelled while waiting) was in Failed/ with no line saying why.
+    @Test func historyOfFailuresListsFilesThatNeverRan() throws {
+        let instance = try TestInstance(config: testConfig(handler: """
+            match = ["*.txt"]
+            command = ["/bin/sh", "-c", 'exit 1']
+            max_attempts = 1
+            """))
+        try instance.startDaemon()
+        try instance.drop("bad.txt")
+        try instance.drop("data.csv")
+        try instance.waitUntil("both failed", timeout: 20) { instance.count(in: "Failed") == 2 }
+        #expect(instance.stopDaemon() == 0)
+        let history = try #require(try instance.json(["history", "--failed"]) as? [[String: Any]])
+        #expect(history.count == 2, "\(history)")
+        let csv = try #require(history.first { $0["name"] as? String == "data.csv" })
+        #expect(csv["attempt"] is NSNull && csv["outcome"] as? String == "failed")
+        #expect((csv["reason"] as? String)?.contains("no handler") == true, "\(csv)")
+        #expect(history.contains { $0["name"] as? String == "bad.txt" && $0["attempt"] as? Int == 1 })
+        let text = try instance.run(["history", "--failed"]).stdout
+        #expect(text.split(separator: "\n").contains { $0.contains("data.csv") && $0.contains("no handler") }, "\(text)")
+    }
+
     /// A daemon whose worker appends the size of the file it was given to sizes.log.
     func sizeRecordingInstance() throws -> TestInstance {
         let worker = """

@@ -434,4 +434,26 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
             #expect(try store.read { try $0.history(limit: 1, failedOnly: false) }.first?.job.id == job)
         }
     }
+
+    /// `history --failed` must show every file in Failed/ and why: those that failed without an attempt (no handler,
+    /// cancelled while waiting) come from here, and a cancelled attempt counts among the failures.
+    @Test(arguments: StoreEngine.all)
+    func failuresWithoutAnAttemptAndCancelledAttemptsAreFound(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let (neverRan, ran, cancelled) = try store.write { transaction in
+                let neverRan = try transaction.insertJob(
+                    kind: .file, name: path("n"), handler: nil, state: .failed, priority: 5, maxAttempts: 3, reason: "no handler", at: 5)
+                let ran = try transaction.insertJob(kind: .file, name: path("r"), handler: "h", state: .running, priority: 5, maxAttempts: 3, at: 1)
+                let attempt = try transaction.startAttempt(jobID: ran, number: 1, logPath: [], at: 2)
+                try transaction.finishAttempt(attemptID: attempt, AttemptResult(outcome: .failed, exitCode: 1), at: 3)
+                let cancelled = try transaction.insertJob(kind: .file, name: path("c"), handler: "h", state: .running, priority: 5, maxAttempts: 3, at: 1)
+                let cancelledAttempt = try transaction.startAttempt(jobID: cancelled, number: 1, logPath: [], at: 6)
+                try transaction.finishAttempt(attemptID: cancelledAttempt, AttemptResult(outcome: .cancelled, reason: "cancelled"), at: 7)
+                return (neverRan, ran, cancelled)
+            }
+            #expect(try store.read { try $0.failedWithoutAttempts(limit: 10) }.map(\.id) == [neverRan])
+            #expect(try store.read { try $0.failedWithoutAttempts(limit: 0) }.isEmpty)
+            #expect(try store.read { try $0.history(limit: 10, failedOnly: true) }.map(\.job.id) == [cancelled, ran])
+        }
+    }
 }

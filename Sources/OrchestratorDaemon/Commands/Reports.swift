@@ -195,35 +195,73 @@ public enum Reports {
     // MARK: history
 
     public static func history(config: Config, limit: Int, failedOnly: Bool, json: Bool) throws(CommandError) -> String {
-        let rows: [HistoryRow]
+        var rows: [HistoryRow] = []
+        // Files that failed without ever starting (no handler, not a regular file, cancelled while waiting) are in
+        // Failed/ too: `--failed` lists them, newest first among the failed attempts.
+        var neverRan: [JobRecord] = []
         do {
-            rows = try openStoreIfPresent(config)?.read { try $0.history(limit: limit, failedOnly: failedOnly) } ?? []
+            try openStoreIfPresent(config)?.read { reader in
+                rows = try reader.history(limit: limit, failedOnly: failedOnly)
+                if failedOnly { neverRan = try reader.failedWithoutAttempts(limit: limit) }
+            }
         } catch let error as CommandError {
             throw error
         } catch {
             throw CommandError(.failure, "error: cannot read the state database: \(error)")
         }
+        let entries = (rows.map { HistoryEntry.attempt($0) } + neverRan.map { HistoryEntry.neverRan($0) })
+            .sorted { $0.at > $1.at }.prefix(limit)
         if json {
-            return try render(rows.map { row in
-                nameFields(row.job.name).merging(attemptFields(row.attempt)) { $1 }.merging([
-                    "job": row.job.id, "handler": row.job.handler as Any? ?? NSNull(),
-                    "job_state": row.job.state.rawValue, "kind": row.job.kind.rawValue,
-                ]) { $1 }.merging(taskFields(row.job)) { $1 }
+            return try render(entries.map { entry -> [String: Any] in
+                switch entry {
+                case .attempt(let row):
+                    return nameFields(row.job.name).merging(attemptFields(row.attempt)) { $1 }.merging([
+                        "job": row.job.id, "handler": row.job.handler as Any? ?? NSNull(),
+                        "job_state": row.job.state.rawValue, "kind": row.job.kind.rawValue,
+                    ]) { $1 }.merging(taskFields(row.job)) { $1 }
+                case .neverRan(let job):
+                    return nameFields(job.name).merging([
+                        "job": job.id, "handler": job.handler as Any? ?? NSNull(), "job_state": job.state.rawValue,
+                        "kind": job.kind.rawValue, "attempt": NSNull(), "outcome": "failed",
+                        "ended_at": iso(job.finishedAt ?? job.updatedAt), "reason": job.reason as Any? ?? NSNull(),
+                    ]) { $1 }.merging(taskFields(job)) { $1 }
+                }
             })
         }
-        if rows.isEmpty { return "no runs recorded yet" }
+        if entries.isEmpty { return failedOnly ? "no failures recorded" : "no runs recorded yet" }
         var lines = ["WHEN                  JOB    ATTEMPT  RESULT      DURATION  FILE / REASON"]
-        for row in rows {
-            let attempt = row.attempt
-            let when = formatTime(attempt.endedAt ?? attempt.startedAt)
-            let duration = attempt.endedAt.map { formatSeconds($0 - attempt.startedAt) } ?? "-"
-            let result = attempt.exitCode.map { "exit \($0)" } ?? attempt.signal.map { "signal \($0)" } ?? attempt.outcome.rawValue
-            var line = "\(pad(when, 21)) \(pad(String(row.job.id), 6)) \(pad(String(attempt.number), 8)) "
-                + "\(pad(result, 11)) \(pad(duration, 9)) \(printable(row.job.name))"
-            if attempt.outcome != .succeeded, let reason = attempt.reason { line += " (\(reason))" }
-            lines.append(line)
+        for entry in entries {
+            switch entry {
+            case .attempt(let row):
+                let attempt = row.attempt
+                let when = formatTime(attempt.endedAt ?? attempt.startedAt)
+                let duration = attempt.endedAt.map { formatSeconds($0 - attempt.startedAt) } ?? "-"
+                let result = attempt.exitCode.map { "exit \($0)" } ?? attempt.signal.map { "signal \($0)" } ?? attempt.outcome.rawValue
+                var line = "\(pad(when, 21)) \(pad(String(row.job.id), 6)) \(pad(String(attempt.number), 8)) "
+                    + "\(pad(result, 11)) \(pad(duration, 9)) \(printable(row.job.name))"
+                if attempt.outcome != .succeeded, let reason = attempt.reason { line += " (\(reason))" }
+                lines.append(line)
+            case .neverRan(let job):
+                var line = "\(pad(formatTime(job.finishedAt ?? job.updatedAt), 21)) \(pad(String(job.id), 6)) \(pad("-", 8)) "
+                    + "\(pad("failed", 11)) \(pad("-", 9)) \(printable(job.name))"
+                if let reason = job.reason { line += " (\(reason))" }
+                lines.append(line)
+            }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// A line of `history`: an attempt, or a job that failed without one.
+    enum HistoryEntry {
+        case attempt(HistoryRow)
+        case neverRan(JobRecord)
+
+        var at: UnixTime {
+            switch self {
+            case .attempt(let row): row.attempt.endedAt ?? row.attempt.startedAt
+            case .neverRan(let job): job.finishedAt ?? job.updatedAt
+            }
+        }
     }
 
     // MARK: show
