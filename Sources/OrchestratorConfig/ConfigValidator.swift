@@ -288,12 +288,20 @@ struct ConfigValidator {
         if section.entries["tz"] != nil && !present.contains("cron") {
             report(tzPath, "\(subject): tz is only allowed with cron")
         }
+        let timeZone = string(section, "tz")
+        let zoneKnown = timeZone.map { FileSystem.isTimeZone($0) } ?? true
+        if let timeZone, !zoneKnown {
+            report(tzPath, "tz: unknown time zone \"\(timeZone)\" (no such zone in /usr/share/zoneinfo)")
+        }
+        // Each value is checked even when more than one is given, so that one run of `config check` names every
+        // problem, not one per edit.
+        let triggers = present.map { readTriggerValue($0, section, timeZone: zoneKnown ? timeZone : nil) }
         switch present.count {
         case 0:
             report(section.path, "\(subject): has none of every, cron, on")
             return nil
         case 1:
-            break
+            return zoneKnown ? triggers[0] : nil
         default:
             let line = present.map { sourceMap.line(of: section.path.key($0)) }.max() ?? 0
             let listed = present.count == 2
@@ -302,7 +310,10 @@ struct ConfigValidator {
             report(line: line, "\(subject): has \(listed); choose one")
             return nil
         }
-        switch present[0] {
+    }
+
+    private mutating func readTriggerValue(_ key: String, _ section: Section, timeZone: String?) -> Trigger? {
+        switch key {
         case "every":
             return duration(section, "every").map(Trigger.every)
         case "cron":
@@ -315,11 +326,6 @@ struct ConfigValidator {
                 }
             } catch {
                 report(section.path.key("cron"), "cron: \(error)")
-                return nil
-            }
-            let timeZone = string(section, "tz")
-            if let timeZone, !FileSystem.isTimeZone(timeZone) {
-                report(tzPath, "tz: unknown time zone \"\(timeZone)\" (no such zone in /usr/share/zoneinfo)")
                 return nil
             }
             return .cron(expression: expression, timeZone: timeZone)

@@ -333,7 +333,27 @@ private func problems(_ text: String) -> [String] {
                 #"4: task "x": has both every and cron; choose one"#,
                 #"6: task "y": has none of every, cron, on"#,
                 #"12: task "z": tz is only allowed with cron"#,
+                "16: cron: must not be empty",
                 #"18: task "w": has every, cron and on; choose one"#,
+            ])
+    }
+
+    /// Each value of a task with two triggers is checked too: one run of `config check` names every problem.
+    @Test func everyProblemOfATaskWithTwoTriggersIsNamed() {
+        #expect(problems("""
+            [[task]]
+            name = "t"
+            cron = "61 * * * *"
+            tz = "Mars/Base"
+            every = "5x"
+            command = ["x"]
+            priority = 0
+            """) == [
+                #"3: cron: cron expression "61 * * * *": minute: value 61 is out of range 0-59"#,
+                #"4: tz: unknown time zone "Mars/Base" (no such zone in /usr/share/zoneinfo)"#,
+                #"5: every: invalid duration "5x": unknown unit "x" (use ms, s, m, h, d)"#,
+                #"5: task "t": has both every and cron; choose one"#,
+                "7: priority: must be between 1 and 10, got 0",
             ])
     }
 
