@@ -252,6 +252,11 @@ import Testing
             #expect(result.stderr.contains("no job given"), "\(arguments): \(result.stderr)")
         }
         #expect((try show(instance, "a.txt"))["state"] as? String == "done")
+        // A path outside the instance's folders (taken from the current folder) is said to be one, not "pruned".
+        let elsewhere = try instance.run(["show", "elsewhere/Failed/a.txt"])
+        #expect(elsewhere.status == 65)
+        #expect(elsewhere.stderr.contains("is not in this instance's Inbox/, Done/ or Failed/"), "\(elsewhere.stderr)")
+        #expect(try instance.run(["cancel", "elsewhere/a.txt"]).stderr.contains("taken from the current folder"))
     }
 
     /// A worker's stderr tail reached the terminal raw: a worker that echoes a file's content could clear the

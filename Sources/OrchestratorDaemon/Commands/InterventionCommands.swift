@@ -171,7 +171,10 @@ public enum InterventionCommands {
                     + "remove it from Inbox to keep it from running, or try again once `status` shows it queued"
             ).about(.unknown)
         }
-        guard let found else { throw CommandError(.badInput, "error: no job matches \(target)").about(.unknown) }
+        guard let found else {
+            throw CommandError(.badInput, "error: no job matches \(target)\(Reports.notFoundHint(config, target: target, workingDirectory: workingDirectory))")
+                .about(.unknown)
+        }
         return (store, found)
     }
 

@@ -285,10 +285,8 @@ public enum Reports {
             throw CommandError(.failure, "error: cannot read the state database: \(error)")
         }
         guard let (job, attempts, transitions) = found else {
-            throw CommandError(
-                .badInput,
-                "error: no job matches \(target) (finished jobs older than [retention] jobs = \(config.retention.jobs.configText) are pruned)"
-            ).about(.unknown)
+            throw CommandError(.badInput, "error: no job matches \(target)\(notFoundHint(config, target: target, workingDirectory: workingDirectory))")
+                .about(.unknown)
         }
         let location = location(of: job, config: config)
         if json {
@@ -406,6 +404,24 @@ public enum Reports {
 
     /// A path given on the command line, absolute, its folders resolved and the entry itself not: a symlink in
     /// Failed/ names itself, not its target.
+    /// Why a target may have matched nothing: a path that lies outside the instance's folders (paths are taken from
+    /// the current folder, so `Failed/x` run elsewhere names another folder), else that old jobs are pruned.
+    static func notFoundHint(_ config: Config, target: String, workingDirectory: String) -> String {
+        if target.contains("/") {
+            let resolved = resolvedPath(of: target, workingDirectory: workingDirectory)
+            let roots = [config.paths.inbox, config.paths.processing, config.paths.done, config.paths.failed]
+            let inside = roots.contains { root in
+                let real = FileSystem.realPath(PathBytes(root)) ?? PathBytes(root)
+                return resolved.bytes.starts(with: real.bytes + [UInt8(ascii: "/")])
+            }
+            if !inside {
+                return ": \(resolved) is not in this instance's Inbox/, Done/ or Failed/ (a path is taken from the current "
+                    + "folder; give the file's name alone, or its path from here)"
+            }
+        }
+        return " (finished jobs older than [retention] jobs = \(config.retention.jobs.configText) are pruned)"
+    }
+
     static func resolvedPath(of target: String, workingDirectory: String) -> PathBytes {
         let targetBytes = ArgumentBytes.of(target)
         let absolute = target.hasPrefix("/") ? targetBytes : Array(workingDirectory.utf8) + [UInt8(ascii: "/")] + targetBytes
