@@ -188,8 +188,8 @@ struct ReloadPlan: Equatable {
         if old.paths != new.paths { return ("[paths] changed (\(Self.changedPaths(old.paths, new.paths).joined(separator: ", ")))", "paths") }
         // The server is bound once, at start; its token is read per request, so `token_file` (or its content) may change.
         if old.http?.listen != new.http?.listen {
-            let change = old.http == nil ? "[http] added" : new.http == nil ? "[http] removed" : "[http] listen changed"
-            return (change, "http")
+            if old.http == nil { return ("[http] added", "http") }
+            return new.http == nil ? ("[http] removed", "http") : ("[http] listen changed", "http.listen")
         }
         // The dispatcher holds its store from the start.
         if old.store != new.store { return ("[store] changed", "store") }
