@@ -292,6 +292,11 @@ public enum Reports {
         if json {
             var object = jobFields(job)
             object["location"] = location as Any? ?? NSNull()
+            // As for the name: the exact bytes when the path is not valid UTF-8 (`location` then holds U+FFFD).
+            if let path = job.finalPath, !path.bytes.isEmpty, !path.isValidUTF8 {
+                let root = job.state == .done ? config.paths.done : config.paths.failed
+                object["location_b64"] = Data(PathBytes(root).appending(path).bytes).base64EncodedString()
+            }
             if let upload {
                 object["upload"] = [
                     "job": upload.id, "state": Self.uploadState(upload), "attempts": upload.attempts,
