@@ -175,6 +175,41 @@ import Testing
 }
 
 @Suite(.timeLimit(.minutes(2))) struct QueueAdmissionTests {
+    /// A daemon stopped while its queue waited left the reason in the store, and the next run showed it in `status`
+    /// until its queue next waited: each start now clears it.
+    @Test func aWaitLeftByAStoppedDaemonIsNotShownByTheNextOne() throws {
+        let instance = try TestInstance(config: """
+            [inbox]
+            settle = "100ms"
+
+            [limits]
+            max_concurrent = 4
+            max_cpu_percent = 80
+            shutdown_grace = "5s"
+
+            [[handler]]
+            name = "heavy"
+            cpu_percent = 60
+            command = ["/bin/sh", "-c", 'while [ ! -e ../release ]; do sleep 0.02; done']
+            """)
+        try instance.startDaemon()
+        func status() throws -> [String: Any] { try #require(try instance.json(["status"]) as? [String: Any]) }
+        try instance.drop("h1")
+        try instance.drop("h2")
+        try instance.waitUntil("h2 waits behind h1's estimate", timeout: 10) {
+            (try status()["queue_waits_because"] as? String)?.hasPrefix("estimates:") == true
+        }
+        let daemon = try #require(instance.daemon)
+        kill(daemon.processIdentifier, SIGTERM)
+        #expect(FileManager.default.createFile(atPath: instance.path("release"), contents: nil))
+        #expect(waitForExit(daemon, within: 10, "the daemon stops"))
+
+        try instance.startDaemon()
+        try instance.waitUntil("h2 ran", timeout: 10) { instance.count(in: "Done") == 2 }
+        #expect(try status()["queue_waits_because"] is NSNull, "a reason from the run before")
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func estimatesHoldWorkBackAndABigJobStillRunsAlone() throws {
         let config = """
             [inbox]

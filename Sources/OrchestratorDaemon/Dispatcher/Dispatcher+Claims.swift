@@ -110,15 +110,16 @@ extension Dispatcher {
 
     /// A running attempt's end, under the job's claim on a shared store.
     func recordAttemptEnd(jobID: Int64, _ result: AttemptResult, at wallNow: UnixTime) {
-        attemptEndsUncommitted = true
         guard claimsJobs else {
             record { try $0.finishRunningAttempt(jobID: jobID, result, at: wallNow) }
+            attemptEndsUncommitted = true
             return
         }
         guard let claim = claimLedger.claim(of: jobID)?.number else { return }
         let node = config.node.name
         // Refused, the job's end below is refused too, and says the claim is lost.
         record { try $0.endClaimedAttempt(jobID: jobID, node: node, claim: claim, result, at: wallNow) }
+        attemptEndsUncommitted = true
     }
 
     /// Finished files whose claim turned out lost when their end was committed: another daemon has the job, and

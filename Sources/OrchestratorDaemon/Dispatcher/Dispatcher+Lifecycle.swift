@@ -45,6 +45,9 @@ extension Dispatcher {
         startWakeups()
         for sweep in [TimerPurpose.ingestSweep, .retrySweep, .uploadSweep] where sweep != .ingestSweep || runs(.lister) { armSweep(sweep) }
         noteConfigLoaded()
+        // A reason an earlier run left in the store (written late, or the daemon stopped while waiting) is not this run's.
+        admissionNoted.text = ""
+        writeAdmissionNote()
         if !supervisor.measuresWorkersOwnUsage {
             logger.warning("orchestrator-spawn is not beside the orchestrator binary; workers start directly and their max RSS includes the daemon's")
         }
@@ -322,6 +325,7 @@ extension Dispatcher {
             return
         }
         let deadline = running.isEmpty ? nil : now + ticks(config.limits.shutdownGrace)
+        writeAdmissionNote()  // a change still held back by the once-a-second rule
         phase = .draining(since: now, deadline: deadline)
         scan = nil
         arrivals.removeAll()
