@@ -289,7 +289,8 @@ struct ConfigValidator {
             report(tzPath, "\(subject): tz is only allowed with cron")
         }
         let timeZone = string(section, "tz")
-        let zoneKnown = timeZone.map { FileSystem.isTimeZone($0) } ?? true
+        // Without cron, "tz is only allowed with cron" is all there is to say about it.
+        let zoneKnown = timeZone.map { !present.contains("cron") || FileSystem.isTimeZone($0) } ?? true
         if let timeZone, !zoneKnown {
             report(tzPath, "tz: unknown time zone \"\(timeZone)\" (no such zone in /usr/share/zoneinfo)")
         }

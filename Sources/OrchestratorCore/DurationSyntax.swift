@@ -15,7 +15,7 @@ extension Duration {
             guard index > digitsStart else {
                 throw fail("expected a number at \"\(String(decoding: bytes[index...], as: UTF8.self))\"")
             }
-            guard let value = Int64(String(decoding: bytes[digitsStart..<index], as: UTF8.self)) else { throw fail("number too large") }
+            guard let value = Int64(String(decoding: bytes[digitsStart..<index], as: UTF8.self)) else { throw fail(Self.tooLarge) }
             let unitStart = index
             while index < bytes.count, bytes[index] >= 97, bytes[index] <= 122 { index += 1 }
             let unit = String(decoding: bytes[unitStart..<index], as: UTF8.self)
@@ -29,18 +29,19 @@ extension Duration {
             lastRank = rank
             let (product, overflow1) = value.multipliedReportingOverflow(by: units[rank].milliseconds)
             let (sum, overflow2) = total.addingReportingOverflow(product)
-            guard !overflow1, !overflow2 else { throw fail("too large") }
+            guard !overflow1, !overflow2 else { throw fail(Self.tooLarge) }
             total = sum
         }
         guard total > 0 else { throw fail("must be positive") }
         // Far beyond any timeout or retention anyone means, and small enough that a date that far off, or the
         // same in nanoseconds, still fits in 64 bits.
-        guard total <= Self.longestConfigured else { throw fail("too large (at most 36500d, a hundred years)") }
+        guard total <= Self.longestConfigured else { throw fail(Self.tooLarge) }
         self = .milliseconds(total)
     }
 
     /// The longest duration a config may name, in milliseconds: 36,500 days.
     public static let longestConfigured: Int64 = 36_500 * 86_400_000
+    static let tooLarge = "too large (at most 36500d, a hundred years)"
 
     /// Whole milliseconds, rounding down.
     public var wholeMilliseconds: Int64 {

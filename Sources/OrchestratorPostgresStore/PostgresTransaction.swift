@@ -98,11 +98,12 @@ struct PostgresReader: StoreReader {
         }
     }
 
-    func failedWithoutAttempts(limit: Int) throws -> [JobRecord] {
+    func failedWithoutFailedAttempt(limit: Int) throws -> [JobRecord] {
         try jobs(
             """
             SELECT * FROM job j
-            WHERE j.state = 'failed' AND NOT EXISTS (SELECT 1 FROM attempt a WHERE a.job_id = j.id)
+            WHERE j.state = 'failed'
+                  AND NOT EXISTS (SELECT 1 FROM attempt a WHERE a.job_id = j.id AND a.outcome IN ('failed', 'cancelled'))
             ORDER BY COALESCE(j.finished_at, j.updated_at) DESC, j.id DESC
             LIMIT $1
             """, [.int(Int64(limit))])

@@ -58,7 +58,7 @@ public struct SQLiteReader: StoreReader {
         ).map { ($0["at"], $0["from_state"], $0["to_state"], $0["detail"]) }
     }
 
-    /// Attempts, newest first; `failedOnly` keeps attempts that failed.
+    /// Attempts, newest first; `failedOnly` keeps attempts that failed or were cancelled.
     public func history(limit: Int, failedOnly: Bool) throws -> [HistoryRow] {
         let filter = failedOnly ? "WHERE a.outcome IN ('failed', 'cancelled')" : "WHERE a.outcome != 'running'"
         let rows = try Row.fetchAll(
@@ -79,12 +79,13 @@ public struct SQLiteReader: StoreReader {
         return rows.map { row in HistoryRow(job: JobRecord(row: row, prefix: "j_"), attempt: AttemptRecord(row: row)) }
     }
 
-    public func failedWithoutAttempts(limit: Int) throws -> [JobRecord] {
+    public func failedWithoutFailedAttempt(limit: Int) throws -> [JobRecord] {
         try Row.fetchAll(
             db,
             sql: """
                 SELECT * FROM job j
-                WHERE j.state = 'failed' AND NOT EXISTS (SELECT 1 FROM attempt a WHERE a.job_id = j.id)
+                WHERE j.state = 'failed'
+                  AND NOT EXISTS (SELECT 1 FROM attempt a WHERE a.job_id = j.id AND a.outcome IN ('failed', 'cancelled'))
                 ORDER BY COALESCE(j.finished_at, j.updated_at) DESC, j.id DESC
                 LIMIT ?
                 """,

@@ -190,9 +190,10 @@ public protocol StoreReader {
     func transitions(jobID: Int64) throws -> [(at: UnixTime, from: String?, to: String, detail: String?)]
     /// Attempts, newest first; `failedOnly` keeps attempts that failed or were cancelled.
     func history(limit: Int, failedOnly: Bool) throws -> [HistoryRow]
-    /// Jobs that failed without ever starting (no handler, not a regular file, cancelled while waiting), newest first:
-    /// `history --failed` lists them beside the failed attempts.
-    func failedWithoutAttempts(limit: Int) throws -> [JobRecord]
+    /// Failed jobs that no failed or cancelled attempt explains, newest first: those that never started (no handler,
+    /// not a regular file, cancelled while waiting) and those failed after an interrupted attempt (their handler
+    /// removed, their file gone while the daemon was down). `history --failed` lists them beside the failed attempts.
+    func failedWithoutFailedAttempt(limit: Int) throws -> [JobRecord]
     func counts() throws -> QueueCounts
     /// When a daemon that claims `kinds` must look next, if no wake-up comes first: the earliest `not_before` of a
     /// queued job of those kinds (now, for one without), or the earliest lease of a running job of any kind to run

@@ -213,7 +213,6 @@ struct InboxTests {
         let invalidJob = try #require(invalid?["job"] as? Int)
         let shown = try #require(try instance.json(["show", "id:\(invalidJob)"]) as? [String: Any])
         let exact = try #require((shown["location_b64"] as? String).flatMap { Data(base64Encoded: $0) })
-        #expect(FileManager.default.fileExists(atPath: String(decoding: exact, as: UTF8.self)) == false, "not a UTF-8 path")
         #expect(Array(exact).suffix(8) == [0x2f, 0x62, 0x61, 0x64, 0xff, 0xfe, 0x2e, 0x74], "\(shown)")
         #expect(instance.stopDaemon() == 0)
     }

@@ -241,6 +241,7 @@ import Testing
         let instance = try TestInstance(config: testConfig(handler: """
             command = ["/bin/sh", "-c", 'mv "$ORCH_FILE" ../moved-away']
             """))
+        #expect(try instance.run(["show", ""]).status == 64, "with nothing recorded yet as well")
         try instance.startDaemon()
         try instance.drop("a.txt")
         try instance.waitUntil("a.txt's job ended", timeout: 20) { FileManager.default.fileExists(atPath: instance.path("moved-away")) }
@@ -253,10 +254,12 @@ import Testing
         }
         #expect((try show(instance, "a.txt"))["state"] as? String == "done")
         // A path outside the instance's folders (taken from the current folder) is said to be one, not "pruned".
-        let elsewhere = try instance.run(["show", "elsewhere/Failed/a.txt"])
+        let elsewhere = try instance.run(["show", "./elsewhere/Failed/a.txt"])
         #expect(elsewhere.status == 65)
         #expect(elsewhere.stderr.contains("is not in this instance's Inbox/, Done/ or Failed/"), "\(elsewhere.stderr)")
-        #expect(try instance.run(["cancel", "elsewhere/a.txt"]).stderr.contains("taken from the current folder"))
+        #expect(try instance.run(["cancel", "../a.txt"]).stderr.contains("taken from the current folder"))
+        // A name with a folder is a name relative to Inbox/Done/Failed, not a path from here: the usual hint.
+        #expect(try instance.run(["show", "sub/a.txt"]).stderr.contains("are pruned"))
     }
 
     /// A worker's stderr tail reached the terminal raw: a worker that echoes a file's content could clear the

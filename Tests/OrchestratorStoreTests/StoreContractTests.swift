@@ -451,8 +451,16 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
                 try transaction.finishAttempt(attemptID: cancelledAttempt, AttemptResult(outcome: .cancelled, reason: "cancelled"), at: 7)
                 return (neverRan, ran, cancelled)
             }
-            #expect(try store.read { try $0.failedWithoutAttempts(limit: 10) }.map(\.id) == [neverRan])
-            #expect(try store.read { try $0.failedWithoutAttempts(limit: 0) }.isEmpty)
+            // Interrupted by a stop, then failed at the next start (its handler removed): no failed attempt says why.
+            let interrupted = try store.write { transaction in
+                let job = try transaction.insertJob(kind: .file, name: path("i"), handler: "gone", state: .running, priority: 5, maxAttempts: 3, at: 1)
+                let attempt = try transaction.startAttempt(jobID: job, number: 1, logPath: [], at: 2)
+                try transaction.finishAttempt(attemptID: attempt, AttemptResult(outcome: .interrupted), at: 3)
+                try transaction.setState(jobID: job, from: .running, to: .failed, reason: "no handler", at: 4)
+                return job
+            }
+            #expect(try store.read { try $0.failedWithoutFailedAttempt(limit: 10) }.map(\.id) == [neverRan, interrupted])
+            #expect(try store.read { try $0.failedWithoutFailedAttempt(limit: 0) }.isEmpty)
             #expect(try store.read { try $0.history(limit: 10, failedOnly: true) }.map(\.job.id) == [cancelled, ran])
         }
     }

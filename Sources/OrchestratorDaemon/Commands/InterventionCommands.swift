@@ -160,6 +160,7 @@ public enum InterventionCommands {
 
     /// The job a target names (an id, or a path in Inbox, the processing area, Done or Failed); 65 if none.
     private static func findJob(_ config: Config, target: String, workingDirectory: String) throws(CommandError) -> (any Store, JobRecord) {
+        try Reports.requireTarget(target)
         guard let store = try Reports.openStoreIfPresent(config) else {
             throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet").about(.unknown)
         }

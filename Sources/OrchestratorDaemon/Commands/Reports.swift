@@ -202,7 +202,7 @@ public enum Reports {
         do {
             try openStoreIfPresent(config)?.read { reader in
                 rows = try reader.history(limit: limit, failedOnly: failedOnly)
-                if failedOnly { neverRan = try reader.failedWithoutAttempts(limit: limit) }
+                if failedOnly { neverRan = try reader.failedWithoutFailedAttempt(limit: limit) }
             }
         } catch let error as CommandError {
             throw error
@@ -220,10 +220,13 @@ public enum Reports {
                         "job_state": row.job.state.rawValue, "kind": row.job.kind.rawValue,
                     ]) { $1 }.merging(taskFields(row.job)) { $1 }
                 case .neverRan(let job):
-                    return nameFields(job.name).merging([
+                    // The keys of an attempt's row, empty: a client reads both kinds the same way.
+                    var fields = attemptFields(nil)
+                    fields["ended_at"] = iso(job.finishedAt ?? job.updatedAt)
+                    fields["reason"] = job.reason as Any? ?? NSNull()
+                    return nameFields(job.name).merging(fields) { $1 }.merging([
                         "job": job.id, "handler": job.handler as Any? ?? NSNull(), "job_state": job.state.rawValue,
-                        "kind": job.kind.rawValue, "attempt": NSNull(), "outcome": "failed",
-                        "ended_at": iso(job.finishedAt ?? job.updatedAt), "reason": job.reason as Any? ?? NSNull(),
+                        "kind": job.kind.rawValue,
                     ]) { $1 }.merging(taskFields(job)) { $1 }
                 }
             })
@@ -267,6 +270,7 @@ public enum Reports {
     // MARK: show
 
     public static func show(config: Config, target: String, json: Bool, workingDirectory: String) throws(CommandError) -> String {
+        try requireTarget(target)
         guard let store = try openStoreIfPresent(config) else {
             throw CommandError(.badInput, "error: no job matches \(target): nothing has been recorded yet").about(.unknown)
         }
@@ -357,8 +361,7 @@ public enum Reports {
     /// also a file's name (`2`, with a file named 2 in the store) is refused as ambiguous (64): it named the job with
     /// that id, another file's, without a word.
     static func findJob(_ reader: any StoreReader, config: Config, target: String, workingDirectory: String) throws -> JobRecord? {
-        // An empty name matched the job of a file its worker moved away (its final path is empty).
-        guard !target.isEmpty else { throw CommandError(.usage, "error: no job given: give a file's path, its name, or a job id") }
+        try requireTarget(target)
         if target.hasPrefix("id:") {
             guard let id = Int64(target.dropFirst(3)) else { throw CommandError(.usage, "error: \(target): after id: comes a job id") }
             return try reader.job(id: id)
@@ -407,12 +410,21 @@ public enum Reports {
 
     // MARK: helpers
 
-    /// A path given on the command line, absolute, its folders resolved and the entry itself not: a symlink in
-    /// Failed/ names itself, not its target.
+    /// An empty target is a usage error, store or no store: it matched the job of a file its worker moved away (its
+    /// final path is empty).
+    static func requireTarget(_ target: String) throws(CommandError) {
+        guard !target.isEmpty else { throw CommandError(.usage, "error: no job given: give a file's path, its name, or a job id") }
+    }
+
     /// Why a target may have matched nothing: a path that lies outside the instance's folders (paths are taken from
     /// the current folder, so `Failed/x` run elsewhere names another folder), else that old jobs are pruned.
     static func notFoundHint(_ config: Config, target: String, workingDirectory: String) -> String {
-        if target.contains("/") {
+        // A name with folders (`sub/a.txt`) is also a name relative to Inbox, Done or Failed: only a target written
+        // as a path (absolute, ./ or ../, or whose first folder is here) is called one.
+        let first = target.split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
+        let writtenAsPath = target.hasPrefix("/") || target.hasPrefix("./") || target.hasPrefix("../")
+            || (target.contains("/") && FileSystem.exists(PathBytes(workingDirectory + "/" + first)))
+        if writtenAsPath {
             let resolved = resolvedPath(of: target, workingDirectory: workingDirectory)
             let roots = [config.paths.inbox, config.paths.processing, config.paths.done, config.paths.failed]
             let inside = roots.contains { root in
@@ -427,6 +439,8 @@ public enum Reports {
         return " (finished jobs older than [retention] jobs = \(config.retention.jobs.configText) are pruned)"
     }
 
+    /// A path given on the command line, absolute, its folders resolved and the entry itself not: a symlink in
+    /// Failed/ names itself, not its target.
     static func resolvedPath(of target: String, workingDirectory: String) -> PathBytes {
         let targetBytes = ArgumentBytes.of(target)
         let absolute = target.hasPrefix("/") ? targetBytes : Array(workingDirectory.utf8) + [UInt8(ascii: "/")] + targetBytes
@@ -562,8 +576,17 @@ public enum Reports {
         return fields
     }
 
-    static func attemptFields(_ attempt: AttemptRecord) -> [String: Any] {
-        [
+    /// An attempt's fields; for nil (a failed job that no attempt explains), the same keys with nothing in them.
+    static func attemptFields(_ attempt: AttemptRecord?) -> [String: Any] {
+        guard let attempt else {
+            return [
+                "attempt": NSNull(), "outcome": "failed", "started_at": NSNull(), "ended_at": NSNull(),
+                "duration_seconds": NSNull(), "exit_code": NSNull(), "signal": NSNull(), "timed_out": false, "pid": NSNull(),
+                "user_cpu_seconds": NSNull(), "system_cpu_seconds": NSNull(), "max_rss_kib": NSNull(), "log_path": NSNull(),
+                "log_pruned": false, "stderr_tail": "", "reason": NSNull(),
+            ]
+        }
+        return [
             "attempt": attempt.number,
             "outcome": attempt.outcome.rawValue,
             "started_at": iso(attempt.startedAt),
@@ -595,7 +618,6 @@ public enum Reports {
         }
     }
 
-    /// Names can hold newlines and control bytes; one record stays on one line.
     /// A worker's output as text a terminal only prints: control characters (escape sequences that clear the
     /// screen, set the title or colour, a carriage return that hides what came before) are shown as `\xHH`.
     static func terminalSafe<Text: StringProtocol>(_ text: Text) -> String {
@@ -611,6 +633,7 @@ public enum Reports {
         return safe
     }
 
+    /// Names can hold newlines and control bytes; one record stays on one line.
     static func printable(_ name: RelativePath) -> String {
         LineLogHandler.quoteIfNeeded(name.description)
     }
