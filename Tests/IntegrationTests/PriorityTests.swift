@@ -175,23 +175,29 @@ import Testing
 }
 
 @Suite(.timeLimit(.minutes(2))) struct QueueAdmissionTests {
+    /// Room for four workers, but estimates that only one 60% job fits under 80%.
+    static let limits = """
+        [inbox]
+        settle = "100ms"
+
+        [limits]
+        max_concurrent = 4
+        max_cpu_percent = 80
+        shutdown_grace = "5s"
+
+        """
+    /// 60% each, running until a `release` file exists.
+    static let heavy = """
+        [[handler]]
+        name = "heavy"
+        cpu_percent = 60
+        command = ["/bin/sh", "-c", 'while [ ! -e ../release ]; do sleep 0.02; done']
+        """
+
     /// A daemon stopped while its queue waited left the reason in the store, and the next run showed it in `status`
     /// until its queue next waited: each start now clears it.
     @Test func aWaitLeftByAStoppedDaemonIsNotShownByTheNextOne() throws {
-        let instance = try TestInstance(config: """
-            [inbox]
-            settle = "100ms"
-
-            [limits]
-            max_concurrent = 4
-            max_cpu_percent = 80
-            shutdown_grace = "5s"
-
-            [[handler]]
-            name = "heavy"
-            cpu_percent = 60
-            command = ["/bin/sh", "-c", 'while [ ! -e ../release ]; do sleep 0.02; done']
-            """)
+        let instance = try TestInstance(config: Self.limits + Self.heavy)
         try instance.startDaemon()
         func status() throws -> [String: Any] { try #require(try instance.json(["status"]) as? [String: Any]) }
         try instance.drop("h1")
@@ -211,15 +217,7 @@ import Testing
     }
 
     @Test func estimatesHoldWorkBackAndABigJobStillRunsAlone() throws {
-        let config = """
-            [inbox]
-            settle = "100ms"
-
-            [limits]
-            max_concurrent = 4
-            max_cpu_percent = 80
-            shutdown_grace = "5s"
-
+        let config = Self.limits + """
             [[handler]]
             name = "big"
             match = ["big*"]
