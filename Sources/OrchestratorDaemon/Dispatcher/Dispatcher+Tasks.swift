@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import OrchestratorConfig
 import OrchestratorCore
 import OrchestratorCron
@@ -110,15 +111,15 @@ extension Dispatcher {
             let (latest, starts) = try store.read { reader in
                 (try reader.latestTaskRuns(), try names.map { try reader.lastTaskStart(task: $0) })
             }
-            // Only what is newer: this daemon's own latest end may still be on its way to the store.
-            for name in names {
-                guard let run = latest[name], run.finishedAt > latestTaskRuns[name]?.finishedAt ?? -.infinity else { continue }
-                latestTaskRuns[name] = Self.summary(run)
-            }
+            var stored: [String: RunSummary] = [:], storedStarts: [String: Double] = [:]
             for (name, start) in zip(names, starts) {
-                guard let start, start > taskRuntimes[name]?.lastStart ?? -.infinity else { continue }
-                taskRuntimes[name]?.lastStart = start
+                stored[name] = latest[name].map(Self.summary)
+                storedStarts[name] = start
             }
+            let knownStarts = taskRuntimes.compactMapValues(\.lastStart)
+            let merged = TaskDueReview.merged(latestTaskRuns, starts: knownStarts, stored: stored, storedStarts: storedStarts)
+            latestTaskRuns = merged.latest
+            for (name, start) in merged.starts where taskRuntimes[name] != nil { taskRuntimes[name]?.lastStart = start }
         } catch {
             logger.warning("cannot read the tasks' latest runs; deciding on what this daemon knows", metadata: ["error": "\(error)"])
         }
@@ -173,48 +174,30 @@ extension Dispatcher {
         armSlot(name, after: max(slot, nowMs))
     }
 
-    /// A run of the task is due: checks enabled, overlap and prerequisites, then records and queues it.
+    /// A run of the task is due: checks enabled, overlap and prerequisites (`TaskDueReview`), then records and queues it.
     func due(_ name: String, cause: TaskCause, slot: Int64? = nil, eventID: Int64? = nil, eventName: String? = nil) {
         guard !phase.isStopping, let task = task(named: name), let runtime = taskRuntimes[name] else { return }
-        if !runtime.enabled, cause != .manual {
-            logger.debug("not run: disabled", metadata: ["task": "\(task.name)"])
+        if !task.after.isEmpty, cause != .manual { refreshTaskRunsFromStore(task.after + [name]) }
+        let review = TaskDueReview(.init(
+            cause: cause, enabled: runtime.enabled, overlap: task.overlap, runs: runtime.runs, after: task.after,
+            ownLastStart: taskRuntimes[name]?.lastStart, latest: latestTaskRuns, hasPending: runtime.pending != nil))
+        switch review.verdict {
+        case .drop(let drop):
+            var metadata: Logger.Metadata = ["task": "\(task.name)"]
+            if drop == .overlapping { metadata["overlap"] = "\(task.overlap.rawValue)" }
+            logger.log(level: drop.level, "not run: \(drop.reason)", metadata: metadata)
             clearPending(name)
-            return
-        }
-        // An event queues one run per event (they run one after the other); a schedule does not pile runs
-        // up behind a slow task: with overlap = "queue" at most one waits.
-        if cause != .event, cause != .manual, !runtime.runs.admitsScheduled(overlap: task.overlap) {
-            logger.info("not run: the previous run has not finished", metadata: ["task": "\(task.name)", "overlap": "\(task.overlap.rawValue)"])
-            clearPending(name)
-            return
-        }
-        if !task.after.isEmpty, cause != .manual {
-            refreshTaskRunsFromStore(task.after + [name])
-            switch DependencyGate.decide(after: task.after, ownLastStart: taskRuntimes[name]?.lastStart, latest: latestTaskRuns) {
-            case .skip(let reason):
-                logger.warning("not run: \(reason)", metadata: ["task": "\(task.name)"])
-                clearPending(name)
-                return
-            case .waiting(let names):
-                // Waiting for a prerequisite due in the same slot is the normal rhythm; waiting for one that
-                // failed is news.
-                let failed = names.filter { latestTaskRuns[$0].map { $0.result != .succeeded } ?? false }
-                if runtime.pending == nil || !failed.isEmpty {
-                    logger.log(
-                        level: failed.isEmpty ? .debug : .info, "waiting for \(names.joined(separator: ", "))",
-                        metadata: ["task": "\(task.name)"])
-                }
-                replacePending(name, with: PendingRun(cause: cause, slot: slot, eventID: eventID, eventName: eventName))
-                setWaiting(name, names)
-                return
-            case .run:
-                if runtime.pending != nil {
-                    replacePending(name, with: nil)
-                    setWaiting(name, nil)
-                }
+        case .wait(let names, let level):
+            if let level { logger.log(level: level, "waiting for \(names.joined(separator: ", "))", metadata: ["task": "\(task.name)"]) }
+            replacePending(name, with: PendingRun(cause: cause, slot: slot, eventID: eventID, eventName: eventName))
+            setWaiting(name, names)
+        case .run(let endsWaiting):
+            if endsWaiting {
+                replacePending(name, with: nil)
+                setWaiting(name, nil)
             }
+            queueTaskRun(name, cause: cause, slot: slot, eventID: eventID, eventName: eventName)
         }
-        queueTaskRun(name, cause: cause, slot: slot, eventID: eventID, eventName: eventName)
     }
 
     private func clearPending(_ name: String) {
@@ -246,18 +229,11 @@ extension Dispatcher {
     private func queueTaskRun(_ name: String, cause: TaskCause, slot: Int64?, eventID: Int64?, eventName: String?) {
         guard let task = task(named: name) else { return }
         let wallNow = Self.wallClock()
-        // `task run` goes ahead of everything, aged jobs included.
-        let priority = cause == .manual ? ReadyQueue<Int64>.levels - 1 : task.priority
-        let detail = switch cause {
-        case .schedule: "scheduled slot"
-        case .catchUp: "missed slot (catch_up = once)"
-        case .reboot: "daemon start (@reboot)"
-        case .event: "event"
-        case .manual: "task run"
-        }
-        // On a shared store the store decides `overlap` for a scheduled run: a run of the task live on any daemon
-        // counts, checked in the transaction that records the firing.
-        let liveLimit: Int? = claimsJobs && cause != .event && cause != .manual ? (task.overlap == .queue ? 2 : 1) : nil
+        // On a shared store a run of the task live on any daemon counts for `overlap`, checked in the transaction that
+        // records the firing.
+        let plan = TaskDueReview.plan(
+            cause: cause, priority: task.priority, overlap: task.overlap, sharedStore: claimsJobs, topPriority: ReadyQueue<Int64>.levels - 1)
+        let (priority, detail, liveLimit) = (plan.priority, plan.detail, plan.liveLimit)
         // Its own commit: the key must be taken before the run can start, and due runs are rare.
         let recorded = commit("record a run of task \(task.name)") { transaction -> TaskFiring in
             if let liveLimit, let slot {
