@@ -16,36 +16,26 @@ extension Dispatcher {
     var claimRoom: Int { pacing.room(queued: readyCount, uncommitted: newClaims.count) }
 
     func handleWatchEvents(_ events: [WatchEvent]) {
+        let rules = InboxIntake.Rules(
+            isInput: { [config] in config.isInput($0) }, recursive: config.inbox.recursive,
+            skipsFolder: { [config] in config.skipsFolder($0) },
+            // Asked of the book as it is at each event: a creation earlier in the same read may have just started one.
+            isSettling: { [unowned self] in settling.isSettling($0) })
         for event in events {
-            switch event {
-            case .renamedIn(let name):
-                guard wants(name) else { continue }
-                claimInTurn(name)
-            case .closedAfterWrite(let name), .closedWithoutWrite(let name):
-                guard wants(name) else { continue }
-                noteActivity(name, writer: .closed)
-            case .opened(let name):
-                // Only a file still waiting to arrive: one claimed is no longer in Inbox.
-                guard wants(name), settling.isSettling(name) else { continue }
-                noteActivity(name, writer: .opened)
-            case .modified(let name):
-                guard wants(name) else { continue }
-                noteActivity(name)
-            case .created(let name):
-                guard wants(name) else { continue }
-                arrived(name)
-            case .directoryAppeared(let name):
-                guard config.inbox.recursive, !config.skipsFolder(name) else { continue }
-                // Folders inside it may have been created before its watch existed (`mkdir -p`).
+            switch InboxIntake.step(for: event, rules) {
+            case nil: continue
+            case .claim(let name): claimInTurn(name)
+            case .activity(let name, let writer): noteActivity(name, writer: writer)
+            case .arrived(let name): arrived(name)
+            case .watchFolder(let name):
                 if let watcher { watchTree(at: name, with: watcher) }
-                // So may files.
                 startScan(reason: "new folder")
-            case .overflow:
+            case .rescan:
                 metrics?.inotifyOverflowed()
                 logger.warning("inotify queue overflowed; rescanning Inbox (raise fs.inotify.max_queued_events)")
                 for (name, due) in settling.forgetWriters(at: now) { settling.armed(name, wheel.schedule(at: due, .settle(name))) }
                 startScan(reason: "overflow")
-            case .rootGone:
+            case .recreateInbox:
                 logger.critical("Inbox \(layout.inbox) was removed or moved away; recreating it and rescanning")
                 recreateInboxWatch()
             }
