@@ -3,6 +3,9 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    // The daemon's pure parts are generic (ReadyQueue<ID>, TimerWheel<Purpose>, WriteBatch<...>) and live in modules of
+    // their own: without their bodies the dispatcher calls them unspecialised. Measured: ~3% less daemon CPU per file.
+    .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
 ]
 
 let package = Package(
