@@ -279,6 +279,39 @@ import Testing
         #expect(shown.stdout.contains(#"\x1b[2J\x1b]0;pwned\x07boom"#), "\(shown.stdout)")
     }
 
+    /// A file's name and a cancel's reason (from the command line or the API, that is from anyone who may call it) reached
+    /// the terminal raw in `show` and `history`: a newline forged a row, escape sequences cleared the screen.
+    @Test func showAndHistoryPrintNamesAndReasonsWithoutTheirControlSequences() throws {
+        let instance = try TestInstance(config: testConfig(handler: """
+            command = ["/bin/sh", "-c", 'case "$ORCH_NAME" in hold*) sleep 30;; esac']
+            max_attempts = 1
+            """))
+        try instance.startDaemon()
+        try instance.drop("evil\n\u{1b}]0;pwned\u{07}name")
+        try instance.waitUntil("the evil name is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        try instance.drop("hold.txt")
+        try instance.waitUntil("hold.txt runs", timeout: 20) { try jobCount(instance, "running") == 1 }
+        let cancel = try instance.run(["cancel", "hold.txt", "--reason", "cli\n\u{1b}[2Jforged row"])
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        #expect(!cancel.stdout.unicodeScalars.contains { $0.value == 0x1b }, "\(cancel.stdout)")
+        try instance.waitUntil("hold.txt is in Failed", timeout: 20) { instance.count(in: "Failed") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        func isRaw(_ scalar: Unicode.Scalar) -> Bool { scalar.value == 0x1b || scalar.value == 0x07 }
+        let evil = try instance.run(["show", "id:1"])
+        #expect(evil.status == 0, "\(evil.stderr)")
+        #expect(!evil.stdout.unicodeScalars.contains(where: isRaw), "\(evil.stdout)")
+        let fileLine = evil.stdout.split(separator: "\n").first { $0.hasPrefix("  file:") } ?? ""
+        #expect(fileLine.hasSuffix(#"evil\x0a\x1b]0;pwned\x07name"#), "\(evil.stdout)")
+        for arguments in [["show", "hold.txt"], ["history", "--failed"], ["history"]] {
+            let shown = try instance.run(arguments)
+            #expect(shown.status == 0, "\(arguments): \(shown.stderr)")
+            #expect(!shown.stdout.unicodeScalars.contains(where: isRaw), "\(arguments): \(shown.stdout)")
+            #expect(!shown.stdout.split(separator: "\n").contains { $0.hasPrefix("forged") }, "\(arguments): \(shown.stdout)")
+            // `history` gives the attempt's reason (killed by SIGTERM), `show` the job's as well.
+            if arguments[0] == "show" { #expect(shown.stdout.contains(#"cli\x0a\x1b[2Jforged row"#), "\(shown.stdout)") }
+        }
+    }
+
     // MARK: handler pause / resume
 
     @Test func pauseKeepsNewFilesWaitingAcrossARestartAndResumeRunsThem() throws {

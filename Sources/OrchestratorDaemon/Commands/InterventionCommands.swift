@@ -47,9 +47,9 @@ public enum InterventionCommands {
             jobID: found.id, target: InterventionRequest.target(jobID: found.id, reasonText), asking: asking)
         if let refusal = InterventionRequest.refusal(answer) { throw refused(found, refusal, "cancel") }
         if answer == InterventionRequest.ending {
-            return "job \(found.id) cancelled: its worker group got SIGTERM (SIGKILL after \(Dispatcher.killGrace / 1000) s); it goes to Failed/ with the reason \"\(reasonText)\", unless its worker exits 0 first (its work is then done, and it goes to Done/)"
+            return "job \(found.id) cancelled: its worker group got SIGTERM (SIGKILL after \(Dispatcher.killGrace / 1000) s); it goes to Failed/ with the reason \"\(Reports.terminalSafe(reasonText))\", unless its worker exits 0 first (its work is then done, and it goes to Done/)"
         }
-        return "job \(found.id) cancelled \(Intervention.whenCancelled(attempts: found.attempts)) (\(reasonText))"
+        return "job \(found.id) cancelled \(Intervention.whenCancelled(attempts: found.attempts)) (\(Reports.terminalSafe(reasonText)))"
     }
 
     /// The whole cancel, by this command: the job's end is committed before its file leaves the processing
@@ -81,7 +81,7 @@ public enum InterventionCommands {
         } catch {
             throw CommandError(.failure, "error: cannot record the cancel: \(error)")
         }
-        guard job.kind == .file else { return "job \(jobID) cancelled (\(reason))\(ended)" }
+        guard job.kind == .file else { return "job \(jobID) cancelled (\(Reports.terminalSafe(reason)))\(ended)" }
         let processing = PathBytes(config.paths.processing)
         let failed = PathBytes(config.paths.failed)
         let finalName: RelativePath?
@@ -97,7 +97,7 @@ public enum InterventionCommands {
             throw CommandError(.failure, "error: job \(jobID) is cancelled and moved, but its new place could not be recorded: \(error)")
         }
         let place = finalName.map { " -> Failed/\(Reports.printable($0))" } ?? "; its file was gone"
-        return "job \(jobID) cancelled (\(reason))\(place)\(ended)"
+        return "job \(jobID) cancelled (\(Reports.terminalSafe(reason)))\(place)\(ended)"
     }
 
     // MARK: priority

@@ -242,12 +242,12 @@ public enum Reports {
                 let result = attempt.exitCode.map { "exit \($0)" } ?? attempt.signal.map { "signal \($0)" } ?? attempt.outcome.rawValue
                 var line = "\(pad(when, 21)) \(pad(String(row.job.id), 6)) \(pad(String(attempt.number), 8)) "
                     + "\(pad(result, 11)) \(pad(duration, 9)) \(printable(row.job.name))"
-                if attempt.outcome != .succeeded, let reason = attempt.reason { line += " (\(reason))" }
+                if attempt.outcome != .succeeded, let reason = attempt.reason { line += " (\(terminalSafe(reason)))" }
                 lines.append(line)
             case .neverRan(let job):
                 var line = "\(pad(formatTime(job.finishedAt ?? job.updatedAt), 21)) \(pad(String(job.id), 6)) \(pad("-", 8)) "
                     + "\(pad("failed", 11)) \(pad("-", 9)) \(printable(job.name))"
-                if let reason = job.reason { line += " (\(reason))" }
+                if let reason = job.reason { line += " (\(terminalSafe(reason)))" }
                 lines.append(line)
             }
         }
@@ -318,15 +318,15 @@ public enum Reports {
         }
         var lines = [
             "job \(job.id): \(printable(job.name))",
-            "  state:     \(job.state.rawValue)" + (job.reason.map { " (\($0))" } ?? ""),
+            "  state:     \(job.state.rawValue)" + (job.reason.map { " (\(terminalSafe($0)))" } ?? ""),
             "  handler:   \(job.handler ?? "none")  priority \(job.priority)",
             "  attempts:  \(job.attempts) of \(job.maxAttempts)",
         ]
-        if let location { lines.append("  file:      \(location)") }
+        if let location { lines.append("  file:      \(terminalSafe(location))") }
         if let upload {
             lines.append(
                 "  upload:    \(Self.uploadState(upload)) after \(upload.attempts) attempts (job \(upload.id))"
-                    + (upload.reason.map { ": \($0)" } ?? ""))
+                    + (upload.reason.map { ": \(terminalSafe($0))" } ?? ""))
         }
         for attempt in attempts {
             var line = "  attempt \(attempt.number): \(attempt.outcome.rawValue)"
@@ -340,12 +340,12 @@ public enum Reports {
                 lines.append(String(format: "    cpu %.3fs user, %.3fs system", user, system)
                     + (attempt.maxRSSKiB.map { ", max rss \($0) KiB" } ?? ""))
             }
-            if let reason = attempt.reason, attempt.outcome != .succeeded { lines.append("    reason: \(reason)") }
+            if let reason = attempt.reason, attempt.outcome != .succeeded { lines.append("    reason: \(terminalSafe(reason))") }
             if let pruned = attempt.logPrunedAt {
                 lines.append("    log: pruned \(formatTime(pruned)) ([retention] logs)")
             } else if let log = attempt.logPath {
                 lines.append(FileSystem.exists(PathBytes(log))
-                    ? "    log: \(String(decoding: log, as: UTF8.self))" : "    log: none (no output)")
+                    ? "    log: \(terminalSafe(String(decoding: log, as: UTF8.self)))" : "    log: none (no output)")
             }
             if !attempt.stderrTail.isEmpty {
                 lines.append("    stderr tail:")
@@ -618,8 +618,9 @@ public enum Reports {
         }
     }
 
-    /// A worker's output as text a terminal only prints: control characters (escape sequences that clear the
-    /// screen, set the title or colour, a carriage return that hides what came before) are shown as `\xHH`.
+    /// A worker's output, a file's path or a reason someone typed (`cancel --reason`, the API) as text a terminal only
+    /// prints: control characters (escape sequences that clear the screen, set the title or colour, a newline that
+    /// forges a row, a carriage return that hides what came before) are shown as `\xHH`.
     static func terminalSafe<Text: StringProtocol>(_ text: Text) -> String {
         var safe = ""
         for scalar in text.unicodeScalars {
