@@ -26,7 +26,33 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
 
     public init(_ status: ExitStatus, _ message: String) {
         self.status = status
-        self.lines = [message]
+        self.lines = [Self.oneLine(message)]
+    }
+
+    /// Each error is one line on stderr (SPEC section 3), also one that carries a store's error: SQLite's tells the
+    /// statement it ran (`- while executing `SELECT ...``, over many lines), which says nothing to an operator.
+    static func oneLine(_ message: String) -> String {
+        var text = message
+        while let start = text.range(of: " - while executing `"),
+            let end = text[start.upperBound...].firstIndex(of: "`")
+        {
+            text.removeSubrange(start.lowerBound...end)
+        }
+        guard text.contains(where: \.isNewline) else { return text }
+        var line = ""
+        var pendingSpace = false
+        for character in text {
+            if character.isNewline {
+                pendingSpace = true
+            } else if pendingSpace, character == " " || character == "\t" {
+                continue
+            } else {
+                if pendingSpace, !line.isEmpty { line.append(" ") }
+                pendingSpace = false
+                line.append(character)
+            }
+        }
+        return line
     }
 
     public init(configErrors: ConfigErrors) {
