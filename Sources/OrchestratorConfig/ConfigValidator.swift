@@ -331,7 +331,13 @@ struct ConfigValidator {
             }
             return .cron(expression: expression, timeZone: timeZone)
         default:
-            return nonEmptyString(section, "on").map(Trigger.event)
+            guard let name = nonEmptyString(section, "on") else { return nil }
+            // `trigger` and the API refuse any other name: a task listening to one would never run.
+            guard EventName.isValid(name) else {
+                report(section.path.key("on"), "on: \(String(reflecting: name)) is not an event name (\(EventName.rule)); no event could ever fire it")
+                return nil
+            }
+            return .event(name)
         }
     }
 

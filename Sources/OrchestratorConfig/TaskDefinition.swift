@@ -10,6 +10,16 @@ public enum Trigger: Sendable, Hashable {
     case event(String)
 }
 
+/// The names an event may have: those `trigger` and the API accept, and so the only ones an `on` task can listen to.
+public enum EventName {
+    public static let rule = "1-200 characters of letters, digits and . _ - :"
+
+    public static func isValid(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 200
+            && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-_:".unicodeScalars.contains($0)) }
+    }
+}
+
 /// What happens at start to slots missed while the daemon was down.
 public enum CatchUp: String, Sendable, CaseIterable {
     /// Wait for the next slot.

@@ -338,6 +338,32 @@ private func problems(_ text: String) -> [String] {
             ])
     }
 
+    /// `trigger` and the API accept only some names: a task listening to any other would never run, and `config check`
+    /// said ok.
+    @Test func anEventNoCommandCanFireIsRefused() {
+        #expect(problems("""
+            [[task]]
+            name = "space"
+            on = "webhook received"
+            command = ["x"]
+            [[task]]
+            name = "newline"
+            on = "a\\nb"
+            command = ["x"]
+            [[task]]
+            name = "built-in"
+            on = "file.done"
+            command = ["x"]
+            [[task]]
+            name = "custom"
+            on = "deploy:prod_eu-1"
+            command = ["x"]
+            """) == [
+                #"3: on: "webhook received" is not an event name (1-200 characters of letters, digits and . _ - :); no event could ever fire it"#,
+                #"7: on: "a\nb" is not an event name (1-200 characters of letters, digits and . _ - :); no event could ever fire it"#,
+            ])
+    }
+
     /// Each value of a task with two triggers is checked too: one run of `config check` names every problem.
     @Test func everyProblemOfATaskWithTwoTriggersIsNamed() {
         #expect(problems("""

@@ -56,9 +56,7 @@ public enum APICommands {
 
     /// Records the event (with its body, if any) durably, then wakes the daemon; its id.
     public static func fireEvent(config: Config, name: String, body: [UInt8]?) throws(CommandError) -> Int64 {
-        guard TaskCommands.isValidEventName(name) else {
-            throw CommandError(.usage, "error: event name \"\(name)\" must be 1-200 characters of letters, digits and . _ - :")
-        }
+        guard TaskCommands.isValidEventName(name) else { throw TaskCommands.invalidEventName(name) }
         let state = PathBytes(config.paths.state)
         var staged: PathBytes?
         if let body, !body.isEmpty {

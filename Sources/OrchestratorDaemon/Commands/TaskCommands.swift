@@ -13,10 +13,7 @@ public enum TaskCommands {
 
     /// Records the event durably, then wakes a running daemon. Exits 0 whether or not a task listens.
     public static func trigger(config: Config, event: String) throws(CommandError) -> String {
-        guard isValidEventName(event) else {
-            throw CommandError(
-                .usage, "error: event name \"\(event)\" must be 1-200 characters of letters, digits and . _ - :")
-        }
+        guard isValidEventName(event) else { throw invalidEventName(event) }
         let store = try Reports.openStore(config)
         let id: Int64
         do {
@@ -44,9 +41,12 @@ public enum TaskCommands {
         return line
     }
 
-    static func isValidEventName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 200
-            && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-_:".unicodeScalars.contains($0)) }
+    static func isValidEventName(_ name: String) -> Bool { EventName.isValid(name) }
+
+    /// An invalid name as the error shows it: its start, escaped (it may be long, or hold control characters).
+    static func invalidEventName(_ name: String) -> CommandError {
+        let shown = name.count > 60 ? String(name.prefix(60)) + "..." : name
+        return CommandError(.usage, "error: event name \"\(Reports.terminalSafe(shown))\" must be \(EventName.rule)")
     }
 
     /// `wakeDaemon`, and on a shared store every running daemon of it (`Store.announceRequests`): a command given
