@@ -244,6 +244,38 @@ struct FaultsConfigTests {
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: instance.path("Inbox/link.txt"))) == nil)
     }
 
+    /// `replay` put a file where this config's daemon never looks (a folder with `recursive = false`, a name `exclude`
+    /// matches) and said "replayed": it waited in Inbox for good, uncounted. Such files stay in Failed/, with the reason.
+    @Test func replayLeavesInFailedWhatInboxWouldNeverTake() throws {
+        let instance = try TestInstance(config: """
+            [inbox]
+            settle = "200ms"
+            recursive = false
+            exclude = ["*.tmp"]
+
+            [[handler]]
+            name = "test"
+            command = ["true"]
+            """)
+        try FileManager.default.createDirectory(atPath: instance.path("Failed/sub"), withIntermediateDirectories: true)
+        try instance.drop("sub/x.txt", into: "Failed")
+        try instance.drop("a.tmp", into: "Failed")
+        try instance.drop("ok.txt", into: "Failed")
+        for name in ["sub/x.txt", "a.tmp"] {
+            let refused = try instance.run(["replay", name])
+            #expect(refused.status == 65, "\(name): \(refused.stdout) \(refused.stderr)")
+            #expect(refused.stderr.contains("error: \(name) stays in Failed/"), "\(refused.stderr)")
+        }
+        let all = try instance.run(["replay", "--all"])
+        #expect(all.status == 0, "\(all.stderr)")
+        #expect(all.stdout.contains("left sub/x.txt: it is in a folder, and [inbox] recursive = false"), "\(all.stdout)")
+        #expect(all.stdout.contains("left a.tmp: [inbox] include/exclude would not take it"), "\(all.stdout)")
+        #expect(all.stdout.contains("replayed ok.txt -> Inbox/ok.txt"), "\(all.stdout)")
+        #expect(FileManager.default.fileExists(atPath: instance.path("Failed/sub/x.txt")))
+        #expect(FileManager.default.fileExists(atPath: instance.path("Failed/a.tmp")))
+        #expect(instance.names(in: "Inbox") == [Array("ok.txt".utf8)])
+    }
+
     /// A name that is not UTF-8 (Latin-1 from an old share) can be named on the command line: Swift had decoded it with
     /// a replacement character, and `show`, `cancel` and `replay` looked for another name ("does not exist").
     @Test func aNameThatIsNotUTF8CanBeNamedOnTheCommandLine() throws {

@@ -44,6 +44,15 @@ public enum Replay {
         }
         let inbox = PathBytes(config.paths.inbox)
         for name in names {
+            // In Inbox it would wait for good: no daemon of this config takes it, and `status` does not count it.
+            if let why = notTaken(name, config) {
+                if all {
+                    outcome.lines.append("left \(name): \(why)")
+                } else {
+                    outcome.problems.append("error: \(name) stays in Failed/: \(why)")
+                }
+                continue
+            }
             if dryRun {
                 outcome.lines.append("would replay \(name)")
                 continue
@@ -62,6 +71,16 @@ public enum Replay {
         }
         FileSystem.syncDirectory(inbox)
         return outcome
+    }
+
+    /// Why a file of this name in Inbox would never be taken as input; nil if it would.
+    static func notTaken(_ name: RelativePath, _ config: Config) -> String? {
+        if !config.inbox.recursive, name.bytes.contains(UInt8(ascii: "/")) {
+            return "it is in a folder, and [inbox] recursive = false takes only the files at Inbox's top"
+        }
+        if name.hasHiddenComponent { return "a hidden name, which Inbox ignores" }
+        if !config.accepts(name) { return "[inbox] include/exclude would not take it from Inbox" }
+        return nil
     }
 
     /// Accepts a path to a file inside Failed/ (absolute, relative to the current directory, or relative to
