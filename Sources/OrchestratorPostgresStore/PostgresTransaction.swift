@@ -494,6 +494,12 @@ struct PostgresTransaction: StoreTransaction {
         try addNote(jobID: jobID, state: state, detail: "priority set to \(priority)", at: now)
     }
 
+    func setRunSettings(jobID: Int64, handler: String?, maxAttempts: Int) throws {
+        try connection.executeLater(
+            "UPDATE job SET handler = COALESCE($1, handler), max_attempts = $2 WHERE id = $3",
+            [handler.map { .text($0) }, .int(Int64(maxAttempts)), .int(jobID)])
+    }
+
     func setFinalPath(jobID: Int64, _ path: RelativePath) throws {
         try connection.executeLater("UPDATE job SET final_path = $1 WHERE id = $2", [.bytes(path.bytes), .int(jobID)])
     }

@@ -139,6 +139,11 @@ public struct SQLiteTransaction: StoreTransaction {
         try addTransition(jobID: jobID, from: from, to: state, detail: detail ?? reason, at: now)
     }
 
+    public func setRunSettings(jobID: Int64, handler: String?, maxAttempts: Int) throws {
+        try db.cachedStatement(sql: "UPDATE job SET handler = COALESCE(?, handler), max_attempts = ? WHERE id = ?")
+            .execute(arguments: [handler, maxAttempts, jobID])
+    }
+
     public func setFinalPath(jobID: Int64, _ path: RelativePath) throws {
         try db.cachedStatement(sql: "UPDATE job SET final_path = ? WHERE id = ?").execute(arguments: [path.bytes.data, jobID])
     }

@@ -287,6 +287,9 @@ public protocol StoreTransaction {
     /// Sets a waiting job's base priority, noted in its transitions (`show`).
     func setPriority(jobID: Int64, state: JobState, priority: Int, at now: UnixTime) throws
     func setFinalPath(jobID: Int64, _ path: RelativePath) throws
+    /// What a reload changed for a job that had not started: the handler that now takes it and the attempt budget in
+    /// force, for `show` and `tasks` (the daemon runs it under these).
+    func setRunSettings(jobID: Int64, handler: String?, maxAttempts: Int) throws
     func startAttempt(jobID: Int64, number: Int, logPath: [UInt8], at now: UnixTime) throws -> Int64
     func setAttemptProcess(attemptID: Int64, pid: Int32, startTime: UInt64?) throws
     /// `startAttempt` and `setAttemptProcess` for a caller that needs no attempt id: an engine may write it as one

@@ -504,6 +504,35 @@ import Testing
         #expect(instance.lines(of: "ran.log") == ["x.txt"], "one attempt, as the new handler says")
         #expect(!instance.log.contains("retrying"), "\(instance.log)")
         #expect(instance.stopDaemon() == 0)
+        // `show` and `tasks` name the handler that ran it, with its budget: before, the removed handler's.
+        let shown = try #require(try instance.json(["show", "x.txt"]) as? [String: Any])
+        #expect(shown["handler"] as? String == "new" && shown["max_attempts"] as? Int == 1, "\(shown)")
+    }
+
+    /// A reload that raises `max_attempts` while a job waits to retry: it runs the new budget, and `show` said
+    /// "attempts: 4 of 2".
+    @Test func aRaisedAttemptBudgetIsTheOneShown() throws {
+        func config(attempts: Int) -> String {
+            testConfig(handler: """
+                command = ["/bin/sh", "-c", 'echo "$ORCH_ATTEMPT" >> ../ran.log; exit 1']
+                max_attempts = \(attempts)
+                backoff = "2s"
+                """)
+        }
+        let instance = try TestInstance(config: config(attempts: 2))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        try instance.drop("x.txt")
+        try instance.waitUntil("the first attempt failed", timeout: 10) { instance.log.contains("retrying") }
+        try config(attempts: 3).write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the config is reloaded", timeout: 10) { instance.log.contains("config reloaded") }
+        try instance.waitUntil("x.txt fails for good", timeout: 30) { instance.count(in: "Failed") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.lines(of: "ran.log") == ["1", "2", "3"])
+        let shown = try #require(try instance.json(["show", "x.txt"]) as? [String: Any])
+        #expect(shown["attempts_used"] as? Int == 3 && shown["max_attempts"] as? Int == 3, "\(shown)")
+        #expect(try instance.run(["show", "x.txt"]).stdout.contains("attempts:  3 of 3"))
     }
 
     /// Files waiting for a paused handler that a reload renames run under the handler that takes them: before, they

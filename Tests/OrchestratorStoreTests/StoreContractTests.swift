@@ -464,4 +464,20 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
             #expect(try store.read { try $0.history(limit: 10, failedOnly: true) }.map(\.job.id) == [cancelled, ran])
         }
     }
+
+    /// A reload that hands a waiting job to another handler, or changes its budget: recorded for `show` and `tasks`.
+    @Test(arguments: StoreEngine.all)
+    func aJobsRunSettingsCanChange(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let id = try store.write { transaction in
+                try transaction.insertJob(kind: .file, name: path("a"), handler: "old", state: .queued, priority: 5, maxAttempts: 3, at: 1)
+            }
+            try store.write { try $0.setRunSettings(jobID: id, handler: "new", maxAttempts: 1) }
+            let renamed = try #require(try store.read { try $0.job(id: id) })
+            #expect(renamed.handler == "new" && renamed.maxAttempts == 1)
+            try store.write { try $0.setRunSettings(jobID: id, handler: nil, maxAttempts: 4) }
+            let raised = try #require(try store.read { try $0.job(id: id) })
+            #expect(raised.handler == "new" && raised.maxAttempts == 4, "no handler given: it keeps its own")
+        }
+    }
 }

@@ -59,8 +59,7 @@ extension Dispatcher {
         for (jobID, job) in jobs where running[jobID] == nil && undecided[jobID] == nil && spec(of: job.owner) == nil {
             if case .handler = job.owner, let handler = fresh.handler(for: job.name) {
                 // Where it waits (queued, backing off, behind a breaker) it keeps waiting, under the new handler.
-                jobs[jobID]?.owner = .handler(handler.name)
-                logger.info("its handler was removed by a reload; handler \(handler.name) takes it", metadata: ["file": "\(job.name)", "job": "\(jobID)"])
+                rematch(job, to: handler)
                 continue
             }
             if let timer = job.retryTimer { wheel.cancel(timer) }

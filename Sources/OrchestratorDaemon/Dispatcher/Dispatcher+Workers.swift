@@ -192,6 +192,12 @@ extension Dispatcher {
         let jobID = job.id
         let wallNow = Self.wallClock()
         jobs[jobID]?.state = .running
+        // A reload changed the attempt budget since it was recorded: `show` says the one it runs under.
+        let budget = maxAttempts(of: job)
+        if budget != job.maxAttempts {
+            jobs[jobID]?.maxAttempts = budget
+            record { try $0.setRunSettings(jobID: jobID, handler: nil, maxAttempts: budget) }
+        }
         do {
             let worker = try supervisor.spawn(request) { [unowned self] exit in
                 post(.workerExited(jobID: jobID, exit))
@@ -417,14 +423,9 @@ extension Dispatcher {
     /// A reload removed the handler or task of a job that had not started yet: a file is matched again
     /// against the handlers in force; what no handler takes, and runs of removed tasks, end here.
     func ownerRemoved(_ job: LiveJob) {
-        let jobID = job.id
         let wallNow = Self.wallClock()
         if case .handler = job.owner, let handler = config.handler(for: job.name) {
-            var moved = job
-            moved.owner = .handler(handler.name)
-            jobs[jobID] = moved
-            enqueue(moved)
-            logger.info("its handler was removed by a reload; handler \(handler.name) takes it", metadata: ["file": "\(job.name)", "job": "\(jobID)"])
+            enqueue(rematch(job, to: handler))
             return
         }
         let reason: String = switch job.owner {
@@ -433,6 +434,20 @@ extension Dispatcher {
         case .upload(let name): "handler \(name) no longer has an upload command"
         }
         failForGood(job, from: job.state, attempts: job.attempts, reason: reason, couldNotStart: true, at: wallNow)
+    }
+
+    /// A reload removed the handler of a job that has not started, and `handler` takes it now: it runs under that one
+    /// and its budget, which the store records too, for `show` and `tasks`.
+    @discardableResult
+    func rematch(_ job: LiveJob, to handler: Handler) -> LiveJob {
+        var moved = job
+        moved.owner = .handler(handler.name)
+        moved.maxAttempts = handler.maxAttempts
+        jobs[job.id] = moved
+        let (jobID, name, budget) = (job.id, handler.name, handler.maxAttempts)
+        record { try $0.setRunSettings(jobID: jobID, handler: name, maxAttempts: budget) }
+        logger.info("its handler was removed by a reload; handler \(name) takes it", metadata: ["file": "\(job.name)", "job": "\(jobID)"])
+        return moved
     }
 
     /// The job ends in `failed`: recorded, counted, a file sent on its way to Failed/, a task's next run let through.

@@ -117,7 +117,8 @@ struct LiveJob {
     /// Its base priority, 1...10; 11 for a run queued by `task run`.
     var priority: Int
     var attempts: Int
-    let maxAttempts: Int
+    /// The budget it was recorded with; a reload's new one is recorded when its next attempt starts.
+    var maxAttempts: Int
     var retryTimer: TimerHandle?
     /// A task run's event: its body, if it came with one, is the run's ORCH_EVENT_FILE.
     var eventID: Int64? = nil
