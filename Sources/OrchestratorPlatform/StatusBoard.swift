@@ -24,6 +24,14 @@ public final class StatusBoard: @unchecked Sendable {  // used on the dispatcher
 
     deinit { close(fd) }
 
+    /// The file at `path` is still this board's (not removed with its folder, or replaced).
+    public var isInPlace: Bool {
+        var open = stat()
+        var named = stat()
+        guard fstat(fd, &open) == 0, path.withCString({ lstat($0, &named) }) == 0 else { return false }
+        return open.st_dev == named.st_dev && open.st_ino == named.st_ino
+    }
+
     /// Replaces the content with `text` (cut to fit), padded with newlines.
     @discardableResult
     public func post(_ text: String) -> Bool {

@@ -107,6 +107,42 @@ import Testing
         try instance.waitUntil("the watchdog says so", timeout: 20) {
             instance.log.contains("ERROR unhealthy") && instance.log.contains("was removed or replaced while the daemon runs")
         }
+        // `status` reads another database than the daemon writes: it says so, rather than "healthy" over empty counts.
+        try instance.waitUntil("status says so", timeout: 10) {
+            let status = try instance.json(["status"]) as? [String: Any]
+            return (status?["cannot_read"] as? [String])?.contains { $0.contains("orchestrator.sqlite was removed or replaced") } == true
+        }
+        let status = try #require(try instance.json(["status"]) as? [String: Any])
+        #expect(status["healthy"] as? Bool == false, "\(status)")
+        let text = try instance.run(["status"]).stdout
+        #expect(text.contains("queue:    unknown") && text.contains("warning:  the daemon says: the state database"), "\(text)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    /// Its write-ahead log removed, the daemon's commits went on into the unlinked file: every record since (and those
+    /// not yet checkpointed) was lost, with health ok. Reported now, in the log and by `status`.
+    @Test func aRemovedWriteAheadLogMakesTheDaemonUnhealthy() throws {
+        let instance = try TestInstance(config: Self.watchdogEverySecond)
+        try instance.startDaemon()
+        try FileManager.default.removeItem(atPath: instance.path(".orchestrator/orchestrator.sqlite-wal"))
+        try instance.waitUntil("the watchdog says so", timeout: 20) {
+            instance.log.contains("ERROR unhealthy") && instance.log.contains("orchestrator.sqlite-wal was removed or replaced")
+        }
+        try instance.waitUntil("status says so", timeout: 10) {
+            (try instance.json(["status"]) as? [String: Any])?["healthy"] as? Bool == false
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+
+    /// With the whole state folder removed, the board that tells `status` is made again (the lock files are too).
+    @Test func aRemovedStateFolderIsReportedByStatus() throws {
+        let instance = try TestInstance(config: Self.watchdogEverySecond)
+        try instance.startDaemon()
+        try FileManager.default.removeItem(atPath: instance.path(".orchestrator"))
+        try instance.waitUntil("status says so", timeout: 20) {
+            let status = try instance.json(["status"]) as? [String: Any]
+            return (status?["cannot_read"] as? [String])?.contains { $0.contains("was removed or replaced while the daemon runs") } == true
+        }
         #expect(instance.stopDaemon() == 0)
     }
 

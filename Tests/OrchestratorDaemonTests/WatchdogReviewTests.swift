@@ -82,4 +82,12 @@ import Testing
             "disk: 1% fre", "paused: no s", "the inotify ", "the lock fil", "the state da",
         ])
     }
+
+    /// Only a database file gone from under the daemon is what `status` cannot learn from the store it reads.
+    @Test func aGoneDatabaseIsTheStoresTrouble() {
+        let gone = WatchdogReview(.init(databaseGone: "/srv/state/orchestrator.sqlite-wal"))
+        #expect(gone.storeTrouble == gone.problems.first)
+        #expect(gone.storeTrouble?.contains("orchestrator.sqlite-wal was removed or replaced") == true)
+        #expect(WatchdogReview(.init(diskProblems: ["disk: 1% free on /srv"], pausedFor: "no space on /srv")).storeTrouble == nil)
+    }
 }

@@ -61,6 +61,14 @@ public enum Reports {
                 (uploads, store, nodes) = ((0, 0, 0), nil, [])
             }
         }
+        // The daemon's database file was removed or replaced under it: what was read here is not what it records.
+        let prefix = Dispatcher.unhealthyBoardPrefix
+        if let trouble = board.flatMap({ $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : nil }) {
+            cannotRead.append("the daemon says: \(trouble)")
+            storeUnreadable = true
+            (counts, runningJobs, allBreakers, nodeNotes) = (QueueCounts(byState: [:]), [], [], [])
+            (uploads, store, nodes) = ((0, 0, 0), nil, [])
+        }
         let now = Date().timeIntervalSince1970
         let shared = config.store.url != nil
         // Each daemon of a shared store keeps its own notes and breakers; the top-level ones are this config's

@@ -13,6 +13,7 @@ extension Dispatcher {
     /// "paused: no space on the state dir".
     static func noSpaceMarkerPath(_ state: PathBytes) -> PathBytes { state.appending(RelativePath("status.no-space")) }
     static func databasePath(_ state: PathBytes) -> PathBytes { state.appending(RelativePath("orchestrator.sqlite")) }
+    static func databaseLogPath(_ state: PathBytes) -> PathBytes { state.appending(RelativePath("orchestrator.sqlite-wal")) }
 
     static let firstDiskRetry: UInt64 = 1000
     static let maxDiskRetry: UInt64 = 30_000
@@ -52,6 +53,7 @@ extension Dispatcher {
         pauseReason = PauseReason(text: cause, forSpace: why == nil)
         logger.critical("\(text); nothing new starts until \(pauseReason.endsWhen)", metadata: ["error": "\(reason)"])
         statusBoard?.post(text)
+        postedStoreTrouble = nil  // Said again by the watchdog sweep after the pause.
         notifier.notify("STATUS=\(text)")
         // Listeners run when the event can be recorded: now if only another disk is full, else on resume.
         criticalPending = !emit("error.critical")

@@ -161,6 +161,7 @@ extension Dispatcher {
         adoptOrphanedFiles()
         checkWakeWatch()
         let problems = review.problems
+        postStoreTrouble(review.storeTrouble)
         let snapshot = HealthSnapshot(at: Self.wallClock(), by: "daemon", problems: problems, notes: [])
         noteSweep(
             "watchdog", snapshot.healthy ? "healthy" : "unhealthy: " + problems.joined(separator: "; "),
@@ -176,6 +177,21 @@ extension Dispatcher {
         lastHealthy = snapshot.healthy
         armSweep(.watchdogSweep)
     }
+
+    /// A problem the store itself cannot tell `status` (its file is no longer the one the daemon writes) goes on the
+    /// status board, which `status` reads beside the store; the board is made again if it went with the state folder.
+    private func postStoreTrouble(_ trouble: String?) {
+        if statusBoard?.isInPlace == false, let fresh = StatusBoard(path: Self.statusBoardPath(layout.state)) {
+            statusBoard = fresh
+            postedStoreTrouble = nil
+            if case .pausedForDisk = phase { fresh.post("paused: \(pauseReason.text)") }
+        }
+        guard trouble != postedStoreTrouble, !phase.isPausedForDisk, !phase.isStopping else { return }
+        statusBoard?.post(trouble.map { Self.unhealthyBoardPrefix + $0 } ?? "")
+        postedStoreTrouble = trouble
+    }
+
+    static let unhealthyBoardPrefix = "unhealthy: "
 
     /// What the watchdog sweep looks at: the disk, the pause, stuck moves, running attempts, Inbox's watch, the lock
     /// files (put back here when removed) and the state database.
@@ -204,8 +220,10 @@ extension Dispatcher {
         }
         facts.unreachable = unreachableInInbox.problem
         facts.lockProblems = keepLocksInPlace()
-        if let opened = openedDatabase, case let path = Self.databasePath(layout.state), !FileSystem.status(path).isSame(as: opened) {
+        let files = [(openedDatabase, Self.databasePath(layout.state)), (openedLog, Self.databaseLogPath(layout.state))]
+        for case let (opened?, path) in files where !FileSystem.status(path).isSame(as: opened) {
             facts.databaseGone = path.description
+            break
         }
         return facts
     }

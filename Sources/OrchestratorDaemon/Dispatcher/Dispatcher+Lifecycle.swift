@@ -27,7 +27,10 @@ extension Dispatcher {
         try endOrphanedWorkers()
         statusBoard = StatusBoard(path: Self.statusBoardPath(layout.state))
         statusBoard?.post("")
-        if !sharesStore { openedDatabase = FileSystem.status(Self.databasePath(layout.state)) }
+        if !sharesStore {
+            openedDatabase = FileSystem.status(Self.databasePath(layout.state))
+            openedLog = FileSystem.status(Self.databaseLogPath(layout.state))
+        }
         // Circuits start closed; what `status` shows must say so. On a shared store other daemons' stay: each
         // daemon counts its own failures. SQLite's one daemon also drops those of a name it had before.
         let breakersNode = sharesStore ? config.node.name : nil

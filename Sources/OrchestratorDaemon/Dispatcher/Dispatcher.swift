@@ -311,6 +311,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var dueWhilePaused: [PendingRun] = []
     /// Tells `status` what the store cannot while the disk is full (see StatusBoard).
     var statusBoard: StatusBoard?
+    /// What the board says of the store's files, as last posted (see `postStoreTrouble`).
+    var postedStoreTrouble: String?
     var runningEstimate = LoadEstimate.none
     var admissionWait: String?
     /// The limit behind `admissionWait`, counted in metrics when it changes.
@@ -333,6 +335,9 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var wakeFolderGone = false
     /// The SQLite database file the store opened, to see it removed or replaced under the daemon.
     var openedDatabase: FileStatus?
+    /// Its write-ahead log, where every commit goes first: removed, the commits go on into the unlinked file and the next
+    /// reader (or start) sees none of them.
+    var openedLog: FileStatus?
     /// The daemon's lock files (state dir, Inbox, processing area), which the watchdog sweep keeps in place.
     var heldLocks: [InstanceLock] = []
     var rescanRequested = false

@@ -70,6 +70,8 @@ struct WatchdogReview: Equatable {
 
     private(set) var problems: [String] = []
     private(set) var actions: [Action] = []
+    /// The problem that `status` cannot learn from the store (it reads another file than the daemon writes).
+    private(set) var storeTrouble: String?
 
     init(_ facts: Facts) {
         problems = facts.diskProblems
@@ -99,7 +101,9 @@ struct WatchdogReview: Equatable {
         problems += facts.lockProblems
         if let path = facts.databaseGone {
             // The store writes on into the file it opened: what it records is not where `status` or the next start read.
-            problems.append("the state database \(path) was removed or replaced while the daemon runs; what it records now is lost: restart the daemon")
+            let trouble = "the state database \(path) was removed or replaced while the daemon runs; what it records now is lost: restart the daemon"
+            problems.append(trouble)
+            storeTrouble = trouble
         }
     }
 }
