@@ -13,7 +13,16 @@ public final class SQLiteStore: Store {
 
     /// Opens (creating and migrating if needed) `DIRECTORY/orchestrator.sqlite`.
     public init(directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            // Foundation's text ("Error Domain=NSCocoaErrorDomain Code=516 ...") says nothing an operator can act on.
+            var isFolder: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder)
+            throw StoreFolderError(
+                description: exists && !isFolder.boolValue
+                    ? "\(directory) is not a folder" : "cannot make the folder \(directory): \(Self.posixText(error))")
+        }
         path = directory + "/orchestrator.sqlite"
         log = LogFile(path: path + "-wal")
         var configuration = Configuration()
@@ -236,6 +245,20 @@ private final class LogFile: @unchecked Sendable {
         while fdatasync(fd) != 0 {
             if errno != EINTR { throw StoreSyncError(code: errno) }
         }
+    }
+}
+
+/// The state folder cannot be had.
+public struct StoreFolderError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+extension SQLiteStore {
+    /// The POSIX reason under a Foundation file error (permission denied, no space), or its own text.
+    static func posixText(_ error: any Error) -> String {
+        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
+        guard let code = underlying?.code, underlying?.domain == NSPOSIXErrorDomain else { return "\(error)" }
+        return String(cString: strerror(Int32(code)))
     }
 }
 
