@@ -99,50 +99,30 @@ import Testing
     }
 
     /// A state database removed under the daemon is reported by the watchdog sweep (unhealthy, in the log): before,
-    /// the daemon wrote on into the deleted file with health ok, and `status` and `cancel` found nothing.
-    @Test func aRemovedStateDatabaseMakesTheDaemonUnhealthy() throws {
+    /// the daemon wrote on into the deleted file with health ok, and `status` and `cancel` found nothing. The same for
+    /// its write-ahead log (every commit since went to the unlinked file, health ok) and the whole state folder (the
+    /// board that tells `status` is made again, as the lock files are). `status` reads another database than the daemon
+    /// writes: it says so, rather than "healthy" over empty counts.
+    @Test(arguments: [
+        (".orchestrator/orchestrator.sqlite", "orchestrator.sqlite was removed or replaced"),
+        (".orchestrator/orchestrator.sqlite-wal", "orchestrator.sqlite-wal was removed or replaced"),
+        (".orchestrator", "was removed or replaced while the daemon runs"),
+    ])
+    func aRemovedStateDatabaseMakesTheDaemonUnhealthy(removed: String, said: String) throws {
         let instance = try TestInstance(config: Self.watchdogEverySecond)
         try instance.startDaemon()
-        try FileManager.default.removeItem(atPath: instance.path(".orchestrator/orchestrator.sqlite"))
+        try FileManager.default.removeItem(atPath: instance.path(removed))
         try instance.waitUntil("the watchdog says so", timeout: 20) {
-            instance.log.contains("ERROR unhealthy") && instance.log.contains("was removed or replaced while the daemon runs")
+            instance.log.contains("ERROR unhealthy") && instance.log.contains(said)
         }
-        // `status` reads another database than the daemon writes: it says so, rather than "healthy" over empty counts.
         try instance.waitUntil("status says so", timeout: 10) {
             let status = try instance.json(["status"]) as? [String: Any]
-            return (status?["cannot_read"] as? [String])?.contains { $0.contains("orchestrator.sqlite was removed or replaced") } == true
+            return (status?["cannot_read"] as? [String])?.contains { $0.contains(said) } == true
         }
         let status = try #require(try instance.json(["status"]) as? [String: Any])
         #expect(status["healthy"] as? Bool == false, "\(status)")
         let text = try instance.run(["status"]).stdout
         #expect(text.contains("queue:    unknown") && text.contains("warning:  the daemon says: the state database"), "\(text)")
-        #expect(instance.stopDaemon() == 0)
-    }
-
-    /// Its write-ahead log removed, the daemon's commits went on into the unlinked file: every record since (and those
-    /// not yet checkpointed) was lost, with health ok. Reported now, in the log and by `status`.
-    @Test func aRemovedWriteAheadLogMakesTheDaemonUnhealthy() throws {
-        let instance = try TestInstance(config: Self.watchdogEverySecond)
-        try instance.startDaemon()
-        try FileManager.default.removeItem(atPath: instance.path(".orchestrator/orchestrator.sqlite-wal"))
-        try instance.waitUntil("the watchdog says so", timeout: 20) {
-            instance.log.contains("ERROR unhealthy") && instance.log.contains("orchestrator.sqlite-wal was removed or replaced")
-        }
-        try instance.waitUntil("status says so", timeout: 10) {
-            (try instance.json(["status"]) as? [String: Any])?["healthy"] as? Bool == false
-        }
-        #expect(instance.stopDaemon() == 0)
-    }
-
-    /// With the whole state folder removed, the board that tells `status` is made again (the lock files are too).
-    @Test func aRemovedStateFolderIsReportedByStatus() throws {
-        let instance = try TestInstance(config: Self.watchdogEverySecond)
-        try instance.startDaemon()
-        try FileManager.default.removeItem(atPath: instance.path(".orchestrator"))
-        try instance.waitUntil("status says so", timeout: 20) {
-            let status = try instance.json(["status"]) as? [String: Any]
-            return (status?["cannot_read"] as? [String])?.contains { $0.contains("was removed or replaced while the daemon runs") } == true
-        }
         #expect(instance.stopDaemon() == 0)
     }
 

@@ -219,6 +219,15 @@ extension Dispatcher {
             facts.inbox = .replaced
         }
         facts.unreachable = unreachableInInbox.problem
+        // The state folder removed whole: made again, so that its lock is put back and `status` can be told (the board).
+        if !FileSystem.exists(layout.state) {
+            logger.warning("the state folder \(layout.state) was removed; making it again")
+            do {
+                try FileSystem.createDirectories(layout.state)
+            } catch {
+                logger.error("cannot make the state folder again: \(error)")
+            }
+        }
         facts.lockProblems = keepLocksInPlace()
         let files = [(openedDatabase, Self.databasePath(layout.state)), (openedLog, Self.databaseLogPath(layout.state))]
         for case let (opened?, path) in files where !FileSystem.status(path).isSame(as: opened) {
