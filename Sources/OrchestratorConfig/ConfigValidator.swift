@@ -334,7 +334,8 @@ struct ConfigValidator {
             guard let name = nonEmptyString(section, "on") else { return nil }
             // `trigger` and the API refuse any other name: a task listening to one would never run.
             guard EventName.isValid(name) else {
-                report(section.path.key("on"), "on: \(String(reflecting: name)) is not an event name (\(EventName.rule)); no event could ever fire it")
+                let shown = name.count > 60 ? String(name.prefix(60)) + "..." : name
+                report(section.path.key("on"), "on: \(String(reflecting: shown)) is not an event name (\(EventName.rule)); no event could ever fire it")
                 return nil
             }
             return .event(name)

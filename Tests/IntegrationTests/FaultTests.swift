@@ -532,7 +532,7 @@ import Testing
             testConfig(handler: """
                 command = ["/bin/sh", "-c", 'echo "$ORCH_ATTEMPT" >> ../ran.log; exit 1']
                 max_attempts = \(attempts)
-                backoff = "2s"
+                backoff = "3s"
                 """)
         }
         let instance = try TestInstance(config: config(attempts: 2))
@@ -543,12 +543,37 @@ import Testing
         try config(attempts: 3).write(to: instance.configURL, atomically: true, encoding: .utf8)
         kill(daemon.processIdentifier, SIGHUP)
         try instance.waitUntil("the config is reloaded", timeout: 10) { instance.log.contains("config reloaded") }
-        try instance.waitUntil("x.txt fails for good", timeout: 30) { instance.count(in: "Failed") == 1 }
+        try instance.waitUntil("x.txt fails for good", timeout: 45) { instance.count(in: "Failed") == 1 }
         #expect(instance.stopDaemon() == 0)
         #expect(instance.lines(of: "ran.log") == ["1", "2", "3"])
         let shown = try #require(try instance.json(["show", "x.txt"]) as? [String: Any])
         #expect(shown["attempts_used"] as? Int == 3 && shown["max_attempts"] as? Int == 3, "\(shown)")
         #expect(try instance.run(["show", "x.txt"]).stdout.contains("attempts:  3 of 3"))
+    }
+
+    /// Lowered below what a job waiting to retry has used: no attempt is left, and none starts ("attempts: 3 of 2").
+    @Test func aLoweredAttemptBudgetEndsAJobThatUsedIt() throws {
+        func config(attempts: Int) -> String {
+            testConfig(handler: """
+                command = ["/bin/sh", "-c", 'echo "$ORCH_ATTEMPT" >> ../ran.log; exit 1']
+                max_attempts = \(attempts)
+                backoff = "3s"
+                """)
+        }
+        let instance = try TestInstance(config: config(attempts: 3))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        try instance.drop("x.txt")
+        try instance.waitUntil("the first attempt failed", timeout: 10) { instance.log.contains("retrying") }
+        try config(attempts: 1).write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the config is reloaded", timeout: 10) { instance.log.contains("config reloaded") }
+        try instance.waitUntil("x.txt fails for good", timeout: 30) { instance.count(in: "Failed") == 1 }
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.lines(of: "ran.log") == ["1"])
+        let shown = try #require(try instance.json(["show", "x.txt"]) as? [String: Any])
+        #expect(shown["attempts_used"] as? Int == 1, "\(shown)")
+        #expect((shown["reason"] as? String)?.contains("attempts are used up (max_attempts = 1 since a reload)") == true, "\(shown)")
     }
 
     /// Files waiting for a paused handler that a reload renames run under the handler that takes them: before, they

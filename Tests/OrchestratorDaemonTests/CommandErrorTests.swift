@@ -17,6 +17,6 @@ import Testing
     @Test func newlinesAndTheIndentationAfterThemBecomeOneSpace() {
         #expect(CommandError.oneLine("error: a\n    b\r\nc\n") == "error: a b c")
         #expect(CommandError.oneLine("error: plain") == "error: plain")
-        #expect(CommandError.oneLine("error: `quoted` - while executing `x` and - while executing `y`") == "error: `quoted` and")
+        #expect(CommandError.oneLine("error: `quoted` - while executing `x -- (`status`)` with arguments") == "error: `quoted` with arguments")
     }
 }

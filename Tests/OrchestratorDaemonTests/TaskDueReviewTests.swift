@@ -73,6 +73,17 @@ import Testing
         #expect(review.verdict == .run(endsWaiting: false))
     }
 
+    /// The store is read for other daemons' runs only when the verdict turns on them: not for a run dropped anyway.
+    @Test func onlyARunThatReachesItsPrerequisitesAsksForThem() {
+        let after = ["fetch"]
+        #expect(TaskDueReview.asksPrerequisites(Facts(cause: .schedule, after: after)))
+        #expect(TaskDueReview.asksPrerequisites(Facts(cause: .event, runs: Self.book(1, 2), after: after)))
+        #expect(!TaskDueReview.asksPrerequisites(Facts(cause: .schedule)), "no prerequisites")
+        #expect(!TaskDueReview.asksPrerequisites(Facts(cause: .manual, after: after)), "task run ignores them")
+        #expect(!TaskDueReview.asksPrerequisites(Facts(cause: .schedule, enabled: false, after: after)), "dropped: disabled")
+        #expect(!TaskDueReview.asksPrerequisites(Facts(cause: .schedule, runs: Self.book(1), after: after)), "dropped: overlap")
+    }
+
     @Test func thePlanPutsARunByHandFirstAndLetsASharedStoreDecideOverlap() {
         let top = 10
         #expect(

@@ -30,12 +30,11 @@ public struct CommandError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Each error is one line on stderr (SPEC section 3), also one that carries a store's error: SQLite's tells the
-    /// statement it ran (`- while executing `SELECT ...``, over many lines), which says nothing to an operator.
+    /// statement it ran (`- while executing `SELECT ...``, over many lines, backticks in its comments), which says
+    /// nothing to an operator. The statement ends the error's text: cut to its last backtick.
     static func oneLine(_ message: String) -> String {
         var text = message
-        while let start = text.range(of: " - while executing `"),
-            let end = text[start.upperBound...].firstIndex(of: "`")
-        {
+        if let start = text.range(of: " - while executing `"), let end = text[start.upperBound...].lastIndex(of: "`") {
             text.removeSubrange(start.lowerBound...end)
         }
         guard text.contains(where: \.isNewline) else { return text }

@@ -47,9 +47,9 @@ public enum Replay {
             // In Inbox it would wait for good: no daemon of this config takes it, and `status` does not count it.
             if let why = notTaken(name, config) {
                 if all {
-                    outcome.lines.append("left \(name): \(why)")
+                    outcome.lines.append("left \(Reports.printable(name)): \(why)")
                 } else {
-                    outcome.problems.append("error: \(name) stays in Failed/: \(why)")
+                    outcome.problems.append("error: \(Reports.printable(name)) stays in Failed/: \(why)")
                 }
                 continue
             }

@@ -32,9 +32,11 @@ public enum Reports {
         // What the daemon posts when the store cannot take it (a full disk), or, when it could not even have the
         // board's block, the marker that stands in for it.
         let statePath = PathBytes(config.paths.state)
-        let board = daemonPID == nil ? nil : StatusBoard.read(Dispatcher.statusBoardPath(statePath)).flatMap { $0.isEmpty ? nil : $0 }
-        let stopping = board.flatMap { $0.hasPrefix("stopping") ? $0 : nil }
-        let paused = board.flatMap { $0.hasPrefix("paused: ") ? $0 : nil }
+        // One line for the pause or the stop, one for the store's trouble (see `Dispatcher.postBoard`).
+        let board = (daemonPID == nil ? nil : StatusBoard.read(Dispatcher.statusBoardPath(statePath)))?
+            .split(separator: "\n").map(String.init) ?? []
+        let stopping = board.first { $0.hasPrefix("stopping") }
+        let paused = board.first { $0.hasPrefix("paused: ") }
             ?? (FileSystem.exists(Dispatcher.noSpaceMarkerPath(statePath)) ? "paused: no space on \(config.paths.state)" : nil)
         if !FileSystem.exists(PathBytes(config.paths.inbox)) {
             cannotRead.append("Inbox \(config.paths.inbox) does not exist")
@@ -55,7 +57,7 @@ public enum Reports {
                     }
                 }
             } catch {
-                cannotRead.append("cannot read the state database \(opened.location): \(error)")
+                cannotRead.append(CommandError.oneLine("cannot read the state database \(opened.location): \(error)"))
                 storeUnreadable = true
                 (counts, runningJobs, allBreakers, nodeNotes) = (QueueCounts(byState: [:]), [], [], [])
                 (uploads, store, nodes) = ((0, 0, 0), nil, [])
@@ -63,7 +65,7 @@ public enum Reports {
         }
         // The daemon's database file was removed or replaced under it: what was read here is not what it records.
         let prefix = Dispatcher.unhealthyBoardPrefix
-        if let trouble = board.flatMap({ $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : nil }) {
+        if let trouble = board.first(where: { $0.hasPrefix(prefix) }).map({ String($0.dropFirst(prefix.count)) }) {
             cannotRead.append("the daemon says: \(trouble)")
             storeUnreadable = true
             (counts, runningJobs, allBreakers, nodeNotes) = (QueueCounts(byState: [:]), [], [], [])
@@ -499,7 +501,7 @@ public enum Reports {
         do {
             return try SQLiteStore(directory: state)
         } catch {
-            cannotRead.append("cannot open the state database \(database): \(error)")
+            cannotRead.append(CommandError.oneLine("cannot open the state database \(database): \(error)"))
             unreadable = true
             return nil
         }

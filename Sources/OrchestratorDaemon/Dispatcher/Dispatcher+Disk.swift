@@ -52,8 +52,7 @@ extension Dispatcher {
         let text = "paused: \(cause)"
         pauseReason = PauseReason(text: cause, forSpace: why == nil)
         logger.critical("\(text); nothing new starts until \(pauseReason.endsWhen)", metadata: ["error": "\(reason)"])
-        statusBoard?.post(text)
-        postedStoreTrouble = nil  // Said again by the watchdog sweep after the pause.
+        postBoard(headline: text)
         notifier.notify("STATUS=\(text)")
         // Listeners run when the event can be recorded: now if only another disk is full, else on resume.
         criticalPending = !emit("error.critical")
@@ -119,7 +118,7 @@ extension Dispatcher {
         pausedByMoves = false
         if let timer = diskRetryTimer { wheel.cancel(timer) }
         diskRetryTimer = nil
-        statusBoard?.post("")
+        postBoard(headline: "")
         notifier.notify("STATUS=resumed")
         logger.info(pauseReason.forSpace ? "space is back; resuming" : "the store can be written again; resuming", metadata: ["path": "\(path)"])
         if criticalPending { criticalPending = !emit("error.critical") }

@@ -181,17 +181,41 @@ extension Dispatcher {
     /// A problem the store itself cannot tell `status` (its file is no longer the one the daemon writes) goes on the
     /// status board, which `status` reads beside the store; the board is made again if it went with the state folder.
     private func postStoreTrouble(_ trouble: String?) {
+        var repost = trouble != boardStoreTrouble
         if statusBoard?.isInPlace == false, let fresh = StatusBoard(path: Self.statusBoardPath(layout.state)) {
             statusBoard = fresh
-            postedStoreTrouble = nil
-            if case .pausedForDisk = phase { fresh.post("paused: \(pauseReason.text)") }
+            repost = true
         }
-        guard trouble != postedStoreTrouble, !phase.isPausedForDisk, !phase.isStopping else { return }
-        statusBoard?.post(trouble.map { Self.unhealthyBoardPrefix + $0 } ?? "")
-        postedStoreTrouble = trouble
+        boardStoreTrouble = trouble
+        if repost { postBoard() }
+    }
+
+    /// Posts the board: the pause or the stop (`headline`, kept for the next post when nil), then the store's trouble,
+    /// one per line, so that neither hides the other.
+    func postBoard(headline: String? = nil) {
+        if let headline { boardHeadline = headline }
+        let lines = [boardHeadline, boardStoreTrouble.map { Self.unhealthyBoardPrefix + $0 } ?? ""].filter { !$0.isEmpty }
+        statusBoard?.post(lines.joined(separator: "\n"))
     }
 
     static let unhealthyBoardPrefix = "unhealthy: "
+
+    /// Makes the state folder again if it was removed (nothing else: `lstat` says ENOENT); a problem to report if it
+    /// cannot be made, or if its path is a symlink to nothing.
+    private func stateFolderMissing() -> String? {
+        var info = stat()
+        guard layout.state.withCString({ lstat($0, &info) }) != 0, errno == ENOENT else {
+            if (info.st_mode & S_IFMT) == S_IFLNK, !FileSystem.exists(layout.state.appending(RelativePath("."))) {
+                return "the state folder \(layout.state) is a symlink to nothing; its lock and the status board cannot be kept"
+            }
+            return nil
+        }
+        logger.warning("the state folder \(layout.state) was removed; making it again")
+        guard layout.state.withCString({ mkdir($0, 0o755) }) == 0 else {
+            return "the state folder \(layout.state) was removed and cannot be made again: \(String(cString: strerror(errno)))"
+        }
+        return nil
+    }
 
     /// What the watchdog sweep looks at: the disk, the pause, stuck moves, running attempts, Inbox's watch, the lock
     /// files (put back here when removed) and the state database.
@@ -220,15 +244,9 @@ extension Dispatcher {
         }
         facts.unreachable = unreachableInInbox.problem
         // The state folder removed whole: made again, so that its lock is put back and `status` can be told (the board).
-        if !FileSystem.exists(layout.state) {
-            logger.warning("the state folder \(layout.state) was removed; making it again")
-            do {
-                try FileSystem.createDirectories(layout.state)
-            } catch {
-                logger.error("cannot make the state folder again: \(error)")
-            }
-        }
-        facts.lockProblems = keepLocksInPlace()
+        // Only the folder itself: a parent gone too is a mount that went away, not something to make on the disk below.
+        if let missing = stateFolderMissing() { facts.lockProblems.append(missing) }
+        facts.lockProblems += keepLocksInPlace()
         let files = [(openedDatabase, Self.databasePath(layout.state)), (openedLog, Self.databaseLogPath(layout.state))]
         for case let (opened?, path) in files where !FileSystem.status(path).isSame(as: opened) {
             facts.databaseGone = path.description

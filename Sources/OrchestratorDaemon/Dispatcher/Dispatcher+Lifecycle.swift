@@ -26,7 +26,7 @@ extension Dispatcher {
         }
         try endOrphanedWorkers()
         statusBoard = StatusBoard(path: Self.statusBoardPath(layout.state))
-        statusBoard?.post("")
+        postBoard(headline: "")
         if !sharesStore {
             openedDatabase = FileSystem.status(Self.databasePath(layout.state))
             openedLog = FileSystem.status(Self.databaseLogPath(layout.state))
@@ -342,7 +342,7 @@ extension Dispatcher {
         // `status` reads it: the daemon is still there, but stopping.
         // With the moment the grace ends, so that a `status` later in the drain tells how long is left.
         let graceEnds = LineLogHandler.timestamp(at: Self.wallClock() + Double(config.limits.shutdownGrace.wholeMilliseconds) / 1000)
-        statusBoard?.post(
+        postBoard(headline:
             running.isEmpty ? "stopping"
                 : "stopping: \(running.count == 1 ? "1 running worker has" : "\(running.count) running workers have") "
                     + "until \(config.limits.shutdownGrace.configText) after the stop signal, \(graceEnds)")

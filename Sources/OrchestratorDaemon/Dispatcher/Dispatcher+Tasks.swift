@@ -177,10 +177,14 @@ extension Dispatcher {
     /// A run of the task is due: checks enabled, overlap and prerequisites (`TaskDueReview`), then records and queues it.
     func due(_ name: String, cause: TaskCause, slot: Int64? = nil, eventID: Int64? = nil, eventName: String? = nil) {
         guard !phase.isStopping, let task = task(named: name), let runtime = taskRuntimes[name] else { return }
-        if !task.after.isEmpty, cause != .manual { refreshTaskRunsFromStore(task.after + [name]) }
-        let review = TaskDueReview(.init(
+        var facts = TaskDueReview.Facts(
             cause: cause, enabled: runtime.enabled, overlap: task.overlap, runs: runtime.runs, after: task.after,
-            ownLastStart: taskRuntimes[name]?.lastStart, latest: latestTaskRuns, hasPending: runtime.pending != nil))
+            ownLastStart: runtime.lastStart, latest: latestTaskRuns, hasPending: runtime.pending != nil)
+        if TaskDueReview.asksPrerequisites(facts) {
+            refreshTaskRunsFromStore(task.after + [name])
+            (facts.ownLastStart, facts.latest) = (taskRuntimes[name]?.lastStart, latestTaskRuns)
+        }
+        let review = TaskDueReview(facts)
         switch review.verdict {
         case .drop(let drop):
             var metadata: Logger.Metadata = ["task": "\(task.name)"]

@@ -178,6 +178,16 @@ extension Dispatcher {
                 at: Self.wallClock())
             return
         }
+        // A reload changed the attempt budget since it was recorded: `show` says the one it runs under. Lowered to what
+        // it has used already (while it waited to retry), no attempt is left.
+        let budget = maxAttempts(of: job)
+        if job.attempts >= budget {
+            failForGood(
+                job, from: claimsJobs ? .running : .queued, attempts: job.attempts,
+                reason: "its attempts are used up (max_attempts = \(budget) since a reload)", couldNotStart: false,
+                at: Self.wallClock())
+            return
+        }
         let meter = metrics?.meter(for: job.owner.metered)
         meter?.started(afterWaiting: Self.seconds(since: queuedAt, now: now))
         let number = job.attempts + 1
@@ -192,8 +202,6 @@ extension Dispatcher {
         let jobID = job.id
         let wallNow = Self.wallClock()
         jobs[jobID]?.state = .running
-        // A reload changed the attempt budget since it was recorded: `show` says the one it runs under.
-        let budget = maxAttempts(of: job)
         if budget != job.maxAttempts {
             jobs[jobID]?.maxAttempts = budget
             record { try $0.setRunSettings(jobID: jobID, handler: nil, maxAttempts: budget) }
@@ -440,7 +448,8 @@ extension Dispatcher {
     /// and its budget, which the store records too, for `show` and `tasks`.
     @discardableResult
     func rematch(_ job: LiveJob, to handler: Handler) -> LiveJob {
-        var moved = job
+        // From the live entry: what happened to the job since the caller's copy was taken stays.
+        guard var moved = jobs[job.id] else { return job }
         moved.owner = .handler(handler.name)
         moved.maxAttempts = handler.maxAttempts
         jobs[job.id] = moved

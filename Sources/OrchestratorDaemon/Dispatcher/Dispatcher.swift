@@ -311,8 +311,10 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var dueWhilePaused: [PendingRun] = []
     /// Tells `status` what the store cannot while the disk is full (see StatusBoard).
     var statusBoard: StatusBoard?
-    /// What the board says of the store's files, as last posted (see `postStoreTrouble`).
-    var postedStoreTrouble: String?
+    /// The board's first line: the pause or the stop ("" when neither), see `postBoard`.
+    var boardHeadline = ""
+    /// The board's line about the store's files (its database removed under the daemon), see `postStoreTrouble`.
+    var boardStoreTrouble: String?
     var runningEstimate = LoadEstimate.none
     var admissionWait: String?
     /// The limit behind `admissionWait`, counted in metrics when it changes.

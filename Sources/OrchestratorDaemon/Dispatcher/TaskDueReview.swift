@@ -65,6 +65,13 @@ struct TaskDueReview: Equatable {
         verdict = Self.decide(facts)
     }
 
+    /// Whether the verdict turns on its prerequisites' runs: only then is the store read for other daemons' (a run that
+    /// is dropped for being disabled or overlapping reads nothing).
+    static func asksPrerequisites(_ facts: Facts) -> Bool {
+        guard facts.cause != .manual, facts.enabled, !facts.after.isEmpty else { return false }
+        return facts.cause == .event || facts.runs.admitsScheduled(overlap: facts.overlap)
+    }
+
     private static func decide(_ facts: Facts) -> Verdict {
         // `task run` is the operator's: it runs whatever the task's state, overlap or prerequisites.
         if facts.cause == .manual { return .run(endsWaiting: false) }
