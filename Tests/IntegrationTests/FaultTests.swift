@@ -525,9 +525,10 @@ import Testing
         #expect(shown["handler"] as? String == "new" && shown["max_attempts"] as? Int == 1, "\(shown)")
     }
 
-    /// A reload that raises `max_attempts` while a job waits to retry: it runs the new budget, and `show` said
-    /// "attempts: 4 of 2".
-    @Test func aRaisedAttemptBudgetIsTheOneShown() throws {
+    /// A reload that changes `max_attempts` while a job waits to retry: raised, the job runs the new budget (and `show`
+    /// said "attempts: 3 of 2"); lowered below what it has used, no attempt is left and none starts (it ran once more).
+    @Test(arguments: [(2, 3, ["1", "2", "3"]), (3, 1, ["1"])])
+    func aReloadedAttemptBudgetIsTheOneRunAndShown(from: Int, to: Int, ran: [String]) throws {
         func config(attempts: Int) -> String {
             testConfig(handler: """
                 command = ["/bin/sh", "-c", 'echo "$ORCH_ATTEMPT" >> ../ran.log; exit 1']
@@ -535,45 +536,23 @@ import Testing
                 backoff = "3s"
                 """)
         }
-        let instance = try TestInstance(config: config(attempts: 2))
+        let instance = try TestInstance(config: config(attempts: from))
         try instance.startDaemon()
         let daemon = try #require(instance.daemon)
         try instance.drop("x.txt")
         try instance.waitUntil("the first attempt failed", timeout: 10) { instance.log.contains("retrying") }
-        try config(attempts: 3).write(to: instance.configURL, atomically: true, encoding: .utf8)
+        try config(attempts: to).write(to: instance.configURL, atomically: true, encoding: .utf8)
         kill(daemon.processIdentifier, SIGHUP)
         try instance.waitUntil("the config is reloaded", timeout: 10) { instance.log.contains("config reloaded") }
         try instance.waitUntil("x.txt fails for good", timeout: 45) { instance.count(in: "Failed") == 1 }
         #expect(instance.stopDaemon() == 0)
-        #expect(instance.lines(of: "ran.log") == ["1", "2", "3"])
+        #expect(instance.lines(of: "ran.log") == ran)
         let shown = try #require(try instance.json(["show", "x.txt"]) as? [String: Any])
-        #expect(shown["attempts_used"] as? Int == 3 && shown["max_attempts"] as? Int == 3, "\(shown)")
-        #expect(try instance.run(["show", "x.txt"]).stdout.contains("attempts:  3 of 3"))
-    }
-
-    /// Lowered below what a job waiting to retry has used: no attempt is left, and none starts ("attempts: 3 of 2").
-    @Test func aLoweredAttemptBudgetEndsAJobThatUsedIt() throws {
-        func config(attempts: Int) -> String {
-            testConfig(handler: """
-                command = ["/bin/sh", "-c", 'echo "$ORCH_ATTEMPT" >> ../ran.log; exit 1']
-                max_attempts = \(attempts)
-                backoff = "3s"
-                """)
+        #expect(shown["attempts_used"] as? Int == ran.count && shown["max_attempts"] as? Int == to, "\(shown)")
+        #expect(try instance.run(["show", "x.txt"]).stdout.contains("attempts:  \(ran.count) of \(to)"))
+        if to < from {
+            #expect((shown["reason"] as? String)?.contains("attempts are used up (max_attempts = \(to) since a reload)") == true, "\(shown)")
         }
-        let instance = try TestInstance(config: config(attempts: 3))
-        try instance.startDaemon()
-        let daemon = try #require(instance.daemon)
-        try instance.drop("x.txt")
-        try instance.waitUntil("the first attempt failed", timeout: 10) { instance.log.contains("retrying") }
-        try config(attempts: 1).write(to: instance.configURL, atomically: true, encoding: .utf8)
-        kill(daemon.processIdentifier, SIGHUP)
-        try instance.waitUntil("the config is reloaded", timeout: 10) { instance.log.contains("config reloaded") }
-        try instance.waitUntil("x.txt fails for good", timeout: 30) { instance.count(in: "Failed") == 1 }
-        #expect(instance.stopDaemon() == 0)
-        #expect(instance.lines(of: "ran.log") == ["1"])
-        let shown = try #require(try instance.json(["show", "x.txt"]) as? [String: Any])
-        #expect(shown["attempts_used"] as? Int == 1, "\(shown)")
-        #expect((shown["reason"] as? String)?.contains("attempts are used up (max_attempts = 1 since a reload)") == true, "\(shown)")
     }
 
     /// Files waiting for a paused handler that a reload renames run under the handler that takes them: before, they

@@ -181,6 +181,11 @@ extension Dispatcher {
         // A reload changed the attempt budget since it was recorded: `show` says the one it runs under. Lowered to what
         // it has used already (while it waited to retry), no attempt is left.
         let budget = maxAttempts(of: job)
+        let jobID = job.id
+        if budget != job.maxAttempts {
+            jobs[jobID]?.maxAttempts = budget
+            record { try $0.setRunSettings(jobID: jobID, handler: nil, maxAttempts: budget) }
+        }
         if job.attempts >= budget {
             failForGood(
                 job, from: claimsJobs ? .running : .queued, attempts: job.attempts,
@@ -199,13 +204,8 @@ extension Dispatcher {
         let request = SpawnRequest(
             arguments: spec.command.expand(values), environment: environment,
             workingDirectory: Array(config.baseDirectory.utf8), logPath: logPath.bytes, logCap: Self.logCap)
-        let jobID = job.id
         let wallNow = Self.wallClock()
         jobs[jobID]?.state = .running
-        if budget != job.maxAttempts {
-            jobs[jobID]?.maxAttempts = budget
-            record { try $0.setRunSettings(jobID: jobID, handler: nil, maxAttempts: budget) }
-        }
         do {
             let worker = try supervisor.spawn(request) { [unowned self] exit in
                 post(.workerExited(jobID: jobID, exit))
