@@ -67,11 +67,15 @@ enum StoreOpening {
                         metadata: ["error": "\(failure)", "retry_in": "\(retryIn)"])
                     text = "paused: the store's server cannot be reached"
                 } else {
-                    let free = StoreOpenWait.describe(freeBytes: FileSystem.space(PathBytes(state))?.free)
+                    let freeBytes = FileSystem.space(PathBytes(state))?.free
+                    let pausing = PauseReason.writeFailed(on: state, freeBytes: freeBytes)
+                    let free = StoreOpenWait.describe(freeBytes: freeBytes)
                     logger.error(
-                        "cannot open the state database in \(state): no space (\(free) on its filesystem); waiting for space, not exiting",
+                        pausing.forSpace
+                            ? "cannot open the state database in \(state): no space (\(free) on its filesystem); waiting for space, not exiting"
+                            : "cannot open the state database in \(state) (\(free) on its filesystem); waiting for it to be writable, not exiting",
                         metadata: ["error": "\(failure)", "retry_in": "\(retryIn)"])
-                    text = "paused: no space on \(state)"
+                    text = "paused: \(pausing.text)"
                 }
                 // The board's block was allocated by an earlier start, or cannot be had now (a first start on a
                 // full disk): then an empty marker file, which needs no data block, says it instead.

@@ -22,7 +22,9 @@ extension Dispatcher {
     /// the pause ends only when a move goes through again, not when the store can be written.
     /// `why`: what `status` says after "paused:" (no space on PATH, unless given).
     func pauseForDisk(path: PathBytes, reason: String, movesFailed: Bool = false, why: String? = nil) {
-        let cause = why ?? "no space on \(path)"
+        let pausing = why.map { PauseReason(text: $0, forSpace: false) }
+            ?? PauseReason.writeFailed(on: path.description, freeBytes: FileSystem.space(path)?.free)
+        let cause = pausing.text
         // A one-shot run does not wait: it ends its workers and stops with exit 1; what it could not record is
         // recovered next time.
         guard batch == nil else {
@@ -50,7 +52,7 @@ extension Dispatcher {
         diskRetryDelay = Self.firstDiskRetry
         armDiskRetry(doubling: false)
         let text = "paused: \(cause)"
-        pauseReason = PauseReason(text: cause, forSpace: why == nil)
+        pauseReason = pausing
         logger.critical("\(text); nothing new starts until \(pauseReason.endsWhen)", metadata: ["error": "\(reason)"])
         postBoard(headline: text)
         notifier.notify("STATUS=\(text)")
@@ -165,6 +167,17 @@ struct PauseReason {
     let forSpace: Bool
 
     var endsWhen: String { forSpace ? "space returns" : "that changes" }
+
+    /// Below this much free space a failed write is taken for a full disk.
+    static let nearlyFull: UInt64 = 16 << 20
+
+    /// A write failed in a way worth retrying: no space, or an I/O error or a quota, which a full disk may also give.
+    /// Said to be "no space" only when the disk has next to none left (or cannot be asked): a failing disk with room
+    /// to spare is not reported as full.
+    static func writeFailed(on path: String, freeBytes: UInt64?) -> PauseReason {
+        guard let free = freeBytes, free >= nearlyFull else { return PauseReason(text: "no space on \(path)", forSpace: true) }
+        return PauseReason(text: "cannot write on \(path) although \(free >> 20) MiB are free", forSpace: false)
+    }
 }
 
 /// Errors that mean "no space" rather than "broken".
