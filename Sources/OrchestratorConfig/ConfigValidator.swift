@@ -379,6 +379,13 @@ struct ConfigValidator {
         }
         guard let name = nonEmptyString(section, "name") else { return nil }
         let line = sourceMap.line(of: section.path.key("name"))
+        // A name goes into log lines, `show`, metrics labels and the worker's environment (as a C string, where a
+        // NUL would cut it short): a control character would garble or forge each of them.
+        guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            let shown = name.count > 60 ? String(name.prefix(60)) + "..." : name
+            report(line: line, "name: \(String(reflecting: shown)) contains a control character; a \(kind) name must not")
+            return nil
+        }
         if let first = firstLines[name] {
             report(line: line, "duplicate \(kind) name \"\(name)\" (first defined at line \(first))")
             return nil

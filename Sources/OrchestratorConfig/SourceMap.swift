@@ -323,8 +323,11 @@ private struct SourceScanner {
         while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\n") {
             if byte == UInt8(ascii: "\\") {
                 flush()
+                let start = position
                 advance()
-                scalars.append(contentsOf: escape())
+                let decoded = escape()
+                noteNUL(decoded, at: start)
+                scalars.append(contentsOf: decoded)
             } else {
                 raw.append(byte)
                 advance()
@@ -333,6 +336,12 @@ private struct SourceScanner {
         flush()
         if current == UInt8(ascii: "\"") { advance() }
         return String(scalars)
+    }
+
+    /// toml++ hands strings over as C strings: one holding a NUL (`\u0000`) would reach us cut off there, a
+    /// different name or command than the file says.
+    private mutating func noteNUL(_ decoded: [Unicode.Scalar], at start: Int) {
+        if decoded.contains("\u{0}") { noteHazard("a string cannot hold a NUL character (\\u0000)", at: start) }
     }
 
     /// Decodes the escape after a backslash (already consumed).
@@ -382,7 +391,13 @@ private struct SourceScanner {
         advance(3)
         while let byte = current {
             if escapes && byte == UInt8(ascii: "\\") {
-                advance(2)
+                let start = position
+                advance()
+                if current == UInt8(ascii: "u") || current == UInt8(ascii: "U") {
+                    noteNUL(escape(), at: start)
+                } else {
+                    advance()
+                }
             } else if byte == quote && peek(1) == quote && peek(2) == quote {
                 advance(3)
                 // Up to two more quotes belong to the content: `"""a""""` ends with `a"`.

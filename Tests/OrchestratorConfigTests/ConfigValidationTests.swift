@@ -364,6 +364,44 @@ private func problems(_ text: String) -> [String] {
             ])
     }
 
+    /// A name is printed in logs and `show` and passed in the worker's environment: a NUL cut it short there, an
+    /// escape sequence or a newline garbled or forged the lines it is in.
+    @Test func namesWithControlCharactersAreRefused() {
+        #expect(problems(#"""
+            [[handler]]
+            name = "a\u0007b"
+            match = ["*"]
+            command = ["x"]
+            [[task]]
+            name = "t\u001b[2J"
+            every = "1h"
+            command = ["x"]
+            [[task]]
+            name = "line\nbreak"
+            every = "1h"
+            command = ["x"]
+            [[task]]
+            name = "ok name-1"
+            every = "1h"
+            command = ["x"]
+            """#) == [
+                #"2: name: "a\u{07}b" contains a control character; a handler name must not"#,
+                #"6: name: "t\u{1B}[2J" contains a control character; a task name must not"#,
+                #"10: name: "line\nbreak" contains a control character; a task name must not"#,
+            ])
+    }
+
+    /// toml++ hands strings over as C strings: a NUL cut a name or a command's argument short, and the daemon ran
+    /// under a name (or with an argument) the file did not say. Refused with the line and column of the escape, in any
+    /// string.
+    @Test(arguments: [
+        (#"name = "a\u0000b""#, 2, 10), (#"name = "\U00000000""#, 2, 9), ("command = [\"\"\"x\\u0000\"\"\"]", 2, 16),
+    ])
+    func aNULInAStringIsRefused(line: String, at expectedLine: Int, column: Int) {
+        let text = "[[handler]]\n\(line)\n" + (line.hasPrefix("name") ? "match = [\"*\"]\ncommand = [\"x\"]\n" : "name = \"h\"\nmatch = [\"*\"]\n")
+        #expect(problems(text) == ["\(expectedLine): TOML syntax error: a string cannot hold a NUL character (\\u0000) (column \(column))"])
+    }
+
     /// Each value of a task with two triggers is checked too: one run of `config check` names every problem.
     @Test func everyProblemOfATaskWithTwoTriggersIsNamed() {
         #expect(problems("""
