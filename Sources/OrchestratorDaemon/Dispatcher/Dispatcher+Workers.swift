@@ -165,37 +165,30 @@ extension Dispatcher {
     }
 
     func start(_ job: LiveJob, queuedAt: UInt64) {
-        guard let spec = spec(of: job.owner) else {
+        let spec = spec(of: job.owner)
+        let fileInPlace: Bool? = if case .handler = job.owner { FileSystem.exists(layout.processing.appending(job.name)) } else { nil }
+        let jobID = job.id
+        let number: Int
+        switch StartReview.decide(.init(
+            ownerExists: spec != nil, fileInPlace: fileInPlace, attempts: job.attempts, recordedBudget: job.maxAttempts,
+            budget: maxAttempts(of: job)))
+        {
+        case .ownerRemoved:
             ownerRemoved(job)
             return
-        }
-        if case .handler = job.owner, !FileSystem.exists(layout.processing.appending(job.name)) {
-            // Moved away by hand while it waited (Inbox renamed, the processing area emptied): a worker would get a
-            // path to nothing, and "done" would be recorded for a file that never ran.
+        case .fail(let reason, let couldNotStart, let recordBudget):
+            if let budget = recordBudget { recordRunBudget(budget, of: jobID) }
             failForGood(
-                job, from: claimsJobs ? .running : .queued, attempts: job.attempts,
-                reason: "its file is no longer in the processing area (moved or removed while it waited)", couldNotStart: true,
-                at: Self.wallClock())
+                job, from: claimsJobs ? .running : .queued, attempts: job.attempts, reason: reason,
+                couldNotStart: couldNotStart, at: Self.wallClock())
             return
+        case .run(let next, let recordBudget):
+            if let budget = recordBudget { recordRunBudget(budget, of: jobID) }
+            number = next
         }
-        // A reload changed the attempt budget since it was recorded: `show` says the one it runs under. Lowered to what
-        // it has used already (while it waited to retry), no attempt is left.
-        let budget = maxAttempts(of: job)
-        let jobID = job.id
-        if budget != job.maxAttempts {
-            jobs[jobID]?.maxAttempts = budget
-            record { try $0.setRunSettings(jobID: jobID, handler: nil, maxAttempts: budget) }
-        }
-        if job.attempts >= budget {
-            failForGood(
-                job, from: claimsJobs ? .running : .queued, attempts: job.attempts,
-                reason: "its attempts are used up (max_attempts = \(budget) since a reload)", couldNotStart: false,
-                at: Self.wallClock())
-            return
-        }
+        guard let spec else { return }
         let meter = metrics?.meter(for: job.owner.metered)
         meter?.started(afterWaiting: Self.seconds(since: queuedAt, now: now))
-        let number = job.attempts + 1
         let logPath = nextLogPath(jobID: job.id, attempt: number)
         let eventBody = job.eventID.map { EventBodies.path(state: layout.state, event: $0) }.flatMap { FileSystem.exists($0) ? $0 : nil }
         let (values, environment) = WorkerEnvironment.forAttempt(
@@ -245,6 +238,12 @@ extension Dispatcher {
             }
             attemptFailed(jobID: jobID, reason: reason, previous: claimsJobs ? .running : .queued, couldNotStart: true)
         }
+    }
+
+    /// A reload changed the job's attempt budget since it was recorded: `show` says the one it runs (or ended) under.
+    private func recordRunBudget(_ budget: Int, of jobID: Int64) {
+        jobs[jobID]?.maxAttempts = budget
+        record { try $0.setRunSettings(jobID: jobID, handler: nil, maxAttempts: budget) }
     }
 
     /// The spawner answered before the exec, which then failed (or entering the working directory did): the
