@@ -260,6 +260,12 @@ import Testing
         #expect(try instance.run(["cancel", "../a.txt"]).stderr.contains("taken from the current folder"))
         // A name with a folder is a name relative to Inbox/Done/Failed, not a path from here: the usual hint.
         #expect(try instance.run(["show", "sub/a.txt"]).stderr.contains("are pruned"))
+        // No job has id 0 or less: a usage error, not "pruned".
+        for target in ["id:0", "id:-3", "id:99999999999999999999", "id:x"] {
+            let result = try instance.run(["show", target])
+            #expect(result.status == 64, "\(target): \(result.stderr)")
+            #expect(result.stderr == "error: \(target): after id: comes a job id (a number from 1)\n", "\(target)")
+        }
     }
 
     /// A worker's stderr tail reached the terminal raw: a worker that echoes a file's content could clear the

@@ -373,7 +373,10 @@ public enum Reports {
     static func findJob(_ reader: any StoreReader, config: Config, target: String, workingDirectory: String) throws -> JobRecord? {
         try requireTarget(target)
         if target.hasPrefix("id:") {
-            guard let id = Int64(target.dropFirst(3)) else { throw CommandError(.usage, "error: \(target): after id: comes a job id") }
+            // Ids start at 1: `id:0` matched nothing, and the hint blamed pruning.
+            guard let id = Int64(target.dropFirst(3)), id >= 1 else {
+                throw CommandError(.usage, "error: \(terminalSafe(target)): after id: comes a job id (a number from 1)")
+            }
             return try reader.job(id: id)
         }
         if let id = Int64(target), let job = try reader.job(id: id) {
