@@ -220,6 +220,36 @@ import Testing
         #expect(try taskRuns(instance, "hook").count == 1)
     }
 
+    /// A reload that takes a task's `after` away: the run that waited goes at once, and `tasks` stops saying it waits; a
+    /// wait recorded by an earlier life of the daemon, whose `after` was taken away meanwhile, is cleared at its next run
+    /// (before, both said "waiting for prep" for good while the task ran at every slot).
+    @Test func aWaitEndsWhenItsPrerequisitesAreTakenAway() throws {
+        let waiting = testConfig(handler: Self.handler)
+            + Self.task("prep", "on = \"prep.go\"") + Self.task("tick", "every = \"1s\"", extra: "after = [\"prep\"]")
+        let instance = try TestInstance(config: waiting)
+        try instance.startDaemon()
+        try instance.waitUntil("tick waits for prep", timeout: 10) { try taskRows(instance)["tick"]?["waiting_for"] as? [String] == ["prep"] }
+        #expect(instance.lines(of: "tick.log").isEmpty)
+        try waiting.replacingOccurrences(of: "after = [\"prep\"]", with: "").write(to: instance.configURL, atomically: true, encoding: .utf8)
+        kill(try #require(instance.daemon).processIdentifier, SIGHUP)
+        try instance.waitUntil("the config is reloaded", timeout: 10) { instance.log.contains("config reloaded") }
+        try instance.waitUntil("tick runs", timeout: 10) { instance.lines(of: "tick.log").count >= 1 }
+        try instance.waitUntil("tick no longer said to wait", timeout: 10) { try taskRows(instance)["tick"]?["waiting_for"] == nil }
+        #expect(instance.stopDaemon() == 0)
+
+        // The same wait left by a daemon that stopped while it waited, the config changed while it was away.
+        try waiting.write(to: instance.configURL, atomically: true, encoding: .utf8)
+        try instance.startDaemon()
+        try instance.waitUntil("tick waits for prep again", timeout: 10) { try taskRows(instance)["tick"]?["waiting_for"] as? [String] == ["prep"] }
+        #expect(instance.stopDaemon() == 0)
+        let ranBefore = instance.lines(of: "tick.log").count
+        try waiting.replacingOccurrences(of: "after = [\"prep\"]", with: "").write(to: instance.configURL, atomically: true, encoding: .utf8)
+        try instance.startDaemon()
+        try instance.waitUntil("tick runs after the restart", timeout: 10) { instance.lines(of: "tick.log").count > ranBefore }
+        try instance.waitUntil("the old wait is cleared", timeout: 10) { try taskRows(instance)["tick"]?["waiting_for"] == nil }
+        #expect(instance.stopDaemon() == 0)
+    }
+
     /// A disabled task fires at no time: `tasks` shows no next fire for it (before, it showed one it would skip).
     @Test func aDisabledTaskHasNoNextFire() throws {
         let instance = try TestInstance(config: testConfig(handler: Self.handler)

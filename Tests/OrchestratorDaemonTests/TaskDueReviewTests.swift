@@ -56,6 +56,14 @@ import Testing
         #expect(released.verdict == .run(endsWaiting: true))
     }
 
+    /// A reload took the task's `after` away while a run of it waited: that run goes now and its wait ends (before, it
+    /// ran at the next slot and `tasks` kept saying "waiting for ...").
+    @Test func aRunThatWaitedGoesWhenItsPrerequisitesAreTakenAway() {
+        #expect(TaskDueReview(Facts(cause: .schedule, after: [], hasPending: true)).verdict == .run(endsWaiting: true))
+        #expect(TaskDueReview(Facts(cause: .event, after: [], hasPending: true)).verdict == .run(endsWaiting: true))
+        #expect(TaskDueReview(Facts(cause: .schedule, after: [])).verdict == .run(endsWaiting: false))
+    }
+
     @Test func aPrerequisiteThatCannotRunDropsTheSlotWithTheReason() {
         let missing = RunSummary(startedAt: 100, finishedAt: 100, result: .commandMissing)
         let review = TaskDueReview(Facts(cause: .event, after: ["fetch"], latest: ["fetch": missing], hasPending: true))

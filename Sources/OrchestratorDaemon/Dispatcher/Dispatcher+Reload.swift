@@ -115,6 +115,7 @@ extension Dispatcher {
             guard let runtime = taskRuntimes.removeValue(forKey: name) else { continue }
             if let timer = runtime.timer { wheel.cancel(timer) }
             if let event = runtime.pending?.eventID { settleEvent(event) }
+            if runtime.waitRecorded { setWaiting(name, nil) }
             logger.info("task removed by reload", metadata: ["task": "\(name)"])
         }
         // Unreadable: new and changed tasks wait for the next reload.
@@ -131,6 +132,7 @@ extension Dispatcher {
                 if let timer = old.timer { wheel.cancel(timer) }
                 runtime.runs = old.runs
                 runtime.pending = old.pending
+                runtime.waitRecorded = old.waitRecorded
             }
             taskRuntimes[task.name] = runtime
             // A task added or rescheduled by a reload has missed nothing: its schedule starts now.
@@ -140,6 +142,7 @@ extension Dispatcher {
         for task in config.tasks {
             taskRuntimes[task.name]?.enabled = overrides[task.name] ?? task.enabled
         }
+        reviewWaitingRuns()
     }
 
     func noteConfigLoaded() {

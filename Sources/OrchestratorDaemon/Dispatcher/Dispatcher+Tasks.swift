@@ -23,6 +23,9 @@ struct TaskRuntime {
     var pending: PendingRun?
     /// When its latest run started (Unix seconds): prerequisites must have succeeded since.
     var lastStart: Double?
+    /// Whether the store says it waits for prerequisites (`tasks`, `status`): cleared when a run of it is queued, also
+    /// when the wait was an earlier life's or a reload took its `after` away.
+    var waitRecorded = false
 }
 
 struct PendingRun {
@@ -90,10 +93,14 @@ extension Dispatcher {
         // The store is the ledger: a task disabled there must not run because a read failed.
         let overrides = try store.read { try $0.taskEnabledOverrides() }
         let latest = try store.read { try $0.latestTaskRuns() }
+        let waits = try store.read { try $0.taskWaits() }
         for (name, run) in latest { latestTaskRuns[name] = Self.summary(run) }
         for task in config.tasks {
             taskRuntimes[task.name] = try makeRuntime(task, enabledOverride: overrides[task.name])
+            taskRuntimes[task.name]?.waitRecorded = waits[task.name] != nil
         }
+        // A task removed from the config while the daemon was away waits for nothing any more.
+        for name in waits.keys where task(named: name) == nil { setWaiting(name, nil) }
     }
 
     static func summary(_ run: TaskRunRecord) -> RunSummary {
@@ -196,10 +203,9 @@ extension Dispatcher {
             replacePending(name, with: PendingRun(cause: cause, slot: slot, eventID: eventID, eventName: eventName))
             setWaiting(name, names)
         case .run(let endsWaiting):
-            if endsWaiting {
-                replacePending(name, with: nil)
-                setWaiting(name, nil)
-            }
+            if endsWaiting { replacePending(name, with: nil) }
+            // A `task run` while a due run waits leaves that wait as it is.
+            if endsWaiting || (runtime.waitRecorded && runtime.pending == nil) { setWaiting(name, nil) }
             queueTaskRun(name, cause: cause, slot: slot, eventID: eventID, eventName: eventName)
         }
     }
@@ -226,8 +232,18 @@ extension Dispatcher {
         record { try $0.markEventHandled(id: id, at: wallNow) }
     }
 
-    private func setWaiting(_ task: String, _ names: [String]?) {
+    func setWaiting(_ task: String, _ names: [String]?) {
+        taskRuntimes[task]?.waitRecorded = names != nil
         record { try $0.setTaskWaiting(task: task, for: names) }
+    }
+
+    /// After a reload: a run that waited for prerequisites is decided again, under the task's `after` in force (taken
+    /// away, it runs now).
+    func reviewWaitingRuns() {
+        for task in config.tasks {
+            guard let pending = taskRuntimes[task.name]?.pending else { continue }
+            due(task.name, cause: pending.cause, slot: pending.slot, eventID: pending.eventID, eventName: pending.eventName)
+        }
     }
 
     private func queueTaskRun(_ name: String, cause: TaskCause, slot: Int64?, eventID: Int64?, eventName: String?) {

@@ -81,7 +81,8 @@ struct TaskDueReview: Equatable {
         if facts.cause != .event, !facts.runs.admitsScheduled(overlap: facts.overlap) {
             return .drop(.overlapping)
         }
-        guard !facts.after.isEmpty else { return .run(endsWaiting: false) }
+        // A reload may have taken its `after` away while a run of it waited.
+        guard !facts.after.isEmpty else { return .run(endsWaiting: facts.hasPending) }
         switch DependencyGate.decide(after: facts.after, ownLastStart: facts.ownLastStart, latest: facts.latest) {
         case .skip(let reason):
             return .drop(.prerequisiteCannotRun(reason))
