@@ -92,7 +92,7 @@ struct APIRoutes: Sendable {
         }
         for (verb, paused) in [("pause", true), ("resume", false)] {
             api.post("handlers/:name/\(verb)") { request, context in
-                let name = try context.parameters.require("name")
+                let name = try decodedName(context)
                 _ = try await object(request, allowed: [])
                 return try await run { config in
                     let message = try InterventionCommands.setHandlerPaused(config: config, handler: name, paused: paused)
@@ -101,7 +101,7 @@ struct APIRoutes: Sendable {
             }
         }
         api.post("tasks/:name/run") { request, context in
-            let name = try context.parameters.require("name")
+            let name = try decodedName(context)
             _ = try await object(request, allowed: [])
             return try await run { config in
                 let (_, lines) = try Batch.taskRun(config: config, task: name, logFormat: .human)
@@ -110,7 +110,7 @@ struct APIRoutes: Sendable {
         }
         for (verb, enabled) in [("enable", true), ("disable", false)] {
             api.post("tasks/:name/\(verb)") { request, context in
-                let name = try context.parameters.require("name")
+                let name = try decodedName(context)
                 _ = try await object(request, allowed: [])
                 return try await run { config in
                     let message = try TaskCommands.setEnabled(config: config, task: name, enabled: enabled)
@@ -127,7 +127,7 @@ struct APIRoutes: Sendable {
             return try await run { config in try Reports.activity(config: config, window: window) }
         }
         api.post("events/:name") { request, context in
-            let name = try context.parameters.require("name")
+            let name = try decodedName(context)
             let body = try await Self.body(request, limit: EventBodies.maximumSize)
             let text = try await run(status: 202) { config in
                 let id = try APICommands.fireEvent(config: config, name: name, body: body.map { Array($0.readableBytesView) })
@@ -225,6 +225,14 @@ struct APIRoutes: Sendable {
         case .success(let text): return Self.json(status, text)
         case .failure(let error): throw error
         }
+    }
+
+    /// A handler's, task's or event's name from the path, percent-decoded as clients encode it (`my%20task`,
+    /// `web%3Ahook`); the router hands the segment over as it came.
+    private func decodedName(_ context: BasicRequestContext) throws -> String {
+        let raw = try context.parameters.require("name")
+        guard let name = raw.removingPercentEncoding else { throw APIError(400, "name \"\(raw)\" is not valid percent-encoding") }
+        return name
     }
 
     private func jobID(_ context: BasicRequestContext) throws -> Int64 {

@@ -292,6 +292,9 @@ import TestSupport
         let tooLarge = try api.send("POST", "/api/v1/events/hook", body: Data(count: (1 << 20) + 1), contentType: "application/octet-stream")
         #expect(tooLarge.status == 413)
         #expect(try api.post("/api/v1/events/bad%20name", json: nil).status == 400)
+        // `urllib.parse.quote("web:hook")` and the like encode the colon.
+        #expect(try api.post("/api/v1/events/web%3Ahook", json: nil).status == 202)
+        #expect(try api.post("/api/v1/events/web%3", json: nil).status == 400)
         #expect(try api.post("/api/v1/events/nobody.listens", json: nil).status == 202, "recorded whether or not a task listens")
         try api.validate()
         #expect(instance.stopDaemon() == 0)
@@ -364,6 +367,12 @@ import TestSupport
         #expect(try nightly()?["enabled"] as? Bool == false)
         #expect(try api.post("/api/v1/tasks/nightly/enable", json: nil).status == 200)
         #expect(try nightly()?["enabled"] as? Bool == true)
+        // Names come percent-encoded from most clients (a task named "my task" as my%20task): decoded, not "no task".
+        #expect(try api.post("/api/v1/tasks/night%6Cy/disable", json: nil).status == 200)
+        #expect(try nightly()?["enabled"] as? Bool == false)
+        #expect(try api.post("/api/v1/tasks/night%6cy/enable", json: nil).status == 200)
+        #expect(try api.post("/api/v1/handlers/t%65st/pause", json: nil).object?["paused"] as? Bool == true)
+        #expect(try api.post("/api/v1/handlers/test/resume", json: nil).status == 200)
 
         _ = FileManager.default.createFile(atPath: instance.path("release"), contents: nil)
         try instance.waitUntil("both are done", timeout: 10) { instance.count(in: "Done") == 2 }
