@@ -39,7 +39,48 @@ struct Orchestrator: ParsableCommand {
             FileHandle.standardError.write(Data("error: '\(word)' is not a subcommand of '\(group._commandName)' (one of: \(group.subcommandNames))\n".utf8))
             Glibc.exit(ExitCode.validationFailure.rawValue)
         }
-        main(nil)
+        // A word that is no command: ArgumentParser then complains of the first option after it ("Unknown option
+        // '--config'").
+        if let word = arguments.first, !word.hasPrefix("-"), !configuration.subcommands.contains(where: { $0._commandName == word }) {
+            let names = configuration.subcommands.map { $0._commandName }.joined(separator: ", ")
+            FileHandle.standardError.write(Data("error: '\(word)' is not a command (one of: \(names))\n".utf8))
+            Glibc.exit(ExitCode.validationFailure.rawValue)
+        }
+        var command: any ParsableCommand
+        do {
+            command = try parseAsRoot(nil)
+            try command.run()
+        } catch {
+            exitSayingOneLine(error)
+        }
+        Glibc.exit(0)
+    }
+
+    /// Usage errors on one line, as every other error is (SPEC: "Each error is one line on stderr"): ArgumentParser's
+    /// own message with its usage and help lines dropped, and a list of choices folded into the line. Help, the
+    /// version and exit codes thrown on purpose go through ArgumentParser as they are.
+    static func exitSayingOneLine(_ error: any Error) -> Never {
+        let code = exitCode(for: error)
+        let message = message(for: error)
+        guard code != .success, !message.isEmpty else { exit(withError: error) }
+        FileHandle.standardError.write(Data("error: \(oneLine(usageMessage: message))\n".utf8))
+        Glibc.exit(code.rawValue)
+    }
+
+    static func oneLine(usageMessage message: String) -> String {
+        var parts: [String] = []
+        for line in message.split(separator: "\n") {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.hasPrefix("Usage:") || text.hasPrefix("Help:") || text.hasPrefix("See '") { break }
+            if text.hasPrefix("- ") {
+                parts.append((parts.isEmpty || parts.last!.hasSuffix(":") ? " " : ", ") + text.dropFirst(2))
+            } else if !text.isEmpty {
+                parts.append((parts.isEmpty ? "" : " ") + text)
+            }
+        }
+        var line = parts.joined()
+        if line.hasPrefix("Error: ") { line.removeFirst("Error: ".count) }
+        return line
     }
 }
 

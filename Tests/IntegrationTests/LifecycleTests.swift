@@ -163,6 +163,34 @@ struct LifecycleTests {
         instance.stopDaemon()
     }
 
+    /// SPEC: "Each error is one line on stderr". Usage errors came with ArgumentParser's usage and help lines (3 to 10
+    /// lines, "Error:" where every other error says "error:"), and a word that is no command was said to be an unknown
+    /// `--config`.
+    @Test func usageErrorsAreOneLineWithExit64() throws {
+        let instance = try TestInstance(config: testConfig(handler: "command = [\"/bin/true\"]"))
+        let cases: [([String], String)] = [
+            (["priority", "1", "11"], "error: priority must be 1..10, not 11\n"),
+            (["history", "--limit", "0"], "error: --limit must be at least 1\n"),
+            (["show"], "error: Missing expected argument '<target>'\n"),
+            (["sweep", "--mode", "bogus"],
+             "error: The value 'bogus' is invalid for '--mode <mode>'. Please provide one of the following: all, retry, ingest, upload, watchdog, prune\n"),
+            (["status", "--bogus"], "error: Unknown option '--bogus'\n"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try instance.run(arguments)
+            #expect(result.status == 64, "\(arguments)")
+            #expect(result.stderr == expected, "\(arguments)")
+        }
+        let unknown = try instance.run(["frob"])
+        #expect(unknown.status == 64)
+        #expect(unknown.stderr.hasPrefix("error: 'frob' is not a command (one of: init, watch,"), "\(unknown.stderr)")
+        #expect(unknown.stderr.split(separator: "\n").count == 1)
+        // Help and the version are not errors.
+        let help = try instance.run(["show", "--help"])
+        #expect(help.status == 0 && help.stdout.contains("USAGE: orchestrator show"), "\(help.stdout)")
+        #expect(try instance.run(["--version"]).status == 0)
+    }
+
     @Test func fileWithoutHandlerGoesToFailedWithReason() throws {
         let instance = try TestInstance(config: testConfig(handler: """
             command = ["true"]
