@@ -330,4 +330,22 @@ struct FaultsConfigTests {
         _ = try run(["status", "--config", instance.configURL.path], in: instance)
         #expect(!FileManager.default.fileExists(atPath: state))
     }
+
+    /// The commands that read the store say what is wrong with the state dir (exit 1), as they do for a damaged
+    /// database; only a database that is not there yet is "nothing recorded" (before, a state dir that is a file gave
+    /// "no runs recorded yet", exit 0).
+    @Test func readersSayTheStateDirIsNoFolder() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        let state = instance.path(".orchestrator")
+        try? FileManager.default.removeItem(atPath: state)
+        let history = try instance.run(["history"])
+        #expect(history.status == 0 && history.stdout == "no runs recorded yet\n", "\(history.stderr)")
+        #expect(try instance.run(["show", "1"]).stderr.contains("nothing has been recorded yet"))
+        try "not a folder\n".write(toFile: state, atomically: false, encoding: .utf8)
+        for arguments in [["history"], ["history", "--json"], ["show", "1"], ["cancel", "1"], ["tasks"]] {
+            let result = try instance.run(arguments)
+            #expect(result.status == 1, "\(arguments): \(result.stdout)")
+            #expect(result.stderr == "error: the state dir \(state) is not a folder\n", "\(arguments)")
+        }
+    }
 }

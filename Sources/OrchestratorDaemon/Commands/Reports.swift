@@ -556,8 +556,21 @@ public enum Reports {
     /// server's store is always there.
     static func openStoreIfPresent(_ config: Config) throws(CommandError) -> (any Store)? {
         if let problem = StoreFactory.daemonStoreMismatch(config) { throw CommandError(.failure, "error: \(problem)") }
-        guard config.store.url != nil || FileManager.default.fileExists(atPath: config.paths.state + "/orchestrator.sqlite")
-        else { return nil }
+        if config.store.url == nil {
+            // Only a database that is not there means "nothing recorded yet": a state dir that is a file, or one that
+            // cannot be looked into, is said as such (exit 1), as a damaged database is.
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: config.paths.state, isDirectory: &isFolder), !isFolder.boolValue {
+                throw CommandError(.failure, "error: the state dir \(terminalSafe(config.paths.state)) is not a folder")
+            }
+            let database = config.paths.state + "/orchestrator.sqlite"
+            var status = stat()
+            guard stat(database, &status) == 0 else {
+                let code = errno
+                if code == ENOENT { return nil }
+                throw CommandError(.failure, "error: cannot read \(terminalSafe(database)): \(String(cString: strerror(code)))")
+            }
+        }
         return try openStore(config)
     }
 
