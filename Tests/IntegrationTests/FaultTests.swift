@@ -526,14 +526,16 @@ import Testing
     }
 
     /// A reload that changes `max_attempts` while a job waits to retry: raised, the job runs the new budget (and `show`
-    /// said "attempts: 3 of 2"); lowered below what it has used, no attempt is left and none starts (it ran once more).
-    @Test(arguments: [(2, 3, ["1", "2", "3"]), (3, 1, ["1"])])
-    func aReloadedAttemptBudgetIsTheOneRunAndShown(from: Int, to: Int, ran: [String]) throws {
+    /// said "attempts: 3 of 2"); lowered below what it has used, no attempt is left and none starts (it ran once more),
+    /// and it ends at the reload, not an hour later when its backoff would have been over. Either way `show` says the
+    /// budget in force from the reload on (it said the old one until the next attempt).
+    @Test(arguments: [(2, 3, ["1", "2", "3"], "3s"), (3, 1, ["1"], "1h")])
+    func aReloadedAttemptBudgetIsTheOneRunAndShown(from: Int, to: Int, ran: [String], backoff: String) throws {
         func config(attempts: Int) -> String {
             testConfig(handler: """
                 command = ["/bin/sh", "-c", 'echo "$ORCH_ATTEMPT" >> ../ran.log; exit 1']
                 max_attempts = \(attempts)
-                backoff = "3s"
+                backoff = "\(backoff)"
                 """)
         }
         let instance = try TestInstance(config: config(attempts: from))
@@ -544,6 +546,9 @@ import Testing
         try config(attempts: to).write(to: instance.configURL, atomically: true, encoding: .utf8)
         kill(daemon.processIdentifier, SIGHUP)
         try instance.waitUntil("the config is reloaded", timeout: 10) { instance.log.contains("config reloaded") }
+        try instance.waitUntil("show says the new budget", timeout: 5) {
+            (try? instance.json(["show", "x.txt"]) as? [String: Any])?["max_attempts"] as? Int == to
+        }
         try instance.waitUntil("x.txt fails for good", timeout: 45) { instance.count(in: "Failed") == 1 }
         #expect(instance.stopDaemon() == 0)
         #expect(instance.lines(of: "ran.log") == ran)

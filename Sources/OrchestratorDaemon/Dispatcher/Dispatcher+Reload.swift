@@ -65,6 +65,22 @@ extension Dispatcher {
             if let timer = job.retryTimer { wheel.cancel(timer) }
             ownerRemoved(job)
         }
+        // Jobs waiting to start or to retry run under the attempt budget in force: recorded now, so that `show` says it
+        // at once; one lowered to what it has used already ends now rather than when its backoff is over.
+        for (jobID, job) in jobs where running[jobID] == nil && undecided[jobID] == nil && (job.state == .queued || job.state == .retryWait) {
+            switch StartReview.decide(.init(
+                ownerExists: true, fileInPlace: nil, attempts: job.attempts, recordedBudget: job.maxAttempts, budget: maxAttempts(of: job)))
+            {
+            case .run(_, let budget?):
+                recordRunBudget(budget, of: jobID)
+            case .fail(let reason, let couldNotStart, let budget):
+                if let budget { recordRunBudget(budget, of: jobID) }
+                if let timer = job.retryTimer { wheel.cancel(timer) }
+                failForGood(job, from: job.state, attempts: job.attempts, reason: reason, couldNotStart: couldNotStart, at: Self.wallClock())
+            case .run(_, nil), .ownerRemoved:
+                break
+            }
+        }
         // Jobs parked for a paused handler the reload removed would wait for a resume that cannot come (`handler
         // resume` knows only the config's handlers): back on the queue, under the handler that took them above
         // (parked again at their start if that one is paused too).

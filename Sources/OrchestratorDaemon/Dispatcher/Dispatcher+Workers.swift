@@ -241,7 +241,7 @@ extension Dispatcher {
     }
 
     /// A reload changed the job's attempt budget since it was recorded: `show` says the one it runs (or ended) under.
-    private func recordRunBudget(_ budget: Int, of jobID: Int64) {
+    func recordRunBudget(_ budget: Int, of jobID: Int64) {
         jobs[jobID]?.maxAttempts = budget
         record { try $0.setRunSettings(jobID: jobID, handler: nil, maxAttempts: budget) }
     }
