@@ -268,6 +268,26 @@ import Testing
         }
     }
 
+    /// `show Done/x` and `replay Failed/x` from another folder than the instance's: before, show said the job that
+    /// had finished a second earlier was pruned, and replay looked only in the current folder and in Failed/Failed/.
+    @Test func doneAndFailedPathsNameTheirFilesFromAnyFolder() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["/bin/sh", "-c", 'case "$ORCH_NAME" in *.bad) exit 1;; esac']"#
+            + "\nmax_attempts = 1"))
+        try instance.startDaemon()
+        try instance.drop("report.csv")
+        try instance.drop("r.bad")
+        try instance.waitUntil("both ended", timeout: 20) { instance.count(in: "Done") == 1 && instance.count(in: "Failed") == 1 }
+        let elsewhere = URL(fileURLWithPath: "/")
+        let shown = try instance.run(["show", "Done/report.csv"], workingDirectory: elsewhere)
+        #expect(shown.status == 0 && shown.stdout.contains("report.csv"), "\(shown.stderr)")
+        #expect(try instance.run(["show", "Failed/r.bad"], workingDirectory: elsewhere).status == 0)
+        let replayed = try instance.run(["replay", "Failed/r.bad"], workingDirectory: elsewhere)
+        #expect(replayed.status == 0 && replayed.stdout.contains("replayed r.bad"), "\(replayed.stderr)")
+        // Still refused: anything that resolves outside Failed/.
+        #expect(try instance.run(["replay", "Failed/../Done/report.csv"], workingDirectory: elsewhere).status == 65)
+        #expect(instance.stopDaemon() == 0)
+    }
+
     /// A worker's stderr tail reached the terminal raw: a worker that echoes a file's content could clear the
     /// screen or set the title of whoever ran `show`.
     @Test func showPrintsAWorkersStderrWithoutItsControlSequences() throws {

@@ -89,7 +89,10 @@ public enum Replay {
         let bytes = ArgumentBytes.of(argument)
         let given = argument.hasPrefix("/") ? PathBytes(bytes) : PathBytes(Array(workingDirectory.utf8) + [UInt8(ascii: "/")] + bytes)
         let prefix = failedReal.bytes + [UInt8(ascii: "/")]
-        let candidates = [given, failedRoot.appending(RelativePath(bytes))]
+        // Also from the folder holding Failed/ (`Failed/x` run anywhere, as `POST /api/v1/replay` takes it).
+        let besideFailed = PathBytes(failedRoot.parent.bytes + [UInt8(ascii: "/")] + bytes)
+        let candidates = argument.hasPrefix("/") ? [given, failedRoot.appending(RelativePath(bytes))]
+            : [given, failedRoot.appending(RelativePath(bytes)), besideFailed]
         // A link the daemon put in Failed/ (one renamed into Inbox: never handed to a worker) names its target, which
         // is elsewhere: say what it is rather than "not inside".
         for candidate in candidates where FileSystem.status(candidate)?.kind == .symlink {

@@ -393,11 +393,21 @@ public enum Reports {
         let roots = [(config.paths.done, false), (config.paths.failed, false), (config.paths.inbox, true), (config.paths.processing, true)]
         let targetBytes = ArgumentBytes.of(target)
         var candidates: [(name: RelativePath, live: Bool)] = []
-        let resolved = resolvedPath(of: target, workingDirectory: workingDirectory)
-        for (root, live) in roots {
-            let rootReal = FileSystem.realPath(PathBytes(root)) ?? PathBytes(root)
-            let prefix = rootReal.bytes + [UInt8(ascii: "/")]
-            if resolved.bytes.starts(with: prefix) { candidates.append((RelativePath(Array(resolved.bytes.dropFirst(prefix.count))), live)) }
+        // From the current folder, and from the folders holding Inbox, Done and Failed: `show Done/x` names Done's x
+        // wherever it is run (as `POST /api/v1/replay` takes Failed/x), the current folder winning.
+        var resolved = [resolvedPath(of: target, workingDirectory: workingDirectory)]
+        if !target.hasPrefix("/") {
+            for (root, _) in roots {
+                let path = resolvedPath(of: target, workingDirectory: (root as NSString).deletingLastPathComponent)
+                if !resolved.contains(path) { resolved.append(path) }
+            }
+        }
+        for path in resolved {
+            for (root, live) in roots {
+                let rootReal = FileSystem.realPath(PathBytes(root)) ?? PathBytes(root)
+                let prefix = rootReal.bytes + [UInt8(ascii: "/")]
+                if path.bytes.starts(with: prefix) { candidates.append((RelativePath(Array(path.bytes.dropFirst(prefix.count))), live)) }
+            }
         }
         let bare = RelativePath(targetBytes)
         if let job = try reader.latestJob(kind: .file, name: bare), !job.state.isTerminal { candidates.append((bare, true)) }

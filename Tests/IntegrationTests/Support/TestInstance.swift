@@ -143,14 +143,14 @@ final class TestInstance: @unchecked Sendable {
     /// `executable`: run that instead of the binary (a shell that passes the binary bytes a String cannot hold).
     func run(
         _ arguments: [String], withConfig: Bool = true, environment: [String: String]? = nil, timeout: Double = 30,
-        executable: String? = nil
+        executable: String? = nil, workingDirectory: URL? = nil
     ) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable ?? Self.binary)
         var args = arguments
         if withConfig { args += ["--config", configURL.path] }
         process.arguments = args
-        process.currentDirectoryURL = root
+        process.currentDirectoryURL = workingDirectory ?? root
         if let environment { process.environment = environment }
         // Hidden, so that the folders the tests count never see them.
         let outPath = path(".cli-\(UUID().uuidString.prefix(8)).out")
