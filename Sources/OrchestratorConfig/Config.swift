@@ -77,15 +77,34 @@ public struct Config: Sendable {
         }
     }
 
+    /// For `config check`: as `loadForReading`, also when `[paths]`, `[store]` or `[node]` have problems
+    /// (`locationTrouble`), so that the checks that do not depend on where things are (the commands) still run
+    /// alongside: before, one unknown key in `[paths]` hid every missing command until it was fixed.
+    public static func loadForChecking(file: String) throws(ConfigErrors) -> (config: Config, problems: [ConfigProblem], locationTrouble: Bool) {
+        let text = try readText(file)
+        do {
+            return (try parse(text: text, file: file), [], false)
+        } catch {
+            guard let (config, problems, locationTrouble) = parseKeepingProblems(text: text, file: file, evenOfLocation: true) else { throw error }
+            return (config, problems, locationTrouble)
+        }
+    }
+
     private static func parseKeepingProblems(text: String, file: String) -> (Config, [ConfigProblem])? {
+        parseKeepingProblems(text: text, file: file, evenOfLocation: false).map { ($0.0, $0.1) }
+    }
+
+    private static func parseKeepingProblems(
+        text: String, file: String, evenOfLocation: Bool
+    ) -> (Config, [ConfigProblem], Bool)? {
         let absoluteFile = FileSystem.absolute(file, relativeTo: FileSystem.currentDirectory())
         let sourceMap = SourceMap(scanning: text)
         guard sourceMap.parserHazard == nil, case .success(let root) = TOMLNode.parse(text) else { return nil }
         var validator = ConfigValidator(file: file, baseDirectory: FileSystem.directory(of: absoluteFile), sourceMap: sourceMap)
         var config = validator.assemble(root, absoluteFile: absoluteFile)
-        guard validator.locationProblems == 0 else { return nil }
+        guard evenOfLocation || validator.locationProblems == 0 else { return nil }
         config.sourceMap = sourceMap
-        return (config, validator.sortedProblems)
+        return (config, validator.sortedProblems, validator.locationProblems > 0)
     }
 
     private static func readText(_ file: String) throws(ConfigErrors) -> String {

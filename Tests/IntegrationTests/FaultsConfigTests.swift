@@ -84,6 +84,27 @@ struct FaultsConfigTests {
         }
     }
 
+    /// `config check` prints every problem: one in `[paths]` hid the commands that cannot start until it was fixed.
+    @Test func aProblemInPathsDoesNotHideACommandThatCannotStart() throws {
+        let instance = try TestInstance(config: """
+            [paths]
+            inbox = "../Inbox"
+            bogus = 1
+
+            [[handler]]
+            name = "a"
+            command = ["../workers/nope.sh"]
+            """)
+        let check = try run(["config", "check", "--config", instance.configURL.path], in: instance).0
+        #expect(check.status == 78)
+        let path = instance.configURL.path
+        #expect(check.stderr == """
+            \(path):3: error: unknown key "bogus" in [paths]
+            \(path):7: error: handler "a": command: \(instance.path("workers/nope.sh")) does not exist
+
+            """, "\(check.stderr)")
+    }
+
     @Test func foldersThatAreSymlinksToDistinctFoldersAreFine() throws {
         let instance = try TestInstance(config: """
             [paths]

@@ -9,14 +9,19 @@ public enum ConfigReport {
         do throws(ConfigErrors) {
             // Errors in the text do not hide the checks against this machine: both kinds are listed at once. A value
             // with an error has a default standing in for it, so a machine check on its line is left out.
-            var (config, textProblems) = try Config.loadForReading(file: path)
+            var (config, textProblems, locationTrouble) = try Config.loadForChecking(file: path)
             if let flag = storeFlag, StoreSettings.problem(with: flag) == nil {
                 (config.store.url, config.store.origin) = (flag, .commandLine)
             } else if let variable = ProcessInfo.processInfo.environment["ORCHESTRATOR_STORE"], StoreSettings.problem(with: variable) == nil {
                 (config.store.url, config.store.origin) = (variable, .environment)
             }
             let lines = Set(textProblems.map(\.line))
-            let hostProblems = (config.hostProblems() + [config.roleProblem()].compactMap { $0 }).filter { !lines.contains($0.line) }
+            // With `[paths]`, `[store]` or `[node]` in doubt, where the folders are is not known: only the commands are
+            // checked against the machine.
+            let machine = locationTrouble
+                ? config.commandProblems(searchPath: Config.processSearchPath())
+                : config.hostProblems() + [config.roleProblem()].compactMap { $0 }
+            let hostProblems = machine.filter { !lines.contains($0.line) }
             let problems = (textProblems + hostProblems).enumerated()
                 .sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element)
             if !problems.isEmpty { throw ConfigErrors(problems: problems) }
