@@ -115,3 +115,30 @@ public enum BearerAuth {
         return difference == 0
     }
 }
+
+/// The methods each documented route answers, read from the OpenAPI document the server publishes: a known path asked
+/// with another method is answered 405 with `Allow`, not "no route" (404).
+public enum AllowedMethods {
+    static let routes: [(segments: [Substring], methods: [String])] = {
+        guard let document = try? JSONSerialization.jsonObject(with: Data(OpenAPIDocument.text.utf8)) as? [String: Any],
+            let paths = document["paths"] as? [String: Any]
+        else { return [] }
+        let verbs = ["get", "put", "post", "delete", "patch", "head", "options"]
+        return paths.compactMap { path, item in
+            guard let operations = item as? [String: Any] else { return nil }
+            return (path.split(separator: "/"), verbs.filter { operations[$0] != nil }.map { $0.uppercased() })
+        }
+    }()
+
+    /// The methods `path` answers; empty when no documented route has that shape (a `{name}` segment takes any one).
+    public static func methods(forPath path: String) -> [String] {
+        let segments = path.split(separator: "?", maxSplits: 1).first.map { $0.split(separator: "/") } ?? []
+        let matching = routes.filter { route in
+            route.segments.count == segments.count
+                && zip(route.segments, segments).allSatisfy { template, given in template.hasPrefix("{") || template == given }
+        }
+        var methods: [String] = []
+        for route in matching { for method in route.methods where !methods.contains(method) { methods.append(method) } }
+        return methods
+    }
+}

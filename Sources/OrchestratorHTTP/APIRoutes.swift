@@ -181,7 +181,11 @@ struct APIRoutes: Sendable {
             let response = try await responder.respond(to: request, context: context)
             // The router answers an unknown route with an empty 404; every error here has a JSON body.
             if response.status == .notFound, response.headers[.contentType] == nil {
-                return error(APIError(404, "no route \(request.method) \(request.uri.path)"))
+                let allowed = AllowedMethods.methods(forPath: request.uri.path)
+                guard !allowed.isEmpty else { return error(APIError(404, "no route \(request.method) \(request.uri.path)")) }
+                var refused = error(APIError(405, "\(request.method) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))"))
+                refused.headers[.allow] = allowed.joined(separator: ", ")
+                return refused
             }
             return response
         } catch let failure as APIError {

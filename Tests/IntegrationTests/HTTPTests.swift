@@ -116,6 +116,15 @@ import TestSupport
         #expect(metrics.status == 200)
         #expect(String(decoding: metrics.body, as: UTF8.self).contains("# TYPE orchestrator_"))
         #expect(try api.get("/api/v1/nope").status == 404)
+        // A documented path asked with another method: 405 with what it takes, not "no route".
+        for (method, path, allowed) in [
+            ("DELETE", "/api/v1/jobs/9", "GET"), ("PUT", "/api/v1/status", "GET"), ("GET", "/api/v1/reload", "POST"),
+            ("GET", "/api/v1/tasks/nightly/run", "POST"),
+        ] {
+            let refused = try api.send(method, path)
+            #expect(refused.status == 405, "\(method) \(path)")
+            #expect(refused.object?["error"] as? String == "\(method) is not allowed on \(path) (allowed: \(allowed))", "\(method) \(path)")
+        }
         // An id is an id: a file named like one is not found through it.
         try instance.drop("777")
         try instance.waitUntil("777 is in Done/", timeout: 10) { instance.count(in: "Done") == 1 }

@@ -108,3 +108,18 @@ struct OpenAPIDocumentTests {
         #expect(object?["openapi"] as? String == "3.1.0")
     }
 }
+
+/// The methods a path answers, from the published OpenAPI document.
+struct AllowedMethodsTests {
+    @Test func aDocumentedPathSaysItsMethods() {
+        #expect(AllowedMethods.methods(forPath: "/api/v1/status") == ["GET"])
+        #expect(AllowedMethods.methods(forPath: "/api/v1/jobs/12/cancel") == ["POST"])
+        #expect(AllowedMethods.methods(forPath: "/api/v1/tasks/my%20task/enable") == ["POST"])
+        #expect(AllowedMethods.methods(forPath: "/api/v1/jobs/12?x=1") == ["GET"])
+    }
+
+    @Test func anUnknownPathHasNone() {
+        #expect(AllowedMethods.methods(forPath: "/api/v1/nope").isEmpty)
+        #expect(AllowedMethods.methods(forPath: "/api/v1/jobs/12/cancel/more").isEmpty)
+    }
+}
