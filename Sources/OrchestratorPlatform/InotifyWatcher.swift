@@ -51,15 +51,32 @@ public final class InotifyWatcher: @unchecked Sendable {  // confined to `queue`
         IN_CLOSE_WRITE | IN_MOVED_TO | IN_MODIFY | IN_ONLYDIR | IN_CREATE | IN_OPEN | IN_CLOSE_NOWRITE)
     private static let rootMask = fileMask | UInt32(IN_DELETE_SELF | IN_MOVE_SELF)
 
+    /// EMFILE means either limit: this process's open files (`ulimit -n`) or the user's inotify instances. Said as the
+    /// one that is reached (it blamed the inotify limit at `ulimit -n 24`, with 1 of 128 instances in use).
+    static func cannotCreate(errno code: Int32, fileLimitReached: Bool) -> String {
+        guard code == EMFILE else { return "cannot create an inotify instance: \(String(cString: strerror(code)))" }
+        return fileLimitReached
+            ? "cannot create an inotify instance: this process has as many files open as its limit allows (raise ulimit -n / LimitNOFILE=)"
+            : "cannot create an inotify instance: limit reached (raise fs.inotify.max_user_instances)"
+    }
+
+    /// Whether this process's descriptors are (all but) used up: the lowest free fd is at the soft limit.
+    static func atOpenFileLimit() -> Bool {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return false }
+        let probe = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        if probe < 0 { return errno == EMFILE }
+        close(probe)
+        return rlim_t(probe) + 1 >= limit.rlim_cur
+    }
+
     public init(
         root: PathBytes, queue: DispatchQueue, loop: EventLoop? = nil, handler: @escaping ([WatchEvent]) -> Void
     ) throws(WatchError) {
         let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else {
             let code = errno
-            throw WatchError(description: code == EMFILE
-                ? "cannot create an inotify instance: limit reached (raise fs.inotify.max_user_instances)"
-                : "cannot create an inotify instance: \(String(cString: strerror(code)))")
+            throw WatchError(description: Self.cannotCreate(errno: code, fileLimitReached: code == EMFILE && Self.atOpenFileLimit()))
         }
         self.fd = fd
         self.root = root
