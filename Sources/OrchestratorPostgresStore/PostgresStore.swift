@@ -285,6 +285,9 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// Nothing to do: see `syncOnlyWhenAsked`.
     public func syncToDisk() throws(StoreSyncError) {}
 
+    /// The server keeps its own log.
+    public func reclaimLogSpace() {}
+
     /// The server reclaims deleted rows itself (autovacuum); there is nothing for the prune sweep to hand back.
     public func reclaimFreePages(pagesPerStep: Int) throws -> ReclaimResult {
         ReclaimResult(switchedToIncremental: false, pagesFreed: 0)

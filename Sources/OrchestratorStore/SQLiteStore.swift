@@ -65,6 +65,18 @@ public final class SQLiteStore: Store {
         try log.sync()
     }
 
+    /// The write-ahead log keeps its size (up to about 4 MB) between checkpoints, and a writer appends after the last
+    /// commit: on a full filesystem no write can go through until a checkpoint starts the log over, and SQLite only
+    /// checkpoints after a commit. A truncating checkpoint copies the log into the database (which needs room for the
+    /// pages it adds) and empties the file. Best effort, with a short busy timeout, as the prune sweep's.
+    public func reclaimLogSpace() {
+        try? pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA busy_timeout = 200")
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(Self.busyTimeoutMilliseconds)") }
+            _ = try? db.checkpoint(.truncate)
+        }
+    }
+
     public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
         try pool.write { db in try body(SQLiteTransaction(db: db)) }
     }

@@ -24,6 +24,9 @@ public protocol Store: AnyObject, Sendable {
     /// Makes every commit so far durable; throws the errno (ENOSPC and EIO included: then nothing may rely on
     /// the latest commits being on disk).
     func syncToDisk() throws(StoreSyncError)
+    /// A write failed for lack of space: gives back what the engine's own log holds on disk, so that what the operator
+    /// frees is not taken by it again. Best effort (it may need a little space itself).
+    func reclaimLogSpace()
     /// Hands the space freed by deletes back to the filesystem, `pagesPerStep` pages per transaction.
     func reclaimFreePages(pagesPerStep: Int) throws -> ReclaimResult
     /// What the ledger takes on disk, in bytes.

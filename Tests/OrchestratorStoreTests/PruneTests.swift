@@ -229,6 +229,25 @@ extension Store {
 
     // MARK: Space
 
+    /// On a full disk the write-ahead log keeps the space it took, and no write goes through until a checkpoint starts
+    /// it over: a paused daemon hands it back before it tries its writes again.
+    @Test func theLogsSpaceIsHandedBack() throws {
+        let temp = try TemporaryStore()
+        let store = temp.store
+        try store.write { transaction in
+            for index in 0..<500 {
+                _ = try transaction.insertJob(
+                    kind: .file, name: name("file-\(index)"), handler: "h", state: .done, priority: 5, maxAttempts: 3, at: 1000)
+            }
+        }
+        let log = temp.directory + "/orchestrator.sqlite-wal"
+        let size = { ((try? FileManager.default.attributesOfItem(atPath: log))?[.size] as? NSNumber)?.intValue ?? -1 }
+        #expect(size() > 0)
+        store.reclaimLogSpace()
+        #expect(size() == 0)
+        #expect(try store.read { try $0.counts().byState[.done] } == 500, "nothing lost")
+    }
+
     @Test func aNewDatabaseUsesIncrementalVacuumAndShrinksAfterAPrune() throws {
         let temp = try TemporaryStore()
         let store = temp.store

@@ -69,6 +69,8 @@ extension Dispatcher {
     func diskRetryDue() {
         diskRetryTimer = nil
         guard case .pausedForDisk(let path) = phase else { return }
+        // The store's own log may hold what space there is, and be what keeps its writes from going through.
+        if !pausedByMoves { store.reclaimLogSpace() }
         // Claims first: their commit carries the other pending writes along.
         let committed = newClaims.isEmpty ? flushWritesWhilePaused() : commitClaimsWhilePaused()
         guard committed else {
