@@ -66,8 +66,8 @@ public final class SQLiteStore: Store {
     }
 
     /// The write-ahead log keeps its size (up to about 4 MB) between checkpoints, and a writer appends after the last
-    /// commit: on a full filesystem no write can go through until a checkpoint starts the log over, and SQLite only
-    /// checkpoints after a commit. A truncating checkpoint copies the log into the database (which needs room for the
+    /// commit: at the log's end, on a full filesystem, no write goes through until a checkpoint starts the log over,
+    /// and SQLite only checkpoints after a commit. A truncating checkpoint copies the log into the database (which needs room for the
     /// pages it adds) and empties the file. Best effort, with a short busy timeout, as the prune sweep's.
     public func reclaimLogSpace() {
         try? pool.writeWithoutTransaction { db in
