@@ -41,7 +41,9 @@ struct Orchestrator: ParsableCommand {
         }
         // A word that is no command: ArgumentParser then complains of the first option after it ("Unknown option
         // '--config'").
-        if let word = arguments.first, !word.hasPrefix("-"), !configuration.subcommands.contains(where: { $0._commandName == word }) {
+        if let word = arguments.first, !word.hasPrefix("-"), word != "help",
+            !configuration.subcommands.contains(where: { $0._commandName == word })
+        {
             let names = configuration.subcommands.map { $0._commandName }.joined(separator: ", ")
             FileHandle.standardError.write(Data("error: '\(word)' is not a command (one of: \(names))\n".utf8))
             Glibc.exit(ExitCode.validationFailure.rawValue)

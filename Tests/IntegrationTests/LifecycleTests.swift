@@ -188,6 +188,8 @@ struct LifecycleTests {
         // Help and the version are not errors.
         let help = try instance.run(["show", "--help"])
         #expect(help.status == 0 && help.stdout.contains("USAGE: orchestrator show"), "\(help.stdout)")
+        let helpCommand = try instance.run(["help", "show"], withConfig: false)
+        #expect(helpCommand.status == 0 && helpCommand.stdout.contains("USAGE: orchestrator show"), "\(helpCommand.stderr)")
         #expect(try instance.run(["--version"]).status == 0)
     }
 
