@@ -68,7 +68,9 @@ public final class SQLiteStore: Store {
     /// The write-ahead log keeps its size (up to about 4 MB) between checkpoints, and a writer appends after the last
     /// commit: at the log's end, on a full filesystem, no write goes through until a checkpoint starts the log over,
     /// and SQLite only checkpoints after a commit. A truncating checkpoint copies the log into the database (which needs room for the
-    /// pages it adds) and empties the file. Best effort, with a short busy timeout, as the prune sweep's.
+    /// pages it adds) and empties the file. Best effort; the prune sweep ends with it too. It waits for readers to
+    /// leave the log while holding the write lock: it gives up after a moment rather than hold the dispatcher's
+    /// commits for the usual 10 s busy timeout.
     public func reclaimLogSpace() {
         try? pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA busy_timeout = 200")

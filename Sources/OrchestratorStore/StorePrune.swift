@@ -236,13 +236,7 @@ extension SQLiteStore {
                 if freed < pagesPerStep { break }
             }
         }
-        // A truncating checkpoint waits for readers to leave the WAL while holding the write lock: give up
-        // after a moment rather than hold the dispatcher's commits for the usual 10 s busy timeout.
-        try pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA busy_timeout = 200")
-            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(SQLiteStore.busyTimeoutMilliseconds)") }
-            _ = try? db.checkpoint(.truncate)
-        }
+        reclaimLogSpace()
         return result
     }
 
