@@ -1,5 +1,8 @@
 /// One thing wrong with a config file, located at a line.
 public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
+    /// A name a message quotes: its first 60 characters, then "..." (a refused name may be long).
+    public static func shortened(_ name: String) -> String { name.count > 60 ? String(name.prefix(60)) + "..." : name }
+
     /// The config file as the caller named it.
     public var file: String
     /// 1-based; 0 when the problem has no line (the file could not be read, or a default value is at fault).

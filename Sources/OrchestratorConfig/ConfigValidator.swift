@@ -334,7 +334,7 @@ struct ConfigValidator {
             guard let name = nonEmptyString(section, "on") else { return nil }
             // `trigger` and the API refuse any other name: a task listening to one would never run.
             guard EventName.isValid(name) else {
-                let shown = name.count > 60 ? String(name.prefix(60)) + "..." : name
+                let shown = ConfigProblem.shortened(name)
                 report(section.path.key("on"), "on: \(String(reflecting: shown)) is not an event name (\(EventName.rule)); no event could ever fire it")
                 return nil
             }
@@ -382,7 +382,7 @@ struct ConfigValidator {
         // A name goes into log lines, `show`, metrics labels and the worker's environment (as a C string, where a
         // NUL would cut it short): a control character would garble or forge each of them.
         guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            let shown = name.count > 60 ? String(name.prefix(60)) + "..." : name
+            let shown = ConfigProblem.shortened(name)
             report(line: line, "name: \(String(reflecting: shown)) contains a control character; a \(kind) name must not")
             return nil
         }

@@ -45,7 +45,7 @@ public enum TaskCommands {
 
     /// An invalid name as the error shows it: its start, escaped (it may be long, or hold control characters).
     static func invalidEventName(_ name: String) -> CommandError {
-        let shown = name.count > 60 ? String(name.prefix(60)) + "..." : name
+        let shown = ConfigProblem.shortened(name)
         return CommandError(.usage, "error: event name \"\(Reports.terminalSafe(shown))\" must be \(EventName.rule)")
     }
 
