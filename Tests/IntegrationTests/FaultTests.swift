@@ -688,6 +688,18 @@ import Testing
 
     /// Workers that live a moment hold the fds, and a client polling the API takes more now and then, so that
     /// the daemon's own needs meet the limit too: a file that is done must still leave the processing area at
+
+    /// At `ulimit -n 20` the inotify instance cannot be had: the warning names the process's open-file limit, which is
+    /// what ran out (it blamed `fs.inotify.max_user_instances` with 1 of 128 in use); without file descriptors to
+    /// spare the daemon must say which limit to raise. And it still runs, on the ingest sweep.
+    @Test func anInotifyInstanceRefusedForTheFdLimitSaysSo() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#))
+        try instance.startDaemon(openFileLimit: 20)
+        try instance.waitUntil("the watch is refused", timeout: 10) { instance.log.contains("cannot create an inotify instance") }
+        #expect(instance.log.contains("this process has as many files open as its limit allows (raise ulimit -n / LimitNOFILE=)"), "\(instance.log)")
+        #expect(!instance.log.contains("max_user_instances"))
+        #expect(instance.stopDaemon() == 0)
+    }
     /// once (making its record durable needs no new fd).
     @Test func aLowFileLimitRunsFewerAtOnceAndFailsNothing() throws {
         let instance = try TestInstance(

@@ -12,8 +12,4 @@ struct InotifyLimitTests {
             == "cannot create an inotify instance: \(String(cString: strerror(ENOMEM)))")
     }
 
-    /// With descriptors to spare, the file limit is not said to be reached.
-    @Test func aProcessWithFreeDescriptorsIsNotAtItsLimit() {
-        #expect(!InotifyWatcher.atOpenFileLimit())
-    }
 }
