@@ -513,17 +513,28 @@ struct PostgresTransaction: StoreTransaction {
     }
 
     func recordStartedAttempt(
-        jobID: Int64, number: Int, logPath: [UInt8], pid: Int32, startTime: UInt64?, at now: UnixTime
+        jobID: Int64, number: Int, logPath: [UInt8], pid: Int32, startTime: UInt64?, at now: UnixTime,
+        ended: (result: AttemptResult, at: UnixTime)?
     ) throws {
+        let started: [PostgresValue?] = [
+            .int(jobID), .int(Int64(number)), .double(now), .bytes(logPath), .int(Int64(pid)),
+            startTime.map { .int(Int64(bitPattern: $0)) },
+        ]
+        guard let (result, endedAt) = ended else {
+            try connection.executeLater(
+                """
+                INSERT INTO attempt (job_id, number, outcome, started_at, log_path, pid, start_time)
+                VALUES ($1, $2, 'running', $3, $4, $5, $6)
+                """, started)
+            return
+        }
+        // The result's parameters come first, in `resultColumns`' order ($1-$10).
         try connection.executeLater(
             """
-            INSERT INTO attempt (job_id, number, outcome, started_at, log_path, pid, start_time)
-            VALUES ($1, $2, 'running', $3, $4, $5, $6)
-            """,
-            [
-                .int(jobID), .int(Int64(number)), .double(now), .bytes(logPath), .int(Int64(pid)),
-                startTime.map { .int(Int64(bitPattern: $0)) },
-            ])
+            INSERT INTO attempt (outcome, ended_at, exit_code, signal, timed_out, user_cpu, system_cpu, max_rss_kib,
+                                 stderr_tail, reason, job_id, number, started_at, log_path, pid, start_time)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+            """, Self.parameters(result, at: endedAt) + started)
     }
 
     func setAttemptProcess(attemptID: Int64, pid: Int32, startTime: UInt64?) throws {

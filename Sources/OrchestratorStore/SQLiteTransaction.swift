@@ -153,6 +153,27 @@ public struct SQLiteTransaction: StoreTransaction {
         return db.lastInsertedRowID
     }
 
+    public func recordStartedAttempt(
+        jobID: Int64, number: Int, logPath: [UInt8], pid: Int32, startTime: UInt64?, at now: UnixTime,
+        ended: (result: AttemptResult, at: UnixTime)?
+    ) throws {
+        let startTime = startTime.map { Int64(bitPattern: $0) }
+        guard let (result, endedAt) = ended else {
+            try db.cachedStatement(sql: """
+                    INSERT INTO attempt (job_id, number, outcome, started_at, log_path, pid, start_time)
+                    VALUES (?, ?, 'running', ?, ?, ?, ?)
+                    """).execute(arguments: [jobID, number, now, logPath.data, pid, startTime])
+            return
+        }
+        try db.cachedStatement(sql: """
+                INSERT INTO attempt (job_id, number, started_at, log_path, pid, start_time, outcome, ended_at, exit_code,
+                                     signal, timed_out, user_cpu, system_cpu, max_rss_kib, stderr_tail, reason)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [jobID, number, now, logPath.data, pid, startTime, result.outcome.rawValue, endedAt,
+                        result.exitCode, result.signal, result.timedOut, result.userCPU, result.systemCPU, result.maxRSSKiB,
+                        result.stderrTail.data, result.reason])
+    }
+
     public func setAttemptProcess(attemptID: Int64, pid: Int32, startTime: UInt64?) throws {
         try db.cachedStatement(sql: "UPDATE attempt SET pid = ?, start_time = ? WHERE id = ?").execute(arguments: [pid, startTime.map { Int64(bitPattern: $0) }, attemptID])
     }
@@ -184,7 +205,7 @@ public struct SQLiteTransaction: StoreTransaction {
                         result.systemCPU, result.maxRSSKiB, result.stderrTail.data, result.reason, jobID])
     }
 
-    func addTransition(jobID: Int64, from: JobState?, to: JobState, detail: String?, at now: UnixTime) throws {
+    public func addTransition(jobID: Int64, from: JobState?, to: JobState, detail: String?, at now: UnixTime) throws {
         try db.cachedStatement(sql: "INSERT INTO transition (job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)").execute(arguments: [jobID, now, from?.rawValue, to.rawValue, detail])
     }
 }

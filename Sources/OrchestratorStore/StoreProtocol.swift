@@ -285,6 +285,9 @@ public protocol StoreTransaction {
         jobID: Int64, from: JobState?, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
         detail: String?, at now: UnixTime
     ) throws
+    /// Records a transition without writing the job's state: for a state that a later statement of the same
+    /// transaction replaces (a worker that ended before its start was committed), so the row is not updated twice.
+    func addTransition(jobID: Int64, from: JobState?, to: JobState, detail: String?, at now: UnixTime) throws
     /// Records something that happened to a job without changing its state (shown by `show`).
     func addNote(jobID: Int64, state: JobState, detail: String, at now: UnixTime) throws
     /// Sets a waiting job's base priority, noted in its transitions (`show`).
@@ -295,10 +298,12 @@ public protocol StoreTransaction {
     func setRunSettings(jobID: Int64, handler: String?, maxAttempts: Int) throws
     func startAttempt(jobID: Int64, number: Int, logPath: [UInt8], at now: UnixTime) throws -> Int64
     func setAttemptProcess(attemptID: Int64, pid: Int32, startTime: UInt64?) throws
-    /// `startAttempt` and `setAttemptProcess` for a caller that needs no attempt id: an engine may write it as one
-    /// row and send it with the transaction's next statement (`recordStartedAttempt` in the extension does both).
+    /// `startAttempt` and `setAttemptProcess` for a caller that needs no attempt id, as one row (which an engine may
+    /// send with the transaction's next statement); with `ended`, `finishAttempt` too: a worker that ended before
+    /// its start was committed is recorded with one row instead of an insert and an update.
     func recordStartedAttempt(
-        jobID: Int64, number: Int, logPath: [UInt8], pid: Int32, startTime: UInt64?, at now: UnixTime) throws
+        jobID: Int64, number: Int, logPath: [UInt8], pid: Int32, startTime: UInt64?, at now: UnixTime,
+        ended: (result: AttemptResult, at: UnixTime)?) throws
     func finishAttempt(attemptID: Int64, _ result: AttemptResult, at now: UnixTime) throws
     /// Ends the attempt of a job that is still marked running.
     func finishRunningAttempt(jobID: Int64, _ result: AttemptResult, at now: UnixTime) throws
@@ -455,13 +460,6 @@ extension StoreTransaction {
         try finishClaimed(
             jobID: jobID, node: node, claim: claim, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
             detail: detail, at: now)
-    }
-
-    public func recordStartedAttempt(
-        jobID: Int64, number: Int, logPath: [UInt8], pid: Int32, startTime: UInt64?, at now: UnixTime
-    ) throws {
-        let attemptID = try startAttempt(jobID: jobID, number: number, logPath: logPath, at: now)
-        try setAttemptProcess(attemptID: attemptID, pid: pid, startTime: startTime)
     }
 
     public func claimJobAnswered(id: Int64, node: String, lease: Double) throws -> StoreAnswer<JobRecord?> {

@@ -480,4 +480,41 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
             #expect(raised.handler == "new" && raised.maxAttempts == 4, "no handler given: it keeps its own")
         }
     }
+
+    /// A worker that ended before its start was committed: one row with its start and end, and the job's running
+    /// state recorded as a transition only, its next state written by the same transaction.
+    @Test(arguments: StoreEngine.all)
+    func anAttemptStartedAndEndedInOneRowReadsAsOneStartedThenFinished(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            let result = AttemptResult(
+                outcome: .failed, exitCode: 3, userCPU: 0.25, systemCPU: 0.5, maxRSSKiB: 1234, stderrTail: Array("oops\n".utf8),
+                reason: "exit 3")
+            let (drafted, plain) = try store.write { transaction in
+                let drafted = try transaction.insertJob(kind: .file, name: path("d"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1)
+                try transaction.recordStartedAttempt(
+                    jobID: drafted, number: 1, logPath: Array("d.log".utf8), pid: 42, startTime: nil, at: 2, ended: (result, 3))
+                try transaction.addTransition(jobID: drafted, from: .queued, to: .running, detail: "attempt 1", at: 2)
+                try transaction.setState(jobID: drafted, from: .running, to: .failed, attempts: 1, reason: "exit 3", at: 3)
+                let plain = try transaction.insertJob(kind: .file, name: path("p"), handler: "h", state: .queued, priority: 5, maxAttempts: 3, at: 1)
+                try transaction.recordStartedAttempt(
+                    jobID: plain, number: 1, logPath: Array("p.log".utf8), pid: 43, startTime: 99, at: 2, ended: nil)
+                try transaction.setState(jobID: plain, from: .queued, to: .running, detail: "attempt 1", at: 2)
+                try transaction.finishRunningAttempt(jobID: plain, result, at: 3)
+                try transaction.setState(jobID: plain, from: .running, to: .failed, attempts: 1, reason: "exit 3", at: 3)
+                return (drafted, plain)
+            }
+            let one = try #require(try store.read { try $0.attempts(jobID: drafted) }.first)
+            let two = try #require(try store.read { try $0.attempts(jobID: plain) }.first)
+            #expect(one.outcome == .failed && one.startedAt == 2 && one.endedAt == 3 && one.pid == 42 && one.startTime == nil)
+            #expect(one.exitCode == 3 && one.userCPU == 0.25 && one.systemCPU == 0.5 && one.maxRSSKiB == 1234)
+            #expect(one.stderrTail == Array("oops\n".utf8) && one.reason == "exit 3" && one.logPath == Array("d.log".utf8))
+            #expect(two.outcome == one.outcome && two.endedAt == one.endedAt && two.exitCode == one.exitCode && two.startTime == 99)
+            #expect(try store.read { try $0.runningAttempts() }.isEmpty)
+            let steps = try store.read { try $0.transitions(jobID: drafted) }.map { "\($0.from ?? "-")>\($0.to)" }
+            #expect(steps == ["->queued", "queued>running", "running>failed"])
+            #expect(steps == (try store.read { try $0.transitions(jobID: plain) }.map { "\($0.from ?? "-")>\($0.to)" }))
+            let job = try #require(try store.read { try $0.job(id: drafted) })
+            #expect(job.state == .failed && job.attempts == 1 && job.finishedAt == 3)
+        }
+    }
 }

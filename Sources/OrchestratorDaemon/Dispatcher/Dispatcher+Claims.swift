@@ -68,6 +68,7 @@ extension Dispatcher {
         reason: String? = nil, detail: String? = nil, at wallNow: UnixTime
     ) {
         guard claimsJobs else {
+            if previous == .running { attemptDrafts.replaceState(job: jobID) }
             record {
                 try $0.setState(
                     jobID: jobID, from: previous, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
@@ -111,7 +112,9 @@ extension Dispatcher {
     /// A running attempt's end, under the job's claim on a shared store.
     func recordAttemptEnd(jobID: Int64, _ result: AttemptResult, at wallNow: UnixTime) {
         guard claimsJobs else {
-            record { try $0.finishRunningAttempt(jobID: jobID, result, at: wallNow) }
+            if !attemptDrafts.absorbEnd(job: jobID, (result, wallNow)) {
+                record { try $0.finishRunningAttempt(jobID: jobID, result, at: wallNow) }
+            }
             attemptEndsUncommitted = true
             return
         }

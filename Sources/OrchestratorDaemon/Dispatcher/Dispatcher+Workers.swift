@@ -213,15 +213,30 @@ extension Dispatcher {
             running[jobID] = attempt
             logger.debug(
                 "started", metadata: ["file": "\(job.name)", "job": "\(jobID)", "attempt": "\(number)", "pid": "\(worker.pid)"])
-            let claimed = claimsJobs  // The claim recorded queued -> running already.
-            record { [supervisor] transaction in
-                // Read when the row is written: a worker already reaped by then needs no identity for recovery
-                // (its end is in this batch or waiting for its verdict), and reading /proc for each worker of a
-                // burst costs more than the rest of its bookkeeping.
-                try transaction.recordStartedAttempt(
-                    jobID: jobID, number: number, logPath: logPath.bytes, pid: worker.pid,
-                    startTime: supervisor.startTime(ofLive: worker), at: wallNow)
-                if !claimed { try transaction.setState(jobID: jobID, from: .queued, to: .running, detail: "attempt \(number)", at: wallNow) }
+            if claimsJobs {
+                // The claim recorded queued -> running already; the end goes under the claim's guard.
+                record { [supervisor] transaction in
+                    try transaction.recordStartedAttempt(
+                        jobID: jobID, number: number, logPath: logPath.bytes, pid: worker.pid,
+                        startTime: supervisor.startTime(ofLive: worker), at: wallNow, ended: nil)
+                }
+            } else {
+                let draft = attemptDrafts.begin(job: jobID)
+                record { [supervisor, unowned self] transaction in
+                    let drafted = attemptDrafts.draft(draft)
+                    // Read when the row is written: a worker already reaped by then needs no identity for recovery
+                    // (its end is in this row or this batch), and reading /proc for each worker of a burst costs
+                    // more than the rest of its bookkeeping.
+                    try transaction.recordStartedAttempt(
+                        jobID: jobID, number: number, logPath: logPath.bytes, pid: worker.pid,
+                        startTime: drafted.end == nil ? supervisor.startTime(ofLive: worker) : nil, at: wallNow,
+                        ended: drafted.end)
+                    if drafted.stateReplaced {
+                        try transaction.addTransition(jobID: jobID, from: .queued, to: .running, detail: "attempt \(number)", at: wallNow)
+                    } else {
+                        try transaction.setState(jobID: jobID, from: .queued, to: .running, detail: "attempt \(number)", at: wallNow)
+                    }
+                }
             }
         } catch where SpawnThrottle.isShortage(errno: error.errno) {
             startDeferred(job, reason: error.description)

@@ -365,6 +365,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var flushDue: UInt64 = 0
     /// An attempt's end is among the pending writes (see deferWrites).
     var attemptEndsUncommitted = false
+    /// Starts among the pending writes, which a short worker's end and its job's next state join (single store).
+    var attemptDrafts = AttemptRowDrafts<(result: AttemptResult, at: UnixTime)>()
     /// Every pending write is one `recordForStatus` made: no commit of its own.
     var writesWaitForNothing = false
     /// The last commit failed (the disk under SQLite is full, the server is away): a pause for a full Done or Failed
@@ -744,6 +746,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
                 for write in batch.writes { try write(transaction) }
                 return try body(transaction)
             }
+            attemptDrafts.committed()
             for (name, job) in writes.committed(batch) {
                 for waiting in names.release(name, job: job) { noteActivity(waiting) }
             }
