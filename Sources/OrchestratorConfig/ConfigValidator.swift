@@ -36,13 +36,14 @@ struct ConfigValidator {
 
     /// Every section read, with defaults standing in for values that have problems (`problems` says which).
     mutating func assemble(_ root: [String: TOMLNode], absoluteFile: String) -> Config {
-        // An unknown section may be a misspelt [paths] or [store]: it counts among them.
+        // An unknown entry that may be a misspelt [paths], [store] or [node] (or one of their keys out of place)
+        // counts among their problems: the folders are then not known.
+        let doubtful = checkTopLevel(root)
         let before = problems.count
-        checkTopLevel(root)
         let paths = readPaths(section("paths", in: root))
         let store = readStore(root)
         let node = readNode(root)
-        locationProblems = problems.count - before
+        locationProblems = doubtful + problems.count - before
         let inbox = readInbox(section("inbox", in: root))
         let limits = readLimits(section("limits", in: root))
         let sweeps = readSweeps(section("sweeps", in: root))
@@ -70,9 +71,12 @@ struct ConfigValidator {
     private static let sectionNames: Set<String> = ["paths", "inbox", "limits", "sweeps", "retention", "http", "store", "node"]
     private static let arrayNames: Set<String> = ["handler", "task"]
 
-    private mutating func checkTopLevel(_ root: [String: TOMLNode]) {
+    /// Reports every unknown top-level entry; returns how many may stand for where the folders are.
+    private mutating func checkTopLevel(_ root: [String: TOMLNode]) -> Int {
+        var doubtful = 0
         for (key, node) in root.sorted(by: { $0.key < $1.key })
         where !Self.sectionNames.contains(key) && !Self.arrayNames.contains(key) {
+            if Self.mayStandForLocation(key) { doubtful += 1 }
             let path = TOMLPath.root.key(key)
             switch node {
             case .table:
@@ -83,6 +87,29 @@ struct ConfigValidator {
                 report(path, "unknown key \"\(key)\" at top level")
             }
         }
+        return doubtful
+    }
+
+    /// The names that say where the folders and the state are: the sections and their keys.
+    private static let locationNames = ["paths", "store", "node", "inbox", "done", "failed", "state", "processing", "url", "lease", "name", "roles"]
+
+    /// A name within two edits of one of `locationNames` (`[path]`, `[Paths]`, `[stor]`, a top-level `done = ...`).
+    static func mayStandForLocation(_ name: String) -> Bool {
+        let name = Array(name.lowercased().unicodeScalars)
+        guard name.count < 24 else { return false }
+        return locationNames.contains { editDistance(name, Array($0.unicodeScalars)) <= 2 }
+    }
+
+    private static func editDistance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: b.count)
+            for (j, y) in b.enumerated() {
+                current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     /// The named table, or an empty one when it is absent (every key then takes its default).

@@ -77,6 +77,12 @@ extension Config {
                 }
             }
         }
+        // The claim is a rename from Inbox into the processing area: atomic only within one filesystem.
+        if problems.isEmpty, let inbox = locations[0].device, let processing = locations[4].device, inbox != processing {
+            problems.append(ConfigProblem(
+                file: file, line: line(ofKey: "paths.processing"),
+                message: "processing area \(paths.processing) is not on the same filesystem as Inbox \(paths.inbox)"))
+        }
         return problems
     }
 
@@ -159,6 +165,9 @@ public struct FolderLocation: Equatable {
         self.components = components
         self.identities = identities
     }
+
+    /// The filesystem the folder is on, or will be made on: its nearest existing ancestor's.
+    var device: UInt64? { identities.last { $0 != nil }??.device }
 
     /// The folder's real path: symlinks and `..` in the part that exists resolved, the rest as written.
     public var realPath: String { "/" + components.joined(separator: "/") }

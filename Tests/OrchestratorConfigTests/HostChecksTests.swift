@@ -96,6 +96,38 @@ import Testing
         #expect(problems.first?.message.contains("inbox") == true && problems.first?.message.contains("same directory") == true)
     }
 
+    /// The claiming rename is atomic only within one filesystem: `config check` says so at the key, as `watch` did
+    /// alone (procfs stands for any other filesystem: it is there on every Linux machine).
+    @Test func aProcessingAreaOnAnotherFilesystemThanInboxIsRefusedAtItsKey() throws {
+        let sandbox = try Sandbox()
+        try sandbox.folder("Inbox")
+        let config = try sandbox.config("[paths]\ninbox = \"../Inbox\"\nprocessing = \"/proc/orchestrator-test-processing\"\n" + Self.handler)
+        let problems = config.folderProblems()
+        #expect(problems.map(\.line) == [3], "\(problems)")
+        #expect(problems.first?.message == "processing area /proc/orchestrator-test-processing is not on the same filesystem as Inbox \(sandbox.root)/Inbox")
+        let beside = try sandbox.config("[paths]\ninbox = \"../Inbox\"\nprocessing = \"../claimed\"\n" + Self.handler)
+        #expect(beside.folderProblems().isEmpty)
+    }
+
+    /// An unknown table that may be a misspelt `[paths]`, `[store]` or `[node]` (or a key of theirs out of place)
+    /// leaves the folders unknown, so `config check` does not judge them; any other (`[wat]`) hides nothing.
+    @Test func onlyAnUnknownEntryThatMayStandForTheFoldersHidesTheFolderChecks() throws {
+        let sandbox = try Sandbox()
+        try sandbox.folder("Inbox")
+        let overlapping = "[paths]\ninbox = \"../Inbox\"\ndone = \"../Inbox/Done\"\n" + Self.handler
+        for (extra, inDoubt) in [
+            ("[wat]\nx = 1\n", false), ("[handlr]\nx = 1\n", false), ("[path]\nx = 1\n", true), ("[Store]\nx = 1\n", true),
+            ("[nodes]\nx = 1\n", true), ("done = \"x\"\n", true),
+        ] {
+            let file = sandbox.root + "/config/orchestrator.toml"
+            try (extra + overlapping).write(toFile: file, atomically: false, encoding: .utf8)
+            let (_, problems, locationTrouble) = try Config.loadForChecking(file: file)
+            #expect(locationTrouble == inDoubt, "\(extra)")
+            #expect(problems.count == 1, "\(problems)")
+        }
+        #expect(!ConfigValidator.mayStandForLocation("verbose") && ConfigValidator.mayStandForLocation("PATHS"))
+    }
+
     @Test func aFolderInsideAnotherThroughASymlinkIsRefused() throws {
         let sandbox = try Sandbox()
         try sandbox.folder("Inbox")
