@@ -25,7 +25,7 @@ struct Orchestrator: ParsableCommand {
         signal(SIGHUP, SIG_IGN)
         // ArgumentParser takes `-3` for an option and then says an argument is missing (apple/swift-argument-parser#31):
         // a priority below the range is said as such.
-        let arguments = CommandLine.arguments.dropFirst()
+        let arguments = withGlobalOptionsMoved(Array(CommandLine.arguments.dropFirst()))[...]
         if arguments.first == "priority", let negative = arguments.dropFirst().first(where: { $0.count > 1 && $0.hasPrefix("-") && Int($0) != nil }) {
             FileHandle.standardError.write(Data("error: \(Priority.outOfRange(negative))\n".utf8))
             Glibc.exit(ExitCode.validationFailure.rawValue)
@@ -50,12 +50,34 @@ struct Orchestrator: ParsableCommand {
         }
         var command: any ParsableCommand
         do {
-            command = try parseAsRoot(nil)
+            command = try parseAsRoot(Array(arguments))
             try command.run()
         } catch {
             exitSayingOneLine(error)
         }
         Glibc.exit(0)
+    }
+
+    /// `--config FILE` (or `--store URL`) before the command (`orchestrator --config FILE status`), where SPEC section
+    /// 3's "every command takes --config" lets a user write it: moved after the command's words, where ArgumentParser
+    /// reads it (before a `--` that ends the options).
+    static func withGlobalOptionsMoved(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var rest = arguments[...]
+        while let first = rest.first {
+            if first == "--config" || first == "--store", rest.count >= 2 {
+                leading += rest.prefix(2)
+                rest = rest.dropFirst(2)
+            } else if first.hasPrefix("--config=") || first.hasPrefix("--store=") {
+                leading.append(first)
+                rest = rest.dropFirst()
+            } else {
+                break
+            }
+        }
+        guard !leading.isEmpty, !rest.isEmpty else { return arguments }
+        if let end = rest.firstIndex(of: "--") { return Array(rest[..<end]) + leading + Array(rest[end...]) }
+        return Array(rest) + leading
     }
 
     /// Usage errors on one line, as every other error is (SPEC: "Each error is one line on stderr"): ArgumentParser's
@@ -109,6 +131,25 @@ struct ConfigOption: ParsableArguments {
         }
     }
 
+    /// `load` for the daemon: a config it refuses is refused with every problem `config check` lists (the checks
+    /// against this machine too), not only the first kind found.
+    func loadListingEveryProblem() throws -> Config {
+        try reportingErrors { () throws(CommandError) in
+            do throws(CommandError) {
+                var config = try loadConfig(path)
+                try StoreFactory.applyOverride(to: &config, flag: store, environment: ProcessInfo.processInfo.environment)
+                return config
+            } catch where error.status == .config {
+                do throws(ConfigErrors) {
+                    _ = try ConfigReport.checked(path: path, storeFlag: store)
+                } catch let every {
+                    throw CommandError(configErrors: every)
+                }
+                throw error
+            }
+        }
+    }
+
     /// For the commands that only show the state: a config file with errors that do not touch where the state is
     /// (an edit that broke it while the daemon runs on the config it loaded) is read anyway, its errors printed first.
     func loadForReading() throws -> Config {
@@ -143,10 +184,14 @@ extension Orchestrator {
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create Inbox/ Done/ Failed/ config/orchestrator.toml, a sample worker and the state dir; never overwrites.")
-        @Argument(help: "Directory to set up (default: the current directory).") var directory: String = "."
+        @Argument(help: "Directory to set up (default: the current directory, or the folder above --config's).") var directory: String?
+        @Option(help: "Where to write the config (default: DIR/config/orchestrator.toml); its folder's parent is the instance folder.")
+        var config: String?
 
         func run() throws {
-            let lines = try reportingErrors { () throws(CommandError) in try OrchestratorDaemon.Init.run(directory: directory) }
+            let lines = try reportingErrors { () throws(CommandError) in
+                try OrchestratorDaemon.Init.run(directory: directory, configFile: config)
+            }
             lines.forEach(printOut)
         }
     }
@@ -158,7 +203,7 @@ extension Orchestrator {
         @Flag(help: "Decide and log everything; run and move nothing.") var dryRun = false
 
         func run() throws {
-            let config = try options.load()
+            let config = try options.loadListingEveryProblem()
             let status = try reportingErrors { () throws(CommandError) in
                 let metrics = DaemonMetrics()
                 let services = config.http.map { [APIServer.service(settings: $0, metrics: { metrics.prometheusText() })] } ?? []

@@ -57,6 +57,40 @@ struct FaultsConfigTests {
         }
     }
 
+    /// SPEC section 3: "`config check` (and a refused `watch`) prints every problem it finds": a refused `watch` listed
+    /// only the problems in the text, not a command that cannot start.
+    @Test func aRefusedWatchListsEveryProblemConfigCheckDoes() throws {
+        let instance = try TestInstance(config: testConfig(handler: """
+            command = ["../workers/missing.sh"]
+            priority = 11
+            """))
+        let check = try instance.run(["config", "check"])
+        let (watch, _) = try run(["watch", "--config", instance.configURL.path], in: instance, timeout: 10)
+        #expect(check.status == 78 && watch.status == 78)
+        let lines = check.stderr.split(separator: "\n").filter { $0.contains("error:") }
+        #expect(lines.count == 2 && lines.contains { $0.contains("missing.sh does not exist") } && lines.contains { $0.contains("priority") }, "\(check.stderr)")
+        #expect(watch.stderr.split(separator: "\n") == lines, "\(watch.stderr)")
+    }
+
+    /// SPEC section 3: "Every command takes `--config FILE`", also written before the command, and `init`.
+    @Test func configBeforeTheCommandAndInitWithConfigAreTaken() throws {
+        let instance = try TestInstance(config: testConfig(handler: "command = [\"true\"]"))
+        let (status, _) = try run(["--config", instance.configURL.path, "status", "--json"], in: instance)
+        #expect(status.status == 0 && status.stdout.contains("\"daemon\""), "\(status.stderr)")
+        let (check, _) = try run(["--config=\(instance.configURL.path)", "config", "check"], in: instance)
+        #expect(check.status == 0 && check.stdout.contains(": ok ("), "\(check.stderr)")
+        let made = instance.path("made")
+        let (initialized, _) = try run(["init", "--config", made + "/etc/site.toml"], in: instance)
+        #expect(initialized.status == 0, "\(initialized.stderr)")
+        for folder in ["Inbox", "Done", "Failed", "workers", ".orchestrator"] {
+            #expect(FileManager.default.fileExists(atPath: made + "/" + folder), "\(folder) under \(made)")
+        }
+        let (madeCheck, _) = try run(["config", "check", "--config", made + "/etc/site.toml"], in: instance)
+        #expect(madeCheck.status == 0, "\(madeCheck.stdout)\(madeCheck.stderr)")
+        let (disagreeing, _) = try run(["init", instance.path("other"), "--config", made + "/etc/site.toml"], in: instance)
+        #expect(disagreeing.status == 64 && disagreeing.stderr.contains("the instance folder"), "\(disagreeing.stderr)")
+    }
+
     // MARK: Guarantee 18, folders
 
     @Test func doneThatIsInboxThroughASymlinkIsRefusedByCheckAndWatch() throws {

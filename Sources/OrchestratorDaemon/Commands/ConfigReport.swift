@@ -7,24 +7,7 @@ public enum ConfigReport {
     /// `storeFlag`: `--store`, which with `$ORCHESTRATOR_STORE` decides the store the config is checked for.
     public static func check(path: String, storeFlag: String? = nil, json: Bool) -> (String, ExitStatus) {
         do throws(ConfigErrors) {
-            // Errors in the text do not hide the checks against this machine: both kinds are listed at once. A value
-            // with an error has a default standing in for it, so a machine check on its line is left out.
-            var (config, textProblems, locationTrouble) = try Config.loadForChecking(file: path)
-            if let flag = storeFlag, StoreSettings.problem(with: flag) == nil {
-                (config.store.url, config.store.origin) = (flag, .commandLine)
-            } else if let variable = ProcessInfo.processInfo.environment["ORCHESTRATOR_STORE"], StoreSettings.problem(with: variable) == nil {
-                (config.store.url, config.store.origin) = (variable, .environment)
-            }
-            let lines = Set(textProblems.map(\.line))
-            // With `[paths]`, `[store]` or `[node]` in doubt, where the folders are is not known: only the commands are
-            // checked against the machine.
-            let machine = locationTrouble
-                ? config.commandProblems(searchPath: Config.processSearchPath())
-                : config.hostProblems() + [config.roleProblem()].compactMap { $0 }
-            let hostProblems = machine.filter { !lines.contains($0.line) }
-            let problems = (textProblems + hostProblems).enumerated()
-                .sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element)
-            if !problems.isEmpty { throw ConfigErrors(problems: problems) }
+            let config = try checked(path: path, storeFlag: storeFlag)
             let warnings = config.warnings()
             if json {
                 let object: [String: Any] = [
@@ -46,6 +29,29 @@ public enum ConfigReport {
             }
             return (error.problems.map(\.description).joined(separator: "\n"), .config)
         }
+    }
+
+    /// Every problem of the file, or the config if it has none: errors in the text do not hide the checks against
+    /// this machine, both kinds are listed at once. (A value with an error has a default standing in for it, so a
+    /// machine check on its line is left out.) `config check` prints them, and so does a `watch` that refuses to start.
+    public static func checked(path: String, storeFlag: String? = nil) throws(ConfigErrors) -> Config {
+        var (config, textProblems, locationTrouble) = try Config.loadForChecking(file: path)
+        if let flag = storeFlag, StoreSettings.problem(with: flag) == nil {
+            (config.store.url, config.store.origin) = (flag, .commandLine)
+        } else if let variable = ProcessInfo.processInfo.environment["ORCHESTRATOR_STORE"], StoreSettings.problem(with: variable) == nil {
+            (config.store.url, config.store.origin) = (variable, .environment)
+        }
+        let lines = Set(textProblems.map(\.line))
+        // With `[paths]`, `[store]` or `[node]` in doubt, where the folders are is not known: only the commands are
+        // checked against the machine.
+        let machine = locationTrouble
+            ? config.commandProblems(searchPath: Config.processSearchPath())
+            : config.hostProblems() + [config.roleProblem()].compactMap { $0 }
+        let hostProblems = machine.filter { !lines.contains($0.line) }
+        let problems = (textProblems + hostProblems).enumerated()
+            .sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element)
+        if !problems.isEmpty { throw ConfigErrors(problems: problems) }
+        return config
     }
 
     private static func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }

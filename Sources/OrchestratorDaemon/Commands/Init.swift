@@ -1,16 +1,40 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import OrchestratorConfig
 import OrchestratorPlatform
 
 /// `orchestrator init [DIR]`: a ready-to-run instance. Never overwrites anything that exists.
 public enum Init {
-    public static func run(directory: String) throws(CommandError) -> [String] {
-        let root = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
+    /// `configFile`: where the config goes (`--config`); the relative paths in it (`../Inbox`) make its folder's
+    /// parent the instance folder, which `directory`, when given too, must be.
+    public static func run(directory: String?, configFile: String? = nil) throws(CommandError) -> [String] {
+        let root: String
+        let configPath: String
+        let configFolder: String
+        if let configFile {
+            let file = absolute(configFile)
+            let implied = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().path
+            if let directory, absolute(directory) != implied {
+                throw CommandError(
+                    .usage,
+                    "error: --config \(configFile) makes \(implied) the instance folder (the config's paths, like ../Inbox, are relative to its own folder), not \(directory)")
+            }
+            guard !configFile.hasSuffix("/"), file != "/", implied != file else {
+                throw CommandError(.usage, "error: --config \(configFile) names no file")
+            }
+            (root, configPath) = (implied, file)
+            configFolder = URL(fileURLWithPath: file).deletingLastPathComponent().path
+        } else {
+            let directory = directory ?? "."
+            root = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
+            configFolder = root + "/config"
+            configPath = configFolder + "/orchestrator.toml"
+        }
         var lines: [String] = []
         for folder in ["Inbox", "Done", "Failed", "config", "workers", ".orchestrator"] {
-            let path = PathBytes(root + "/" + folder)
+            let path = PathBytes(folder == "config" ? configFolder : root + "/" + folder)
             if FileSystem.exists(path) {
                 lines.append("kept    \(path)/")
                 continue
@@ -22,10 +46,10 @@ public enum Init {
             }
             lines.append("created \(path)/")
         }
-        for (relative, contents, mode) in [
-            ("config/orchestrator.toml", Templates.config, 0o644), ("workers/process.sh", Templates.worker, 0o755),
+        for (file, contents, mode) in [
+            (configPath, Templates.config, 0o644), (root + "/workers/process.sh", Templates.worker, 0o755),
         ] {
-            let path = PathBytes(root + "/" + relative)
+            let path = PathBytes(file)
             if FileSystem.exists(path) {
                 lines.append("kept    \(path)")
                 continue
@@ -38,6 +62,13 @@ public enum Init {
             lines.append("created \(path)")
         }
         return lines
+    }
+
+    /// `path` from the current directory, with `.` and `..` taken out as written (links are not followed).
+    private static func absolute(_ path: String) -> String {
+        let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let standardized = URL(fileURLWithPath: full).standardized.path
+        return standardized.count > 1 && standardized.hasSuffix("/") ? String(standardized.dropLast()) : standardized
     }
 }
 
