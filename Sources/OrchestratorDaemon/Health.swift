@@ -30,7 +30,8 @@ enum HealthChecks {
     /// Less free than this on a filesystem the daemon writes to is a problem: moves and the store would fail.
     static let minimumFreeBytes: UInt64 = 64 << 20
     static let minimumFreeFraction = 0.01
-    /// A run this far past its timeout (SIGTERM, then SIGKILL after 5 s, should have ended it) is stuck.
+    /// A run this far past its timeout and the grace (SIGTERM, then SIGKILL after `shutdown_grace`, should have
+    /// ended it) is stuck.
     static let stuckSlack: Double = 30
 
     static func disk(_ config: Config) -> [String] {
@@ -60,7 +61,7 @@ enum HealthChecks {
         var problems: [String] = []
         for attempt in try reader.runningAttempts() {
             guard let job = try reader.job(id: attempt.jobID), let timeout = timeout(of: job, in: config) else { continue }
-            let limit = Double(timeout.wholeMilliseconds) / 1000 + 5 + stuckSlack
+            let limit = Double(timeout.wholeMilliseconds + config.limits.shutdownGrace.wholeMilliseconds) / 1000 + stuckSlack
             let elapsed = now - attempt.startedAt
             if elapsed > limit {
                 problems.append(

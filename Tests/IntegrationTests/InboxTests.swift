@@ -243,6 +243,46 @@ struct InboxTests {
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// SPEC: "then SIGTERM to the whole process group, SIGKILL after grace": the grace is `shutdown_grace` (it was
+    /// a fixed 5 s).
+    @Test func aWorkerThatIgnoresSIGTERMAtItsTimeoutIsKilledAfterTheShutdownGrace() throws {
+        let worker = """
+            #!/bin/sh
+            trap '' TERM
+            echo started >> ../runs.log
+            while :; do sleep 0.1; done
+            """
+        let instance = try TestInstance(
+            config: """
+                [inbox]
+                settle = "200ms"
+                [limits]
+                shutdown_grace = "1s"
+                [[handler]]
+                name = "test"
+                command = ["../workers/deaf.sh"]
+                timeout = "1s"
+                max_attempts = 1
+                """,
+            workers: ["deaf.sh": worker])
+        try instance.startDaemon()
+        try instance.drop("deaf.txt")
+        try instance.waitUntil("deaf.txt is in Failed", timeout: 20) { instance.names(in: "Failed").contains(Array("deaf.txt".utf8)) }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        func time(of message: String) throws -> Date {
+            let line = try #require(instance.log.split(separator: "\n").first { $0.contains(message) }, "no \(message) in the log")
+            return try #require(formatter.date(from: String(line.prefix { $0 != " " })))
+        }
+        let term = try time(of: "timed out; sending SIGTERM")
+        let kill = try time(of: "still running after SIGTERM; sending SIGKILL")
+        #expect((0.9...2.5).contains(kill.timeIntervalSince(term)), "SIGKILL \(kill.timeIntervalSince(term)) s after SIGTERM")
+        let show = try #require(try instance.json(["show", "deaf.txt"]) as? [String: Any])
+        let attempts = try #require(show["attempts"] as? [[String: Any]])
+        #expect(attempts.count == 1 && attempts.first?["timed_out"] as? Bool == true && attempts.first?["signal"] as? Int == Int(SIGKILL))
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func sigkillWhileWorkersRunLosesNothingAndRedoesNothingCompleted() throws {
         let worker = """
             #!/bin/sh

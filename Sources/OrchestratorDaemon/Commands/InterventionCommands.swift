@@ -47,7 +47,7 @@ public enum InterventionCommands {
             jobID: found.id, target: InterventionRequest.target(jobID: found.id, reasonText), asking: asking)
         if let refusal = InterventionRequest.refusal(answer) { throw refused(found, refusal, "cancel") }
         if answer == InterventionRequest.ending {
-            return "job \(found.id) cancelled: its worker group got SIGTERM (SIGKILL after \(Dispatcher.killGrace / 1000) s); it goes to Failed/ with the reason \"\(Reports.terminalSafe(reasonText))\", unless its worker exits 0 first (its work is then done, and it goes to Done/)"
+            return "job \(found.id) cancelled: its worker group got SIGTERM (SIGKILL after shutdown_grace, \(config.limits.shutdownGrace.configText)); it goes to Failed/ with the reason \"\(Reports.terminalSafe(reasonText))\", unless its worker exits 0 first (its work is then done, and it goes to Done/)"
         }
         return "job \(found.id) cancelled \(Intervention.whenCancelled(attempts: found.attempts)) (\(Reports.terminalSafe(reasonText)))"
     }

@@ -78,7 +78,7 @@ extension Dispatcher {
             guard var attempt = running[jobID] else { return answerFromStore(jobID) }
             intervention.cancelling[jobID] = reason
             // The same grace as at a timeout, then SIGKILL (a timeout's kill timer already armed stands).
-            if attempt.killTimer == nil { attempt.killTimer = schedule(.killAfterGrace(jobID: jobID), after: Self.killGrace) }
+            if attempt.killTimer == nil { attempt.killTimer = schedule(.killAfterGrace(jobID: jobID), after: killGrace) }
             running[jobID] = attempt
             logger.info(
                 "cancelled while running; sending SIGTERM to its process group",

@@ -10,8 +10,9 @@ import OrchestratorStore
 
 /// Starting workers, reaping them, timeouts and retries.
 extension Dispatcher {
-    /// After SIGTERM at a timeout, how long the group has before SIGKILL.
-    static let killGrace: UInt64 = 5_000
+    /// After SIGTERM at a timeout or a cancel, how long the group has before SIGKILL: the grace of the config,
+    /// `shutdown_grace` (SPEC: "SIGKILL after grace"), as at a stop.
+    var killGrace: UInt64 { ticks(config.limits.shutdownGrace) }
     /// Per-attempt log size cap; output beyond it is counted and dropped.
     static let logCap = 10 << 20
 
@@ -552,7 +553,7 @@ extension Dispatcher {
         guard var attempt = running[jobID] else { return }
         attempt.timeoutTimer = nil
         attempt.timedOut = true
-        attempt.killTimer = schedule(.killAfterGrace(jobID: jobID), after: Self.killGrace)
+        attempt.killTimer = schedule(.killAfterGrace(jobID: jobID), after: killGrace)
         running[jobID] = attempt
         logger.warning("timed out; sending SIGTERM to its process group", metadata: ["job": "\(jobID)", "pid": "\(attempt.worker.pid)"])
         supervisor.signal(attempt.worker, SIGTERM)
