@@ -601,23 +601,10 @@ extension Dispatcher {
         let wallNow = Self.wallClock()
         for file in moved {
             let job = file.job
-            if let error = file.error {
-                logger.error("cannot move \(job.name) out of the processing area: \(error)")
-            } else if file.finalName == nil {
-                logger.warning("the worker removed its input; nothing to move", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
-            }
-            if !job.name.parent.isEmpty { removeEmptyParents(of: job.name) }
-            if let error = file.error {
-                // The file stays in the processing area and its name stays taken; with no final path
-                // recorded, it is never run again, and the watchdog sweep (or the next start) moves it.
-                if stuckMoves[job.jobID] == nil {
-                    logger.error("the file stays in the processing area; the watchdog sweep tries again", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
-                }
-                let outOfSpace = file.errorCode.map(DiskTrouble.isOutOfSpace(errno:)) ?? false
-                stuckMoves[job.jobID] = StuckMove(job: job, reason: error, outOfSpace: outOfSpace)
-                if outOfSpace {
-                    pauseForDisk(path: job.succeeded ? layout.done : layout.failed, reason: error, movesFailed: true)
-                }
+            let outcome = MoveOutcome(finalName: file.finalName, error: file.error, errorCode: file.errorCode)
+            noteMove(outcome, of: job.name, jobID: job.jobID)
+            if case .stuck(let reason, let outOfSpace) = outcome {
+                keepStuck(job, reason: reason, outOfSpace: outOfSpace)
                 continue
             }
             if stuckMoves.removeValue(forKey: job.jobID) != nil {
@@ -627,7 +614,7 @@ extension Dispatcher {
             let finalName = file.finalName
             let state: JobState = job.succeeded ? .done : .failed
             let jobID = job.jobID
-            let removed = file.error == nil && finalName == nil
+            let removed = outcome == .inputGone
             record { transaction in
                 try transaction.setFinalPath(jobID: jobID, finalName ?? RelativePath([]))
                 if removed {
@@ -687,16 +674,34 @@ extension Dispatcher {
     }
 
     /// The same move, on the dispatcher's queue (recovery at start).
-    func moveOut(_ name: RelativePath, jobID: Int64, into root: PathBytes) -> (finalName: RelativePath?, error: String?, code: Int32?) {
+    func moveOut(_ name: RelativePath, jobID: Int64, into root: PathBytes) -> MoveOutcome {
         let result = Self.move(name, jobID: jobID, from: layout.processing, into: root)
-        if let error = result.error {
-            logger.error("cannot move \(name) out of the processing area: \(error)")
-        } else if result.finalName == nil {
+        let outcome = MoveOutcome(finalName: result.finalName, error: result.error, errorCode: result.code)
+        noteMove(outcome, of: name, jobID: jobID)
+        if let finalName = result.finalName { FileSystem.syncDirectory(root.appending(RelativePath(finalName.parent))) }
+        return outcome
+    }
+
+    /// Logs a move that did not go as planned, and takes away the processing area's folders it left empty.
+    private func noteMove(_ outcome: MoveOutcome, of name: RelativePath, jobID: Int64) {
+        switch outcome {
+        case .stuck(let reason, _):
+            logger.error("cannot move \(name) out of the processing area: \(reason)")
+        case .inputGone:
             logger.warning("the worker removed its input; nothing to move", metadata: ["file": "\(name)", "job": "\(jobID)"])
+        case .moved:
+            break
         }
         if !name.parent.isEmpty { removeEmptyParents(of: name) }
-        if let finalName = result.finalName { FileSystem.syncDirectory(root.appending(RelativePath(finalName.parent))) }
-        return result
+    }
+
+    /// A finished job's file that could not leave the processing area (`MoveOutcome.stuck`).
+    func keepStuck(_ job: FinishedJob, reason: String, outOfSpace: Bool) {
+        if stuckMoves[job.jobID] == nil {
+            logger.error("the file stays in the processing area; the watchdog sweep tries again", metadata: ["file": "\(job.name)", "job": "\(job.jobID)"])
+        }
+        stuckMoves[job.jobID] = StuckMove(job: job, reason: reason, outOfSpace: outOfSpace)
+        if outOfSpace { pauseForDisk(path: job.succeeded ? layout.done : layout.failed, reason: reason, movesFailed: true) }
     }
 
     /// Subfolders created in the processing area for nested names are removed once empty.

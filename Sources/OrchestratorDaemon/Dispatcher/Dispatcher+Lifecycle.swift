@@ -188,16 +188,18 @@ extension Dispatcher {
     /// that fails leaves it stuck for the watchdog sweep.
     private func finishRecoveredMove(_ job: JobRecord) -> MovedFile? {
         let root = job.state == .done ? layout.done : layout.failed
-        let result = moveOut(job.name, jobID: job.id, into: root)
-        if let error = result.error {
-            let finished = FinishedJob(jobID: job.id, name: job.name, succeeded: job.state == .done, handler: job.handler)
-            let outOfSpace = result.code.map(DiskTrouble.isOutOfSpace(errno:)) ?? false
-            stuckMoves[job.id] = StuckMove(job: finished, reason: error, outOfSpace: outOfSpace)
+        switch moveOut(job.name, jobID: job.id, into: root) {
+        case .stuck(let reason, let outOfSpace):
             names.assign(job.name, to: job.id)
-            if outOfSpace { pauseForDisk(path: root, reason: error, movesFailed: true) }
+            keepStuck(
+                FinishedJob(jobID: job.id, name: job.name, succeeded: job.state == .done, handler: job.handler), reason: reason,
+                outOfSpace: outOfSpace)
             return nil
+        case .moved(let finalName):
+            return recordRecoveredMove(job, finalName: finalName)
+        case .inputGone:
+            return recordRecoveredMove(job, finalName: nil)
         }
-        return recordRecoveredMove(job, finalName: result.finalName)
     }
 
     private func recordRecoveredMove(_ job: JobRecord, finalName: RelativePath?) -> MovedFile {
