@@ -422,6 +422,13 @@ public protocol StoreTransaction {
         jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
         detail: String?, at now: UnixTime, whenRefused refused: @escaping () -> Void
     ) throws
+    /// The `whenRefused` form of `finishClaimed` that also ends the job's running attempt, as `endClaimedAttempt` would
+    /// have just before it: an engine may make the two one statement (the extension below writes them in turn).
+    func finishClaimed(
+        jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
+        detail: String?, at now: UnixTime, endingAttempt: (result: AttemptResult, at: UnixTime),
+        whenRefused refused: @escaping () -> Void
+    ) throws
     /// Takes this queued task run as `claimJob` does, unless another run of its task is running (under any daemon):
     /// then nil, as when it is not queued and due. Serialised per task, so two daemons never run one task at once.
     func claimTaskRun(id: Int64, node: String, lease: Double) throws -> JobRecord?
@@ -478,6 +485,17 @@ extension StoreTransaction {
 
     public func endClaimedAttempt(jobID: Int64, node: String, claim: Int, _ result: AttemptResult, at now: UnixTime) throws {
         _ = try finishClaimedAttempt(jobID: jobID, node: node, claim: claim, result, at: now)
+    }
+
+    public func finishClaimed(
+        jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
+        detail: String?, at now: UnixTime, endingAttempt: (result: AttemptResult, at: UnixTime),
+        whenRefused refused: @escaping () -> Void
+    ) throws {
+        try endClaimedAttempt(jobID: jobID, node: node, claim: claim, endingAttempt.result, at: endingAttempt.at)
+        try finishClaimed(
+            jobID: jobID, node: node, claim: claim, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
+            detail: detail, at: now, whenRefused: refused)
     }
 
     public func insertJob(

@@ -131,6 +131,42 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
         }
     }
 
+    /// The job's end that also ends its attempt (one statement on PostgreSQL): written together while the claim holds,
+    /// neither once it is lost, where the rescue's "interrupted" stands.
+    @Test(arguments: StoreEngine.all)
+    func aJobsEndThatEndsItsAttemptTooIsGuardedAsOne(engine: StoreEngine) throws {
+        try withStore(engine) { store, another in
+            let held = try queue(store, "held")
+            let job = try #require(try claim(store, "node-a"))
+            let result = AttemptResult(outcome: .succeeded, exitCode: 0, userCPU: 0.5, maxRSSKiB: 900, stderrTail: Array("ok".utf8))
+            var refusals = 0
+            try store.write { transaction in
+                try transaction.recordStartedAttempt(jobID: held, number: 1, logPath: [], pid: 7, startTime: nil, at: 2, ended: nil)
+                try transaction.finishClaimed(
+                    jobID: held, node: "node-a", claim: job.claims, to: .done, attempts: nil, notBefore: nil, reason: nil, detail: nil,
+                    at: 3, endingAttempt: (result, 2.5)) { refusals += 1 }
+            }
+            #expect(refusals == 0)
+            #expect(try store.read { try $0.job(id: held) }?.state == .done)
+            let attempt = try #require(try store.read { try $0.attempts(jobID: held) }.first)
+            #expect(attempt.outcome == .succeeded && attempt.endedAt == 2.5 && attempt.exitCode == 0 && attempt.maxRSSKiB == 900)
+            #expect(attempt.stderrTail == Array("ok".utf8) && attempt.userCPU == 0.5)
+
+            let lost = try queue(store, "lost")
+            let stale = try #require(try claim(store, "node-a", lease: -1))
+            _ = try store.write { try $0.startAttempt(jobID: lost, number: 1, logPath: [], at: 4) }
+            #expect(try another().write { try $0.rescueExpiredLeases(at: 5) } == [lost])
+            try store.write { transaction in
+                try transaction.finishClaimed(
+                    jobID: lost, node: "node-a", claim: stale.claims, to: .done, attempts: nil, notBefore: nil, reason: nil, detail: nil,
+                    at: 6, endingAttempt: (result, 6)) { refusals += 1 }
+            }
+            #expect(refusals == 1)
+            #expect(try store.read { try $0.job(id: lost) }?.state == .queued)
+            #expect(try store.read { try $0.attempts(jobID: lost) }.map(\.outcome) == [.interrupted])
+        }
+    }
+
     @Test(arguments: StoreEngine.all)
     func aCompletionRacingARescueHasExactlyOneWinner(engine: StoreEngine) throws {
         try withStore(engine) { store, another in

@@ -84,6 +84,8 @@ extension Dispatcher {
             let (claim, isTask) = (handedIn.number, handedIn.isTaskRun)
             // A retry waits in the store as queued with its time, so that any daemon can run it when it is due.
             let stored: JobState = state == .retryWait ? .queued : state
+            // The attempt's end recorded just before for this commit goes in the same guarded statement.
+            let attemptEnd = isTask ? nil : attemptEnds.take(ClaimedRun(job: jobID, claim: claim))
             record { [self] transaction in
                 if isTask {
                     // Answered at once: a task run's end announces itself (the task's next run may start on any
@@ -92,6 +94,11 @@ extension Dispatcher {
                         jobID: jobID, node: node, claim: claim, to: stored, attempts: attempts, notBefore: notBefore,
                         reason: reason, detail: detail, at: wallNow)
                     if !held { claimLedger.endRefused(jobID) }
+                } else if let attemptEnd {
+                    try transaction.finishClaimed(
+                        jobID: jobID, node: node, claim: claim, to: stored, attempts: attempts, notBefore: notBefore,
+                        reason: reason, detail: detail, at: wallNow, endingAttempt: attemptEnd
+                    ) { [self] in claimLedger.endRefused(jobID) }
                 } else {
                     try transaction.finishClaimed(
                         jobID: jobID, node: node, claim: claim, to: stored, attempts: attempts, notBefore: notBefore,
@@ -120,8 +127,12 @@ extension Dispatcher {
         }
         guard let claim = claimLedger.claim(of: jobID)?.number else { return }
         let node = config.node.name
-        // Refused, the job's end below is refused too, and says the claim is lost.
-        record { try $0.endClaimedAttempt(jobID: jobID, node: node, claim: claim, result, at: wallNow) }
+        // Refused, the job's end below is refused too, and says the claim is lost. Usually that end takes this one.
+        let handOff = attemptEnds.record(ClaimedRun(job: jobID, claim: claim), (result, wallNow))
+        record { [unowned self] transaction in
+            guard !attemptEnds.wasTaken(handOff) else { return }
+            try transaction.endClaimedAttempt(jobID: jobID, node: node, claim: claim, result, at: wallNow)
+        }
         attemptEndsUncommitted = true
     }
 

@@ -367,6 +367,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var attemptEndsUncommitted = false
     /// Starts among the pending writes, which a short worker's end and its job's next state join (single store).
     var attemptDrafts = AttemptRowDrafts<(result: AttemptResult, at: UnixTime)>()
+    /// Attempt ends among the pending writes, which their job's end takes into its statement (shared store).
+    var attemptEnds = AttemptEndHandOff<ClaimedRun, (result: AttemptResult, at: UnixTime)>()
     /// Every pending write is one `recordForStatus` made: no commit of its own.
     var writesWaitForNothing = false
     /// The last commit failed (the disk under SQLite is full, the server is away): a pause for a full Done or Failed
@@ -401,6 +403,12 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     struct DoneLine: Sendable {
         let attempt: Int
         let milliseconds: UInt64
+    }
+
+    /// A job and the claim it runs under.
+    struct ClaimedRun: Hashable {
+        let job: Int64
+        let claim: Int
     }
 
     struct MovedFile: Sendable {
@@ -747,6 +755,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
                 return try body(transaction)
             }
             attemptDrafts.committed()
+            attemptEnds.committed()
             for (name, job) in writes.committed(batch) {
                 for waiting in names.release(name, job: job) { noteActivity(waiting) }
             }
