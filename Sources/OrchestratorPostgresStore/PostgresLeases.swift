@@ -94,17 +94,12 @@ extension PostgresTransaction {
         jobID: Int64, node: String, claim: Int, to state: JobState, attempts: Int?, notBefore: UnixTime?, reason: String?,
         detail: String?, at now: UnixTime, whenRefused refused: @escaping () -> Void
     ) throws {
-        // Announced whether or not the claim holds (known only with the answer): at worst one wake-up for nothing.
-        if state == .queued { wakeup.needed = true }
-        try connection.executeLater(
+        try finishClaimedLater(
             Self.claimedEnd,
             Self.claimedEndParameters(
                 jobID: jobID, node: node, claim: claim, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
                 detail: detail, at: now),
-            replay: .init(Self.claimedEndReplay, [.int(jobID), .double(now), .text(state.rawValue)])
-        ) { result in
-            if result.rows.isEmpty { refused() }
-        }
+            jobID: jobID, to: state, at: now, whenRefused: refused)
     }
 
     func finishClaimed(
@@ -112,38 +107,29 @@ extension PostgresTransaction {
         detail: String?, at now: UnixTime, endingAttempt: (result: AttemptResult, at: UnixTime),
         whenRefused refused: @escaping () -> Void
     ) throws {
-        if state == .queued { wakeup.needed = true }
-        try connection.executeLater(
+        try finishClaimedLater(
             Self.claimedEndWithAttempt,
             Self.claimedEndParameters(
                 jobID: jobID, node: node, claim: claim, to: state, attempts: attempts, notBefore: notBefore, reason: reason,
                 detail: detail, at: now) + Self.parameters(endingAttempt.result, at: endingAttempt.at),
-            replay: .init(Self.claimedEndReplay, [.int(jobID), .double(now), .text(state.rawValue)])
+            jobID: jobID, to: state, at: now, whenRefused: refused)
+    }
+
+    private func finishClaimedLater(
+        _ sql: String, _ parameters: [PostgresValue?], jobID: Int64, to state: JobState, at now: UnixTime,
+        whenRefused refused: @escaping () -> Void
+    ) throws {
+        // Announced whether or not the claim holds (known only with the answer): at worst one wake-up for nothing.
+        if state == .queued { wakeup.needed = true }
+        try connection.executeLater(
+            sql, parameters, replay: .init(Self.claimedEndReplay, [.int(jobID), .double(now), .text(state.rawValue)])
         ) { result in
             if result.rows.isEmpty { refused() }
         }
     }
 
-    /// `claimedEnd` that also ends the job's running attempt ($11-$20, `resultColumns` renumbered): the attempt is
-    /// written only with the job's guarded update, on the row that update locked.
-    static let claimedEndWithAttempt = """
-        WITH ended AS (
-            UPDATE job SET state = $1, lease_until = NULL, attempts = COALESCE($9, attempts), not_before = $2,
-                           reason = COALESCE($3, reason), updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
-            WHERE id = $6 AND state = 'running' AND owner = $7 AND claims = $8
-            RETURNING id, kind),
-        noted AS (
-            INSERT INTO transition (job_id, at, from_state, to_state, detail)
-            SELECT id, $4, 'running', $1, $10 FROM ended),
-        attempt_ended AS (
-            UPDATE attempt SET outcome = $11, ended_at = $12, exit_code = $13, signal = $14, timed_out = $15, user_cpu = $16,
-                               system_cpu = $17, max_rss_kib = $18, stderr_tail = $19, reason = $20
-            FROM ended WHERE attempt.job_id = ended.id AND attempt.outcome = 'running')
-        SELECT kind FROM ended
-        """
-
-    /// The guarded update and its transition in one statement.
-    static let claimedEnd = """
+    /// The guarded update and its transition, in the first part of one statement.
+    private static let claimedEndUpdate = """
         WITH ended AS (
             UPDATE job SET state = $1, lease_until = NULL, attempts = COALESCE($9, attempts), not_before = $2,
                            reason = COALESCE($3, reason), updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
@@ -152,6 +138,18 @@ extension PostgresTransaction {
         noted AS (
             INSERT INTO transition (job_id, at, from_state, to_state, detail)
             SELECT id, $4, 'running', $1, $10 FROM ended)
+        """
+
+    static let claimedEnd = claimedEndUpdate + "\nSELECT kind FROM ended"
+
+    /// `claimedEnd` that also ends the job's running attempt ($11-$20, `resultColumns` renumbered): the attempt is
+    /// written only with the job's guarded update, on the row that update locked.
+    static let claimedEndWithAttempt = claimedEndUpdate + """
+        ,
+        attempt_ended AS (
+            UPDATE attempt SET outcome = $11, ended_at = $12, exit_code = $13, signal = $14, timed_out = $15, user_cpu = $16,
+                               system_cpu = $17, max_rss_kib = $18, stderr_tail = $19, reason = $20
+            FROM ended WHERE attempt.job_id = ended.id AND attempt.outcome = 'running')
         SELECT kind FROM ended
         """
 
