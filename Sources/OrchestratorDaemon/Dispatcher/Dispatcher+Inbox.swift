@@ -468,23 +468,17 @@ extension Dispatcher {
         let recorded = commit("record claimed files") { transaction -> [(RelativePath, Int64, Handler?, String?)] in
             var created: [(RelativePath, Int64, Handler?, String?)] = []
             for claim in claims {
-                let name = claim.name
-                if let kind = claim.status?.kind, kind != .regular {
-                    let reason = Self.notRegular(kind)
+                switch claim.verdict(handler: config.handler(for: claim.name)) {
+                case .queue(let handler):
                     let id = try transaction.insertJob(
-                        kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
-                        reason: reason, detail: reason, claim: claim.identity, at: wallNow)
-                    created.append((name, id, nil, reason))
-                } else if let handler = config.handler(for: name) {
-                    let id = try transaction.insertJob(
-                        kind: .file, name: name, handler: handler.name, state: .queued, priority: handler.priority,
+                        kind: .file, name: claim.name, handler: handler.name, state: .queued, priority: handler.priority,
                         maxAttempts: handler.maxAttempts, detail: registered, claim: claim.identity, at: wallNow)
-                    created.append((name, id, handler, nil))
-                } else {
+                    created.append((claim.name, id, handler, nil))
+                case .fail(let reason, let detail):
                     let id = try transaction.insertJob(
-                        kind: .file, name: name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
-                        reason: "no handler", detail: "no handler matches", claim: claim.identity, at: wallNow)
-                    created.append((name, id, nil, "no handler"))
+                        kind: .file, name: claim.name, handler: nil, state: .failed, priority: 0, maxAttempts: 0,
+                        reason: reason, detail: detail, claim: claim.identity, at: wallNow)
+                    created.append((claim.name, id, nil, reason))
                 }
             }
             return created

@@ -180,6 +180,23 @@ struct Claim {
     let status: FileStatus?
 
     var identity: (device: UInt64, inode: UInt64)? { status.map { ($0.device, $0.inode) } }
+
+    enum Verdict {
+        case queue(Handler)
+        /// Recorded as failed at once, and moved to Failed/ with `reason`.
+        case fail(reason: String, detail: String)
+    }
+
+    /// How the claimed file is recorded: queued for `handler` (the one the config gives its name), or failed at once
+    /// when it is no regular file (guarantee 10: it never reaches a worker) or no handler takes it.
+    func verdict(handler: Handler?) -> Verdict {
+        if let kind = status?.kind, kind != .regular {
+            let reason = Dispatcher.notRegular(kind)
+            return .fail(reason: reason, detail: reason)
+        }
+        guard let handler else { return .fail(reason: "no handler", detail: "no handler matches") }
+        return .queue(handler)
+    }
 }
 
 /// A finished file that could not leave the processing area (guarantee 16).
