@@ -54,7 +54,9 @@ struct Pruner {
         outcome.bytesBefore = store.bytesOnDisk
         let cutoff = now - retention.jobs.inSeconds
         outcome.rows = try store.prune(finishedBefore: cutoff, batchSize: Self.batchSize, shouldContinue: shouldContinue)
-        outcome.rows.daemons = try store.write { try $0.forgetDaemons(lastHeardBefore: cutoff, keeping: node) }
+        outcome.rows.daemons = try store.write {
+            try $0.forgetDaemons(lastHeardBefore: cutoff, silentFor: NodeLiveness.silentAfter, keeping: node)
+        }
         outcome.logFiles = try pruneLogs(olderThan: now - retention.logs.inSeconds, at: now, dryRun: false)
         outcome.reclaim = try store.reclaimFreePages()
         outcome.bytesAfter = store.bytesOnDisk
@@ -67,7 +69,9 @@ struct Pruner {
         var outcome = Outcome()
         let cutoff = now - retention.jobs.inSeconds
         outcome.rows = try store.read { try $0.pruneCounts(finishedBefore: cutoff) }
-        outcome.rows.daemons = try store.read { try $0.daemonsToForget(lastHeardBefore: cutoff, keeping: node) }
+        outcome.rows.daemons = try store.read {
+            try $0.daemonsToForget(lastHeardBefore: cutoff, silentFor: NodeLiveness.silentAfter, keeping: node)
+        }
         outcome.logFiles = try pruneLogs(olderThan: now - retention.logs.inSeconds, at: now, dryRun: true)
         outcome.bytesBefore = store.bytesOnDisk
         outcome.bytesAfter = outcome.bytesBefore

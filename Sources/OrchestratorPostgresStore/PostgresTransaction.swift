@@ -360,9 +360,18 @@ struct PostgresReader: StoreReader {
             requests: try count("SELECT COUNT(*) FROM (\(Self.prunableRequestsSQL)) counted", [.double(cutoff)]))
     }
 
-    func daemonsToForget(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int {
-        Int(try connection.execute("SELECT COUNT(*) FROM node WHERE heartbeat_at < $1 AND name != $2", [.double(cutoff), .text(node)]).scalar?.int64() ?? 0)
+    func daemonsToForget(lastHeardBefore cutoff: UnixTime, silentFor: Double, keeping node: String) throws -> Int {
+        Int(try connection.execute(
+            "SELECT COUNT(*) FROM (\(Self.forgettableDaemons)) AS gone", [.double(cutoff), .double(silentFor), .text(node)]
+        ).scalar?.int64() ?? 0)
     }
+
+    /// Names of the daemons `forgetDaemons` deletes: $1 the cutoff, $2 the silence, $3 the name kept.
+    static let forgettableDaemons = """
+        SELECT name FROM node AS n
+        WHERE heartbeat_at < $1 AND heartbeat_at < \(serverClock) - $2 AND name != $3
+          AND NOT EXISTS (SELECT 1 FROM job WHERE job.owner = n.name AND job.state = 'running')
+        """
 
     /// $1 the cutoff, $2 the ids to keep (an int8[] literal).
     static let prunableJobsSQL = """
@@ -729,9 +738,9 @@ struct PostgresTransaction: StoreTransaction {
         return counts
     }
 
-    func forgetDaemons(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int {
-        let parameters: [PostgresValue?] = [.double(cutoff), .text(node)]
-        let gone = "SELECT name FROM node WHERE heartbeat_at < $1 AND name != $2"
+    func forgetDaemons(lastHeardBefore cutoff: UnixTime, silentFor: Double, keeping node: String) throws -> Int {
+        let parameters: [PostgresValue?] = [.double(cutoff), .double(silentFor), .text(node)]
+        let gone = PostgresReader.forgettableDaemons
         try connection.execute("DELETE FROM node_note WHERE node IN (\(gone))", parameters)
         try connection.execute("DELETE FROM breaker WHERE node IN (\(gone))", parameters)
         return try connection.execute("DELETE FROM node WHERE name IN (\(gone))", parameters).affectedRows

@@ -263,7 +263,7 @@ public protocol StoreReader {
     /// What a prune with this cutoff would delete, counted without deleting (`sweep --dry-run`).
     func pruneCounts(finishedBefore cutoff: UnixTime) throws -> PruneCounts
     /// How many daemons `forgetDaemons` would forget.
-    func daemonsToForget(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int
+    func daemonsToForget(lastHeardBefore cutoff: UnixTime, silentFor: Double, keeping node: String) throws -> Int
 }
 
 /// Writes, inside one transaction opened by `Store.write`.
@@ -365,7 +365,9 @@ public protocol StoreTransaction {
     /// Deletes the rows of daemons last heard of before `cutoff` (stopped then, or silent since), with their notes
     /// and breakers, except `node`'s (the daemon that prunes: on SQLite a running daemon does not beat). Returns
     /// how many daemons. Daemon names come and go (a host renamed, a container's name), and each left its rows.
-    func forgetDaemons(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int
+    /// Whatever the cutoff (a retention shorter than a heartbeat's period), a daemon heard of in the last `silentFor`
+    /// seconds by the store's clock, or holding a running job, is alive as far as anyone can tell and stays.
+    func forgetDaemons(lastHeardBefore cutoff: UnixTime, silentFor: Double, keeping node: String) throws -> Int
     /// Records that the log file of an attempt of this job was deleted, so `show` says so.
     func markLogPruned(jobID: Int64, logPath: [UInt8], at now: UnixTime) throws
 

@@ -128,17 +128,25 @@ extension SQLiteReader {
 }
 
 extension SQLiteReader {
-    public func daemonsToForget(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM node WHERE heartbeat_at < ? AND name != ?", arguments: [cutoff, node]) ?? 0
+    public func daemonsToForget(lastHeardBefore cutoff: UnixTime, silentFor: Double, keeping node: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(forgettableDaemons))", arguments: [cutoff, silentFor, node]) ?? 0
     }
 }
 
+/// Names of the daemons `forgetDaemons` deletes: arguments the cutoff, the silence, the name kept.
+let forgettableDaemons = """
+    SELECT name FROM node AS n
+    WHERE heartbeat_at < ? AND heartbeat_at < \(sqliteClock) - ? AND name != ?
+      AND NOT EXISTS (SELECT 1 FROM job WHERE job.owner = n.name AND job.state = 'running')
+    """
+
 extension SQLiteTransaction {
-    public func forgetDaemons(lastHeardBefore cutoff: UnixTime, keeping node: String) throws -> Int {
-        let gone = "SELECT name FROM node WHERE heartbeat_at < ? AND name != ?"
-        try db.execute(sql: "DELETE FROM node_note WHERE node IN (\(gone))", arguments: [cutoff, node])
-        try db.execute(sql: "DELETE FROM breaker WHERE node IN (\(gone))", arguments: [cutoff, node])
-        try db.execute(sql: "DELETE FROM node WHERE name IN (\(gone))", arguments: [cutoff, node])
+    public func forgetDaemons(lastHeardBefore cutoff: UnixTime, silentFor: Double, keeping node: String) throws -> Int {
+        let gone = forgettableDaemons
+        let arguments: StatementArguments = [cutoff, silentFor, node]
+        try db.execute(sql: "DELETE FROM node_note WHERE node IN (\(gone))", arguments: arguments)
+        try db.execute(sql: "DELETE FROM breaker WHERE node IN (\(gone))", arguments: arguments)
+        try db.execute(sql: "DELETE FROM node WHERE name IN (\(gone))", arguments: arguments)
         return db.changesCount
     }
 

@@ -93,13 +93,34 @@ import Testing
             }
         }
         // Everyone was heard of after this cutoff: nothing goes.
-        #expect(try store.read { try $0.daemonsToForget(lastHeardBefore: 1000, keeping: "self") } == 0)
-        #expect(try store.write { try $0.forgetDaemons(lastHeardBefore: 1000, keeping: "self") } == 0)
+        #expect(try store.read { try $0.daemonsToForget(lastHeardBefore: 1000, silentFor: 0, keeping: "self") } == 0)
+        #expect(try store.write { try $0.forgetDaemons(lastHeardBefore: 1000, silentFor: 0, keeping: "self") } == 0)
         let later = Date().timeIntervalSince1970 + 3600
-        #expect(try store.read { try $0.daemonsToForget(lastHeardBefore: later, keeping: "self") } == 2)
-        #expect(try store.write { try $0.forgetDaemons(lastHeardBefore: later, keeping: "self") } == 2)
+        #expect(try store.read { try $0.daemonsToForget(lastHeardBefore: later, silentFor: 0, keeping: "self") } == 2)
+        #expect(try store.write { try $0.forgetDaemons(lastHeardBefore: later, silentFor: 0, keeping: "self") } == 2)
         #expect(try store.read { try $0.nodes() }.map(\.name) == ["self"])
         #expect(try store.read { try $0.nodeNotes(prefix: "") }.map(\.node) == ["self"])
         #expect(try store.read { try $0.breakers() }.map(\.node) == ["self"])
+    }
+
+    /// A retention shorter than the heartbeat's period: a prune forgot a live daemon's row, which then took itself for
+    /// replaced and stopped, ending its workers. A daemon heard of within the silence, or holding a running job, stays.
+    @Test(arguments: StoreEngine.all)
+    func aDaemonHeardOfLatelyOrHoldingARunningJobIsNeverForgotten(engine: StoreEngine) throws {
+        let opened = try engine.open()
+        defer { opened.cleanUp() }
+        let store = opened.store
+        for name in ["lively", "busy", "self"] { try store.write { try $0.registerNode(registration(name)) } }
+        let id = try store.write {
+            try $0.insertJob(kind: .file, name: RelativePath(Array("f".utf8)), handler: "h", state: .queued, priority: 5, maxAttempts: 1, at: 1)
+        }
+        _ = try store.write { try $0.claimJob(id: id, node: "busy", lease: 3600) }
+        let later = Date().timeIntervalSince1970 + 3600
+        #expect(try store.read { try $0.daemonsToForget(lastHeardBefore: later, silentFor: 75, keeping: "self") } == 0)
+        #expect(try store.write { try $0.forgetDaemons(lastHeardBefore: later, silentFor: 75, keeping: "self") } == 0)
+        // Silent past the given silence: only the one with no running job goes.
+        #expect(try store.read { try $0.daemonsToForget(lastHeardBefore: later, silentFor: 0, keeping: "self") } == 1)
+        #expect(try store.write { try $0.forgetDaemons(lastHeardBefore: later, silentFor: 0, keeping: "self") } == 1)
+        #expect(try store.read { try $0.nodes() }.map(\.name).sorted() == ["busy", "self"])
     }
 }
