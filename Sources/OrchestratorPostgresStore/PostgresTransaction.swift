@@ -111,7 +111,16 @@ struct PostgresReader: StoreReader {
 
     func counts() throws -> QueueCounts {
         var byState: [JobState: Int] = [:]
-        for row in try connection.execute("SELECT state, COUNT(*) FROM job GROUP BY state").rows {
+        // A paused handler's waiting files stay queued here, for any daemon to claim once it is resumed: counted as
+        // paused, as the single store records them.
+        let sql = """
+            SELECT CASE WHEN j.state = 'queued' AND j.kind = 'file'
+                             AND EXISTS (SELECT FROM handler_state h WHERE h.name = j.handler AND h.paused)
+                        THEN 'paused' ELSE j.state END,
+                   COUNT(*)
+            FROM job j GROUP BY 1
+            """
+        for row in try connection.execute(sql).rows {
             if let state = try row[0].string().flatMap(JobState.init(rawValue:)) { byState[state] = Int(try row[1].int64() ?? 0) }
         }
         return QueueCounts(byState: byState)

@@ -24,6 +24,12 @@ extension SharedStoreTests {
         let ids = try Server.psql(cluster.store, "SELECT string_agg(id::text, ' ' ORDER BY id) FROM job").split(separator: " ").map(String.init)
         #expect(ids.count == 4)
         guard ids.count == 4 else { return }
+        // They wait for the pause, and say so as on a single store (they read as queued before).
+        let status = try #require(try idle.json(["status"]) as? [String: Any])
+        let counts = try #require(status["jobs"] as? [String: Any])
+        #expect(counts["paused"] as? Int == 4 && counts["queued"] as? Int == 0, "\(counts)")
+        let shown = try idle.run(["show", ids[0]])
+        #expect(shown.stdout.contains("state:     paused"), "\(shown.stdout)")
         for (id, daemon) in zip(ids.prefix(3), [running[0], running[1], idle]) {
             let cancelled = try daemon.run(["cancel", id, "--reason", "paused"])
             #expect(cancelled.status == 0 && cancelled.stdout.contains("cancelled before it ran"), "\(id): \(cancelled.stdout) \(cancelled.stderr)")

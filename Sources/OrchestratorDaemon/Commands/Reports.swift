@@ -288,8 +288,13 @@ public enum Reports {
         var upload: JobRecord?
         do {
             found = try store.read { reader in
-                guard let job = try findJob(reader, config: config, target: target, workingDirectory: workingDirectory)
+                guard var job = try findJob(reader, config: config, target: target, workingDirectory: workingDirectory)
                 else { return nil }
+                // On a shared store a paused handler's waiting file stays queued there, for any daemon to claim once the
+                // handler is resumed: it waits for the pause all the same (SPEC: state `paused`).
+                if job.kind == .file, job.state == .queued, let handler = job.handler, try reader.pausedHandlers().contains(handler) {
+                    job.state = .paused
+                }
                 if job.kind == .file, job.state == .done, let path = job.finalPath { upload = try reader.latestUpload(path: path) }
                 return (job, try reader.attempts(jobID: job.id), try reader.transitions(jobID: job.id))
             }
