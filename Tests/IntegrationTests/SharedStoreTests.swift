@@ -293,6 +293,38 @@ extension SharedStoreTests {
 }
 
 extension SharedStoreTests {
+    /// After the server's outage `status` says at once that the daemons run and are healthy: they beat and write their
+    /// health when they resume. Before, what the outage left (UNHEALTHY, or SILENT after 75 s) stood until the next
+    /// heartbeat, up to 30 s after the daemons were working again.
+    @Test func daemonsSayTheyAreBackAsSoonAsTheServerIs() throws {
+        let server = try Server()
+        let cluster = try Cluster(count: 2, extra: "\n[sweeps]\nwatchdog = \"1s\"\n")
+        defer { try? server.start() }
+        try cluster.start()
+        try cluster.first.drop("before.txt")
+        try cluster.first.waitUntil("the first file is done", timeout: 30) { cluster.first.count(in: "Done") == 1 }
+        try server.crash()
+        // A file to register: the lister finds the server gone and pauses, its watchdog saying so (or, when the crash
+        // cut off a COMMIT, it waits for the server to say whether that was applied, and nothing runs meanwhile).
+        try cluster.first.drop("during.txt")
+        try cluster.waitUntil("a daemon finds its health wanting", timeout: 30) {
+            cluster.daemons.contains { $0.log.contains("ERROR unhealthy") || $0.log.contains("whether that COMMIT was applied") }
+        }
+        try server.start()
+        try cluster.waitUntil("the file dropped meanwhile is done", timeout: 60) { cluster.first.count(in: "Done") == 2 }
+        try cluster.waitUntil("status says both run and are healthy", timeout: 8) {
+            guard let status = try cluster.first.json(["status"]) as? [String: Any],
+                let daemons = status["daemons"] as? [[String: Any]], daemons.count == 2
+            else { return false }
+            return daemons.allSatisfy {
+                $0["condition"] as? String == "running" && ($0["health"] as? [String: Any])?["healthy"] as? Bool == true
+            }
+        }
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+    }
+}
+
+extension SharedStoreTests {
     /// Roles divide the work: a lister only registers what arrives in Inbox; a worker without the lister role never
     /// watches Inbox and runs what the lister registered, woken by its announcement; only the scheduler fires slots.
     @Test func aListerRegistersAndAWorkerRuns() throws {

@@ -145,6 +145,12 @@ extension Dispatcher {
         retryStuckMoves()
         takeRecordedEvents()
         startScan(reason: "resumed after a full disk")
+        if sharesStore {
+            // `status` and the other daemons saw this one silent, and its last health note is the outage's: both are
+            // told now, not at the next heartbeat (up to 30 s later), which commits the fresh note with it.
+            watchdogSweep()
+            armHeartbeat(after: 0)
+        }
         scheduleCycle()
     }
 

@@ -34,13 +34,13 @@ extension Dispatcher {
         // Paused (a full disk, the server away): the retry of the pending writes is what resumes; other daemons see
         // this one silent meanwhile, as it is.
         guard !storeUnavailable else {
-            nodeHeartbeatTimer = schedule(.nodeHeartbeat, after: NodeLiveness.heartbeatMilliseconds)
+            armHeartbeat(after: NodeLiveness.heartbeatMilliseconds)
             return
         }
         let (name, instance) = (config.node.name, NodeLiveness.instance(config))
         // Its own commit: on an idle daemon the heartbeat is the only write, and it must not wait for another.
         guard let ours = commit("record the heartbeat", { try $0.heartbeat(node: name, instance: instance) }) else {
-            nodeHeartbeatTimer = schedule(.nodeHeartbeat, after: NodeLiveness.heartbeatMilliseconds)
+            armHeartbeat(after: NodeLiveness.heartbeatMilliseconds)
             return
         }
         guard ours else {
@@ -52,7 +52,13 @@ extension Dispatcher {
             endRunningWorkers(because: "the node name is another daemon's")
             return
         }
-        nodeHeartbeatTimer = schedule(.nodeHeartbeat, after: NodeLiveness.heartbeatMilliseconds)
+        armHeartbeat(after: NodeLiveness.heartbeatMilliseconds)
+    }
+
+    /// The one heartbeat timer, replacing any armed: a beat brought forward (`commit`) must not leave two chains.
+    func armHeartbeat(after milliseconds: UInt64) {
+        if let timer = nodeHeartbeatTimer { wheel.cancel(timer) }
+        nodeHeartbeatTimer = schedule(.nodeHeartbeat, after: milliseconds)
     }
 
     func markNodeStopped() {

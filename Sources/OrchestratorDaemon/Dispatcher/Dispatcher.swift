@@ -747,6 +747,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     }
 
     static let deferredWriteDelay: UInt64 = 20
+    static let longCommitSeconds: Double = 5
     static let attemptEndWriteDelay: UInt64 = 3
     static let spawnerIdleDelay: UInt64 = 1000
 
@@ -766,6 +767,7 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     /// failure stops the daemon, since the store is the ledger every guarantee rests on.
     func commit<T>(_ what: String, _ body: (any StoreTransaction) throws -> T) -> T? {
         let batch = writes.snapshot()
+        let started = Self.wallClock()
         do {
             let result = try store.write { transaction in
                 for write in batch.writes { try write(transaction) }
@@ -781,6 +783,11 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
                 attemptEndsUncommitted = false
             }
             storeUnavailable = false
+            // A commit that waited long (its server gone while it was on its way) left this daemon silent meanwhile:
+            // it beats now rather than at its next heartbeat, so that `status` does not call it silent or dead.
+            if sharesStore, Self.wallClock() - started > Self.longCommitSeconds, !phase.isStopping {
+                armHeartbeat(after: 0)
+            }
             return result
         } catch {
             storeUnavailable = true
