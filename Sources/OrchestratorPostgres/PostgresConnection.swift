@@ -520,7 +520,7 @@ public final class PostgresConnection {
     // MARK: Internals
 
     /// A server that answered and refused this login (a wrong password, a database or role that does not exist, no
-    /// pg_hba.conf entry) gives the same answer on every retry, so it is `.server`, not a server out of reach to wait
+    /// pg_hba.conf entry, an `sslmode` it cannot meet) gives the same answer on every retry, so it is `.server`, not a server out of reach to wait
     /// for. libpq gives no SQLSTATE for a failed connect, so this goes by the server's (English) messages; one it
     /// does not recognise, a translated one included, is waited for as before.
     public static func connectFailureKind(_ message: String) -> PostgresError.Kind {
@@ -536,6 +536,10 @@ public final class PostgresConnection {
         "permission denied for database",
         "does not exist",  // the database, or the role
         "is not currently accepting connections",  // ALTER DATABASE ... ALLOW_CONNECTIONS false
+        // The URL's TLS demands that this server cannot meet (libpq's own messages).
+        "server does not support SSL, but SSL was required",
+        "certificate verify failed",
+        "does not match host name",
     ]
 
     /// Copies a result out of libpq and clears it, or turns it into a classified error.

@@ -282,6 +282,14 @@ struct PostgresConnectionTests {
                 (error as? PostgresError)?.kind == .server && "\(error)".contains("does not exist")
             }
         }
+        // The test server has no TLS: `sslmode=require` is refused the same way every time (it was waited for).
+        var tls = base
+        tls.parameters["sslmode"] = "require"
+        #expect {
+            try PostgresConnection(url: tls)
+        } throws: { error in
+            (error as? PostgresError)?.kind == .server && "\(error)".contains("server does not support SSL")
+        }
         #expect(PostgresConnection.connectFailureKind(
             "connection to server at \"h\", port 5432 failed: FATAL:  password authentication failed for user \"u\"") == .server)
         #expect(PostgresConnection.connectFailureKind(
