@@ -100,6 +100,11 @@ extension Batch {
                 let reader = transaction.reader
                 if let busyOneShot {
                     snapshot.notes.append(busyOneShot)
+                } else if daemonLock != nil, config.store.url != nil {
+                    // A shared store's other daemons may be running, on this host or others: the runs marked running
+                    // are theirs, or this node's under leases that any daemon takes back once they run out.
+                    snapshot.notes.append(
+                        "the daemon of this config (node \(config.node.name)) is not running; the store's daemons take back its runs when their leases run out")
                 } else if daemonLock != nil {
                     snapshot.notes.append("no daemon is running")
                     // Nobody owns runs still marked running: their daemon died. The next daemon or sweep runs them.

@@ -103,6 +103,28 @@ extension SharedStoreTests {
         #expect(cluster.daemons[0].stopDaemon() == 0)
     }
 
+    /// A one-shot watchdog given the config of a daemon that is not running leaves the store's runs to their daemons:
+    /// it re-queued every run marked running whose worker was not alive on this host, which on a store shared by
+    /// several hosts is every other host's run (here: a run whose pid is no process of this host). It says whose
+    /// daemon is not running, not that none is.
+    @Test func aOneShotWatchdogLeavesTheStoresRunsToItsDaemons() throws {
+        let cluster = try Cluster(count: 2, workerSeconds: "30", maxConcurrent: 1)
+        try cluster.first.startDaemon()
+        let idle = cluster.daemons[1]
+        try cluster.first.drop("long.txt")
+        try cluster.waitUntil("it runs", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT count(*) FROM attempt WHERE outcome = 'running' AND pid IS NOT NULL") == "1"
+        }
+        // As if its worker ran on another host: no process of this one.
+        _ = try Server.psql(cluster.store, "UPDATE attempt SET pid = 999999, start_time = 1 WHERE outcome = 'running'")
+        let sweep = try idle.run(["sweep", "--mode", "watchdog"])
+        #expect(sweep.status == 0, "\(sweep.stderr)")
+        #expect(sweep.stdout.contains("node n2) is not running") && !sweep.stdout.contains("re-queued"), "\(sweep.stdout)")
+        #expect(try Server.psql(cluster.store, "SELECT state FROM job") == "running")
+        #expect(try Server.psql(cluster.store, "SELECT string_agg(outcome, ',') FROM attempt") == "running")
+        #expect(cluster.first.stopDaemon() == 0)
+    }
+
     /// `cancel` and `priority` given any daemon's config reach the daemon that holds the job: the one that runs it, or
     /// the one that registered a queued file and has it in its queue (the store names no owner until a claim). Every
     /// daemon hears of the request on the store's wake-up channel and the holder answers. Before, the config's own
