@@ -45,7 +45,16 @@ struct Pruner {
         static func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1_000_000) }
     }
 
-    static let batchSize = 1000
+    /// On a store of months (2,000,000 jobs, 1 GB) a batch of this size deletes in about 10 ms; files dropped during a
+    /// prune waited up to 5 s behind batches of 1,000 run back to back, when each batch's query took 0.5 s.
+    static let batchSize = 250
+
+    /// After each batch the pruner pauses as long as it took: the dispatcher's commits, waiting behind it, go first,
+    /// and a long prune takes at most about half of a core.
+    static func restAfterBatch(_ took: Duration) {
+        let microseconds = min(took, .milliseconds(500)).components
+        usleep(useconds_t(microseconds.seconds * 1_000_000 + microseconds.attoseconds / 1_000_000_000_000))
+    }
 
     /// Deletes what is older than the retention at `now` (Unix seconds).
     func run(now: UnixTime, shouldContinue: () -> Bool = { true }) throws -> Outcome {
@@ -53,7 +62,8 @@ struct Pruner {
         var outcome = Outcome()
         outcome.bytesBefore = store.bytesOnDisk
         let cutoff = now - retention.jobs.inSeconds
-        outcome.rows = try store.prune(finishedBefore: cutoff, batchSize: Self.batchSize, shouldContinue: shouldContinue)
+        outcome.rows = try store.prune(
+            finishedBefore: cutoff, batchSize: Self.batchSize, shouldContinue: shouldContinue, rest: Self.restAfterBatch)
         outcome.rows.daemons = try store.write {
             try $0.forgetDaemons(lastHeardBefore: cutoff, silentFor: NodeLiveness.silentAfter, keeping: node)
         }

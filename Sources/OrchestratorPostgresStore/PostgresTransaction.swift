@@ -204,17 +204,19 @@ struct PostgresReader: StoreReader {
     func statistics(kind: JobKind, owner: String) throws -> RunStatistics {
         let ownerCondition = kind == .task ? "j.name = $2" : "j.handler = $2"
         let ownerValue: PostgresValue = kind == .task ? .bytes(Array(owner.utf8)) : .text(owner)
-        let rows = try connection.execute(
+        // Counted by the server, not read row by row (months of runs took seconds and hundreds of MB that way).
+        guard let row = try connection.execute(
             """
-            SELECT a.outcome, a.ended_at - a.started_at FROM attempt a JOIN job j ON j.id = a.job_id
+            SELECT COUNT(*), COUNT(*) FILTER (WHERE a.outcome = 'failed'), AVG(a.ended_at - a.started_at),
+                   percentile_disc(0.95) WITHIN GROUP (ORDER BY a.ended_at - a.started_at)
+            FROM attempt a JOIN job j ON j.id = a.job_id
             WHERE j.kind = $1 AND \(ownerCondition) AND a.outcome IN ('succeeded', 'failed')
             """, [.text(kind.rawValue), ownerValue]
-        ).rows
-        let durations = try rows.compactMap { try $0[1].double() }.sorted()
-        let failures = try rows.filter { try $0[0].string() == "failed" }.count
-        let average = durations.isEmpty ? nil : durations.reduce(0, +) / Double(durations.count)
-        let p95 = durations.isEmpty ? nil : durations[min(durations.count - 1, Int((Double(durations.count) * 0.95).rounded(.up)) - 1)]
-        return RunStatistics(executions: rows.count, failures: failures, averageSeconds: average, p95Seconds: p95)
+        ).rows.first
+        else { return RunStatistics(executions: 0, failures: 0) }
+        return RunStatistics(
+            executions: Int(try row[0].int64() ?? 0), failures: Int(try row[1].int64() ?? 0), averageSeconds: try row[2].double(),
+            p95Seconds: try row[3].double())
     }
 
     func taskEnabledOverrides() throws -> [String: Bool] {

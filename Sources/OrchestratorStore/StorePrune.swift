@@ -98,11 +98,12 @@ extension SQLiteReader {
             requests: try count("SELECT COUNT(*) FROM (\(Self.prunableRequestsSQL))"))
     }
 
-    /// One argument: the cutoff.
+    /// One argument: the cutoff. The index by finish time is named: left to itself the planner took the one by state,
+    /// read every finished job and sorted them, 0.5 s per batch on a store of 2,000,000 jobs (0.1 ms with it).
     static func prunableJobsSQL(keeping: Set<Int64>) -> String {
         let kept = keeping.isEmpty ? "" : "AND id NOT IN (\(keeping.sorted().map(String.init).joined(separator: ",")))"
         return """
-            SELECT id FROM job
+            SELECT id FROM job INDEXED BY job_finished
             WHERE state IN ('done', 'failed') AND finished_at < ?
               AND (kind != 'file' OR final_path IS NOT NULL)
               AND id < (SELECT MAX(id) FROM job)
@@ -192,24 +193,33 @@ extension SQLiteTransaction {
 extension Store {
     /// Deletes what `finishedBefore` makes old (see `StoreReader.prunableJobs`), `batchSize` jobs per
     /// transaction so that other writers (the dispatcher's commits) wait at most one batch.
-    /// `shouldContinue` is asked between batches.
+    /// `shouldContinue` is asked between batches; `rest` is given how long the batch that just ended took, and may
+    /// pause before the next one, so that the other writers' commits get through.
     public func prune(
-        finishedBefore cutoff: UnixTime, batchSize: Int = 1000, shouldContinue: () -> Bool = { true }
+        finishedBefore cutoff: UnixTime, batchSize: Int = 1000, shouldContinue: () -> Bool = { true },
+        rest: (Duration) -> Void = { _ in }
     ) throws -> PruneCounts {
         let keep = try read { try $0.taskRunsToKeep() }
         var total = PruneCounts()
+        let clock = ContinuousClock()
         while shouldContinue() {
-            let batch = try write { transaction in
-                let ids = try transaction.reader.prunableJobs(finishedBefore: cutoff, keeping: keep, limit: batchSize)
-                return try transaction.deleteJobs(ids)
+            var batch = PruneCounts()
+            let took = try clock.measure {
+                batch = try write { transaction in
+                    let ids = try transaction.reader.prunableJobs(finishedBefore: cutoff, keeping: keep, limit: batchSize)
+                    return try transaction.deleteJobs(ids)
+                }
             }
             total = total + batch
             if batch.jobs < batchSize { break }
+            rest(took)
         }
         while shouldContinue() {
-            let batch = try write { try $0.deleteHandledEventsAndRequests(before: cutoff, limit: batchSize) }
+            var batch = PruneCounts()
+            let took = try clock.measure { batch = try write { try $0.deleteHandledEventsAndRequests(before: cutoff, limit: batchSize) } }
             total = total + batch
             if batch.events < batchSize && batch.requests < batchSize { break }
+            rest(took)
         }
         return total
     }

@@ -50,6 +50,12 @@ public struct RunStatistics: Sendable, Equatable {
         self.averageSeconds = averageSeconds
         self.p95Seconds = p95Seconds
     }
+
+    /// Where the p95 of `count` durations is among them in ascending order (0-based): the first that 95% of them do
+    /// not exceed, as PostgreSQL's `percentile_disc(0.95)`. nil with no durations.
+    public static func p95Rank(of count: Int) -> Int? {
+        count > 0 ? min(count - 1, Int((Double(count) * 0.95).rounded(.up)) - 1) : nil
+    }
 }
 
 public struct BreakerRecord: Sendable, Equatable {
@@ -136,21 +142,34 @@ extension SQLiteReader {
     }
 
     /// Finished attempts of a task (kind `.task`) or of a handler's file jobs (kind `.file`).
+    /// Counted by the database, not read row by row: months of runs (165,000 of one task) took 4.9 s and 442 MB
+    /// that way. The p95 is read from the slowest 5% only, which is all SQLite's sorter then keeps.
     public func statistics(kind: JobKind, owner: String) throws -> RunStatistics {
         let ownerColumn = kind == .task ? "j.name" : "j.handler"
         let ownerValue: any DatabaseValueConvertible = kind == .task ? Array(owner.utf8).data : owner
-        let rows = try Row.fetchAll(
+        let runs = """
+            FROM attempt a JOIN job j ON j.id = a.job_id
+            WHERE j.kind = ? AND \(ownerColumn) = ? AND a.outcome IN ('succeeded', 'failed')
+            """
+        let arguments: StatementArguments = [kind.rawValue, ownerValue]
+        guard let totals = try Row.fetchOne(
             db,
             sql: """
-                SELECT a.outcome, a.ended_at - a.started_at AS seconds FROM attempt a JOIN job j ON j.id = a.job_id
-                WHERE j.kind = ? AND \(ownerColumn) = ? AND a.outcome IN ('succeeded', 'failed')
+                SELECT COUNT(*) AS runs, COUNT(*) FILTER (WHERE a.outcome = 'failed') AS failures,
+                       AVG(a.ended_at - a.started_at) AS average, COUNT(a.ended_at - a.started_at) AS timed
+                \(runs)
                 """,
-            arguments: [kind.rawValue, ownerValue])
-        let durations = rows.compactMap { $0["seconds"] as Double? }.sorted()
-        let failures = rows.filter { ($0["outcome"] as String?) == "failed" }.count
-        let average = durations.isEmpty ? nil : durations.reduce(0, +) / Double(durations.count)
-        let p95 = durations.isEmpty ? nil : durations[min(durations.count - 1, Int((Double(durations.count) * 0.95).rounded(.up)) - 1)]
-        return RunStatistics(executions: rows.count, failures: failures, averageSeconds: average, p95Seconds: p95)
+            arguments: arguments)
+        else { return RunStatistics(executions: 0, failures: 0) }
+        let timed: Int = totals["timed"]
+        var p95: Double?
+        if let rank = RunStatistics.p95Rank(of: timed) {
+            p95 = try Double.fetchOne(
+                db,
+                sql: "SELECT a.ended_at - a.started_at AS seconds \(runs) AND a.ended_at IS NOT NULL ORDER BY seconds DESC LIMIT 1 OFFSET ?",
+                arguments: arguments + [timed - 1 - rank])
+        }
+        return RunStatistics(executions: totals["runs"], failures: totals["failures"], averageSeconds: totals["average"], p95Seconds: p95)
     }
 
     public func pendingRequests() throws -> [(id: Int64, kind: String, target: String)] {

@@ -286,6 +286,28 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
         }
     }
 
+    /// Counts, average and p95 as the database computes them: the first duration 95% of the runs do not exceed.
+    @Test(arguments: StoreEngine.all)
+    func runStatisticsAreCountedByTheStore(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            try store.write { transaction in
+                for seconds in 1...40 {
+                    let id = try #require(try transaction.insertTaskRun(
+                        task: "t", priority: 5, maxAttempts: 1, cause: .schedule, slot: Int64(seconds), detail: "slot", at: 100))
+                    let failed = seconds % 10 == 0
+                    try transaction.recordStartedAttempt(
+                        jobID: id, number: 1, logPath: [], pid: 1, startTime: nil, at: 100,
+                        ended: (AttemptResult(outcome: failed ? .failed : .succeeded), 100 + Double(seconds)))
+                    try transaction.setState(jobID: id, from: .queued, to: failed ? .failed : .done, attempts: 1, at: 100 + Double(seconds))
+                }
+            }
+            let statistics = try store.read { try $0.statistics(kind: .task, owner: "t") }
+            #expect(statistics == RunStatistics(executions: 40, failures: 4, averageSeconds: 20.5, p95Seconds: 38))
+            #expect(try store.read { try $0.statistics(kind: .file, owner: "nobody") } == RunStatistics(executions: 0, failures: 0))
+            #expect(RunStatistics.p95Rank(of: 1) == 0 && RunStatistics.p95Rank(of: 20) == 18 && RunStatistics.p95Rank(of: 0) == nil)
+        }
+    }
+
     @Test(arguments: StoreEngine.all)
     func anUploadIsQueuedOncePerDoneFile(engine: StoreEngine) throws {
         try withStore(engine) { store in
