@@ -243,6 +243,28 @@ struct InboxTests {
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// Quick workers end before their start is committed, and are then recorded with one attempt row and one update
+    /// of the job: what `show` reads must be all there (end, exit, pid, every transition in order).
+    @Test func quickWorkersAreRecordedInFull() throws {
+        let instance = try TestInstance(config: testConfig(handler: "command = [\"/bin/true\"]"))
+        try instance.startDaemon()
+        let names = (1...30).map { "quick\($0).txt" }
+        for name in names { try instance.drop(name) }
+        try instance.waitUntil("every file is done", timeout: 30) { instance.count(in: "Done") == names.count }
+        for name in names {
+            let show = try #require(try instance.json(["show", name]) as? [String: Any])
+            #expect(show["state"] as? String == "done", "\(name): \(show)")
+            let attempts = try #require(show["attempts"] as? [[String: Any]])
+            #expect(attempts.count == 1, "\(name): \(attempts)")
+            let attempt = attempts.first ?? [:]
+            #expect(attempt["outcome"] as? String == "succeeded" && attempt["exit_code"] as? Int == 0, "\(name): \(attempt)")
+            #expect(attempt["ended_at"] is String && attempt["pid"] is Int && attempt["max_rss_kib"] is Int, "\(name): \(attempt)")
+            let steps = (show["transitions"] as? [[String: Any]] ?? []).map { "\($0["from"] as? String ?? "-")>\($0["to"] as? String ?? "?")" }
+            #expect(steps == ["->queued", "queued>running", "running>done"], "\(name): \(steps)")
+        }
+        #expect(instance.stopDaemon() == 0)
+    }
+
     /// SPEC: "then SIGTERM to the whole process group, SIGKILL after grace": the grace is `shutdown_grace` (it was
     /// a fixed 5 s).
     @Test func aWorkerThatIgnoresSIGTERMAtItsTimeoutIsKilledAfterTheShutdownGrace() throws {
