@@ -52,8 +52,8 @@ struct Pruner {
     /// After each batch the pruner pauses as long as it took: the dispatcher's commits, waiting behind it, go first,
     /// and a long prune takes at most about half of a core.
     static func restAfterBatch(_ took: Duration) {
-        let microseconds = min(took, .milliseconds(500)).components
-        usleep(useconds_t(microseconds.seconds * 1_000_000 + microseconds.attoseconds / 1_000_000_000_000))
+        let (seconds, attoseconds) = min(took, .milliseconds(500)).components
+        usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
     }
 
     /// Deletes what is older than the retention at `now` (Unix seconds).

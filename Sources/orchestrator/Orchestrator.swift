@@ -124,11 +124,13 @@ struct ConfigOption: ParsableArguments {
     var store: String?
 
     func load() throws -> Config {
-        try reportingErrors { () throws(CommandError) in
-            var config = try loadConfig(path)
-            try StoreFactory.applyOverride(to: &config, flag: store, environment: ProcessInfo.processInfo.environment)
-            return config
-        }
+        try reportingErrors { () throws(CommandError) in try loaded() }
+    }
+
+    private func loaded() throws(CommandError) -> Config {
+        var config = try loadConfig(path)
+        try StoreFactory.applyOverride(to: &config, flag: store, environment: ProcessInfo.processInfo.environment)
+        return config
     }
 
     /// `load` for the daemon: a config it refuses is refused with every problem `config check` lists (the checks
@@ -136,9 +138,7 @@ struct ConfigOption: ParsableArguments {
     func loadListingEveryProblem() throws -> Config {
         try reportingErrors { () throws(CommandError) in
             do throws(CommandError) {
-                var config = try loadConfig(path)
-                try StoreFactory.applyOverride(to: &config, flag: store, environment: ProcessInfo.processInfo.environment)
-                return config
+                return try loaded()
             } catch where error.status == .config {
                 do throws(ConfigErrors) {
                     _ = try ConfigReport.checked(path: path, storeFlag: store)

@@ -15,17 +15,17 @@ public enum Init {
         let configFolder: String
         if let configFile {
             let file = absolute(configFile)
-            let implied = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().path
+            guard !configFile.hasSuffix("/"), file != "/" else {
+                throw CommandError(.usage, "error: --config \(configFile) names no file")
+            }
+            let folder = URL(fileURLWithPath: file).deletingLastPathComponent()
+            let implied = folder.deletingLastPathComponent().path
             if let directory, absolute(directory) != implied {
                 throw CommandError(
                     .usage,
                     "error: --config \(configFile) makes \(implied) the instance folder (the config's paths, like ../Inbox, are relative to its own folder), not \(directory)")
             }
-            guard !configFile.hasSuffix("/"), file != "/", implied != file else {
-                throw CommandError(.usage, "error: --config \(configFile) names no file")
-            }
-            (root, configPath) = (implied, file)
-            configFolder = URL(fileURLWithPath: file).deletingLastPathComponent().path
+            (root, configPath, configFolder) = (implied, file, folder.path)
         } else {
             let directory = directory ?? "."
             root = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
