@@ -481,6 +481,16 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
             );
             """
         ),
+        (
+            "v7-report-indexes",
+            """
+            -- What the reports read from a store of months of work: `history` (newest ended runs first, or the
+            -- failed ones) and `status`'s uploads, each found without reading every job or attempt.
+            CREATE INDEX attempt_ended ON attempt(ended_at, id) WHERE outcome <> 'running';
+            CREATE INDEX attempt_failed_ended ON attempt(ended_at, id) WHERE outcome IN ('failed', 'cancelled');
+            CREATE INDEX job_upload_state ON job(state) WHERE kind = 'upload';
+            """
+        ),
     ]
 
     /// Applies the migrations not yet recorded, each in its own transaction, while holding the migration lock.

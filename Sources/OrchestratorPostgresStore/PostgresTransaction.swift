@@ -90,7 +90,7 @@ struct PostgresReader: StoreReader {
                    j.claim_inode AS j_claim_inode, j.priority_set_at AS j_priority_set_at
             FROM attempt a JOIN job j ON j.id = a.job_id
             WHERE \(filter)
-            ORDER BY COALESCE(a.ended_at, a.started_at) DESC, a.id DESC
+            ORDER BY a.ended_at DESC, a.id DESC
             LIMIT $1
             """, [.int(Int64(limit))])
         return try rows.rows.map { row in

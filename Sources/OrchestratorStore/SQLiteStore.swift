@@ -216,6 +216,15 @@ public final class SQLiteStore: Store {
         migrator.registerMigration("v6-leases") { db in try registerLeaseSchema(db) }
         migrator.registerMigration("v7-nodes") { db in try registerNodeSchema(db) }
         migrator.registerMigration("v8-node-notes") { db in try registerNodeNoteSchema(db) }
+        migrator.registerMigration("v9-report-indexes") { db in
+            try db.execute(sql: """
+                -- What the reports read from a store of months of work: `history` (newest ended runs first, or the
+                -- failed ones) and `status`'s uploads, each found without reading every job or attempt.
+                CREATE INDEX attempt_ended ON attempt(ended_at) WHERE outcome != 'running';
+                CREATE INDEX attempt_failed_ended ON attempt(ended_at) WHERE outcome IN ('failed', 'cancelled');
+                CREATE INDEX job_upload_state ON job(state) WHERE kind = 'upload';
+                """)
+        }
         return migrator
     }
 }

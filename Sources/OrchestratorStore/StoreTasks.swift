@@ -104,7 +104,8 @@ extension SQLiteReader {
             arguments: [Array(task.utf8).data])
     }
 
-    /// The newest finished run of each task that has one.
+    /// The newest finished run of each task that has one. Found from each task's name (`job_task_latest`), not
+    /// from every finished job: with months of files that read 1.5 million rows for a few tasks' (0.3 s).
     public func latestTaskRuns() throws -> [String: TaskRunRecord] {
         let rows = try Row.fetchAll(
             db,
@@ -113,10 +114,9 @@ extension SQLiteReader {
                        (SELECT MIN(a.started_at) FROM attempt a WHERE a.job_id = j.id) AS started_at,
                        (SELECT a.pid IS NULL FROM attempt a WHERE a.job_id = j.id ORDER BY a.number DESC, a.id DESC LIMIT 1)
                            AS not_started
-                FROM job j
-                WHERE j.kind = 'task' AND j.state IN ('done', 'failed')
-                  AND j.id = (SELECT k.id FROM job k WHERE k.kind = 'task' AND k.name = j.name
-                              AND k.state IN ('done', 'failed') ORDER BY k.finished_at DESC, k.id DESC LIMIT 1)
+                FROM (SELECT DISTINCT name FROM job WHERE kind = 'task') AS t
+                JOIN job j ON j.id = (SELECT k.id FROM job k WHERE k.kind = 'task' AND k.name = t.name
+                                      AND k.state IN ('done', 'failed') ORDER BY k.finished_at DESC, k.id DESC LIMIT 1)
                 """)
         var result: [String: TaskRunRecord] = [:]
         for row in rows {
@@ -147,12 +147,17 @@ extension SQLiteReader {
     /// (`ceil(0.95 n) - 1` in integers), read from the slowest end, which is all SQLite's sorter then keeps.
     public func statistics(kind: JobKind, owner: String) throws -> RunStatistics {
         let ownerColumn = kind == .task ? "j.name" : "j.handler"
+        // A task's runs are found from its name (`job_task_latest`) and each job's attempts; left to itself the
+        // planner reads every ended attempt (`attempt_outcome`), files' included: 0.6 s instead of 0.15 s for a
+        // task of 124,000 runs among 1.5 million. A handler's files have no index by handler; all ended attempts
+        // are read.
+        let join = kind == .task ? "job j CROSS JOIN attempt a ON a.job_id = j.id" : "attempt a JOIN job j ON j.id = a.job_id"
         let ownerValue: any DatabaseValueConvertible = kind == .task ? Array(owner.utf8).data : owner
         guard let row = try Row.fetchOne(
             db,
             sql: """
                 WITH d AS MATERIALIZED (
-                    SELECT a.outcome AS outcome, a.ended_at - a.started_at AS seconds FROM attempt a JOIN job j ON j.id = a.job_id
+                    SELECT a.outcome AS outcome, a.ended_at - a.started_at AS seconds FROM \(join)
                     WHERE j.kind = ? AND \(ownerColumn) = ? AND a.outcome IN ('succeeded', 'failed')),
                 totals AS (
                     SELECT COUNT(*) AS runs, COUNT(*) FILTER (WHERE outcome = 'failed') AS failures, AVG(seconds) AS average,
