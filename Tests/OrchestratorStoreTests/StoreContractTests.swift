@@ -454,6 +454,15 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
             #expect(try store.read { try $0.history(limit: 10, failedOnly: false) }.map(\.attempt.number) == [2, 1])
             #expect(try store.read { try $0.history(limit: 10, failedOnly: true) }.map(\.attempt.number) == [1])
             #expect(try store.read { try $0.history(limit: 1, failedOnly: false) }.first?.job.id == job)
+            // By when each ended, not when it started: a long run started first and ended last comes first.
+            let long = try store.write { transaction in
+                let long = try transaction.insertJob(kind: .file, name: path("long"), handler: "h", state: .running, priority: 5, maxAttempts: 3, at: 1)
+                let attempt = try transaction.startAttempt(jobID: long, number: 1, logPath: [], at: 5)
+                try transaction.finishAttempt(attemptID: attempt, AttemptResult(outcome: .cancelled), at: 50)
+                return long
+            }
+            #expect(try store.read { try $0.history(limit: 10, failedOnly: false) }.map(\.job.id) == [long, job, job])
+            #expect(try store.read { try $0.history(limit: 10, failedOnly: true) }.map(\.job.id) == [long, job])
         }
     }
 
