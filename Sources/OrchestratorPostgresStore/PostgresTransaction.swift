@@ -169,16 +169,30 @@ struct PostgresReader: StoreReader {
         ).scalar?.int64()
     }
 
+    /// Each task's name is found by a walk of `job_task_latest` (one step per task, not one per run), then its
+    /// latest finished run from the same index: a scheduler on a shared store reads this before each run with
+    /// prerequisites, and sorting months of runs (100,000) took 0.9 s. The latest is found by its end (`MAX`), which
+    /// the index answers at once; ordered by end and id together, the planner sorted all of them.
     func latestTaskRuns() throws -> [String: TaskRunRecord] {
         let rows = try connection.execute(
             """
-            SELECT DISTINCT ON (j.name) j.id, j.name, j.state, j.reason, j.finished_at,
+            WITH RECURSIVE names AS (
+                (SELECT name FROM job WHERE kind = 'task' ORDER BY name LIMIT 1)
+                UNION ALL
+                SELECT (SELECT k.name FROM job k WHERE k.kind = 'task' AND k.name > names.name ORDER BY k.name LIMIT 1)
+                FROM names WHERE names.name IS NOT NULL)
+            SELECT j.id, j.name, j.state, j.reason, j.finished_at,
                    (SELECT MIN(a.started_at) FROM attempt a WHERE a.job_id = j.id) AS started_at,
                    (SELECT a.pid IS NULL FROM attempt a WHERE a.job_id = j.id ORDER BY a.number DESC, a.id DESC LIMIT 1)
                        AS not_started
-            FROM job j
-            WHERE j.kind = 'task' AND j.state IN ('done', 'failed')
-            ORDER BY j.name, j.finished_at DESC, j.id DESC
+            FROM names
+            CROSS JOIN LATERAL (
+                SELECT * FROM job k
+                WHERE k.kind = 'task' AND k.name = names.name AND k.state IN ('done', 'failed')
+                  AND k.finished_at = (SELECT MAX(m.finished_at) FROM job m
+                                       WHERE m.kind = 'task' AND m.name = names.name AND m.state IN ('done', 'failed'))
+                ORDER BY k.id DESC LIMIT 1) j
+            WHERE names.name IS NOT NULL
             """
         ).rows
         var result: [String: TaskRunRecord] = [:]
@@ -196,8 +210,7 @@ struct PostgresReader: StoreReader {
 
     func lastTaskStart(task: String) throws -> UnixTime? {
         try connection.execute(
-            "SELECT MAX(a.started_at) FROM attempt a JOIN job j ON j.id = a.job_id WHERE j.kind = 'task' AND j.name = $1",
-            [.bytes(Array(task.utf8))]
+            lastTaskStartQuery(name: "$1"), [.bytes(Array(task.utf8))]
         ).scalar?.double()
     }
 

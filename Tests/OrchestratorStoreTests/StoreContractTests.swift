@@ -286,6 +286,41 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
         }
     }
 
+    /// The latest start is read from the task's live runs and those that ended after the latest ended run began:
+    /// an older run's retry that starts after a newer run, a run still going, a newest ended run that never started.
+    @Test(arguments: StoreEngine.all)
+    func aTasksLastStartIsItsLatestAttemptWhicheverRunItBelongsTo(engine: StoreEngine) throws {
+        try withStore(engine) { store in
+            func queued(_ slot: Int64, at time: UnixTime) throws -> Int64 {
+                try store.write { transaction in
+                    try #require(try transaction.insertTaskRun(
+                        task: "t", priority: 5, maxAttempts: 2, cause: .schedule, slot: slot, detail: "slot", at: time))
+                }
+            }
+            func attempt(_ job: Int64, _ number: Int, start: UnixTime, end: UnixTime?, endsJob state: JobState?) throws {
+                try store.write { transaction in
+                    let attempt = try transaction.startAttempt(jobID: job, number: number, logPath: [], at: start)
+                    if let end { try transaction.finishAttempt(attemptID: attempt, AttemptResult(outcome: .failed), at: end) }
+                    if let state, let end { try transaction.setState(jobID: job, from: .running, to: state, at: end) }
+                }
+            }
+            let older = try queued(1, at: 5)
+            try attempt(older, 1, start: 10, end: 11, endsJob: nil)  // Fails; waits to retry.
+            let newer = try queued(2, at: 19)
+            try attempt(newer, 1, start: 20, end: 25, endsJob: .done)
+            #expect(try store.read { try $0.lastTaskStart(task: "t") } == 20)
+            try attempt(older, 2, start: 30, end: 35, endsJob: .failed)  // The older run's retry, after the newer run.
+            #expect(try store.read { try $0.lastTaskStart(task: "t") } == 30)
+            let live = try queued(3, at: 39)
+            try attempt(live, 1, start: 40, end: nil, endsJob: nil)
+            #expect(try store.read { try $0.lastTaskStart(task: "t") } == 40)
+            let neverStarted = try queued(4, at: 41)
+            try store.write { try $0.setState(jobID: neverStarted, from: .queued, to: .failed, reason: "cancelled", at: 50) }
+            #expect(try store.read { try $0.lastTaskStart(task: "t") } == 40)
+            #expect(try store.read { try $0.lastTaskStart(task: "other") } == nil)
+        }
+    }
+
     /// Counts, average and p95 as the database computes them: the first duration 95% of the runs do not exceed.
     @Test(arguments: StoreEngine.all)
     func runStatisticsAreCountedByTheStore(engine: StoreEngine) throws {
