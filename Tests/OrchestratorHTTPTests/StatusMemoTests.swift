@@ -14,10 +14,24 @@ import Testing
     @Test func answersWithinTheMaximumAgeAreShared() {
         let memo = StatusMemo()
         let counter = Counter()
-        #expect(memo.answer(now: 1_000, compute: counter.next) == "answer 1")
+        #expect(memo.answer(now: 1_000, clock: { 1_000 }, compute: counter.next) == "answer 1")
         #expect(memo.answer(now: 1_000 + StatusMemo.maximumAge - 1, compute: counter.next) == "answer 1")
         #expect(memo.answer(now: 1_000 + StatusMemo.maximumAge, compute: counter.next) == "answer 2")
         #expect(counter.value == 2)
+    }
+
+    /// An answer that took long to compute (a store of months of history) is shared for four times as long, up to
+    /// five seconds: a dashboard polling every second then costs a quarter of a core at most, not all of it.
+    @Test func anAnswerThatCostMoreIsSharedLonger() {
+        let memo = StatusMemo()
+        let counter = Counter()
+        let second: UInt64 = 1_000_000_000
+        #expect(memo.answer(now: 10 * second, clock: { 10 * second + second / 2 }, compute: counter.next) == "answer 1")
+        #expect(memo.answer(now: 12 * second - 1, compute: counter.next) == "answer 1")
+        #expect(memo.answer(now: 12 * second, clock: { 12 * second + 3 * second }, compute: counter.next) == "answer 2")
+        #expect(memo.answer(now: 17 * second - 1, compute: counter.next) == "answer 2")
+        #expect(memo.answer(now: 17 * second, compute: counter.next) == "answer 3")
+        #expect(StatusMemo.lifetime(cost: 0) == StatusMemo.maximumAge && StatusMemo.lifetime(cost: .max) == StatusMemo.longestAge)
     }
 
     @Test func aChangeIsSeenByTheNextAnswer() {
