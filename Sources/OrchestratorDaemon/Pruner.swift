@@ -32,6 +32,11 @@ struct Pruner {
             var text = "deleted \(rows.jobs) jobs (\(rows.attempts) attempts, \(rows.transitions) transitions), "
                 + "\(rows.events) events, \(rows.requests) requests, \(logFiles) log files"
             if rows.daemons > 0 { text += ", the rows of \(rows.daemons) daemons silent past [retention] jobs" }
+            if let reclaim, reclaim.byTheServer {
+                // Its tables keep their size until autovacuum reuses or hands back the space.
+                text += "; the store's tables \(Self.megabytes(bytesBefore)) -> \(Self.megabytes(bytesAfter)) (the server reclaims the space itself)"
+                return text + String(format: " in %.1fs", seconds)
+            }
             if let reclaim {
                 text += reclaim.switchedToIncremental
                     ? "; switched the database to incremental vacuum (one full VACUUM)"

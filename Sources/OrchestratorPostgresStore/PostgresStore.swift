@@ -290,7 +290,7 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
 
     /// The server reclaims deleted rows itself (autovacuum); there is nothing for the prune sweep to hand back.
     public func reclaimFreePages(pagesPerStep: Int) throws -> ReclaimResult {
-        ReclaimResult(switchedToIncremental: false, pagesFreed: 0)
+        ReclaimResult(switchedToIncremental: false, pagesFreed: 0, byTheServer: true)
     }
 
     /// The orchestrator's tables with their indexes and TOAST.

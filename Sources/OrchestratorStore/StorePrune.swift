@@ -35,10 +35,13 @@ public struct ReclaimResult: Sendable, Equatable {
     public var switchedToIncremental: Bool
     /// Pages handed back to the filesystem.
     public var pagesFreed: Int
+    /// The store's server reclaims deleted rows itself (PostgreSQL's autovacuum): nothing was done, nor measured.
+    public var byTheServer: Bool
 
-    public init(switchedToIncremental: Bool, pagesFreed: Int) {
+    public init(switchedToIncremental: Bool, pagesFreed: Int, byTheServer: Bool = false) {
         self.switchedToIncremental = switchedToIncremental
         self.pagesFreed = pagesFreed
+        self.byTheServer = byTheServer
     }
 }
 
