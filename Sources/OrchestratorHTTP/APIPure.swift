@@ -1,4 +1,5 @@
 import Foundation
+import OrchestratorConfig
 import OrchestratorCore
 import OrchestratorDaemon
 import OrchestratorStore
@@ -140,5 +141,48 @@ public enum AllowedMethods {
         var methods: [String] = []
         for route in matching { for method in route.methods where !methods.contains(method) { methods.append(method) } }
         return methods
+    }
+}
+
+/// What keeps another web site from using the API through a browser on this machine. Without a token the API
+/// trusts whoever reaches its loopback address, and a page from anywhere could reach it: a cross-site form or
+/// `fetch(..., {mode: "no-cors"})` sends a POST that needs no preflight, and a name the attacker controls that
+/// resolves to 127.0.0.1 (DNS rebinding) makes the page's requests same-origin.
+public enum CrossSiteGuard {
+    /// Why the request is refused (403), or nil. `host`, `origin` and `fetchSite` are the request's `Host`,
+    /// `Origin` and `Sec-Fetch-Site` headers. Clients other than browsers (curl, the CLI, scripts) send neither
+    /// `Origin` nor `Sec-Fetch-Site`, and name the address they connect to.
+    public static func refusal(method: String, host: String?, origin: String?, fetchSite: String?, tokenless: Bool) -> String? {
+        if tokenless, let host, !isLocalName(hostName(host)) {
+            return "the Host \(host) is not this machine's loopback name or address (without a token only those are answered)"
+        }
+        guard !["GET", "HEAD", "OPTIONS"].contains(method) else { return nil }
+        if let fetchSite, fetchSite.lowercased() == "cross-site" || fetchSite.lowercased() == "same-site" {
+            return "a request another site's page sent is refused (Sec-Fetch-Site: \(fetchSite))"
+        }
+        if let origin {
+            let given = origin.lowercased()
+            guard let host, given == "http://\(host.lowercased())" || given == "https://\(host.lowercased())" else {
+                return "a request from another origin (\(origin)) is refused"
+            }
+        }
+        return nil
+    }
+
+    /// The host name of a `Host` header (`127.0.0.1:8765`, `[::1]:8765`, `localhost`), lowercased.
+    static func hostName(_ header: String) -> String {
+        let text = header.lowercased()
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            return String(text[text.index(after: text.startIndex)..<close])
+        }
+        if let colon = text.lastIndex(of: ":") { return String(text[..<colon]) }
+        return text
+    }
+
+    /// Loopback names and addresses: `localhost` (and names under it), 127.0.0.0/8, ::1.
+    static func isLocalName(_ name: String) -> Bool {
+        let name = name.hasSuffix(".") ? String(name.dropLast()) : name
+        if name == "localhost" || name.hasSuffix(".localhost") || name == "::1" { return true }
+        return ListenAddress(host: name, port: 0).isLoopback
     }
 }

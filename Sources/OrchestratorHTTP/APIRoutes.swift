@@ -165,10 +165,17 @@ struct APIRoutes: Sendable {
 
     // MARK: Answering
 
-    /// Every answer goes through here: the token first, then the route; errors become `{"error": ...}`.
+    /// Every answer goes through here: another site's requests are refused, then the token, then the route; errors
+    /// become `{"error": ...}`.
     static func answer(
         _ request: Request, context: BasicRequestContext, token: String?, responder: some HTTPResponder<BasicRequestContext>
     ) async -> Response {
+        if let refusal = CrossSiteGuard.refusal(
+            method: request.method.rawValue, host: request.head.authority, origin: request.headers[.origin],
+            fetchSite: request.headers[.init("Sec-Fetch-Site")!], tokenless: token == nil)
+        {
+            return error(APIError(403, refusal))
+        }
         if let file = dashboardFile(request) { return file }
         if let token, !BearerAuth.accepts(request.headers[.authorization], token: token) {
             var response = error(APIError(401, "missing or wrong bearer token"))

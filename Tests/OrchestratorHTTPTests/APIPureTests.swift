@@ -123,3 +123,22 @@ struct AllowedMethodsTests {
         #expect(AllowedMethods.methods(forPath: "/api/v1/jobs/12/cancel/more").isEmpty)
     }
 }
+
+@Suite struct CrossSiteGuardTests {
+    @Test func hostNamesAreReadFromTheHostHeader() {
+        #expect(CrossSiteGuard.hostName("127.0.0.1:8765") == "127.0.0.1")
+        #expect(CrossSiteGuard.hostName("[::1]:8765") == "::1")
+        #expect(CrossSiteGuard.hostName("LocalHost") == "localhost")
+        #expect(CrossSiteGuard.isLocalName("localhost.") && CrossSiteGuard.isLocalName("app.localhost"))
+        #expect(CrossSiteGuard.isLocalName("127.3.4.5") && CrossSiteGuard.isLocalName("::1"))
+        #expect(!CrossSiteGuard.isLocalName("localhost.attacker.example") && !CrossSiteGuard.isLocalName("10.0.0.1"))
+    }
+
+    @Test func anOriginMustBeTheAddressTheRequestNames() {
+        #expect(CrossSiteGuard.refusal(method: "POST", host: "127.0.0.1:8765", origin: "HTTP://127.0.0.1:8765", fetchSite: nil, tokenless: true) == nil)
+        #expect(CrossSiteGuard.refusal(method: "DELETE", host: "127.0.0.1:8765", origin: "http://127.0.0.1:8766", fetchSite: nil, tokenless: true) != nil)
+        #expect(CrossSiteGuard.refusal(method: "POST", host: nil, origin: "http://127.0.0.1:8765", fetchSite: nil, tokenless: false) != nil)
+        #expect(CrossSiteGuard.refusal(method: "POST", host: "127.0.0.1:8765", origin: nil, fetchSite: "same-site", tokenless: true) != nil)
+        #expect(CrossSiteGuard.refusal(method: "HEAD", host: "127.0.0.1:8765", origin: "http://evil.example", fetchSite: "cross-site", tokenless: true) == nil)
+    }
+}

@@ -48,6 +48,37 @@ struct AnswerTests {
         let (unknown, _, unknownBody) = try await call("/nowhere", metrics: render)
         #expect(unknown == 404 && unknownBody.contains("no route GET /nowhere"))
     }
+
+    /// Without a token, a browser page from another site must not act on the API (a `no-cors` POST needs no
+    /// preflight), nor read it through a name it controls that resolves to 127.0.0.1 (DNS rebinding). Clients that
+    /// are not browsers send no `Origin` and are answered as before.
+    @Test func anotherSitesPageIsRefusedWithoutAToken() async throws {
+        let router = Router(context: BasicRequestContext.self)
+        router.post("act") { _, _ in Response(status: .ok) }
+        router.get("read") { _, _ in Response(status: .ok) }
+        func status(_ method: HTTPRequest.Method, _ path: String, host: String = "127.0.0.1:8765", token: String? = nil, _ headers: [String: String] = [:]) async -> Int {
+            var head = HTTPRequest(method: method, scheme: "http", authority: host, path: path)
+            for (name, value) in headers { head.headerFields[.init(name)!] = value }
+            if let token { head.headerFields[.authorization] = "Bearer \(token)" }
+            let request = Request(head: head, body: RequestBody(buffer: ByteBuffer()))
+            let context = BasicRequestContext(source: .init(channel: EmbeddedChannel(), logger: Logger(label: "test")))
+            return Int(await APIRoutes.answer(request, context: context, token: token, responder: router.buildResponder()).status.code)
+        }
+        #expect(await status(.post, "/act") == 200)
+        #expect(await status(.post, "/act", ["Origin": "http://127.0.0.1:8765", "Sec-Fetch-Site": "same-origin"]) == 200)
+        #expect(await status(.post, "/act", ["Origin": "http://localhost:18900"]) == 403)
+        #expect(await status(.post, "/act", ["Origin": "null"]) == 403)
+        #expect(await status(.post, "/act", ["Sec-Fetch-Site": "cross-site"]) == 403)
+        #expect(await status(.get, "/read", ["Origin": "http://evil.example"]) == 200)  // Its answer stays opaque to the page.
+        #expect(await status(.get, "/read", host: "attacker.example:8765") == 403)
+        #expect(await status(.post, "/act", host: "attacker.example:8765", ["Origin": "http://attacker.example:8765"]) == 403)
+        #expect(await status(.get, "/read", host: "localhost:8765") == 200)
+        #expect(await status(.get, "/read", host: "[::1]:8765") == 200)
+        // With a token a page cannot send it; any name the server is reached by is answered, origins still are not.
+        #expect(await status(.get, "/read", host: "myserver.lan:8765", token: "s3cret") == 200)
+        #expect(await status(.post, "/act", host: "myserver.lan:8765", token: "s3cret", ["Origin": "http://myserver.lan:8765"]) == 200)
+        #expect(await status(.post, "/act", host: "myserver.lan:8765", token: "s3cret", ["Origin": "http://elsewhere.lan"]) == 403)
+    }
 }
 
 /// Collects a response body.
