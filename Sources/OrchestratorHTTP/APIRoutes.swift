@@ -60,7 +60,7 @@ struct APIRoutes: Sendable {
         api.post("jobs/:id/priority") { request, context in
             let id = try jobID(context)
             let body = try await object(request, allowed: ["priority"], required: ["priority"])
-            guard let priority = body.values["priority"] as? Int, !(body.values["priority"] is Bool), (1...10).contains(priority) else {
+            guard let priority = body.wholeNumber("priority"), (1...10).contains(priority) else {
                 throw APIError(400, "priority: must be a whole number from 1 to 10")
             }
             return try await run { config in
@@ -302,10 +302,24 @@ struct JSONObject {
 
     func bool(_ key: String) throws -> Bool? {
         guard let value = values[key], !(value is NSNull) else { return nil }
-        guard let flag = value as? Bool else {
+        guard Self.isBoolean(value), let flag = value as? Bool else {
             throw APIError(400, "\(key): must be true or false")
         }
         return flag
+    }
+
+    /// A JSON number without a fraction; `true` and `false` are not numbers.
+    func wholeNumber(_ key: String) -> Int? {
+        guard let value = values[key], !Self.isBoolean(value) else { return nil }
+        return value as? Int
+    }
+
+    /// Foundation reads JSON's `true`, `false`, `1` and `0` into numbers that each bridge to both `Bool` and `Int`
+    /// (`1 is Bool`): `{"priority": 1}` was refused as a boolean and `{"all": 1}` taken for `true`. Booleans are the
+    /// numbers of type `char`.
+    static func isBoolean(_ value: Any) -> Bool {
+        guard let number = value as? NSNumber else { return false }
+        return String(cString: number.objCType) == "c"
     }
 
     func strings(_ key: String) throws -> [String]? {

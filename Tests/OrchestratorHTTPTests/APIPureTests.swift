@@ -142,3 +142,19 @@ struct AllowedMethodsTests {
         #expect(CrossSiteGuard.refusal(method: "HEAD", host: "127.0.0.1:8765", origin: "http://evil.example", fetchSite: "cross-site", tokenless: true) == nil)
     }
 }
+
+/// JSON's booleans and numbers read apart: `1` is a priority, not `true`; `true` is no priority.
+@Suite struct JSONObjectTests {
+    func object(_ text: String) throws -> JSONObject {
+        JSONObject(values: try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]))
+    }
+
+    @Test func numbersAndBooleansAreNotTakenForEachOther() throws {
+        let body = try object(#"{"one": 1, "zero": 0, "ten": 10, "yes": true, "no": false, "half": 1.5}"#)
+        #expect(body.wholeNumber("one") == 1 && body.wholeNumber("zero") == 0 && body.wholeNumber("ten") == 10)
+        #expect(body.wholeNumber("yes") == nil && body.wholeNumber("no") == nil && body.wholeNumber("half") == nil)
+        #expect(try body.bool("yes") == true && body.bool("no") == false)
+        #expect(throws: APIError.self) { try body.bool("one") }
+        #expect(throws: APIError.self) { try body.bool("zero") }
+    }
+}
