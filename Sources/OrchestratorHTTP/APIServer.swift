@@ -31,7 +31,31 @@ public enum APIServer {
                 state.launch()
                 Task { await run(settings: settings, metrics: metrics, handle: handle, state: state) }
             },
-            stop: { state.stop() })
+            stop: { state.stop() },
+            precheck: {
+                bindProblem(settings.listen).map { CommandError(.unavailable, "error: http: cannot listen on \(settings.listen): \($0)") }
+            })
+    }
+
+    /// Why `listen` cannot be bound now (another process holds the port, a port below 1024 for a user without the
+    /// right), or nil. Tried once with the options the server binds with, then let go: a port taken only later
+    /// still ends the daemon when the server starts (exit 69), after it may have started work.
+    static func bindProblem(_ listen: ListenAddress) -> String? {
+        guard listen.port != 0 else { return nil }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICSERV
+        var found: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(listen.host, String(listen.port), &hints, &found)
+        guard rc == 0, let first = found else { return rc == 0 ? nil : String(cString: gai_strerror(rc)) }
+        defer { freeaddrinfo(found) }
+        let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }  // Out of descriptors now, say: the server's own bind says what it finds.
+        defer { close(fd) }
+        var on: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else { return String(cString: strerror(errno)) }
+        return nil
     }
 
     private static func run(settings: HTTPSettings, metrics: (@Sendable () -> String)?, handle: DaemonHandle, state: ServerState) async {

@@ -471,14 +471,22 @@ import TestSupport
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) } }
         let port = Int(UInt16(bigEndian: address.sin_port))
 
-        let instance = try TestInstance(config: Self.config(listen: "127.0.0.1:\(port)"))
+        let instance = try TestInstance(config: Self.config(listen: "127.0.0.1:\(port)") + """
+
+            [[task]]
+            name = "boot"
+            cron = "@reboot"
+            command = ["/bin/sh", "-c", "echo boot >> ../ran.log"]
+            """)
+        try instance.drop("waiting.txt")
         let watch = try instance.run(["watch"], timeout: 30)
         #expect(watch.status == 69)
         let errors = watch.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
         #expect(errors == ["error: http: cannot listen on 127.0.0.1:\(port): Address already in use"], "\(watch.stderr)")
-        // Its stop line says why, not a SIGTERM nobody sent.
-        #expect(watch.stderr.contains("INFO stopping cause=\"http: cannot listen on 127.0.0.1:\(port)"), "\(watch.stderr)")
-        #expect(!watch.stderr.contains("signal=SIGTERM"), "\(watch.stderr)")
+        // Refused before it claimed or ran anything (it used to claim and run files, then stop for the port).
+        #expect(!watch.stderr.contains("started") && !watch.stderr.contains("signal=SIGTERM"), "\(watch.stderr)")
+        #expect(instance.count(in: "Inbox") == 1 && instance.count(in: "Done") == 0 && instance.count(in: "Inbox/.processing") == 0)
+        #expect(instance.lines(of: "ran.log").isEmpty, "the @reboot task ran")
     }
 }
 

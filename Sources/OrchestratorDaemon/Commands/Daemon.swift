@@ -54,6 +54,7 @@ public enum Daemon {
         case .failure(let holder): throw CommandError(.unavailable, "error: \(holder.describe(config))")
         }
         if sharedInbox { try InboxOwner.claimShared(config, othersHoldIt: othersHoldInbox) }
+        for service in services { if let problem = service.precheck() { throw problem } }
 
         let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         // A disk too full to open the store on is waited out (guarantee 15), and a stop meanwhile is no failure.

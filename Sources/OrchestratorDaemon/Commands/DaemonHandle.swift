@@ -10,10 +10,18 @@ import OrchestratorConfig
 public struct DaemonService: Sendable {
     public let start: @Sendable (DaemonHandle) -> Void
     public let stop: @Sendable () -> Void
+    /// Run once the daemon holds its locks, before it opens the store or claims anything: why the service cannot
+    /// run (then `watch` exits with it), or nil. A service that fails only once started (`DaemonHandle.fail`) ends
+    /// a daemon that may already have started work.
+    public let precheck: @Sendable () -> CommandError?
 
-    public init(start: @escaping @Sendable (DaemonHandle) -> Void, stop: @escaping @Sendable () -> Void) {
+    public init(
+        start: @escaping @Sendable (DaemonHandle) -> Void, stop: @escaping @Sendable () -> Void,
+        precheck: @escaping @Sendable () -> CommandError? = { nil }
+    ) {
         self.start = start
         self.stop = stop
+        self.precheck = precheck
     }
 }
 
