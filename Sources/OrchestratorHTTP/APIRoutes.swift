@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import NIOCore
+import NIOHTTP1
 import OrchestratorConfig
 import OrchestratorDaemon
 import OrchestratorDashboard
@@ -182,14 +183,25 @@ struct APIRoutes: Sendable {
             response.headers[.wwwAuthenticate] = "Bearer"
             return response
         }
+        // HEAD is answered as GET, without the body (the router knows GET routes only).
+        guard request.method != .head else {
+            var head = request.head
+            head.method = .get
+            var response = await answer(Request(head: head, body: request.body), context: context, token: token, responder: responder)
+            response.body = ResponseBody()
+            return response
+        }
         // A change made through the API is seen by the next status answer.
-        defer { if request.method != .get, request.method != .head { statusMemo.invalidate() } }
+        defer { if request.method != .get { statusMemo.invalidate() } }
         do {
             let response = try await responder.respond(to: request, context: context)
             // The router answers an unknown route with an empty 404; every error here has a JSON body.
             if response.status == .notFound, response.headers[.contentType] == nil {
                 let allowed = AllowedMethods.methods(forPath: request.uri.path)
-                guard !allowed.isEmpty else { return error(APIError(404, "no route \(request.method) \(request.uri.path)")) }
+                // A documented path asked with its method names something that is not there (a dashboard file).
+                guard !allowed.isEmpty, !allowed.contains(request.method.rawValue) else {
+                    return error(APIError(404, "no route \(request.method) \(request.uri.path)"))
+                }
                 var refused = error(APIError(405, "\(request.method) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))"))
                 refused.headers[.allow] = allowed.joined(separator: ", ")
                 return refused
@@ -199,6 +211,9 @@ struct APIRoutes: Sendable {
             return error(failure)
         } catch let failure as HTTPError {
             return error(APIError(Int(failure.status.code), failure.body ?? failure.status.reasonPhrase))
+        } catch let failure as HTTPParserError {
+            // A body the client framed wrongly (a bad chunk size, an encoding it does not declare): its fault.
+            return error(APIError(400, "malformed request: \(failure)"))
         } catch {
             return Self.error(APIError(500, "\(error)"))
         }

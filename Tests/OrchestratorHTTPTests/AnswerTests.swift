@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOEmbedded
+import NIOHTTP1
 import Testing
 @testable import OrchestratorHTTP
 
@@ -78,6 +79,35 @@ struct AnswerTests {
         #expect(await status(.get, "/read", host: "myserver.lan:8765", token: "s3cret") == 200)
         #expect(await status(.post, "/act", host: "myserver.lan:8765", token: "s3cret", ["Origin": "http://myserver.lan:8765"]) == 200)
         #expect(await status(.post, "/act", host: "myserver.lan:8765", token: "s3cret", ["Origin": "http://elsewhere.lan"]) == 403)
+    }
+}
+
+extension AnswerTests {
+    func answer(_ method: HTTPRequest.Method, _ path: String, router: Router<BasicRequestContext>) async throws -> (Int, String, String?) {
+        let head = HTTPRequest(method: method, scheme: "http", authority: "127.0.0.1:8765", path: path)
+        let request = Request(head: head, body: RequestBody(buffer: ByteBuffer()))
+        let context = BasicRequestContext(source: .init(channel: EmbeddedChannel(), logger: Logger(label: "test")))
+        let response = await APIRoutes.answer(request, context: context, token: nil, responder: router.buildResponder())
+        let writer = CollectingWriter()
+        try await response.body.write(writer)
+        return (Int(response.status.code), writer.text, response.headers[.allow])
+    }
+
+    /// HEAD is GET without the body (it was 405 on every API route); a documented path asked with its own method
+    /// for something not there is 404, not "GET is not allowed (allowed: GET)"; a body framed wrongly is the
+    /// client's fault (400), not the server's (500).
+    @Test func headUnknownFilesAndBadFramingAreAnsweredAsHTTPSays() async throws {
+        let router = Router(context: BasicRequestContext.self)
+        router.get("api/v1/status") { _, _ in APIRoutes.json(200, "{}") }
+        router.post("api/v1/events/:name") { _, _ -> Response in throw HTTPParserError.invalidChunkSize }
+        let head = try await answer(.head, "/api/v1/status", router: router)
+        #expect(head.0 == 200 && head.1.isEmpty)
+        let missing = try await answer(.get, "/dashboard/nope.js", router: router)
+        #expect(missing.0 == 404 && missing.1.contains("no route GET /dashboard/nope.js") && missing.2 == nil)
+        let wrongMethod = try await answer(.delete, "/api/v1/status", router: router)
+        #expect(wrongMethod.0 == 405 && wrongMethod.2 == "GET")
+        let framing = try await answer(.post, "/api/v1/events/x", router: router)
+        #expect(framing.0 == 400 && framing.1.contains("malformed request"), "\(framing)")
     }
 }
 
