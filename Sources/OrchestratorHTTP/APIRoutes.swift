@@ -312,6 +312,8 @@ struct JSONObject {
     func string(_ key: String) throws -> String? {
         guard let value = values[key], !(value is NSNull) else { return nil }
         guard let text = value as? String else { throw APIError(400, "\(key): must be a string") }
+        // Stored and passed on as C strings, which a NUL would cut short (a cancel's reason lost its end).
+        guard !text.utf8.contains(0) else { throw APIError(400, "\(key): must not contain a NUL character") }
         return text
     }
 
@@ -340,6 +342,7 @@ struct JSONObject {
     func strings(_ key: String) throws -> [String]? {
         guard let value = values[key], !(value is NSNull) else { return nil }
         guard let list = value as? [Any], let texts = list as? [String] else { throw APIError(400, "\(key): must be a list of strings") }
+        guard !texts.contains(where: { $0.utf8.contains(0) }) else { throw APIError(400, "\(key): must not contain a NUL character") }
         return texts
     }
 }

@@ -157,4 +157,12 @@ struct AllowedMethodsTests {
         #expect(throws: APIError.self) { try body.bool("one") }
         #expect(throws: APIError.self) { try body.bool("zero") }
     }
+
+    /// A NUL would cut the text short where it is stored (a cancel's reason kept "disk A" of "disk A\0 and B").
+    @Test func textWithANulIsRefused() throws {
+        let body = try object(#"{"reason": "disk A\u0000 and disk B", "paths": ["a", "b\u0000c"], "fine": "ok"}"#)
+        #expect(throws: APIError.self) { try body.string("reason") }
+        #expect(throws: APIError.self) { try body.strings("paths") }
+        #expect(try body.string("fine") == "ok")
+    }
 }
