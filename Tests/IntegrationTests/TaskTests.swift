@@ -35,6 +35,39 @@ import Testing
     }
 
     /// `trigger` with a disabled listener says it is not run for the event (it had said "the daemon queues: hook").
+    /// The running daemon runs what its own config names: `task run` of a task only added to the file (not reloaded)
+    /// said "queued" (exit 0) and nothing ran, and `trigger` named the file's listeners. It now asks the daemon, as
+    /// the API does: 65 for a task the daemon does not have; a task it has runs.
+    @Test func taskRunAndTriggerAnswerForTheConfigTheDaemonRunsWith() throws {
+        let record = #"echo "$ORCH_TASK" >> ../runs.log"#
+        let config = testConfig(handler: #"command = ["/bin/true"]"#, extra: """
+
+            [[task]]
+            name = "real"
+            on = "never.fired"
+            command = ["/bin/sh", "-c", '\(record)']
+            """)
+        let instance = try TestInstance(config: config)
+        try instance.startDaemon()
+        try (config + """
+
+            [[task]]
+            name = "ghost"
+            on = "ghost.ev"
+            command = ["/bin/sh", "-c", '\(record)']
+            """).write(to: instance.configURL, atomically: true, encoding: .utf8)
+        let ghost = try instance.run(["task", "run", "ghost"])
+        #expect(ghost.status == 65, "\(ghost.stdout)\(ghost.stderr)")
+        #expect(ghost.stderr.contains("has no task named \"ghost\" in the config it runs with"), "\(ghost.stderr)")
+        let trigger = try instance.run(["trigger", "ghost.ev"])
+        #expect(trigger.status == 0 && trigger.stdout.contains("the running daemon's config is not this file's"), "\(trigger.stdout)")
+        let real = try instance.run(["task", "run", "real"])
+        #expect(real.status == 0 && real.stdout.contains("task real: queued ahead of everything"), "\(real.stdout)\(real.stderr)")
+        try instance.waitUntil("the daemon's task runs", timeout: 10) { instance.lines(of: "runs.log") == ["real"] }
+        #expect(instance.stopDaemon() == 0)
+        #expect(instance.lines(of: "runs.log") == ["real"], "ghost ran though the daemon never had it")
+    }
+
     @Test func triggerSaysADisabledListenerIsNotRun() throws {
         let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#)
             + Self.task("hook", #"on = "webhook.received""#) + Self.task("audit", #"on = "webhook.received""#))

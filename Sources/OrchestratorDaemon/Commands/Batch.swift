@@ -140,15 +140,16 @@ public enum Batch {
     // MARK: task run
 
     public static func taskRun(config: Config, task: String, logFormat: LogFormat) throws(CommandError) -> (ExitStatus, [String]) {
+        // A running daemon runs what its own config names, which may not be this file's yet (edited, not reloaded):
+        // it answers, as the API does. Without one, this file's task runs here.
+        if let pid = StateOwner.current(config).daemonPID {
+            return (.ok, [try askDaemonToRun(config, task: task, pid: pid)])
+        }
         guard config.tasks.contains(where: { $0.name == task }) else {
             throw CommandError(.badInput, "error: no task named \"\(task)\" in \(config.file)").about(.unknown)
         }
         try refuseHostProblems(config, commands: false)
         try Daemon.prepareFolders(config)
-        if let pid = StateOwner.current(config).daemonPID {
-            try request(config, kind: "task_run", targets: [task])
-            return (.ok, ["task \(task): queued ahead of everything in the running daemon (pid \(pid))"])
-        }
         let (status, report) = try run(config: config, work: BatchWork(taskRun: task), role: "task run", logFormat: logFormat)
         if status == .unavailable {
             try request(config, kind: "task_run", targets: [task])
@@ -192,6 +193,43 @@ public enum Batch {
         } catch {
             throw CommandError(.failure, "error: \(error)")
         }
+    }
+
+    /// What the daemon's dispatcher answers a `task_run` request: queued, or not a task of its config.
+    static let queuedAnswer = "queued"
+    static let unknownTaskAnswer = "unknown"
+
+    /// Records a `task_run` request, wakes the daemon and waits for its answer (`InterventionCommands.answerTimeout`).
+    private static func askDaemonToRun(_ config: Config, task: String, pid: Int32) throws(CommandError) -> String {
+        let store = try Reports.openStore(config)
+        let id: Int64
+        do {
+            id = try store.write { try $0.insertRequest(kind: "task_run", target: task, at: Date().timeIntervalSince1970) }
+        } catch {
+            throw CommandError(.failure, "error: cannot record the request: \(error)")
+        }
+        TaskCommands.wakeDaemon(config, reason: "task_run")
+        let deadline = Date().addingTimeInterval(InterventionCommands.answerTimeout)
+        while Date() < deadline {
+            let answer: RequestAnswer?
+            do {
+                answer = try store.read { try $0.requestAnswer(id: id) }
+            } catch {
+                throw CommandError(.failure, "error: cannot read the daemon's answer: \(error)")
+            }
+            switch answer?.result {
+            case queuedAnswer?:
+                return "task \(task): queued ahead of everything in the running daemon (pid \(pid))"
+            case unknownTaskAnswer?:
+                throw CommandError(
+                    .badInput,
+                    "error: the running daemon (pid \(pid)) has no task named \"\(task)\" in the config it runs with; after editing \(config.file), reload it (systemctl reload, or kill -HUP \(pid))"
+                ).about(.unknown)
+            default:
+                usleep(20_000)
+            }
+        }
+        return "task \(task): recorded for the running daemon (pid \(pid)), which has not answered within \(Int(InterventionCommands.answerTimeout)) s; it runs when the daemon reads it, if its config has the task"
     }
 
     private static func request(_ config: Config, kind: String, targets: [String]) throws(CommandError) {

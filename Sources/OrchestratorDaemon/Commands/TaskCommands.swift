@@ -29,6 +29,11 @@ public enum TaskCommands {
         let listeners = listening.map(\.name).filter { !disabled.contains($0) }
         let daemon = StateOwner.current(config).daemonPID != nil
         var line = "event \(event) recorded (id \(id))"
+        // The running daemon decides with the config it runs with: this file may have been edited since.
+        if daemon, let node = try? store.read({ try $0.node(named: config.node.name) }), node.configHash != config.sharedHash {
+            return line + "; the running daemon's config is not this file's (\(config.file) was edited since the daemon "
+                + "started or reloaded; reload to apply it): the tasks of the daemon's config that listen to it run"
+        }
         if listening.isEmpty {
             line += "; no task listens to it"
         } else if !listeners.isEmpty {

@@ -417,7 +417,7 @@ extension Dispatcher {
                     record { try $0.markRequestHandled(id: request.id, at: wallNow) }
                 }
                 if !handleIntervention(requestID: request.id, kind: request.kind, target: request.target) {
-                    handle(request: request.kind, target: request.target)
+                    handle(requestID: request.id, kind: request.kind, target: request.target)
                 }
             }
             // Events queue task runs: the scheduler's work.
@@ -459,15 +459,19 @@ extension Dispatcher {
             registrar: needsRegistrar ? registeringDaemon(of: jobID) : nil, aliveDaemons: Set(alive.map(\.name))))
     }
 
-    private func handle(request kind: String, target: String) {
+    private func handle(requestID: Int64, kind: String, target: String) {
         switch kind {
         case "task_run":
+            // `task run` waits for this answer: the daemon's config decides, not the file the command read.
+            let wallNow = Self.wallClock()
             guard task(named: target) != nil else {
                 logger.warning("task run: no task named \(target) in this daemon's config")
+                record { try $0.answerRequest(id: requestID, result: Batch.unknownTaskAnswer, at: wallNow) }
                 return
             }
             logger.info("task run requested", metadata: ["task": "\(target)"])
             due(target, cause: .manual)
+            record { try $0.answerRequest(id: requestID, result: Batch.queuedAnswer, at: wallNow) }
         case "sweep":
             logger.info("sweep requested", metadata: ["mode": "\(target)"])
             if target == "ingest" || target == "all" { startScan(reason: "sweep requested") }
