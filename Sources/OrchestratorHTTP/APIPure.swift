@@ -151,9 +151,12 @@ public enum AllowedMethods {
 public enum CrossSiteGuard {
     /// Why the request is refused (403), or nil. `host`, `origin` and `fetchSite` are the request's `Host`,
     /// `Origin` and `Sec-Fetch-Site` headers. Clients other than browsers (curl, the CLI, scripts) send neither
-    /// `Origin` nor `Sec-Fetch-Site`, and name the address they connect to.
+    /// `Origin` nor `Sec-Fetch-Site`, and name the address they connect to. With a token nothing is refused here:
+    /// a page cannot send it without the server's consent (a preflight this server never grants), and a proxy in
+    /// front of the dashboard may name the server otherwise than its origin.
     public static func refusal(method: String, host: String?, origin: String?, fetchSite: String?, tokenless: Bool) -> String? {
-        if tokenless, let host, !isLocalName(hostName(host)) {
+        guard tokenless else { return nil }
+        if let host, !isLocalName(hostName(host)) {
             return "the Host \(host) is not this machine's loopback name or address (without a token only those are answered)"
         }
         guard !["GET", "HEAD", "OPTIONS"].contains(method) else { return nil }
