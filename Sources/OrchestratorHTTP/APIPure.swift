@@ -189,3 +189,35 @@ public enum CrossSiteGuard {
         return ListenAddress(host: name, port: 0).isLoopback
     }
 }
+
+/// Which connection makes room when the server holds as many as it serves: the one waiting longest for a request,
+/// never one with a request in progress. Without it, connections that send nothing (or keep-alives left open) held
+/// every place until their idle timeout, and anyone who kept reopening them locked every client out.
+public struct IdleConnections<ID: Hashable> {
+    /// Per connection: since when it has waited for a request (monotonic ns), or nil while it has one in progress.
+    private var waiting: [ID: UInt64?] = [:]
+    public let limit: Int
+
+    public init(limit: Int) { self.limit = limit }
+
+    public var count: Int { waiting.count }
+
+    /// Records a new connection at `now`; returns the one to close so that one place stays free for the next, if the
+    /// server is that full and one of its connections is idle.
+    public mutating func opened(_ id: ID, at now: UInt64) -> ID? {
+        waiting[id] = .some(now)
+        guard waiting.count >= limit else { return nil }
+        return waiting.filter { $0.key != id }.compactMap { entry in entry.value.map { (entry.key, $0) } }
+            .min { $0.1 < $1.1 }?.0
+    }
+
+    public mutating func requestBegan(_ id: ID) {
+        if waiting[id] != nil { waiting[id] = .some(nil) }
+    }
+
+    public mutating func requestAnswered(_ id: ID, at now: UInt64) {
+        if waiting[id] != nil { waiting[id] = .some(now) }
+    }
+
+    public mutating func closed(_ id: ID) { waiting[id] = nil }
+}

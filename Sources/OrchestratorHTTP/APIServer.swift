@@ -74,10 +74,15 @@ public enum APIServer {
         // (a rotated or leaked token) applies at once, without a restart that would drop the queue's workers.
         let tokenInForce: @Sendable () -> String? = { handle.config.http?.token }
         do {
-            let server = try HTTPServerBuilder.http1(configuration: .init(idleTimeout: .seconds(Self.idleTimeoutSeconds))).buildServer(
+            let limit = Self.connectionLimit()
+            let roster = ConnectionRoster(limit: limit)
+            let server = try HTTPServerBuilder.http1(
+                configuration: .init(
+                    additionalChannelHandlers: [ConnectionTracker(roster: roster)], idleTimeout: .seconds(Self.idleTimeoutSeconds))
+            ).buildServer(
                 configuration: ServerConfiguration(
                     address: .hostname(settings.listen.host, port: settings.listen.port),
-                    availableConnectionsDelegate: MaximumAvailableConnections(Self.connectionLimit(), logger: quiet)),
+                    availableConnectionsDelegate: MaximumAvailableConnections(limit, logger: quiet)),
                 eventLoopGroup: group, logger: quiet,
                 responder: { (request, writer: consuming ResponseWriter, channel) in
                     let context = BasicRequestContext(source: .init(channel: channel, logger: quiet))

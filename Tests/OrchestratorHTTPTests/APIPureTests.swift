@@ -167,3 +167,22 @@ struct AllowedMethodsTests {
         #expect(try body.string("fine") == "ok")
     }
 }
+
+@Suite struct IdleConnectionsTests {
+    /// Full, the longest-waiting idle connection makes room; one with a request in progress never does.
+    @Test func theLongestIdleMakesRoomAndABusyOneNever() {
+        var connections = IdleConnections<Int>(limit: 3)
+        #expect(connections.opened(1, at: 10) == nil)
+        #expect(connections.opened(2, at: 20) == nil)
+        connections.requestBegan(1)
+        #expect(connections.opened(3, at: 30) == 2)  // 1 is answering a request.
+        connections.closed(2)
+        connections.requestAnswered(1, at: 40)
+        #expect(connections.opened(4, at: 50) == 3)  // 3 has waited since 30, 1 since 40.
+        connections.closed(3)
+        connections.requestBegan(1)
+        connections.requestBegan(4)
+        #expect(connections.opened(5, at: 60) == nil)  // Every other one is busy: nothing is closed.
+        #expect(connections.count == 3)
+    }
+}
