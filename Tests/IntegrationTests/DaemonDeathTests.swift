@@ -49,6 +49,40 @@ struct DaemonDeathTests {
         }
         #expect(survivors.isEmpty, "still running after the daemon was SIGKILLed: \(survivors.map { "\($0) \(command(of: $0) ?? "?")" })")
     }
+
+    /// The worker dies with the daemon, but a child it started (same group, the marker in its environment) does
+    /// not: the next start ends it before the job runs again. It stayed when the worker had already exited by then
+    /// (a restart a few seconds later): the store named that worker, so its group was taken for ended.
+    @Test func aChildOfAWorkerThatDiedWithItsDaemonIsEndedAtTheNextStart() throws {
+        let worker = """
+            #!/bin/sh
+            sleep 1000 &
+            out=$(cat "$ORCH_FILE")
+            echo $! > "$out.tmp"; mv "$out.tmp" "$out"
+            wait
+            """
+        let instance = try TestInstance(
+            config: testConfig(handler: #"command = ["../workers/parent.sh"]"#), workers: ["parent.sh": worker])
+        try instance.startDaemon()
+        let pidFile = instance.path("child.pid")
+        try instance.drop("a.txt", pidFile + "\n")
+        try instance.waitUntil("the worker's child has started", timeout: 20) { !instance.lines(of: "child.pid").isEmpty }
+        let child = try #require(instance.lines(of: "child.pid").first.flatMap { Int32($0) })
+        let childStart = startTime(of: child)
+        defer { if childStart != nil, startTime(of: child) == childStart { kill(child, SIGKILL) } }
+        try instance.waitUntil("the child is the sleep", timeout: 10) { command(of: child) == "sleep" }
+        let leader = getpgid(child)
+        instance.killDaemon()
+        // The worker dies with its daemon; once its new parent (init here) has reaped it, only the child is left. (A
+        // worker not reaped yet still leads its group, and ending that group ends the child as well.)
+        try? waitUntil("the worker that died with its daemon is reaped", timeout: 15) { kill(leader, 0) != 0 }
+        #expect(isRunning(child, startedAt: childStart), "the child should outlive the worker for this test")
+        try instance.startDaemon()
+        try waitUntil("the next start ends the child", timeout: 10) { !isRunning(child, startedAt: childStart) }
+        let said = kill(leader, 0) != 0 ? "ending a leftover process of a previous daemon's worker" : "ending a worker group left by a previous daemon"
+        #expect(instance.log.contains(said), "\(instance.log)")
+        #expect(instance.stopDaemon() == 0)
+    }
 }
 
 /// Whether the process with this pid and start time runs (a zombie does not).

@@ -84,13 +84,16 @@ extension Dispatcher {
         let found = OrphanFinder.processes(stateDirectory: config.paths.state)
         victims += found.workers
         var seen: Set<Int32> = []
+        var endedGroups: Set<Int32> = []
         for victim in victims where seen.insert(victim.pid).inserted && ProcessSupervisor.isAlive(victim) {
             logger.warning("ending a worker group left by a previous daemon", metadata: ["pid": "\(victim.pid)"])
             ProcessSupervisor.killGroup(victim)
+            endedGroups.insert(victim.pid)
         }
         // Grandchildren whose worker already exited cannot be found through a leader; they still carry
-        // the marker, so they are ours.
-        for pid in found.strays where !seen.contains(getpgid(pid)) {
+        // the marker, so they are ours. Only a group ended just now took them with it: one whose leader the
+        // store names but which had already exited (the daemon's death ended it) left them running.
+        for pid in found.strays where !endedGroups.contains(getpgid(pid)) {
             logger.warning("ending a leftover process of a previous daemon's worker", metadata: ["pid": "\(pid)"])
             kill(pid, SIGKILL)
         }
