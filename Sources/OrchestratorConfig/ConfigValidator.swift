@@ -317,9 +317,11 @@ struct ConfigValidator {
         }
         let timeZone = string(section, "tz")
         // Without cron, "tz is only allowed with cron" is all there is to say about it.
-        let zoneKnown = timeZone.map { !present.contains("cron") || FileSystem.isTimeZone($0) } ?? true
+        // The scheduler's own rule (`loadZone`): a file under /usr/share/zoneinfo that it cannot use (`right/UTC`,
+        // `posix/...`, `localtime`) passed here, and the task then never ran.
+        let zoneKnown = timeZone.map { !present.contains("cron") || (try? loadZone($0)) != nil } ?? true
         if let timeZone, !zoneKnown {
-            report(tzPath, "tz: unknown time zone \"\(timeZone)\" (no such zone in /usr/share/zoneinfo)")
+            report(tzPath, "tz: unknown time zone \"\(timeZone)\" (expected an IANA name such as Europe/Berlin or UTC)")
         }
         // Each value is checked even when more than one is given, so that one run of `config check` names every
         // problem, not one per edit.

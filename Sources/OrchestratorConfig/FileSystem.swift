@@ -116,22 +116,4 @@ enum FileSystem {
         let home = String(cString: value)
         return home.isEmpty ? nil : home
     }
-
-    /// Whether `name` is an IANA zone this machine can use: a TZif file under /usr/share/zoneinfo.
-    ///
-    /// The magic check rejects the non-zone files that live there too (`zone.tab`, `tzdata.zi`).
-    static func isTimeZone(_ name: String, zoneDirectory: String = "/usr/share/zoneinfo") -> Bool {
-        if name == "UTC" { return true }
-        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
-        guard !name.isEmpty, !name.hasPrefix("/"),
-              !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else { return false }
-        let descriptor = open(zoneDirectory + "/" + name, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return false }
-        var magic = [UInt8](repeating: 0, count: 4)
-        let count = magic.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, 4) }
-        return count == 4 && magic == Array("TZif".utf8)
-    }
 }

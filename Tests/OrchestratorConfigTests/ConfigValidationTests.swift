@@ -414,7 +414,7 @@ private func problems(_ text: String) -> [String] {
             priority = 0
             """) == [
                 #"3: cron: cron expression "61 * * * *": minute: value 61 is out of range 0-59"#,
-                #"4: tz: unknown time zone "Mars/Base" (no such zone in /usr/share/zoneinfo)"#,
+                #"4: tz: unknown time zone "Mars/Base" (expected an IANA name such as Europe/Berlin or UTC)"#,
                 #"5: every: invalid duration "5x": unknown unit "x" (use ms, s, m, h, d)"#,
                 #"5: task "t": has both every and cron; choose one"#,
                 "7: priority: must be between 1 and 10, got 0",
@@ -438,10 +438,23 @@ private func problems(_ text: String) -> [String] {
             cron = "0 9 * * 1"
             tz = "zone.tab"
             command = ["x"]
+            [[task]]
+            name = "d"
+            cron = "0 9 * * 1"
+            tz = "right/UTC"
+            command = ["x"]
+            [[task]]
+            name = "e"
+            cron = "0 9 * * 1"
+            tz = "localtime"
+            command = ["x"]
             """) == [
-                #"4: tz: unknown time zone "Mars/Olympus_Mons" (no such zone in /usr/share/zoneinfo)"#,
-                #"9: tz: unknown time zone "../../etc/passwd" (no such zone in /usr/share/zoneinfo)"#,
-                #"14: tz: unknown time zone "zone.tab" (no such zone in /usr/share/zoneinfo)"#,
+                #"4: tz: unknown time zone "Mars/Olympus_Mons" (expected an IANA name such as Europe/Berlin or UTC)"#,
+                #"9: tz: unknown time zone "../../etc/passwd" (expected an IANA name such as Europe/Berlin or UTC)"#,
+                #"14: tz: unknown time zone "zone.tab" (expected an IANA name such as Europe/Berlin or UTC)"#,
+                // Files under /usr/share/zoneinfo the scheduler cannot use: the task never ran.
+                #"19: tz: unknown time zone "right/UTC" (expected an IANA name such as Europe/Berlin or UTC)"#,
+                #"24: tz: unknown time zone "localtime" (expected an IANA name such as Europe/Berlin or UTC)"#,
             ])
     }
 
