@@ -101,14 +101,27 @@ extension Config {
             problems.append(ConfigProblem(file: file, line: line(ofKey: key + "[0]"),
                                           message: "\(subject): \(key.split(separator: ".").last ?? ""): \(reason)"))
         }
-        for (index, handler) in handlers.enumerated() {
+        for (position, handler) in handlers.enumerated() {
+            let index = sourceIndex("handler", at: handler.line) ?? position
             check(handler.command, key: "handler[\(index)].command", subject: "handler \"\(handler.name)\"")
             check(handler.upload, key: "handler[\(index)].upload", subject: "handler \"\(handler.name)\"")
         }
-        for (index, task) in tasks.enumerated() {
-            check(task.command, key: "task[\(index)].command", subject: "task \"\(task.name)\"")
+        for (position, task) in tasks.enumerated() {
+            check(task.command, key: "task[\(sourceIndex("task", at: task.line) ?? position)].command", subject: "task \"\(task.name)\"")
         }
         return problems.sorted { $0.line < $1.line }
+    }
+
+    /// Which `[[table]]` of the file starts at `line`. Not the position among the loaded ones: a table refused for
+    /// another problem (a bad cron) is not loaded, and the next one's command error was placed at its line.
+    private func sourceIndex(_ table: String, at line: Int) -> Int? {
+        guard line > 0 else { return nil }
+        var index = 0
+        while case let start = self.line(ofKey: "\(table)[\(index)]"), start > 0 {
+            if start == line { return index }
+            index += 1
+        }
+        return nil
     }
 
     /// The `PATH` a worker's bare argv[0] is looked up in: the daemon's own, as `posix_spawnp` uses it.

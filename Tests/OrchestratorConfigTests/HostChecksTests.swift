@@ -220,6 +220,29 @@ import Testing
         #expect(problems[3].message.hasSuffix("folder is a folder, not a program"))
     }
 
+    /// A task refused for another problem (a bad cron) is not loaded: the next task's command error was placed at
+    /// the refused task's `command` line, not its own.
+    @Test func aCommandProblemIsAtItsOwnTablesLineAfterARefusedTable() throws {
+        let sandbox = try Sandbox()
+        try sandbox.folder("config")
+        try sandbox.file("config/orchestrator.toml", """
+            [[task]]
+            name = "bad_cron"
+            cron = "61 * * * *"
+            command = ["/bin/true"]
+
+            [[task]]
+            name = "missing_cmd"
+            every = "1m"
+            command = ["../workers/nope.sh"]
+            """, mode: 0o644)
+        let (config, problems, _) = try Config.loadForChecking(file: sandbox.root + "/config/orchestrator.toml")
+        #expect(problems.map(\.line) == [3], "\(problems)")
+        let commands = config.commandProblems(searchPath: "/usr/bin:/bin")
+        #expect(commands.map(\.line) == [9], "\(commands)")
+        #expect(commands.first?.message.hasPrefix("task \"missing_cmd\": command:") == true, "\(commands)")
+    }
+
     @Test func aBareNameIsLookedUpInTheGivenPath() throws {
         let sandbox = try Sandbox()
         try sandbox.folder("bin")
