@@ -404,6 +404,34 @@ import Testing
         #expect(failed["reason"] as? String == "no handler (handler slow was removed by a reload)", "\(failed)")
     }
 
+    /// A refused reload names every problem `config check` does: a command that cannot start too, not only the
+    /// text's errors (the log had only the bad key's line).
+    @Test func aRefusedReloadNamesTheCommandsThatCannotStartToo() throws {
+        let instance = try TestInstance(config: Self.versionedConfig("v1"))
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        let broken = Self.versionedConfig("v2") + """
+
+            bogus_key = 1
+
+            [[task]]
+            name = "gone"
+            every = "1m"
+            command = ["../workers/nope.sh"]
+            """
+        let lines = broken.split(separator: "\n", omittingEmptySubsequences: false)
+        let keyLine = lines.firstIndex { $0.hasPrefix("bogus_key") }! + 1
+        let commandLine = lines.firstIndex { $0.contains("nope.sh") }! + 1
+        try broken.write(to: instance.configURL, atomically: true, encoding: .utf8)
+        let check = try instance.run(["config", "check"])
+        #expect(check.status == 78 && check.stderr.contains(":\(commandLine): error:"), "\(check.stderr)")
+        kill(daemon.processIdentifier, SIGHUP)
+        try instance.waitUntil("the reload is refused", timeout: 10) { instance.log.contains("reload refused") }
+        #expect(instance.log.contains("orchestrator.toml:\(keyLine): error:"), "\(instance.log)")
+        #expect(instance.log.contains("orchestrator.toml:\(commandLine): error: task \"gone\": command:"), "\(instance.log)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func sighupRefusesAnInvalidConfigWithItsLineAndKeepsTheOldOne() throws {
         let instance = try TestInstance(config: Self.versionedConfig("v1"))
         try instance.startDaemon()

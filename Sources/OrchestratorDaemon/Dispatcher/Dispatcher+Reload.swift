@@ -18,7 +18,7 @@ extension Dispatcher {
         do {
             fresh = try Config.load(file: config.file)
         } catch {
-            return refuseReload(error.problems)
+            return refuseReload(Self.withCommandProblems(error.problems, file: config.file))
         }
         // A store given by `--store` or the environment is not the file's to change.
         if config.store.origin != .configFile { fresh.store = config.store }
@@ -36,6 +36,16 @@ extension Dispatcher {
         }
         apply(fresh)
         return .applied(loadedAt: LineLogHandler.timestamp(at: configLoadedAt))
+    }
+
+    /// A refused file's text problems and, as `config check` lists them, its commands that cannot start (a reload
+    /// said only the first kind while the file had both).
+    static func withCommandProblems(_ textProblems: [ConfigProblem], file: String) -> [ConfigProblem] {
+        guard let (checking, _, _) = try? Config.loadForChecking(file: file) else { return textProblems }
+        let lines = Set(textProblems.map(\.line))
+        let commands = checking.commandProblems(searchPath: Config.processSearchPath()).filter { !lines.contains($0.line) }
+        return (textProblems + commands).enumerated()
+            .sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element)
     }
 
     private func refuseReload(_ problems: [ConfigProblem]) -> ReloadOutcome {
