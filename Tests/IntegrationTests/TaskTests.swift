@@ -68,6 +68,32 @@ import Testing
         #expect(instance.lines(of: "runs.log") == ["real"], "ghost ran though the daemon never had it")
     }
 
+    /// `tasks` shows a running daemon's next fire in that daemon's zone (a unit's Environment=TZ=...), not in the
+    /// zone of the shell it is run from: a task without `tz` fires in the daemon's.
+    @Test func tasksShowsTheNextFireInTheRunningDaemonsZone() throws {
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["/bin/true"]"#, extra: """
+
+            [[task]]
+            name = "evening"
+            cron = "52 17 * * *"
+            command = ["/bin/true"]
+            """))
+        var environment = ProcessInfo.processInfo.environment
+        environment["TZ"] = "Asia/Kathmandu"
+        try instance.startDaemon(environment: ["TZ": "Asia/Kathmandu"])
+        environment["TZ"] = "UTC"
+        var next = ""
+        // The daemon notes its zone with its start's first commit, which may follow its "watching" line.
+        try? instance.waitUntil("tasks shows the daemon's zone", timeout: 10) {
+            let listed = try instance.run(["tasks", "--json"], environment: environment)
+            let object = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any]
+            next = ((object?["tasks"] as? [[String: Any]])?.first?["next_fire"] as? String) ?? listed.stdout + listed.stderr
+            return next.hasSuffix("T17:52:00+05:45")
+        }
+        #expect(next.hasSuffix("T17:52:00+05:45"), "\(next)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func triggerSaysADisabledListenerIsNotRun() throws {
         let instance = try TestInstance(config: testConfig(handler: #"command = ["true"]"#)
             + Self.task("hook", #"on = "webhook.received""#) + Self.task("audit", #"on = "webhook.received""#))

@@ -161,8 +161,12 @@ public enum TaskCommands {
         var waits: [String: [String]] = [:]
         var statistics: [String: RunStatistics] = [:]
         var lastSlots: [String: Int64] = [:]
+        var daemonZone: String?
+        let daemonRuns = StateOwner.current(config).daemonPID != nil
         do {
             try store?.read { reader in
+                // The running daemon's schedules are in its zone, which this shell's TZ may not be.
+                if daemonRuns { daemonZone = try reader.nodeNote(node: config.node.name, Dispatcher.hostZoneNote) }
                 overrides = try reader.taskEnabledOverrides()
                 latest = try reader.latestTaskRuns()
                 waits = try reader.taskWaits()
@@ -175,7 +179,7 @@ public enum TaskCommands {
             throw CommandError(.failure, "error: cannot read the state database: \(error)")
         }
         let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
-        let zone = hostZone()
+        let zone = daemonZone.flatMap { try? loadZone($0) } ?? hostZone()
         var rows: [[String: Any]] = []
         for task in config.tasks {
             let enabled = overrides[task.name] ?? task.enabled

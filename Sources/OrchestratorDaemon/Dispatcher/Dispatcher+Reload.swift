@@ -1,5 +1,6 @@
 import OrchestratorConfig
 import OrchestratorCore
+import OrchestratorCron
 import OrchestratorStore
 
 /// SIGHUP (or `POST /api/v1/reload`): the config file is read again. A valid config applies to work that
@@ -175,11 +176,18 @@ extension Dispatcher {
         for warning in config.warnings() { logger.warning("\(warning)") }
         let loadedAt = configLoadedAt
         let (text, node) = (LineLogHandler.timestamp(at: loadedAt), config.node.name)
-        record { try $0.setNodeNote(node: node, Self.configLoadedNote, text, at: loadedAt) }
+        // The zone its schedules without `tz` use, for `tasks` run from a shell whose TZ differs (a unit's
+        // Environment=TZ=...): it showed the next fire in its own zone.
+        let zone = hostZone().identifier
+        record {
+            try $0.setNodeNote(node: node, Self.configLoadedNote, text, at: loadedAt)
+            try $0.setNodeNote(node: node, Self.hostZoneNote, zone, at: loadedAt)
+        }
         registerNode()
     }
 
     static let configLoadedNote = "config.loaded_at"
+    static let hostZoneNote = "host.zone"
 }
 
 /// What a reload did: applied (with the load time `status` shows), refused with every problem as
