@@ -30,6 +30,17 @@ public func hostZone() -> any ZoneRules {
     return FoundationZone(identifier: current.identifier, timeZone: current)
 }
 
+/// Why `$TZ` is not the zone `hostZone` uses, or nil: it holds something other than a zone name or path (a POSIX
+/// rule such as `EST5EDT,M3.2.0,M11.1.0`, a name this machine does not know), which glibc's `date` may still read.
+/// Said rather than silently replaced.
+public func hostZoneProblem(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+    guard let variable = environment["TZ"] else { return nil }
+    let name = variable.hasPrefix(":") ? String(variable.dropFirst()) : variable
+    guard !name.isEmpty, (try? loadZone(zoneName(fromPath: name))) == nil else { return nil }
+    return "TZ=\"\(variable)\" is not a time zone name (such as Europe/Berlin) or a path into a zoneinfo directory; "
+        + "schedules without tz use \(hostZone().identifier) instead"
+}
+
 private func utcZone() -> any ZoneRules {
     FoundationZone(identifier: "UTC", timeZone: TimeZone(secondsFromGMT: 0) ?? TimeZone.current)
 }

@@ -38,6 +38,7 @@ extension Orchestrator {
                     return
                 }
                 guard let expression = options.expression else { throw usage("missing the cron expression (EXPR)") }
+                if options.tz == nil, let problem = hostZoneProblem() { printError("warning: \(problem)") }
                 var fires = try reportingCronErrors { () throws(CronError) -> CronSchedule.Fires in
                     let cron = try CronExpression(parsing: expression)
                     let zone = try options.tz.map { name throws(CronError) in try loadZone(name) } ?? hostZone()

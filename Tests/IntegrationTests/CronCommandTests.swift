@@ -55,6 +55,15 @@ struct CronCommandTests {
         #expect(output.stdout == "2026-07-01T12:00:00+02:00\n")
     }
 
+    /// A POSIX rule in `TZ` is not read (glibc's `date` reads it): the zone used instead is said, not silent.
+    @Test func aTZThatIsNoZoneNameIsSaid() throws {
+        let output = try instance.run(
+            ["cron", "next", "0 12 * * *", "--from", "2026-07-01T00:00:00Z"], withConfig: false,
+            environment: ["TZ": "EST5EDT,M3.2.0,M11.1.0"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stderr.hasPrefix("warning: TZ=\"EST5EDT,M3.2.0,M11.1.0\" is not a time zone name"), "\(output.stderr)")
+    }
+
     @Test func rareDatesAnswerAtOnce() throws {
         let output = try cronNext(["0 0 29 2 */7", "--from", "2088-03-01T00:00Z", "--tz", "UTC", "--count", "2"])
         #expect(output.stdout == "2128-02-29T00:00:00+00:00\n2156-02-29T00:00:00+00:00\n")

@@ -50,3 +50,15 @@ struct ZoneTests {
         }
     }
 }
+
+/// A `TZ` that is no zone name or zoneinfo path (a POSIX rule string) is said, not silently taken for UTC.
+@Suite struct HostZoneProblemTests {
+    @Test func aPosixRuleOrAnUnknownNameIsSaidAndZoneNamesAreNot() {
+        #expect(hostZoneProblem(environment: ["TZ": "EST5EDT,M3.2.0,M11.1.0"])?.hasPrefix("TZ=\"EST5EDT,M3.2.0,M11.1.0\" is not a time zone name") == true)
+        #expect(hostZoneProblem(environment: ["TZ": "Mars/Base"]) != nil)
+        for fine in ["America/New_York", ":America/New_York", "/usr/share/zoneinfo/Europe/Berlin", "UTC", ""] {
+            #expect(hostZoneProblem(environment: ["TZ": fine]) == nil, "\(fine)")
+        }
+        #expect(hostZoneProblem(environment: [:]) == nil)
+    }
+}

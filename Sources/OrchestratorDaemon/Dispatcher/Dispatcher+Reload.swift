@@ -174,6 +174,9 @@ extension Dispatcher {
 
     func noteConfigLoaded() {
         for warning in config.warnings() { logger.warning("\(warning)") }
+        if config.tasks.contains(where: { if case .cron(_, nil) = $0.trigger { true } else { false } }), let problem = hostZoneProblem() {
+            logger.warning("\(problem)")
+        }
         let loadedAt = configLoadedAt
         let (text, node) = (LineLogHandler.timestamp(at: loadedAt), config.node.name)
         // The zone its schedules without `tz` use, for `tasks` run from a shell whose TZ differs (a unit's
