@@ -78,9 +78,8 @@ import Testing
             cron = "52 17 * * *"
             command = ["/bin/true"]
             """))
-        var environment = ProcessInfo.processInfo.environment
-        environment["TZ"] = "Asia/Kathmandu"
         try instance.startDaemon(environment: ["TZ": "Asia/Kathmandu"])
+        var environment = ProcessInfo.processInfo.environment
         environment["TZ"] = "UTC"
         var next = ""
         // The daemon notes its zone with its start's first commit, which may follow its "watching" line.
