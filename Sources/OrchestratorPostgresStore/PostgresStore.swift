@@ -129,36 +129,49 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// what the store holds and the folders, as after a crash.
     public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
         try writer.use { connection in
-            if let open = unsettled.withLock({ $0 }) {
-                try settleOpenCommit(open, connection: connection)
-            }
-            if !commitMarks.registered {
-                // The writer's row exists before any transaction numbers itself in it, so that a lost COMMIT's
-                // update always has a row to wait on (`CommitMarks.applied`).
-                try withRenewal(connection) { try commitMarks.register($0) }
-            }
-            let busy = connection.answeredWithin(Self.aliveWithin)
-            // Busy: BEGIN goes with the first statement. Idle: sent alone, so that a session that died since its
-            // last use (a server restart) is opened again before anything is written.
-            try withRenewal(connection) { try $0.begin(sendingLater: busy) }
-            let value: T
-            let transaction = PostgresTransaction(connection: connection, wakeup: WakeupMark(), jobIDs: jobIDs)
-            let number: Int64
             do {
-                value = try body(transaction)
-                number = try commitMarks.mark(connection)
+                return try writeOnce(body, connection: connection)
             } catch {
-                connection.rollback()
+                // Ids taken in a transaction that was not applied may be handed out again: the sequence's advance is
+                // in the WAL that only a later commit makes durable, and a server that crashes before one restarts the
+                // sequence behind them. A job inserted with one of them would then collide with a later block's.
+                jobIDs.discard()
                 throw error
             }
-            do {
-                // Once per transaction however many jobs it queued, in the COMMIT's round trip: delivered with it, or never.
-                try connection.commit(notifying: transaction.wakeup.needed && announcesWakeups.load(ordering: .relaxed) ? wakeupChannel : nil)
-            } catch let error as PostgresError where error.kind == .commitOutcomeUnknown {
-                try settleLostCommit(number, connection: connection, error: error)
-            }
-            return value
         }
+    }
+
+    /// Under the writer connection's lock.
+    private func writeOnce<T>(_ body: (any StoreTransaction) throws -> T, connection: PostgresConnection) throws -> T {
+        if let open = unsettled.withLock({ $0 }) {
+            try settleOpenCommit(open, connection: connection)
+        }
+        if !commitMarks.registered {
+            // The writer's row exists before any transaction numbers itself in it, so that a lost COMMIT's
+            // update always has a row to wait on (`CommitMarks.applied`).
+            try withRenewal(connection) { try commitMarks.register($0) }
+        }
+        let busy = connection.answeredWithin(Self.aliveWithin)
+        // Busy: BEGIN goes with the first statement. Idle: sent alone, so that a session that died since its
+        // last use (a server restart) is opened again before anything is written.
+        try withRenewal(connection) { try $0.begin(sendingLater: busy) }
+        let value: T
+        let transaction = PostgresTransaction(connection: connection, wakeup: WakeupMark(), jobIDs: jobIDs)
+        let number: Int64
+        do {
+            value = try body(transaction)
+            number = try commitMarks.mark(connection)
+        } catch {
+            connection.rollback()
+            throw error
+        }
+        do {
+            // Once per transaction however many jobs it queued, in the COMMIT's round trip: delivered with it, or never.
+            try connection.commit(notifying: transaction.wakeup.needed && announcesWakeups.load(ordering: .relaxed) ? wakeupChannel : nil)
+        } catch let error as PostgresError where error.kind == .commitOutcomeUnknown {
+            try settleLostCommit(number, connection: connection, error: error)
+        }
+        return value
     }
 
     /// Runs `step`, and once more on a new session if the connection had died since its last use. Only for steps

@@ -446,6 +446,9 @@ final class JobIDPool {
         guard let id = ids.popFirst() else { throw PostgresError(kind: .client, message: "the job id sequence gave no value") }
         return id
     }
+
+    /// After a write that failed (see `PostgresStore.write`).
+    func discard() { ids = [] }
 }
 
 struct PostgresTransaction: StoreTransaction {

@@ -63,6 +63,36 @@ import Testing
         #expect(try store.read { try $0.job(id: id) }?.state == .queued)
     }
 
+    /// A server that crashes before anything commits after a write that was not applied loses that write's advance of
+    /// the job id sequence, and hands the same ids out again. Ids the store had taken ahead of need in that write are
+    /// therefore not used: before, the next block fetched after the restart collided with them ("duplicate key value
+    /// violates unique constraint job_pkey", and the daemon stopped). The crash's loss is played here by `setval`.
+    @Test func idsTakenInAWriteThatWasNotAppliedAreNotUsedAgain() throws {
+        guard StoreEngine.all.contains(where: { $0.name == "postgres" }) else { return }
+        let url = try #require(ProcessInfo.processInfo.environment["ORCH_TEST_POSTGRES_URL"])
+        let schema = "orch_ids_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        let store = try PostgresStore(url: url, schema: schema)
+        let admin = try PostgresConnection(url: url)
+        defer { _ = try? admin.execute("DROP SCHEMA \"\(schema)\" CASCADE") }
+        let first = try store.write { try Self.queueFile($0, "first", at: 1) }
+        struct NotApplied: Error {}
+        // Past the end of the block `first` came from, so that this write fetches the next block itself.
+        #expect(throws: NotApplied.self) {
+            try store.write { transaction in
+                for index in 0..<40 { _ = try Self.queueFile(transaction, "lost\(index)", at: 2) }
+                throw NotApplied()
+            }
+        }
+        let durable = try #require(try admin.execute("SELECT max(id) FROM \"\(schema)\".job").scalar?.int64())
+        #expect(durable == first)
+        _ = try admin.execute("SELECT setval(pg_get_serial_sequence('\"\(schema)\".job', 'id'), $1)", [.int(durable)])
+        let ids = try store.write { transaction in
+            try (0..<60).map { try Self.queueFile(transaction, "after\($0)", at: 3) }
+        }
+        #expect(Set(ids).count == 60 && ids.allSatisfy { $0 > first })
+        #expect(try store.read { try $0.job(id: ids[59]) }?.state == .queued)
+    }
+
     /// The COMMIT is applied but the connection is cut before its answers come back (`CommitCuttingProxy`): what the
     /// transaction's statements would have answered (a claim, a guarded end held or refused) is read again from what
     /// it left, and the write returns as if nothing had happened. Before, the daemon had to stop.
