@@ -37,7 +37,7 @@ import Testing
         _ = try Server.psql(store, "UPDATE node SET instance = 'otherhost:/var/lib/o', pid = 77, heartbeat_at = extract(epoch FROM now()) WHERE name = 'web1'")
         try config(3).write(to: instance.configURL, atomically: true, encoding: .utf8)
         kill(daemon.processIdentifier, SIGHUP)
-        try instance.waitUntil("the daemon stops at its next heartbeat", timeout: 45) { !daemon.isRunning }
+        try instance.waitUntil("the daemon stops at the reload", timeout: 10) { !daemon.isRunning }
         #expect(daemon.terminationStatus == 1)
         #expect(instance.log.contains("another daemon registered the node name \"web1\""), "\(instance.log.suffix(1500))")
         #expect(try Server.psql(store, "SELECT instance FROM node WHERE name = 'web1'") == "otherhost:/var/lib/o")
