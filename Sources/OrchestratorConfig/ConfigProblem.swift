@@ -21,6 +21,14 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
         self.isWarning = isWarning
     }
 
+    /// The problems the text has, and those a check against the machine found on other lines (a line the text
+    /// already faults is not faulted twice), in line order; on one line, in the order found.
+    public static func merged(text: [ConfigProblem], machine: [ConfigProblem]) -> [ConfigProblem] {
+        let lines = Set(text.map(\.line))
+        return (text + machine.filter { !lines.contains($0.line) }).enumerated()
+            .sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element)
+    }
+
     /// `FILE:LINE: error: MESSAGE`, the form editors and CI logs recognise (`FILE: error: ...` without a line).
     public var description: String {
         let kind = isWarning ? "warning" : "error"

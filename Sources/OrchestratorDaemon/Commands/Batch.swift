@@ -202,32 +202,19 @@ public enum Batch {
     /// Records a `task_run` request, wakes the daemon and waits for its answer (`InterventionCommands.answerTimeout`).
     private static func askDaemonToRun(_ config: Config, task: String, pid: Int32) throws(CommandError) -> String {
         let store = try Reports.openStore(config)
-        let id: Int64
-        do {
-            id = try store.write { try $0.insertRequest(kind: "task_run", target: task, at: Date().timeIntervalSince1970) }
-        } catch {
-            throw CommandError(.failure, "error: cannot record the request: \(error)")
+        let answer = try InterventionCommands.awaitAnswer(store: store, kind: "task_run", target: task) { _ in
+            TaskCommands.wakeDaemon(config, reason: "task_run")
         }
-        TaskCommands.wakeDaemon(config, reason: "task_run")
-        let deadline = Date().addingTimeInterval(InterventionCommands.answerTimeout)
-        while Date() < deadline {
-            let answer: RequestAnswer?
-            do {
-                answer = try store.read { try $0.requestAnswer(id: id) }
-            } catch {
-                throw CommandError(.failure, "error: cannot read the daemon's answer: \(error)")
-            }
-            switch answer?.result {
-            case queuedAnswer?:
-                return "task \(task): queued ahead of everything in the running daemon (pid \(pid))"
-            case unknownTaskAnswer?:
-                throw CommandError(
-                    .badInput,
-                    "error: the running daemon (pid \(pid)) has no task named \"\(task)\" in the config it runs with; after editing \(config.file), reload it (systemctl reload, or kill -HUP \(pid))"
-                ).about(.unknown)
-            default:
-                usleep(20_000)
-            }
+        switch answer {
+        case queuedAnswer?:
+            return "task \(task): queued ahead of everything in the running daemon (pid \(pid))"
+        case unknownTaskAnswer?:
+            throw CommandError(
+                .badInput,
+                "error: the running daemon (pid \(pid)) has no task named \"\(task)\" in the config it runs with; after editing \(config.file), reload it (systemctl reload, or kill -HUP \(pid))"
+            ).about(.unknown)
+        default:
+            break
         }
         return "task \(task): recorded for the running daemon (pid \(pid)), which has not answered within \(Int(InterventionCommands.answerTimeout)) s; it runs when the daemon reads it, if its config has the task"
     }

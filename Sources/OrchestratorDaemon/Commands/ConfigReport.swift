@@ -41,15 +41,12 @@ public enum ConfigReport {
         } else if let variable = ProcessInfo.processInfo.environment["ORCHESTRATOR_STORE"], StoreSettings.problem(with: variable) == nil {
             (config.store.url, config.store.origin) = (variable, .environment)
         }
-        let lines = Set(textProblems.map(\.line))
         // With `[paths]`, `[store]` or `[node]` in doubt, where the folders are is not known: only the commands are
         // checked against the machine.
         let machine = locationTrouble
             ? config.commandProblems(searchPath: Config.processSearchPath())
             : config.hostProblems() + [config.roleProblem()].compactMap { $0 }
-        let hostProblems = machine.filter { !lines.contains($0.line) }
-        let problems = (textProblems + hostProblems).enumerated()
-            .sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element)
+        let problems = ConfigProblem.merged(text: textProblems, machine: machine)
         if !problems.isEmpty { throw ConfigErrors(problems: problems) }
         return config
     }

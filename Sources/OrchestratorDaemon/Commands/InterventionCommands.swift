@@ -179,6 +179,30 @@ public enum InterventionCommands {
         return (store, found)
     }
 
+    /// Records a request, wakes its daemons (`wake`, given the request's id) and waits up to `answerTimeout` for the
+    /// answer; nil if none came.
+    static func awaitAnswer(
+        store: any Store, kind: String, target: String, wake: (Int64) -> Void
+    ) throws(CommandError) -> String? {
+        let id: Int64
+        do {
+            id = try store.write { try $0.insertRequest(kind: kind, target: target, at: Date().timeIntervalSince1970) }
+        } catch {
+            throw CommandError(.failure, "error: cannot record the request: \(error)")
+        }
+        wake(id)
+        let deadline = Date().addingTimeInterval(answerTimeout)
+        while Date() < deadline {
+            // On a shared store the daemon that takes a request marks it in a commit of its own, before its answer is
+            // written: handled without a result yet is still to be answered.
+            if let answer = try reading(store, { try $0.requestAnswer(id: id) }), answer.handled, let result = answer.result {
+                return result
+            }
+            usleep(20_000)
+        }
+        return nil
+    }
+
     private static func reading<T>(_ store: any Store, _ body: (any StoreReader) throws -> T) throws(CommandError) -> T {
         do {
             return try store.read(body)
@@ -228,22 +252,10 @@ public enum InterventionCommands {
     private static func ask(
         _ config: Config, store: any Store, kind: String, jobID: Int64, target: String, asking: Asked
     ) throws(CommandError) -> String {
-        let id: Int64
-        do {
-            id = try store.write { try $0.insertRequest(kind: kind, target: target, at: Date().timeIntervalSince1970) }
-        } catch {
-            throw CommandError(.failure, "error: cannot record the request: \(error)")
+        let answer = try awaitAnswer(store: store, kind: kind, target: target) { id in
+            TaskCommands.wakeDaemons(config, store: store, reason: "\(kind)-\(id)")
         }
-        TaskCommands.wakeDaemons(config, store: store, reason: "\(kind)-\(id)")
-        let deadline = Date().addingTimeInterval(answerTimeout)
-        while Date() < deadline {
-            // On a shared store the daemon that takes a request marks it in a commit of its own, before its answer is
-            // written: handled without a result yet is still to be answered.
-            if let answer = try reading(store, { try $0.requestAnswer(id: id) }), answer.handled, let result = answer.result {
-                return result
-            }
-            usleep(20_000)
-        }
+        if let answer { return answer }
         let said = switch asking {
         case .daemon(let pid) where config.store.url == nil:
             "the daemon (pid \(pid)) has not answered within \(Int(answerTimeout)) s; the request stays recorded and is applied when it reads it"

@@ -43,10 +43,7 @@ extension Dispatcher {
     /// said only the first kind while the file had both).
     static func withCommandProblems(_ textProblems: [ConfigProblem], file: String) -> [ConfigProblem] {
         guard let (checking, _, _) = try? Config.loadForChecking(file: file) else { return textProblems }
-        let lines = Set(textProblems.map(\.line))
-        let commands = checking.commandProblems(searchPath: Config.processSearchPath()).filter { !lines.contains($0.line) }
-        return (textProblems + commands).enumerated()
-            .sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element)
+        return ConfigProblem.merged(text: textProblems, machine: checking.commandProblems(searchPath: Config.processSearchPath()))
     }
 
     private func refuseReload(_ problems: [ConfigProblem]) -> ReloadOutcome {
