@@ -1,6 +1,8 @@
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 
 /// The server's connections and what each is doing (`IdleConnections`), shared by their event loop's handlers.
 final class ConnectionRoster: @unchecked Sendable {
@@ -48,6 +50,11 @@ final class ConnectionTracker: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { register(context.channel) }
+        // Where the request still has its HTTP version (see `ConnectionCloseMarker`).
+        let pipeline = context.pipeline.syncOperations
+        if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
+            try? pipeline.addHandler(ConnectionCloseMarker(), position: .before(codec))
+        }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -74,5 +81,23 @@ final class ConnectionTracker: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         roster.closed(context.channel)
         context.fireChannelInactive()
+    }
+}
+
+/// A request that does not keep its connection alive (HTTP/1.0 without `keep-alive`, or `Connection: Close` in any
+/// spelling) is said as `connection: close`: that exact value is what Hummingbird looks for to close the connection
+/// once it has answered, and it sees the request only after the HTTP version is dropped. An HTTP/1.0 client waited
+/// for the idle timeout (60 s) before, holding one of the server's places.
+final class ConnectionCloseMarker: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(var head) = unwrapInboundIn(data), !head.isKeepAlive else {
+            context.fireChannelRead(data)
+            return
+        }
+        head.headers.replaceOrAdd(name: "connection", value: "close")
+        context.fireChannelRead(wrapInboundOut(.head(head)))
     }
 }

@@ -462,6 +462,39 @@ import TestSupport
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// An HTTP/1.0 client without keep-alive (and one that says `Connection: Close`) reads the answer to its end:
+    /// the daemon closes the connection once it has answered. Before, it stayed open until the idle timeout (60 s),
+    /// so such a client waited that long for the end of an answer without a length, holding one of the places.
+    @Test func aConnectionThatIsNotKeptAliveIsClosedOnceAnswered() throws {
+        let instance = try TestInstance(config: Self.config())
+        try instance.startDaemon()
+        let port = try #require(URL(string: try instance.apiBase())?.port)
+        let client = try PythonHolder(script: """
+            import socket, sys, time
+            results = []
+            for request in (b"GET /api/v1/status HTTP/1.0\\r\\n\\r\\n",
+                            b"GET /api/v1/status HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: Close\\r\\n\\r\\n"):
+                s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                s.settimeout(20)
+                s.sendall(request)
+                started, answer = time.monotonic(), b""
+                try:
+                    while chunk := s.recv(65536):
+                        answer += chunk
+                    results.append("eof %.1f %s" % (time.monotonic() - started, answer.split(b"\\r\\n")[0].decode()))
+                except socket.timeout:
+                    results.append("open after 20 s")
+            print(" | ".join(results), flush=True)
+            sys.stdin.read()
+            """, arguments: ["\(port)"])
+        let report = client.report()
+        client.release()
+        let results = report.split(separator: " | ").map(String.init)
+        #expect(results.count == 2 && results.allSatisfy { $0.hasPrefix("eof ") && $0.hasSuffix(" 200 OK") }, "\(report)")
+        #expect(results.allSatisfy { (Double($0.split(separator: " ")[1]) ?? 99) < 10 }, "\(report)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func aTakenPortStopsWatchWith69AndOneLine() throws {
         let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(holder) }
