@@ -499,6 +499,13 @@ public final class PostgresConnection {
 
     // MARK: Reconnecting
 
+    /// Marks the session as not to be used again: `isConnected` turns false, so its owner opens a new one.
+    public func abandon() {
+        abandoned = true
+        prepared.removeAll()
+        inTransaction = false
+    }
+
     /// Closes the connection and opens it again with the same parameters (`PQreset`), then LISTENs again on the
     /// channels it listened on. Session state is gone: advisory locks, prepared statements, an open transaction.
     /// Notifications sent while it was down are lost, so the caller catches up by reading the tables.

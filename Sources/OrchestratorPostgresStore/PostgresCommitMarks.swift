@@ -39,12 +39,20 @@ final class CommitMarks {
     /// `lock_timeout` after which the answer is still unknown (an error).
     func applied(_ number: Int64, on connection: PostgresConnection, renewing owner: LockedConnection) throws -> Bool {
         if !connection.isConnected { try owner.renew(connection) }
-        return try connection.transaction { session in
-            try session.execute("SET LOCAL lock_timeout = '2s'")
-            let stored = try session.execute(
-                "SELECT number FROM commit_mark WHERE writer = $1 FOR UPDATE", [.text(writer)]
-            ).scalar?.int64() ?? 0
-            return stored >= number
+        do {
+            return try connection.transaction { session in
+                try session.execute("SET LOCAL lock_timeout = '2s'")
+                let stored = try session.execute(
+                    "SELECT number FROM commit_mark WHERE writer = $1 FOR UPDATE", [.text(writer)]
+                ).scalar?.int64() ?? 0
+                return stored >= number
+            }
+        } catch let error as PostgresError where error.kind == .connection && connection.isConnected {
+            // A server that takes no writes (a standby, a database set read-only) refuses FOR UPDATE: the outcome
+            // stays unknown until it takes them again, which a new session sees (a session keeps the read-only
+            // default it started with). A standby's copy may also lag behind what its primary applied.
+            connection.abandon()
+            throw error
         }
     }
 }

@@ -567,7 +567,14 @@ final class LockedConnection: @unchecked Sendable {  // everything is touched on
         // A connection that broke (a server restart, a network cut) is opened again before use, with its session
         // set up as before; if the server is still away, the error says so and the caller retries later.
         if !connection.isConnected { try renew(connection) }
-        return try body(connection)
+        do {
+            return try body(connection)
+        } catch let error as PostgresError where error.kind == .connection && connection.isConnected {
+            // The server answers but this session cannot do its work there (a read-only transaction after a
+            // failover, a database set read-only: a session keeps the default it started with): a new one next time.
+            connection.abandon()
+            throw error
+        }
     }
 
     /// A new session for `connection`, set up as the first was; only inside `use`. A lock held for the process is

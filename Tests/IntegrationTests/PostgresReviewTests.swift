@@ -191,4 +191,56 @@ import Testing
         let back = try instance.run(["status", "--store", store])
         #expect(back.stdout.contains("finished: 1 done, 0 failed"), "\(back.stdout)")
     }
+
+    /// The store's database stops taking writes (a primary demoted in a failover, a URL that reaches a standby,
+    /// `default_transaction_read_only` set): the daemon pauses as for a server away, and goes on once writes are
+    /// taken again, on a new session (a session keeps the read-only default it started with). A start on such a
+    /// database waits for it. Before, the daemon stopped with exit 1 at its next write, and a start exited 1.
+    @Test func aDatabaseThatTakesNoWritesPausesTheDaemonUntilItDoes() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let database = try Server.psql(store, "SELECT current_database()")
+        func takesWrites(_ yes: Bool) throws {
+            _ = try Server.psql(
+                store, "BEGIN READ WRITE; ALTER DATABASE \(database) SET default_transaction_read_only = \(yes ? "off" : "on"); COMMIT")
+        }
+        defer { try? takesWrites(true) }
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker))
+        // At debug level a retry that failed again says so.
+        let debug = ["ORCH_LOG_LEVEL": "debug"]
+        try instance.startDaemon(extraArguments: ["--store", store], environment: debug)
+        try instance.drop("before.txt")
+        try instance.waitUntil("the first file is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        try takesWrites(false)
+        // As a failover ends them (and waiting for their end); new sessions start read-only.
+        _ = try Server.psql(store, "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        try instance.drop("during.txt")
+        // Paused, and retries against the read-only database failed again without stopping the daemon (the first may
+        // have met the ended session); or, if the sessions ended while a COMMIT was on its way, waiting to learn
+        // whether it was applied, which only a server that takes writes can tell for sure (a standby may lag behind).
+        try instance.waitUntil("the daemon pauses and retries", timeout: 20) {
+            instance.log.components(separatedBy: "still paused: the store's server cannot be reached").count > 2
+                || instance.log.contains("for it to answer whether that COMMIT was applied")
+        }
+        #expect(instance.daemon?.isRunning == true, "\(instance.log.suffix(1500))")
+        try takesWrites(true)
+        try instance.waitUntil("the file dropped meanwhile is done", timeout: 40) { instance.count(in: "Done") == 2 }
+        if instance.log.contains("paused: the store's server cannot be reached") {
+            #expect(instance.log.contains("the store can be written again; resuming"))
+        }
+        #expect(instance.stopDaemon() == 0)
+
+        try takesWrites(false)
+        let before = instance.log.utf8.count
+        let waiting = try instance.launchDaemon(extraArguments: ["--store", store], environment: debug)
+        try instance.waitUntil("the start waits for the database", timeout: 20) {
+            String(decoding: instance.log.utf8.dropFirst(before), as: UTF8.self).contains("waiting for it, not exiting")
+        }
+        #expect(waiting.isRunning)
+        try instance.drop("after.txt")
+        try takesWrites(true)
+        try instance.waitUntil("the start goes on once writes are taken", timeout: 40) { instance.count(in: "Done") == 3 }
+        #expect(instance.lines(of: "runs.log").sorted() == ["after.txt", "before.txt", "during.txt"])
+        #expect(instance.stopDaemon() == 0)
+    }
 }

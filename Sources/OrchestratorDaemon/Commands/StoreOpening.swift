@@ -33,6 +33,10 @@ enum StoreOpening {
             let failure: any Error
             do {
                 let store = try StoreFactory.open(config)
+                // A server that takes no writes (a standby, a database set read-only) is waited for like one away,
+                // here rather than at the node name's claim, which exits: on PostgreSQL the first write registers
+                // this writer's row (`commit_mark`), and that is refused there.
+                if config.store.url != nil { try store.write { _ in } }
                 if signals != nil {
                     board?.post("")
                     _ = markerPath.withCString(unlink)
