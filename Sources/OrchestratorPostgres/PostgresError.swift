@@ -45,7 +45,7 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
         case "40001", "40P01": return .serialization
         // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections; and read_only_sql_transaction:
         // a standby, or a primary demoted in a failover (or a database set read-only), takes no writes until that
-        // changes or a new session reaches the new primary (a multi-host URL with target_session_attrs=read-write).
+        // changes or a new session reaches the new primary (a host name or address the failover moves).
         case "57P01", "57P02", "57P03", "53300", "25006": return .connection
         default:
             if sqlState.hasPrefix("08") { return .connection }
