@@ -189,11 +189,10 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
     /// find out (and to open a new session if it is not).
     static let aliveWithin: Duration = .seconds(1)
 
-    /// After how long a write whose COMMIT was lost says that it waits (see `write`), and how often it tells the hooks
-    /// it is alive: well inside the unit's `WatchdogSec` (60 s), since the dispatcher's thread, which pets the
-    /// watchdog, waits with it.
+    /// After how long a write whose COMMIT was lost says that it waits (see `write`). It tells the hooks it is alive
+    /// every `LongWaitHooks.aliveEvery` (10 s): well inside the unit's `WatchdogSec` (60 s), since the dispatcher's
+    /// thread, which pets the watchdog, waits with it.
     static let noticeAfter: Duration = .seconds(2)
-    static let aliveEvery: Duration = .seconds(10)
 
     /// On the wake-up channel (PostgresWakeups.swift), told apart from work announcements by its payload.
     public func announceRequests() throws {
@@ -228,7 +227,7 @@ public final class PostgresStore: Store, @unchecked Sendable {  // each connecti
                     "the store's server went away while a COMMIT was on its way; nothing new starts while this daemon waits "
                         + "for it to answer whether that COMMIT was applied (as long as it is away; a stop signal ends the wait)")
             }
-            if let hooks, ContinuousClock.now - lastAlive >= Self.aliveEvery {
+            if let hooks, ContinuousClock.now - lastAlive >= hooks.aliveEvery {
                 lastAlive = ContinuousClock.now
                 hooks.stillWaiting()
             }

@@ -60,14 +60,17 @@ public struct LongWaitHooks: Sendable {
     public var stillWaiting: @Sendable () -> Void
     /// Given how long it has waited: true once the wait should end without an answer (a stop signal came).
     public var givesUp: @Sendable (Duration) -> Bool
+    /// How often `stillWaiting` is called.
+    public var aliveEvery: Duration
 
     public init(
         notice: @escaping @Sendable (String) -> Void, stillWaiting: @escaping @Sendable () -> Void,
-        givesUp: @escaping @Sendable (Duration) -> Bool
+        givesUp: @escaping @Sendable (Duration) -> Bool, aliveEvery: Duration = .seconds(10)
     ) {
         self.notice = notice
         self.stillWaiting = stillWaiting
         self.givesUp = givesUp
+        self.aliveEvery = aliveEvery
     }
 }
 

@@ -153,12 +153,14 @@ import Testing
         defer { withExtendedLifetime(proxied) {} }  // Its schema is dropped when it goes.
         let (url, proxy, schema, store) = (proxied.url, proxied.proxy, proxied.schema, proxied.store)
         let heard = Heard()
+        // Alive every second rather than every 10 s, so that a few seconds away show several: the wait past the 20 s a
+        // write used to wait is the daemon's integration test (aCommitLostInALongOutageIsWaitedOutHoweverLong).
         store.handLongWaits(LongWaitHooks(
-            notice: { heard.add(notice: $0) }, stillWaiting: { heard.add(alive: 1) }, givesUp: { _ in false }))
+            notice: { heard.add(notice: $0) }, stillWaiting: { heard.add(alive: 1) }, givesUp: { _ in false }, aliveEvery: .seconds(1)))
         let id = try store.write {
             try Self.queueFile($0, "a", at: 1)
         }
-        let away: TimeInterval = 25
+        let away: TimeInterval = 5
         proxy.loseTheNextCommitsAnswer(away: away) {
             let state = try? PostgresConnection(url: url).execute(
                 "SELECT state FROM \"\(schema)\".job WHERE id = $1", [.int(id)]
@@ -172,7 +174,7 @@ import Testing
         #expect(waited >= away, "it waited until the server answered: \(waited) s")
         #expect((claimed.value ?? nil)?.owner == "n1", "the claim's lost answer was read again")
         #expect(heard.notices.count == 1 && heard.notices[0].contains("as long as it is away"), "\(heard.notices)")
-        #expect(heard.alive >= 2, "alive every 10 s while waiting: \(heard.alive)")
+        #expect(heard.alive >= 3, "alive every second while waiting: \(heard.alive)")
         // The next write has nothing left to settle.
         let next = try store.write {
             try Self.queueFile($0, "b", at: 2)
