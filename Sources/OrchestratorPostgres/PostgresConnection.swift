@@ -51,7 +51,15 @@ public final class PostgresConnection {
         }
         connection = made
         silenceNotices()
+        try execute(Self.longLivedSession)
     }
+
+    /// A server's or database's `idle_session_timeout` (PostgreSQL 14) would end a daemon's hold every few idle
+    /// seconds (a reconnect each time, and a gap in which a one-shot run could take the store): off for this session
+    /// where the server has it (see `PostgresURL.sessionTimeoutsOff` for the other timeouts).
+    static let longLivedSession = """
+        SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'
+        """
 
     deinit { orch_PQfinish(connection) }
 
@@ -521,6 +529,7 @@ public final class PostgresConnection {
             throw PostgresError(kind: Self.connectFailureKind(message), message: "cannot reconnect to \(url.redacted): \(message)")
         }
         silenceNotices()
+        try execute(Self.longLivedSession)
         for channel in channels { try execute("LISTEN \(try Self.quoteIdentifier(channel))") }
     }
 

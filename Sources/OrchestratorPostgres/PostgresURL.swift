@@ -110,9 +110,25 @@ public struct PostgresURL: Sendable, Equatable {
         where !pairs.contains(where: { $0.keyword == keyword }) && known?.contains(keyword) ?? true {
             pairs.append((keyword, value))
         }
+        // Before any statement, so that a database's own timeouts (see `sessionTimeoutsOff`) cannot cancel the first.
+        // What the URL's own `options` set comes after, and wins.
+        if let index = pairs.firstIndex(where: { $0.keyword == "options" }) {
+            pairs[index].value = Self.sessionTimeoutsOff + " " + pairs[index].value
+        } else {
+            pairs.append(("options", Self.sessionTimeoutsOff))
+        }
         pairs.append(("fallback_application_name", "orchestrator"))
         return pairs
     }
+
+    /// Every session of this client lives as long as its process (a daemon's hold is a session advisory lock, its
+    /// listener waits for notifications, its writer and reader are kept between uses), and a write the server
+    /// cancels stops a daemon. Timeouts a server, a database or a role may set for every session would undo that:
+    /// a statement cancelled by `statement_timeout` or `lock_timeout`, a session ended idle in a transaction.
+    /// They are off for these sessions; a statement that needs a bound sets its own (`SET LOCAL`). PostgreSQL 14's
+    /// `idle_session_timeout` is turned off once connected (`PostgresConnection.longLivedSession`): older servers
+    /// refuse a start-up option they do not know.
+    static let sessionTimeoutsOff = "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0"
 
     static let sessionDefaults: [(keyword: String, value: String)] = [
         ("connect_timeout", "10"), ("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"),

@@ -243,4 +243,24 @@ import Testing
         #expect(instance.lines(of: "runs.log").sorted() == ["after.txt", "before.txt", "during.txt"])
         #expect(instance.stopDaemon() == 0)
     }
+
+    /// Session timeouts a DBA may set for a whole database (`idle_session_timeout`, `statement_timeout`) change
+    /// nothing for the daemon: its sessions turn them off. Before, the session holding the store was ended at every
+    /// idle half second (taken again at once, with a line each time), and a 1 ms statement_timeout failed the first
+    /// migration.
+    @Test func aDatabasesSessionTimeoutsDoNotEndTheDaemonsSessions() throws {
+        let server = try Server()
+        let store = try server.freshDatabase()
+        let database = try Server.psql(store, "SELECT current_database()")
+        _ = try Server.psql(store, "ALTER DATABASE \(database) SET idle_session_timeout = '500ms'")
+        _ = try Server.psql(store, "ALTER DATABASE \(database) SET statement_timeout = '1ms'")
+        let instance = try TestInstance(config: testConfig(handler: PostgresStoreTests.recordingWorker))
+        try instance.startDaemon(extraArguments: ["--store", store])
+        for index in 1...20 { try instance.drop("t\(index).txt") }
+        try instance.waitUntil("every file is done", timeout: 30) { instance.count(in: "Done") == 20 }
+        expectQuiet(for: 2, "the session holding the store ends") { instance.log.contains("the session holding the store ended") }
+        #expect(instance.daemon?.isRunning == true, "\(instance.log.suffix(1500))")
+        #expect(instance.stopDaemon() == 0)
+        #expect(Set(instance.lines(of: "runs.log")).count == 20)
+    }
 }

@@ -34,6 +34,15 @@ struct PostgresSessionParameterTests {
         #expect(given["tcp_user_timeout"] == "0" && given["connect_timeout"] == "3")
     }
 
+    /// A database's or role's statement_timeout must not cancel a daemon's writes (a cancelled write stops it), nor
+    /// its first statement: the timeouts are off from the session's start, and what the URL's own `options` say wins.
+    @Test func sessionTimeoutsAreOffFromTheStartUnlessTheURLSaysOtherwise() throws {
+        let plain = try parameters("postgres://orch@h/d")
+        #expect(plain["options"] == "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0")
+        let own = try parameters("postgres://orch@h/d?options=-csearch_path%3Dq%20-cstatement_timeout%3D5min")
+        #expect(own["options"] == "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -csearch_path=q -cstatement_timeout=5min")
+    }
+
     @Test func theURLsOwnPartsComeFirstInTheirOrder() throws {
         let url = try PostgresURL("postgres://alice:pw@h:1/d?sslmode=require")
         #expect(Array(url.sessionParameters.prefix(url.connectionParameters.count)).map { "\($0.keyword)=\($0.value)" }
