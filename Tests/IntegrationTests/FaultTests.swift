@@ -144,6 +144,27 @@ import Testing
         #expect(instance.stopDaemon() == 0)
     }
 
+    /// The whole Inbox removed (`rm -rf Inbox`: its lock file and processing area go with it): the watchdog sweep
+    /// makes it again, watches it and puts its lock files back in the same sweep, and the daemon stays healthy. Before,
+    /// that sweep found no Inbox to put the lock file back in and called the daemon unhealthy ("cannot be put back:
+    /// a second daemon could start") until the next sweep.
+    @Test func aRemovedInboxIsMadeAgainWithItsLockFilesInOneSweep() throws {
+        let instance = try TestInstance(config: Self.watchdogEverySecond)
+        try instance.startDaemon()
+        try FileManager.default.removeItem(atPath: instance.path("Inbox"))
+        let locks = ["Inbox/.orchestrator.lock", "Inbox/.processing/.orchestrator.lock"]
+        try instance.waitUntil("the Inbox and its lock files are back", timeout: 20) {
+            locks.allSatisfy { FileManager.default.fileExists(atPath: instance.path($0)) }
+        }
+        try instance.drop("after.txt")
+        try instance.waitUntil("a file dropped in the new Inbox is done", timeout: 20) { instance.count(in: "Done") == 1 }
+        #expect(!instance.log.contains("cannot be put back"), "\(instance.log)")
+        #expect(!instance.log.contains("unhealthy"), "\(instance.log)")
+        let second = try instance.run(["watch"], timeout: 20)
+        #expect(second.status == 69, "\(second.stderr)")
+        #expect(instance.stopDaemon() == 0)
+    }
+
     /// A second daemon started after the lock files were removed and before the watchdog sweep put them back is
     /// refused all the same: the store's record of the first daemon names a live orchestrator `watch`.
     @Test func aSecondDaemonIsRefusedBeforeTheRemovedLockFilesAreBack() throws {

@@ -143,7 +143,8 @@ extension Dispatcher {
     /// the daemon becomes unhealthy.
     func watchdogSweep() {
         guard !phase.isStopping else { return }
-        let review = WatchdogReview(watchdogFacts())
+        let facts = watchdogFacts()
+        let review = WatchdogReview(facts)
         for action in review.actions {
             switch action {
             case .retryStuckMoves:
@@ -154,13 +155,18 @@ extension Dispatcher {
                 startWatching()
                 startScan(reason: "watch restarted")
             case .rewatchReplacedInbox:
-                logger.warning("Inbox \(layout.inbox) was replaced; watching the new one")
+                logger.warning("Inbox \(layout.inbox) was removed or replaced; watching the one there now (made again if none)")
                 recreateInboxWatch()
             }
         }
         adoptOrphanedFiles()
         checkWakeWatch()
-        let problems = review.problems
+        var problems = review.problems
+        if review.actions.contains(.rewatchReplacedInbox) {
+            // The lock file in the old Inbox went with it, and could not be put back while there was no Inbox: it is
+            // now, rather than at the next sweep, so that no second daemon starts on these folders meanwhile.
+            problems = problems.filter { !facts.lockProblems.contains($0) } + keepLocksInPlace()
+        }
         postStoreTrouble(review.storeTrouble)
         let snapshot = HealthSnapshot(at: Self.wallClock(), by: "daemon", problems: problems, notes: [])
         noteSweep(
