@@ -772,6 +772,37 @@ import Testing
         #expect(instance.count(in: "Done") == 300)
         #expect(!instance.log.contains("cannot move"), "\(instance.log.suffix(2000))")
     }
+
+    /// An open-file limit that the daemon's own descriptors nearly fill leaves room for no worker at all: files wait
+    /// (nothing fails) and the watchdog calls the daemon unhealthy, naming the limit to raise. Before, `status` said
+    /// healthy while nothing could ever run. Once the limit is raised, the file runs.
+    @Test func aFileLimitThatLeavesNoRoomForAWorkerIsUnhealthyAndSaysWhichLimit() throws {
+        let instance = try TestInstance(config: Self.watchdogEverySecond)
+        try instance.startDaemon()
+        // One descriptor more than the daemon holds, whatever that is on this machine: a worker needs more.
+        let pid = try #require(instance.daemon).processIdentifier
+        let limit = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count + 1
+        let lower = Process()
+        lower.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")  // util-linux, in Debian's essential set
+        lower.arguments = ["--pid", "\(pid)", "--nofile=\(limit):\(limit)"]
+        try lower.run()
+        lower.waitUntilExit()
+        try #require(lower.terminationStatus == 0)
+        try instance.drop("a.txt")
+        try instance.waitUntil("the watchdog says why nothing runs", timeout: 30) {
+            instance.log.contains("no worker can start:") && instance.log.contains("the open-file limit is \(limit): raise LimitNOFILE=")
+        }
+        let status = try instance.run(["status"])
+        #expect(status.stdout.contains("UNHEALTHY") && status.stdout.contains("no worker can start"), "\(status.stdout)")
+        #expect(instance.count(in: "Failed") == 0 && instance.count(in: "Done") == 0)
+        // Raised the way a unit's LimitNOFILE= is: by a restart (raising a hard limit on a live process needs
+        // CAP_SYS_RESOURCE).
+        #expect(instance.stopDaemon() == 0)
+        try instance.startDaemon()
+        try instance.waitUntil("the file runs once the limit is raised", timeout: 30) { instance.count(in: "Done") == 1 }
+        try instance.waitUntil("healthy again", timeout: 20) { try instance.run(["status"]).stdout.contains("health:   ok") }
+        #expect(instance.stopDaemon() == 0)
+    }
 }
 
 /// `GET /api/v1/status` on a connection of its own, read to its end and closed, as `curl` does: each one holds

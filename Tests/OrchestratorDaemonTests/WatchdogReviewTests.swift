@@ -29,6 +29,23 @@ import Testing
         #expect(review.problems == ["job 2 (f2.txt) ran past its timeout; ending it"])
     }
 
+    /// Workers that cannot start at all (an open-file limit the daemon's own descriptors nearly fill) make the daemon
+    /// unhealthy, with the limit to raise; a shortage while workers run, or a first one, is the throttle's business.
+    @Test func startsThatKeepFailingWithNothingRunningAreAProblem() {
+        let tooMany = "cannot create output pipes: Too many open files"
+        let failing = WatchdogReview(.init(startShortages: 3, startShortage: tooMany, openFileLimit: 24))
+        #expect(failing.problems == [
+            "no worker can start: cannot create output pipes: Too many open files (3 starts in a row, none running); "
+                + "the open-file limit is 24: raise LimitNOFILE= (systemd) or ulimit -n",
+        ])
+        let memory = WatchdogReview(.init(startShortages: 5, startShortage: "cannot run w: Cannot allocate memory", openFileLimit: 24))
+        #expect(memory.problems == ["no worker can start: cannot run w: Cannot allocate memory (5 starts in a row, none running)"])
+        #expect(WatchdogReview(.init(startShortages: 2, startShortage: tooMany, openFileLimit: 24)).problems.isEmpty)
+        let running = WatchdogReview.RunningAttempt(
+            jobID: 1, name: RelativePath("a.txt"), startedAt: 0, timeoutMilliseconds: 60_000, timedOut: false)
+        #expect(WatchdogReview(.init(running: [running], startShortages: 9, startShortage: tooMany)).problems.isEmpty)
+    }
+
     /// Stuck moves are reported and retried; while paused for a full disk the pause's own retry tries them.
     @Test func stuckMovesRetryUnlessPaused() {
         let stuck = WatchdogReview.Stuck(count: 3, example: RelativePath("a.txt"), reason: "rename a to b: No space left on device")

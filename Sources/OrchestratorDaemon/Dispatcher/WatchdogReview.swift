@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import OrchestratorCore
 
 /// What the watchdog sweep makes of the daemon's condition, decided from facts the dispatcher gathers (handed in, so
@@ -51,7 +54,17 @@ struct WatchdogReview: Equatable {
         var unreachable: String?
         /// The lock files that could not be kept in place.
         var lockProblems: [String] = []
+        /// Starts that failed for lack of resources since the last that succeeded, and why the last did.
+        var startShortages = 0
+        var startShortage: String?
+        /// The process's open-file limit, said when starts fail for want of descriptors.
+        var openFileLimit: UInt64?
     }
+
+    /// Starts failing for lack of resources this many times in a row with no worker running: the daemon holds
+    /// (or the machine lacks) what any worker needs, and waiting alone will not bring it (an open-file limit the
+    /// daemon's own descriptors nearly fill). Fewer, or with workers running, is the throttle's business.
+    static let startsFailingInARow = 3
 
     enum Action: Equatable {
         /// Finished files whose move failed try again (not while paused: the pause's own retry tries them).
@@ -98,6 +111,13 @@ struct WatchdogReview: Equatable {
             actions.append(.rewatchReplacedInbox)
         }
         if let unreachable = facts.unreachable { problems.append(unreachable) }
+        if facts.startShortages >= Self.startsFailingInARow, facts.running.isEmpty, let reason = facts.startShortage {
+            var problem = "no worker can start: \(reason) (\(facts.startShortages) starts in a row, none running)"
+            if reason.contains(String(cString: strerror(EMFILE))), let limit = facts.openFileLimit {
+                problem += "; the open-file limit is \(limit): raise LimitNOFILE= (systemd) or ulimit -n"
+            }
+            problems.append(problem)
+        }
         problems += facts.lockProblems
         if let path = facts.databaseGone {
             // The store writes on into the file it opened: what it records is not where `status` or the next start read.
