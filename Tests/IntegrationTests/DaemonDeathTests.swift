@@ -61,8 +61,10 @@ struct DaemonDeathTests {
             echo $! > "$out.tmp"; mv "$out.tmp" "$out"
             wait
             """
+        // The second start runs a.txt again, and its worker waits on a sleep of its own: the final stop ends it after a
+        // short grace rather than 5 s.
         let instance = try TestInstance(
-            config: testConfig(handler: #"command = ["../workers/parent.sh"]"#), workers: ["parent.sh": worker])
+            config: testConfig(handler: #"command = ["../workers/parent.sh"]"#, grace: "500ms"), workers: ["parent.sh": worker])
         try instance.startDaemon()
         let pidFile = instance.path("child.pid")
         try instance.drop("a.txt", pidFile + "\n")

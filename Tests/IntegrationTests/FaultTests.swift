@@ -703,9 +703,11 @@ import Testing
     }
 
     @Test func hardLinksAreDispatchedWithoutWaitingForTheIngestSweep() throws {
-        // A long settle, so that what is claimed at once cannot have come through the settle path.
+        // A long settle, so that what is claimed at once cannot have come through the settle path: 2 s is twice the
+        // 1 s within which the complete links below must be done, and the fresh link waits it out.
+        let settle = 2.0
         let instance = try TestInstance(config: testConfig(
-            handler: "command = [\"/bin/true\"]", settle: "5s", extra: "[sweeps]\ningest = \"1h\"\n"))
+            handler: "command = [\"/bin/true\"]", settle: "\(Int(settle))s", extra: "[sweeps]\ningest = \"1h\"\n"))
         try instance.startDaemon()
         let outside = instance.path("outside")
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
@@ -729,7 +731,7 @@ import Testing
         // Maildir style of a message written this instant cannot be told from a file being written: it
         // waits `settle` (documented), and still never the ingest sweep.
         let fresh = try linkIn("fresh-mail.txt", unlinkingSource: true, ageSeconds: 0)
-        #expect(fresh < 5.0 + 2.0)
+        #expect(fresh < settle + 2.0)
         instance.stopDaemon()
     }
 

@@ -270,7 +270,8 @@ struct LifecycleTests {
     }
 
     @Test func statusReportsDaemonAndQueueInJSON() throws {
-        let instance = try TestInstance(config: testConfig(handler: #"command = ["sleep", "30"]"#, maxConcurrent: 1))
+        // The stop finds a.txt's `sleep 30` running: a short grace ends it at once rather than after 5 s.
+        let instance = try TestInstance(config: testConfig(handler: #"command = ["sleep", "30"]"#, maxConcurrent: 1, grace: "500ms"))
         let idle = try #require(try instance.json(["status"]) as? [String: Any])
         #expect((idle["daemon"] as? [String: Any])?["running"] as? Bool == false)
         try instance.startDaemon()

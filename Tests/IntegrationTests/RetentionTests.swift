@@ -24,7 +24,7 @@ import Testing
     @Test(.timeLimit(.minutes(10)))
     func retentionPrunesJobsAttemptsAndLogsAndTheDatabaseStaysBounded() throws {
         let instance = try TestInstance(config: testConfig(
-            handler: Self.worker, maxConcurrent: 4, extra: Self.retention(jobs: "2s", logs: "2s")))
+            handler: Self.worker, maxConcurrent: 4, extra: Self.retention(jobs: "1s", logs: "1s")))
         try instance.startDaemon()
         let perRound = 1500
         let failingPerRound = 10
@@ -41,7 +41,8 @@ import Testing
             #expect(logsBefore >= perRound, "each attempt wrote a log")
             let doneBefore = Self.snapshot(instance, "Done")
             let failedBefore = Self.snapshot(instance, "Failed")
-            // Everything this round finished ages past the 2 s retention; the newest job row always stays.
+            // Everything this round finished ages past the 1 s retention, which each round waits out; the newest job
+            // row always stays.
             try instance.waitUntil("the round's jobs are older than the retention", timeout: 30) {
                 let dry = try Self.run(instance, ["sweep", "--mode", "prune", "--dry-run"])
                 return dry.stdout.contains("would have deleted \(round == 1 ? perRound - 1 : perRound) jobs")

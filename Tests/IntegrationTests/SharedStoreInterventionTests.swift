@@ -109,7 +109,9 @@ extension SharedStoreTests {
     /// area: given a config on other folders, it is refused (78, at `[paths]`) and changes nothing. Before, it ended
     /// the job, found no file in its own processing area, and the store's file ran again later as an orphan.
     @Test func aOneShotCancelThroughAConfigOnOtherFoldersIsRefused() throws {
-        let cluster = try Cluster(count: 1, workerSeconds: "30", maxConcurrent: 1)
+        // The stop finds the first file's 30 s worker running and cuts it short (its file stays claimed, as the test
+        // needs) after a short grace rather than 5 s.
+        let cluster = try Cluster(count: 1, workerSeconds: "30", maxConcurrent: 1, grace: "500ms")
         try cluster.start()
         for name in ["o1.txt", "o2.txt"] { try cluster.first.drop(name) }
         try cluster.waitUntil("one runs and one waits", timeout: 20) {

@@ -16,7 +16,10 @@ import Testing
         let store: String
         var first: TestInstance { daemons[0] }
 
-        init(count: Int = 3, lease: String = "30s", workerSeconds: String = "0.02", maxConcurrent: Int = 2, extra: String = "") throws {
+        init(
+            count: Int = 3, lease: String = "30s", workerSeconds: String = "0.02", maxConcurrent: Int = 2, grace: String = "5s",
+            extra: String = ""
+        ) throws {
             store = try Server().freshDatabase()
             let first = try TestInstance(config: "")
             let runs = first.path("runs.log")
@@ -26,7 +29,7 @@ import Testing
                     handler: """
                         command = ["/bin/sh", "-c", 'echo "$ORCH_NAME" >> \(runs); sleep \(workerSeconds)']
                         max_attempts = 3
-                        """, maxConcurrent: maxConcurrent, settle: "50ms",
+                        """, maxConcurrent: maxConcurrent, settle: "50ms", grace: grace,
                     extra: """
 
                         [paths]

@@ -120,13 +120,31 @@ final class TestInstance: @unchecked Sendable {
     /// test configs' 5 s shutdown_grace and more) is killed and reported.
     @discardableResult
     func stopDaemon(within timeout: Double = 30) -> Int32 {
-        guard let daemon else { return -1 }
+        signalStop()
+        return waitForStop(within: timeout)
+    }
+
+    /// The first half of `stopDaemon`: SIGTERM, without waiting. Daemons that each drain a running worker are stopped
+    /// together by signalling all of them first (see `stopTogether`): their drains then overlap instead of adding up.
+    func signalStop() {
+        guard let daemon else { return }
         kill(daemon.processIdentifier, SIGTERM)
+    }
+
+    /// The second half of `stopDaemon`: waits for the signalled daemon to exit; returns its exit status.
+    func waitForStop(within timeout: Double = 30) -> Int32 {
+        guard let daemon else { return -1 }
         guard waitForExit(daemon, within: timeout, "the daemon after SIGTERM") else {
             Issue.record("daemon log:\n\(log.suffix(4000))")
             return -1
         }
         return daemon.terminationStatus
+    }
+
+    /// Stops several daemons as `stopDaemon` does each, all signalled before any is waited for; their exit statuses.
+    static func stopTogether(_ instances: [TestInstance], within timeout: Double = 30) -> [Int32] {
+        for instance in instances { instance.signalStop() }
+        return instances.map { $0.waitForStop(within: timeout) }
     }
 
     // MARK: CLI
@@ -299,9 +317,11 @@ extension TestInstance {
     }
 }
 
-/// A config for tests: fast settle, short backoff, the given handler lines.
+/// A config for tests: fast settle, short backoff, the given handler lines. `grace`: a test whose stop finds a
+/// worker that would run on (a `sleep 30`), and whose subject is not the drain, gives it less, so that the stop does
+/// not wait out 5 s for nothing.
 func testConfig(
-    handler: String, maxConcurrent: Int = 2, settle: String = "200ms", extra: String = ""
+    handler: String, maxConcurrent: Int = 2, settle: String = "200ms", grace: String = "5s", extra: String = ""
 ) -> String {
     """
     [inbox]
@@ -309,7 +329,7 @@ func testConfig(
 
     [limits]
     max_concurrent = \(maxConcurrent)
-    shutdown_grace = "5s"
+    shutdown_grace = "\(grace)"
 
     [[handler]]
     name = "test"
