@@ -12,6 +12,8 @@ public struct SpawnThrottle: Sendable, Equatable {
     public private(set) var shortagesInARow = 0
     /// Why the last start failed, while the throttle holds.
     public private(set) var reason: String?
+    /// The last shortage was of this process's descriptors (EMFILE): its open-file limit is what to raise.
+    public private(set) var outOfDescriptors = false
 
     public static let firstDelay: UInt64 = 1000
     public static let maxDelay: UInt64 = 30_000
@@ -26,10 +28,11 @@ public struct SpawnThrottle: Sendable, Equatable {
     public func allowed(configured: Int) -> Int { min(configured, limit ?? configured) }
 
     /// A start failed for lack of resources with `running` workers alive; returns how long the job waits.
-    public mutating func shortage(running: Int, reason: String) -> UInt64 {
+    public mutating func shortage(running: Int, reason: String, errno code: Int32) -> UInt64 {
         limit = max(1, running)
         shortagesInARow += 1
         self.reason = reason
+        outOfDescriptors = code == EMFILE
         let doublings = UInt64(min(shortagesInARow - 1, 5))
         return min(Self.maxDelay, Self.firstDelay << doublings)
     }

@@ -59,26 +59,27 @@ import Testing
     @Test func aShortageLimitsToWhatRunsAndBacksOffUpToThirtySeconds() {
         var throttle = SpawnThrottle()
         #expect(throttle.allowed(configured: 16) == 16)
-        #expect(throttle.shortage(running: 5, reason: "Too many open files") == 1_000)
+        #expect(throttle.shortage(running: 5, reason: "Too many open files", errno: EMFILE) == 1_000)
         #expect(throttle.allowed(configured: 16) == 5)
-        #expect(throttle.reason == "Too many open files")
-        #expect(throttle.shortage(running: 4, reason: "x") == 2_000)
-        #expect(throttle.shortage(running: 4, reason: "x") == 4_000)
-        for _ in 0..<10 { _ = throttle.shortage(running: 4, reason: "x") }
-        #expect(throttle.shortage(running: 4, reason: "x") == 30_000)
+        #expect(throttle.reason == "Too many open files" && throttle.outOfDescriptors)
+        #expect(throttle.shortage(running: 4, reason: "x", errno: EAGAIN) == 2_000)
+        #expect(!throttle.outOfDescriptors, "the last shortage says what is short")
+        #expect(throttle.shortage(running: 4, reason: "x", errno: EAGAIN) == 4_000)
+        for _ in 0..<10 { _ = throttle.shortage(running: 4, reason: "x", errno: EAGAIN) }
+        #expect(throttle.shortage(running: 4, reason: "x", errno: EAGAIN) == 30_000)
         throttle.started()
-        #expect(throttle.shortage(running: 4, reason: "x") == 1_000)
+        #expect(throttle.shortage(running: 4, reason: "x", errno: EAGAIN) == 1_000)
     }
 
     @Test func withNothingRunningOneMayStillTry() {
         var throttle = SpawnThrottle()
-        _ = throttle.shortage(running: 0, reason: "x")
+        _ = throttle.shortage(running: 0, reason: "x", errno: EAGAIN)
         #expect(throttle.allowed(configured: 8) == 1)
     }
 
     @Test func exitsGiveSlotsBackOneAtATimeUntilTheConfiguredMaximum() {
         var throttle = SpawnThrottle()
-        _ = throttle.shortage(running: 2, reason: "x")
+        _ = throttle.shortage(running: 2, reason: "x", errno: EAGAIN)
         throttle.workerExited(configured: 4)
         #expect(throttle.allowed(configured: 4) == 3)
         throttle.workerExited(configured: 4)

@@ -38,7 +38,7 @@ import Testing
             "no worker can start: cannot create output pipes: Too many open files (3 starts in a row, none running); "
                 + "the open-file limit is 24: raise LimitNOFILE= (systemd) or ulimit -n",
         ])
-        let memory = WatchdogReview(.init(startShortages: 5, startShortage: "cannot run w: Cannot allocate memory", openFileLimit: 24))
+        let memory = WatchdogReview(.init(startShortages: 5, startShortage: "cannot run w: Cannot allocate memory"))
         #expect(memory.problems == ["no worker can start: cannot run w: Cannot allocate memory (5 starts in a row, none running)"])
         #expect(WatchdogReview(.init(startShortages: 2, startShortage: tooMany, openFileLimit: 24)).problems.isEmpty)
         let running = WatchdogReview.RunningAttempt(

@@ -251,7 +251,9 @@ extension Dispatcher {
         facts.unreachable = unreachableInInbox.problem
         (facts.startShortages, facts.startShortage) = (spawnThrottle.shortagesInARow, spawnThrottle.reason)
         var limit = rlimit()
-        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 { facts.openFileLimit = UInt64(limit.rlim_cur) }
+        if spawnThrottle.outOfDescriptors, getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            facts.openFileLimit = UInt64(limit.rlim_cur)
+        }
         // The state folder removed whole: made again, so that its lock is put back and `status` can be told (the board).
         // Only the folder itself: a parent gone too is a mount that went away, not something to make on the disk below.
         if let missing = stateFolderMissing() { facts.lockProblems.append(missing) }

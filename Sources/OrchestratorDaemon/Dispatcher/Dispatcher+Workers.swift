@@ -240,7 +240,7 @@ extension Dispatcher {
                 }
             }
         } catch where SpawnThrottle.isShortage(errno: error.errno) {
-            startDeferred(job, reason: error.description)
+            startDeferred(job, reason: error.description, errno: error.errno)
         } catch {
             // The command could not start at all (missing, not executable): a failed attempt like any other.
             logger.error("cannot start worker", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "error": "\(error)"])
@@ -274,7 +274,7 @@ extension Dispatcher {
             var queued = job
             queued.state = .queued
             jobs[jobID] = queued
-            startDeferred(queued, reason: reason)
+            startDeferred(queued, reason: reason, errno: failure.errno)
             return
         }
         logger.error("cannot start worker", metadata: [job.logKey: "\(job.name)", "job": "\(jobID)", "error": "\(reason)"])
@@ -418,10 +418,10 @@ extension Dispatcher {
 
     /// A start that failed for lack of resources spends no attempt: the job waits and tries again, and
     /// fewer workers run at once until starts succeed.
-    private func startDeferred(_ job: LiveJob, reason: String) {
+    private func startDeferred(_ job: LiveJob, reason: String, errno code: Int32) {
         // If it was its breaker's probe, the probe did not happen: the next job may probe.
         breakerNoVerdict(job.owner)
-        let delay = spawnThrottle.shortage(running: running.count, reason: reason)
+        let delay = spawnThrottle.shortage(running: running.count, reason: reason, errno: code)
         let jobID = job.id
         let wallNow = Self.wallClock()
         var waiting = job

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import OrchestratorCore
 
 /// What the watchdog sweep makes of the daemon's condition, decided from facts the dispatcher gathers (handed in, so
@@ -57,7 +54,7 @@ struct WatchdogReview: Equatable {
         /// Starts that failed for lack of resources since the last that succeeded, and why the last did.
         var startShortages = 0
         var startShortage: String?
-        /// The process's open-file limit, said when starts fail for want of descriptors.
+        /// The process's open-file limit, when the last shortage was of descriptors: the limit to raise.
         var openFileLimit: UInt64?
     }
 
@@ -113,7 +110,7 @@ struct WatchdogReview: Equatable {
         if let unreachable = facts.unreachable { problems.append(unreachable) }
         if facts.startShortages >= Self.startsFailingInARow, facts.running.isEmpty, let reason = facts.startShortage {
             var problem = "no worker can start: \(reason) (\(facts.startShortages) starts in a row, none running)"
-            if reason.contains(String(cString: strerror(EMFILE))), let limit = facts.openFileLimit {
+            if let limit = facts.openFileLimit {
                 problem += "; the open-file limit is \(limit): raise LimitNOFILE= (systemd) or ulimit -n"
             }
             problems.append(problem)
