@@ -36,7 +36,8 @@ final class ConnectionRoster: @unchecked Sendable {
     }
 }
 
-/// Tells the roster when its connection opens, begins a request, has answered it and closes.
+/// Tells the roster when its connection opens, begins a request, has answered it and closes; puts the
+/// `ConnectionCloseMarker` where it can see the request's HTTP version (Hummingbird adds this handler after that).
 final class ConnectionTracker: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
