@@ -18,6 +18,7 @@ extension PostgresTransaction {
                 WHERE id = (
                     SELECT id FROM job
                     WHERE state = 'queued' AND kind = ANY($3::text[]) AND (not_before IS NULL OR not_before <= \(serverClock))
+                      AND NOT EXISTS (SELECT FROM handler_state h WHERE h.name = job.handler AND h.paused)
                     ORDER BY CASE WHEN priority >= 10 THEN priority
                                   ELSE LEAST(10, priority + CASE WHEN $4 > 0 THEN floor((\(serverClock) - updated_at) / $4)::int ELSE 0 END)
                              END DESC, id
@@ -277,7 +278,8 @@ extension PostgresReader {
             WITH clock AS (SELECT \(serverClock) AS now)
             SELECT LEAST(
                        (SELECT MIN(COALESCE(not_before, clock.now)) FROM job WHERE state = 'queued' AND kind = ANY($1::text[])
-                        AND NOT (kind = 'task' AND \(postgresTaskRunRunning))),
+                        AND NOT (kind = 'task' AND \(postgresTaskRunRunning))
+                        AND NOT EXISTS (SELECT FROM handler_state h WHERE h.name = job.handler AND h.paused)),
                        (SELECT MIN(lease_until) FROM job WHERE state = 'running')),
                    clock.now
             FROM clock

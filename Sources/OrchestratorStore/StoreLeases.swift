@@ -31,6 +31,7 @@ extension SQLiteTransaction {
                 WHERE id = (
                     SELECT id FROM job
                     WHERE state = 'queued' AND kind IN (\(marks)) AND (not_before IS NULL OR not_before <= \(sqliteClock))
+                      AND NOT EXISTS (SELECT 1 FROM handler_state h WHERE h.name = job.handler AND h.paused)
                     ORDER BY CASE WHEN priority >= 10 THEN priority
                                   ELSE MIN(10, priority + CASE WHEN ? > 0 THEN CAST((\(sqliteClock) - updated_at) / ? AS INTEGER) ELSE 0 END)
                              END DESC, id
@@ -153,7 +154,8 @@ extension SQLiteReader {
         let marks = kinds.map { _ in "?" }.joined(separator: ",")
         let queued = kinds.isEmpty
             ? "NULL" : "(SELECT MIN(COALESCE(not_before, \(sqliteClock))) FROM job WHERE state = 'queued' AND kind IN (\(marks))"
-                + " AND NOT (kind = 'task' AND \(sqliteTaskRunRunning)))"
+                + " AND NOT (kind = 'task' AND \(sqliteTaskRunRunning))"
+                + " AND NOT EXISTS (SELECT 1 FROM handler_state h WHERE h.name = job.handler AND h.paused))"
         guard let row = try Row.fetchOne(
             db,
             sql: """

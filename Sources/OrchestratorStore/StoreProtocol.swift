@@ -202,7 +202,8 @@ public protocol StoreReader {
     func failedWithoutFailedAttempt(limit: Int) throws -> [JobRecord]
     func counts() throws -> QueueCounts
     /// When a daemon that claims `kinds` must look next, if no wake-up comes first: the earliest `not_before` of a
-    /// queued job of those kinds (now, for one without), or the earliest lease of a running job of any kind to run
+    /// queued job of those kinds (now, for one without; a paused handler's waits for its resume, which announces
+    /// itself), or the earliest lease of a running job of any kind to run
     /// out (`rescueExpiredLeases` then takes it back); a queued task run whose task has a run running is not due
     /// until that run ends (which announces itself). nil: nothing is queued or running, only a wake-up can bring
     /// work. Times are the store's clock (see `ClaimableTime`). A lease taken after the read is not in it, and claims
@@ -393,7 +394,9 @@ public protocol StoreTransaction {
     /// Takes the queued job of `kinds` that is due (no `not_before` in the future) with the highest aged priority
     /// (base priority + 1 per `agingStep` seconds waited, at most 10), oldest first among equals, skipping any row
     /// another transaction holds: it becomes `running`, owned by `node` for `lease` seconds, with one more
-    /// attempt and one more claim (`JobRecord.claims` names this claim). nil when nothing is due.
+    /// attempt and one more claim (`JobRecord.claims` names this claim). A job of a handler paused in the store is
+    /// not taken: claimed, it could only be given back, again and again while the pause lasts. nil when nothing is
+    /// due.
     func claimNext(node: String, lease: Double, kinds: [JobKind], agingStep: Double) throws -> JobRecord?
     /// Extends the lease of every job `node` holds running; how many it holds.
     func renewLeases(node: String, lease: Double) throws -> Int

@@ -4,11 +4,11 @@ import Glibc
 import Foundation
 import Testing
 
-/// `cancel` and `priority` on a shared store for jobs no running daemon has in memory: given back while their
+/// `cancel` and `priority` on a shared store for jobs no running daemon may have claimed: queued while their
 /// handler is paused, or left queued by a daemon that died.
 extension SharedStoreTests {
-    /// A paused handler's jobs are given back to the store by whichever daemon claims them, so none holds them in
-    /// memory: the daemon that last had one (or registered it) ends it in the store, and its file goes to Failed/.
+    /// A paused handler's jobs wait queued in the store, claimed by no daemon: the daemon that registered one (or
+    /// whichever daemon answers) ends it in the store, and its file goes to Failed/.
     /// Before, every such cancel and priority exited 65, with the answering daemon naming itself as the holder.
     @Test func aCancelOrPriorityOfAJobHeldBackByAPausedHandlerGoesThrough() throws {
         let cluster = try Cluster(count: 3, workerSeconds: "0.1", maxConcurrent: 1)

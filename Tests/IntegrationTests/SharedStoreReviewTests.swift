@@ -45,16 +45,29 @@ import Testing
         for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
     }
 
-    /// `handler pause` (given to every daemon): nothing of the handler starts, whichever daemon claims the job.
+    /// `handler pause` (given to every daemon): nothing of the handler starts on any daemon, and no daemon claims its
+    /// jobs meanwhile. Before, every look of a daemon with a free slot claimed one and gave it back for 5 s: a
+    /// claim, a give-back and a transition row per paused job every 5 s for as long as the pause lasted, and after the
+    /// resume the files waited out what was left of their 5 s.
     @Test func aPausedHandlerRunsNothingOnAnyDaemon() throws {
         let cluster = try Cluster(count: 2)
         try cluster.start()
         for daemon in cluster.daemons { #expect(try daemon.run(["handler", "pause", "test"]).status == 0) }
         for index in 1...4 { try cluster.first.drop("p\(index).txt") }
-        // Long enough for every daemon to have been woken for them and to have given them back at least once.
-        expectQuiet(for: 8, "a paused handler's file running") { !cluster.runs().isEmpty }
+        try cluster.waitUntil("the four are registered", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE state = 'queued'") == "4"
+        }
+        // Longer than the give-back delay (5 s): each daemon was woken for them and found them due again.
+        try expectQuiet(for: 6, "a paused handler's job claimed or run") {
+            if !cluster.runs().isEmpty { return true }
+            return try Server.psql(cluster.store, "SELECT count(*) FROM transition WHERE to_state = 'running'") != "0"
+        }
+        #expect(try Server.psql(cluster.store, "SELECT count(*) FROM transition WHERE detail LIKE 'given back%'") == "0")
+        let resumed = Date()
         for daemon in cluster.daemons { #expect(try daemon.run(["handler", "resume", "test"]).status == 0) }
         try cluster.first.waitUntil("they run once resumed", timeout: 30) { cluster.first.count(in: "Done") == 4 }
+        #expect(Date().timeIntervalSince(resumed) < 4, "done \(Date().timeIntervalSince(resumed)) s after the resume")
+        #expect(cluster.runs().values.allSatisfy { $0 == 1 } && cluster.runs().count == 4)
         for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
     }
 

@@ -49,6 +49,27 @@ private func path(_ text: String) -> RelativePath { RelativePath(Array(text.utf8
         }
     }
 
+    /// A paused handler's job is passed by, and is not "due" for the wake-up timer either: claimed, it could only be
+    /// given back, again at every look while the pause lasts (a transition row each time). Resumed, it is taken.
+    @Test(arguments: StoreEngine.all)
+    func aPausedHandlersJobIsNeitherClaimedNorDueUntilItsResume(engine: StoreEngine) throws {
+        try withStore(engine) { store, _ in
+            let held = try store.write {
+                try $0.insertJob(kind: .file, name: path("held"), handler: "paused", state: .queued, priority: 9, maxAttempts: 3, at: 1)
+            }
+            let other = try queue(store, "other", priority: 5)
+            try store.write { try $0.setHandlerPaused("paused", true, at: 1) }
+            #expect(try claim(store, "n")?.id == other, "the paused handler's job is passed by, whatever its priority")
+            #expect(try claim(store, "n") == nil)
+            _ = try store.write { try $0.finishClaimed(jobID: other, node: "n", claim: 1, to: .done, attempts: 1, notBefore: nil, reason: nil, detail: nil, at: 2) }
+            #expect(try store.read { try $0.nextClaimable(kinds: [.file]) } == nil, "nothing due: only the resume brings work")
+            try store.write { try $0.setHandlerPaused("paused", false, at: 3) }
+            #expect(try store.read { try $0.nextClaimable(kinds: [.file]) } != nil)
+            #expect(try claim(store, "n")?.id == held)
+            #expect(try store.read { try $0.transitions(jobID: held) }.filter { $0.detail?.hasPrefix("given back") == true }.isEmpty)
+        }
+    }
+
     @Test(arguments: StoreEngine.all)
     func aJobWaitingLongEnoughOvertakesAHigherPriority(engine: StoreEngine) throws {
         try withStore(engine) { store, _ in

@@ -232,6 +232,9 @@ extension Dispatcher {
         for name in before.subtracting(paused).sorted() {
             logger.info("handler resumed", metadata: ["handler": "\(name)"])
             releaseParked(handler: name, detail: "handler \(name) resumed")
+            // On a shared store its jobs that other daemons registered wait queued, unclaimed while it was paused
+            // (`claimNext` passes them by): they are claimable now.
+            if claimsJobs { foreignWorkPending = true }
         }
     }
 
