@@ -376,6 +376,40 @@ import Testing
         instance.stopDaemon()
     }
 
+    /// A reload takes a task away while its run is running, a second reload puts it back, and `task run` asks for
+    /// another run: it waits for the first to end. Before, the task came back knowing nothing of the run that
+    /// outlived its removal, and the second run started beside it.
+    @Test func aTaskRemovedAndAddedBackByReloadsDoesNotOverlapItsRunningRun() throws {
+        let task = TaskTests.task(
+            "slow", "every = \"1h\"\ncatch_up = \"none\"",
+            script: "echo start >> ../slow.log; while [ ! -e ../release ]; do sleep 0.02; done; echo end >> ../slow.log",
+            extra: "overlap = \"skip\"")
+        let with = testConfig(handler: TaskTests.handler, maxConcurrent: 3) + task
+        let without = testConfig(handler: TaskTests.handler, maxConcurrent: 3)
+        let instance = try TestInstance(config: with)
+        try instance.startDaemon()
+        let daemon = try #require(instance.daemon)
+        #expect(try instance.run(["task", "run", "slow"]).status == 0)
+        try instance.waitUntil("the first run runs", timeout: 10) { instance.lines(of: "slow.log") == ["start"] }
+        for (round, config) in [without, with].enumerated() {
+            try config.write(to: instance.configURL, atomically: true, encoding: .utf8)
+            kill(daemon.processIdentifier, SIGHUP)
+            try instance.waitUntil("reload \(round + 1) is applied", timeout: 10) {
+                instance.log.components(separatedBy: "config reloaded").count == round + 2
+            }
+        }
+        #expect(try instance.run(["task", "run", "slow"]).status == 0)
+        try instance.waitUntil("the second run is queued", timeout: 10) {
+            let status = try #require(try instance.json(["status"]) as? [String: Any])
+            return (status["jobs"] as? [String: Int])?["queued"] == 1
+        }
+        try expectQuiet(for: 1, "a second run beside the first") { instance.lines(of: "slow.log").count > 1 }
+        #expect(FileManager.default.createFile(atPath: instance.path("release"), contents: nil))
+        try instance.waitUntil("both ran", timeout: 10) { instance.lines(of: "slow.log").count == 4 }
+        #expect(instance.lines(of: "slow.log") == ["start", "end", "start", "end"])
+        #expect(instance.stopDaemon() == 0)
+    }
+
     @Test func tasksListeningToTaskEndsDoNotLoop() throws {
         let config = testConfig(handler: TaskTests.handler)
             + TaskTests.task("first", "on = \"go\"")

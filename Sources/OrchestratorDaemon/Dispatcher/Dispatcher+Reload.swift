@@ -157,6 +157,10 @@ extension Dispatcher {
                 runtime.runs = old.runs
                 runtime.pending = old.pending
                 runtime.waitRecorded = old.waitRecorded
+            } else {
+                // Added back after a reload removed it: a run that outlived the removal still runs, and holds the
+                // next ones back as before (a task never overlaps itself). Forgotten, a second run started beside it.
+                for id in running.keys.sorted() where jobs[id]?.owner == .task(task.name) { _ = runtime.runs.add(id) }
             }
             taskRuntimes[task.name] = runtime
             // A task added or rescheduled by a reload has missed nothing: its schedule starts now.
