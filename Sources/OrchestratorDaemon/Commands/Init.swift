@@ -106,7 +106,7 @@ name         = "default"
 match        = ["*"]
 command      = ["../workers/process.sh", "{file}"]   # records name, size, lines, sha256; fails on empty files
 priority     = 5
-timeout      = "10m"             # then SIGTERM to the worker's process group, SIGKILL 5s later
+timeout      = "10m"             # then SIGTERM to the worker's process group, SIGKILL after shutdown_grace
 max_attempts = 3
 backoff      = "30s"             # exponential with jitter: 30s, 60s, 120s ...
 breaker      = { failures = 5, cooldown = "5m" }   # after 5 failures in a row, pause this handler 5m
