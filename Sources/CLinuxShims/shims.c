@@ -52,7 +52,8 @@ static int reap_blocking(pid_t pid) {
 
 // Every process the daemon starts (a worker, the long-lived spawner, a one-shot helper) is started here, by
 // start_child on parent_thread, and gets PR_SET_PDEATHSIG(SIGKILL) before its exec, which keeps it (not for a
-// set-id program). Why: a daemon that is SIGKILLed cannot end its workers, and with a shared store another daemon
+// set-id program; the long-lived spawner clears it once it can outlive the daemon to end its workers' groups,
+// spawn.c). Why: a daemon that is SIGKILLed cannot end its workers, and with a shared store another daemon
 // runs their files again once their lease runs out; a worker that ran on would run its file twice at once. The
 // signal is SIGKILL because nobody is left to wait for a graceful end, nor to reap it: a worker that caught
 // SIGTERM and took its time would be exactly the double run this prevents. (A clean stop ends workers itself,
@@ -493,8 +494,10 @@ void orch_zygote_end(const int fds[4], pid_t pid) {
 }
 
 void orch_spawner_stop(int sock, pid_t pid) {
-    close(sock);  // End of file: it exits.
+    // Killed before it can read end of file: end of file alone says the daemon died, and the spawner then ends
+    // every worker group it made (spawn.c, "Worker groups outlive no daemon"), running ones included.
     kill(pid, SIGKILL);  // Even if stopped or hung.
+    close(sock);
     reap_blocking(pid);
 }
 

@@ -24,7 +24,8 @@
 //   payload: PROGRAM, SEARCH_PATH, the working directory, ARGV..., ENVP..., each NUL-terminated. The daemon does not wait for the exec: a worker whose chdir or exec fails says
 //   so in the first 17 bytes of its stderr (`report_start_failure`) and exits 127, and the daemon, which reaps
 //   it, reports the failed start then. End of file on its socket ends a zygote (exit 0, the daemon reaps it),
-//   end of file on fd 3 the spawner.
+//   end of file on fd 3 the spawner, after it has ended its workers' groups (the daemon died: see "Worker groups
+//   outlive no daemon"; a daemon that ends the spawner SIGKILLs it first).
 //
 // orchestrator-spawn MODE SEARCH_PATH PROGRAM ARGV0 ARGV1 ...: starts one worker and exits.
 //   MODE "p": look PROGRAM up in SEARCH_PATH (execvp rules); "n": PROGRAM is a path, SEARCH_PATH is ignored.
@@ -33,7 +34,8 @@
 // 32-bit value: 'P' the worker's pid, 'E' the errno of a failed exec, 'F' the errno of a failed fork.
 // The worker never sees fd 3 (close-on-exec), so end of file on the pipe means the worker has exec'd or exited.
 // In both modes the worker is forked from this process, whose mm is a few pages, and is the daemon's child.
-// Every process forked here (zygote, worker) dies with the daemon, as this one does: see die_with_daemon.
+// Every process forked here (zygote, worker) dies with the daemon: see die_with_daemon. The long-lived spawner
+// outlives it only to end what its workers started in their groups.
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #error "orchestrator-spawn: add this architecture's system call convention"
@@ -46,7 +48,8 @@ enum {
     SYS_read = 0, SYS_write = 1, SYS_close = 3, SYS_fcntl = 72, SYS_setsid = 112, SYS_execve = 59, SYS_exit = 60,
     SYS_clone = 56, SYS_dup3 = 292, SYS_chdir = 80, SYS_recvmsg = 47, SYS_sendmsg = 46, SYS_socketpair = 53,
     SYS_pipe2 = 293, SYS_setsockopt = 54, SYS_prctl = 157, SYS_getppid = 110, SYS_sched_setscheduler = 144,
-    SYS_sched_getscheduler = 145
+    SYS_sched_getscheduler = 145, SYS_kill = 62, SYS_epoll_create1 = 291, SYS_epoll_ctl = 233, SYS_epoll_pwait = 281,
+    SYS_clock_gettime = 228, SYS_pidfd_open = 434
 };
 
 static inline word syscall3(word n, word a, word b, word c) {
@@ -69,7 +72,8 @@ enum {
     SYS_read = 63, SYS_write = 64, SYS_close = 57, SYS_fcntl = 25, SYS_setsid = 157, SYS_execve = 221, SYS_exit = 93,
     SYS_clone = 220, SYS_dup3 = 24, SYS_chdir = 49, SYS_recvmsg = 212, SYS_sendmsg = 211, SYS_socketpair = 199,
     SYS_pipe2 = 59, SYS_setsockopt = 208, SYS_prctl = 167, SYS_getppid = 173, SYS_sched_setscheduler = 119,
-    SYS_sched_getscheduler = 120
+    SYS_sched_getscheduler = 120, SYS_kill = 129, SYS_epoll_create1 = 20, SYS_epoll_ctl = 21, SYS_epoll_pwait = 22,
+    SYS_clock_gettime = 113, SYS_pidfd_open = 434
 };
 
 static inline word syscall5(word n, word a, word b, word c, word d, word e) {
@@ -95,6 +99,7 @@ enum { SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_CMSG_CLOEXEC = 0x40000000 };
 enum { AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 02000000, O_CLOEXEC = 02000000, O_NONBLOCK = 04000 };
 enum { F_SETFL = 4, SO_SNDTIMEO = 21, CLONE_PIDFD = 0x1000 };
 enum { PR_SET_PDEATHSIG = 1, SIGKILL = 9 };
+enum { EPOLL_CLOEXEC = 02000000, EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLLIN = 1 };
 /// The first word of an order: larger than any payload length, so a request in an older build's format is told
 /// apart.
 enum { ZYGOTE_ORDER = 0x6f67797a };
@@ -312,6 +317,84 @@ static void close_all(const int *fds, int count) {
         if (fds[i] >= 0) syscall3(SYS_close, fds[i], 0, 0);
 }
 
+// MARK: Worker groups outlive no daemon
+//
+// A worker and its zygote die with the daemon (PR_SET_PDEATHSIG), but that signal reaches only the worker: what it
+// started in its group (a shell's child, a pipeline) ran on, and on a shared store beside the run another daemon
+// took over once the lease ran out. This process outlives a SIGKILLed daemon by design (it clears its own death
+// signal and waits for end of file on fd 3, which comes as the daemon's descriptors close): then it ends the group
+// of every zygote it made whose leader runs or exited in the last LEADER_GRACE_NS (SIGKILL to the group, as the
+// daemon's clean stop does). The leaders die of their death signal at about the same moment as that end of file,
+// in either order: a group whose leader exited just now is ended too. One whose leader exited longer ago is
+// forgotten (the daemon ended that group as its leader exited, and its number may be handed out again once the
+// group is empty: it must never be signalled). An exit is seen through a pidfd of the leader opened here.
+
+enum { GROUPS_MAX = 8192, DAEMON_GONE = -1, CLOCK_MONOTONIC = 1 };
+static const long LEADER_GRACE_NS = 1000000000L;
+struct epoll_event {
+    unsigned int events;
+    unsigned long data;
+}
+#if defined(__x86_64__)
+__attribute__((packed))
+#endif
+;
+static int watch = -1;
+static int group_leader[GROUPS_MAX], group_pidfd[GROUPS_MAX], groups;
+/// CLOCK_MONOTONIC ns when the group's leader exited; 0 while it runs.
+static long group_left_at[GROUPS_MAX];
+
+static long monotonic_ns(void) {
+    long t[2] = {0, 0};  // struct timespec
+    syscall3(SYS_clock_gettime, CLOCK_MONOTONIC, (word)t, 0);
+    return t[0] * 1000000000L + t[1] + 1;  // never 0
+}
+
+/// Keeps `pidfd` to learn when the group's leader exits; 0 when it cannot (then the group is not ended here).
+static int track_group(int leader, int pidfd) {
+    if (watch < 0 || groups == GROUPS_MAX) return 0;
+    struct epoll_event event = {EPOLLIN, (unsigned long)(unsigned int)leader};
+    if (syscall5(SYS_epoll_ctl, watch, EPOLL_CTL_ADD, pidfd, (word)&event, 0) < 0) return 0;
+    group_leader[groups] = leader;
+    group_pidfd[groups] = pidfd;
+    group_left_at[groups] = 0;
+    groups++;
+    return 1;
+}
+
+static void leader_exited(int leader, long now) {
+    for (int i = 0; i < groups; i++) {
+        if (group_leader[i] != leader || group_left_at[i] != 0) continue;
+        // Removed from the watch before the close: a zygote forked meanwhile holds a copy of this pidfd until it
+        // execs, and a registration lives as long as its file.
+        syscall5(SYS_epoll_ctl, watch, EPOLL_CTL_DEL, group_pidfd[i], 0, 0);
+        syscall3(SYS_close, group_pidfd[i], 0, 0);
+        group_pidfd[i] = -1;
+        group_left_at[i] = now;
+        return;
+    }
+}
+
+/// Drops the groups whose leader exited longer ago than LEADER_GRACE_NS.
+static void forget_old_groups(long now) {
+    for (int i = 0; i < groups;) {
+        if (group_left_at[i] != 0 && now - group_left_at[i] > LEADER_GRACE_NS) {
+            groups--;
+            group_leader[i] = group_leader[groups];
+            group_pidfd[i] = group_pidfd[groups];
+            group_left_at[i] = group_left_at[groups];
+        } else {
+            i++;
+        }
+    }
+}
+
+__attribute__((noreturn)) static void end_groups_and_exit(void) {
+    forget_old_groups(monotonic_ns());
+    for (int i = 0; i < groups; i++) syscall3(SYS_kill, -group_leader[i], SIGKILL, 0);
+    exit_now(0);
+}
+
 /// Everything a worker's start needs that does not depend on its request is made here, off the daemon's thread:
 /// the socket the request comes on, the output pipes (the daemon's read ends non-blocking), the fork, the pidfd.
 static void make_zygote(void) {
@@ -350,6 +433,10 @@ static void make_zygote(void) {
         int theirs[4] = {fds[0], pidfd, fds[2], fds[4]};
         announce((int)pid, 0, theirs);
         syscall3(SYS_close, pidfd, 0, 0);
+        // A pidfd of its own, not the daemon's: an open file the daemon closes must be gone (its epoll registration
+        // lives as long as the file, and an exited process's pidfd stays readable).
+        int mine = (int)syscall3(SYS_pidfd_open, pid, 0, 0);
+        if (mine >= 0 && !track_group((int)pid, mine)) syscall3(SYS_close, mine, 0, 0);
     }
     close_all(fds, 6);
 }
@@ -362,9 +449,36 @@ __attribute__((noreturn)) static void serve(void) {
         batch_until_exec = syscall3(SYS_sched_setscheduler, 0, SCHED_BATCH, (word)&priority) == 0;
     syscall3(SYS_fcntl, REPORT_FD, F_SETFD, FD_CLOEXEC);
     if (syscall3(SYS_fcntl, REPLY_FD, F_SETFD, FD_CLOEXEC) < 0) exit_now(0);
+    // Outlives the daemon to end its workers' groups (see "Worker groups outlive no daemon"): the daemon's clean
+    // stop and its giving up on this process SIGKILL it first. Without a watch nothing is tracked, and this process
+    // dies with the daemon as before.
+    watch = (int)syscall3(SYS_epoll_create1, EPOLL_CLOEXEC, 0, 0);
+    struct epoll_event orders = {EPOLLIN, (unsigned long)DAEMON_GONE};
+    if (watch >= 0 && syscall5(SYS_epoll_ctl, watch, EPOLL_CTL_ADD, REPORT_FD, (word)&orders, 0) < 0) {
+        syscall3(SYS_close, watch, 0, 0);
+        watch = -1;
+    }
+    if (watch >= 0) {
+        syscall3(SYS_prctl, PR_SET_PDEATHSIG, 0, 0);
+        // The daemon died before the prctl: no signal came and none will; its workers' groups are ended below.
+        if (syscall3(SYS_getppid, 0, 0, 0) != daemon_pid) end_groups_and_exit();
+    }
     for (;;) {
+        if (watch >= 0) {
+            struct epoll_event ready[64];
+            word count = syscall5(SYS_epoll_pwait, watch, (word)ready, 64, -1, 0);
+            if (count < 0 && count != -EINTR) end_groups_and_exit();
+            int has_order = 0;
+            long now = monotonic_ns();
+            for (word i = 0; i < count; i++) {
+                if ((long)ready[i].data == DAEMON_GONE) has_order = 1;
+                else leader_exited((int)ready[i].data, now);
+            }
+            forget_old_groups(now);
+            if (!has_order) continue;
+        }
         unsigned int order[2];
-        if (!read_fully(REPORT_FD, (char *)order, sizeof order)) exit_now(0);  // The daemon is gone, or done.
+        if (!read_fully(REPORT_FD, (char *)order, sizeof order)) end_groups_and_exit();  // The daemon is gone.
         if (order[0] != ZYGOTE_ORDER || order[1] > 64) exit_now(0);
         for (unsigned int i = 0; i < order[1]; i++) make_zygote();
     }

@@ -50,22 +50,43 @@ struct DaemonDeathTests {
         #expect(survivors.isEmpty, "still running after the daemon was SIGKILLed: \(survivors.map { "\($0) \(command(of: $0) ?? "?")" })")
     }
 
+    /// A worker that starts a child in its group, writes the child's pid to the path the dropped file holds and waits.
+    static let parent = """
+        #!/bin/sh
+        sleep 1000 &
+        out=$(cat "$ORCH_FILE")
+        echo $! > "$out.tmp"; mv "$out.tmp" "$out"
+        wait
+        """
+
+    /// The worker dies with its SIGKILLed daemon, and so does the child it started in its group: the spawner outlives
+    /// the daemon to end its workers' groups. Before, the child ran on until the next start of this daemon, and on a
+    /// shared store beside the run another daemon took over.
+    @Test func aChildOfAWorkerEndsWithItsSIGKILLedDaemon() throws {
+        let instance = try TestInstance(
+            config: testConfig(handler: #"command = ["../workers/parent.sh"]"#), workers: ["parent.sh": Self.parent])
+        try instance.startDaemon()
+        let pidFile = instance.path("child.pid")
+        try instance.drop("a.txt", pidFile + "\n")
+        try instance.waitUntil("the worker's child has started", timeout: 20) { !instance.lines(of: "child.pid").isEmpty }
+        let child = try #require(instance.lines(of: "child.pid").first.flatMap { Int32($0) })
+        let childStart = startTime(of: child)
+        defer { if childStart != nil, startTime(of: child) == childStart { kill(child, SIGKILL) } }
+        try instance.waitUntil("the child is the sleep", timeout: 10) { command(of: child) == "sleep" }
+        instance.killDaemon()
+        try waitUntil("the child is gone with its daemon", timeout: 2) { !isRunning(child, startedAt: childStart) }
+    }
+
     /// The worker dies with the daemon, but a child it started (same group, the marker in its environment) does
-    /// not: the next start ends it before the job runs again. It stayed when the worker had already exited by then
+    /// not where workers start without the spawner (`ORCH_SPAWN=direct`, or a spawner that died with the daemon):
+    /// the next start ends it before the job runs again. It stayed when the worker had already exited by then
     /// (a restart a few seconds later): the store named that worker, so its group was taken for ended.
     @Test func aChildOfAWorkerThatDiedWithItsDaemonIsEndedAtTheNextStart() throws {
-        let worker = """
-            #!/bin/sh
-            sleep 1000 &
-            out=$(cat "$ORCH_FILE")
-            echo $! > "$out.tmp"; mv "$out.tmp" "$out"
-            wait
-            """
         // The second start runs a.txt again, and its worker waits on a sleep of its own: the final stop ends it after a
         // short grace rather than 5 s.
         let instance = try TestInstance(
-            config: testConfig(handler: #"command = ["../workers/parent.sh"]"#, grace: "500ms"), workers: ["parent.sh": worker])
-        try instance.startDaemon()
+            config: testConfig(handler: #"command = ["../workers/parent.sh"]"#, grace: "500ms"), workers: ["parent.sh": Self.parent])
+        try instance.startDaemon(environment: ["ORCH_SPAWN": "direct"])
         let pidFile = instance.path("child.pid")
         try instance.drop("a.txt", pidFile + "\n")
         try instance.waitUntil("the worker's child has started", timeout: 20) { !instance.lines(of: "child.pid").isEmpty }
@@ -79,7 +100,7 @@ struct DaemonDeathTests {
         // worker not reaped yet still leads its group, and ending that group ends the child as well.)
         try? waitUntil("the worker that died with its daemon is reaped", timeout: 15) { kill(leader, 0) != 0 }
         #expect(isRunning(child, startedAt: childStart), "the child should outlive the worker for this test")
-        try instance.startDaemon()
+        try instance.startDaemon(environment: ["ORCH_SPAWN": "direct"])
         try waitUntil("the next start ends the child", timeout: 10) { !isRunning(child, startedAt: childStart) }
         let said = kill(leader, 0) != 0 ? "ending a leftover process of a previous daemon's worker" : "ending a worker group left by a previous daemon"
         #expect(instance.log.contains(said), "\(instance.log)")

@@ -352,7 +352,9 @@ struct InboxTests {
             """
         let instance = try TestInstance(
             config: testConfig(handler: #"command = ["../workers/leaky.sh"]"#), workers: ["leaky.sh": worker])
-        try instance.startDaemon()
+        // Without the spawner, which would end the grandchild as the daemon dies (DaemonDeathTests): the next start's
+        // cleanup is what remains then.
+        try instance.startDaemon(environment: ["ORCH_SPAWN": "direct"])
         try instance.drop("leak.txt")
         try instance.waitUntil("the worker started its grandchild", timeout: 30) { instance.lines(of: "leader.pid").count == 1 }
         let grandchild = try #require(instance.lines(of: "grandchild.pid").first.flatMap { Int32($0) })
