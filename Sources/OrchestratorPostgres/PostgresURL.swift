@@ -191,7 +191,34 @@ public struct PostgresURL: Sendable, Equatable {
             guard Self.libpqKeywords?.contains(keyword) ?? true else {
                 throw PostgresURLError("unknown connection parameter \"\(keyword)\" in the query string")
             }
+            try Self.checkValue(keyword, value)
             parameters[keyword] = value
+        }
+    }
+
+    /// libpq takes these values only, but says so only as it connects: a daemon would wait for a store it can never
+    /// reach, retrying, where the URL is simply wrong (`sslmode=requir`).
+    static let allowedValues: [String: [String]] = [
+        "sslmode": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
+        "gssencmode": ["disable", "prefer", "require"],
+        "channel_binding": ["disable", "prefer", "require"],
+        "sslnegotiation": ["postgres", "direct"],
+        "target_session_attrs": ["any", "read-write", "read-only", "primary", "standby", "prefer-standby"],
+        "load_balance_hosts": ["disable", "random"],
+    ]
+    /// Whole numbers in libpq, which refuses anything else as it connects.
+    static let numericKeywords: Set<String> = [
+        "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+        "tcp_user_timeout", "sslcompression",
+    ]
+
+    private static func checkValue(_ keyword: String, _ value: String) throws(PostgresURLError) {
+        if let allowed = allowedValues[keyword], !allowed.contains(value) {
+            throw PostgresURLError(
+                "\(keyword)=\(value) is not a value libpq takes (one of: \(allowed.joined(separator: ", ")))")
+        }
+        if numericKeywords.contains(keyword), value.isEmpty || !value.utf8.allSatisfy({ (0x30...0x39).contains($0) }) || Int(value) == nil {
+            throw PostgresURLError("\(keyword)=\(value) is not a whole number of 0 or more")
         }
     }
 

@@ -250,6 +250,14 @@ import Testing
         environment["ORCHESTRATOR_STORE"] = "postgres://someone@[::1/db"
         let variable = try instance2.run(["watch"], environment: environment, timeout: 10)
         #expect(variable.status == 78 && variable.stderr.hasPrefix("error: ORCHESTRATOR_STORE: "), "\(variable.stderr)")
+        // `config check` fails as the start would: it passed over a bad override and said "ok" (exit 0).
+        let checked = try instance2.run(["config", "check"], environment: environment, timeout: 10)
+        #expect(checked.status == 78 && checked.stderr.hasPrefix("error: ORCHESTRATOR_STORE: "), "\(checked.stderr)")
+        let checkedFlag = try instance2.run(["config", "check", "--store", "mysql://root@localhost/db"])
+        #expect(checkedFlag.status == 64 && checkedFlag.stderr.hasPrefix("error: --store: "), "\(checkedFlag.stderr)")
+        // A value libpq refuses only as it connects: the daemon waited for a store it could never reach.
+        let sslmode = try instance2.run(["watch", "--store", "postgres://someone@localhost:5432/db?sslmode=requir"], timeout: 10)
+        #expect(sslmode.status == 64 && sslmode.stderr.contains("sslmode=requir is not a value libpq takes"), "\(sslmode.stderr)")
     }
 }
 

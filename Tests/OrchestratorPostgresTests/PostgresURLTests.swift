@@ -60,6 +60,10 @@ struct PostgresURLTests {
         ("postgres://h/d%4", "the database name has an invalid percent-encoding \"%4\""),
         ("postgres://h/d%00", "the database name contains a NUL byte"),
         ("postgres://h/d?sslmod=require", "unknown connection parameter \"sslmod\""),
+        // libpq said these only as it connected: the daemon retried a store it could never reach.
+        ("postgres://h/d?sslmode=bogus", "sslmode=bogus is not a value libpq takes (one of: disable, allow, prefer"),
+        ("postgres://h/d?connect_timeout=abc", "connect_timeout=abc is not a whole number"),
+        ("postgres://h/d?keepalives_idle=-1", "keepalives_idle=-1 is not a whole number"),
         ("postgres://h/d?sslmode", "the query parameter \"sslmode\" has no value"),
         ("postgres://a:1,b:2/d", "several hosts"),
         ("postgres://[::1/d", "has no closing ]"),

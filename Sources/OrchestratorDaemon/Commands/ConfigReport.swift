@@ -6,6 +6,16 @@ public enum ConfigReport {
     /// The text to print and the exit status: every problem as `FILE:LINE: error: WHAT`, exit 78.
     /// `storeFlag`: `--store`, which with `$ORCHESTRATOR_STORE` decides the store the config is checked for.
     public static func check(path: String, storeFlag: String? = nil, json: Bool) -> (String, ExitStatus) {
+        // The store the config is checked for, as `watch` takes it: a bad `--store` or `$ORCHESTRATOR_STORE` fails
+        // the check as it fails the daemon's start (it was passed over, and the file said "ok").
+        if let problem = storeOverrideProblem(flag: storeFlag, environment: ProcessInfo.processInfo.environment) {
+            let status: ExitStatus = storeFlag == nil ? .config : .usage
+            if json {
+                let object: [String: Any] = ["ok": false, "file": path, "problems": [["file": NSNull(), "line": NSNull(), "message": problem] as [String: Any]]]
+                return ((try? Reports.render(object)) ?? "{}", status)
+            }
+            return ("error: " + problem, status)
+        }
         do throws(ConfigErrors) {
             let config = try checked(path: path, storeFlag: storeFlag)
             let warnings = config.warnings()
@@ -49,6 +59,15 @@ public enum ConfigReport {
         let problems = ConfigProblem.merged(text: textProblems, machine: machine)
         if !problems.isEmpty { throw ConfigErrors(problems: problems) }
         return config
+    }
+
+    /// What is wrong with the store URL given on the command line or in the environment, as `applyOverride` says it.
+    static func storeOverrideProblem(flag: String?, environment: [String: String]) -> String? {
+        if let flag { return StoreSettings.problem(with: flag).map { "--store: \($0)" } }
+        if let variable = environment["ORCHESTRATOR_STORE"], !variable.isEmpty {
+            return StoreSettings.problem(with: variable).map { "ORCHESTRATOR_STORE: \($0)" }
+        }
+        return nil
     }
 
     private static func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
