@@ -339,11 +339,12 @@ import Testing
             #expect(shown.status == 0, "\(arguments): \(shown.stderr)")
             #expect(!shown.stdout.unicodeScalars.contains(where: isRaw), "\(arguments): \(shown.stdout)")
             #expect(!shown.stdout.split(separator: "\n").contains { $0.hasPrefix("forged") }, "\(arguments): \(shown.stdout)")
-            // Plain `history` lists attempts only (hold.txt's reason there is its SIGTERM).
-            if arguments != ["history"] {
-                #expect(shown.stdout.contains(#"cli\x0a\x1b[2Jforged row"#), "\(arguments): \(shown.stdout)")
-            }
+            #expect(shown.stdout.contains(#"cli\x0a\x1b[2Jforged row"#), "\(arguments): \(shown.stdout)")
         }
+        // The cancelled run's row gives the cancel's words and how its group ended (it gave only the SIGTERM).
+        let history = try instance.run(["history"])
+        let holdRow = history.stdout.split(separator: "\n").first { $0.contains("hold.txt") } ?? ""
+        #expect(holdRow.contains(#"(cancelled: cli\x0a\x1b[2Jforged row; cancelled"#) && holdRow.contains("SIGTERM"), "\(history.stdout)")
     }
 
     // MARK: handler pause / resume

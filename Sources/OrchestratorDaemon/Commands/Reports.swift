@@ -252,7 +252,10 @@ public enum Reports {
                 let result = attempt.exitCode.map { "exit \($0)" } ?? attempt.signal.map { "signal \($0)" } ?? attempt.outcome.rawValue
                 var line = "\(pad(when, 21)) \(pad(String(row.job.id), 6)) \(pad(String(attempt.number), 8)) "
                     + "\(pad(result, 11)) \(pad(duration, 9)) \(printable(row.job.name))"
-                if attempt.outcome != .succeeded, let reason = attempt.reason { line += " (\(terminalSafe(reason)))" }
+                // A cancel's own words are its job's reason; the attempt's says how its group ended.
+                let reasons = [attempt.outcome == .cancelled ? row.job.reason : nil, attempt.outcome != .succeeded ? attempt.reason : nil]
+                    .compactMap { $0 }
+                if !reasons.isEmpty { line += " (\(reasons.map(terminalSafe).joined(separator: "; ")))" }
                 lines.append(line)
             case .neverRan(let job):
                 var line = "\(pad(formatTime(job.finishedAt ?? job.updatedAt), 21)) \(pad(String(job.id), 6)) \(pad("-", 8)) "
