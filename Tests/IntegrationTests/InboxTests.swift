@@ -414,6 +414,12 @@ struct InboxTests {
             let link = try instance.run(["replay", given])
             #expect(link.status == 65 && link.stderr.contains("\(given) is a symbolic link"), "\(link.stderr)")
         }
+        // A name given back in the message cannot drive the terminal (an escape, a newline that forges a line).
+        for given in ["Done/esc\u{1b}[31mred", "Failed/new\nline"] {
+            let odd = try instance.run(["replay", given])
+            #expect(odd.status == 65 && !odd.stderr.unicodeScalars.contains { $0.value == 0x1b }, "\(odd.stderr)")
+            #expect(odd.stderr.contains(#"esc\x1b[31mred"#) || odd.stderr.contains(#"new\x0aline"#), "\(odd.stderr)")
+        }
         #expect(FileManager.default.fileExists(atPath: instance.path("outside.txt")))
         #expect(instance.count(in: "Inbox") == 0)
     }

@@ -87,6 +87,8 @@ public enum Replay {
     /// Failed/). Anything that resolves elsewhere, through `..` or a symlink, is refused with exit 65.
     static func resolve(_ argument: String, failedReal: PathBytes, failedRoot: PathBytes, workingDirectory: String) throws(CommandError) -> RelativePath {
         let bytes = ArgumentBytes.of(argument)
+        // A name given back in a message as a terminal can show it: an escape or a newline in it stays text.
+        let shown = Reports.terminalSafe(argument)
         let given = argument.hasPrefix("/") ? PathBytes(bytes) : PathBytes(Array(workingDirectory.utf8) + [UInt8(ascii: "/")] + bytes)
         let prefix = failedReal.bytes + [UInt8(ascii: "/")]
         // Also from the folder holding Failed/ (`Failed/x` run anywhere, as `POST /api/v1/replay` takes it).
@@ -101,21 +103,21 @@ public enum Replay {
             else { continue }
             throw CommandError(
                 .badInput,
-                "error: \(argument) is a symbolic link; the daemon never hands links to a worker, so it would fail again: copy the file it points to into Inbox instead")
+                "error: \(shown) is a symbolic link; the daemon never hands links to a worker, so it would fail again: copy the file it points to into Inbox instead")
         }
         let resolved = candidates.compactMap(FileSystem.realPath)
         if let inside = resolved.first(where: { $0.bytes.starts(with: prefix) }) {
             guard FileSystem.status(inside)?.isRegular == true else {
-                throw CommandError(.badInput, "error: \(argument) is not a file")
+                throw CommandError(.badInput, "error: \(shown) is not a file")
             }
             return RelativePath(Array(inside.bytes.dropFirst(prefix.count)))
         }
         if !resolved.isEmpty || argument.split(separator: "/").contains("..") {
-            throw CommandError(.badInput, "error: \(argument) is not inside the Failed folder \(failedRoot); refusing to move it")
+            throw CommandError(.badInput, "error: \(shown) is not inside the Failed folder \(failedRoot); refusing to move it")
         }
         // Say where it looked: a path relative to the current directory is taken from there, not from Failed/.
         throw CommandError(
             .badInput,
-            "error: \(argument) does not exist in the Failed folder \(failedRoot) (looked for \(given) and \(failedRoot.appending(RelativePath(bytes))))")
+            "error: \(shown) does not exist in the Failed folder \(failedRoot) (looked for \(Reports.terminalSafe(given.description)) and \(Reports.terminalSafe(failedRoot.appending(RelativePath(bytes)).description)))")
     }
 }
