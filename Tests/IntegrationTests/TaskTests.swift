@@ -131,6 +131,9 @@ import Testing
         try instance.waitUntil("level3 runs after level2 recovered", timeout: 20) { !instance.lines(of: "level3.log").isEmpty }
         let rows = try taskRows(instance)
         #expect(rows["level2"]?["last_result"] as? String == "succeeded")
+        // ISO 8601 with its offset, as `next_fire` (it was "2026-12-06 16:02:40": no T, no zone).
+        let finished = rows["level2"]?["last_finished"] as? String ?? ""
+        #expect(finished.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)/) != nil, "\(finished)")
         #expect(rows["level3"]?["waiting_for"] == nil)
         // While level2 failed, the daemon said why level3 did not run.
         #expect(instance.log.contains("waiting for level2"))

@@ -195,7 +195,8 @@ public enum TaskCommands {
             }
             if let run = latest[task.name] {
                 row["last_result"] = run.state == .done ? "succeeded" : "failed"
-                row["last_finished"] = Reports.formatTime(run.finishedAt)
+                // As `next_fire`: ISO 8601 with the offset, in the zone the task's schedule is read in.
+                row["last_finished"] = CronTimestamp.format(Int64(run.finishedAt.rounded(.down)), in: zone)
                 if let reason = run.reason, run.state != .done { row["last_reason"] = reason }
             }
             if let names = waits[task.name] { row["waiting_for"] = names }
