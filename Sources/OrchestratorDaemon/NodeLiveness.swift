@@ -58,9 +58,12 @@ enum NodeLiveness {
 
     /// Daemons that run with another config than the others, as `status` warns of them; nil when they agree.
     static func configDisagreement(_ nodes: [NodeRecord]) -> String? {
-        let hashes = Set(nodes.map(\.configHash))
-        guard hashes.count > 1 else { return nil }
-        let listed = nodes.map { "\($0.name) \(String($0.configHash.prefix(12)))" }.joined(separator: ", ")
+        configDisagreement(hashes: nodes.map { (name: $0.name, hash: $0.configHash) })
+    }
+
+    static func configDisagreement(hashes nodes: [(name: String, hash: String)]) -> String? {
+        guard Set(nodes.map(\.hash)).count > 1 else { return nil }
+        let listed = nodes.map { "\($0.name) \(String($0.hash.prefix(12)))" }.joined(separator: ", ")
         return "the running daemons' configs differ (\(listed)): tasks and handlers may run differently depending on which daemon claims them"
     }
 

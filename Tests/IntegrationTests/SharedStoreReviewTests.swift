@@ -71,6 +71,28 @@ import Testing
         for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
     }
 
+    /// Daemons of one store with different handlers say so in their logs, not only in `status`: a file one daemon's
+    /// handlers would take can fail as "no handler" where another registers it. Said again when they agree.
+    @Test func daemonsWhoseConfigsDifferSayItInTheirLogs() throws {
+        let cluster = try Cluster(count: 2)
+        let second = cluster.daemons[1]
+        let original = try String(contentsOf: second.configURL, encoding: .utf8)
+        try original.replacingOccurrences(of: "max_attempts = 3", with: "max_attempts = 1")
+            .write(to: second.configURL, atomically: true, encoding: .utf8)
+        try cluster.start()
+        try second.waitUntil("the second daemon says the configs differ", timeout: 10) {
+            second.log.contains("the running daemons' configs differ (n1 ") && second.log.contains("give every daemon of the store the same handlers")
+        }
+        let status = try second.run(["status"])
+        #expect(status.stdout.contains("configs differ") || status.stderr.contains("configs differ"), "\(status.stdout)")
+        try original.write(to: second.configURL, atomically: true, encoding: .utf8)
+        kill(try #require(second.daemon?.processIdentifier), SIGHUP)
+        try second.waitUntil("the second daemon says they agree again", timeout: 10) {
+            second.log.contains("the running daemons' configs agree again")
+        }
+        for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
+    }
+
     /// The server restarts and stays away longer than the lease while two daemons run healthy workers: their leases
     /// ran out by the server's clock while nobody could renew, but nothing was interrupted, so nothing runs twice.
     @Test func aServerOutageLongerThanTheLeaseRerunsNothing() throws {

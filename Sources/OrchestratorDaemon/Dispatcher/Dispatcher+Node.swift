@@ -27,6 +27,26 @@ extension Dispatcher {
         }
         guard sharesStore else { return }
         armHeartbeat(after: nodeHeartbeatTimer == nil ? NodeLiveness.heartbeatMilliseconds : 0)
+        reviewConfigAgreement()
+    }
+
+    /// Says in the log, once each time it changes, that the running daemons of the store have different configs
+    /// (`status` says it too): a file that one daemon's handlers would take can fail as "no handler" on another.
+    func reviewConfigAgreement() {
+        guard sharesStore, let nodes = try? store.read({ try $0.nodes() }) else { return }
+        // This daemon's own hash as it runs now (its registration may still wait for a commit).
+        let others = nodes.filter {
+            $0.name != config.node.name && NodeLiveness.condition(of: $0, shared: true, stateDirDaemonRuns: false) == .running
+        }
+        let disagreement = NodeLiveness.configDisagreement(
+            hashes: others.map { (name: $0.name, hash: $0.configHash) } + [(name: config.node.name, hash: config.sharedHash)])
+        guard disagreement != configDisagreementLogged else { return }
+        if let disagreement {
+            logger.warning("\(disagreement); give every daemon of the store the same handlers and tasks")
+        } else {
+            logger.info("the running daemons' configs agree again")
+        }
+        configDisagreementLogged = disagreement
     }
 
     func nodeHeartbeatDue() {
@@ -54,6 +74,7 @@ extension Dispatcher {
             return
         }
         armHeartbeat(after: NodeLiveness.heartbeatMilliseconds)
+        reviewConfigAgreement()
     }
 
     /// The one heartbeat timer, replacing any armed: a beat brought forward (`commit`) must not leave two chains.

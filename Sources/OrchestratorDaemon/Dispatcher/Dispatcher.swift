@@ -304,6 +304,8 @@ final class Dispatcher: @unchecked Sendable {  // confined to `queue`
     var diskRetryTimer: TimerHandle?
     var spawnerIdleTimer: TimerHandle?
     var nodeHeartbeatTimer: TimerHandle?
+    /// What the log last said of the store's daemons' configs disagreeing (nil: they agree).
+    var configDisagreementLogged: String?
     /// On a shared store: the claims this daemon holds on running jobs, and the jobs whose claim it found lost
     /// (see Dispatcher+Claims).
     var claimLedger = ClaimLedger()
