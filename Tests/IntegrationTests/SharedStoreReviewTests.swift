@@ -93,6 +93,25 @@ import Testing
         for daemon in cluster.daemons { #expect(daemon.stopDaemon() == 0) }
     }
 
+    /// Only a lister runs: its files are registered and wait, and `status` says why (it said "3 queued", health ok).
+    @Test func statusSaysWhenNoRunningDaemonMayRunTheQueue() throws {
+        let cluster = try Cluster(count: 1)
+        let lister = cluster.first
+        var config = try String(contentsOf: lister.configURL, encoding: .utf8)
+        config = config.replacingOccurrences(of: "[node]\n", with: "[node]\nroles = [\"lister\"]\n")
+        try config.write(to: lister.configURL, atomically: true, encoding: .utf8)
+        try cluster.start()
+        for index in 1...3 { try lister.drop("w\(index).txt") }
+        try cluster.waitUntil("the three are registered", timeout: 20) {
+            try Server.psql(cluster.store, "SELECT count(*) FROM job WHERE state = 'queued'") == "3"
+        }
+        let text = try lister.run(["status"])
+        #expect(text.stdout.contains("waiting:  no running daemon of the store has the worker role: the 3 queued jobs wait for one"), "\(text.stdout)")
+        let object = try #require(try lister.json(["status"]) as? [String: Any])
+        #expect((object["queue_waits_because"] as? String)?.hasPrefix("no running daemon of the store has the worker role") == true, "\(object)")
+        #expect(lister.stopDaemon() == 0)
+    }
+
     /// The server restarts and stays away longer than the lease while two daemons run healthy workers: their leases
     /// ran out by the server's clock while nobody could renew, but nothing was interrupted, so nothing runs twice.
     @Test func aServerOutageLongerThanTheLeaseRerunsNothing() throws {

@@ -82,6 +82,13 @@ public enum Reports {
         let health = own.health
         let conditions = nodes.map { NodeLiveness.condition(of: $0, shared: shared, stateDirDaemonRuns: daemonPID != nil) }
         let disagreement = NodeLiveness.configDisagreement(zip(nodes, conditions).filter { $0.1 == .running }.map(\.0))
+        // Queued work no running daemon may take: only daemons without the worker role run (a lister alone, say).
+        let noWorker: String? = {
+            guard shared, !storeUnreadable, counts.count(.queued) > 0,
+                !zip(nodes, conditions).contains(where: { $0.1 == .running && $0.0.roles.contains("worker") })
+            else { return nil }
+            return "no running daemon of the store has the worker role: the \(counts.count(.queued)) queued jobs wait for one"
+        }()
         let taskRows: [[String: Any]]
         do throws(CommandError) {
             taskRows = try TaskCommands.rows(config: config, store: store)
@@ -113,7 +120,7 @@ public enum Reports {
             object["starvation_after_seconds"] = Double(config.limits.starvationAfter.wholeMilliseconds) / 1000
             object["uploads"] = ["pending": uploads.pending, "ok": uploads.ok, "failed": uploads.failed]
             object["sweeps"] = own.sweepsJSON
-            object["queue_waits_because"] = admissionWait as Any? ?? NSNull()
+            object["queue_waits_because"] = (admissionWait ?? noWorker) as Any? ?? NSNull()
             object["cannot_read"] = cannotRead
             object["config_loaded_at"] = configLoadedAt as Any? ?? NSNull()
             object["store"] = config.store.shown
@@ -171,6 +178,7 @@ public enum Reports {
                     + "\(counts.count(.retryWait)) waiting to retry, \(counts.count(.breakerWait)) waiting for a breaker, "
                     + "\(counts.count(.paused)) paused")
         }
+        if let noWorker { lines.append("waiting:  \(noWorker)") }
         if !pausedHandlers.isEmpty { lines.append("handlers: paused: \(pausedHandlers.joined(separator: ", "))") }
         if !storeUnreadable { lines.append("finished: \(counts.count(.done)) done, \(counts.count(.failed)) failed") }
         // On a shared store these are each daemon's, under its `node:` line.
