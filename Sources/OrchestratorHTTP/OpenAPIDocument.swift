@@ -1406,6 +1406,10 @@ enum OpenAPIDocument {
                 },
                 "name_b64": {
                   "type": "string"
+                },
+                "node": {
+                  "type": "string",
+                  "description": "On a shared store, the daemon ([node] name) running it: its pid is one on that daemon's host."
                 }
               },
               "additionalProperties": false

@@ -112,6 +112,25 @@ import Testing
         #expect(lister.stopDaemon() == 0)
     }
 
+    /// On a shared store a running job's pid is one on its daemon's host: `status` names the daemon beside it.
+    @Test func statusNamesTheDaemonOfEachRunningJob() throws {
+        let cluster = try Cluster(count: 2, workerSeconds: "30", grace: "200ms")
+        try cluster.start()
+        for index in 1...2 { try cluster.first.drop("r\(index).txt") }
+        var running: [[String: Any]] = []
+        try cluster.waitUntil("both run", timeout: 20) {
+            running = (try cluster.first.json(["status"]) as? [String: Any])?["running"] as? [[String: Any]] ?? []
+            return running.count == 2
+        }
+        let owners = try Server.psql(cluster.store, "SELECT string_agg(id || '=' || owner, ' ' ORDER BY id) FROM job WHERE state = 'running'")
+        let shown = running.sorted { ($0["job"] as? Int ?? 0) < ($1["job"] as? Int ?? 0) }
+            .map { "\($0["job"] as? Int ?? 0)=\($0["node"] as? String ?? "?")" }
+        #expect(shown.joined(separator: " ") == owners, "\(running) against \(owners)")
+        let text = try cluster.first.run(["status"])
+        #expect(text.stdout.split(separator: "\n").filter { $0.contains("running job") && ($0.contains(" on n1 ") || $0.contains(" on n2 ")) }.count == 2, "\(text.stdout)")
+        #expect(TestInstance.stopTogether(cluster.daemons).allSatisfy { $0 == 0 })
+    }
+
     /// The server restarts and stays away longer than the lease while two daemons run healthy workers: their leases
     /// ran out by the server's clock while nobody could renew, but nothing was interrupted, so nothing runs twice.
     @Test func aServerOutageLongerThanTheLeaseRerunsNothing() throws {

@@ -110,6 +110,7 @@ public enum Reports {
                     fields["attempt"] = attempt.number
                     fields["pid"] = attempt.pid.map { Int($0) } as Any? ?? NSNull()
                     fields["running_seconds"] = max(0, now - attempt.startedAt)
+                    if shared, let node = job.owner { fields["node"] = node }
                     return fields
                 },
             ]
@@ -195,8 +196,8 @@ public enum Reports {
         }
         for (job, attempt) in runningJobs {
             lines.append(
-                "  running job \(job.id) attempt \(attempt.number) pid \(attempt.pid.map(String.init) ?? "?") "
-                    + "for \(formatSeconds(now - attempt.startedAt)): \(printable(job.name))")
+                "  running job \(job.id) attempt \(attempt.number) pid \(attempt.pid.map(String.init) ?? "?")"
+                    + (shared ? job.owner.map { " on \($0)" } ?? "" : "") + " for \(formatSeconds(now - attempt.startedAt)): \(printable(job.name))")
         }
         return lines.joined(separator: "\n")
     }
