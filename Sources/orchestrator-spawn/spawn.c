@@ -389,6 +389,14 @@ static void forget_old_groups(long now) {
     }
 }
 
+static void stop_tracking(void) {
+    for (int i = 0; i < groups; i++)
+        if (group_pidfd[i] >= 0) syscall3(SYS_close, group_pidfd[i], 0, 0);
+    groups = 0;
+    syscall3(SYS_close, watch, 0, 0);
+    watch = -1;
+}
+
 __attribute__((noreturn)) static void end_groups_and_exit(void) {
     forget_old_groups(monotonic_ns());
     for (int i = 0; i < groups; i++) syscall3(SYS_kill, -group_leader[i], SIGKILL, 0);
@@ -467,7 +475,12 @@ __attribute__((noreturn)) static void serve(void) {
         if (watch >= 0) {
             struct epoll_event ready[64];
             word count = syscall5(SYS_epoll_pwait, watch, (word)ready, 64, -1, 0);
-            if (count < 0 && count != -EINTR) end_groups_and_exit();
+            if (count < 0 && count != -EINTR) {
+                // The watch failed with the daemon still there: ending its workers now would be the harm this guards
+                // against. Track nothing more, and wait for orders as before.
+                stop_tracking();
+                continue;
+            }
             int has_order = 0;
             long now = monotonic_ns();
             for (word i = 0; i < count; i++) {
