@@ -430,6 +430,10 @@ extension Dispatcher {
             // read the same requests and events again before their marks are written (an event was dispatched twice,
             // its second run refused as "this slot already ran").
             if !requests.isEmpty || dispatched { flushWrites() }
+        } catch where StoreFailure.classify(error) == .unreachable {
+            // A session the server ended (an outage just over, a terminated backend): the next use connects again, and
+            // what was not read waits in the store for the next wake-up.
+            logger.warning("cannot read recorded events now; reading them at the next wake-up", metadata: ["error": "\(error)"])
         } catch {
             logger.error("cannot read recorded events: \(error)")
         }
