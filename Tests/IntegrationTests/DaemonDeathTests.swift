@@ -59,6 +59,17 @@ struct DaemonDeathTests {
         wait
         """
 
+    /// Drops a file whose worker (`parent`) starts a child in its group: the child's pid and start time, once it is the
+    /// sleep.
+    private func childOfARunningWorker(_ instance: TestInstance) throws -> (pid: Int32, start: String?) {
+        let pidFile = instance.path("child.pid")
+        try instance.drop("a.txt", pidFile + "\n")
+        try instance.waitUntil("the worker's child has started", timeout: 20) { !instance.lines(of: "child.pid").isEmpty }
+        let child = try #require(instance.lines(of: "child.pid").first.flatMap { Int32($0) })
+        try instance.waitUntil("the child is the sleep", timeout: 10) { command(of: child) == "sleep" }
+        return (child, startTime(of: child))
+    }
+
     /// The worker dies with its SIGKILLed daemon, and so does the child it started in its group: the spawner outlives
     /// the daemon to end its workers' groups. Before, the child ran on until the next start of this daemon, and on a
     /// shared store beside the run another daemon took over.
@@ -66,13 +77,8 @@ struct DaemonDeathTests {
         let instance = try TestInstance(
             config: testConfig(handler: #"command = ["../workers/parent.sh"]"#), workers: ["parent.sh": Self.parent])
         try instance.startDaemon()
-        let pidFile = instance.path("child.pid")
-        try instance.drop("a.txt", pidFile + "\n")
-        try instance.waitUntil("the worker's child has started", timeout: 20) { !instance.lines(of: "child.pid").isEmpty }
-        let child = try #require(instance.lines(of: "child.pid").first.flatMap { Int32($0) })
-        let childStart = startTime(of: child)
+        let (child, childStart) = try childOfARunningWorker(instance)
         defer { if childStart != nil, startTime(of: child) == childStart { kill(child, SIGKILL) } }
-        try instance.waitUntil("the child is the sleep", timeout: 10) { command(of: child) == "sleep" }
         instance.killDaemon()
         try waitUntil("the child is gone with its daemon", timeout: 2) { !isRunning(child, startedAt: childStart) }
     }
@@ -87,13 +93,8 @@ struct DaemonDeathTests {
         let instance = try TestInstance(
             config: testConfig(handler: #"command = ["../workers/parent.sh"]"#, grace: "500ms"), workers: ["parent.sh": Self.parent])
         try instance.startDaemon(environment: ["ORCH_SPAWN": "direct"])
-        let pidFile = instance.path("child.pid")
-        try instance.drop("a.txt", pidFile + "\n")
-        try instance.waitUntil("the worker's child has started", timeout: 20) { !instance.lines(of: "child.pid").isEmpty }
-        let child = try #require(instance.lines(of: "child.pid").first.flatMap { Int32($0) })
-        let childStart = startTime(of: child)
+        let (child, childStart) = try childOfARunningWorker(instance)
         defer { if childStart != nil, startTime(of: child) == childStart { kill(child, SIGKILL) } }
-        try instance.waitUntil("the child is the sleep", timeout: 10) { command(of: child) == "sleep" }
         let leader = getpgid(child)
         instance.killDaemon()
         // The worker dies with its daemon; once its new parent (init here) has reaped it, only the child is left. (A
