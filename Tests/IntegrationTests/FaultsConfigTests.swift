@@ -223,6 +223,8 @@ struct FaultsConfigTests {
         #expect(watch.stderr.contains("pid \(holder)"), "\(watch.stderr)")
         #expect(watch.stderr.contains("already owns Inbox \(instance.path("Inbox"))"))
         #expect(watch.stderr.split(separator: "\n").count == 1)
+        // Refused before anything was made for it: it left its new state folder behind.
+        #expect(!FileManager.default.fileExists(atPath: instance.path("state-two")))
 
         // A one-shot run of the other state dir cannot hand its work to this daemon: refused too.
         let sweep = try run(["sweep", "--mode", "ingest", "--config", second], in: instance).0

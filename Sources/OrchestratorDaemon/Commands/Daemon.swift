@@ -22,6 +22,10 @@ public enum Daemon {
         let logger = makeLogger(format: logFormat)
         try refuseHostProblems(config, commands: true)
         if !dryRun { try NodeLiveness.refuseOtherFoldersEarly(config) }
+        // Taken for good below, once the state lock is held; looked at first so that a refusal makes nothing.
+        if !dryRun, let holder = InboxOwner.holderBeforeStart(config, shared: config.store.url != nil) {
+            throw CommandError(.unavailable, "error: \(holder.describe(config))")
+        }
         try prepareFolders(config)
         if dryRun { return DryRun.watch(config: config, logger: logger) }
 

@@ -63,6 +63,19 @@ enum InboxOwner {
         return .success(locks)
     }
 
+    /// Who keeps a daemon of this config out of Inbox, looked at before anything is made for it, so that a refused
+    /// start leaves no state folder behind; nil when nobody does, or when the holder is this state dir's own daemon
+    /// (its state lock then says so). `shared`: the daemons of a shared store hold it together.
+    static func holderBeforeStart(_ config: Config, shared: Bool) -> Holder? {
+        for path in lockPaths(config) {
+            guard let pid = InstanceLock.holder(path) else { continue }
+            if shared, InstanceLock.isHeldShared(path) == true { continue }
+            let found = holder(path, pid: pid)
+            return found.state == config.paths.state ? nil : found
+        }
+        return nil
+    }
+
     static let storeNoteName = ".orchestrator.store"
 
     /// After taking the locks shared: the Inbox is this store's daemons'. While other daemons hold it, the store they
